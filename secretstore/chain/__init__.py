@@ -1,0 +1,1 @@
+"""Ethereum contracts: ACL, node sets, service contracts, registry."""

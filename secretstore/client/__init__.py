@@ -1,0 +1,1 @@
+"""What a user runs: HTTP client, local helpers, JSON-RPC."""

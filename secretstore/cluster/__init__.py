@@ -1,0 +1,1 @@
+"""The async driver: session table, routing, timers, effects."""

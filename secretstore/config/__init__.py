@@ -1,0 +1,1 @@
+"""Configuration: the Parity [secretstore] TOML section as frozen dataclasses."""

@@ -1,0 +1,1 @@
+"""Pure cryptography: curve math, Parity ECIES and document encryption, threshold schemes."""

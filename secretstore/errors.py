@@ -1,0 +1,98 @@
+"""The error hierarchy: one root, client faults apart from peer faults apart from local faults."""
+
+from __future__ import annotations
+
+
+class SecretStoreError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+# --- crypto: malformed or invalid cryptographic input -------------------------------------
+
+
+class CryptoError(SecretStoreError):
+    """A cryptographic input is malformed or does not verify."""
+
+
+class InvalidEncoding(CryptoError):
+    """Bytes or hex of the wrong length or alphabet."""
+
+
+class InvalidScalar(CryptoError):
+    """A scalar is zero where it must not be, or not below the curve order."""
+
+
+class InvalidPoint(CryptoError):
+    """Bytes that are not a point on secp256k1, or the identity where a point is required."""
+
+
+class InvalidSignature(CryptoError):
+    """A signature that is malformed or does not recover/verify."""
+
+
+class DecryptionError(CryptoError):
+    """A ciphertext that is too short, of an unknown version, or whose MAC does not match."""
+
+
+# --- client-facing outcomes (mapped to HTTP status codes in one place: http/errors) -------
+
+
+class InvalidRequest(SecretStoreError):
+    """The client's request is malformed or not acceptable (HTTP 400)."""
+
+
+class AccessDenied(SecretStoreError):
+    """The requester may not use this key (HTTP 403)."""
+
+
+class ConsensusUnreachable(SecretStoreError):
+    """Too few nodes agreed or are reachable to serve the request (HTTP 403)."""
+
+
+class ServerKeyNotFound(SecretStoreError):
+    """No server key with this id (HTTP 404)."""
+
+
+class DocumentKeyNotFound(SecretStoreError):
+    """The server key exists but no document key is stored with it (HTTP 404)."""
+
+
+class ServerKeyAlreadyGenerated(InvalidRequest):
+    """A server key with this id exists already (HTTP 400)."""
+
+
+class DocumentKeyAlreadyStored(InvalidRequest):
+    """A document key is stored with this server key already (HTTP 400)."""
+
+
+# --- peers and local faults ----------------------------------------------------------------
+
+
+class ProtocolViolation(SecretStoreError):
+    """A peer sent something the protocol forbids; names the node at fault."""
+
+    def __init__(self, node: str, what: str) -> None:
+        super().__init__(f"node {node}: {what}")
+        self.node = node
+        self.what = what
+
+
+class SessionTimeout(SecretStoreError):
+    """A session did not finish in time."""
+
+
+class ConfigError(SecretStoreError):
+    """A configuration value is missing or invalid; names the key path and what was expected."""
+
+    def __init__(self, key_path: str, problem: str) -> None:
+        super().__init__(f"{key_path}: {problem}")
+        self.key_path = key_path
+        self.problem = problem
+
+
+class StorageError(SecretStoreError):
+    """The key storage failed or holds a record it cannot read."""
+
+
+class CorruptRecord(StorageError):
+    """A stored record does not decode: wrong schema version, truncated or inconsistent."""

@@ -1,0 +1,1 @@
+"""The Parity-compatible HTTP API."""

@@ -1,0 +1,1 @@
+"""The node mesh: handshake, encrypted framing, connections to known nodes."""

@@ -1,0 +1,1 @@
+"""Pure session state machines: each takes messages and returns effects."""

@@ -1,0 +1,1 @@
+"""Key-share storage: LevelDB and in-memory, one contract."""

@@ -1,0 +1,1 @@
+"""Typed cluster messages and their strict codec."""

@@ -1,0 +1,69 @@
+"""The pure layers import no I/O, clock, logging or global randomness."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "secretstore"
+PURE = ["crypto", "wire", "sessions", "mesh/handshake.py"]
+BANNED = {
+    "asyncio", "aiohttp", "plyvel", "web3", "time", "logging", "random", "socket",
+    "threading", "subprocess", "uvloop",
+}
+# Layers may only import downwards: crypto <- wire <- sessions <- cluster <- keyserver <- ...
+LAYER_BANS = {
+    "crypto": {"wire", "sessions", "cluster", "mesh", "storage", "chain", "http", "client",
+               "config", "cli", "keyserver", "node"},
+    "wire": {"sessions", "cluster", "mesh", "storage", "chain", "http", "client", "cli",
+             "keyserver", "node"},
+    "sessions": {"cluster", "mesh", "storage", "chain", "http", "client", "cli", "keyserver",
+                 "node"},
+}
+
+
+def _pure_files() -> list[Path]:
+    files: list[Path] = []
+    for entry in PURE:
+        path = PACKAGE / entry
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.py")))
+        elif path.exists():
+            files.append(path)
+    return files
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", _pure_files(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_pure_layer_has_no_io_imports(path: Path) -> None:
+    bad = {name for name in _imports(path) if name.split(".")[0] in BANNED}
+    assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("layer", sorted(LAYER_BANS))
+def test_layers_import_only_downwards(layer: str) -> None:
+    for path in sorted((PACKAGE / layer).rglob("*.py")):
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] == "secretstore" and len(parts) > 1:
+                assert parts[1] not in LAYER_BANS[layer], (
+                    f"{path.relative_to(PACKAGE)} imports {name} from a higher layer"
+                )
+
+
+def test_the_rule_sees_a_banned_import(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import asyncio\nfrom time import monotonic\n")
+    assert {"asyncio", "time"} <= _imports(sample)
