@@ -1,0 +1,16 @@
+"""Typed ids shared by every layer (pure: no I/O)."""
+
+from __future__ import annotations
+
+from typing import NewType
+
+#: A node's 64-byte public key `x‖y` (Parity's NodeId).
+NodeId = NewType("NodeId", bytes)
+#: A 32-byte server key id (also the document id).
+ServerKeyId = NewType("ServerKeyId", bytes)
+#: A 20-byte Ethereum address.
+Address = NewType("Address", bytes)
+#: A 32-byte message hash to be signed.
+MessageHash = NewType("MessageHash", bytes)
+#: A 32-byte session id.
+SessionId = NewType("SessionId", bytes)
