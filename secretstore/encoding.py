@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from secretstore.errors import InvalidEncoding
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
 
 def parse_hex(text: str, length: int | None = None, what: str = "value") -> bytes:
     """Bytes from hex with or without 0x; `length` in bytes when fixed. Raises InvalidEncoding."""
     raw = text[2:] if text[:2] in ("0x", "0X") else text
+    if any(c not in _HEX_DIGITS for c in raw):
+        raise InvalidEncoding(f"{what}: not hex")
     if len(raw) % 2:
         raise InvalidEncoding(f"{what}: odd number of hex digits")
-    try:
-        data = bytes.fromhex(raw)
-    except ValueError:
-        raise InvalidEncoding(f"{what}: not hex") from None
+    data = bytes.fromhex(raw)
     if length is not None and len(data) != length:
         raise InvalidEncoding(f"{what}: expected {length} bytes, got {len(data)}")
     return data

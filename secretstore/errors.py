@@ -96,3 +96,15 @@ class StorageError(SecretStoreError):
 
 class CorruptRecord(StorageError):
     """A stored record does not decode: wrong schema version, truncated or inconsistent."""
+
+
+class KeystoreError(SecretStoreError):
+    """An account keystore operation failed."""
+
+
+class UnknownAccount(KeystoreError):
+    """No keystore file for this address."""
+
+
+class WrongPassword(KeystoreError):
+    """The password does not unlock this account."""

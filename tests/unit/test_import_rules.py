@@ -10,17 +10,57 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "secretstore"
 PURE = ["crypto", "wire", "sessions", "mesh/handshake.py"]
 BANNED = {
-    "asyncio", "aiohttp", "plyvel", "web3", "time", "logging", "random", "socket",
-    "threading", "subprocess", "uvloop",
+    "asyncio",
+    "aiohttp",
+    "plyvel",
+    "web3",
+    "time",
+    "logging",
+    "random",
+    "socket",
+    "threading",
+    "subprocess",
+    "uvloop",
 }
 # Layers may only import downwards: crypto <- wire <- sessions <- cluster <- keyserver <- ...
 LAYER_BANS = {
-    "crypto": {"wire", "sessions", "cluster", "mesh", "storage", "chain", "http", "client",
-               "config", "cli", "keyserver", "node"},
-    "wire": {"sessions", "cluster", "mesh", "storage", "chain", "http", "client", "cli",
-             "keyserver", "node"},
-    "sessions": {"cluster", "mesh", "storage", "chain", "http", "client", "cli", "keyserver",
-                 "node"},
+    "crypto": {
+        "wire",
+        "sessions",
+        "cluster",
+        "mesh",
+        "storage",
+        "chain",
+        "http",
+        "client",
+        "config",
+        "cli",
+        "keyserver",
+        "node",
+    },
+    "wire": {
+        "sessions",
+        "cluster",
+        "mesh",
+        "storage",
+        "chain",
+        "http",
+        "client",
+        "cli",
+        "keyserver",
+        "node",
+    },
+    "sessions": {
+        "cluster",
+        "mesh",
+        "storage",
+        "chain",
+        "http",
+        "client",
+        "cli",
+        "keyserver",
+        "node",
+    },
 }
 
 
