@@ -124,7 +124,7 @@ class Point:
     The 64-byte encoding `x‖y` is Parity's `Public`; the identity has no encoding.
     """
 
-    __slots__ = ("_raw", "_pk")
+    __slots__ = ("_pk", "_raw")
 
     def __init__(self, raw: bytes | None, pk: PublicKey | None = None) -> None:
         # Internal: use the from_* constructors. raw is the validated 64-byte x‖y, or None.

@@ -40,7 +40,7 @@ def address_of(public: Point) -> Address:
 
 
 def sign_recoverable(secret: Scalar, message_hash: bytes) -> bytes:
-    """65 bytes r‖s‖v (v in {0,1}) over a 32-byte hash, no prefix; low-s, deterministic (RFC6979)."""
+    """65 bytes r‖s‖v (v in {0,1}) over a 32-byte hash, no prefix; low-s, RFC 6979."""
     raise NotImplementedError
 
 
