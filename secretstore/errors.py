@@ -77,6 +77,10 @@ class ProtocolViolation(SecretStoreError):
         self.what = what
 
 
+class MalformedMessage(SecretStoreError):
+    """Bytes from a peer that do not decode as a cluster message."""
+
+
 class SessionTimeout(SecretStoreError):
     """A session did not finish in time."""
 
@@ -108,3 +112,7 @@ class UnknownAccount(KeystoreError):
 
 class WrongPassword(KeystoreError):
     """The password does not unlock this account."""
+
+
+class InvalidKeyShare(SecretStoreError):
+    """A key share's fields are inconsistent (threshold, id numbers, versions, points)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Final
 
@@ -267,3 +268,19 @@ def point_sum(points: Iterable[Point]) -> Point:
 
 _IDENTITY: Final = Point(None)
 G: Final = Point.base_mul(ONE)
+
+
+def hash_to_point(data: bytes) -> Point:
+    """A point nobody knows the discrete log of: try-and-increment over SHA-256, even y."""
+    counter = 0
+    while True:
+        digest = hashlib.sha256(b"secretstore-hash-to-point" + data + counter.to_bytes(4, "big"))
+        x = int.from_bytes(digest.digest(), "big")
+        if x < P:
+            rhs = (pow(x, 3, P) + 7) % P
+            y = pow(rhs, (P + 1) // 4, P)
+            if y * y % P == rhs:
+                if y & 1:
+                    y = P - y
+                return Point.from_bytes(x.to_bytes(32, "big") + y.to_bytes(32, "big"))
+        counter += 1

@@ -1,0 +1,135 @@
+"""The contract of a session: it takes events and returns effects; it never does I/O."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from secretstore.crypto.rng import Rng
+from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
+from secretstore.storage.model import KeyShare
+from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+
+# --- effects: what a session asks its driver to do, in order --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send a wire message to a node (never to self)."""
+
+    to: NodeId
+    message: object
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Write a key share durably before any later effect is carried out.
+
+    `create`: insert a new key (fails if it exists); otherwise replace the stored share.
+    """
+
+    key_id: ServerKeyId
+    share: KeyShare
+    create: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAccess:
+    """Ask the access policy whether `requester` may use `key_id`; the answer comes back
+    through `Session.on_access_checked`."""
+
+    session_id: SessionId
+    requester: Address
+    key_id: ServerKeyId
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The session ended well; `result` is what the master's caller receives (None on slaves)."""
+
+    session_id: SessionId
+    result: object
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """The session ended badly; the master's caller receives `error`."""
+
+    session_id: SessionId
+    error: SecretStoreError
+
+
+Effect = Send | Persist | CheckAccess | Finish | Fail
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """What every session of one node knows about its surroundings."""
+
+    self_id: NodeId
+    rng: Rng
+    #: every node of the cluster (configured), including self
+    cluster_nodes: frozenset[NodeId]
+
+
+class Session(ABC):
+    """One run of a protocol on one node. The master is the node that received the request."""
+
+    #: True for sessions that write a key (generation, store): one such session per key
+    WRITES_KEY: bool = False
+
+    def __init__(
+        self, ctx: SessionContext, session_id: SessionId, master: NodeId, key_id: ServerKeyId
+    ) -> None:
+        self.ctx = ctx
+        self.session_id = session_id
+        self.master = master
+        self.key_id = key_id
+        self.finished = False
+
+    @property
+    def is_master(self) -> bool:
+        return self.master == self.ctx.self_id
+
+    @property
+    @abstractmethod
+    def participants(self) -> frozenset[NodeId]:
+        """The nodes that take part in this session now (including self)."""
+
+    @abstractmethod
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        """A message of this session from `sender` (a participant, never self)."""
+
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        """The answer to this session's CheckAccess."""
+        return []
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        """A participant went away. By default the session cannot go on."""
+        return self.fail(ProtocolViolation(short(node), "disconnected during the session"))
+
+    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A participant reported that its side of the session failed."""
+        return self.fail(ProtocolViolation(short(sender), f"failed: {reason}"))
+
+    def on_timeout(self) -> list[Effect]:
+        return self.fail(SessionTimeout("the session did not finish in time"))
+
+    # --- helpers for subclasses ---------------------------------------------------------
+    def finish(self, result: object = None) -> list[Effect]:
+        self.finished = True
+        return [Finish(self.session_id, result)]
+
+    def fail(self, error: SecretStoreError) -> list[Effect]:
+        self.finished = True
+        return [Fail(self.session_id, error)]
+
+    def broadcast(self, message: object, to: Sequence[NodeId] | frozenset[NodeId]) -> list[Effect]:
+        """Send `message` to every node of `to` except self."""
+        return [Send(node, message) for node in sorted(to) if node != self.ctx.self_id]
+
+
+def short(node: NodeId) -> str:
+    """A node id for messages and logs: the first 8 hex digits."""
+    return node[:4].hex()

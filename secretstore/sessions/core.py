@@ -1,0 +1,175 @@
+"""The session table of one node: routes events to sessions, creates slaves, ends sessions.
+
+Pure: the async driver (cluster/) and the simulated network (tests/sim) both run it. It reads
+key shares through a synchronous port and returns effects; it never writes, sends or sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from secretstore.errors import InvalidRequest, SecretStoreError
+from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
+from secretstore.storage.model import KeyShare
+from secretstore.types import NodeId, ServerKeyId, SessionId
+from secretstore.wire.common import SessionError
+
+
+class ShareReader(Protocol):
+    """Read access to this node's key shares."""
+
+    def get(self, key_id: ServerKeyId) -> KeyShare | None: ...
+
+
+#: (ctx, session id, request, this node's share of the key or None, connected nodes incl. self)
+MasterFactory = Callable[
+    [SessionContext, SessionId, Any, KeyShare | None, frozenset[NodeId]],
+    tuple[Session, list[Effect]],
+]
+#: (ctx, sender = master, the initialising message, this node's share of the key or None)
+SlaveFactory = Callable[
+    [SessionContext, NodeId, Any, KeyShare | None], tuple[Session, list[Effect]]
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the driver should log (a peer's misbehaviour, a late message); no secrets."""
+
+    text: str
+
+
+CoreEffect = Effect | Notice
+
+
+class NodeCore:
+    """Every session of one node, keyed by session id."""
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        shares: ShareReader,
+        masters: Mapping[type[Any], MasterFactory],
+        slaves: Mapping[type[Any], SlaveFactory],
+    ) -> None:
+        self.ctx = ctx
+        self._shares = shares
+        self._masters = dict(masters)
+        self._slaves = dict(slaves)
+        self._sessions: dict[SessionId, Session] = {}
+        self._writing: dict[ServerKeyId, SessionId] = {}
+
+    # --- queries --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def session(self, session_id: SessionId) -> Session | None:
+        return self._sessions.get(session_id)
+
+    def new_session_id(self) -> SessionId:
+        while True:
+            sid = SessionId(self.ctx.rng.random_bytes(32))
+            if sid not in self._sessions:
+                return sid
+
+    # --- events ---------------------------------------------------------------------------
+    def start(
+        self, request: Any, connected: frozenset[NodeId], session_id: SessionId | None = None
+    ) -> tuple[SessionId, list[CoreEffect]]:
+        """Start a session as master for a user request (which has a `key_id`)."""
+        sid = session_id if session_id is not None else self.new_session_id()
+        factory = self._masters.get(type(request))
+        if factory is None:
+            raise TypeError(f"no session serves {type(request).__name__}")
+        key_id: ServerKeyId = request.key_id
+        try:
+            session, effects = factory(
+                self.ctx, sid, request, self._shares.get(key_id), connected | {self.ctx.self_id}
+            )
+        except SecretStoreError as exc:
+            return sid, [Fail(sid, exc)]
+        return sid, self._admit(session, effects)
+
+    def on_message(self, sender: NodeId, message: Any) -> list[CoreEffect]:
+        sid: SessionId = message.session_id
+        session = self._sessions.get(sid)
+        if isinstance(message, SessionError):
+            if session is None or sender not in session.participants:
+                return []
+            return self._settle(session, session.on_peer_error(sender, message.reason))
+        if session is not None:
+            if sender not in session.participants:
+                return [Notice(f"node {short(sender)} is not in session {sid[:4].hex()}")]
+            return self._settle(session, session.on_message(sender, message))
+        factory = self._slaves.get(type(message))
+        if factory is None:
+            # A late message of a session that has ended here: nothing to do.
+            return [Notice(f"{type(message).__name__} for no session from {short(sender)}")]
+        key_id: ServerKeyId = message.key_id
+        try:
+            session, effects = factory(self.ctx, sender, message, self._shares.get(key_id))
+        except SecretStoreError as exc:
+            return [Send(sender, SessionError(sid, str(exc)))]
+        return self._admit(session, effects)
+
+    def on_access_checked(self, session_id: SessionId, allowed: bool) -> list[CoreEffect]:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        return self._settle(session, session.on_access_checked(allowed))
+
+    def on_node_disconnected(self, node: NodeId) -> list[CoreEffect]:
+        effects: list[CoreEffect] = []
+        for session in list(self._sessions.values()):
+            if node in session.participants and node != self.ctx.self_id:
+                effects += self._settle(session, session.on_node_disconnected(node))
+        return effects
+
+    def on_timeout(self, session_id: SessionId) -> list[CoreEffect]:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        return self._settle(session, session.on_timeout())
+
+    # --- internals ------------------------------------------------------------------------
+    def _admit(self, session: Session, effects: list[Effect]) -> list[CoreEffect]:
+        sid = session.session_id
+        if sid in self._sessions:
+            error = InvalidRequest("duplicate session id")
+            if session.is_master:
+                return [Fail(sid, error)]
+            return [Send(session.master, SessionError(sid, str(error)))]
+        if session.WRITES_KEY and not session.finished:
+            other = self._writing.get(session.key_id)
+            if other is not None:
+                error = InvalidRequest("another session is writing this key")
+                if session.is_master:
+                    return [Fail(sid, error)]
+                return [Send(session.master, SessionError(sid, str(error)))]
+            self._writing[session.key_id] = sid
+        self._sessions[sid] = session
+        return self._settle(session, effects)
+
+    def _settle(self, session: Session, effects: list[Effect]) -> list[CoreEffect]:
+        """Pass a session's effects on; when it has ended, drop it and tell the others."""
+        out: list[CoreEffect] = list(effects)
+        if not session.finished:
+            return out
+        sid = session.session_id
+        self._sessions.pop(sid, None)
+        if self._writing.get(session.key_id) == sid:
+            del self._writing[session.key_id]
+        failure = next((e for e in effects if isinstance(e, Fail)), None)
+        if failure is not None:
+            notify = session.participants if session.is_master else frozenset({session.master})
+            reason = str(failure.error)
+            out += [
+                Send(node, SessionError(sid, reason))
+                for node in sorted(notify)
+                if node != self.ctx.self_id
+            ]
+        elif not any(isinstance(e, Finish) for e in effects):
+            out.append(Finish(sid, None))
+        return out

@@ -1,0 +1,191 @@
+"""A synchronous simulated network of NodeCores: deliver messages until quiet.
+
+Every message goes through the wire codec, so the codec is exercised by every simulated run.
+Delivery order, drops and duplicates are chosen by a `Scheduler`, which hypothesis can drive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from secretstore.storage.memory import MemoryKeyStorage
+
+from secretstore.crypto.keys import KeyPair
+from secretstore.crypto.rng import SeededRng
+from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send, SessionContext
+from secretstore.sessions.core import MasterFactory, NodeCore, Notice, SlaveFactory
+from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.wire import codec
+
+AccessPolicy = Callable[[NodeId, Address, ServerKeyId], bool]
+
+
+def allow_all(node: NodeId, requester: Address, key_id: ServerKeyId) -> bool:
+    return True
+
+
+@dataclass
+class SimNode:
+    key: KeyPair
+    core: NodeCore
+    storage: MemoryKeyStorage
+    results: dict[SessionId, Finish | Fail] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def node_id(self) -> NodeId:
+        return self.key.node_id
+
+
+@dataclass
+class Pending:
+    sender: NodeId
+    to: NodeId
+    data: bytes
+
+
+class Scheduler:
+    """Which pending event goes next: FIFO by default; override `pick` to reorder."""
+
+    def pick(self, pending: int) -> int:
+        return 0
+
+    def duplicate(self) -> bool:
+        return False
+
+
+class RandomScheduler(Scheduler):
+    """Reorders (and, if asked, duplicates) deliveries from a seeded stream."""
+
+    def __init__(self, seed: int, duplicate_rate: float = 0.0) -> None:
+        self._rng = SeededRng(seed)
+        self._dup = duplicate_rate
+
+    def _unit(self) -> float:
+        return int.from_bytes(self._rng.random_bytes(4), "big") / 2**32
+
+    def pick(self, pending: int) -> int:
+        return int(self._unit() * pending)
+
+    def duplicate(self) -> bool:
+        return self._unit() < self._dup
+
+
+class SimNetwork:
+    """N nodes with in-memory storage, connected by a perfect (or scheduled) network."""
+
+    def __init__(
+        self,
+        n: int,
+        masters: Mapping[type[Any], MasterFactory],
+        slaves: Mapping[type[Any], SlaveFactory],
+        seed: int = 1,
+        access: AccessPolicy = allow_all,
+        scheduler: Scheduler | None = None,
+    ) -> None:
+        rng = SeededRng(seed)
+        keys = [KeyPair.generate(rng) for _ in range(n)]
+        ids = frozenset(k.node_id for k in keys)
+        self.nodes: dict[NodeId, SimNode] = {}
+        for i, key in enumerate(keys):
+            storage = MemoryKeyStorage()
+            ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids)
+            core = NodeCore(ctx, storage, masters, slaves)
+            self.nodes[key.node_id] = SimNode(key, core, storage)
+        self.order: list[NodeId] = [k.node_id for k in keys]
+        self.access = access
+        self.scheduler = scheduler or Scheduler()
+        self.pending: list[Pending] = []
+        self.access_checks: list[tuple[NodeId, CheckAccess]] = []
+        self.down: set[NodeId] = set()
+        self.delivered = 0
+
+    # --- driving --------------------------------------------------------------------------
+    def node(self, index: int) -> SimNode:
+        return self.nodes[self.order[index]]
+
+    def connected(self) -> frozenset[NodeId]:
+        return frozenset(n for n in self.nodes if n not in self.down)
+
+    def start(self, index: int, request: Any) -> SessionId:
+        node = self.node(index)
+        sid, effects = node.core.start(request, self.connected())
+        self._apply(node, effects)
+        return sid
+
+    def run(self, max_steps: int = 100_000) -> int:
+        """Deliver until nothing is pending; returns the number of deliveries."""
+        steps = 0
+        while (self.pending or self.access_checks) and steps < max_steps:
+            steps += 1
+            total = len(self.pending) + len(self.access_checks)
+            i = self.scheduler.pick(total)
+            if i < len(self.pending):
+                item = self.pending[i]
+                if not self.scheduler.duplicate():
+                    del self.pending[i]
+                self._deliver(item)
+            else:
+                node_id, check = self.access_checks.pop(i - len(self.pending))
+                node = self.nodes[node_id]
+                allowed = self.access(node_id, check.requester, check.key_id)
+                self._apply(node, node.core.on_access_checked(check.session_id, allowed))
+        return steps
+
+    def disconnect(self, node_id: NodeId) -> None:
+        """Take a node off the network: its pending messages vanish, the others are told."""
+        self.down.add(node_id)
+        self.pending = [p for p in self.pending if node_id not in (p.sender, p.to)]
+        for other in self.nodes.values():
+            if other.node_id != node_id:
+                self._apply(other, other.core.on_node_disconnected(node_id))
+
+    def time_out_all(self) -> None:
+        for node in self.nodes.values():
+            for sid in list(node.core._sessions):
+                self._apply(node, node.core.on_timeout(sid))
+
+    def result(self, index: int, sid: SessionId) -> Finish | Fail | None:
+        return self.node(index).results.get(sid)
+
+    def value(self, index: int, sid: SessionId) -> object:
+        """The master's result, or raise its error."""
+        outcome = self.result(index, sid)
+        if outcome is None:
+            raise AssertionError("the session has not ended")
+        if isinstance(outcome, Fail):
+            raise outcome.error
+        return outcome.result
+
+    # --- internals ------------------------------------------------------------------------
+    def _deliver(self, item: Pending) -> None:
+        if item.to in self.down:
+            return
+        self.delivered += 1
+        node = self.nodes[item.to]
+        message = codec.decode(item.data)
+        self._apply(node, node.core.on_message(item.sender, message))
+
+    def _apply(self, node: SimNode, effects: Sequence[Any]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                assert effect.to != node.node_id, "a session sent a message to itself"
+                if effect.to not in self.down:
+                    self.pending.append(
+                        Pending(node.node_id, effect.to, codec.encode(effect.message))
+                    )
+            elif isinstance(effect, Persist):
+                if effect.create:
+                    node.storage.insert(effect.key_id, effect.share)
+                else:
+                    node.storage.update(effect.key_id, effect.share)
+            elif isinstance(effect, CheckAccess):
+                self.access_checks.append((node.node_id, effect))
+            elif isinstance(effect, Finish | Fail):
+                node.results[effect.session_id] = effect
+            elif isinstance(effect, Notice):
+                node.notices.append(effect.text)
+            else:
+                raise AssertionError(f"unknown effect {effect!r}")
