@@ -47,7 +47,10 @@ class Pending:
 
 
 class Scheduler:
-    """Which pending event goes next: FIFO by default; override `pick` to reorder."""
+    """Which pending event goes next: FIFO by default; override `pick` to reorder.
+
+    Whatever is picked, messages of one link (sender, receiver) keep their order, as on TCP.
+    """
 
     def pick(self, pending: int) -> int:
         return 0
@@ -123,6 +126,9 @@ class SimNetwork:
             total = len(self.pending) + len(self.access_checks)
             i = self.scheduler.pick(total)
             if i < len(self.pending):
+                # Links are FIFO (TCP): deliver the oldest message of the chosen link.
+                link = (self.pending[i].sender, self.pending[i].to)
+                i = next(j for j, p in enumerate(self.pending) if (p.sender, p.to) == link)
                 item = self.pending[i]
                 if not self.scheduler.duplicate():
                     del self.pending[i]
