@@ -41,7 +41,14 @@ class Notice:
     text: str
 
 
-CoreEffect = Effect | Notice
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A session joined the table: the driver starts its timeout clock."""
+
+    session_id: SessionId
+
+
+CoreEffect = Effect | Notice | Admitted
 
 
 class NodeCore:
@@ -150,7 +157,7 @@ class NodeCore:
                 return [Send(session.master, SessionError(sid, str(error)))]
             self._writing[session.key_id] = sid
         self._sessions[sid] = session
-        return self._settle(session, effects)
+        return [Admitted(sid), *self._settle(session, effects)]
 
     def _settle(self, session: Session, effects: list[Effect]) -> list[CoreEffect]:
         """Pass a session's effects on; when it has ended, drop it and tell the others."""

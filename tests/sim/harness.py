@@ -10,12 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from secretstore.storage.memory import MemoryKeyStorage
-
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
 from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send, SessionContext
-from secretstore.sessions.core import MasterFactory, NodeCore, Notice, SlaveFactory
+from secretstore.sessions.core import Admitted, MasterFactory, NodeCore, Notice, SlaveFactory
+from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
 
@@ -191,6 +190,8 @@ class SimNetwork:
                 self.access_checks.append((node.node_id, effect))
             elif isinstance(effect, Finish | Fail):
                 node.results[effect.session_id] = effect
+            elif isinstance(effect, Admitted):
+                pass
             elif isinstance(effect, Notice):
                 node.notices.append(effect.text)
             else:
