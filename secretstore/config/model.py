@@ -1,0 +1,171 @@
+"""The node's configuration as frozen dataclasses: Parity's [secretstore] options, resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from secretstore.crypto.curve import Point
+from secretstore.crypto.keys import KeyPair
+from secretstore.errors import ConfigError
+from secretstore.types import Address, NodeId
+
+# --- defaults (Parity's, from parity/cli/mod.rs, unless marked "ours") ------------------------
+
+DEFAULT_PORT: Final = 8083
+DEFAULT_HTTP_PORT: Final = 8082
+DEFAULT_INTERFACE: Final = "127.0.0.1"  # Parity's "local"
+DEFAULT_PATH: Final = "$BASE/secretstore"
+DEFAULT_KEYS_PATH: Final = "$BASE/keys"
+#: ours: how long a session may run before it fails with SessionTimeout (Parity: 60 s, fixed).
+DEFAULT_SESSION_TIMEOUT: Final = 30.0
+#: ours: how often an idle mesh connection sends a keep-alive.
+DEFAULT_KEEP_ALIVE_INTERVAL: Final = 10.0
+#: ours: the logging level of the node process.
+DEFAULT_LOG_LEVEL: Final = "info"
+LOG_LEVELS: Final = ("error", "warning", "info", "debug")
+
+
+# --- contract address sources -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContractFromRegistry:
+    """The contract's address is read from the chain's registry (Parity's "registry")."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContractAtAddress:
+    """The contract lives at a fixed 20-byte address."""
+
+    address: Address
+
+
+#: Where a contract is found; None means the option is off (Parity's "none").
+ContractSource = ContractFromRegistry | ContractAtAddress | None
+
+
+# --- small value types ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAddress:
+    """A key server of the set: its node id (64-byte public key) and where peers reach it."""
+
+    node_id: NodeId
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        """Parity's `nodes` form: <public hex>@<host>:<port> (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.node_id.hex()}@{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"NodeAddress({self})"
+
+
+@dataclass(frozen=True, slots=True)
+class CorsOrigins:
+    """The origins the HTTP API accepts (Parity's `cors` / `--secretstore-http-cors`).
+
+    `allow_all` is Parity's "all"/"any"/"*"; no origins and not allow_all is Parity's "none".
+    """
+
+    allow_all: bool
+    origins: tuple[str, ...]
+
+    @classmethod
+    def none(cls) -> CorsOrigins:
+        return cls(allow_all=False, origins=())
+
+    @classmethod
+    def all(cls) -> CorsOrigins:
+        return cls(allow_all=True, origins=())
+
+    def allows(self, origin: str) -> bool:
+        return self.allow_all or origin in self.origins
+
+
+# --- the [secretstore] section ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SecretStoreConfig:
+    """Every [secretstore] option, resolved (interfaces to IPs, paths absolute, keys parsed).
+
+    Field names follow Parity's TOML keys; see docs/CONFIG.md for each one's meaning.
+    """
+
+    # Parity's switches
+    disable: bool
+    disable_http: bool
+    disable_auto_migrate: bool
+    # contracts (need the chain; see loader.unsupported_options)
+    acl_contract: ContractSource
+    service_contract: ContractSource
+    service_contract_srv_gen: ContractSource
+    service_contract_srv_retr: ContractSource
+    service_contract_doc_store: ContractSource
+    service_contract_doc_sretr: ContractSource
+    server_set_contract: ContractSource
+    # this node's key (from self_secret: a raw secret or an unlocked keystore account);
+    # None only when `disable = true` and no self_secret is given
+    self_key: KeyPair | None
+    #: the keystore account self_secret named, or None for a raw secret
+    self_account: Address | None
+    admin_public: Point | None
+    #: the configured key servers, sorted by node id; always includes this node (when keyed)
+    nodes: tuple[NodeAddress, ...]
+    # listeners
+    interface: str
+    port: int
+    http_interface: str
+    http_port: int
+    #: where the key storage (database) lives
+    path: Path
+    http_cors: CorsOrigins
+    # ours
+    chain_rpc_url: str | None
+    session_timeout: float
+    keep_alive_interval: float
+    log_level: str
+
+    @property
+    def key_pair(self) -> KeyPair:
+        """This node's key pair; only a disabled config may lack one."""
+        if self.self_key is None:
+            raise ConfigError("secretstore.self_secret", "required unless disable = true")
+        return self.self_key
+
+    @property
+    def self_node_id(self) -> NodeId:
+        return self.key_pair.node_id
+
+    def node_ids(self) -> frozenset[NodeId]:
+        return frozenset(n.node_id for n in self.nodes)
+
+    def address_of_node(self, node_id: NodeId) -> NodeAddress | None:
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        return None
+
+
+# --- the whole file ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A node's whole configuration: the [secretstore] section plus the directories it uses."""
+
+    secretstore: SecretStoreConfig
+    #: Parity's [parity] base_path ($BASE); ours defaults to the config file's directory
+    base_path: Path
+    #: the keystore directory (Parity's [parity] keys_path, default $BASE/keys)
+    keys_path: Path
+    #: Parity's [account] password files (one password per line); the passwords are not kept
+    password_files: tuple[Path, ...]
+    #: the file this was read from, if any
+    source: Path | None
