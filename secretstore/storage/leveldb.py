@@ -1,0 +1,217 @@
+"""The LevelDB KeyStorage (plyvel): one synced record per key, a schema record, lazy reads.
+
+Layout (DB schema version 1):
+    b"\\x00meta/schema"          → the DB schema version in ASCII decimal (b"1")
+    b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
+
+Opening reads the schema record and at most one other key, never the shares, so it takes
+the same time for an empty database as for one holding millions of keys.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import plyvel
+
+from secretstore.errors import (
+    CorruptRecord,
+    ServerKeyAlreadyGenerated,
+    ServerKeyNotFound,
+    StorageError,
+)
+from secretstore.storage.codec import decode_key_share, encode_key_share
+from secretstore.storage.model import KeyShare
+from secretstore.storage.port import require_key_id
+from secretstore.types import ServerKeyId
+
+#: The layout version this code writes and the newest it opens.
+DB_SCHEMA_VERSION: Final = 1
+#: The key of the schema record.
+SCHEMA_KEY: Final = b"\x00meta/schema"
+#: The prefix of every share record's key (metadata keys start with 0x00, so never collide).
+SHARE_PREFIX: Final = b"\x01share/"
+
+
+def share_record_key(key_id: ServerKeyId) -> bytes:
+    """The LevelDB key under which the share of `key_id` is stored."""
+    return SHARE_PREFIX + require_key_id(key_id)
+
+
+def _message(exc: BaseException) -> str:
+    if exc.args and isinstance(exc.args[0], bytes):
+        return exc.args[0].decode("utf-8", "replace")
+    return str(exc)
+
+
+def _open_db(path: Path) -> Any:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the key database directory {path}: {exc}") from exc
+    try:
+        return plyvel.DB(str(path), create_if_missing=True)
+    except plyvel.Error as exc:
+        text = _message(exc)
+        if "lock" in text.lower() and isinstance(exc, plyvel.IOError):
+            raise StorageError(
+                f"the key database {path} is in use (locked by another process, or opened "
+                f"twice by this one): {text}"
+            ) from exc
+        raise StorageError(f"cannot open the key database {path}: {text}") from exc
+
+
+def _check_schema(db: Any, path: Path) -> None:
+    """Accept a database of a known schema; give a new (empty) one the schema record."""
+    raw = db.get(SCHEMA_KEY)
+    if raw is None:
+        with db.iterator(include_value=False) as keys:
+            if next(keys, None) is not None:
+                raise StorageError(
+                    f"{path} holds a LevelDB database that is not a secretstore key database "
+                    "(it has no schema record)"
+                )
+        db.put(SCHEMA_KEY, str(DB_SCHEMA_VERSION).encode(), sync=True)
+        return
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise StorageError(f"the key database {path} has an unreadable schema record {raw!r}")
+    version = int(raw)
+    if version > DB_SCHEMA_VERSION:
+        raise StorageError(
+            f"the key database {path} has schema version {version}, newer than version "
+            f"{DB_SCHEMA_VERSION} which this secretstore reads; use a newer secretstore"
+        )
+    if version < 1:
+        raise StorageError(f"the key database {path} has an invalid schema version {version}")
+
+
+class LevelDbKeyStorage:
+    """KeyStorage in a LevelDB directory, created if missing.
+
+    Every write is synced to disk before it returns. Thread-safe: one lock serialises the
+    calls (LevelDB itself stays fast), so `insert` is an atomic check-and-set. Only one
+    process (and one object) may have a directory open: LevelDB's LOCK file enforces it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._lock = threading.RLock()
+        db = _open_db(self._path)
+        try:
+            _check_schema(db, self._path)
+        except plyvel.Error as exc:
+            db.close()
+            raise StorageError(
+                f"cannot read the key database {self._path}: {_message(exc)}"
+            ) from exc
+        except BaseException:
+            db.close()
+            raise
+        self._db: Any = db
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # --- helpers --------------------------------------------------------------------------
+    def _require_open(self) -> Any:
+        if self._db is None:
+            raise StorageError(f"the key storage {self._path} is closed")
+        return self._db
+
+    @contextmanager
+    def _plyvel_errors(self, action: str) -> Generator[None, None, None]:
+        try:
+            yield
+        except plyvel.Error as exc:
+            raise StorageError(
+                f"{action} in the key database {self._path}: {_message(exc)}"
+            ) from exc
+
+    # --- the KeyStorage port --------------------------------------------------------------
+    def insert(self, key_id: ServerKeyId, share: KeyShare) -> None:
+        key = share_record_key(key_id)
+        record = encode_key_share(share)
+        with self._lock, self._plyvel_errors("insert"):
+            db = self._require_open()
+            if db.get(key) is not None:
+                raise ServerKeyAlreadyGenerated(f"server key 0x{key_id.hex()} is stored already")
+            db.put(key, record, sync=True)
+
+    def update(self, key_id: ServerKeyId, share: KeyShare) -> None:
+        key = share_record_key(key_id)
+        record = encode_key_share(share)
+        with self._lock, self._plyvel_errors("update"):
+            db = self._require_open()
+            if db.get(key) is None:
+                raise ServerKeyNotFound(f"no server key 0x{key_id.hex()}")
+            db.put(key, record, sync=True)
+
+    def get(self, key_id: ServerKeyId) -> KeyShare | None:
+        key = share_record_key(key_id)
+        with self._lock, self._plyvel_errors("get"):
+            record: bytes | None = self._require_open().get(key)
+        if record is None:
+            return None
+        try:
+            return decode_key_share(record)
+        except CorruptRecord as exc:
+            raise CorruptRecord(f"record of server key 0x{key_id.hex()}: {exc}") from exc
+
+    def contains(self, key_id: ServerKeyId) -> bool:
+        key = share_record_key(key_id)
+        with self._lock, self._plyvel_errors("contains"):
+            return self._require_open().get(key) is not None
+
+    def remove(self, key_id: ServerKeyId) -> bool:
+        key = share_record_key(key_id)
+        with self._lock, self._plyvel_errors("remove"):
+            db = self._require_open()
+            if db.get(key) is None:
+                return False
+            db.delete(key, sync=True)
+            return True
+
+    def ids(self) -> Iterator[ServerKeyId]:
+        with self._lock, self._plyvel_errors("list keys"):
+            keys = self._require_open().iterator(prefix=SHARE_PREFIX, include_value=False)
+        return self._walk(keys)
+
+    def _walk(self, keys: Any) -> Generator[ServerKeyId, None, None]:
+        try:
+            while True:
+                with self._lock, self._plyvel_errors("list keys"):
+                    self._require_open()
+                    key: bytes | None = next(keys, None)
+                if key is None:
+                    return
+                key_id = key[len(SHARE_PREFIX) :]
+                if len(key_id) != 32:
+                    raise CorruptRecord(f"a share record has a key of the wrong length: {key!r}")
+                yield ServerKeyId(key_id)
+        finally:
+            with self._lock:
+                keys.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                db, self._db = self._db, None
+                with self._plyvel_errors("close"):
+                    db.close()
+
+    def __enter__(self) -> LevelDbKeyStorage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,99 @@
+"""An in-memory KeyStorage for tests and simulations; it stores encoded records."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from types import TracebackType
+
+from secretstore.errors import (
+    CorruptRecord,
+    ServerKeyAlreadyGenerated,
+    ServerKeyNotFound,
+    StorageError,
+)
+from secretstore.storage.codec import decode_key_share, encode_key_share
+from secretstore.storage.model import KeyShare
+from secretstore.storage.port import require_key_id
+from secretstore.types import ServerKeyId
+
+
+class MemoryKeyStorage:
+    """KeyStorage in a dict of encoded records (so every write and read runs the codec).
+
+    Thread-safe (one lock); nothing survives the object.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[bytes, bytes] | None = {}
+        self._lock = threading.RLock()
+
+    def _open_records(self) -> dict[bytes, bytes]:
+        if self._records is None:
+            raise StorageError("the key storage is closed")
+        return self._records
+
+    def insert(self, key_id: ServerKeyId, share: KeyShare) -> None:
+        key = require_key_id(key_id)
+        record = encode_key_share(share)
+        with self._lock:
+            records = self._open_records()
+            if key in records:
+                raise ServerKeyAlreadyGenerated(f"server key 0x{key.hex()} is stored already")
+            records[key] = record
+
+    def update(self, key_id: ServerKeyId, share: KeyShare) -> None:
+        key = require_key_id(key_id)
+        record = encode_key_share(share)
+        with self._lock:
+            records = self._open_records()
+            if key not in records:
+                raise ServerKeyNotFound(f"no server key 0x{key.hex()}")
+            records[key] = record
+
+    def get(self, key_id: ServerKeyId) -> KeyShare | None:
+        key = require_key_id(key_id)
+        with self._lock:
+            record = self._open_records().get(key)
+        if record is None:
+            return None
+        try:
+            return decode_key_share(record)
+        except CorruptRecord as exc:
+            raise CorruptRecord(f"record of server key 0x{key.hex()}: {exc}") from exc
+
+    def contains(self, key_id: ServerKeyId) -> bool:
+        key = require_key_id(key_id)
+        with self._lock:
+            return key in self._open_records()
+
+    def remove(self, key_id: ServerKeyId) -> bool:
+        key = require_key_id(key_id)
+        with self._lock:
+            return self._open_records().pop(key, None) is not None
+
+    def ids(self) -> Iterator[ServerKeyId]:
+        with self._lock:
+            snapshot = sorted(self._open_records())
+        return self._walk(snapshot)
+
+    def _walk(self, snapshot: list[bytes]) -> Iterator[ServerKeyId]:
+        for key in snapshot:
+            with self._lock:
+                self._open_records()
+            yield ServerKeyId(key)
+
+    def close(self) -> None:
+        with self._lock:
+            self._records = None
+
+    def __enter__(self) -> MemoryKeyStorage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
