@@ -14,3 +14,5 @@ Address = NewType("Address", bytes)
 MessageHash = NewType("MessageHash", bytes)
 #: A 32-byte session id.
 SessionId = NewType("SessionId", bytes)
+#: A 32-byte hash carried between nodes (key version hashes, commitment footprints).
+Hash256 = NewType("Hash256", bytes)

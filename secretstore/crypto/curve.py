@@ -76,12 +76,16 @@ class Scalar:
         return Scalar(self._v - other._v)
 
     def __mul__(self, other: Scalar) -> Scalar:
+        if not isinstance(other, Scalar):
+            return NotImplemented  # lets `scalar * point` reach Point.__rmul__
         return Scalar(self._v * other._v)
 
     def __neg__(self) -> Scalar:
         return Scalar(-self._v)
 
     def __pow__(self, exponent: int) -> Scalar:
+        if self._v == 0 and exponent < 0:
+            raise InvalidScalar("zero has no inverse")
         return Scalar(pow(self._v, exponent, N))
 
     def inverse(self) -> Scalar:

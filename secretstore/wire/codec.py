@@ -2,7 +2,8 @@
 
 Encoding of a message: u16 type code, then its fields in declaration order:
 - bool: 1 byte (0 or 1); int: 8 bytes big-endian, unsigned; str: u32 length + UTF-8;
-- bytes: u32 length + data; NodeId/ServerKeyId/SessionId/MessageHash/Address: fixed length;
+- bytes: u32 length + data; NodeId/ServerKeyId/SessionId/MessageHash/Hash256/Address: fixed
+  length;
 - Scalar: 32 bytes (below n); Point: 64 bytes x‖y (on the curve, never the identity);
 - tuple[X, ...]: u32 count + items; X | None: 1 flag byte + X; a nested dataclass: its fields;
 - an IntEnum: 1 byte; `AnyMessage`: u32 length + a whole encoded message (for nesting).
@@ -21,7 +22,7 @@ from typing import Any, NewType, TypeVar
 
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.errors import CryptoError, MalformedMessage
-from secretstore.types import Address, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, Hash256, MessageHash, NodeId, ServerKeyId, SessionId
 
 #: A field holding any registered message (encoded whole, length-prefixed).
 AnyMessage = NewType("AnyMessage", object)
@@ -34,6 +35,7 @@ _FIXED: dict[object, int] = {
     ServerKeyId: 32,
     SessionId: 32,
     MessageHash: 32,
+    Hash256: 32,
     Address: 20,
 }
 
