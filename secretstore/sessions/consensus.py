@@ -1,0 +1,379 @@
+"""Consensus over access: which holders of a key let the requester use it, and which of them
+run the job. An object that decryption and signing sessions embed; not a Session itself.
+
+Master side (`AccessConsensus`): the master asks every connected holder of the key version
+(the *candidates*, itself included) whether the requester may use the key; each node decides
+with its own access policy. Consensus is reached when `needed` candidates allowed, the master
+among them; then a *group* of exactly `needed` allowed nodes (the master and a random choice
+of the others) is selected for the job. When a group member is lost (disconnects, reports an
+error, fails its job) another group is selected from the remaining allowed nodes, if enough
+remain; otherwise the consensus waits for more answers, or fails.
+
+Slave side (`AccessCheck`): a candidate recovers the requester from the requester's own
+signature over the key id (never from the master's word), asks its access policy and answers.
+
+Outcomes (master): AccessDenied as soon as so many candidates refused that `needed` can no
+longer allow (or at once when the master's own policy refuses); ConsensusUnreachable when
+too few candidates are connected, or too few remain after losses; ProtocolViolation for an
+answer a node had no business sending. Errors never contain a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from secretstore.crypto.curve import Point
+from secretstore.crypto.keys import address_of, recover_requester
+from secretstore.crypto.rng import Rng
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    CryptoError,
+    InvalidRequest,
+    ProtocolViolation,
+    SecretStoreError,
+    ServerKeyNotFound,
+)
+from secretstore.sessions.base import CheckAccess, Effect, Send, SessionContext, short
+from secretstore.storage.model import KeyShare, KeyShareVersion
+from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
+
+# --- what every consensus-based session needs before it starts ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked: recovered from the requester's signature over the server key id."""
+
+    public: Point
+    address: Address
+
+
+def recover_requester_of(signature: bytes, key_id: ServerKeyId) -> Requester:
+    """The requester behind `signature` (65 bytes r‖s‖v over `key_id`); InvalidRequest if it
+    is malformed or recovers no key (HTTP 400, Parity's "insufficient requester data")."""
+    try:
+        public = recover_requester(signature, key_id)
+    except CryptoError as exc:
+        raise InvalidRequest(f"the requester signature is not usable: {exc}") from None
+    return Requester(public, address_of(public))
+
+
+def require_share(share: KeyShare | None, key_id: ServerKeyId) -> KeyShare:
+    """`share`, or ServerKeyNotFound when this node holds no share of the key."""
+    if share is None:
+        raise ServerKeyNotFound(f"no server key 0x{key_id.hex()} on this node")
+    return share
+
+
+def select_version(
+    share: KeyShare, key_id: ServerKeyId, self_id: NodeId, version_hash: bytes | None
+) -> KeyShareVersion:
+    """The key version to use (the newest when `version_hash` is None) that this node holds;
+    ServerKeyNotFound otherwise."""
+    version = share.last_version() if version_hash is None else share.version(version_hash)
+    if version is None or version.id_number(self_id) is None:
+        named = "" if version_hash is None else f" version 0x{version_hash.hex()} of"
+        raise ServerKeyNotFound(f"this node holds no share of{named} server key 0x{key_id.hex()}")
+    return version
+
+
+# --- decisions the master-side helper hands to its owner ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Undecided:
+    """Nothing for the owner to do yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSelected:
+    """Run the job on `nodes` (ascending node ids, the master included). `attempt` counts
+    the groups of this session from 1; the owner tags its job messages with it so that
+    answers to an abandoned group can be told apart and ignored."""
+
+    nodes: tuple[NodeId, ...]
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusFailed:
+    """The session cannot go on; the owner fails with `error`."""
+
+    error: SecretStoreError
+
+
+Decision = Undecided | GroupSelected | ConsensusFailed
+UNDECIDED = Undecided()
+
+
+class ConsensusPhase(Enum):
+    WAITING_FOR_ANSWERS = "waiting for answers"
+    GROUP_SELECTED = "group selected"
+    ENDED = "ended"
+
+
+class AccessConsensus:
+    """Master side of the access consensus (see the module docstring).
+
+    Events in, decisions out; the only effects it makes itself are those of `start` and
+    `completion`. After a GroupSelected the owner runs its job; when that job loses a member
+    it calls `on_node_lost`, which returns the next group, Undecided (waiting for more
+    answers) or ConsensusFailed.
+    """
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        key_id: ServerKeyId,
+        *,
+        requester: Address,
+        version: KeyShareVersion,
+        connected: Iterable[NodeId],
+        needed: int,
+    ) -> None:
+        """Raises InvalidRequest for `needed` < 1, ServerKeyNotFound when this node does not
+        hold `version`, ConsensusUnreachable when fewer than `needed` holders are connected."""
+        if needed < 1:
+            raise InvalidRequest(f"a consensus needs at least one node, not {needed}")
+        self_id = ctx.self_id
+        if version.id_number(self_id) is None:
+            raise ServerKeyNotFound(f"this node holds no share of server key 0x{key_id.hex()}")
+        online = set(connected) | {self_id}
+        candidates = frozenset(node for node in version.nodes if node in online)
+        if len(candidates) < needed:
+            raise ConsensusUnreachable(
+                f"{len(candidates)} of the {len(version.nodes)} holders of the key are "
+                f"connected; {needed} are needed"
+            )
+        self._ctx = ctx
+        self._session_id = session_id
+        self._key_id = key_id
+        self._requester = requester
+        self.needed = needed
+        self.candidates = candidates
+        self._pending: set[NodeId] = set(candidates)
+        self._allowed: set[NodeId] = set()
+        self._denied: set[NodeId] = set()
+        self._lost: set[NodeId] = set()
+        self._group: tuple[NodeId, ...] | None = None
+        self._attempt = 0
+        self._ended = False
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def phase(self) -> ConsensusPhase:
+        if self._ended:
+            return ConsensusPhase.ENDED
+        if self._group is not None:
+            return ConsensusPhase.GROUP_SELECTED
+        return ConsensusPhase.WAITING_FOR_ANSWERS
+
+    @property
+    def group(self) -> tuple[NodeId, ...] | None:
+        """The group of the running job, or None while there is none."""
+        return self._group
+
+    @property
+    def attempt(self) -> int:
+        """The number of groups selected so far (the attempt of the current group)."""
+        return self._attempt
+
+    @property
+    def allowed(self) -> frozenset[NodeId]:
+        """Candidates that allowed access and have not been lost since."""
+        return frozenset(self._allowed)
+
+    @property
+    def pending(self) -> frozenset[NodeId]:
+        """Candidates whose answer has not come (the master until its own check returns)."""
+        return frozenset(self._pending)
+
+    @property
+    def in_play(self) -> frozenset[NodeId]:
+        """Candidates neither refused nor lost (the master included): the session's
+        participants."""
+        return self.candidates - self._denied - self._lost
+
+    # --- events -----------------------------------------------------------------------------
+    def start(self, request: object) -> list[Effect]:
+        """The master's own access check and `request` (the owner's initialising message,
+        which carries an AccessRequest) to every other candidate."""
+        effects: list[Effect] = [CheckAccess(self._session_id, self._requester, self._key_id)]
+        effects += [
+            Send(node, request) for node in sorted(self.candidates) if node != self._ctx.self_id
+        ]
+        return effects
+
+    def on_own_access(self, allowed: bool) -> Decision:
+        """The answer of the master's own access policy; a refusal is final."""
+        self_id = self._ctx.self_id
+        if self._ended or self_id not in self._pending:
+            return UNDECIDED
+        self._pending.discard(self_id)
+        if not allowed:
+            self._denied.add(self_id)
+            return self._fail(AccessDenied("access denied"))
+        self._allowed.add(self_id)
+        return self._decide()
+
+    def on_response(self, sender: NodeId, response: ConsensusResponse) -> Decision:
+        """A candidate's answer."""
+        if self._ended:
+            return UNDECIDED
+        if sender == self._ctx.self_id or sender not in self.candidates:
+            return self._fail(
+                ProtocolViolation(short(sender), "answered an access request it was not sent")
+            )
+        if sender in self._lost:
+            return UNDECIDED
+        if sender not in self._pending:
+            if (sender in self._allowed) == response.allowed:
+                return UNDECIDED  # the same answer again
+            return self._fail(
+                ProtocolViolation(short(sender), "answered the access request twice, differently")
+            )
+        self._pending.discard(sender)
+        (self._allowed if response.allowed else self._denied).add(sender)
+        return self._decide()
+
+    def on_node_lost(
+        self, node: NodeId, why: str = "disconnected", keep_group: bool = False
+    ) -> Decision:
+        """`node` can no longer take part (disconnected, reported an error, failed its job).
+        If it was in the running group, the next group is selected when enough allowed nodes
+        remain; `keep_group` keeps the running group (the owner has the node's part of the
+        job already and needs nothing more from it)."""
+        if (
+            self._ended
+            or node == self._ctx.self_id
+            or node not in self.candidates
+            or node in self._lost
+            or node in self._denied
+        ):
+            return UNDECIDED
+        self._lost.add(node)
+        self._pending.discard(node)
+        self._allowed.discard(node)
+        if self._group is not None and node in self._group and not keep_group:
+            self._group = None
+        return self._decide(f"node {short(node)} {why}; ")
+
+    def completion(self) -> list[Effect]:
+        """End the consensus well: tell every other candidate still taking part."""
+        self._ended = True
+        done = ConsensusCompleted(self._session_id)
+        return [Send(node, done) for node in sorted(self.in_play) if node != self._ctx.self_id]
+
+    def timeout_error(self) -> SecretStoreError:
+        """What to fail with when the session times out before a group was selected."""
+        silent = ", ".join(short(node) for node in sorted(self._pending)) or "none"
+        return ConsensusUnreachable(
+            f"no consensus in time: {len(self._allowed)} of the {self.needed} nodes needed "
+            f"allowed access; still silent: {silent}"
+        )
+
+    # --- internals --------------------------------------------------------------------------
+    def _fail(self, error: SecretStoreError) -> ConsensusFailed:
+        self._ended = True
+        self._group = None
+        return ConsensusFailed(error)
+
+    def _decide(self, context: str = "") -> Decision:
+        if len(self.candidates) - len(self._denied) < self.needed:
+            return self._fail(AccessDenied("access denied"))
+        if self._group is not None:
+            return UNDECIDED
+        if self._ctx.self_id in self._allowed and len(self._allowed) >= self.needed:
+            return self._select()
+        if len(self._allowed) + len(self._pending) < self.needed:
+            return self._fail(
+                ConsensusUnreachable(
+                    f"{context}{len(self._allowed)} nodes allow access and "
+                    f"{len(self._pending)} have yet to answer; {self.needed} are needed"
+                )
+            )
+        return UNDECIDED
+
+    def _select(self) -> GroupSelected:
+        self_id = self._ctx.self_id
+        others = sorted(self._allowed - {self_id})
+        chosen = random_sample(self._ctx.rng, others, self.needed - 1)
+        self._group = tuple(sorted([self_id, *chosen]))
+        self._attempt += 1
+        return GroupSelected(self._group, self._attempt)
+
+
+# --- slave side --------------------------------------------------------------------------
+
+
+class AccessCheck:
+    """Slave side: this node's own decision on an access request the master forwarded.
+
+    Construction validates that this node holds the requested version of the key, that the
+    master holds it too, and that the requester's signature recovers (raising
+    ServerKeyNotFound, ProtocolViolation or InvalidRequest; a slave factory that lets them
+    propagate makes the core answer the master with a SessionError, which the master counts
+    as a lost candidate). `start` asks the access policy; `on_access_checked` answers.
+    """
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        master: NodeId,
+        *,
+        key_id: ServerKeyId,
+        request: AccessRequest,
+        share: KeyShare,
+    ) -> None:
+        self.version = select_version(share, key_id, ctx.self_id, request.version)
+        if self.version.id_number(master) is None:
+            raise ProtocolViolation(short(master), "asked for access to a key version it lacks")
+        self.requester = recover_requester_of(request.requester_signature, key_id)
+        self._session_id = session_id
+        self._master = master
+        self._key_id = key_id
+        #: None until the access policy answered
+        self.allowed: bool | None = None
+
+    def start(self) -> list[Effect]:
+        return [CheckAccess(self._session_id, self.requester.address, self._key_id)]
+
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        """Record the policy's answer and send it to the master (once)."""
+        if self.allowed is not None:
+            return []
+        self.allowed = allowed
+        return [Send(self._master, ConsensusResponse(self._session_id, allowed))]
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def random_below(rng: Rng, bound: int) -> int:
+    """A uniform integer in [0, bound) (rejection sampling over 64-bit draws)."""
+    if bound < 1:
+        raise InvalidRequest("the bound of a random choice must be positive")
+    span = 1 << 64
+    limit = span - span % bound
+    while True:
+        value = int.from_bytes(rng.random_bytes(8), "big")
+        if value < limit:
+            return value % bound
+
+
+def random_sample(rng: Rng, items: Iterable[NodeId], count: int) -> list[NodeId]:
+    """`count` distinct items chosen uniformly (partial Fisher-Yates); deterministic for a
+    given rng state and item order."""
+    pool = list(items)
+    if not 0 <= count <= len(pool):
+        raise InvalidRequest(f"cannot choose {count} of {len(pool)} nodes")
+    for i in range(count):
+        j = i + random_below(rng, len(pool) - i)
+        pool[i], pool[j] = pool[j], pool[i]
+    return pool[:count]

@@ -1,0 +1,51 @@
+"""Messages of the document key retrieval (decryption) session (0x0400–0x04ff)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from secretstore.crypto.curve import Point, Scalar
+from secretstore.types import NodeId, ServerKeyId, SessionId
+from secretstore.wire.codec import message
+from secretstore.wire.consensus import AccessRequest
+
+
+@message(0x0400)
+@dataclass(frozen=True, slots=True)
+class DecryptionRequest:
+    """Master -> every candidate: may this requester use this key? (initialising message;
+    answered with a ConsensusResponse)."""
+
+    session_id: SessionId
+    key_id: ServerKeyId
+    access: AccessRequest
+
+
+@message(0x0401)
+@dataclass(frozen=True, slots=True)
+class DecryptionJobRequest:
+    """Master -> each other member of the selected group: compute your shadow point.
+
+    `attempt`: which group of the session this is (a new group after a member was lost);
+    `access_key`: a fresh random nonzero scalar of this attempt; `nodes`: the group, t+1
+    node ids in ascending order, the receiver among them; `shadow`: shadow retrieval (the
+    receiver also returns a decrypt shadow, encrypted to the requester it recovered itself).
+    """
+
+    session_id: SessionId
+    attempt: int
+    access_key: Scalar
+    nodes: tuple[NodeId, ...]
+    shadow: bool
+
+
+@message(0x0402)
+@dataclass(frozen=True, slots=True)
+class DecryptionJobResponse:
+    """Group member -> master: `shadow_point` P_i and, for shadow retrieval only,
+    `decrypt_shadow`: ECIES(requester, d_i) of the 32-byte scalar d_i."""
+
+    session_id: SessionId
+    attempt: int
+    shadow_point: Point
+    decrypt_shadow: bytes | None

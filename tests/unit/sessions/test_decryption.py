@@ -1,0 +1,613 @@
+"""Decryption sessions fed by hand: plain and shadow runs, re-selection, every rejection path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from secretstore.crypto.curve import ZERO, Point, Scalar
+from secretstore.crypto.document import decrypt_with_shadow_coefficients
+from secretstore.crypto.ecies import ecies_decrypt
+from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.rng import SeededRng
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    DecryptionError,
+    DocumentKeyNotFound,
+    InvalidRequest,
+    ProtocolViolation,
+    ServerKeyNotFound,
+)
+from secretstore.sessions.base import CheckAccess, Effect, Fail, Finish, Send, SessionContext, short
+from secretstore.sessions.decryption import (
+    DECRYPT_SHADOW_LENGTH,
+    MASTERS,
+    SLAVES,
+    DecryptionMaster,
+    DecryptionPhase,
+    DecryptionSlave,
+    RetrieveDocumentKey,
+    ShadowResult,
+    compute_job_response,
+    join_decryption,
+    start_decryption,
+)
+from secretstore.storage.model import KeyShare
+from secretstore.types import NodeId, ServerKeyId, SessionId
+from secretstore.wire import codec
+from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
+from secretstore.wire.decryption import (
+    DecryptionJobRequest,
+    DecryptionJobResponse,
+    DecryptionRequest,
+)
+from tests.sim.dealer import DealtKey, deal_key
+
+SID = SessionId(b"\x05" * 32)
+KEY_ID = ServerKeyId(b"\x07" * 32)
+
+
+@dataclass
+class Setup:
+    node_keys: list[KeyPair]
+    key: DealtKey
+    requester: KeyPair
+    signature: bytes
+
+    @property
+    def nodes(self) -> list[NodeId]:
+        return [k.node_id for k in self.node_keys]
+
+    def ctx(self, i: int, seed: int = 0) -> SessionContext:
+        return SessionContext(self.nodes[i], SeededRng(seed * 100 + i), frozenset(self.nodes))
+
+    def share(self, i: int) -> KeyShare:
+        return self.key.shares[self.nodes[i]]
+
+    def start(
+        self, shadow: bool = False, connected: list[NodeId] | None = None
+    ) -> tuple[DecryptionMaster, list[Effect]]:
+        request = RetrieveDocumentKey(KEY_ID, self.signature, shadow)
+        online = frozenset(self.nodes if connected is None else connected)
+        session, effects = start_decryption(self.ctx(0), SID, request, self.share(0), online)
+        assert isinstance(session, DecryptionMaster)
+        return session, effects
+
+    def init(self) -> DecryptionRequest:
+        return DecryptionRequest(SID, KEY_ID, AccessRequest(self.signature, self.version))
+
+    @property
+    def version(self) -> bytes:
+        return self.share(0).last_version().hash
+
+    def join(self, i: int, init: DecryptionRequest | None = None) -> DecryptionSlave:
+        session, effects = join_decryption(
+            self.ctx(i), self.nodes[0], init or self.init(), self.share(i)
+        )
+        assert isinstance(session, DecryptionSlave)
+        assert effects == [CheckAccess(SID, self.requester.address, KEY_ID)]
+        return session
+
+
+def setup(n: int = 3, t: int = 1, seed: int = 1) -> Setup:
+    rng = SeededRng(seed)
+    node_keys = sorted((KeyPair.generate(rng) for _ in range(n)), key=lambda k: k.node_id)
+    key = deal_key(rng, [k.node_id for k in node_keys], t)
+    requester = KeyPair.generate(rng)
+    return Setup(node_keys, key, requester, sign_recoverable(requester.secret, KEY_ID))
+
+
+def sends(effects: list[Effect]) -> list[Send]:
+    return [e for e in effects if isinstance(e, Send)]
+
+
+def only_send(effects: list[Effect]) -> Send:
+    found = sends(effects)
+    assert len(found) == 1, effects
+    return found[0]
+
+
+def failure(effects: list[Effect]) -> Exception:
+    fails = [e for e in effects if isinstance(e, Fail)]
+    assert len(fails) == 1, effects
+    return fails[0].error
+
+
+def result(effects: list[Effect]) -> object:
+    finishes = [e for e in effects if isinstance(e, Finish)]
+    assert len(finishes) == 1, effects
+    return finishes[0].result
+
+
+def reach_job(s: Setup, master: DecryptionMaster, helper: int = 1) -> DecryptionJobRequest:
+    """Own access allowed and node `helper` allowed (t = 1): the job goes to that node."""
+    assert master.on_access_checked(True) == []
+    effects = master.on_message(s.nodes[helper], ConsensusResponse(SID, True))
+    job = only_send(effects)
+    assert job.to == s.nodes[helper]
+    assert isinstance(job.message, DecryptionJobRequest)
+    return job.message
+
+
+def slave_response(s: Setup, i: int, job: DecryptionJobRequest) -> DecryptionJobResponse:
+    slave = s.join(i)
+    slave.on_access_checked(True)
+    answer = only_send(slave.on_message(s.nodes[0], job))
+    assert isinstance(answer.message, DecryptionJobResponse)
+    return answer.message
+
+
+def phase_of(session: DecryptionMaster | DecryptionSlave) -> DecryptionPhase:
+    return session.phase
+
+
+# --- whole runs by hand ----------------------------------------------------------------------
+
+
+def test_plain_run_by_hand() -> None:
+    s = setup()
+    master, effects = s.start()
+    init = s.init()
+    assert effects == [
+        CheckAccess(SID, s.requester.address, KEY_ID),
+        Send(s.nodes[1], init),
+        Send(s.nodes[2], init),
+    ]
+    assert phase_of(master) is DecryptionPhase.WAITING_FOR_ACCESS
+    slave = s.join(1)
+    assert phase_of(slave) is DecryptionPhase.WAITING_FOR_ACCESS_CHECK
+    answer = slave.on_access_checked(True)
+    assert answer == [Send(s.nodes[0], ConsensusResponse(SID, True))]
+    assert phase_of(slave) is DecryptionPhase.WAITING_FOR_JOB
+    assert master.on_access_checked(True) == []
+    job = only_send(master.on_message(s.nodes[1], ConsensusResponse(SID, True)))
+    assert isinstance(job.message, DecryptionJobRequest)
+    assert job.message.nodes == (s.nodes[0], s.nodes[1]) and job.message.attempt == 1
+    assert not job.message.shadow
+    assert phase_of(master) is DecryptionPhase.WAITING_FOR_JOB_RESPONSES
+    response = only_send(slave.on_message(s.nodes[0], job.message))
+    assert response.to == s.nodes[0]
+    assert isinstance(response.message, DecryptionJobResponse)
+    assert response.message.decrypt_shadow is None
+    end = master.on_message(s.nodes[1], response.message)
+    assert result(end) == s.key.document_key
+    assert sends(end) == [Send(node, ConsensusCompleted(SID)) for node in s.nodes[1:]]
+    assert master.finished and master.phase is DecryptionPhase.ENDED
+    assert slave.on_message(s.nodes[0], ConsensusCompleted(SID)) == [Finish(SID, None)]
+    assert slave.finished
+
+
+def test_shadow_run_by_hand_and_no_node_can_decrypt() -> None:
+    s = setup(n=4, t=2)
+    master, _ = s.start(shadow=True)
+    master.on_access_checked(True)
+    master.on_message(s.nodes[1], ConsensusResponse(SID, True))
+    effects = master.on_message(s.nodes[2], ConsensusResponse(SID, True))
+    jobs = sends(effects)
+    assert [j.to for j in jobs] == [s.nodes[1], s.nodes[2]]
+    end: list[Effect] = []
+    for i in (1, 2):
+        job = jobs[i - 1].message
+        assert isinstance(job, DecryptionJobRequest) and job.shadow
+        end = master.on_message(s.nodes[i], slave_response(s, i, job))
+    shadow = result(end)
+    assert isinstance(shadow, ShadowResult)
+    assert len(shadow.decrypt_shadows) == 3
+    assert all(len(c) == DECRYPT_SHADOW_LENGTH for c in shadow.decrypt_shadows)
+    coefficients = [
+        Scalar.from_bytes(ecies_decrypt(s.requester.secret, c)) for c in shadow.decrypt_shadows
+    ]
+    key = decrypt_with_shadow_coefficients(
+        shadow.decrypted_secret, shadow.common_point, coefficients
+    )
+    assert key == s.key.document_key
+    # what the master holds is not the key, and no node key opens a decrypt shadow
+    assert shadow.decrypted_secret != s.key.document_key
+    for node_key in s.node_keys:
+        for c in shadow.decrypt_shadows:
+            with pytest.raises(DecryptionError):
+                ecies_decrypt(node_key.secret, c)
+
+
+def test_single_node_key_finishes_at_once() -> None:
+    s = setup(n=1, t=0)
+    master, effects = s.start()
+    assert effects == [CheckAccess(SID, s.requester.address, KEY_ID)]
+    assert result(master.on_access_checked(True)) == s.key.document_key
+
+
+def test_factories_are_registered() -> None:
+    assert MASTERS[RetrieveDocumentKey] is start_decryption
+    assert SLAVES[DecryptionRequest] is join_decryption
+
+
+# --- master factory rejections ---------------------------------------------------------------
+
+
+def test_master_factory_rejections() -> None:
+    s = setup()
+    ctx = s.ctx(0)
+    everyone = frozenset(s.nodes)
+    bad = RetrieveDocumentKey(KEY_ID, b"\x01" * 64)
+    with pytest.raises(InvalidRequest):
+        start_decryption(ctx, SID, bad, s.share(0), everyone)
+    good = RetrieveDocumentKey(KEY_ID, s.signature)
+    with pytest.raises(ServerKeyNotFound):
+        start_decryption(ctx, SID, good, None, everyone)
+    bare = deal_key(SeededRng(3), s.nodes, 1, with_document_key=False).shares[s.nodes[0]]
+    with pytest.raises(DocumentKeyNotFound):
+        start_decryption(ctx, SID, good, bare, everyone)
+    unknown_version = replace(good, version=b"\x09" * 32)
+    with pytest.raises(ServerKeyNotFound):
+        start_decryption(ctx, SID, unknown_version, s.share(0), everyone)
+    with pytest.raises(ConsensusUnreachable):
+        start_decryption(ctx, SID, good, s.share(0), frozenset())
+
+
+def test_master_refusing_access_itself_fails_at_once() -> None:
+    s = setup()
+    master, _ = s.start()
+    error = failure(master.on_access_checked(False))
+    assert isinstance(error, AccessDenied)
+
+
+def test_refusals_fail_with_access_denied() -> None:
+    s = setup()
+    master, _ = s.start()
+    master.on_access_checked(True)
+    assert master.on_message(s.nodes[1], ConsensusResponse(SID, False)) == []
+    error = failure(master.on_message(s.nodes[2], ConsensusResponse(SID, False)))
+    assert isinstance(error, AccessDenied)
+
+
+def test_slave_errors_during_consensus_leave_too_few() -> None:
+    s = setup()
+    master, _ = s.start()
+    master.on_access_checked(True)
+    assert master.on_peer_error(s.nodes[1], "no server key") == []
+    assert s.nodes[1] not in master.participants
+    error = failure(master.on_node_disconnected(s.nodes[2]))
+    assert isinstance(error, ConsensusUnreachable)
+    assert short(s.nodes[2]) in str(error)
+
+
+# --- job responses that break the protocol ---------------------------------------------------
+
+
+def bad_response(s: Setup, shadow: bool, change: dict[str, object]) -> Exception:
+    master, _ = s.start(shadow=shadow)
+    job = reach_job(s, master)
+    response = replace(slave_response(s, 1, job), **change)  # type: ignore[arg-type]
+    return failure(master.on_message(s.nodes[1], response))
+
+
+def test_identity_shadow_point_is_named() -> None:
+    s = setup()
+    error = bad_response(s, False, {"shadow_point": Point.identity()})
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+    assert "identity" in str(error)
+
+
+def test_missing_decrypt_shadow_is_named() -> None:
+    s = setup()
+    error = bad_response(s, True, {"decrypt_shadow": None})
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+
+
+def test_decrypt_shadow_in_a_plain_retrieval_is_named() -> None:
+    s = setup()
+    error = bad_response(s, False, {"decrypt_shadow": b"\x04" * DECRYPT_SHADOW_LENGTH})
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+
+
+def test_decrypt_shadow_of_the_wrong_length_is_named() -> None:
+    s = setup()
+    error = bad_response(s, True, {"decrypt_shadow": b"\x04" * 10})
+    assert isinstance(error, ProtocolViolation) and "10 bytes" in str(error)
+
+
+def test_answer_to_a_future_attempt_is_named() -> None:
+    s = setup()
+    error = bad_response(s, False, {"attempt": 2})
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+
+
+def test_job_answer_before_any_job_is_named() -> None:
+    s = setup()
+    master, _ = s.start()
+    response = DecryptionJobResponse(SID, 1, s.key.public, None)
+    error = failure(master.on_message(s.nodes[1], response))
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+
+
+def test_answer_from_outside_the_group_is_named() -> None:
+    s = setup()
+    master, _ = s.start()
+    job = reach_job(s, master)
+    response = slave_response(s, 1, job)
+    error = failure(master.on_message(s.nodes[2], response))
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[2])
+
+
+def test_same_answer_twice_is_ignored_a_different_one_is_named() -> None:
+    s = setup(n=4, t=2)
+    master, _ = s.start()
+    master.on_access_checked(True)
+    master.on_message(s.nodes[1], ConsensusResponse(SID, True))
+    jobs = sends(master.on_message(s.nodes[2], ConsensusResponse(SID, True)))
+    job = jobs[0].message
+    assert isinstance(job, DecryptionJobRequest)
+    response = slave_response(s, 1, job)
+    assert master.on_message(s.nodes[1], response) == []
+    assert master.on_message(s.nodes[1], response) == []
+    changed = replace(response, shadow_point=response.shadow_point + s.key.public)
+    error = failure(master.on_message(s.nodes[1], changed))
+    assert isinstance(error, ProtocolViolation) and "twice" in str(error)
+
+
+def test_responses_that_cancel_to_nothing_name_the_group() -> None:
+    s = setup()
+    master, _ = s.start()
+    job = reach_job(s, master)
+    own, _ = compute_job_response(
+        s.ctx(0),
+        s.share(0),
+        s.share(0).last_version(),
+        nodes=job.nodes,
+        access_key=job.access_key,
+        shadow=False,
+        requester=s.requester.public,
+    )
+    encrypted_point = s.share(0).encrypted_point
+    assert encrypted_point is not None
+    # t = 1 is odd: D = E + a⁻¹·(P_0 + P_1), the identity when P_1 = -a·E - P_0
+    forged = -(encrypted_point * job.access_key) - own
+    response = DecryptionJobResponse(SID, job.attempt, forged, None)
+    error = failure(master.on_message(s.nodes[1], response))
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+    assert "do not combine" in str(error)
+
+
+def test_unexpected_message_at_the_master_is_named() -> None:
+    s = setup()
+    master, _ = s.start()
+    error = failure(master.on_message(s.nodes[2], ConsensusCompleted(SID)))
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[2])
+    assert master.on_message(s.nodes[1], ConsensusResponse(SID, True)) == []  # ended
+
+
+# --- losing group members, timeouts ----------------------------------------------------------
+
+
+def test_lost_group_member_is_replaced() -> None:
+    s = setup()
+    master, _ = s.start()
+    job = reach_job(s, master, helper=1)
+    old = slave_response(s, 1, job)
+    assert master.on_message(s.nodes[2], ConsensusResponse(SID, True)) == []  # a spare
+    retry = only_send(master.on_node_disconnected(s.nodes[1]))
+    assert retry.to == s.nodes[2]
+    assert isinstance(retry.message, DecryptionJobRequest)
+    assert retry.message.attempt == 2 and retry.message.nodes == (s.nodes[0], s.nodes[2])
+    assert retry.message.access_key != job.access_key
+    assert s.nodes[1] not in master.participants
+    assert master.on_message(s.nodes[1], old) == []  # the abandoned group's answer
+    new = slave_response(s, 2, retry.message)
+    assert result(master.on_message(s.nodes[2], new)) == s.key.document_key
+
+
+def test_stale_answer_is_ignored() -> None:
+    s = setup()
+    master, _ = s.start()
+    job = reach_job(s, master, helper=1)
+    old = slave_response(s, 1, job)
+    master.on_message(s.nodes[2], ConsensusResponse(SID, True))
+    # node 1 reports an error: a new group with node 2; node 1 is out of the session
+    retry = only_send(master.on_peer_error(s.nodes[1], "its job failed"))
+    assert isinstance(retry.message, DecryptionJobRequest) and retry.message.attempt == 2
+    assert master.on_message(s.nodes[1], old) == []  # late answer of the lost node
+    assert master.on_message(s.nodes[2], old) == []  # any answer for attempt 1 is stale
+    new = slave_response(s, 2, retry.message)
+    assert result(master.on_message(s.nodes[2], new)) == s.key.document_key
+
+
+def test_lost_group_member_waits_for_the_pending_node() -> None:
+    s = setup()
+    master, _ = s.start()
+    reach_job(s, master, helper=1)
+    assert master.on_node_disconnected(s.nodes[1]) == []
+    assert phase_of(master) is DecryptionPhase.WAITING_FOR_ACCESS
+    retry = only_send(master.on_message(s.nodes[2], ConsensusResponse(SID, True)))
+    assert isinstance(retry.message, DecryptionJobRequest) and retry.message.attempt == 2
+
+
+def test_member_lost_after_answering_keeps_the_job() -> None:
+    s = setup(n=4, t=2)
+    master, _ = s.start()
+    master.on_access_checked(True)
+    master.on_message(s.nodes[1], ConsensusResponse(SID, True))
+    jobs = sends(master.on_message(s.nodes[2], ConsensusResponse(SID, True)))
+    first, second = (j.message for j in jobs)
+    assert isinstance(first, DecryptionJobRequest) and isinstance(second, DecryptionJobRequest)
+    assert master.on_message(s.nodes[1], slave_response(s, 1, first)) == []
+    assert master.awaiting == (s.nodes[2],)
+    assert master.on_node_disconnected(s.nodes[1]) == []  # its part is in: no new group
+    assert s.nodes[1] not in master.participants
+    end = master.on_message(s.nodes[2], slave_response(s, 2, second))
+    assert result(end) == s.key.document_key
+    assert sends(end) == [Send(node, ConsensusCompleted(SID)) for node in (s.nodes[2], s.nodes[3])]
+
+
+def test_lost_group_member_without_replacement_fails() -> None:
+    s = setup()
+    master, _ = s.start()
+    reach_job(s, master, helper=1)
+    master.on_message(s.nodes[2], ConsensusResponse(SID, False))
+    error = failure(master.on_node_disconnected(s.nodes[1]))
+    assert isinstance(error, ConsensusUnreachable)
+
+
+def test_timeouts() -> None:
+    s = setup()
+    master, _ = s.start()
+    master.on_access_checked(True)
+    error = failure(master.on_timeout())
+    assert isinstance(error, ConsensusUnreachable)
+    assert short(s.nodes[1]) in str(error) and short(s.nodes[2]) in str(error)
+    master, _ = s.start()
+    reach_job(s, master, helper=2)
+    error = failure(master.on_timeout())
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[2])
+    assert master.on_timeout() == []
+
+
+# --- the slave -------------------------------------------------------------------------------
+
+
+def test_slave_factory_rejections() -> None:
+    s = setup()
+    ctx = s.ctx(1)
+    init = s.init()
+    with pytest.raises(ServerKeyNotFound):
+        join_decryption(ctx, s.nodes[0], init, None)
+    bare = deal_key(SeededRng(3), s.nodes, 1, with_document_key=False).shares[s.nodes[1]]
+    with pytest.raises(DocumentKeyNotFound):
+        join_decryption(ctx, s.nodes[0], init, bare)
+    other_version = replace(init, access=AccessRequest(s.signature, b"\x09" * 32))
+    with pytest.raises(ServerKeyNotFound):
+        join_decryption(ctx, s.nodes[0], other_version, s.share(1))
+    outsider = KeyPair.generate(SeededRng(77)).node_id
+    with pytest.raises(ProtocolViolation):
+        join_decryption(ctx, outsider, init, s.share(1))
+    unrecoverable = replace(init, access=AccessRequest(b"\x00" * 65, s.version))
+    with pytest.raises(InvalidRequest):
+        join_decryption(ctx, s.nodes[0], unrecoverable, s.share(1))
+
+
+def test_slave_refusing_answers_and_ends() -> None:
+    s = setup()
+    slave = s.join(1)
+    assert slave.on_access_checked(False) == [
+        Send(s.nodes[0], ConsensusResponse(SID, False)),
+        Finish(SID, None),
+    ]
+    assert slave.on_access_checked(True) == []
+
+
+def test_slave_encrypts_to_the_requester_it_recovered() -> None:
+    s = setup()
+    master, _ = s.start(shadow=True)
+    job = reach_job(s, master)
+    response = slave_response(s, 1, job)
+    assert response.decrypt_shadow is not None
+    plain = ecies_decrypt(s.requester.secret, response.decrypt_shadow)
+    assert len(plain) == 32
+
+
+def job_for(s: Setup, **change: object) -> DecryptionJobRequest:
+    base = DecryptionJobRequest(SID, 1, Scalar(5), (s.nodes[0], s.nodes[1]), False)
+    return replace(base, **change)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"access_key": ZERO}, "zero access key"),
+        ({"nodes": ()}, "for 0 nodes"),
+        ({"nodes": "three"}, "for 3 nodes"),
+        ({"nodes": "reversed"}, "ascending"),
+        ({"nodes": "without self"}, "without this node"),
+        ({"nodes": "without master"}, "without this node or itself"),
+        ({"nodes": "outsider"}, "outside the key version"),
+    ],
+)
+def test_slave_rejects_bad_jobs(change: dict[str, object], expected: str) -> None:
+    s = setup()
+    outsider = KeyPair.generate(SeededRng(77)).node_id
+    groups: dict[str, tuple[NodeId, ...]] = {
+        "three": tuple(s.nodes),
+        "reversed": (s.nodes[1], s.nodes[0]),
+        "without self": (s.nodes[0], s.nodes[2]),
+        "without master": (s.nodes[1], s.nodes[2]),
+        "outsider": tuple(sorted((s.nodes[1], outsider))),
+    }
+    if isinstance(change.get("nodes"), str):
+        change = {"nodes": groups[str(change["nodes"])]}
+    slave = s.join(1)
+    slave.on_access_checked(True)
+    error = failure(slave.on_message(s.nodes[0], job_for(s, **change)))
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[0])
+    assert expected in str(error)
+
+
+def test_slave_rejects_a_job_before_it_allowed_access() -> None:
+    s = setup()
+    slave = s.join(1)
+    error = failure(slave.on_message(s.nodes[0], job_for(s)))
+    assert isinstance(error, ProtocolViolation) and "did not allow" in str(error)
+
+
+def test_slave_rejects_a_job_after_it_refused() -> None:
+    s = setup()
+    slave = s.join(1)
+    slave.on_access_checked(False)
+    assert slave.on_message(s.nodes[0], job_for(s)) == []  # ended: nothing more
+
+
+def test_slave_answers_new_attempts_ignores_repeats_rejects_old_ones() -> None:
+    s = setup()
+    slave = s.join(1)
+    slave.on_access_checked(True)
+    first = job_for(s)
+    assert len(sends(slave.on_message(s.nodes[0], first))) == 1
+    assert slave.on_message(s.nodes[0], first) == []
+    second = job_for(s, attempt=2, access_key=Scalar(6))
+    assert len(sends(slave.on_message(s.nodes[0], second))) == 1
+    error = failure(slave.on_message(s.nodes[0], first))
+    assert isinstance(error, ProtocolViolation) and "attempt 1 after 2" in str(error)
+
+
+def test_slave_other_messages() -> None:
+    s = setup()
+    slave = s.join(1)
+    assert slave.on_message(s.nodes[0], s.init()) == []  # the initialising message again
+    assert slave.participants == frozenset(s.nodes[:2])
+    error = failure(slave.on_message(s.nodes[2], ConsensusCompleted(SID)))
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[2])
+    slave = s.join(1)
+    error = failure(slave.on_message(s.nodes[0], ConsensusResponse(SID, True)))
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[0])
+    slave = s.join(1)
+    assert slave.on_peer_error(s.nodes[0], "access denied") == [Finish(SID, None)]
+    slave = s.join(1)
+    assert slave.on_message(s.nodes[0], ConsensusCompleted(SID)) == [Finish(SID, None)]
+    assert slave.phase is DecryptionPhase.ENDED
+
+
+def test_compute_job_response_checks_its_group() -> None:
+    s = setup()
+    outsider = KeyPair.generate(SeededRng(77)).node_id
+    with pytest.raises(InvalidRequest):
+        compute_job_response(
+            s.ctx(1),
+            s.share(1),
+            s.share(1).last_version(),
+            nodes=(s.nodes[0], outsider),
+            access_key=Scalar(3),
+            shadow=False,
+            requester=s.requester.public,
+        )
+
+
+def test_decryption_messages_round_trip() -> None:
+    s = setup()
+    messages = [
+        s.init(),
+        job_for(s, shadow=True),
+        DecryptionJobResponse(SID, 3, s.key.public, None),
+        DecryptionJobResponse(SID, 3, s.key.public, b"\x04" * DECRYPT_SHADOW_LENGTH),
+    ]
+    for msg in messages:
+        assert codec.decode(codec.encode(msg)) == msg
