@@ -1,0 +1,201 @@
+"""Document key store: every node holding a server key stores the encrypted document key.
+
+Request: `StoreDocumentKey(key_id, requester, common_point, encrypted_point)`. Result: None
+(on the master, once every holder of the key stored it).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from secretstore.crypto.curve import Point
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    ProtocolViolation,
+    ServerKeyNotFound,
+)
+from secretstore.sessions.base import Effect, Persist, Send, Session, SessionContext, short
+from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.storage.model import KeyShare
+from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.wire.encryption import (
+    CommitEncryption,
+    ConfirmEncryption,
+    EncryptionStored,
+    InitializeEncryption,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDocumentKey:
+    """Store a document key, encrypted with server key `key_id` (`common_point` C = k·G,
+    `encrypted_point` E = M + k·Y), for `requester` (the address that proved itself by
+    signing the key id). Only the key's author may store, once. Result: None."""
+
+    key_id: ServerKeyId
+    requester: Address
+    common_point: Point
+    encrypted_point: Point
+
+
+class EncryptionPhase(enum.Enum):
+    WAITING_FOR_CONFIRMATIONS = "waiting for confirmations"
+    WAITING_FOR_COMMIT = "waiting for commit"
+    WAITING_FOR_STORED = "waiting for stored confirmations"
+    FINISHED = "finished"
+
+
+def updated_share(
+    share: KeyShare | None, key_id: ServerKeyId, requester: Address, common: Point, encrypted: Point
+) -> KeyShare:
+    """`share` with the document key stored. ServerKeyNotFound without a share, AccessDenied
+    unless `requester` is the key's author, DocumentKeyAlreadyStored if one is stored."""
+    if share is None:
+        raise ServerKeyNotFound(f"no server key 0x{key_id.hex()}")
+    if share.author != requester:
+        raise AccessDenied("only the author of the server key may store its document key")
+    return share.with_document_key(common, encrypted)
+
+
+class EncryptionSession(Session):
+    """One node's part in storing a document key with every holder of the server key.
+
+    | phase (role)                       | waits for                     | next               |
+    |------------------------------------|-------------------------------|--------------------|
+    | WAITING_FOR_CONFIRMATIONS (master) | ConfirmEncryption from every  | Persist, send      |
+    |                                    | other holder                  | Commit: WAITING_   |
+    |                                    |                               | FOR_STORED         |
+    | WAITING_FOR_COMMIT (slave)         | CommitEncryption (master)     | Persist, send      |
+    |                                    |                               | Stored: FINISHED   |
+    | WAITING_FOR_STORED (master)        | EncryptionStored from every   | FINISHED (None)    |
+    |                                    | other holder                  |                    |
+
+    Every holder checks the request (author, nothing stored yet) before anyone stores: a
+    refusal, a disconnect or any other message before the commit leaves nothing stored.
+    """
+
+    WRITES_KEY = True
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        master: NodeId,
+        key_id: ServerKeyId,
+        *,
+        share: KeyShare,
+        holders: frozenset[NodeId],
+    ) -> None:
+        super().__init__(ctx, session_id, master, key_id)
+        self.share = share
+        self.holders = holders
+        self.phase = (
+            EncryptionPhase.WAITING_FOR_CONFIRMATIONS
+            if self.is_master
+            else EncryptionPhase.WAITING_FOR_COMMIT
+        )
+        self._confirmed: set[NodeId] = {ctx.self_id}
+        self._stored: set[NodeId] = {ctx.self_id}
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return self.holders
+
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        phase = self.phase
+        if (
+            isinstance(message, ConfirmEncryption)
+            and phase is EncryptionPhase.WAITING_FOR_CONFIRMATIONS
+            and sender not in self._confirmed
+        ):
+            self._confirmed.add(sender)
+            return self._try_commit()
+        if (
+            isinstance(message, CommitEncryption)
+            and phase is EncryptionPhase.WAITING_FOR_COMMIT
+            and sender == self.master
+        ):
+            self.phase = EncryptionPhase.FINISHED
+            return [
+                Persist(self.key_id, self.share, create=False),
+                Send(self.master, EncryptionStored(self.session_id)),
+                *self.finish(),
+            ]
+        if (
+            isinstance(message, EncryptionStored)
+            and phase is EncryptionPhase.WAITING_FOR_STORED
+            and sender not in self._stored
+        ):
+            self._stored.add(sender)
+            return self._try_finish()
+        return self.fail(
+            ProtocolViolation(short(sender), f"sent {type(message).__name__} out of turn")
+        )
+
+    def _try_commit(self) -> list[Effect]:
+        if self._confirmed != self.holders:
+            return []
+        self.phase = EncryptionPhase.WAITING_FOR_STORED
+        effects: list[Effect] = [Persist(self.key_id, self.share, create=False)]
+        effects += self.broadcast(CommitEncryption(self.session_id), self.holders)
+        return effects + self._try_finish()
+
+    def _try_finish(self) -> list[Effect]:
+        if self._stored != self.holders:
+            return []
+        self.phase = EncryptionPhase.FINISHED
+        return self.finish(None)
+
+
+# --- factories -----------------------------------------------------------------------------
+
+
+def start_encryption(
+    ctx: SessionContext,
+    session_id: SessionId,
+    request: StoreDocumentKey,
+    share: KeyShare | None,
+    connected: frozenset[NodeId],
+) -> tuple[Session, list[Effect]]:
+    """Master: check locally, then ask every other holder of the key's newest version."""
+    stored = updated_share(
+        share, request.key_id, request.requester, request.common_point, request.encrypted_point
+    )
+    holders = frozenset(stored.last_version().nodes)
+    if ctx.self_id not in holders:
+        raise ConsensusUnreachable("this key server does not hold the newest version of the key")
+    missing = holders - connected
+    if missing:
+        raise ConsensusUnreachable(
+            f"storing a document key needs every holder of the key; {len(missing)} of "
+            f"{len(holders)} are not connected"
+        )
+    session = EncryptionSession(
+        ctx, session_id, ctx.self_id, request.key_id, share=stored, holders=holders
+    )
+    init = InitializeEncryption(
+        session_id, request.key_id, request.requester, request.common_point, request.encrypted_point
+    )
+    return session, session.broadcast(init, holders) + session._try_commit()
+
+
+def join_encryption(
+    ctx: SessionContext, sender: NodeId, message: InitializeEncryption, share: KeyShare | None
+) -> tuple[Session, list[Effect]]:
+    """Slave: check the request against this node's share; confirm and wait for the commit."""
+    stored = updated_share(
+        share, message.key_id, message.requester, message.common_point, message.encrypted_point
+    )
+    holders = frozenset(stored.last_version().nodes)
+    if sender not in holders or ctx.self_id not in holders:
+        raise ProtocolViolation(short(sender), "asked a node outside the key's newest version")
+    session = EncryptionSession(
+        ctx, message.session_id, sender, message.key_id, share=stored, holders=holders
+    )
+    return session, [Send(sender, ConfirmEncryption(message.session_id))]
+
+
+MASTERS: dict[type, MasterFactory] = {StoreDocumentKey: start_encryption}
+SLAVES: dict[type, SlaveFactory] = {InitializeEncryption: join_encryption}

@@ -1,0 +1,327 @@
+"""Server key generation: every configured node runs one ECDKG and stores its share of the key.
+
+Request: `GenerateServerKey(key_id, author, threshold)`. Result on the master: the server
+key public (`Point`). Slaves finish with None once they stored their share.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from secretstore.crypto.curve import Point, Scalar, hash_to_point
+from secretstore.crypto.shamir import random_id_numbers
+from secretstore.errors import (
+    ConsensusUnreachable,
+    InvalidRequest,
+    ProtocolViolation,
+    SecretStoreError,
+    ServerKeyAlreadyGenerated,
+)
+from secretstore.sessions.base import Effect, Persist, Send, Session, SessionContext, short
+from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.dkg import DkgRun, Outgoing
+from secretstore.storage.model import KeyShare
+from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.wire.codec import AnyMessage
+from secretstore.wire.generation import (
+    CommitGeneration,
+    ConfirmGenerationInitialization,
+    GenerationDkg,
+    GenerationKeyReady,
+    GenerationKeyStored,
+    InitializeGeneration,
+    NodeIdNumber,
+    StartKeysDissemination,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateServerKey:
+    """Generate server key `key_id` owned by `author`; any `threshold + 1` nodes can use it
+    (0 ≤ threshold < number of configured nodes). Result: the server key public (Point)."""
+
+    key_id: ServerKeyId
+    author: Address
+    threshold: int
+
+
+class GenerationPhase(enum.Enum):
+    WAITING_FOR_CONFIRMATIONS = "waiting for confirmations"
+    WAITING_FOR_START = "waiting for start"
+    WAITING_FOR_DKG = "waiting for the DKG"
+    WAITING_FOR_COMMIT = "waiting for commit"
+    WAITING_FOR_STORED = "waiting for stored confirmations"
+    FINISHED = "finished"
+
+
+def derived_point(session_id: SessionId, key_id: ServerKeyId) -> Point:
+    """The Pedersen H of a generation session: nobody knows its discrete log."""
+    return hash_to_point(session_id + key_id)
+
+
+class GenerationSession(Session):
+    """One node's part in generating a server key (every configured node takes part).
+
+    | phase (role)                       | waits for                       | next               |
+    |------------------------------------|---------------------------------|--------------------|
+    | WAITING_FOR_CONFIRMATIONS (master) | ConfirmGenerationInitialization | all → send Start,  |
+    |                                    | from every node (key_exists →   | deal: WAITING_FOR_ |
+    |                                    | fail ServerKeyAlreadyGenerated) | DKG                |
+    | WAITING_FOR_START (slave)          | StartKeysDissemination (master) | deal: WAITING_FOR_ |
+    |                                    |                                 | DKG                |
+    | WAITING_FOR_DKG                    | GenerationDkg rounds (kept if   | slave: DKG done →  |
+    |                                    | early); master also every       | send KeyReady,     |
+    |                                    | GenerationKeyReady              | WAITING_FOR_COMMIT |
+    |                                    |                                 | master: own DKG +  |
+    |                                    |                                 | all ready, same    |
+    |                                    |                                 | public → Persist,  |
+    |                                    |                                 | send Commit,       |
+    |                                    |                                 | WAITING_FOR_STORED |
+    | WAITING_FOR_COMMIT (slave)         | CommitGeneration (master)       | Persist, send      |
+    |                                    |                                 | KeyStored: FINISHED|
+    | WAITING_FOR_STORED (master)        | GenerationKeyStored from every  | FINISHED (public)  |
+    |                                    | node                            |                    |
+
+    Nodes store only after the master saw every node finish the DKG with the same public (a
+    two-phase commit), so a failed run leaves no share behind unless a node fails between
+    commit and store. Any other message, a bad DKG message, a disconnect or a peer's error
+    fails the session.
+    """
+
+    WRITES_KEY = True
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        master: NodeId,
+        key_id: ServerKeyId,
+        *,
+        author: Address,
+        threshold: int,
+        id_numbers: dict[NodeId, Scalar],
+    ) -> None:
+        super().__init__(ctx, session_id, master, key_id)
+        self.author = author
+        self.threshold = threshold
+        self.id_numbers = dict(sorted(id_numbers.items()))
+        self.dkg = DkgRun(
+            ctx.self_id, ctx.rng, id_numbers, threshold, derived_point(session_id, key_id)
+        )
+        self.phase = (
+            GenerationPhase.WAITING_FOR_CONFIRMATIONS
+            if self.is_master
+            else GenerationPhase.WAITING_FOR_START
+        )
+        self.public: Point | None = None
+        self._share: KeyShare | None = None
+        self._confirmed: set[NodeId] = {ctx.self_id}
+        self._ready: dict[NodeId, Point] = {}
+        self._stored: set[NodeId] = {ctx.self_id}
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return frozenset(self.id_numbers)
+
+    # --- events ---------------------------------------------------------------------------
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        try:
+            return self._dispatch(sender, message)
+        except SecretStoreError as exc:
+            return self.fail(exc)
+
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        phase = self.phase
+        if isinstance(message, ConfirmGenerationInitialization):
+            if phase is not GenerationPhase.WAITING_FOR_CONFIRMATIONS or sender in self._confirmed:
+                raise ProtocolViolation(short(sender), "sent an unexpected confirmation")
+            return self._on_confirmation(sender, message.key_exists)
+        if isinstance(message, StartKeysDissemination):
+            self._require_from_master(sender, GenerationPhase.WAITING_FOR_START, "start")
+            return self._begin_dissemination()
+        if isinstance(message, GenerationDkg):
+            if phase is GenerationPhase.WAITING_FOR_CONFIRMATIONS:
+                raise ProtocolViolation(short(sender), "dealt before the dissemination started")
+            return self._after_dkg(self.dkg.on_message(sender, message.message))
+        if isinstance(message, GenerationKeyReady):
+            if phase is not GenerationPhase.WAITING_FOR_DKG or sender in self._ready:
+                raise ProtocolViolation(short(sender), "sent an unexpected ready message")
+            if not self.is_master:
+                raise ProtocolViolation(short(sender), "sent a ready message to a slave")
+            self._ready[sender] = message.public
+            return self._try_commit()
+        if isinstance(message, CommitGeneration):
+            self._require_from_master(sender, GenerationPhase.WAITING_FOR_COMMIT, "commit")
+            assert self._share is not None
+            self.phase = GenerationPhase.FINISHED
+            return [
+                Persist(self.key_id, self._share, create=True),
+                Send(self.master, GenerationKeyStored(self.session_id)),
+                *self.finish(),
+            ]
+        if isinstance(message, GenerationKeyStored):
+            if phase is not GenerationPhase.WAITING_FOR_STORED or sender in self._stored:
+                raise ProtocolViolation(short(sender), "sent an unexpected stored message")
+            self._stored.add(sender)
+            if self._stored != self.participants:
+                return []
+            self.phase = GenerationPhase.FINISHED
+            return self.finish(self.public)
+        raise ProtocolViolation(short(sender), f"sent {type(message).__name__} out of turn")
+
+    def _require_from_master(self, sender: NodeId, phase: GenerationPhase, what: str) -> None:
+        if self.is_master or sender != self.master:
+            raise ProtocolViolation(short(sender), f"sent a {what} only the master may send")
+        if self.phase is not phase:
+            raise ProtocolViolation(short(sender), f"sent a {what} out of turn")
+
+    def _on_confirmation(self, sender: NodeId, key_exists: bool) -> list[Effect]:
+        if key_exists:
+            return self.fail(
+                ServerKeyAlreadyGenerated(
+                    f"node {short(sender)} holds server key 0x{self.key_id.hex()} already"
+                )
+            )
+        self._confirmed.add(sender)
+        if self._confirmed != self.participants:
+            return []
+        start = self.broadcast(StartKeysDissemination(self.session_id), self.participants)
+        return start + self._begin_dissemination()
+
+    # --- steps ----------------------------------------------------------------------------
+    def _begin_dissemination(self) -> list[Effect]:
+        self.phase = GenerationPhase.WAITING_FOR_DKG
+        return self._after_dkg(self.dkg.start())
+
+    def _after_dkg(self, out: list[Outgoing]) -> list[Effect]:
+        effects: list[Effect] = [
+            Send(node, GenerationDkg(self.session_id, AnyMessage(message))) for node, message in out
+        ]
+        result = self.dkg.result
+        if result is None or self._share is not None:
+            return effects
+        if result.joint_public is None:
+            raise InvalidRequest("the DKG of a server key produced no joint public")
+        self.public = result.joint_public
+        self._share = KeyShare.from_generation(
+            self.author, self.threshold, self.public, self.id_numbers, result.secret_share
+        )
+        if self.is_master:
+            return effects + self._try_commit()
+        self.phase = GenerationPhase.WAITING_FOR_COMMIT
+        effects.append(Send(self.master, GenerationKeyReady(self.session_id, self.public)))
+        return effects
+
+    def _try_commit(self) -> list[Effect]:
+        if self._share is None or len(self._ready) + 1 < len(self.id_numbers):
+            return []
+        for node, public in sorted(self._ready.items()):
+            if public != self.public:
+                raise ProtocolViolation(short(node), "ended the DKG with another public")
+        effects: list[Effect] = [Persist(self.key_id, self._share, create=True)]
+        effects += self.broadcast(CommitGeneration(self.session_id), self.participants)
+        self.phase = GenerationPhase.WAITING_FOR_STORED
+        if self._stored == self.participants:
+            self.phase = GenerationPhase.FINISHED
+            effects += self.finish(self.public)
+        return effects
+
+
+class _KeyExistsReply(Session):
+    """A slave's whole part when it holds the key already: refuse, and end."""
+
+    def __init__(
+        self, ctx: SessionContext, session_id: SessionId, master: NodeId, key_id: ServerKeyId
+    ) -> None:
+        super().__init__(ctx, session_id, master, key_id)
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return frozenset({self.master, self.ctx.self_id})
+
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        return []
+
+
+# --- factories -----------------------------------------------------------------------------
+
+
+def start_generation(
+    ctx: SessionContext,
+    session_id: SessionId,
+    request: GenerateServerKey,
+    share: KeyShare | None,
+    connected: frozenset[NodeId],
+) -> tuple[Session, list[Effect]]:
+    """Master: check the request, pick every node's id number, initialise every node."""
+    nodes = sorted(ctx.cluster_nodes)
+    threshold = request.threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, int):
+        raise InvalidRequest("the threshold must be an integer")
+    if not 0 <= threshold < len(nodes):
+        raise InvalidRequest(
+            f"threshold {threshold} is not in 0..{len(nodes) - 1} for {len(nodes)} key servers"
+        )
+    if share is not None:
+        raise ServerKeyAlreadyGenerated(f"server key 0x{request.key_id.hex()} exists already")
+    missing = ctx.cluster_nodes - connected
+    if missing:
+        raise ConsensusUnreachable(
+            f"key generation needs every key server; {len(missing)} of {len(nodes)} are "
+            "not connected"
+        )
+    id_numbers = dict(zip(nodes, random_id_numbers(len(nodes), ctx.rng), strict=True))
+    session = GenerationSession(
+        ctx,
+        session_id,
+        ctx.self_id,
+        request.key_id,
+        author=request.author,
+        threshold=threshold,
+        id_numbers=id_numbers,
+    )
+    if len(nodes) == 1:
+        return session, session._begin_dissemination()
+    init = InitializeGeneration(
+        session_id,
+        request.key_id,
+        request.author,
+        threshold,
+        tuple(NodeIdNumber(node, number) for node, number in id_numbers.items()),
+    )
+    return session, session.broadcast(init, session.participants)
+
+
+def join_generation(
+    ctx: SessionContext, sender: NodeId, message: InitializeGeneration, share: KeyShare | None
+) -> tuple[Session, list[Effect]]:
+    """Slave: check the master's proposal; confirm (or refuse: the key exists here)."""
+    sid = message.session_id
+    if share is not None:
+        refusal = _KeyExistsReply(ctx, sid, sender, message.key_id)
+        return refusal, [
+            Send(sender, ConfirmGenerationInitialization(sid, True)),
+            *refusal.finish(),
+        ]
+    id_numbers = {entry.node: entry.id_number for entry in message.id_numbers}
+    if len(id_numbers) != len(message.id_numbers):
+        raise ProtocolViolation(short(sender), "listed a node twice")
+    if frozenset(id_numbers) != ctx.cluster_nodes:
+        raise ProtocolViolation(
+            short(sender), "proposed key servers that differ from this node's configuration"
+        )
+    session = GenerationSession(
+        ctx,
+        sid,
+        sender,
+        message.key_id,
+        author=message.author,
+        threshold=message.threshold,
+        id_numbers=id_numbers,
+    )
+    return session, [Send(sender, ConfirmGenerationInitialization(sid, False))]
+
+
+MASTERS: dict[type, MasterFactory] = {GenerateServerKey: start_generation}
+SLAVES: dict[type, SlaveFactory] = {InitializeGeneration: join_generation}
