@@ -1,0 +1,308 @@
+"""The known-nodes TCP mesh: listen, dial by a deterministic rule, reconnect, route frames.
+
+Dialing rule: of two nodes, the one with the smaller id (bytewise) dials the other and redials
+with exponential backoff and jitter while the other is in the node set. An inbound connection
+from a known node is always accepted when there is none; when there is one already, the
+connection dialed by the smaller id wins, and between two such the newer one (the dialer only
+redials after losing its connection, e.g. when it restarted). Both ends apply the same rule, so
+they keep the same single connection.
+
+`send` never raises for a missing link: it returns False when the node is not connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from secretstore.crypto.keys import KeyPair
+from secretstore.crypto.rng import DEFAULT_RNG, Rng
+from secretstore.errors import SecretStoreError
+from secretstore.mesh.connection import (
+    STREAM_LIMIT,
+    MeshConnection,
+    MeshConnectionError,
+    MeshTimings,
+    establish,
+    short_id,
+)
+from secretstore.mesh.framing import FrameError
+from secretstore.mesh.handshake import HandshakeRefused, Role
+from secretstore.mesh.port import NullHandler, TransportHandler
+from secretstore.types import NodeId
+
+log = logging.getLogger(__name__)
+
+HostPort = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Redial delays: initial·factor^attempt capped at maximum, then reduced by up to jitter·d."""
+
+    initial: float = 0.1
+    maximum: float = 10.0
+    factor: float = 2.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: Rng) -> float:
+        base = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
+        unit = int.from_bytes(rng.random_bytes(4), "big") / 2**32
+        return base * (1.0 - self.jitter * unit)
+
+
+class MeshTransport:
+    """The Transport over TCP between the configured nodes only (see port.Transport)."""
+
+    def __init__(
+        self,
+        self_key: KeyPair,
+        self_address: HostPort,
+        nodes: Mapping[NodeId, HostPort],
+        *,
+        rng: Rng = DEFAULT_RNG,
+        timings: MeshTimings | None = None,
+        backoff: Backoff | None = None,
+        dial_all: bool = False,
+        max_pending_handshakes: int = 64,
+    ) -> None:
+        """`nodes` may include this node (ignored). `dial_all` also dials larger ids, for a
+        node that the smaller ones cannot reach; duplicates are resolved as described above."""
+        self._key = self_key
+        self._self_id = NodeId(self_key.public.to_bytes())
+        self._listen = self_address
+        self._nodes = self._without_self(nodes)
+        self._rng = rng
+        self._timings = timings or MeshTimings()
+        self._backoff = backoff or Backoff()
+        self._dial_all = dial_all
+        self._max_pending = max_pending_handshakes
+        self._pending = 0
+        self._handler: TransportHandler = NullHandler()
+        self._server: asyncio.Server | None = None
+        self._running = False
+        self._connections: dict[NodeId, MeshConnection] = {}
+        self._dialers: dict[NodeId, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- the Transport port ------------------------------------------------------------
+    @property
+    def self_id(self) -> NodeId:
+        return self._self_id
+
+    def set_handler(self, handler: TransportHandler) -> None:
+        self._handler = handler
+
+    async def start(self) -> None:
+        """Listen on self_address, then dial the peers this node dials."""
+        if self._running:
+            raise SecretStoreError("the mesh transport is already running")
+        host, port = self._listen
+        try:
+            self._server = await asyncio.start_server(
+                self._on_inbound, host, port, limit=STREAM_LIMIT
+            )
+        except OSError as exc:
+            raise MeshConnectionError(f"cannot listen on {host}:{port}: {exc}") from exc
+        self._running = True
+        log.info("mesh %s listening on %s:%d", short_id(self._self_id), *self.listen_address)
+        self._sync_dialers()
+
+    async def stop(self) -> None:
+        """Stop listening and dialing, close every connection, wait for every task."""
+        if not self._running:
+            return
+        self._running = False
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections.values()):
+            connection.close("shutting down")
+        tasks = [*self._dialers.values(), *self._tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._dialers.clear()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        log.info("mesh %s stopped", short_id(self._self_id))
+
+    def send(self, node: NodeId, payload: bytes) -> bool:
+        """Queue `payload` for `node`; False when not connected. Raises OversizedFrame when the
+        payload is above the frame limit."""
+        connection = self._connections.get(node)
+        if connection is None:
+            return False
+        return connection.send(payload)
+
+    def connected(self) -> frozenset[NodeId]:
+        return frozenset(node for node, c in self._connections.items() if not c.is_closed)
+
+    # --- beyond the port ---------------------------------------------------------------
+    @property
+    def listen_address(self) -> HostPort:
+        """The bound (host, port); the real port when self_address asked for port 0."""
+        if self._server is None or not self._server.sockets:
+            return self._listen
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def nodes(self) -> Mapping[NodeId, HostPort]:
+        return dict(self._nodes)
+
+    def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> None:
+        """Replace the known nodes: drop links to removed ones, dial new ones (new addresses
+        apply to the next dial)."""
+        self._nodes = self._without_self(nodes)
+        for node, connection in list(self._connections.items()):
+            if node not in self._nodes:
+                connection.close("removed from the node set")
+        for node, task in list(self._dialers.items()):
+            if node not in self._nodes:
+                task.cancel()
+                del self._dialers[node]
+        if self._running:
+            self._sync_dialers()
+
+    # --- dialing -----------------------------------------------------------------------
+    def _without_self(self, nodes: Mapping[NodeId, HostPort]) -> dict[NodeId, HostPort]:
+        return {NodeId(bytes(n)): a for n, a in nodes.items() if n != self._self_id}
+
+    def _dials(self, node: NodeId) -> bool:
+        return self._dial_all or self._self_id < node
+
+    def _sync_dialers(self) -> None:
+        for node in self._nodes:
+            if self._dials(node) and node not in self._dialers:
+                self._dialers[node] = asyncio.create_task(self._dial_loop(node))
+
+    async def _dial_loop(self, node: NodeId) -> None:
+        attempt = 0
+        while self._running and node in self._nodes:
+            existing = self._connections.get(node)
+            if existing is not None:
+                await existing.wait_closed()
+                attempt = 0
+            else:
+                connection = await self._dial_once(node, attempt)
+                if connection is not None and self._register(connection):
+                    attempt = 0
+                    await self._serve(connection)
+                else:
+                    attempt += 1
+            if self._running:
+                await asyncio.sleep(self._backoff.delay(attempt, self._rng))
+
+    async def _dial_once(self, node: NodeId, attempt: int) -> MeshConnection | None:
+        host, port = self._nodes[node]
+        try:
+            async with asyncio.timeout(self._timings.handshake_timeout):
+                reader, writer = await asyncio.open_connection(host, port, limit=STREAM_LIMIT)
+        except (OSError, TimeoutError) as exc:
+            log.debug("node %s: dial %s:%d failed: %s", short_id(node), host, port, exc)
+            return None
+        try:
+            return await establish(
+                reader,
+                writer,
+                role=Role.INITIATOR,
+                node_key=self._key,
+                allowed=frozenset(self._nodes),
+                rng=self._rng,
+                timings=self._timings,
+                expected_peer=node,
+            )
+        except (HandshakeRefused, FrameError, MeshConnectionError) as exc:
+            level = logging.WARNING if attempt == 0 else logging.DEBUG
+            log.log(level, "node %s: outbound handshake failed: %s", short_id(node), exc)
+            return None
+
+    # --- accepting ---------------------------------------------------------------------
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            if not self._running or self._pending >= self._max_pending:
+                writer.transport.abort()
+                return
+            self._pending += 1
+            try:
+                connection = await establish(
+                    reader,
+                    writer,
+                    role=Role.RESPONDER,
+                    node_key=self._key,
+                    allowed=frozenset(self._nodes),
+                    rng=self._rng,
+                    timings=self._timings,
+                )
+            except HandshakeRefused as exc:
+                peer = writer.get_extra_info("peername")
+                log.warning("refused inbound connection from %s: %s", peer, exc)
+                return
+            except (FrameError, MeshConnectionError) as exc:
+                peer = writer.get_extra_info("peername")
+                log.info("inbound handshake from %s failed: %s", peer, exc)
+                return
+            finally:
+                self._pending -= 1
+            if self._register(connection):
+                await self._serve(connection)
+        except asyncio.CancelledError:
+            # stop() cancels this server-owned task; ending quietly keeps asyncio's stream
+            # callback from reporting the cancellation as an error.
+            pass
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    # --- the connection table ----------------------------------------------------------
+    def _dialed_by_rule(self, connection: MeshConnection) -> bool:
+        """True when the connection was dialed by the smaller of the two ids."""
+        we_dialed = connection.role is Role.INITIATOR
+        return we_dialed == (self._self_id < connection.peer)
+
+    def _register(self, connection: MeshConnection) -> bool:
+        node = connection.peer
+        if not self._running or node not in self._nodes:
+            connection.close("not in the node set")
+            return False
+        existing = self._connections.get(node)
+        if existing is not None and not existing.is_closed:
+            if not self._dialed_by_rule(connection):
+                connection.close("duplicate connection")
+                return False
+            self._drop(existing, "replaced by a newer connection")
+        self._connections[node] = connection
+        direction = "outbound" if connection.role is Role.INITIATOR else "inbound"
+        log.info("node %s: connected (%s)", short_id(node), direction)
+        self._emit(self._handler.on_connected, node)
+        return True
+
+    def _drop(self, connection: MeshConnection, reason: str) -> None:
+        connection.close(reason)
+        if self._connections.get(connection.peer) is connection:
+            del self._connections[connection.peer]
+            log.info("node %s: disconnected (%s)", short_id(connection.peer), reason)
+            self._emit(self._handler.on_disconnected, connection.peer)
+
+    async def _serve(self, connection: MeshConnection) -> None:
+        node = connection.peer
+        try:
+            reason = await connection.run(
+                lambda payload: self._emit(self._handler.on_message, node, payload)
+            )
+        finally:
+            self._drop(connection, connection.close_reason or "stopped")
+        log.debug("node %s: connection ended: %s", short_id(node), reason)
+
+    @staticmethod
+    def _emit(callback: Callable[..., None], node: NodeId, *args: bytes) -> None:
+        try:
+            callback(node, *args)
+        except Exception:
+            log.exception("node %s: transport handler failed", short_id(node))
