@@ -1,0 +1,207 @@
+"""Pieces both threshold signing sessions use: request checks, the nonce generations of one
+attempt, phases, and locating a share public that does not fit the server key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from secretstore.crypto.curve import ZERO, Point, Scalar, hash_to_point
+from secretstore.crypto.shamir import interpolate_point_at_zero
+from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreError
+from secretstore.sessions.base import Send, SessionContext, short
+from secretstore.sessions.dkg import DkgResult, DkgRun
+from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.wire.codec import AnyMessage
+from secretstore.wire.signing import NonceKind, SigningNonceMessage
+
+MESSAGE_HASH_LENGTH = 32
+#: How much of a peer's fault text goes into an error (the rest is dropped).
+MAX_REPORTED_TEXT = 200
+
+
+class SigningPhase(Enum):
+    """What a signing session waits for (master and slave phases share the names)."""
+
+    WAITING_FOR_ACCESS = "waiting for access answers"
+    WAITING_FOR_ACCESS_CHECK = "waiting for the access check"
+    WAITING_FOR_NONCE_REQUEST = "waiting for a group's nonce request"
+    WAITING_FOR_NONCES = "waiting for the nonce generations"
+    WAITING_FOR_INVERSED_NONCE_SHARES = "waiting for inversed nonce shares"
+    WAITING_FOR_SIGNATURE_REQUEST = "waiting for the signature request"
+    WAITING_FOR_SIGNATURE_SHARES = "waiting for signature shares"
+    WAITING_FOR_END = "waiting for the end or another attempt"
+    ENDED = "ended"
+
+
+def check_message_hash(message_hash: bytes) -> MessageHash:
+    """`message_hash` when it is 32 bytes; InvalidRequest otherwise."""
+    if not isinstance(message_hash, bytes) or len(message_hash) != MESSAGE_HASH_LENGTH:
+        raise InvalidRequest(f"a message hash is {MESSAGE_HASH_LENGTH} bytes")
+    return MessageHash(message_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class NonceSpec:
+    """One nonce generation of an attempt: its polynomial degree and whether it shares zero."""
+
+    threshold: int
+    zero_secret: bool = False
+
+
+def derived_point(
+    session_id: SessionId, key_id: ServerKeyId, attempt: int, kind: NonceKind
+) -> Point:
+    """The Pedersen point H of one nonce generation: the same on every node, with a discrete
+    log nobody knows, and different for every session, attempt and kind."""
+    tag = b"signing-nonce" + attempt.to_bytes(8, "big") + bytes([int(kind)])
+    return hash_to_point(tag + session_id + key_id)
+
+
+class NonceRuns:
+    """The nonce generations (DkgRuns) of one attempt on one node, by kind.
+
+    `start` deals; `on_message` feeds a peer's DKG message (raising ProtocolViolation naming
+    the peer at fault, or InvalidRequest for a kind this signing does not run). Outgoing DKG
+    messages come back as Send effects, already wrapped in SigningNonceMessage.
+    """
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        key_id: ServerKeyId,
+        *,
+        attempt: int,
+        nodes: Sequence[NodeId],
+        id_numbers: Mapping[NodeId, Scalar],
+        specs: Mapping[NonceKind, NonceSpec],
+    ) -> None:
+        self.session_id = session_id
+        self.attempt = attempt
+        self.nodes = tuple(nodes)
+        group = {node: id_numbers[node] for node in self.nodes}
+        self.runs = {
+            kind: DkgRun(
+                ctx.self_id,
+                ctx.rng,
+                group,
+                spec.threshold,
+                derived_point(session_id, key_id, attempt, kind),
+                zero_secret=spec.zero_secret,
+            )
+            for kind, spec in sorted(specs.items())
+        }
+        #: set by the owner once it acted on the finished generations
+        self.handled = False
+
+    @property
+    def done(self) -> bool:
+        return all(run.done for run in self.runs.values())
+
+    def result(self, kind: NonceKind) -> DkgResult:
+        result = self.runs[kind].result
+        if result is None:
+            raise InvalidRequest(f"the {kind.name} generation has not ended")
+        return result
+
+    def start(self) -> list[Send]:
+        out: list[Send] = []
+        for kind, run in self.runs.items():
+            out += self._wrap(kind, run.start())
+        return out
+
+    def on_message(self, sender: NodeId, kind: NonceKind, inner: object) -> list[Send]:
+        run = self.runs.get(kind)
+        if run is None:
+            raise ProtocolViolation(short(sender), f"sent a {kind.name} message, not run here")
+        return self._wrap(kind, run.on_message(sender, inner))
+
+    def _wrap(self, kind: NonceKind, out: Iterable[tuple[NodeId, object]]) -> list[Send]:
+        return [
+            Send(to, SigningNonceMessage(self.session_id, self.attempt, kind, AnyMessage(inner)))
+            for to, inner in out
+        ]
+
+
+def culprit_of(error: SecretStoreError, nodes: Iterable[NodeId], fallback: NodeId) -> NodeId:
+    """The node a ProtocolViolation names (by its short id), among `nodes`; else `fallback`."""
+    if isinstance(error, ProtocolViolation):
+        for node in nodes:
+            if short(node) == error.node:
+                return node
+    return fallback
+
+
+def what_of(error: SecretStoreError) -> str:
+    """The description of an error without the node prefix of a ProtocolViolation."""
+    text = error.what if isinstance(error, ProtocolViolation) else str(error)
+    return text[:MAX_REPORTED_TEXT]
+
+
+def names(nodes: Iterable[NodeId]) -> str:
+    """Short ids of `nodes`, comma-separated (for errors)."""
+    return ", ".join(short(node) for node in nodes)
+
+
+# --- share publics that do not fit the key ----------------------------------------------
+
+
+def share_publics_fit(threshold: int, points: Sequence[tuple[Scalar, Point]]) -> bool:
+    """Whether the points (x, P) lie on one polynomial of degree `threshold` (in the
+    exponent). The first t+1 points fix it; each further point is checked by interpolating
+    at its x (shifting the id numbers so that x becomes zero)."""
+    basis = points[: threshold + 1]
+    for x, point in points[threshold + 1 :]:
+        shifted = [bx - x for bx, _ in basis]
+        if interpolate_point_at_zero([p for _, p in basis], shifted) != point:
+            return False
+    return True
+
+
+def locate_misfit(
+    threshold: int,
+    key_public: Point,
+    share_publics: Mapping[NodeId, Point],
+    id_numbers: Mapping[NodeId, Scalar],
+    suspects: Iterable[NodeId],
+) -> NodeId | None:
+    """The one suspect whose share public alone keeps the share publics reported in a session
+    (with the key public at x = 0) off a polynomial of degree t; None when that cannot be
+    told: too few reports to over-determine the polynomial without the suspect, more than one
+    misfit, or none at all."""
+    reported = {node: p for node, p in share_publics.items() if node in id_numbers}
+    everything = [(ZERO, key_public)] + [(id_numbers[n], p) for n, p in sorted(reported.items())]
+    if share_publics_fit(threshold, everything):
+        return None
+    found: list[NodeId] = []
+    for suspect in suspects:
+        rest = [(ZERO, key_public)] + [
+            (id_numbers[n], p) for n, p in sorted(reported.items()) if n != suspect
+        ]
+        if len(rest) >= threshold + 2 and share_publics_fit(threshold, rest):
+            found.append(suspect)
+    return found[0] if len(found) == 1 else None
+
+
+def misfit_error(
+    *,
+    threshold: int,
+    key_public: Point,
+    share_publics: Mapping[NodeId, Point],
+    id_numbers: Mapping[NodeId, Scalar],
+    group: Sequence[NodeId],
+    self_id: NodeId,
+) -> ProtocolViolation:
+    """The error for a group whose checked shares do not combine to a valid signature: some
+    member's share (and share public) does not fit the server key. Names that member when
+    the reported share publics tell it, else every other member of the group."""
+    suspects = [node for node in group if node != self_id]
+    misfit = locate_misfit(threshold, key_public, share_publics, id_numbers, suspects)
+    if misfit is not None:
+        return ProtocolViolation(short(misfit), "holds a key share that does not fit the key")
+    return ProtocolViolation(
+        names(suspects) or short(self_id),
+        "one of these nodes holds a key share that does not fit the key",
+    )

@@ -1,0 +1,431 @@
+"""Threshold ECDSA signing (Parity's scheme): access consensus over 2t+1 key holders, three
+nonce generations among them, an inversion round, proven shares, and a recoverable r‖s‖v.
+
+Request `SignEcdsa(key_id, requester_signature, message_hash)`; result the 65 bytes
+``r ‖ s ‖ v`` (low s, v ∈ {0, 1}) of a standard secp256k1 signature of the message hash by the
+server key, checked to recover to the server key public before it is returned (the key server
+encrypts it to the requester). For the math see crypto/ecdsa.py.
+
+Flow, per attempt (a group of 2t+1 consenting nodes, the master among them):
+1. every consenting candidate reports its share public ``Y_i = s_i·G`` (before any nonce);
+2. the group runs three DKGs: the nonce ``k`` (threshold t, public ``R``), the blinding ``e``
+   (threshold t) and a sharing of zero (threshold 2t); member i holds ``k_i, e_i, z_i`` and
+   everyone the share publics ``K_i, E_i, Z_i``;
+3. each member sends ``u_i = k_i·e_i + z_i`` with a proof that ``u_i·G - Z_i = e_i·K_i``;
+   the master checks the proofs and sends ``w = (k·e)⁻¹`` (interpolated from the ``u_i``);
+4. each member sends ``σ_i = w·e_i·(h + s_i·r)`` with a proof that
+   ``σ_i·G = e_i·w·(h·G + r·Y_i)``; the master checks them, interpolates ``s`` and checks
+   that the signature recovers to the server key.
+With t = 0 the master signs with its share directly (it is the key), as Parity does.
+
+A member lost during an attempt makes the master select another group with fresh nonces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from secretstore.crypto.curve import G, Point, Scalar
+from secretstore.crypto.dleq import DleqProof, prove_equal_logs, verify_equal_logs
+from secretstore.crypto.ecdsa import (
+    combine_ecdsa_signature,
+    compute_ecdsa_inversed_secret_coeff_from_shares,
+    compute_ecdsa_inversed_secret_coeff_share,
+    compute_ecdsa_partial_signature,
+    compute_ecdsa_r,
+    message_hash_scalar,
+    signers_needed,
+)
+from secretstore.crypto.keys import recover_public, sign_recoverable
+from secretstore.errors import ConsensusUnreachable, CryptoError, InvalidRequest, ProtocolViolation
+from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.consensus import (
+    AccessCheck,
+    GroupSelected,
+    recover_requester_of,
+    require_share,
+    select_version,
+)
+from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.signing_common import (
+    NonceRuns,
+    NonceSpec,
+    SigningPhase,
+    check_message_hash,
+    names,
+)
+from secretstore.sessions.signing_master import SigningMaster
+from secretstore.sessions.signing_slave import SigningSlave
+from secretstore.storage.model import KeyShare
+from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.wire.consensus import AccessRequest
+from secretstore.wire.signing import (
+    EcdsaInversedNonceShare,
+    EcdsaSignatureRequest,
+    EcdsaSignatureShare,
+    EcdsaSigningRequest,
+    NonceKind,
+)
+
+#: Length of the result: r‖s‖v.
+SIGNATURE_LENGTH = 65
+
+
+@dataclass(frozen=True, slots=True)
+class SignEcdsa:
+    """Request: sign `message_hash` (32 bytes, not zero mod n) with server key `key_id`.
+
+    `requester_signature`: 65 bytes r‖s‖v over `key_id`; `version`: the key version hash to
+    use, None for the master's newest. Result: 65 bytes r‖s‖v (bytes).
+    """
+
+    key_id: ServerKeyId
+    requester_signature: bytes
+    message_hash: MessageHash
+    version: bytes | None = None
+
+
+def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
+    return {
+        NonceKind.SIGNATURE_NONCE: NonceSpec(threshold),
+        NonceKind.INVERSION_NONCE: NonceSpec(threshold),
+        NonceKind.INVERSION_ZERO: NonceSpec(2 * threshold, zero_secret=True),
+    }
+
+
+def proof_context(step: bytes, session_id: SessionId, attempt: int, node: NodeId) -> bytes:
+    """What a member's proof is bound to: the step, the session, the attempt and the member."""
+    return b"ecdsa-" + step + session_id + attempt.to_bytes(8, "big") + node
+
+
+def signature_base(
+    inversed_nonce_coeff: Scalar, nonce_public: Point, message_hash: bytes, share_public: Point
+) -> Point:
+    """``B_i = w·(h·G + r·Y_i)``: ``σ_i·G = e_i·B_i`` for an honest member."""
+    r = compute_ecdsa_r(nonce_public)
+    h = message_hash_scalar(message_hash)
+    return (Point.base_mul(h) + share_public * r) * inversed_nonce_coeff
+
+
+def _nonce_public(nonces: NonceRuns) -> Point:
+    public = nonces.result(NonceKind.SIGNATURE_NONCE).joint_public
+    assert public is not None  # a run with publics of a nonzero secret
+    return public
+
+
+class EcdsaSigningMaster(SigningMaster):
+    """The master of an ECDSA signing (phases by what they wait for).
+
+    | phase                    | on                                | next                       |
+    |--------------------------|-----------------------------------|----------------------------|
+    | WAITING_FOR_ACCESS       | 2t+1 allowed, self among them     | WAITING_FOR_NONCES;        |
+    | (own check, Consensus-   |                                   | t = 0: ENDED: r‖s‖v        |
+    |  Response, SharePublic)  | too many refused / self refused   | ENDED: AccessDenied        |
+    |                          | too few left to reach 2t+1        | ENDED: ConsensusUnreachable|
+    | WAITING_FOR_NONCES       | own three generations ended       | ..._INVERSED_NONCE_SHARES  |
+    | (SigningNonceMessage)    | bad DKG message, SigningFault     | ENDED: ProtocolViolation   |
+    | WAITING_FOR_INVERSED_    | all u_i in, proven (w sent)       | ..._SIGNATURE_SHARES       |
+    |  NONCE_SHARES            | a proof fails                     | ENDED: ProtocolViolation   |
+    | WAITING_FOR_SIGNATURE_   | all σ_i in, proven, recovers to Y | ENDED: r‖s‖v               |
+    |  SHARES                  | a proof fails / recovers to other | ENDED: ProtocolViolation   |
+    | any of the three above   | member lost, 2t+1 allowed remain  | WAITING_FOR_NONCES (new)   |
+    |                          | member lost, answers pending      | WAITING_FOR_ACCESS         |
+    |                          | member lost, too few left         | ENDED: ConsensusUnreachable|
+    """
+
+    _inverse_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
+    _signature_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
+    _inversed_nonce_coeff: Scalar | None
+
+    def _init_message(self, access: AccessRequest) -> object:
+        return EcdsaSigningRequest(self.session_id, self.key_id, access, self.message_hash)
+
+    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
+        return _specs(self.threshold)
+
+    def _reset_job(self) -> None:
+        self._inverse_shares = {}
+        self._signature_shares = {}
+        self._inversed_nonce_coeff = None
+
+    def _job_phase(self) -> SigningPhase:
+        if self._inversed_nonce_coeff is None:
+            return SigningPhase.WAITING_FOR_INVERSED_NONCE_SHARES
+        return SigningPhase.WAITING_FOR_SIGNATURE_SHARES
+
+    def _missing(self, nonces: NonceRuns) -> list[NodeId]:
+        inverting = self._inversed_nonce_coeff is None
+        waiting = self._inverse_shares if inverting else self._signature_shares
+        return [node for node in nonces.nodes if node not in waiting]
+
+    def _begin(self, group: GroupSelected) -> list[Effect]:
+        if self.threshold > 0:
+            return super()._begin(group)
+        # t = 0: every share is the key itself; sign here, as Parity does
+        signature = sign_recoverable(self.version.secret_share, self.message_hash)
+        if recover_public(signature, self.message_hash) != self.share.public:
+            return self.misfit(group.nodes)
+        return self.complete(signature)
+
+    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
+        k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
+        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
+        z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
+        own = compute_ecdsa_inversed_secret_coeff_share(k, e, z)
+        self._inverse_shares[self.ctx.self_id] = (own, None)
+        return self._try_invert(nonces)
+
+    def _on_job_message(self, sender: NodeId, message: object) -> list[Effect] | None:
+        if isinstance(message, EcdsaInversedNonceShare):
+            nonces = self.current(sender, message.attempt)
+            if nonces is None:
+                return []
+            self._keep(self._inverse_shares, sender, message.share, message.proof)
+            return self._try_invert(nonces)
+        if isinstance(message, EcdsaSignatureShare):
+            nonces = self.current(sender, message.attempt)
+            if nonces is None:
+                return []
+            if self._inversed_nonce_coeff is None:
+                raise ProtocolViolation(short(sender), "sent a signature share unasked")
+            self._keep(self._signature_shares, sender, message.share, message.proof)
+            return self._try_sign(nonces)
+        return None
+
+    def _keep(
+        self,
+        shares: dict[NodeId, tuple[Scalar, DleqProof | None]],
+        sender: NodeId,
+        share: Scalar,
+        proof: DleqProof,
+    ) -> None:
+        known = shares.get(sender)
+        if known is not None and known != (share, proof):
+            raise ProtocolViolation(short(sender), "sent two different shares for one step")
+        shares[sender] = (share, proof)
+
+    def _try_invert(self, nonces: NonceRuns) -> list[Effect]:
+        shares = self._inverse_shares
+        if not nonces.done or self._inversed_nonce_coeff is not None:
+            return []
+        if len(shares) < len(nonces.nodes):
+            return []
+        bad = [node for node in nonces.nodes if not self._inverse_share_holds(nonces, node)]
+        if bad:
+            return self.fail(
+                ProtocolViolation(names(bad), "sent an inversed nonce share that is not proven")
+            )
+        numbers = [self.id_numbers[node] for node in nonces.nodes]
+        coeff = compute_ecdsa_inversed_secret_coeff_from_shares(
+            self.threshold, numbers, [shares[node][0] for node in nonces.nodes]
+        )
+        self._inversed_nonce_coeff = coeff
+        request = EcdsaSignatureRequest(self.session_id, nonces.attempt, coeff)
+        effects: list[Effect] = self.broadcast(request, nonces.nodes)
+        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
+        own = compute_ecdsa_partial_signature(
+            coeff, e, self.version.secret_share, _nonce_public(nonces), self.message_hash
+        )
+        self._signature_shares[self.ctx.self_id] = (own, None)
+        return effects + self._try_sign(nonces)
+
+    def _inverse_share_holds(self, nonces: NonceRuns, node: NodeId) -> bool:
+        share, proof = self._inverse_shares[node]
+        if proof is None:
+            return node == self.ctx.self_id
+        nonce_public = nonces.result(NonceKind.SIGNATURE_NONCE).share_public(node)
+        blinding_public = nonces.result(NonceKind.INVERSION_NONCE).share_public(node)
+        zero_public = nonces.result(NonceKind.INVERSION_ZERO).share_public(node)
+        product = Point.base_mul(share) - zero_public
+        context = proof_context(b"u", self.session_id, nonces.attempt, node)
+        return verify_equal_logs(proof, G, blinding_public, nonce_public, product, context=context)
+
+    def _try_sign(self, nonces: NonceRuns) -> list[Effect]:
+        shares = self._signature_shares
+        if len(shares) < len(nonces.nodes):
+            return []
+        bad = [node for node in nonces.nodes if not self._signature_share_holds(nonces, node)]
+        if bad:
+            return self.fail(
+                ProtocolViolation(names(bad), "sent a signature share that is not proven")
+            )
+        numbers = [self.id_numbers[node] for node in nonces.nodes]
+        signature = combine_ecdsa_signature(
+            self.threshold, _nonce_public(nonces), [shares[n][0] for n in nonces.nodes], numbers
+        )
+        try:
+            recovered = recover_public(signature, self.message_hash)
+        except CryptoError:
+            return self.misfit(nonces.nodes)
+        if recovered != self.share.public:
+            return self.misfit(nonces.nodes)
+        return self.complete(signature)
+
+    def _signature_share_holds(self, nonces: NonceRuns, node: NodeId) -> bool:
+        share, proof = self._signature_shares[node]
+        if proof is None:
+            return node == self.ctx.self_id
+        assert self._inversed_nonce_coeff is not None
+        base = signature_base(
+            self._inversed_nonce_coeff,
+            _nonce_public(nonces),
+            self.message_hash,
+            self.share_public_of(node),
+        )
+        blinding_public = nonces.result(NonceKind.INVERSION_NONCE).share_public(node)
+        context = proof_context(b"s", self.session_id, nonces.attempt, node)
+        return verify_equal_logs(
+            proof, G, blinding_public, base, Point.base_mul(share), context=context
+        )
+
+
+class EcdsaSigningSlave(SigningSlave):
+    """A candidate of someone else's ECDSA signing.
+
+    | phase                    | on                                   | next                      |
+    |--------------------------|--------------------------------------|---------------------------|
+    | WAITING_FOR_ACCESS_CHECK | allowed (answer, share public sent)  | WAITING_FOR_NONCE_REQUEST |
+    |                          | refused (answer sent)                | ENDED                     |
+    | WAITING_FOR_NONCE_REQ.   | valid SigningNonceRequest            | WAITING_FOR_NONCES        |
+    | WAITING_FOR_NONCES       | three generations ended (u_i sent)   | ..._SIGNATURE_REQUEST     |
+    | (SigningNonceMessage)    | a peer breaks one (SigningFault sent)| WAITING_FOR_NONCE_REQUEST |
+    |                          | a member disconnects (reported)      | WAITING_FOR_NONCE_REQUEST |
+    | WAITING_FOR_SIGNATURE_   | EcdsaSignatureRequest (σ_i sent)     | WAITING_FOR_END           |
+    |  REQUEST                 |                                      |                           |
+    | WAITING_FOR_END          | a newer SigningNonceRequest          | WAITING_FOR_NONCES        |
+    | any                      | ConsensusCompleted, master's error   | ENDED                     |
+    |                          | the master breaks the protocol       | ENDED: ProtocolViolation  |
+    """
+
+    _signature_request: EcdsaSignatureRequest | None
+
+    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
+        return _specs(self.threshold)
+
+    def _reset_job(self) -> None:
+        self._signature_request = None
+
+    def _job_phase(self) -> SigningPhase:
+        if self._signature_request is None:
+            return SigningPhase.WAITING_FOR_SIGNATURE_REQUEST
+        return SigningPhase.WAITING_FOR_END
+
+    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
+        k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
+        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
+        z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
+        share = compute_ecdsa_inversed_secret_coeff_share(k, e, z)
+        context = proof_context(b"u", self.session_id, nonces.attempt, self.ctx.self_id)
+        proof = prove_equal_logs(e, G, Point.base_mul(k), self.ctx.rng, context=context)
+        message = EcdsaInversedNonceShare(self.session_id, nonces.attempt, share, proof)
+        return [Send(self.master, message)]
+
+    def _on_job_message(self, message: object) -> list[Effect] | None:
+        if not isinstance(message, EcdsaSignatureRequest):
+            return None
+        if message.attempt < self.attempt:
+            return []  # a request of an abandoned attempt
+        if message.attempt > self.attempt:
+            raise self.violation(f"sent a signature request for attempt {message.attempt}")
+        nonces = self.nonces
+        if nonces is None:
+            return []  # this node gave the attempt up and told the master
+        if not nonces.handled:
+            raise self.violation("sent a signature request before this node's inversed share")
+        last = self._signature_request
+        if last is not None:
+            if last == message:
+                return []
+            raise self.violation("sent two different signature requests")
+        if message.inversed_nonce_coeff.is_zero():
+            raise self.violation("sent a zero inversed nonce coefficient")
+        self._signature_request = message
+        coeff = message.inversed_nonce_coeff
+        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
+        nonce_public = _nonce_public(nonces)
+        share = compute_ecdsa_partial_signature(
+            coeff, e, self.version.secret_share, nonce_public, self.message_hash
+        )
+        own_public = Point.base_mul(self.version.secret_share)
+        base = signature_base(coeff, nonce_public, self.message_hash, own_public)
+        context = proof_context(b"s", self.session_id, nonces.attempt, self.ctx.self_id)
+        proof = prove_equal_logs(e, G, base, self.ctx.rng, context=context)
+        reply = EcdsaSignatureShare(self.session_id, nonces.attempt, share, proof)
+        return [Send(self.master, reply)]
+
+
+# --- factories ---------------------------------------------------------------------------
+
+
+def _needed(share: KeyShare, key_id: ServerKeyId, holders: int) -> int:
+    needed = signers_needed(share.threshold)
+    if needed > holders:
+        raise ConsensusUnreachable(
+            f"ECDSA signing with threshold {share.threshold} needs {needed} holders of key "
+            f"0x{key_id.hex()}; it has {holders}"
+        )
+    return needed
+
+
+def start_ecdsa_signing(
+    ctx: SessionContext,
+    session_id: SessionId,
+    request: SignEcdsa,
+    share: KeyShare | None,
+    connected: frozenset[NodeId],
+) -> tuple[Session, list[Effect]]:
+    """Master factory. Raises InvalidRequest (signature, message hash), ServerKeyNotFound,
+    ConsensusUnreachable (the key has fewer than 2t+1 holders, or fewer are connected)."""
+    requester = recover_requester_of(request.requester_signature, request.key_id)
+    message_hash = check_message_hash(request.message_hash)
+    try:
+        message_hash_scalar(message_hash)
+    except CryptoError:
+        raise InvalidRequest(
+            "an ECDSA message hash cannot be zero modulo the curve order"
+        ) from None
+    held = require_share(share, request.key_id)
+    version = select_version(held, request.key_id, ctx.self_id, request.version)
+    session = EcdsaSigningMaster(
+        ctx,
+        session_id,
+        request.key_id,
+        share=held,
+        version=version,
+        requester=requester,
+        requester_signature=request.requester_signature,
+        message_hash=message_hash,
+        needed=_needed(held, request.key_id, len(version.nodes)),
+        connected=connected,
+    )
+    return session, session.start()
+
+
+def join_ecdsa_signing(
+    ctx: SessionContext, sender: NodeId, message: EcdsaSigningRequest, share: KeyShare | None
+) -> tuple[Session, list[Effect]]:
+    """Slave factory; the errors it raises reach the master as a SessionError."""
+    held = require_share(share, message.key_id)
+    check = AccessCheck(
+        ctx, message.session_id, sender, key_id=message.key_id, request=message.access, share=held
+    )
+    try:
+        message_hash_scalar(message.message_hash)
+    except CryptoError:
+        raise ProtocolViolation(short(sender), "asked to sign a zero message hash") from None
+    session = EcdsaSigningSlave(
+        ctx,
+        sender,
+        session_id=message.session_id,
+        key_id=message.key_id,
+        init=message,
+        share=held,
+        check=check,
+        message_hash=message.message_hash,
+        needed=_needed(held, message.key_id, len(check.version.nodes)),
+    )
+    return session, check.start()
+
+
+MASTERS: dict[type, MasterFactory] = {SignEcdsa: start_ecdsa_signing}
+SLAVES: dict[type, SlaveFactory] = {EcdsaSigningRequest: join_ecdsa_signing}

@@ -1,0 +1,282 @@
+"""The master half both signing sessions build on: access consensus, share publics, one
+attempt of nonce generations per selected group, re-selection on loss, blame reports.
+
+A subclass adds its signing steps through the hooks `_init_message`, `_nonce_specs`,
+`_reset_job`, `_on_nonces_done`, `_on_job_message`, `_job_phase` and `_missing` (see
+SchnorrSigningMaster and EcdsaSigningMaster).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+
+from secretstore.crypto.curve import Point
+from secretstore.errors import ProtocolViolation, SecretStoreError
+from secretstore.sessions.base import Effect, Session, SessionContext, short
+from secretstore.sessions.consensus import (
+    AccessConsensus,
+    ConsensusFailed,
+    Decision,
+    GroupSelected,
+    Requester,
+)
+from secretstore.sessions.signing_common import (
+    NonceRuns,
+    NonceSpec,
+    SigningPhase,
+    misfit_error,
+    names,
+)
+from secretstore.storage.model import KeyShare, KeyShareVersion
+from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.wire.consensus import AccessRequest, ConsensusResponse
+from secretstore.wire.signing import (
+    NonceKind,
+    SigningFault,
+    SigningNodeLost,
+    SigningNonceMessage,
+    SigningNonceRequest,
+    SigningSharePublic,
+)
+
+
+class SigningMaster(Session):
+    """Master half. `needed` nodes (the master among them) run each attempt."""
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        key_id: ServerKeyId,
+        *,
+        share: KeyShare,
+        version: KeyShareVersion,
+        requester: Requester,
+        requester_signature: bytes,
+        message_hash: MessageHash,
+        needed: int,
+        connected: frozenset[NodeId],
+    ) -> None:
+        super().__init__(ctx, session_id, ctx.self_id, key_id)
+        self.share = share
+        self.version = version
+        self.threshold = share.threshold
+        self.message_hash = message_hash
+        self.id_numbers = version.id_numbers_map()
+        self._signature = requester_signature
+        self.consensus = AccessConsensus(
+            ctx,
+            session_id,
+            key_id,
+            requester=requester.address,
+            version=version,
+            connected=connected,
+            needed=needed,
+        )
+        #: Y_i = s_i·G of every candidate that reported it (this node's own included)
+        self.share_publics: dict[NodeId, Point] = {
+            ctx.self_id: Point.base_mul(version.secret_share)
+        }
+        #: the nonce generations of the running attempt, None while no group runs
+        self.nonces: NonceRuns | None = None
+        self._reset_job()
+
+    # --- hooks --------------------------------------------------------------------------
+    @abstractmethod
+    def _init_message(self, access: AccessRequest) -> object:
+        """The initialising message sent to every candidate."""
+
+    @abstractmethod
+    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
+        """The nonce generations of one attempt."""
+
+    @abstractmethod
+    def _reset_job(self) -> None:
+        """Set up (forget) the signing state of an attempt; also called on construction."""
+
+    @abstractmethod
+    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
+        """This node's generations of the running attempt ended."""
+
+    @abstractmethod
+    def _on_job_message(self, sender: NodeId, message: object) -> list[Effect] | None:
+        """A session-specific message; None when the type is not one."""
+
+    @abstractmethod
+    def _job_phase(self) -> SigningPhase:
+        """The phase once the generations of the running attempt ended."""
+
+    @abstractmethod
+    def _missing(self, nonces: NonceRuns) -> list[NodeId]:
+        """Members whose next answer has not come (for a timeout)."""
+
+    # --- state ----------------------------------------------------------------------------
+    @property
+    def phase(self) -> SigningPhase:
+        if self.finished:
+            return SigningPhase.ENDED
+        if self.nonces is None:
+            return SigningPhase.WAITING_FOR_ACCESS
+        if not self.nonces.done:
+            return SigningPhase.WAITING_FOR_NONCES
+        return self._job_phase()
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return self.consensus.in_play | {self.ctx.self_id}
+
+    def start(self) -> list[Effect]:
+        access = AccessRequest(self._signature, self.version.hash)
+        return self.consensus.start(self._init_message(access))
+
+    # --- events ---------------------------------------------------------------------------
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        if self.finished:
+            return []
+        try:
+            return self._dispatch(sender, message)
+        except SecretStoreError as exc:
+            return self.fail(exc)
+
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        if self.finished:
+            return []
+        return self._guarded(lambda: self._follow(self.consensus.on_own_access(allowed)))
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        return self._guarded(lambda: self._lose(node, "disconnected"))
+
+    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
+        return self._guarded(lambda: self._lose(sender, f"failed: {reason[:200]}"))
+
+    def on_timeout(self) -> list[Effect]:
+        if self.finished:
+            return []
+        nonces = self.nonces
+        if nonces is None:
+            return self.fail(self.consensus.timeout_error())
+        if not nonces.done:
+            silent = [node for node in nonces.nodes if node != self.ctx.self_id]
+            what = "did not end the nonce generation before the session timed out"
+        else:
+            silent = self._missing(nonces)
+            what = "did not answer before the session timed out"
+        return self.fail(ProtocolViolation(names(silent) or short(self.ctx.self_id), what))
+
+    # --- for subclasses -------------------------------------------------------------------
+    def current(self, sender: NodeId, attempt: int) -> NonceRuns | None:
+        """The running attempt if `attempt` names it (and `sender` is in its group); None
+        for an abandoned attempt; ProtocolViolation for one never started or a stranger."""
+        if not 1 <= attempt <= self.consensus.attempt:
+            raise ProtocolViolation(short(sender), f"sent a message of attempt {attempt}")
+        nonces = self.nonces
+        if nonces is None or attempt != nonces.attempt:
+            return None
+        if sender not in nonces.nodes:
+            raise ProtocolViolation(short(sender), f"is not in the group of attempt {attempt}")
+        return nonces
+
+    def complete(self, result: object) -> list[Effect]:
+        """End well: tell the candidates, then hand `result` to the caller."""
+        return self.consensus.completion() + self.finish(result)
+
+    def misfit(self, group: tuple[NodeId, ...]) -> list[Effect]:
+        """Fail: the checked shares of `group` do not combine to a valid signature."""
+        return self.fail(
+            misfit_error(
+                threshold=self.threshold,
+                key_public=self.share.public,
+                share_publics=self.share_publics,
+                id_numbers=self.id_numbers,
+                group=group,
+                self_id=self.ctx.self_id,
+            )
+        )
+
+    def share_public_of(self, node: NodeId) -> Point:
+        """The share public `node` reported; ProtocolViolation if it has not."""
+        public = self.share_publics.get(node)
+        if public is None:
+            raise ProtocolViolation(short(node), "sent a signature share before its share public")
+        return public
+
+    # --- internals ------------------------------------------------------------------------
+    def _guarded(self, step: Callable[[], list[Effect]]) -> list[Effect]:
+        if self.finished:
+            return []
+        try:
+            return step()
+        except SecretStoreError as exc:
+            return self.fail(exc)
+
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        if isinstance(message, ConsensusResponse):
+            return self._follow(self.consensus.on_response(sender, message))
+        if isinstance(message, SigningSharePublic):
+            known = self.share_publics.setdefault(sender, message.share_public)
+            if known != message.share_public:
+                raise ProtocolViolation(short(sender), "sent two different share publics")
+            return []
+        if isinstance(message, SigningNonceMessage):
+            nonces = self.current(sender, message.attempt)
+            if nonces is None:
+                return []
+            effects: list[Effect] = []
+            effects += nonces.on_message(sender, message.kind, message.message)
+            return effects + self._progress()
+        if isinstance(message, SigningFault):
+            if self.current(sender, message.attempt) is None:
+                return []
+            what = message.what[:200]
+            return self.fail(
+                ProtocolViolation(short(message.culprit), f"{what} (seen by {short(sender)})")
+            )
+        if isinstance(message, SigningNodeLost):
+            nonces = self.current(sender, message.attempt)
+            if nonces is None or message.node == self.ctx.self_id:
+                return []
+            if message.node not in nonces.nodes:
+                raise ProtocolViolation(short(sender), "reported losing a node outside its group")
+            return self._lose(message.node, f"is unreachable from {short(sender)}")
+        effects_or_none = self._on_job_message(sender, message)
+        if effects_or_none is None:
+            raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
+        return effects_or_none
+
+    def _progress(self) -> list[Effect]:
+        nonces = self.nonces
+        if nonces is None or nonces.handled or not nonces.done:
+            return []
+        nonces.handled = True
+        return self._on_nonces_done(nonces)
+
+    def _lose(self, node: NodeId, why: str) -> list[Effect]:
+        if self.nonces is not None and node in self.nonces.nodes and node != self.ctx.self_id:
+            self.nonces = None
+            self._reset_job()
+        return self._follow(self.consensus.on_node_lost(node, why))
+
+    def _follow(self, decision: Decision) -> list[Effect]:
+        if isinstance(decision, ConsensusFailed):
+            return self.fail(decision.error)
+        if isinstance(decision, GroupSelected):
+            return self._begin(decision)
+        return []
+
+    def _begin(self, group: GroupSelected) -> list[Effect]:
+        self._reset_job()
+        nonces = NonceRuns(
+            self.ctx,
+            self.session_id,
+            self.key_id,
+            attempt=group.attempt,
+            nodes=group.nodes,
+            id_numbers=self.id_numbers,
+            specs=self._nonce_specs(),
+        )
+        self.nonces = nonces
+        request = SigningNonceRequest(self.session_id, group.attempt, group.nodes)
+        effects: list[Effect] = self.broadcast(request, group.nodes)
+        effects += nonces.start()
+        return effects + self._progress()

@@ -1,0 +1,252 @@
+"""The slave half both signing sessions build on: the access check, the share public, the
+nonce generations of each attempt the master starts, and reports of faults and losses.
+
+A subclass adds its signing steps through the hooks `_nonce_specs`, `_reset_job`,
+`_on_nonces_done`, `_on_job_message` and `_job_phase` (see SchnorrSigningSlave and
+EcdsaSigningSlave).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from itertools import pairwise
+
+from secretstore.crypto.curve import Point
+from secretstore.errors import ProtocolViolation, SecretStoreError
+from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.consensus import AccessCheck
+from secretstore.sessions.signing_common import (
+    NonceRuns,
+    NonceSpec,
+    SigningPhase,
+    culprit_of,
+    what_of,
+)
+from secretstore.storage.model import KeyShare
+from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.wire.consensus import ConsensusCompleted
+from secretstore.wire.signing import (
+    NonceKind,
+    SigningFault,
+    SigningNodeLost,
+    SigningNonceMessage,
+    SigningNonceRequest,
+    SigningSharePublic,
+)
+
+#: DKG messages a node sends per generation (keys, share proof, agreement): the bound of
+#: what a slave keeps from one peer for an attempt it has not started yet.
+MESSAGES_PER_GENERATION = 3
+
+
+class SigningSlave(Session):
+    """Slave half: a candidate of someone else's signing session."""
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        master: NodeId,
+        *,
+        session_id: SessionId,
+        key_id: ServerKeyId,
+        init: object,
+        share: KeyShare,
+        check: AccessCheck,
+        message_hash: MessageHash,
+        needed: int,
+    ) -> None:
+        super().__init__(ctx, session_id, master, key_id)
+        self._init = init
+        self.share = share
+        self.check = check
+        self.version = check.version
+        self.threshold = share.threshold
+        self.message_hash = message_hash
+        self.needed = needed
+        self.id_numbers = self.version.id_numbers_map()
+        self.nonces: NonceRuns | None = None
+        self._request: SigningNonceRequest | None = None
+        self._early: dict[int, list[tuple[NodeId, SigningNonceMessage]]] = {}
+        self._reset_job()
+
+    # --- hooks --------------------------------------------------------------------------
+    @abstractmethod
+    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]: ...
+
+    @abstractmethod
+    def _reset_job(self) -> None: ...
+
+    @abstractmethod
+    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]: ...
+
+    @abstractmethod
+    def _on_job_message(self, message: object) -> list[Effect] | None:
+        """A session-specific message from the master; None when the type is not one."""
+
+    @abstractmethod
+    def _job_phase(self) -> SigningPhase: ...
+
+    # --- state ----------------------------------------------------------------------------
+    @property
+    def attempt(self) -> int:
+        """The attempt of the latest nonce request (0 before the first)."""
+        return 0 if self._request is None else self._request.attempt
+
+    @property
+    def phase(self) -> SigningPhase:
+        if self.finished:
+            return SigningPhase.ENDED
+        if self.check.allowed is None:
+            return SigningPhase.WAITING_FOR_ACCESS_CHECK
+        if self.nonces is None:
+            return SigningPhase.WAITING_FOR_NONCE_REQUEST
+        if not self.nonces.done:
+            return SigningPhase.WAITING_FOR_NONCES
+        return self._job_phase()
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        # any holder of the version may be in a group with this node
+        return frozenset(self.version.nodes) | {self.master, self.ctx.self_id}
+
+    # --- events ---------------------------------------------------------------------------
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        if self.finished:
+            return []
+        effects = self.check.on_access_checked(allowed)
+        if not allowed:
+            return effects + self.finish()
+        if effects:
+            public = Point.base_mul(self.version.secret_share)
+            effects.append(Send(self.master, SigningSharePublic(self.session_id, public)))
+        return effects
+
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        if self.finished:
+            return []
+        try:
+            return self._dispatch(sender, message)
+        except SecretStoreError as exc:  # the master broke the protocol, or this node failed
+            return self.fail(exc)
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        if self.finished:
+            return []
+        if node == self.master:
+            return self.fail(ProtocolViolation(short(node), "disconnected during the session"))
+        nonces = self.nonces
+        if nonces is None or node not in nonces.nodes:
+            return []
+        self.nonces = None
+        self._reset_job()
+        return [Send(self.master, SigningNodeLost(self.session_id, nonces.attempt, node))]
+
+    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
+        if sender == self.master and not self.finished:
+            return self.finish()  # the master gave up; nothing is left to do here
+        return []
+
+    # --- for subclasses -------------------------------------------------------------------
+    def violation(self, what: str) -> ProtocolViolation:
+        return ProtocolViolation(short(self.master), what)
+
+    # --- internals ------------------------------------------------------------------------
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        if isinstance(message, SigningNonceMessage):
+            return self._on_nonce_message(sender, message)
+        if sender != self.master:
+            return self._report(sender, f"sent {type(message).__name__} to a member")
+        if isinstance(message, ConsensusCompleted):
+            return self.finish()
+        if isinstance(message, SigningNonceRequest):
+            return self._on_nonce_request(message)
+        if message == self._init:
+            return []  # the initialising message again
+        effects = self._on_job_message(message)
+        if effects is None:
+            raise self.violation(f"sent {type(message).__name__}")
+        return effects
+
+    def _on_nonce_request(self, request: SigningNonceRequest) -> list[Effect]:
+        if self.check.allowed is not True:
+            raise self.violation("sent a nonce request to a node that did not allow access")
+        last = self._request
+        if last is not None and request.attempt <= last.attempt:
+            if request == last:
+                return []  # the same request again
+            raise self.violation(f"sent attempt {request.attempt} after {last.attempt}")
+        problem = self._group_problem(request.nodes)
+        if problem is not None:
+            raise self.violation(problem)
+        self._request = request
+        self._reset_job()
+        self.nonces = NonceRuns(
+            self.ctx,
+            self.session_id,
+            self.key_id,
+            attempt=request.attempt,
+            nodes=request.nodes,
+            id_numbers=self.id_numbers,
+            specs=self._nonce_specs(),
+        )
+        effects: list[Effect] = []
+        effects += self.nonces.start()
+        early = self._early.pop(request.attempt, [])
+        for number in [n for n in self._early if n < request.attempt]:
+            del self._early[number]
+        for sender, message in early:
+            effects += self._feed(sender, message)
+        return effects + self._progress()
+
+    def _group_problem(self, nodes: tuple[NodeId, ...]) -> str | None:
+        if len(nodes) != self.needed:
+            return f"sent a group of {len(nodes)} nodes, not {self.needed}"
+        if any(a >= b for a, b in pairwise(nodes)):
+            return "sent a group that is not in ascending order"
+        if self.ctx.self_id not in nodes or self.master not in nodes:
+            return "sent a group without this node or itself"
+        if any(node not in self.id_numbers for node in nodes):
+            return "sent a group with a node outside the key version"
+        return None
+
+    def _on_nonce_message(self, sender: NodeId, message: SigningNonceMessage) -> list[Effect]:
+        if message.attempt < self.attempt:
+            return []  # an abandoned attempt
+        if message.attempt == self.attempt:
+            return self._feed(sender, message)
+        # a peer that got its nonce request before this node did: keep it for later
+        kept = self._early.get(message.attempt, [])
+        from_sender = sum(1 for node, _ in kept if node == sender)
+        limit = MESSAGES_PER_GENERATION * len(NonceKind)
+        if message.attempt > len(self.version.nodes) or from_sender >= limit:
+            return self._report(sender, f"sent too many nonce messages for {message.attempt}")
+        self._early[message.attempt] = [*kept, (sender, message)]
+        return []
+
+    def _report(self, culprit: NodeId, what: str) -> list[Effect]:
+        """Tell the master that `culprit` misbehaved in the running attempt (if any)."""
+        if self.attempt == 0:
+            return []  # no attempt the master could end for it
+        return [Send(self.master, SigningFault(self.session_id, self.attempt, culprit, what))]
+
+    def _feed(self, sender: NodeId, message: SigningNonceMessage) -> list[Effect]:
+        nonces = self.nonces
+        if nonces is None:
+            return []  # this node gave the attempt up
+        try:
+            effects: list[Effect] = []
+            effects += nonces.on_message(sender, message.kind, message.message)
+        except SecretStoreError as exc:
+            self.nonces = None
+            self._reset_job()
+            culprit = culprit_of(exc, nonces.nodes, sender)
+            fault = SigningFault(self.session_id, nonces.attempt, culprit, what_of(exc))
+            return [Send(self.master, fault)]
+        return effects + self._progress()
+
+    def _progress(self) -> list[Effect]:
+        nonces = self.nonces
+        if nonces is None or nonces.handled or not nonces.done:
+            return []
+        nonces.handled = True
+        return self._on_nonces_done(nonces)
