@@ -113,6 +113,12 @@ class Session(ABC):
         """A participant reported that its side of the session failed."""
         return self.fail(ProtocolViolation(short(sender), f"failed: {reason}"))
 
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        """A participant refused the request for a client-facing reason (`error`: e.g.
+        AccessDenied, DocumentKeyAlreadyStored). By default, treated as a peer error; sessions
+        that need every node (generation, store) fail with `error` itself."""
+        return self.on_peer_error(sender, str(error))
+
     def on_timeout(self) -> list[Effect]:
         return self.fail(SessionTimeout("the session did not finish in time"))
 

@@ -14,7 +14,7 @@ from secretstore.errors import InvalidRequest, SecretStoreError
 from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
-from secretstore.wire.common import SessionError
+from secretstore.wire.common import SessionError, error_of, kind_of
 
 
 class ShareReader(Protocol):
@@ -105,6 +105,9 @@ class NodeCore:
         if isinstance(message, SessionError):
             if session is None or sender not in session.participants:
                 return []
+            refusal = error_of(message.kind, message.reason)
+            if refusal is not None:
+                return self._settle(session, session.on_peer_refusal(sender, refusal))
             return self._settle(session, session.on_peer_error(sender, message.reason))
         if session is not None:
             if sender not in session.participants:
@@ -118,7 +121,7 @@ class NodeCore:
         try:
             session, effects = factory(self.ctx, sender, message, self._shares.get(key_id))
         except SecretStoreError as exc:
-            return [Send(sender, SessionError(sid, str(exc)))]
+            return [Send(sender, SessionError(sid, str(exc), kind_of(exc)))]
         return self._admit(session, effects)
 
     def on_access_checked(self, session_id: SessionId, allowed: bool) -> list[CoreEffect]:
@@ -147,14 +150,14 @@ class NodeCore:
             error = InvalidRequest("duplicate session id")
             if session.is_master:
                 return [Fail(sid, error)]
-            return [Send(session.master, SessionError(sid, str(error)))]
+            return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
         if session.WRITES_KEY and not session.finished:
             other = self._writing.get(session.key_id)
             if other is not None:
                 error = InvalidRequest("another session is writing this key")
                 if session.is_master:
                     return [Fail(sid, error)]
-                return [Send(session.master, SessionError(sid, str(error)))]
+                return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
             self._writing[session.key_id] = sid
         self._sessions[sid] = session
         return [Admitted(sid), *self._settle(session, effects)]
@@ -171,9 +174,9 @@ class NodeCore:
         failure = next((e for e in effects if isinstance(e, Fail)), None)
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})
-            reason = str(failure.error)
+            reason, kind = str(failure.error), kind_of(failure.error)
             out += [
-                Send(node, SessionError(sid, reason))
+                Send(node, SessionError(sid, reason, kind))
                 for node in sorted(notify)
                 if node != self.ctx.self_id
             ]

@@ -14,6 +14,7 @@ from secretstore.errors import (
     AccessDenied,
     ConsensusUnreachable,
     ProtocolViolation,
+    SecretStoreError,
     ServerKeyNotFound,
 )
 from secretstore.sessions.base import Effect, Persist, Send, Session, SessionContext, short
@@ -102,6 +103,12 @@ class EncryptionSession(Session):
     @property
     def participants(self) -> frozenset[NodeId]:
         return self.holders
+
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        """Every node must agree: the master passes a node's refusal on to its client."""
+        if self.is_master:
+            return self.fail(error)
+        return super().on_peer_refusal(sender, error)
 
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
         phase = self.phase

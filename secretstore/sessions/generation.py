@@ -125,6 +125,12 @@ class GenerationSession(Session):
         return frozenset(self.id_numbers)
 
     # --- events ---------------------------------------------------------------------------
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        """Every node must agree: the master passes a node's refusal on to its client."""
+        if self.is_master:
+            return self.fail(error)
+        return super().on_peer_refusal(sender, error)
+
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
         try:
             return self._dispatch(sender, message)

@@ -2,16 +2,70 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    DocumentKeyAlreadyStored,
+    DocumentKeyNotFound,
+    InvalidRequest,
+    SecretStoreError,
+    ServerKeyAlreadyGenerated,
+    ServerKeyNotFound,
+)
 from secretstore.types import SessionId
 from secretstore.wire.codec import message
+
+
+class ErrorKind(enum.IntEnum):
+    """What kind of failure a SessionError reports, so a master can answer its client with the
+    right status instead of a generic failure. GENERIC is a fault of the node itself."""
+
+    GENERIC = 0
+    INVALID_REQUEST = 1
+    ACCESS_DENIED = 2
+    CONSENSUS_UNREACHABLE = 3
+    SERVER_KEY_NOT_FOUND = 4
+    DOCUMENT_KEY_NOT_FOUND = 5
+    SERVER_KEY_ALREADY_GENERATED = 6
+    DOCUMENT_KEY_ALREADY_STORED = 7
+
+
+# Most specific first: ServerKeyAlreadyGenerated and DocumentKeyAlreadyStored are InvalidRequests.
+_KINDS: tuple[tuple[type[SecretStoreError], ErrorKind], ...] = (
+    (ServerKeyAlreadyGenerated, ErrorKind.SERVER_KEY_ALREADY_GENERATED),
+    (DocumentKeyAlreadyStored, ErrorKind.DOCUMENT_KEY_ALREADY_STORED),
+    (InvalidRequest, ErrorKind.INVALID_REQUEST),
+    (AccessDenied, ErrorKind.ACCESS_DENIED),
+    (ConsensusUnreachable, ErrorKind.CONSENSUS_UNREACHABLE),
+    (ServerKeyNotFound, ErrorKind.SERVER_KEY_NOT_FOUND),
+    (DocumentKeyNotFound, ErrorKind.DOCUMENT_KEY_NOT_FOUND),
+)
+
+
+def kind_of(error: SecretStoreError) -> ErrorKind:
+    for cls, kind in _KINDS:
+        if isinstance(error, cls):
+            return kind
+    return ErrorKind.GENERIC
+
+
+def error_of(kind: ErrorKind, reason: str) -> SecretStoreError | None:
+    """The client-facing error a refusal of this kind stands for; None for GENERIC."""
+    for cls, known in _KINDS:
+        if known == kind:
+            return cls(reason)
+    return None
 
 
 @message(0x0001)
 @dataclass(frozen=True, slots=True)
 class SessionError:
-    """The sender's side of a session failed; `reason` is for logs (never secret)."""
+    """The sender's side of a session failed; `reason` is for logs (never secret), `kind`
+    says whether it refused the request (and why) or failed itself."""
 
     session_id: SessionId
     reason: str
+    kind: ErrorKind = ErrorKind.GENERIC

@@ -1,0 +1,41 @@
+"""Every session kind of the key server: which request starts which master, which message
+starts which slave. The composition root hands these to NodeCore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secretstore.sessions import (
+    decryption,
+    encryption,
+    generation,
+    key_version,
+    retrieval,
+    signing_ecdsa,
+    signing_schnorr,
+)
+from secretstore.sessions.core import MasterFactory, SlaveFactory
+
+_MODULES = (
+    generation,
+    encryption,
+    key_version,
+    retrieval,
+    decryption,
+    signing_schnorr,
+    signing_ecdsa,
+)
+
+
+def _merge(tables: list[dict[type, Any]]) -> dict[type, Any]:
+    merged: dict[type, Any] = {}
+    for table in tables:
+        for kind, factory in table.items():
+            if kind in merged and merged[kind] is not factory:
+                raise RuntimeError(f"{kind.__name__} is claimed by two sessions")
+            merged[kind] = factory
+    return merged
+
+
+MASTERS: dict[type, MasterFactory] = _merge([m.MASTERS for m in _MODULES])
+SLAVES: dict[type, SlaveFactory] = _merge([m.SLAVES for m in _MODULES])

@@ -1,0 +1,227 @@
+"""NodeCore: routing, slave creation, duplicate and concurrent-write refusal, error relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from secretstore.crypto.keys import KeyPair
+from secretstore.crypto.rng import SeededRng
+from secretstore.errors import (
+    AccessDenied,
+    DocumentKeyAlreadyStored,
+    InvalidRequest,
+    ProtocolViolation,
+    SecretStoreError,
+    ServerKeyNotFound,
+)
+from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext
+from secretstore.sessions.core import Admitted, NodeCore, Notice
+from secretstore.storage.memory import MemoryKeyStorage
+from secretstore.storage.model import KeyShare
+from secretstore.types import NodeId, ServerKeyId, SessionId
+from secretstore.wire.codec import message
+from secretstore.wire.common import ErrorKind, SessionError, error_of, kind_of
+
+KEY = ServerKeyId(b"\x07" * 32)
+RNG = SeededRng(5)
+A, B, C = (KeyPair.generate(RNG).node_id for _ in range(3))
+ALL = frozenset({A, B, C})
+
+
+@dataclass(frozen=True, slots=True)
+class Poke:
+    key_id: ServerKeyId
+    writes: bool = False
+
+
+@message(0x7F01)
+@dataclass(frozen=True, slots=True)
+class PokeInit:
+    session_id: SessionId
+    key_id: ServerKeyId
+
+
+@message(0x7F02)
+@dataclass(frozen=True, slots=True)
+class PokeDone:
+    session_id: SessionId
+
+
+class PokeSession(Session):
+    """Master sends PokeInit to everyone and finishes when every slave answered PokeDone."""
+
+    def __init__(self, ctx: SessionContext, sid: SessionId, master: NodeId, writes: bool) -> None:
+        super().__init__(ctx, sid, master, KEY)
+        self.WRITES_KEY = writes
+        self.waiting = set(ALL - {ctx.self_id}) if self.is_master else set()
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return ALL
+
+    def on_message(self, sender: NodeId, msg: object) -> list[Effect]:
+        if isinstance(msg, PokeDone):
+            self.waiting.discard(sender)
+            return self.finish("done") if not self.waiting else []
+        return self.fail(ProtocolViolation("x", "unexpected"))
+
+
+def start_poke(
+    ctx: SessionContext, sid: SessionId, req: Any, share: KeyShare | None, conn: frozenset[NodeId]
+) -> tuple[Session, list[Effect]]:
+    if req.key_id == b"\x00" * 32:
+        raise InvalidRequest("zero key")
+    s = PokeSession(ctx, sid, ctx.self_id, req.writes)
+    return s, s.broadcast(PokeInit(sid, req.key_id), ALL)
+
+
+def join_poke(
+    ctx: SessionContext, sender: NodeId, msg: Any, share: KeyShare | None
+) -> tuple[Session, list[Effect]]:
+    if share is None and ctx.self_id == C:
+        raise ServerKeyNotFound("no such key here")
+    s = PokeSession(ctx, msg.session_id, sender, writes=False)
+    return s, [Send(sender, PokeDone(msg.session_id))]
+
+
+def core(node: NodeId) -> NodeCore:
+    ctx = SessionContext(node, SeededRng(node), ALL)
+    return NodeCore(ctx, MemoryKeyStorage(), {Poke: start_poke}, {PokeInit: join_poke})
+
+
+def sends(effects: list[Any]) -> list[Send]:
+    return [e for e in effects if isinstance(e, Send)]
+
+
+def test_master_runs_and_finishes_and_forgets_the_session() -> None:
+    a = core(A)
+    sid, effects = a.start(Poke(KEY), ALL)
+    assert isinstance(effects[0], Admitted)
+    assert {s.to for s in sends(effects)} == {B, C}
+    assert a.on_message(B, PokeDone(sid)) == []
+    assert a.on_message(C, PokeDone(sid)) == [Finish(sid, "done")]
+    assert len(a) == 0
+    # a late message of the ended session is only noticed
+    assert all(isinstance(e, Notice) for e in a.on_message(B, PokeDone(sid)))
+
+
+def test_slave_is_created_by_the_initialising_message_and_ends() -> None:
+    b = core(B)
+    sid = SessionId(b"\x01" * 32)
+    effects = b.on_message(A, PokeInit(sid, KEY))
+    assert effects[0] == Admitted(sid)
+    assert Send(A, PokeDone(sid)) in effects
+    assert len(b) == 1
+
+
+def test_factory_refusal_reaches_the_master_with_its_kind() -> None:
+    c = core(C)
+    sid = SessionId(b"\x02" * 32)
+    (reply,) = c.on_message(A, PokeInit(sid, KEY))
+    assert reply == Send(A, SessionError(sid, "no such key here", ErrorKind.SERVER_KEY_NOT_FOUND))
+    assert len(c) == 0
+
+
+def test_master_factory_error_is_a_failure_not_an_exception() -> None:
+    a = core(A)
+    _sid, effects = a.start(Poke(ServerKeyId(b"\x00" * 32)), ALL)
+    assert len(effects) == 1 and isinstance(effects[0], Fail)
+    assert isinstance(effects[0].error, InvalidRequest)
+
+
+def test_duplicate_session_id_is_refused_without_touching_the_first() -> None:
+    a = core(A)
+    sid, _ = a.start(Poke(KEY), ALL)
+    first = a.session(sid)
+    same, effects = a.start(Poke(KEY), ALL, session_id=sid)
+    assert same == sid
+    assert len(effects) == 1 and isinstance(effects[0], Fail)
+    assert isinstance(effects[0].error, InvalidRequest)
+    assert a.session(sid) is first
+
+
+def test_an_initialising_message_for_a_live_session_goes_to_that_session() -> None:
+    b = core(B)
+    sid = SessionId(b"\x03" * 32)
+    b.on_message(A, PokeInit(sid, KEY))
+    live = b.session(sid)
+    effects = b.on_message(A, PokeInit(sid, KEY))
+    # PokeSession treats it as a protocol violation: no second session was created
+    assert any(isinstance(e, Fail) for e in effects)
+    assert live is not None and b.session(sid) is None
+
+
+def test_a_second_writing_session_on_one_key_is_refused() -> None:
+    a = core(A)
+    first, _ = a.start(Poke(KEY, writes=True), ALL)
+    second, effects = a.start(Poke(KEY, writes=True), ALL)
+    assert effects == [Fail(second, effects[0].error)]  # type: ignore[union-attr]
+    assert isinstance(effects[0].error, InvalidRequest)  # type: ignore[union-attr]
+    # after the first ends, the key is free again
+    a.on_message(B, PokeDone(first))
+    a.on_message(C, PokeDone(first))
+    _third, effects = a.start(Poke(KEY, writes=True), ALL)
+    assert isinstance(effects[0], Admitted)
+
+
+def test_peer_error_fails_the_master_and_notifies_the_others() -> None:
+    a = core(A)
+    sid, _ = a.start(Poke(KEY), ALL)
+    effects = a.on_message(B, SessionError(sid, "disk on fire"))
+    fail = effects[0]
+    assert isinstance(fail, Fail) and isinstance(fail.error, ProtocolViolation)
+    assert {s.to for s in sends(effects)} == {B, C}
+    assert all(isinstance(s.message, SessionError) for s in sends(effects))
+
+
+def test_refusal_kind_is_reconstructed_for_the_session() -> None:
+    seen: list[SecretStoreError] = []
+
+    class Recording(PokeSession):
+        def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+            seen.append(error)
+            return self.fail(error)
+
+    ctx = SessionContext(A, SeededRng(1), ALL)
+    a = NodeCore(
+        ctx,
+        MemoryKeyStorage(),
+        {Poke: lambda c, s, r, sh, cn: (Recording(c, s, A, False), [])},
+        {},
+    )
+    sid, _ = a.start(Poke(KEY), ALL)
+    kind = ErrorKind.DOCUMENT_KEY_ALREADY_STORED
+    effects = a.on_message(B, SessionError(sid, "stored already", kind))
+    assert isinstance(seen[0], DocumentKeyAlreadyStored)
+    assert isinstance(effects[0], Fail) and isinstance(effects[0].error, DocumentKeyAlreadyStored)
+
+
+def test_message_from_a_non_participant_is_only_noticed() -> None:
+    a = core(A)
+    sid, _ = a.start(Poke(KEY), ALL)
+    stranger = KeyPair.generate(SeededRng(99)).node_id
+    effects = a.on_message(stranger, PokeDone(sid))
+    assert len(effects) == 1 and isinstance(effects[0], Notice)
+    assert a.session(sid) is not None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AccessDenied("x"),
+        DocumentKeyAlreadyStored("x"),
+        ServerKeyNotFound("x"),
+        InvalidRequest("x"),
+    ],
+)
+def test_kinds_round_trip(error: SecretStoreError) -> None:
+    back = error_of(kind_of(error), "x")
+    assert type(back) is type(error)
+
+
+def test_generic_errors_have_no_client_meaning() -> None:
+    assert kind_of(ProtocolViolation("n", "w")) is ErrorKind.GENERIC
+    assert error_of(ErrorKind.GENERIC, "x") is None
