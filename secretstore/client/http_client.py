@@ -1,0 +1,446 @@
+"""Client of the key server's HTTP API (Parity's paths and bodies), async and sync, with flows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+from yarl import URL
+
+from secretstore.client import safejson
+from secretstore.client.helpers import key_from_shadow, unwrap_document_key
+from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.document import decrypt_document, encrypt_document, encrypt_secret
+from secretstore.crypto.ecies import ecies_decrypt
+from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.rng import OsRng, Rng, random_scalar
+from secretstore.encoding import parse_hex, to_hex
+from secretstore.errors import (
+    AccessDenied,
+    DocumentKeyAlreadyStored,
+    DocumentKeyNotFound,
+    InvalidEncoding,
+    InvalidRequest,
+    SecretStoreError,
+    ServerKeyAlreadyGenerated,
+    ServerKeyNotFound,
+)
+from secretstore.types import Address, NodeId
+
+T = TypeVar("T")
+
+# --- requests: Parity's paths, hex without 0x in every segment ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """One HTTP call of the key server API."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+
+
+def _segment(data: bytes, length: int, what: str) -> str:
+    if len(data) != length:
+        raise InvalidRequest(f"{what}: expected {length} bytes, got {len(data)}")
+    return data.hex()
+
+
+def _threshold(threshold: int) -> str:
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+        raise InvalidRequest(f"threshold: expected a non-negative integer, got {threshold!r}")
+    return str(threshold)
+
+
+def _key_and_signature(key_id: bytes, signature: bytes) -> str:
+    return f"{_segment(key_id, 32, 'key id')}/{_segment(signature, 65, 'signature')}"
+
+
+def requester_signature(requester: KeyPair, key_id: bytes) -> bytes:
+    """The requester's proof: its recoverable signature of the 32-byte server key id itself."""
+    _segment(key_id, 32, "key id")
+    return sign_recoverable(requester.secret, key_id)
+
+
+def generate_server_key_request(key_id: bytes, signature: bytes, threshold: int) -> ApiRequest:
+    path = f"/shadow/{_key_and_signature(key_id, signature)}/{_threshold(threshold)}"
+    return ApiRequest("POST", path)
+
+
+def store_document_key_request(
+    key_id: bytes, signature: bytes, common_point: Point, encrypted_point: Point
+) -> ApiRequest:
+    points = f"{common_point.to_bytes().hex()}/{encrypted_point.to_bytes().hex()}"
+    return ApiRequest("POST", f"/shadow/{_key_and_signature(key_id, signature)}/{points}")
+
+
+def generate_document_key_request(key_id: bytes, signature: bytes, threshold: int) -> ApiRequest:
+    return ApiRequest("POST", f"/{_key_and_signature(key_id, signature)}/{_threshold(threshold)}")
+
+
+def server_key_request(key_id: bytes, signature: bytes) -> ApiRequest:
+    return ApiRequest("GET", f"/server/{_key_and_signature(key_id, signature)}")
+
+
+def document_key_request(key_id: bytes, signature: bytes) -> ApiRequest:
+    return ApiRequest("GET", f"/{_key_and_signature(key_id, signature)}")
+
+
+def document_key_shadow_request(key_id: bytes, signature: bytes) -> ApiRequest:
+    return ApiRequest("GET", f"/shadow/{_key_and_signature(key_id, signature)}")
+
+
+def schnorr_request(key_id: bytes, signature: bytes, message_hash: bytes) -> ApiRequest:
+    message = _segment(message_hash, 32, "message hash")
+    return ApiRequest("GET", f"/schnorr/{_key_and_signature(key_id, signature)}/{message}")
+
+
+def ecdsa_request(key_id: bytes, signature: bytes, message_hash: bytes) -> ApiRequest:
+    message = _segment(message_hash, 32, "message hash")
+    return ApiRequest("GET", f"/ecdsa/{_key_and_signature(key_id, signature)}/{message}")
+
+
+def servers_set_change_request(
+    old_set_signature: bytes, new_set_signature: bytes, node_ids: Iterable[NodeId | Point]
+) -> ApiRequest:
+    old = _segment(old_set_signature, 65, "old set signature")
+    new = _segment(new_set_signature, 65, "new set signature")
+    raw = {n.to_bytes() if isinstance(n, Point) else bytes(n) for n in node_ids}
+    for node_id in raw:
+        _segment(node_id, 64, "node id")
+    body = json.dumps([to_hex(node_id) for node_id in sorted(raw)])
+    return ApiRequest("POST", f"/admin/servers_set_change/{old}/{new}", body.encode())
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentKeyShadow:
+    """The shadow retrieval answer: D, C' and the ECIES-encrypted coefficients d_i."""
+
+    decrypted_secret: Point
+    common_point: Point
+    decrypt_shadows: tuple[bytes, ...]
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return safejson.loads(body)
+    except InvalidEncoding as exc:
+        raise InvalidEncoding(f"key server response: {exc}") from exc
+
+
+def parse_hex_body(body: bytes, what: str, length: int | None = None) -> bytes:
+    """A body that is one JSON string of hex (Parity: `"0x…"`)."""
+    value = _json(body)
+    if not isinstance(value, str):
+        raise InvalidEncoding(f"{what}: expected a JSON string of hex")
+    return parse_hex(value, length, what=what)
+
+
+def parse_public_body(body: bytes) -> Point:
+    return Point.from_bytes(parse_hex_body(body, "server key public", 64))
+
+
+def parse_shadow_body(body: bytes) -> DocumentKeyShadow:
+    value = _json(body)
+    if not isinstance(value, dict):
+        raise InvalidEncoding("document key shadow: expected a JSON object")
+    fields = ("decrypted_secret", "common_point", "decrypt_shadows")
+    secret, common, shadows = (value.get(name) for name in fields)
+    if not isinstance(secret, str) or not isinstance(common, str):
+        raise InvalidEncoding("document key shadow: decrypted_secret and common_point needed")
+    if not isinstance(shadows, list) or not all(isinstance(s, str) for s in shadows):
+        raise InvalidEncoding("document key shadow: decrypt_shadows must be hex strings")
+    return DocumentKeyShadow(
+        Point.from_bytes(parse_hex(secret, 64, what="decrypted_secret")),
+        Point.from_bytes(parse_hex(common, 64, what="common_point")),
+        tuple(parse_hex(s, what="decrypt_shadow") for s in shadows),
+    )
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        value = safejson.loads(body)
+    except InvalidEncoding:
+        return body[:500].decode("utf-8", "replace").strip()
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) >= 2 and text[0] == text[-1] == '"':  # Parity quotes the text inside the JSON
+        text = text[1:-1]
+    return text
+
+
+def error_from_response(status: int, body: bytes) -> SecretStoreError:
+    """The error for a non-200 answer, carrying the server's message."""
+    text = _error_text(body) or "no message"
+    lowered = text.lower()
+    if status == 400:
+        if "already generated" in lowered:
+            return ServerKeyAlreadyGenerated(text)
+        if "already stored" in lowered:
+            return DocumentKeyAlreadyStored(text)
+        return InvalidRequest(text)
+    if status == 403:
+        return AccessDenied(text)
+    if status == 404:
+        return DocumentKeyNotFound(text) if "document key" in lowered else ServerKeyNotFound(text)
+    return SecretStoreError(f"key server error (HTTP {status}): {text}")
+
+
+# --- requester keys --------------------------------------------------------------------------
+
+
+def requester_from_secret(secret: str | bytes | Scalar) -> KeyPair:
+    """A requester from a raw secret: a Scalar, 32 bytes, or hex (0x optional)."""
+    if isinstance(secret, str):
+        secret = parse_hex(secret.strip(), 32, what="secret")
+    if isinstance(secret, bytes):
+        secret = Scalar.secret_from_bytes(secret)
+    return KeyPair.from_secret(secret)
+
+
+def requester_from_keystore(directory: str | Path, address: str | bytes, password: str) -> KeyPair:
+    """A requester from a keystore account (raises UnknownAccount / WrongPassword)."""
+    from secretstore.keystore import Keystore
+
+    raw = parse_hex(address, 20, what="address") if isinstance(address, str) else address
+    return Keystore(Path(directory)).unlock(Address(raw), password)
+
+
+# --- the async client ------------------------------------------------------------------------
+
+
+class KeyServerClient:
+    """Async client of one key server node; every method is one HTTP call or a documented flow."""
+
+    def __init__(
+        self,
+        base_url: str,
+        session: aiohttp.ClientSession | None = None,
+        rng: Rng | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise InvalidRequest(f"key server URL must start with http:// or https://: {base_url}")
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+        self._owns_session = session is None
+        self._rng: Rng = rng if rng is not None else OsRng()
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def __aenter__(self) -> KeyServerClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, request: ApiRequest) -> bytes:
+        """Perform one call; the body of a 200 answer, or the mapped error."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        url = URL(self.base_url + request.path, encoded=True)
+        headers = {"Content-Type": "application/json; charset=utf-8"} if request.body else None
+        try:
+            async with self._session.request(
+                request.method, url, data=request.body, headers=headers
+            ) as response:
+                body = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SecretStoreError(f"key server {self.base_url} unreachable: {exc!r}") from exc
+        if status != 200:
+            raise error_from_response(status, body)
+        return body
+
+    async def _decrypted(self, request: ApiRequest, requester: KeyPair, what: str) -> bytes:
+        cipher = parse_hex_body(await self.send(request), what)
+        return ecies_decrypt(requester.secret, cipher)
+
+    # one call each ------------------------------------------------------------------------
+    async def generate_server_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
+        signature = requester_signature(requester, key_id)
+        return parse_public_body(
+            await self.send(generate_server_key_request(key_id, signature, threshold))
+        )
+
+    async def store_document_key(
+        self, key_id: bytes, requester: KeyPair, common_point: Point, encrypted_point: Point
+    ) -> None:
+        signature = requester_signature(requester, key_id)
+        request = store_document_key_request(key_id, signature, common_point, encrypted_point)
+        await self.send(request)
+
+    async def generate_document_key(
+        self, key_id: bytes, requester: KeyPair, threshold: int
+    ) -> Point:
+        """Server and document key generated by the nodes; M comes back ECIES-encrypted."""
+        request = generate_document_key_request(
+            key_id, requester_signature(requester, key_id), threshold
+        )
+        cipher = parse_hex_body(await self.send(request), "encrypted document key")
+        return unwrap_document_key(requester, cipher)
+
+    async def retrieve_server_key(self, key_id: bytes, requester: KeyPair) -> Point:
+        request = server_key_request(key_id, requester_signature(requester, key_id))
+        return parse_public_body(await self.send(request))
+
+    async def retrieve_document_key(self, key_id: bytes, requester: KeyPair) -> Point:
+        request = document_key_request(key_id, requester_signature(requester, key_id))
+        cipher = parse_hex_body(await self.send(request), "encrypted document key")
+        return unwrap_document_key(requester, cipher)
+
+    async def retrieve_document_key_shadow_raw(
+        self, key_id: bytes, requester: KeyPair
+    ) -> DocumentKeyShadow:
+        request = document_key_shadow_request(key_id, requester_signature(requester, key_id))
+        return parse_shadow_body(await self.send(request))
+
+    async def retrieve_document_key_shadow(self, key_id: bytes, requester: KeyPair) -> Point:
+        """M = D + (Σ d_i)·C', computed here: the node never sees M."""
+        shadow = await self.retrieve_document_key_shadow_raw(key_id, requester)
+        return key_from_shadow(
+            requester, shadow.decrypted_secret, shadow.common_point, shadow.decrypt_shadows
+        )
+
+    async def sign_schnorr(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> tuple[Scalar, Scalar]:
+        request = schnorr_request(key_id, requester_signature(requester, key_id), message_hash)
+        plain = await self._decrypted(request, requester, "schnorr signature")
+        if len(plain) != 64:
+            raise InvalidEncoding(f"schnorr signature: expected 64 bytes, got {len(plain)}")
+        return Scalar.from_bytes(plain[:32]), Scalar.from_bytes(plain[32:])
+
+    async def sign_ecdsa(self, key_id: bytes, requester: KeyPair, message_hash: bytes) -> bytes:
+        request = ecdsa_request(key_id, requester_signature(requester, key_id), message_hash)
+        plain = await self._decrypted(request, requester, "ecdsa signature")
+        if len(plain) != 65:
+            raise InvalidEncoding(f"ecdsa signature: expected 65 bytes, got {len(plain)}")
+        return plain
+
+    async def change_servers_set(
+        self, old_set_signature: bytes, new_set_signature: bytes, node_ids: Iterable[NodeId]
+    ) -> None:
+        await self.send(servers_set_change_request(old_set_signature, new_set_signature, node_ids))
+
+    # whole-document flows -----------------------------------------------------------------
+    async def create_document_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
+        """Server key generation, a document key M made here, and M stored as (C, E)."""
+        server_key = await self.generate_server_key(key_id, requester, threshold)
+        document_key = Point.base_mul(random_scalar(self._rng))
+        encrypted = encrypt_secret(document_key, server_key, self._rng)
+        await self.store_document_key(
+            key_id, requester, encrypted.common_point, encrypted.encrypted_point
+        )
+        return document_key
+
+    async def retrieve_key(self, key_id: bytes, requester: KeyPair, shadow: bool = True) -> Point:
+        if shadow:
+            return await self.retrieve_document_key_shadow(key_id, requester)
+        return await self.retrieve_document_key(key_id, requester)
+
+    async def encrypt_document(
+        self, key_id: bytes, requester: KeyPair, threshold: int, data: bytes
+    ) -> bytes:
+        key = await self.create_document_key(key_id, requester, threshold)
+        return encrypt_document(key, data, self._rng)
+
+    async def decrypt_document(
+        self, key_id: bytes, requester: KeyPair, encrypted: bytes, shadow: bool = True
+    ) -> bytes:
+        key = await self.retrieve_key(key_id, requester, shadow)
+        return decrypt_document(key, encrypted)
+
+
+# --- the sync wrapper ------------------------------------------------------------------------
+
+
+class SyncKeyServerClient:
+    """KeyServerClient for synchronous code: runs each call on a private event loop."""
+
+    def __init__(self, base_url: str, rng: Rng | None = None, timeout: float = 120.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = KeyServerClient(base_url, rng=rng, timeout=timeout)
+
+    def __enter__(self) -> SyncKeyServerClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _run(self, call: Awaitable[T]) -> T:
+        async def wrapped() -> T:
+            return await call
+
+        return self._loop.run_until_complete(wrapped())
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._run(self._client.close())
+            self._loop.close()
+
+    def generate_server_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
+        return self._run(self._client.generate_server_key(key_id, requester, threshold))
+
+    def store_document_key(
+        self, key_id: bytes, requester: KeyPair, common_point: Point, encrypted_point: Point
+    ) -> None:
+        self._run(self._client.store_document_key(key_id, requester, common_point, encrypted_point))
+
+    def generate_document_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
+        return self._run(self._client.generate_document_key(key_id, requester, threshold))
+
+    def retrieve_server_key(self, key_id: bytes, requester: KeyPair) -> Point:
+        return self._run(self._client.retrieve_server_key(key_id, requester))
+
+    def retrieve_document_key(self, key_id: bytes, requester: KeyPair) -> Point:
+        return self._run(self._client.retrieve_document_key(key_id, requester))
+
+    def retrieve_document_key_shadow(self, key_id: bytes, requester: KeyPair) -> Point:
+        return self._run(self._client.retrieve_document_key_shadow(key_id, requester))
+
+    def sign_schnorr(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> tuple[Scalar, Scalar]:
+        return self._run(self._client.sign_schnorr(key_id, requester, message_hash))
+
+    def sign_ecdsa(self, key_id: bytes, requester: KeyPair, message_hash: bytes) -> bytes:
+        return self._run(self._client.sign_ecdsa(key_id, requester, message_hash))
+
+    def change_servers_set(
+        self, old_set_signature: bytes, new_set_signature: bytes, node_ids: Sequence[NodeId]
+    ) -> None:
+        self._run(self._client.change_servers_set(old_set_signature, new_set_signature, node_ids))
+
+    def create_document_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
+        return self._run(self._client.create_document_key(key_id, requester, threshold))
+
+    def retrieve_key(self, key_id: bytes, requester: KeyPair, shadow: bool = True) -> Point:
+        return self._run(self._client.retrieve_key(key_id, requester, shadow))
+
+    def encrypt_document(
+        self, key_id: bytes, requester: KeyPair, threshold: int, data: bytes
+    ) -> bytes:
+        return self._run(self._client.encrypt_document(key_id, requester, threshold, data))
+
+    def decrypt_document(
+        self, key_id: bytes, requester: KeyPair, encrypted: bytes, shadow: bool = True
+    ) -> bytes:
+        return self._run(self._client.decrypt_document(key_id, requester, encrypted, shadow))

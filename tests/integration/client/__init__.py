@@ -1,0 +1,1 @@
+"""Integration tests of secretstore.client: real aiohttp servers on loopback, real files."""
