@@ -1,0 +1,219 @@
+"""The aiohttp server of Parity's key server API: CORS, parse, call the key server, format.
+
+Every request goes through one handler, in Parity's order: the Origin check (a refused origin
+gets 404 with an empty body before anything else is looked at), then the path (and the admin
+body) is parsed, then the key server is called and its answer or error formatted. Request
+bodies are never logged; the access log holds the request line, which carries signatures and
+ids but no secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import hdrs, web
+
+from secretstore.config.model import CorsOrigins
+from secretstore.errors import InvalidRequest, SecretStoreError
+from secretstore.http import format as fmt
+from secretstore.http.cors import CorsDecision, cors_decision
+from secretstore.http.errors import ErrorResponse, error_response, parse_failure
+from secretstore.http.parse import (
+    ApiRequest,
+    ChangeServersSet,
+    GenerateDocumentKey,
+    GenerateServerKey,
+    RetrieveDocumentKey,
+    RetrieveDocumentKeyShadow,
+    RetrieveServerKey,
+    SignEcdsa,
+    SignSchnorr,
+    StoreDocumentKey,
+    parse_request,
+)
+from secretstore.http.port import KeyServerApi
+
+log = logging.getLogger(__name__)
+
+#: The largest request body read (only the admin route has one: a JSON list of node ids).
+MAX_BODY_SIZE: Final = 1024 * 1024
+#: Remote address, request line, status, response size, seconds taken.
+ACCESS_LOG_FORMAT: Final = '%a "%r" %s %b %Tf'
+#: What a CORS preflight may ask for.
+PREFLIGHT_METHODS: Final = "GET, POST"
+
+_CORS_KEY: Final = web.AppKey("cors", CorsOrigins)
+_API_KEY: Final = web.AppKey("api", KeyServerApi)
+
+
+def make_app(
+    api: KeyServerApi, cors: CorsOrigins, extra_routes: Sequence[web.RouteDef] = ()
+) -> web.Application:
+    """The application serving every path and method through Parity's routing.
+
+    `extra_routes` (e.g. the node's GET /health) are matched before Parity's routing; each
+    must use a path that no Parity route can have (a single segment does not parse).
+    """
+    app = web.Application(client_max_size=MAX_BODY_SIZE)
+    app[_API_KEY] = api
+    app[_CORS_KEY] = cors
+    app.router.add_routes(extra_routes)
+    app.router.add_route("*", "/{tail:.*}", _handle)
+    return app
+
+
+@dataclass(frozen=True, slots=True)
+class HttpServer:
+    """A running HTTP API: where it listens, and how to stop it."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    async def stop(self) -> None:
+        """Stop listening, finish requests in flight (briefly), release the socket."""
+        await self.runner.cleanup()
+
+
+async def start_http(
+    api: KeyServerApi,
+    host: str,
+    port: int,
+    cors: CorsOrigins,
+    extra_routes: Sequence[web.RouteDef] = (),
+) -> HttpServer:
+    """Serve the API on host:port (port 0 picks a free one; see HttpServer.port)."""
+    runner = web.AppRunner(
+        make_app(api, cors, extra_routes),
+        access_log_format=ACCESS_LOG_FORMAT,
+        keepalive_timeout=75.0,
+        shutdown_timeout=5.0,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_host, bound_port = runner.addresses[0][:2]
+    log.info("HTTP API listening on %s:%d", bound_host, bound_port)
+    return HttpServer(runner, str(bound_host), int(bound_port))
+
+
+async def stop_http(server: HttpServer) -> None:
+    await server.stop()
+
+
+# --- the handler ---------------------------------------------------------------------------
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    method, raw_path = request.method, request.rel_url.raw_path
+    decision = cors_decision(
+        request.app[_CORS_KEY],
+        request.headers.get(hdrs.ORIGIN),
+        request.headers.get(hdrs.HOST),
+    )
+    if not decision.allowed:
+        log.warning("ignoring %s %s with an unauthorized Origin header", method, raw_path)
+        return web.Response(status=404)
+    if method == hdrs.METH_OPTIONS and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+        return _preflight(request, decision)
+
+    body = await request.read()
+    try:
+        api_request = parse_request(method, raw_path, body)
+    except InvalidRequest as exc:
+        log.info("ignoring invalid %s %s: %s", method, raw_path, exc)
+        return _error(parse_failure(exc), decision)
+
+    try:
+        response = await _serve(request.app[_API_KEY], api_request)
+    except Exception as exc:
+        answer = error_response(exc)
+        _log_failure(method, raw_path, answer, exc)
+        return _error(answer, decision)
+    _allow_origin(response, decision)
+    return response
+
+
+async def _serve(api: KeyServerApi, request: ApiRequest) -> web.Response:
+    """Call the key server for a parsed request; the 200 response with Parity's body."""
+    match request:
+        case GenerateServerKey(key_id, signature, threshold):
+            public = await api.generate_server_key(key_id, signature, threshold)
+            return _json(fmt.public_body(public))
+        case StoreDocumentKey(key_id, signature, common_point, encrypted_point):
+            await api.store_document_key(key_id, signature, common_point, encrypted_point)
+            return _empty()
+        case GenerateDocumentKey(key_id, signature, threshold):
+            encrypted = await api.generate_document_key(key_id, signature, threshold)
+            return _json(fmt.bytes_body(encrypted))
+        case RetrieveServerKey(key_id, signature):
+            public = await api.retrieve_server_key(key_id, signature)
+            return _json(fmt.public_body(public))
+        case RetrieveDocumentKey(key_id, signature):
+            encrypted = await api.retrieve_document_key(key_id, signature)
+            return _json(fmt.bytes_body(encrypted))
+        case RetrieveDocumentKeyShadow(key_id, signature):
+            shadow = await api.retrieve_document_key_shadow(key_id, signature)
+            return _json(fmt.shadow_body(shadow))
+        case SignSchnorr(key_id, signature, message_hash):
+            encrypted = await api.sign_schnorr(key_id, signature, message_hash)
+            return _json(fmt.bytes_body(encrypted))
+        case SignEcdsa(key_id, signature, message_hash):
+            encrypted = await api.sign_ecdsa(key_id, signature, message_hash)
+            return _json(fmt.bytes_body(encrypted))
+        case ChangeServersSet(old_signature, new_signature, new_servers_set):
+            await api.change_servers_set(old_signature, new_signature, new_servers_set)
+            return _empty()
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=body, headers={hdrs.CONTENT_TYPE: fmt.JSON_CONTENT_TYPE}
+    )
+
+
+def _empty() -> web.Response:
+    return web.Response(status=200)
+
+
+def _error(answer: ErrorResponse, decision: CorsDecision) -> web.Response:
+    response = _json(answer.body, answer.status)
+    _allow_origin(response, decision)
+    return response
+
+
+def _allow_origin(response: web.StreamResponse, decision: CorsDecision) -> None:
+    if decision.allow_origin is not None:
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = decision.allow_origin
+
+
+def _preflight(request: web.Request, decision: CorsDecision) -> web.Response:
+    """A CORS preflight from an allowed origin (Parity had none: it answered 400)."""
+    response = web.Response(status=200)
+    _allow_origin(response, decision)
+    response.headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = PREFLIGHT_METHODS
+    requested = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
+    if requested:
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = requested
+    return response
+
+
+def _log_failure(method: str, path: str, answer: ErrorResponse, exc: Exception) -> None:
+    if answer.status < 500:
+        log.info("%s %s failed (%d): %s", method, path, answer.status, exc)
+    elif isinstance(exc, SecretStoreError):
+        log.warning(
+            "%s %s failed (%d): %s: %s", method, path, answer.status, type(exc).__name__, exc
+        )
+    else:
+        log.error("%s %s failed with an unexpected error", method, path, exc_info=exc)

@@ -1,0 +1,96 @@
+"""The one mapping from secretstore errors to Parity's HTTP status codes and error bodies.
+
+Parity's key server answered a failed request with the status below and a body that is a JSON
+string holding the error's text wrapped in quotes (`format!("\\"{}\\"", err)` serialized by
+serde_json): `"\\"Access denied\\""`. The texts of the errors clients can act on are Parity's
+own (types/error.rs Display). Internal failures get a fixed text: no exception message, stack
+trace or internal detail reaches the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    CryptoError,
+    DecryptionError,
+    DocumentKeyAlreadyStored,
+    DocumentKeyNotFound,
+    InvalidEncoding,
+    InvalidPoint,
+    InvalidRequest,
+    InvalidScalar,
+    InvalidSignature,
+    ProtocolViolation,
+    ServerKeyAlreadyGenerated,
+    ServerKeyNotFound,
+    SessionTimeout,
+    StorageError,
+)
+from secretstore.http.format import json_string
+
+BAD_REQUEST: Final = 400
+FORBIDDEN: Final = 403
+NOT_FOUND: Final = 404
+INTERNAL_SERVER_ERROR: Final = 500
+
+#: Parity (HEAD)'s text for a request it cannot parse; we append what was wrong.
+PARSE_FAILURE_TEXT: Final = "Failed to parse request"
+#: The text of any failure not listed below.
+INTERNAL_ERROR_TEXT: Final = "Internal error"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """The status and text of a failed request; `body` is what goes on the wire."""
+
+    status: int
+    text: str
+
+    @property
+    def body(self) -> bytes:
+        """Parity's form: a JSON string whose content is the text in double quotes."""
+        return json_string(f'"{self.text}"')
+
+
+# Checked in order: subclasses before their bases. A None text means "the exception's own
+# message", used only for InvalidRequest, whose messages describe the client's input.
+_MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
+    (AccessDenied, FORBIDDEN, "Access denied"),
+    (ConsensusUnreachable, FORBIDDEN, "Consensus unreachable"),
+    (ServerKeyNotFound, NOT_FOUND, "Server key with this ID is not found"),
+    (DocumentKeyNotFound, NOT_FOUND, "Document key with this ID is not found"),
+    (ServerKeyAlreadyGenerated, BAD_REQUEST, "Server key with this ID is already generated"),
+    (DocumentKeyAlreadyStored, BAD_REQUEST, "Document key with this ID is already stored"),
+    (InvalidRequest, BAD_REQUEST, None),
+    (InvalidSignature, BAD_REQUEST, "Insufficient requester data: bad signature"),
+    (InvalidPoint, BAD_REQUEST, "cryptographic error: not a point on secp256k1"),
+    (InvalidScalar, BAD_REQUEST, "cryptographic error: invalid scalar"),
+    (InvalidEncoding, BAD_REQUEST, "cryptographic error: malformed input"),
+    (DecryptionError, BAD_REQUEST, "cryptographic error: decryption failed"),
+    (CryptoError, BAD_REQUEST, "cryptographic error"),
+    (SessionTimeout, INTERNAL_SERVER_ERROR, "Session timeout"),
+    (TimeoutError, INTERNAL_SERVER_ERROR, "Session timeout"),
+    (ProtocolViolation, INTERNAL_SERVER_ERROR, "invalid message is received"),
+    (StorageError, INTERNAL_SERVER_ERROR, "Database error"),
+)
+
+
+def error_response(error: BaseException) -> ErrorResponse:
+    """The status and text for an error raised while serving a request."""
+    for kind, status, text in _MAPPING:
+        if isinstance(error, kind):
+            return ErrorResponse(status, text if text is not None else _own_text(error))
+    return ErrorResponse(INTERNAL_SERVER_ERROR, INTERNAL_ERROR_TEXT)
+
+
+def parse_failure(error: InvalidRequest) -> ErrorResponse:
+    """400 for a request that does not parse (Parity 1.0 sent an empty body; we say why)."""
+    return ErrorResponse(BAD_REQUEST, f"{PARSE_FAILURE_TEXT}: {_own_text(error)}")
+
+
+def _own_text(error: BaseException) -> str:
+    return str(error) or "Invalid request"

@@ -1,0 +1,71 @@
+"""What the HTTP layer needs of the key server: one async method per Parity route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from secretstore.crypto.curve import Point
+from secretstore.types import MessageHash, NodeId, ServerKeyId
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRetrieval:
+    """The answer of a document key shadow retrieval (Parity's EncryptedDocumentKeyShadow).
+
+    `decrypted_secret` is D and `common_point` is C'; each of `decrypt_shadows` is an ECIES
+    ciphertext (to the requester) of a 32-byte coefficient d_i, so that M = D + (Σ d_i)·C'.
+    """
+
+    decrypted_secret: Point
+    common_point: Point
+    decrypt_shadows: tuple[bytes, ...]
+
+
+class KeyServerApi(Protocol):
+    """The key server operations behind Parity's HTTP routes.
+
+    Every `signature` is the raw 65-byte requester signature taken from the URL (r‖s‖v, v as
+    the client sent it); the key server recovers the requester from it. Results that are
+    bytes are already ECIES-encrypted to the requester. Failures are raised as
+    secretstore.errors exceptions; the HTTP layer maps them to status codes.
+    """
+
+    async def generate_server_key(
+        self, key_id: ServerKeyId, signature: bytes, threshold: int
+    ) -> Point: ...
+
+    async def store_document_key(
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        common_point: Point,
+        encrypted_point: Point,
+    ) -> None: ...
+
+    async def generate_document_key(
+        self, key_id: ServerKeyId, signature: bytes, threshold: int
+    ) -> bytes: ...
+
+    async def retrieve_server_key(self, key_id: ServerKeyId, signature: bytes) -> Point: ...
+
+    async def retrieve_document_key(self, key_id: ServerKeyId, signature: bytes) -> bytes: ...
+
+    async def retrieve_document_key_shadow(
+        self, key_id: ServerKeyId, signature: bytes
+    ) -> ShadowRetrieval: ...
+
+    async def sign_schnorr(
+        self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
+    ) -> bytes: ...
+
+    async def sign_ecdsa(
+        self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
+    ) -> bytes: ...
+
+    async def change_servers_set(
+        self,
+        old_set_signature: bytes,
+        new_set_signature: bytes,
+        new_servers_set: frozenset[NodeId],
+    ) -> None: ...
