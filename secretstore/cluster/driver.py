@@ -1,0 +1,152 @@
+"""The async driver: feeds transport events to the session table and carries out its effects.
+
+Effects of one event are carried out in order; a Persist is written (synced) before any later
+effect of the same event, so nothing is sent that depends on a write that could still be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from secretstore.cluster.access import AccessPolicy
+from secretstore.errors import MalformedMessage, SecretStoreError, SessionTimeout
+from secretstore.mesh.port import Transport
+from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send
+from secretstore.sessions.core import Admitted, CoreEffect, NodeCore, Notice
+from secretstore.storage.port import KeyStorage
+from secretstore.types import NodeId, SessionId
+from secretstore.wire import codec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SESSION_TIMEOUT = 30.0
+
+
+class ClusterDriver:
+    """Runs one node's sessions over a transport, a key storage and an access policy."""
+
+    def __init__(
+        self,
+        core: NodeCore,
+        transport: Transport,
+        storage: KeyStorage,
+        access: AccessPolicy,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+    ) -> None:
+        self.core = core
+        self.transport = transport
+        self.storage = storage
+        self.access = access
+        self.session_timeout = session_timeout
+        self._results: dict[SessionId, asyncio.Future[Any]] = {}
+        self._timers: dict[SessionId, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._short_self = core.ctx.self_id[:4].hex()
+
+    # --- the API the key server calls --------------------------------------------------------
+    async def request(self, request: Any) -> Any:
+        """Run a session as master for `request` and return its result (or raise its error)."""
+        loop = asyncio.get_running_loop()
+        sid = self.core.new_session_id()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._results[sid] = future
+        try:
+            _, effects = self.core.start(request, self.transport.connected(), sid)
+            self._apply(effects)
+            return await future
+        finally:
+            self._results.pop(sid, None)
+
+    # --- transport events (the Transport's handler) -------------------------------------------
+    def on_message(self, node: NodeId, payload: bytes) -> None:
+        try:
+            message = codec.decode(payload)
+        except MalformedMessage as exc:
+            log.warning("node %s: undecodable message dropped: %s", node[:4].hex(), exc)
+            return
+        self._apply(self.core.on_message(node, message))
+
+    def on_connected(self, node: NodeId) -> None:
+        log.debug("node %s connected", node[:4].hex())
+
+    def on_disconnected(self, node: NodeId) -> None:
+        self._apply(self.core.on_node_disconnected(node))
+
+    # --- effects ------------------------------------------------------------------------------
+    def _apply(self, effects: Iterable[CoreEffect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._send(effect)
+            elif isinstance(effect, Persist):
+                if effect.create:
+                    self.storage.insert(effect.key_id, effect.share)
+                else:
+                    self.storage.update(effect.key_id, effect.share)
+            elif isinstance(effect, CheckAccess):
+                self._spawn(self._check_access(effect))
+            elif isinstance(effect, Finish):
+                self._settle(effect.session_id, result=effect.result)
+            elif isinstance(effect, Fail):
+                self._settle(effect.session_id, error=effect.error)
+            elif isinstance(effect, Admitted):
+                self._start_clock(effect.session_id)
+            elif isinstance(effect, Notice):
+                log.info("%s", effect.text)
+
+    def _send(self, effect: Send) -> None:
+        if not self.transport.send(effect.to, codec.encode(effect.message)):
+            # Not connected: the disconnect event tells the sessions; nothing else to do here.
+            log.debug("node %s unreachable; message dropped", effect.to[:4].hex())
+
+    async def _check_access(self, effect: CheckAccess) -> None:
+        try:
+            allowed = await self.access.check(effect.requester, effect.key_id)
+        except Exception:
+            log.exception("access check failed; treating as denied")
+            allowed = False
+        self._apply(self.core.on_access_checked(effect.session_id, allowed))
+
+    def _settle(
+        self, sid: SessionId, result: Any = None, error: SecretStoreError | None = None
+    ) -> None:
+        timer = self._timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        future = self._results.get(sid)
+        if future is None or future.done():
+            if error is not None:
+                log.info("session %s failed: %s", sid[:4].hex(), error)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def _start_clock(self, sid: SessionId) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers[sid] = loop.call_later(self.session_timeout, self._time_out, sid)
+
+    def _time_out(self, sid: SessionId) -> None:
+        self._timers.pop(sid, None)
+        effects = self.core.on_timeout(sid)
+        if not effects:
+            self._settle(sid, error=SessionTimeout("the session did not finish in time"))
+        self._apply(effects)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for future in self._results.values():
+            if not future.done():
+                future.set_exception(SessionTimeout("the node is shutting down"))

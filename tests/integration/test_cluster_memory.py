@@ -1,0 +1,222 @@
+"""The async driver and the key server over the in-memory transport: every user operation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from secretstore.cluster.access import AllowAll
+from secretstore.cluster.driver import ClusterDriver
+from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.document import decrypt_with_shadow_coefficients, encrypt_secret
+from secretstore.crypto.ecies import ecies_decrypt
+from secretstore.crypto.keys import KeyPair, recover_public, sign_recoverable
+from secretstore.crypto.rng import SeededRng
+from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    DocumentKeyAlreadyStored,
+    DocumentKeyNotFound,
+    InvalidRequest,
+    ServerKeyAlreadyGenerated,
+    ServerKeyNotFound,
+)
+from secretstore.keyserver import KeyServer
+from secretstore.mesh.memory import MemoryNetwork
+from secretstore.sessions.base import SessionContext
+from secretstore.sessions.core import NodeCore
+from secretstore.sessions.registry import MASTERS, SLAVES
+from secretstore.storage.memory import MemoryKeyStorage
+from secretstore.types import Address, MessageHash, ServerKeyId
+
+
+@dataclass
+class MemoryNode:
+    key: KeyPair
+    storage: MemoryKeyStorage
+    driver: ClusterDriver
+    server: KeyServer
+
+
+class DenyList:
+    def __init__(self, denied: set[Address]) -> None:
+        self.denied = denied
+
+    async def check(self, requester: Address, key_id: ServerKeyId) -> bool:
+        return requester not in self.denied
+
+
+async def make_cluster(
+    n: int, seed: int = 1, denied: set[Address] | None = None
+) -> tuple[MemoryNetwork, list[MemoryNode]]:
+    rng = SeededRng(seed)
+    keys = [KeyPair.generate(rng) for _ in range(n)]
+    ids = frozenset(k.node_id for k in keys)
+    network = MemoryNetwork(ids, rng=SeededRng(seed + 1))
+    nodes = []
+    for i, key in enumerate(keys):
+        storage = MemoryKeyStorage()
+        ctx = SessionContext(key.node_id, SeededRng(seed * 100 + i), ids)
+        core = NodeCore(ctx, storage, MASTERS, SLAVES)
+        transport = network.transport(key.node_id)
+        access = DenyList(denied) if denied is not None else AllowAll()
+        driver = ClusterDriver(core, transport, storage, access, session_timeout=5.0)
+        transport.set_handler(driver)
+        server = KeyServer(driver, n, SeededRng(seed * 1000 + i))
+        nodes.append(MemoryNode(key, storage, driver, server))
+    for node in nodes:
+        await network.transport(node.key.node_id).start()
+    for _ in range(100):
+        if all(len(network.transport(x).connected()) == n - 1 for x in ids):
+            break
+        await asyncio.sleep(0.001)
+    return network, nodes
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[tuple[MemoryNetwork, list[MemoryNode]]]:
+    network, nodes = await make_cluster(3)
+    yield network, nodes
+    for node in nodes:
+        await node.driver.close()
+
+
+REQUESTER = KeyPair.generate(SeededRng(77))
+OTHER = KeyPair.generate(SeededRng(78))
+
+
+def key_id(i: int) -> ServerKeyId:
+    return ServerKeyId(i.to_bytes(32, "big"))
+
+
+def sig(key: KeyPair, kid: ServerKeyId) -> bytes:
+    return sign_recoverable(key.secret, kid)
+
+
+async def test_every_operation_end_to_end(cluster: tuple[MemoryNetwork, list[MemoryNode]]) -> None:
+    _, nodes = cluster
+    kid = key_id(1)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    for node in nodes:
+        share = node.storage.get(kid)
+        assert share is not None and share.public == public and share.threshold == 1
+    assert await nodes[2].server.retrieve_server_key(kid, s) == public
+
+    document_key = KeyPair.generate(SeededRng(5)).public
+    enc = encrypt_secret(document_key, public, SeededRng(6))
+    await nodes[1].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    with pytest.raises(DocumentKeyAlreadyStored):
+        await nodes[2].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+
+    for node in nodes:
+        encrypted = await node.server.retrieve_document_key(kid, s)
+        assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted)) == document_key
+        shadow = await node.server.retrieve_document_key_shadow(kid, s)
+        coefficients = [
+            Scalar.from_bytes(ecies_decrypt(REQUESTER.secret, e)) for e in shadow.decrypt_shadows
+        ]
+        assert len(coefficients) == 2
+        got = decrypt_with_shadow_coefficients(
+            shadow.decrypted_secret, shadow.common_point, coefficients
+        )
+        assert got == document_key
+
+    message = MessageHash(b"\x42" * 32)
+    schnorr = await nodes[0].server.sign_schnorr(kid, s, message)
+    signature = SchnorrSignature.from_bytes(ecies_decrypt(REQUESTER.secret, schnorr))
+    assert verify_schnorr_signature(public, signature, message)
+
+
+async def test_ecdsa_needs_two_t_plus_one_and_recovers_to_the_key() -> None:
+    _, nodes = await make_cluster(3, seed=3)
+    kid = key_id(2)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    message = MessageHash(b"\x17" * 32)
+    encrypted = await nodes[1].server.sign_ecdsa(kid, s, message)
+    signature = ecies_decrypt(REQUESTER.secret, encrypted)
+    assert len(signature) == 65
+    assert recover_public(signature, message) == public
+
+
+async def test_server_side_document_key_generation(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]],
+) -> None:
+    _, nodes = cluster
+    kid = key_id(3)
+    s = sig(REQUESTER, kid)
+    encrypted = await nodes[0].server.generate_document_key(kid, s, 1)
+    document_key = Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted))
+    again = await nodes[1].server.retrieve_document_key(kid, s)
+    assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, again)) == document_key
+
+
+async def test_client_errors(cluster: tuple[MemoryNetwork, list[MemoryNode]]) -> None:
+    _, nodes = cluster
+    kid = key_id(4)
+    s = sig(REQUESTER, kid)
+    with pytest.raises(InvalidRequest):
+        await nodes[0].server.generate_server_key(kid, s, 3)  # t must be < N
+    with pytest.raises(ServerKeyNotFound):
+        await nodes[0].server.retrieve_document_key(kid, s)
+    await nodes[0].server.generate_server_key(kid, s, 1)
+    with pytest.raises(ServerKeyAlreadyGenerated):
+        await nodes[1].server.generate_server_key(kid, s, 1)
+    with pytest.raises(DocumentKeyNotFound):
+        await nodes[1].server.retrieve_document_key(kid, s)
+    with pytest.raises(InvalidRequest):
+        await nodes[1].server.retrieve_document_key(kid, b"\x00" * 65)
+    # only the author may store a document key
+    other_sig = sig(OTHER, kid)
+    point = KeyPair.generate(SeededRng(9)).public
+    with pytest.raises(AccessDenied):
+        await nodes[2].server.store_document_key(kid, other_sig, point, point)
+    for node in nodes:
+        assert not node.storage.get(kid).has_document_key()  # type: ignore[union-attr]
+
+
+async def test_access_denied_by_policy() -> None:
+    _, nodes = await make_cluster(3, seed=4, denied={OTHER.address})
+    kid = key_id(5)
+    await nodes[0].server.generate_document_key(kid, sig(REQUESTER, kid), 1)
+    with pytest.raises(AccessDenied):
+        await nodes[0].server.retrieve_document_key(kid, sig(OTHER, kid))
+
+
+async def test_one_node_down_generation_fails_retrieval_goes_on() -> None:
+    network, nodes = await make_cluster(3, seed=5)
+    kid = key_id(6)
+    s = sig(REQUESTER, kid)
+    encrypted = await nodes[0].server.generate_document_key(kid, s, 1)
+    document_key = Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted))
+    network.isolate(nodes[2].key.node_id)
+    await asyncio.sleep(0.01)
+    got = await nodes[0].server.retrieve_document_key(kid, s)
+    assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, got)) == document_key
+    with pytest.raises(ConsensusUnreachable):
+        await nodes[0].server.generate_server_key(key_id(7), sig(REQUESTER, key_id(7)), 1)
+    network.heal_all()
+
+
+async def test_concurrent_sessions_of_different_keys() -> None:
+    _, nodes = await make_cluster(3, seed=6)
+    kids = [key_id(100 + i) for i in range(12)]
+    publics = await asyncio.gather(
+        *(
+            nodes[i % 3].server.generate_server_key(k, sig(REQUESTER, k), 1)
+            for i, k in enumerate(kids)
+        )
+    )
+    assert len(set(publics)) == len(kids)
+    results = await asyncio.gather(
+        *(
+            nodes[(i + 1) % 3].server.retrieve_server_key(k, sig(REQUESTER, k))
+            for i, k in enumerate(kids)
+        )
+    )
+    assert list(results) == list(publics)
