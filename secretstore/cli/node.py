@@ -1,13 +1,122 @@
-"""`secretstore-node`: run one key-server node from a TOML config."""
+"""`secretstore-node`: run one key-server node from a TOML config until SIGINT or SIGTERM.
+
+Exit status: 0 after a graceful shutdown (or when the config disables the secret store), 1 when
+the node cannot start (key database in use, port taken) or fails, 2 for a bad config or
+command line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from secretstore.config.loader import load_config
+from secretstore.config.model import NodeConfig
+from secretstore.errors import ConfigError, SecretStoreError
+from secretstore.logs import LEVELS, configure_logging
+from secretstore.node import check_supported, run_node
+
+log = logging.getLogger("secretstore.node")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+_EPILOG = """\
+The config is Parity Ethereum's TOML with a [secretstore] table (see docs/CONFIG.md);
+`secretstore cluster --write-only` writes working examples. Logs go to stderr, one line per
+record. SIGINT or SIGTERM stops the node gracefully: the HTTP API stops, connections to other
+nodes close, the key database is flushed and closed.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="secretstore-node",
+        description="Run one Secret Store key-server node.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, type=Path, help="the node's TOML config")
+    parser.add_argument(
+        "--log-level",
+        choices=sorted(LEVELS),
+        type=str.lower,
+        help="overrides [secretstore] log_level",
+    )
+    return parser
+
+
+def _event_loop_runner() -> asyncio.Runner:
+    """An asyncio runner on uvloop when it is installed, else on the default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return asyncio.Runner(loop_factory=factory)
+
+
+async def _serve(config: NodeConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.info("%s received; already shutting down", signal.Signals(signum).name)
+            return
+        log.info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await run_node(config, stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        with _event_loop_runner() as runner:
+            runner.run(main)
+    finally:
+        # Closing the loop restored the default handlers; a SIGTERM that arrives now (e.g. a
+        # supervisor's, after the terminal's SIGINT already stopped the node) must not turn
+        # a clean exit into a kill.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="secretstore-node", description=__doc__)
-    parser.add_argument("--config", required=True, help="path of the node's TOML config")
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level or "info")
+    try:
+        config = load_config(args.config)
+        if not config.secretstore.disable:
+            check_supported(config)
+    except ConfigError as exc:
+        print(f"secretstore-node: bad config: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    store = config.secretstore
+    node_id = store.self_key.node_id if store.self_key is not None else None
+    configure_logging(args.log_level or store.log_level, node_id=node_id)
+    try:
+        _run(_serve(config))
+    except (SecretStoreError, OSError) as exc:
+        log.error("node failed: %s", exc)
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,7 +44,6 @@ from secretstore.errors import (
     KeystoreError,
     WrongPassword,
 )
-from secretstore.keystore import Keystore
 from secretstore.types import Address
 
 #: Parity's top-level tables; the ones other than ours are accepted and ignored.
@@ -238,6 +237,10 @@ def _self_key(
 
 
 def _unlock(account: Address, keys_path: Path, password_files: tuple[Path, ...]) -> KeyPair:
+    # Imported here: eth-account takes ~0.5 s to import, and a node with a raw secret
+    # (every local cluster node) does not need it.
+    from secretstore.keystore import Keystore
+
     key_path = "secretstore.self_secret"
     passwords = read_password_files(password_files)
     keystore = Keystore(keys_path)

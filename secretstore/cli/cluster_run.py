@@ -1,0 +1,176 @@
+"""Run the node processes of a local cluster: start, wait until ready, stop them on a signal.
+
+Each node is `python -m secretstore.cli.node --config nodeI/node.toml`, its output appended to
+nodeI/node.log. Readiness is every node's GET /health answering `"ready": true`. SIGINT or
+SIGTERM sends SIGTERM to every node and waits for its graceful exit (SIGKILL after a grace
+period). A node that exits before the cluster is ready stops the whole cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+import aiohttp
+
+from secretstore.cli.cluster import ClusterNode
+
+#: Seconds a node has to exit after SIGTERM before it is killed.
+STOP_GRACE: Final = 15.0
+POLL_INTERVAL: Final = 0.2
+_LOG_TAIL_LINES: Final = 15
+
+
+def node_command(node: ClusterNode, log_level: str | None = None) -> list[str]:
+    """The command line that runs one node."""
+    command = [sys.executable, "-m", "secretstore.cli.node", "--config", str(node.config_path)]
+    if log_level:
+        command += ["--log-level", log_level]
+    return command
+
+
+def _log_tail(node: ClusterNode) -> str:
+    try:
+        lines = node.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in lines[-_LOG_TAIL_LINES:])
+
+
+async def _is_ready(session: aiohttp.ClientSession, node: ClusterNode) -> bool:
+    try:
+        async with session.get(f"{node.http_url}/health") as response:
+            if response.status != 200:
+                return False
+            body = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return False
+    return isinstance(body, dict) and body.get("ready") is True
+
+
+class _Cluster:
+    def __init__(self, nodes: Sequence[ClusterNode], log_level: str | None) -> None:
+        self.nodes = list(nodes)
+        self.log_level = log_level
+        self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.reported: set[int] = set()
+
+    async def start(self) -> None:
+        for node in self.nodes:
+            with node.log_path.open("ab") as log_file:
+                self.processes[node.index] = await asyncio.create_subprocess_exec(
+                    *node_command(node, self.log_level),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                )
+
+    def exited(self) -> list[ClusterNode]:
+        """Nodes whose process has ended and was not reported yet (reports them)."""
+        gone = []
+        for node in self.nodes:
+            process = self.processes.get(node.index)
+            code = process.returncode if process is not None else None
+            if code is not None and node.index not in self.reported:
+                self.reported.add(node.index)
+                print(f"{node.name} exited with status {code}; its log ends with:")
+                print(_log_tail(node))
+                gone.append(node)
+        return gone
+
+    def running(self) -> int:
+        return sum(p.returncode is None for p in self.processes.values())
+
+    async def wait_ready(self, stop: asyncio.Event, timeout: float) -> bool | None:
+        """True when all are ready, False on timeout, None when a node exited or on a stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        client_timeout = aiohttp.ClientTimeout(total=2.0)
+        async with aiohttp.ClientSession(timeout=client_timeout) as session:
+            while not stop.is_set():
+                if self.exited():
+                    return None
+                answers = await asyncio.gather(*(_is_ready(session, n) for n in self.nodes))
+                if all(answers):
+                    return True
+                if loop.time() > deadline:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), POLL_INTERVAL)
+        return None
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Until a stop is asked for or every node has exited, report nodes that exit."""
+        while not stop.is_set() and self.running():
+            self.exited()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        self.exited()
+
+    async def stop(self) -> bool:
+        """SIGTERM every running node, wait, SIGKILL stragglers; True if all exited with 0."""
+        for running in self.processes.values():
+            if running.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    running.send_signal(signal.SIGTERM)
+        clean = True
+        for node in self.nodes:
+            process = self.processes.get(node.index)
+            if process is None:  # never started
+                continue
+            try:
+                code = await asyncio.wait_for(process.wait(), STOP_GRACE)
+            except TimeoutError:
+                print(f"{node.name} did not stop within {STOP_GRACE:.0f} s; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                code = await process.wait()
+            clean = clean and code == 0
+        return clean
+
+
+async def _run(nodes: Sequence[ClusterNode], log_level: str | None, ready_timeout: float) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    cluster = _Cluster(nodes, log_level)
+    status = 0
+    try:
+        await cluster.start()
+        print(f"started {len(nodes)} node processes; waiting until every node sees all others")
+        sys.stdout.flush()
+        ready = await cluster.wait_ready(stop, ready_timeout)
+        if ready is None and not stop.is_set():
+            print("a node exited while the cluster was starting; stopping the others")
+            status = 1
+        else:
+            if ready:
+                print("cluster ready: every node is connected to all others (Ctrl-C stops it)")
+            elif ready is False:
+                print(f"not every node is connected after {ready_timeout:.0f} s; see the logs")
+            sys.stdout.flush()
+            await cluster.watch(stop)
+            if not cluster.running():
+                status = 1
+    finally:
+        print("stopping the nodes")
+        sys.stdout.flush()
+        clean = await cluster.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if not clean:
+        status = status or 1
+    print("all nodes stopped" + ("" if clean else " (some not cleanly)"))
+    return status
+
+
+def run_cluster(
+    nodes: Sequence[ClusterNode], *, log_level: str | None = None, ready_timeout: float = 60.0
+) -> int:
+    """Run the nodes until SIGINT/SIGTERM; the exit status of `secretstore cluster`."""
+    return asyncio.run(_run(nodes, log_level, ready_timeout))

@@ -1,0 +1,177 @@
+"""The composition root in one process: real LevelDB, real TCP mesh, real HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from secretstore.cli.cluster import render_config
+from secretstore.config.loader import parse_config
+from secretstore.config.model import NodeAddress, NodeConfig
+from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.rng import SeededRng
+from secretstore.errors import ConfigError, StorageError
+from secretstore.node import Health, Node, check_supported, mesh_timings, run_node
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def configs(tmp_path: Path, count: int, **extra: str | float | bool) -> list[NodeConfig]:
+    keys = [KeyPair.generate(SeededRng(100 + i)) for i in range(count)]
+    ports = free_ports(2 * count)
+    nodes = [NodeAddress(k.node_id, "127.0.0.1", ports[i]) for i, k in enumerate(keys)]
+    out = []
+    for i, key in enumerate(keys):
+        text = render_config(
+            key,
+            index=i + 1,
+            nodes=nodes,
+            mesh_port=ports[i],
+            http_port=ports[count + i],
+            path=f"db{i}",
+            extra={"keep_alive_interval": 1.0, **extra},
+        )
+        out.append(parse_config(text, tmp_path))
+    return out
+
+
+async def wait_ready(nodes: Sequence[Node], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not all(node.health().ready for node in nodes):
+            await asyncio.sleep(0.01)
+
+
+def url(node: Node, path: str) -> str:
+    address = node.http_address
+    assert address is not None
+    return f"http://{address[0]}:{address[1]}{path}"
+
+
+async def test_three_nodes_serve_a_key_and_keep_it_across_a_restart(tmp_path: Path) -> None:
+    cfgs = configs(tmp_path, 3)
+    nodes = [Node(c, rng=SeededRng(i)) for i, c in enumerate(cfgs)]
+    requester = KeyPair.generate(SeededRng(9))
+    key_id = bytes(range(32))
+    sig = sign_recoverable(requester.secret, key_id).hex()
+    try:
+        for node in nodes:
+            await node.start()
+        await wait_ready(nodes)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url(nodes[0], "/health")) as response:
+                health = await response.json()
+            assert health == {
+                "node_id": "0x" + nodes[0].node_id.hex(),
+                "connected": [
+                    "0x" + n.node_id.hex() for n in sorted(nodes[1:], key=lambda n: n.node_id)
+                ],
+                "cluster_size": 3,
+                "ready": True,
+            }
+            async with http.post(url(nodes[1], f"/shadow/{key_id.hex()}/{sig}/1")) as response:
+                assert response.status == 200
+                public = await response.json()
+            for node in nodes:
+                await node.stop()
+            nodes = [Node(c, rng=SeededRng(10 + i)) for i, c in enumerate(cfgs)]
+            for node in nodes:
+                await node.start()
+            await wait_ready(nodes)
+            async with http.get(url(nodes[2], f"/server/{key_id.hex()}/{sig}")) as response:
+                assert response.status == 200
+                assert await response.json() == public
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+async def test_a_locked_database_fails_the_start_and_releases_the_ports(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1)
+    first = Node(cfg)
+    await first.start()
+    try:
+        assert first.health().ready  # a one-node cluster is complete at once
+        second = Node(cfg)
+        with pytest.raises(StorageError, match="in use"):
+            await second.start()
+        assert second.mesh_address is None and second.http_address is None
+    finally:
+        await first.stop()
+    again = Node(cfg)  # the first one released the database and both ports
+    await again.start()
+    await again.stop()
+    await again.stop()  # stopping twice is fine
+
+
+async def test_a_taken_http_port_fails_the_start_and_closes_the_database(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", cfg.secretstore.http_port))
+    blocker.listen()
+    try:
+        with pytest.raises(OSError):
+            await Node(cfg).start()
+    finally:
+        blocker.close()
+    node = Node(cfg)  # the database lock was released
+    await node.start()
+    await node.stop()
+
+
+async def test_run_node_stops_on_the_event(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_node(cfg, stop))
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    Node(cfg)  # and the config is still runnable
+
+
+async def test_a_disabled_config_runs_nothing(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1, disable=True)
+    await asyncio.wait_for(run_node(cfg, asyncio.Event()), 1)
+    with pytest.raises(ConfigError) as raised:
+        Node(cfg)
+    assert raised.value.key_path == "secretstore.disable"
+
+
+def test_chain_options_are_refused_naming_the_keys(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1, acl_contract="registry", service_contract_srv_gen="registry")
+    with pytest.raises(ConfigError) as raised:
+        check_supported(cfg)
+    assert raised.value.key_path == "secretstore.acl_contract"
+    assert "secretstore.service_contract_srv_gen" in str(raised.value)
+    assert 'acl_contract = "none"' in str(raised.value)
+    assert 'service_contract_srv_gen = "none"' in str(raised.value)
+    with pytest.raises(ConfigError):
+        Node(cfg)
+
+
+def test_keep_alive_maps_to_the_mesh_timings() -> None:
+    timings = mesh_timings(2.0)
+    assert (timings.ping_interval, timings.dead_after) == (2.0, 6.0)
+
+
+def test_health_is_ready_only_with_every_peer() -> None:
+    keys = [KeyPair.generate(SeededRng(i)).node_id for i in range(3)]
+    assert not Health(keys[0], frozenset(keys[1:2]), 3).ready
+    assert Health(keys[0], frozenset(keys[1:]), 3).ready
+    assert Health(keys[0], frozenset(), 1).ready
+    body = Health(keys[0], frozenset(keys[1:]), 3).to_json()
+    assert body["connected"] == sorted("0x" + k.hex() for k in keys[1:])
