@@ -75,9 +75,7 @@ class KeyServer:
         encrypted_point: Point,
     ) -> None:
         author = address_of(_requester(signature, key_id))
-        await self._cluster.request(
-            StoreDocumentKey(key_id, author, common_point, encrypted_point)
-        )
+        await self._cluster.request(StoreDocumentKey(key_id, author, common_point, encrypted_point))
 
     async def generate_document_key(
         self, key_id: ServerKeyId, signature: bytes, threshold: int

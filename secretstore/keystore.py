@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from eth_account import Account
-
 from secretstore.crypto.curve import Scalar
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import Rng, random_scalar
@@ -26,6 +24,7 @@ from secretstore.errors import (
     UnknownAccount,
     WrongPassword,
 )
+from secretstore.ethaccount import Account
 from secretstore.types import Address
 
 logger = logging.getLogger(__name__)

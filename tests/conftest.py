@@ -6,6 +6,10 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# Import eth-account once, through the guard that keeps the recursion limit as it was (see
+# secretstore/ethaccount.py): any later `import eth_account` in a test then finds it cached.
+import secretstore.ethaccount  # noqa: F401
+
 settings.register_profile(
     "default", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

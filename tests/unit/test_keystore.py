@@ -272,3 +272,16 @@ def test_passwords_and_secrets_are_not_logged(
     assert "hunter2" not in text and "bad-password" not in text
     assert VECTOR_SECRET not in text
     assert caplog.records, "the write itself is logged (by file name)"
+
+
+def test_importing_the_keystore_leaves_the_recursion_limit_low() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; before = sys.getrecursionlimit(); import secretstore.keystore; "
+        "import eth_account; print(before, sys.getrecursionlimit())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = map(int, out.stdout.split())
+    assert after == before < 10_000
