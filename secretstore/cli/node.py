@@ -73,14 +73,19 @@ async def _serve(config: NodeConfig) -> None:
             return
         log.info("%s received", signal.Signals(signum).name)
         stop.set()
+        # Shutdown has begun: ignore further SIGINT/SIGTERM (a terminal's Ctrl-C reaches every
+        # process of the group, and a supervisor may add its SIGTERM) so that a second signal
+        # cannot kill the node mid-shutdown. SIGKILL still ends it at once.
+        _ignore_stop_signals()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        await run_node(config, stop)
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+    await run_node(config, stop)
+
+
+def _ignore_stop_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -88,11 +93,8 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         with _event_loop_runner() as runner:
             runner.run(main)
     finally:
-        # Closing the loop restored the default handlers; a SIGTERM that arrives now (e.g. a
-        # supervisor's, after the terminal's SIGINT already stopped the node) must not turn
-        # a clean exit into a kill.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
+        # Closing the loop restored the default handlers; keep ignoring the stop signals.
+        _ignore_stop_signals()
 
 
 def main(argv: list[str] | None = None) -> int:
