@@ -352,3 +352,23 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def test_a_second_stop_signal_during_shutdown_does_not_kill_the_node(
+    make_cluster: ClusterFactory,
+) -> None:
+    # A terminal's Ctrl-C reaches every process of its group, and the cluster launcher then
+    # adds a SIGTERM of its own: the node must still shut down cleanly and exit 0.
+    cluster = make_cluster(2)
+    cluster.start()
+    cluster.wait_ready()
+    for node in cluster:
+        assert node.process is not None
+        node.process.send_signal(signal.SIGINT)
+        node.wait_for_log(r"SIGINT received")
+        node.process.send_signal(signal.SIGTERM)  # while shutting down
+        node.wait_for_log(r"node \w+ stopped")
+        if node.running:
+            node.process.send_signal(signal.SIGTERM)  # after the node stopped, before exit
+        assert node.wait_exit() == 0, node.log_tail()
+        assert "key storage closed" in node.log_text()
