@@ -136,6 +136,18 @@ class Session(ABC):
         return [Send(node, message) for node in sorted(to) if node != self.ctx.self_id]
 
 
+class ReplyOnly(Session):
+    """A slave's whole part when it only answers the master once (the answer is among the
+    factory's effects) and then has nothing left to do: it ends at once."""
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return frozenset({self.master, self.ctx.self_id})
+
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        return []
+
+
 def short(node: NodeId) -> str:
     """A node id for messages and logs: the first 8 hex digits."""
     return node[:4].hex()

@@ -18,7 +18,15 @@ from secretstore.errors import (
     SecretStoreError,
     ServerKeyAlreadyGenerated,
 )
-from secretstore.sessions.base import Effect, Persist, Send, Session, SessionContext, short
+from secretstore.sessions.base import (
+    Effect,
+    Persist,
+    ReplyOnly,
+    Send,
+    Session,
+    SessionContext,
+    short,
+)
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.dkg import DkgRun, Outgoing
 from secretstore.storage.model import KeyShare
@@ -234,22 +242,6 @@ class GenerationSession(Session):
         return effects
 
 
-class _KeyExistsReply(Session):
-    """A slave's whole part when it holds the key already: refuse, and end."""
-
-    def __init__(
-        self, ctx: SessionContext, session_id: SessionId, master: NodeId, key_id: ServerKeyId
-    ) -> None:
-        super().__init__(ctx, session_id, master, key_id)
-
-    @property
-    def participants(self) -> frozenset[NodeId]:
-        return frozenset({self.master, self.ctx.self_id})
-
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        return []
-
-
 # --- factories -----------------------------------------------------------------------------
 
 
@@ -305,7 +297,7 @@ def join_generation(
     """Slave: check the master's proposal; confirm (or refuse: the key exists here)."""
     sid = message.session_id
     if share is not None:
-        refusal = _KeyExistsReply(ctx, sid, sender, message.key_id)
+        refusal = ReplyOnly(ctx, sid, sender, message.key_id)
         return refusal, [
             Send(sender, ConfirmGenerationInitialization(sid, True)),
             *refusal.finish(),

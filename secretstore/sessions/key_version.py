@@ -22,7 +22,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
     SessionTimeout,
 )
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.base import Effect, ReplyOnly, Send, Session, SessionContext, short
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
@@ -207,22 +207,6 @@ class KeyVersionSession(Session):
         return self.conclude(outcome)
 
 
-class _VersionsReply(Session):
-    """A slave's whole part: report what this node holds, and end."""
-
-    def __init__(
-        self, ctx: SessionContext, session_id: SessionId, master: NodeId, key_id: ServerKeyId
-    ) -> None:
-        super().__init__(ctx, session_id, master, key_id)
-
-    @property
-    def participants(self) -> frozenset[NodeId]:
-        return frozenset({self.master, self.ctx.self_id})
-
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        return []
-
-
 # --- factories -----------------------------------------------------------------------------
 
 
@@ -249,7 +233,7 @@ def answer_negotiation(
     ctx: SessionContext, sender: NodeId, message: RequestKeyVersions, share: KeyShare | None
 ) -> tuple[Session, list[Effect]]:
     """Slave: report this node's versions of the key."""
-    reply = _VersionsReply(ctx, message.session_id, sender, message.key_id)
+    reply = ReplyOnly(ctx, message.session_id, sender, message.key_id)
     answer = KeyVersions(message.session_id, describe_holding(share))
     return reply, [Send(sender, answer), *reply.finish()]
 
