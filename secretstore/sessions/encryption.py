@@ -13,6 +13,7 @@ from secretstore.crypto.curve import Point
 from secretstore.errors import (
     AccessDenied,
     ConsensusUnreachable,
+    DocumentKeyAlreadyStored,
     ProtocolViolation,
     SecretStoreError,
     ServerKeyNotFound,
@@ -51,10 +52,13 @@ class EncryptionPhase(enum.Enum):
 def updated_share(
     share: KeyShare | None, key_id: ServerKeyId, requester: Address, common: Point, encrypted: Point
 ) -> KeyShare:
-    """`share` with the document key stored. ServerKeyNotFound without a share, AccessDenied
-    unless `requester` is the key's author, DocumentKeyAlreadyStored if one is stored."""
+    """`share` with the document key stored. ServerKeyNotFound without a share,
+    DocumentKeyAlreadyStored if one is stored (checked first, whoever asks, as Parity does),
+    AccessDenied unless `requester` is the key's author."""
     if share is None:
         raise ServerKeyNotFound(f"no server key 0x{key_id.hex()}")
+    if share.has_document_key():
+        raise DocumentKeyAlreadyStored("a document key is stored with this server key already")
     if share.author != requester:
         raise AccessDenied("only the author of the server key may store its document key")
     return share.with_document_key(common, encrypted)

@@ -34,3 +34,21 @@ def make_cluster(tmp_path: Path, processes: list[NodeProcess]) -> ClusterFactory
         return cluster
 
     return make
+
+
+@pytest.fixture(scope="module")
+def make_module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterFactory]:
+    """As make_cluster, for clusters shared by the tests of one module (a module-scoped
+    fixture builds and starts them once); every node still running is killed at its end."""
+    root = tmp_path_factory.mktemp("module-clusters")
+    clusters: list[LocalCluster] = []
+    counter = iter(range(1000))
+
+    def make(count: int, **options: Any) -> LocalCluster:
+        cluster = LocalCluster(root / f"cluster{next(counter)}", count, **options)
+        clusters.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        cluster.kill_all()

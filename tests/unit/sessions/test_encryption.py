@@ -209,3 +209,15 @@ def test_disconnect_and_timeout_fail_before_anything_is_stored() -> None:
     failed_with(slave_of(ctxs).on_node_disconnected(ctxs[0].self_id), ProtocolViolation)
     ctxs, session, _ = master_of()
     failed_with(session.on_timeout(), SessionTimeout)
+
+
+def test_a_second_store_by_a_stranger_is_already_stored_not_access_denied() -> None:
+    # Parity checks for a stored document key before the author: HTTP 400, not 403.
+    ctxs = contexts(3, seed=3)
+    ctx = ctxs[0]
+    stored = share_of(ctxs, 0).with_document_key(COMMON, ENCRYPTED)
+    with pytest.raises(DocumentKeyAlreadyStored):
+        start_encryption(ctx, SID, store(STRANGER), stored, ctx.cluster_nodes)
+    stored = share_of(ctxs, 1).with_document_key(COMMON, ENCRYPTED)
+    with pytest.raises(DocumentKeyAlreadyStored):
+        join_encryption(ctxs[1], ctx.self_id, init(STRANGER), stored)
