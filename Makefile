@@ -35,8 +35,13 @@ test: lint typecheck
 cluster: $(STAMP)
 	$(BIN)/secretstore cluster --nodes $(NODES) --dir .cluster
 
+# Figures, not tests: every script prints a table (the cluster ones start real node processes).
 bench: $(STAMP)
 	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/cluster.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache

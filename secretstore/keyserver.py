@@ -12,10 +12,11 @@ from typing import Any, Protocol
 from secretstore.crypto.curve import Point
 from secretstore.crypto.document import encrypt_secret
 from secretstore.crypto.ecies import ecies_encrypt
-from secretstore.crypto.keys import KeyPair, address_of, recover_requester
+from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import Rng
-from secretstore.errors import CryptoError, InvalidRequest
+from secretstore.errors import InvalidRequest
 from secretstore.http.port import ShadowRetrieval
+from secretstore.sessions.consensus import Requester, recover_requester_of
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
@@ -31,11 +32,11 @@ class SessionRunner(Protocol):
     async def request(self, request: Any) -> Any: ...
 
 
-def _requester(signature: bytes, key_id: ServerKeyId) -> Point:
-    try:
-        return recover_requester(signature, key_id)
-    except CryptoError as exc:
-        raise InvalidRequest(f"bad requester signature: {exc}") from None
+def _requester(signature: bytes, key_id: ServerKeyId) -> Requester:
+    """InvalidRequest for a signature that recovers no key. The master session of the same
+    request finds the requester remembered (`recover_requester_of`), so it is recovered once
+    on this node."""
+    return recover_requester_of(signature, key_id)
 
 
 class KeyServer:
@@ -56,13 +57,13 @@ class KeyServer:
     async def generate_server_key(
         self, key_id: ServerKeyId, signature: bytes, threshold: int
     ) -> Point:
-        author = address_of(_requester(signature, key_id))
+        author = _requester(signature, key_id).address
         self._check_threshold(threshold)
         public: Point = await self._cluster.request(GenerateServerKey(key_id, author, threshold))
         return public
 
     async def retrieve_server_key(self, key_id: ServerKeyId, signature: bytes) -> Point:
-        requester = address_of(_requester(signature, key_id))
+        requester = _requester(signature, key_id).address
         public: Point = await self._cluster.request(RetrieveServerKey(key_id, requester))
         return public
 
@@ -74,7 +75,7 @@ class KeyServer:
         common_point: Point,
         encrypted_point: Point,
     ) -> None:
-        author = address_of(_requester(signature, key_id))
+        author = _requester(signature, key_id).address
         await self._cluster.request(StoreDocumentKey(key_id, author, common_point, encrypted_point))
 
     async def generate_document_key(
@@ -82,7 +83,7 @@ class KeyServer:
     ) -> bytes:
         """Server key generation, then a random document key stored with it (this node knows
         the document key, as Parity's server-side generation does), returned encrypted."""
-        requester = _requester(signature, key_id)
+        requester = _requester(signature, key_id).public
         public = await self.generate_server_key(key_id, signature, threshold)
         document_key = KeyPair.generate(self._rng).public
         encrypted = encrypt_secret(document_key, public, self._rng)
@@ -92,7 +93,7 @@ class KeyServer:
         return ecies_encrypt(requester, document_key.to_bytes(), self._rng)
 
     async def retrieve_document_key(self, key_id: ServerKeyId, signature: bytes) -> bytes:
-        requester = _requester(signature, key_id)
+        requester = _requester(signature, key_id).public
         document_key: Point = await self._cluster.request(
             RetrieveDocumentKey(key_id, signature, shadow=False)
         )
@@ -113,14 +114,14 @@ class KeyServer:
     async def sign_schnorr(
         self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
     ) -> bytes:
-        requester = _requester(signature, key_id)
+        requester = _requester(signature, key_id).public
         result = await self._cluster.request(SignSchnorr(key_id, signature, message_hash))
         return ecies_encrypt(requester, result.to_bytes(), self._rng)
 
     async def sign_ecdsa(
         self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
     ) -> bytes:
-        requester = _requester(signature, key_id)
+        requester = _requester(signature, key_id).public
         result: bytes = await self._cluster.request(SignEcdsa(key_id, signature, message_hash))
         return ecies_encrypt(requester, result, self._rng)
 

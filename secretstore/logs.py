@@ -33,6 +33,9 @@ REDACTED: Final = "<redacted>"
 # A secret-ish word, then (within the same few words) a 64-hex value standing alone: a 128-hex
 # public key or a longer hex run does not match, since the value must end at a word boundary.
 _SECRET_WORDS = r"secret|password|passphrase|passwd|share|private|mnemonic|seed"  # noqa: S105
+#: The same words, for a quick test whether a text can hold anything to redact at all (a
+#: case-insensitive regex search is ~10x slower than these substring tests on a request line).
+_WORDS_FOLDED: Final = tuple(word.casefold() for word in _SECRET_WORDS.split("|"))
 _SECRET_AFTER_WORD = re.compile(
     rf"(?i)((?:{_SECRET_WORDS})[^\n]{{0,48}}?)(?<![0-9a-f])(?:0x)?[0-9a-f]{{64}}(?![0-9a-f])"
 )
@@ -49,8 +52,17 @@ def parse_level(name: str) -> int:
         raise ValueError(f"unknown log level {name!r}; known: {', '.join(LEVELS)}") from None
 
 
+def may_hold_secret(text: str) -> bool:
+    """Whether `text` contains a secret-ish word (in any case); if not, `redact` leaves it
+    as it is."""
+    folded = text.casefold()
+    return any(word in folded for word in _WORDS_FOLDED)
+
+
 def redact(text: str) -> str:
     """`text` with every 64-hex value that follows a secret-ish word replaced."""
+    if not may_hold_secret(text):
+        return text
     for _ in range(_MAX_REDACTIONS):
         replaced = _SECRET_AFTER_WORD.sub(lambda m: m.group(1) + REDACTED, text)
         if replaced == text:

@@ -16,13 +16,12 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from Crypto.Cipher import ChaCha20_Poly1305
-
-from secretstore.errors import SecretStoreError
+from secretstore.errors import DecryptionError, SecretStoreError
+from secretstore.mesh import aead
 
 FRAME_VERSION: Final = 1
 HEADER_SIZE: Final = 6
-TAG_SIZE: Final = 16
+TAG_SIZE: Final = aead.TAG_SIZE
 DEFAULT_MAX_BODY: Final = 16 * 1024 * 1024
 _HEADER: Final = struct.Struct(">BBI")
 _MAX_COUNTER: Final = 2**64 - 1
@@ -108,11 +107,9 @@ class FrameSealer:
         if self._counter > _MAX_COUNTER:
             raise FrameError("frame counter exhausted; reconnect")
         header = FrameHeader(kind, length).to_bytes()
-        cipher = ChaCha20_Poly1305.new(key=self._key, nonce=_nonce(self._counter))
-        cipher.update(header)
-        ciphertext, tag = cipher.encrypt_and_digest(payload)
+        sealed = aead.seal(self._key, _nonce(self._counter), header, payload)
         self._counter += 1
-        return header + ciphertext + tag
+        return header + sealed
 
     def __repr__(self) -> str:
         return f"FrameSealer(counter={self._counter})"
@@ -144,11 +141,9 @@ class FrameOpener:
         if len(body) != header.length or len(body) < TAG_SIZE:
             self._broken = True
             raise FrameAuthenticationError("frame body does not match its header")
-        cipher = ChaCha20_Poly1305.new(key=self._key, nonce=_nonce(self._counter))
-        cipher.update(header.to_bytes())
         try:
-            payload: bytes = cipher.decrypt_and_verify(body[:-TAG_SIZE], body[-TAG_SIZE:])
-        except ValueError as exc:
+            payload = aead.open_sealed(self._key, _nonce(self._counter), header.to_bytes(), body)
+        except DecryptionError as exc:
             self._broken = True
             raise FrameAuthenticationError("frame does not authenticate") from exc
         self._counter += 1

@@ -20,9 +20,11 @@ answer a node had no business sending. Errors never contain a secret.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Final
 
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import address_of, recover_requester
@@ -52,9 +54,24 @@ class Requester:
     address: Address
 
 
+#: How many recovered requesters one process remembers (see `recover_requester_of`).
+REQUESTER_CACHE_SIZE: Final = 1024
+
+
 def recover_requester_of(signature: bytes, key_id: ServerKeyId) -> Requester:
     """The requester behind `signature` (65 bytes r‖s‖v over `key_id`); InvalidRequest if it
-    is malformed or recovers no key (HTTP 400, Parity's "insufficient requester data")."""
+    is malformed or recovers no key (HTTP 400, Parity's "insufficient requester data").
+
+    Recovery is a deterministic function of public data, so the requesters of the last
+    REQUESTER_CACHE_SIZE (signature, key id) pairs are remembered: the key server and the
+    master session of one request recover once. Every other node recovers on its own, from
+    the signature, as before; failures are never remembered.
+    """
+    return _recover(bytes(signature), bytes(key_id))
+
+
+@functools.lru_cache(maxsize=REQUESTER_CACHE_SIZE)
+def _recover(signature: bytes, key_id: bytes) -> Requester:
     try:
         public = recover_requester(signature, key_id)
     except CryptoError as exc:

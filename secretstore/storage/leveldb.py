@@ -25,6 +25,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
     StorageError,
 )
+from secretstore.storage.cache import DEFAULT_CAPACITY, ShareCache
 from secretstore.storage.codec import decode_key_share, encode_key_share
 from secretstore.storage.model import KeyShare
 from secretstore.storage.port import require_key_id
@@ -96,11 +97,14 @@ class LevelDbKeyStorage:
     Every write is synced to disk before it returns. Thread-safe: one lock serialises the
     calls (LevelDB itself stays fast), so `insert` is an atomic check-and-set. Only one
     process (and one object) may have a directory open: LevelDB's LOCK file enforces it.
+    The last `cache_size` shares read are kept decoded (storage/cache.py); every write
+    drops its key's entry first.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, cache_size: int = DEFAULT_CAPACITY) -> None:
         self._path = Path(path)
         self._lock = threading.RLock()
+        self._cache = ShareCache(cache_size)
         db = _open_db(self._path)
         try:
             _check_schema(db, self._path)
@@ -139,6 +143,7 @@ class LevelDbKeyStorage:
         record = encode_key_share(share)
         with self._lock, self._plyvel_errors("insert"):
             db = self._require_open()
+            self._cache.discard(key)
             if db.get(key) is not None:
                 raise ServerKeyAlreadyGenerated(f"server key 0x{key_id.hex()} is stored already")
             db.put(key, record, sync=True)
@@ -148,6 +153,7 @@ class LevelDbKeyStorage:
         record = encode_key_share(share)
         with self._lock, self._plyvel_errors("update"):
             db = self._require_open()
+            self._cache.discard(key)
             if db.get(key) is None:
                 raise ServerKeyNotFound(f"no server key 0x{key_id.hex()}")
             db.put(key, record, sync=True)
@@ -155,13 +161,19 @@ class LevelDbKeyStorage:
     def get(self, key_id: ServerKeyId) -> KeyShare | None:
         key = share_record_key(key_id)
         with self._lock, self._plyvel_errors("get"):
-            record: bytes | None = self._require_open().get(key)
-        if record is None:
-            return None
-        try:
-            return decode_key_share(record)
-        except CorruptRecord as exc:
-            raise CorruptRecord(f"record of server key 0x{key_id.hex()}: {exc}") from exc
+            db = self._require_open()
+            share = self._cache.get(key)
+            if share is not None:
+                return share
+            record: bytes | None = db.get(key)
+            if record is None:
+                return None
+            try:
+                share = decode_key_share(record)
+            except CorruptRecord as exc:
+                raise CorruptRecord(f"record of server key 0x{key_id.hex()}: {exc}") from exc
+            self._cache.put(key, share)
+            return share
 
     def contains(self, key_id: ServerKeyId) -> bool:
         key = share_record_key(key_id)
@@ -172,6 +184,7 @@ class LevelDbKeyStorage:
         key = share_record_key(key_id)
         with self._lock, self._plyvel_errors("remove"):
             db = self._require_open()
+            self._cache.discard(key)
             if db.get(key) is None:
                 return False
             db.delete(key, sync=True)
@@ -200,6 +213,7 @@ class LevelDbKeyStorage:
 
     def close(self) -> None:
         with self._lock:
+            self._cache.clear()
             if self._db is not None:
                 db, self._db = self._db, None
                 with self._plyvel_errors("close"):

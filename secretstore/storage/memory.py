@@ -12,6 +12,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
     StorageError,
 )
+from secretstore.storage.cache import ShareCache
 from secretstore.storage.codec import decode_key_share, encode_key_share
 from secretstore.storage.model import KeyShare
 from secretstore.storage.port import require_key_id
@@ -21,12 +22,15 @@ from secretstore.types import ServerKeyId
 class MemoryKeyStorage:
     """KeyStorage in a dict of encoded records (so every write and read runs the codec).
 
-    Thread-safe (one lock); nothing survives the object.
+    Thread-safe (one lock); nothing survives the object. With `cache_size` > 0 the last
+    shares read are kept decoded, as LevelDbKeyStorage does (off by default, so that every
+    read of a test runs the codec).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, cache_size: int = 0) -> None:
         self._records: dict[bytes, bytes] | None = {}
         self._lock = threading.RLock()
+        self._cache = ShareCache(cache_size)
 
     def _open_records(self) -> dict[bytes, bytes]:
         if self._records is None:
@@ -38,6 +42,7 @@ class MemoryKeyStorage:
         record = encode_key_share(share)
         with self._lock:
             records = self._open_records()
+            self._cache.discard(key)
             if key in records:
                 raise ServerKeyAlreadyGenerated(f"server key 0x{key.hex()} is stored already")
             records[key] = record
@@ -47,6 +52,7 @@ class MemoryKeyStorage:
         record = encode_key_share(share)
         with self._lock:
             records = self._open_records()
+            self._cache.discard(key)
             if key not in records:
                 raise ServerKeyNotFound(f"no server key 0x{key.hex()}")
             records[key] = record
@@ -54,13 +60,19 @@ class MemoryKeyStorage:
     def get(self, key_id: ServerKeyId) -> KeyShare | None:
         key = require_key_id(key_id)
         with self._lock:
-            record = self._open_records().get(key)
-        if record is None:
-            return None
-        try:
-            return decode_key_share(record)
-        except CorruptRecord as exc:
-            raise CorruptRecord(f"record of server key 0x{key.hex()}: {exc}") from exc
+            records = self._open_records()
+            share = self._cache.get(key)
+            if share is not None:
+                return share
+            record = records.get(key)
+            if record is None:
+                return None
+            try:
+                share = decode_key_share(record)
+            except CorruptRecord as exc:
+                raise CorruptRecord(f"record of server key 0x{key.hex()}: {exc}") from exc
+            self._cache.put(key, share)
+            return share
 
     def contains(self, key_id: ServerKeyId) -> bool:
         key = require_key_id(key_id)
@@ -70,7 +82,9 @@ class MemoryKeyStorage:
     def remove(self, key_id: ServerKeyId) -> bool:
         key = require_key_id(key_id)
         with self._lock:
-            return self._open_records().pop(key, None) is not None
+            records = self._open_records()
+            self._cache.discard(key)
+            return records.pop(key, None) is not None
 
     def ids(self) -> Iterator[ServerKeyId]:
         with self._lock:
@@ -85,6 +99,7 @@ class MemoryKeyStorage:
 
     def close(self) -> None:
         with self._lock:
+            self._cache.clear()
             self._records = None
 
     def __enter__(self) -> MemoryKeyStorage:

@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
 from secretstore.logs import (
+    _SECRET_AFTER_WORD,
+    _SECRET_WORDS,
     REDACTED,
     configure_logging,
+    may_hold_secret,
     parse_level,
     redact,
     short_node,
@@ -94,6 +97,32 @@ def test_every_secret_in_a_line_is_redacted() -> None:
     cleaned = redact(f"secret {a} and share {b}; password {a}")
     assert a not in cleaned and b not in cleaned
     assert cleaned.count(REDACTED) == 3
+
+
+# Case variants the pattern's IGNORECASE accepts, including two non-ASCII ones.
+_VARIANTS = {"s": "sSſ", "k": "kKK"}
+
+
+@st.composite
+def secret_word_variants(draw: st.DrawFn) -> str:
+    word = draw(st.sampled_from(_SECRET_WORDS.split("|")))
+    return "".join(draw(st.sampled_from(_VARIANTS.get(c, c + c.upper()))) for c in word)
+
+
+@given(word=secret_word_variants(), secret=HEX64, before=st.text(max_size=20))
+def test_the_quick_word_test_sees_every_spelling_the_pattern_sees(
+    word: str, secret: str, before: str
+) -> None:
+    text = f"{before}{word} {secret}"
+    assert may_hold_secret(text)
+    assert secret not in redact(text)
+
+
+@given(text=st.text(alphabet="secrtpaswodhivmnSECRTPAWODſK0123456789abcdef :=x", max_size=150))
+def test_text_without_a_secret_word_has_nothing_the_pattern_would_redact(text: str) -> None:
+    if not may_hold_secret(text):
+        assert _SECRET_AFTER_WORD.search(text) is None
+        assert redact(text) == text
 
 
 @given(value=HEX64)

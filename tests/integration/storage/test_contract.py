@@ -28,9 +28,11 @@ from tests.unit.storage.strategies import key_shares, sample_key_id, sample_shar
 Factory = Callable[[], KeyStorage]
 
 
-@pytest.fixture(params=["memory", "leveldb"])
+@pytest.fixture(params=["memory", "memory-cached", "leveldb"])
 def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    """Builds fresh, empty storages of one kind; closes them all afterwards."""
+    """Builds fresh, empty storages of one kind; closes them all afterwards. "memory-cached"
+    keeps two decoded shares, so reads both hit and miss its cache; LevelDB runs with its
+    default cache."""
     opened: list[KeyStorage] = []
     counter = itertools.count()
 
@@ -38,6 +40,8 @@ def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fac
         storage: KeyStorage
         if request.param == "memory":
             storage = MemoryKeyStorage()
+        elif request.param == "memory-cached":
+            storage = MemoryKeyStorage(cache_size=2)
         else:
             storage = LevelDbKeyStorage(tmp_path / f"db{next(counter)}")
         opened.append(storage)
@@ -105,6 +109,21 @@ def test_update_replaces_the_share(storage: KeyStorage) -> None:
     assert storage.get(K2) == S2
 
 
+def test_reads_never_see_a_replaced_share(storage: KeyStorage) -> None:
+    storage.insert(K1, S1)
+    assert storage.get(K1) == S1
+    assert storage.get(K1) == S1  # a second read (from the cache where there is one)
+    storage.update(K1, S2)
+    assert storage.get(K1) == S2
+    with pytest.raises(ServerKeyAlreadyGenerated):
+        storage.insert(K1, S1)
+    assert storage.get(K1) == S2
+    assert storage.remove(K1) is True
+    assert storage.get(K1) is None
+    storage.insert(K1, S1)
+    assert storage.get(K1) == S1
+
+
 def test_remove(storage: KeyStorage) -> None:
     storage.insert(K1, S1)
     storage.insert(K2, S2)
@@ -153,6 +172,7 @@ def test_key_ids_are_32_bytes(storage: KeyStorage, bad: object) -> None:
 
 def test_closed_storage_refuses_every_call(storage: KeyStorage) -> None:
     storage.insert(K1, S1)
+    assert storage.get(K1) == S1  # cached where the adapter caches
     pending = storage.ids()
     storage.close()
     storage.close()

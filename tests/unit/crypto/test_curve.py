@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from functools import reduce
 from typing import Any
@@ -10,7 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secretstore.crypto.curve import ONE, ZERO, G, N, P, Point, Scalar, point_sum, scalar_sum
+from secretstore.crypto.curve import (
+    ONE,
+    ZERO,
+    G,
+    N,
+    P,
+    Point,
+    Scalar,
+    hash_to_point,
+    point_sum,
+    scalar_sum,
+)
 from secretstore.crypto.rng import OsRng, SeededRng, random_scalar
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import InvalidEncoding, InvalidPoint, InvalidScalar
@@ -323,3 +335,46 @@ def test_hex_round_trip(data: bytes) -> None:
     assert text == "0x" + data.hex()
     assert parse_hex(text) == data
     assert parse_hex(text[2:].upper(), len(data)) == data
+
+
+# --- hash_to_point ---------------------------------------------------------------------------
+
+
+def _hash_to_point_by_arithmetic(data: bytes) -> Point:
+    """The definition with field arithmetic: the first x = SHA-256(tag ‖ data ‖ counter) below
+    p with x³ + 7 a square, and the even square root (p ≡ 3 mod 4)."""
+    counter = 0
+    while True:
+        tagged = b"secretstore-hash-to-point" + data + counter.to_bytes(4, "big")
+        x = int.from_bytes(hashlib.sha256(tagged).digest(), "big")
+        if x < P:
+            rhs = (pow(x, 3, P) + 7) % P
+            y = pow(rhs, (P + 1) // 4, P)
+            if y * y % P == rhs:
+                y = P - y if y & 1 else y
+                return Point.from_bytes(x.to_bytes(32, "big") + y.to_bytes(32, "big"))
+        counter += 1
+
+
+# Derived points as the arithmetic implementation computed them.
+HASHED_POINTS = {
+    b"dleq test base": "6585077f388558774c89bd5fc455a84a15a85050131a7ca46823c7a4d8523ad6"
+    "253f1c5059a6352114814a93b30a0d8e4a024555a1cb6ead23402147cdec64e2",
+    b"test derived point": "868486d1afaa3392425256cb7cfce59aa9e54cbfc476d5c9173c325b7099cc01"
+    "f0f5b7b36f86341a1e4e290c3a9f046c18b16fc6a3bb40320bc6f5b6c9f17ca0",
+    b"": "09d180a56c7e2cf0d6c801234519394976721567c3d0e3d508efd335785262c6"
+    "8d1404f1ee7ca41cf4c295b8b9f61930a832dd00eddde80f8e1fc95925c294e2",
+}
+
+
+@pytest.mark.parametrize(("data", "expected"), HASHED_POINTS.items())
+def test_hash_to_point_known_answers(data: bytes, expected: str) -> None:
+    assert hash_to_point(data).to_bytes().hex() == expected
+
+
+@given(data=st.binary(max_size=80))
+def test_hash_to_point_matches_its_arithmetic_definition(data: bytes) -> None:
+    point = hash_to_point(data)
+    assert point == _hash_to_point_by_arithmetic(data)
+    assert not point.is_identity()
+    assert point.to_bytes()[63] % 2 == 0  # the even root

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secretstore.crypto.curve import Scalar
+from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import (
@@ -17,6 +17,7 @@ from secretstore.errors import (
     ProtocolViolation,
     ServerKeyNotFound,
 )
+from secretstore.sessions import consensus as consensus_module
 from secretstore.sessions.base import CheckAccess, Send, SessionContext, short
 from secretstore.sessions.consensus import (
     UNDECIDED,
@@ -25,6 +26,7 @@ from secretstore.sessions.consensus import (
     ConsensusFailed,
     ConsensusPhase,
     GroupSelected,
+    Requester,
     random_below,
     random_sample,
     recover_requester_of,
@@ -488,6 +490,34 @@ def test_shared_request_helpers() -> None:
         recover_requester_of(b"\x00" * 64, KEY_ID)
     with pytest.raises(InvalidRequest):
         recover_requester_of(b"\x00" * 65, KEY_ID)
+
+
+def test_a_requester_is_recovered_once_per_signature_and_failures_are_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[bytes] = []
+    real = consensus_module.recover_requester
+
+    def counting(signature: bytes, key_id: bytes) -> Point:
+        calls.append(signature)
+        return real(signature, key_id)
+
+    monkeypatch.setattr(consensus_module, "recover_requester", counting)
+    consensus_module._recover.cache_clear()  # nothing remembered from other tests
+    key = KeyPair.generate(SeededRng(4242))
+    key_id = ServerKeyId(b"\x42" * 32)
+    signature = sign_recoverable(key.secret, key_id)
+    first = recover_requester_of(signature, key_id)
+    assert first == Requester(key.public, key.address)
+    assert recover_requester_of(bytes(signature), key_id) == first
+    assert calls == [signature]
+    other_id = ServerKeyId(b"\x43" * 32)  # the same signature over another key id
+    assert recover_requester_of(signature, other_id).public != key.public
+    assert len(calls) == 2
+    for _ in range(2):
+        with pytest.raises(InvalidRequest):
+            recover_requester_of(b"\x00" * 65, key_id)
+    assert len(calls) == 4
 
 
 # --- wire ----------------------------------------------------------------------------------

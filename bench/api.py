@@ -1,0 +1,380 @@
+"""HTTP API figures of a real local cluster of `secretstore-node` processes on loopback.
+
+1. Shadow retrieval (GET /shadow/{id}/{sig}) on 3 nodes, t=1: latency one request at a time,
+   then throughput with `--clients` concurrent clients. Requests go round-robin over the nodes
+   and `--keys` document keys, so every node is the master of a third of them.
+2. Server key generation (POST /shadow/{id}/{sig}/{t}), one at a time: n=5 t=2, n=16 t=5.
+GET /health (HTTP alone, no session) is the yardstick.
+
+How it measures: the nodes are started with tests/e2e/cluster.py (production options, logs at
+INFO to a file, LevelDB with synced writes). The load generator is aiohttp on uvloop in a
+separate process, with keep-alive connections, so it shares no event loop with a node; on a
+2-core machine it still competes with the nodes for the CPU. So the table also gives the CPU
+time (user + system, from /proc/<pid>/stat, 10 ms ticks) that all nodes together and the load
+generator spent per request: 2 cores / (node µs + gen µs) bounds the throughput, and
+2 cores / node µs is what the nodes could do with the machine to themselves.
+
+Profiling: --profile DIR runs every node under cProfile (a .prof per node when it exits;
+--cpu-timer times it in process CPU time instead of wall time, which a CPU-starved node would
+charge to whatever it was doing); --py-spy EXE samples every node with py-spy while each
+scenario runs (collapsed stacks per node and scenario into DIR).
+
+Run: .venv/bin/python bench/api.py [--requests 2000] [--seconds 5] [--clients 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+
+from secretstore.client.helpers import key_from_shadow
+from secretstore.crypto.curve import Point
+from secretstore.crypto.document import encrypt_secret
+from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.rng import OsRng
+from secretstore.encoding import parse_hex
+from tests.e2e import cluster as e2e_cluster
+from tests.e2e.cluster import LocalCluster
+
+#: The production defaults (the e2e helpers default to quicker keep-alives).
+NODE_OPTIONS = {"keep_alive_interval": 10.0, "session_timeout": 30.0}
+_TICKS = os.sysconf("SC_CLK_TCK")
+#: A node process under cProfile; the profile is written when the node exits.
+PROFILED_NODE = """
+import cProfile, os, sys, time
+from secretstore.cli.node import main
+profiler = cProfile.Profile(*([time.process_time] if {cpu_timer!r} else []))
+code = profiler.runcall(main, sys.argv[1:])
+profiler.dump_stats(os.path.join({directory!r}, f"node-{{os.getpid()}}.prof"))
+sys.exit(code)
+"""
+HEADER: tuple[str, ...] = ("scenario", "requests", "p50 ms", "p90 ms", "p99 ms", "req/s")
+HEADER += ("node µs", "sys µs", "gen µs", "errors")
+
+
+# --- the load generator (runs in its own process) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    method: str
+    urls: tuple[str, ...]  # taken in turn
+    clients: int
+    requests: int  # > 0: this many requests in all; 0: as many as fit in `seconds`
+    seconds: float
+    warmup: int  # requests made (one at a time) before measuring
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    latencies: tuple[float, ...]
+    wall: float
+    errors: int
+    cpu: float  # CPU seconds the load generator used while measuring
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _load(spec: LoadSpec) -> LoadResult:
+    connector = aiohttp.TCPConnector(limit=spec.clients * len(spec.urls), limit_per_host=0)
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
+
+        async def one(url: str) -> bool:
+            async with session.request(spec.method, url) as response:
+                await response.read()
+                return response.status == 200
+
+        for i in range(spec.warmup):
+            await one(spec.urls[i % len(spec.urls)])
+        cpu_before = _own_cpu()
+        started = time.perf_counter()
+        deadline = started + spec.seconds
+
+        def more() -> bool:
+            if spec.requests > 0:
+                return issued < spec.requests
+            return time.perf_counter() < deadline
+
+        async def client(turn: int) -> None:
+            nonlocal errors, issued
+            while more():
+                issued += 1
+                url = spec.urls[turn % len(spec.urls)]
+                turn += 1
+                begun = time.perf_counter()
+                ok = await one(url)
+                latencies.append(time.perf_counter() - begun)
+                errors += not ok
+
+        await asyncio.gather(*(client(i) for i in range(spec.clients)))
+        wall = time.perf_counter() - started
+        cpu = _own_cpu() - cpu_before
+    return LoadResult(tuple(latencies), wall, errors, cpu)
+
+
+def _worker(spec: LoadSpec, pipe: Connection) -> None:
+    import uvloop
+
+    pipe.send(uvloop.run(_load(spec)))
+    pipe.close()
+
+
+def run_load(spec: LoadSpec) -> LoadResult:
+    """Run `spec` in a fresh process and return what it measured."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_worker, args=(spec, sender))
+    process.start()
+    sender.close()
+    result: LoadResult = receiver.recv()
+    process.join()
+    return result
+
+
+# --- the cluster ----------------------------------------------------------------------------
+
+
+def cluster_cpu(cluster: LocalCluster) -> tuple[float, float]:
+    """CPU seconds (user, system) the running node processes have used so far."""
+    user = system = 0
+    for node in cluster:
+        if node.process is not None:
+            stat = Path(f"/proc/{node.process.pid}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / _TICKS, system / _TICKS
+
+
+def start_cluster(root: Path, count: int) -> LocalCluster:
+    cluster = LocalCluster(root, count, seed=count, extra=NODE_OPTIONS)
+    cluster.start()
+    cluster.wait_ready(timeout=60.0 + 5.0 * count)
+    return cluster
+
+
+def key_path(requester: KeyPair) -> str:
+    """`{key id}/{signature}` of a fresh key id, signed by `requester`."""
+    key_id = OsRng().random_bytes(32)
+    return f"{key_id.hex()}/{sign_recoverable(requester.secret, key_id).hex()}"
+
+
+async def _post(session: aiohttp.ClientSession, url: str) -> object:
+    async with session.post(url) as response:
+        body = await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"POST {url}: {response.status} {body[:200]!r}")
+        return json.loads(body) if body else None
+
+
+async def prepare_documents(cluster: LocalCluster, requester: KeyPair, count: int) -> list[str]:
+    """`count` server keys (t=1) with a stored document key each; their `{id}/{sig}` paths.
+    One shadow retrieval is checked end to end: the shadows open to the stored key."""
+    paths: list[str] = []
+    stored: list[Point] = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(count):
+            url = cluster[i % len(cluster.nodes)].url
+            path = key_path(requester)
+            public = await _post(session, f"{url}/shadow/{path}/1")
+            assert isinstance(public, str)
+            document_key = KeyPair.generate(OsRng()).public
+            server_key = Point.from_bytes(parse_hex(public, 64))
+            encrypted = encrypt_secret(document_key, server_key, OsRng())
+            common = encrypted.common_point.to_bytes().hex()
+            point = encrypted.encrypted_point.to_bytes().hex()
+            await _post(session, f"{url}/shadow/{path}/{common}/{point}")
+            paths.append(path)
+            stored.append(document_key)
+        async with session.get(f"{cluster[-1].url}/shadow/{paths[0]}") as response:
+            body = json.loads(await response.read())
+    found = key_from_shadow(
+        requester,
+        Point.from_bytes(parse_hex(body["decrypted_secret"], 64)),
+        Point.from_bytes(parse_hex(body["common_point"], 64)),
+        [parse_hex(item) for item in body["decrypt_shadows"]],
+    )
+    if found != stored[0]:
+        raise RuntimeError("a shadow retrieval did not give the stored document key")
+    return paths
+
+
+# --- profilers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sampler:
+    """py-spy on every node while a scenario runs."""
+
+    executable: str
+    directory: Path
+    options: tuple[str, ...]
+
+    def start(self, cluster: LocalCluster, scenario: str) -> list[subprocess.Popen[bytes]]:
+        label = "".join(c if c.isalnum() else "_" for c in scenario)
+        spies = []
+        for node in cluster:
+            assert node.process is not None
+            output = self.directory / f"{label}-{node.name}.txt"
+            command = [self.executable, "record", "--pid", str(node.process.pid)]
+            command += ["--format", "raw", *self.options, "--output", str(output)]
+            spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        time.sleep(0.5)  # let them attach
+        return spies
+
+    @staticmethod
+    def stop(spies: list[subprocess.Popen[bytes]]) -> None:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            spy.wait(30)
+
+
+# --- scenarios and the table ------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    scenario: str
+    result: LoadResult
+    node_user: float
+    node_system: float
+
+    def cells(self) -> tuple[str, ...]:
+        done = len(self.result.latencies)
+        times = [f"{percentile(self.result.latencies, f) * 1e3:.2f}" for f in (0.5, 0.9, 0.99)]
+        per_request = (self.node_user + self.node_system, self.node_system, self.result.cpu)
+        return (
+            self.scenario,
+            str(done),
+            *times,
+            f"{done / self.result.wall:.0f}",
+            *(f"{seconds / done * 1e6:.0f}" for seconds in per_request),
+            str(self.result.errors),
+        )
+
+
+class Bench:
+    def __init__(self, root: Path, sampler: Sampler | None) -> None:
+        self.root = root
+        self.sampler = sampler
+        self.rows: list[Row] = []
+
+    def measure(self, cluster: LocalCluster, scenario: str, spec: LoadSpec) -> None:
+        spies = self.sampler.start(cluster, scenario) if self.sampler else []
+        user, system = cluster_cpu(cluster)
+        result = run_load(spec)
+        user_after, system_after = cluster_cpu(cluster)
+        Sampler.stop(spies)
+        done = len(result.latencies)
+        share = done / (done + spec.warmup)  # the warm-up is in the nodes' CPU too
+        self.rows.append(
+            Row(scenario, result, (user_after - user) * share, (system_after - system) * share)
+        )
+
+    def retrieval(self, requests: int, seconds: float, clients: int, keys: int) -> None:
+        cluster = start_cluster(self.root / "retrieval", 3)
+        try:
+            paths = asyncio.run(prepare_documents(cluster, KeyPair.generate(OsRng()), keys))
+            urls = tuple(f"{node.url}/shadow/{path}" for path in paths for node in cluster)
+            health = tuple(f"{node.url}/health" for node in cluster)
+            once = LoadSpec("GET", health, 1, requests, 0.0, 100)
+            self.measure(cluster, "GET /health (HTTP only), 1 client", once)
+            once = LoadSpec("GET", urls, 1, requests, 0.0, 100)
+            self.measure(cluster, "GET /shadow n=3 t=1, 1 client", once)
+            load = LoadSpec("GET", urls, clients, 0, seconds, 200)
+            self.measure(cluster, f"GET /shadow n=3 t=1, {clients} clients", load)
+        finally:
+            cluster.terminate_all()
+
+    def generation(self, count: int, threshold: int, keys: int) -> None:
+        cluster = start_cluster(self.root / f"generation{count}", count)
+        try:
+            requester = KeyPair.generate(OsRng())
+            urls = tuple(
+                f"{cluster[i % count].url}/shadow/{key_path(requester)}/{threshold}"
+                for i in range(keys + 3)
+            )
+            run_load(LoadSpec("POST", urls[:3], 1, 3, 0.0, 0))  # warm up (fresh key ids)
+            spec = LoadSpec("POST", urls[3:], 1, keys, 0.0, 0)
+            self.measure(cluster, f"POST /shadow n={count} t={threshold}", spec)
+        finally:
+            cluster.terminate_all()
+
+    def print_table(self) -> None:
+        table = [HEADER, *(row.cells() for row in self.rows)]
+        widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+        for line in table:
+            cells = [line[0].ljust(widths[0])]
+            cells += [cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=True)]
+            print("  ".join(cells))
+        print(
+            "node µs: CPU (user + system) of all node processes per request; sys µs: its system "
+            f"part; gen µs: CPU of the load generator per request; {os.cpu_count()} CPUs"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="one-at-a-time retrievals")
+    parser.add_argument("--seconds", type=float, default=5.0, help="throughput run length")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--keys", type=int, default=8, help="document keys retrieved")
+    parser.add_argument("--gen5", type=int, default=100, help="keys generated by 5 nodes")
+    parser.add_argument("--gen16", type=int, default=20, help="keys generated by 16 nodes")
+    parser.add_argument("--profile", type=Path, help="cProfile every node into this directory")
+    parser.add_argument("--cpu-timer", action="store_true", help="cProfile in CPU time")
+    parser.add_argument("--py-spy", help="py-spy executable: sample every node (see --out)")
+    parser.add_argument("--py-spy-options", default="--rate 200 --nonblocking")
+    parser.add_argument("--out", type=Path, default=Path("."), help="py-spy output directory")
+    args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        code = PROFILED_NODE.format(directory=str(args.profile.resolve()), cpu_timer=args.cpu_timer)
+        e2e_cluster.NODE_COMMAND = (sys.executable, "-c", code)
+    sampler = None
+    if args.py_spy is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        sampler = Sampler(args.py_spy, args.out, tuple(args.py_spy_options.split()))
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        bench = Bench(Path(tmp), sampler)
+        bench.retrieval(args.requests, args.seconds, args.clients, args.keys)
+        if args.gen5 > 0:
+            bench.generation(5, 2, args.gen5)
+        if args.gen16 > 0:
+            bench.generation(16, 5, args.gen16)
+    bench.print_table()
+
+
+if __name__ == "__main__":
+    main()
