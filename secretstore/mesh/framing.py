@@ -91,11 +91,11 @@ def _check_key(key: bytes) -> None:
 class FrameSealer:
     """Seals outgoing frames of one direction; the nonce counter advances with every frame."""
 
-    __slots__ = ("_counter", "_key", "_max_body")
+    __slots__ = ("_aead", "_counter", "_max_body")
 
     def __init__(self, key: bytes, max_body: int = DEFAULT_MAX_BODY) -> None:
         _check_key(key)
-        self._key = bytes(key)
+        self._aead = aead.Aead(key)
         self._max_body = max_body
         self._counter = 0
 
@@ -107,7 +107,7 @@ class FrameSealer:
         if self._counter > _MAX_COUNTER:
             raise FrameError("frame counter exhausted; reconnect")
         header = FrameHeader(kind, length).to_bytes()
-        sealed = aead.seal(self._key, _nonce(self._counter), header, payload)
+        sealed = self._aead.seal(_nonce(self._counter), header, payload)
         self._counter += 1
         return header + sealed
 
@@ -118,11 +118,11 @@ class FrameSealer:
 class FrameOpener:
     """Opens incoming frames of one direction, strictly in order; broken after one failure."""
 
-    __slots__ = ("_broken", "_counter", "_key", "_max_body")
+    __slots__ = ("_aead", "_broken", "_counter", "_max_body")
 
     def __init__(self, key: bytes, max_body: int = DEFAULT_MAX_BODY) -> None:
         _check_key(key)
-        self._key = bytes(key)
+        self._aead = aead.Aead(key)
         self._max_body = max_body
         self._counter = 0
         self._broken = False
@@ -142,7 +142,7 @@ class FrameOpener:
             self._broken = True
             raise FrameAuthenticationError("frame body does not match its header")
         try:
-            payload = aead.open_sealed(self._key, _nonce(self._counter), header.to_bytes(), body)
+            payload = self._aead.open(_nonce(self._counter), header.to_bytes(), body)
         except DecryptionError as exc:
             self._broken = True
             raise FrameAuthenticationError("frame does not authenticate") from exc
