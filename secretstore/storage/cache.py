@@ -11,8 +11,11 @@ holds nothing that the adapter does not hold already (the records themselves, in
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Final
 
+from secretstore.errors import CorruptRecord
+from secretstore.storage.codec import decode_key_share
 from secretstore.storage.model import KeyShare
 
 #: How many decoded shares an adapter keeps by default.
@@ -53,6 +56,23 @@ class ShareCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
+
+    def read(self, key: bytes, key_id: bytes, load: Callable[[], bytes | None]) -> KeyShare | None:
+        """The share of `key`: cached, or its record from `load()` decoded (and then cached);
+        None when there is no record. A record that does not decode raises CorruptRecord
+        naming the server key."""
+        share = self.get(key)
+        if share is not None:
+            return share
+        record = load()
+        if record is None:
+            return None
+        try:
+            share = decode_key_share(record)
+        except CorruptRecord as exc:
+            raise CorruptRecord(f"record of server key 0x{key_id.hex()}: {exc}") from exc
+        self.put(key, share)
+        return share
 
     def discard(self, key: bytes) -> None:
         """Forget `key` (before its record is written or removed)."""

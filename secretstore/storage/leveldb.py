@@ -26,7 +26,7 @@ from secretstore.errors import (
     StorageError,
 )
 from secretstore.storage.cache import DEFAULT_CAPACITY, ShareCache
-from secretstore.storage.codec import decode_key_share, encode_key_share
+from secretstore.storage.codec import encode_key_share
 from secretstore.storage.model import KeyShare
 from secretstore.storage.port import require_key_id
 from secretstore.types import ServerKeyId
@@ -162,18 +162,7 @@ class LevelDbKeyStorage:
         key = share_record_key(key_id)
         with self._lock, self._plyvel_errors("get"):
             db = self._require_open()
-            share = self._cache.get(key)
-            if share is not None:
-                return share
-            record: bytes | None = db.get(key)
-            if record is None:
-                return None
-            try:
-                share = decode_key_share(record)
-            except CorruptRecord as exc:
-                raise CorruptRecord(f"record of server key 0x{key_id.hex()}: {exc}") from exc
-            self._cache.put(key, share)
-            return share
+            return self._cache.read(key, key_id, lambda: db.get(key))
 
     def contains(self, key_id: ServerKeyId) -> bool:
         key = share_record_key(key_id)

@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from secretstore.errors import (
-    CorruptRecord,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
     StorageError,
 )
 from secretstore.storage.cache import ShareCache
-from secretstore.storage.codec import decode_key_share, encode_key_share
+from secretstore.storage.codec import encode_key_share
 from secretstore.storage.model import KeyShare
 from secretstore.storage.port import require_key_id
 from secretstore.types import ServerKeyId
@@ -61,18 +60,7 @@ class MemoryKeyStorage:
         key = require_key_id(key_id)
         with self._lock:
             records = self._open_records()
-            share = self._cache.get(key)
-            if share is not None:
-                return share
-            record = records.get(key)
-            if record is None:
-                return None
-            try:
-                share = decode_key_share(record)
-            except CorruptRecord as exc:
-                raise CorruptRecord(f"record of server key 0x{key.hex()}: {exc}") from exc
-            self._cache.put(key, share)
-            return share
+            return self._cache.read(key, key, lambda: records.get(key))
 
     def contains(self, key_id: ServerKeyId) -> bool:
         key = require_key_id(key_id)
