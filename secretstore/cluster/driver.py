@@ -19,6 +19,7 @@ from secretstore.sessions.core import Admitted, CoreEffect, NodeCore, Notice
 from secretstore.storage.port import KeyStorage
 from secretstore.types import NodeId, SessionId
 from secretstore.wire import codec
+from secretstore.wire.common import SessionError, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,18 @@ class ClusterDriver:
 
     # --- effects ------------------------------------------------------------------------------
     def _apply(self, effects: Iterable[CoreEffect]) -> None:
+        failed: dict[SessionId, SecretStoreError] = {}  # sessions whose write failed
         for effect in effects:
+            if failed and self._replace_after_failure(effect, failed):
+                continue
             if isinstance(effect, Send):
                 self._send(effect)
             elif isinstance(effect, Persist):
-                if effect.create:
-                    self.storage.insert(effect.key_id, effect.share)
-                else:
-                    self.storage.update(effect.key_id, effect.share)
+                try:
+                    self._persist(effect)
+                except SecretStoreError as exc:
+                    failed[effect.session_id] = exc
+                    self._storage_failed(effect, exc)
             elif isinstance(effect, CheckAccess):
                 self._spawn(self._check_access(effect))
             elif isinstance(effect, Finish):
@@ -95,6 +100,37 @@ class ClusterDriver:
                 self._start_clock(effect.session_id)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
+
+    def _persist(self, effect: Persist) -> None:
+        if effect.create:
+            self.storage.insert(effect.key_id, effect.share)
+        else:
+            self.storage.update(effect.key_id, effect.share)
+
+    def _storage_failed(self, effect: Persist, error: SecretStoreError) -> None:
+        """A key share could not be written: end its session now instead of at its timeout."""
+        sid = effect.session_id
+        log.error(
+            "session %s: writing key 0x%s failed: %s", sid[:4].hex(), effect.key_id.hex(), error
+        )
+        self._settle(sid, error=error)
+        self._apply(self.core.abort(sid, error))
+
+    def _replace_after_failure(
+        self, effect: CoreEffect, failed: dict[SessionId, SecretStoreError]
+    ) -> bool:
+        """Effects of a session whose write failed are not carried out; a message it was about
+        to send (which may announce the write) becomes a SessionError. True if handled."""
+        if isinstance(effect, Send):
+            sid: SessionId = getattr(effect.message, "session_id", SessionId(b""))
+            error = failed.get(sid)
+            if error is not None:
+                self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
+                return True
+            return False
+        if isinstance(effect, Persist | Finish | Fail):
+            return effect.session_id in failed
+        return False
 
     def _send(self, effect: Send) -> None:
         if not self.transport.send(effect.to, codec.encode(effect.message)):

@@ -27,8 +27,11 @@ class Persist:
     """Write a key share durably before any later effect is carried out.
 
     `create`: insert a new key (fails if it exists); otherwise replace the stored share.
+    If the write fails, the driver carries out none of the session's later effects: it ends
+    the session (`NodeCore.abort`) and tells the nodes it was about to message instead.
     """
 
+    session_id: SessionId
     key_id: ServerKeyId
     share: KeyShare
     create: bool

@@ -137,6 +137,14 @@ class NodeCore:
                 effects += self._settle(session, session.on_node_disconnected(node))
         return effects
 
+    def abort(self, session_id: SessionId, error: SecretStoreError) -> list[CoreEffect]:
+        """End a live session with `error` (e.g. its key share could not be written): it fails
+        and the other side is told. Nothing for a session that has ended already."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        return self._settle(session, session.fail(error))
+
     def on_timeout(self, session_id: SessionId) -> list[CoreEffect]:
         session = self._sessions.get(session_id)
         if session is None:

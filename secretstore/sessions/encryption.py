@@ -130,7 +130,7 @@ class EncryptionSession(Session):
         ):
             self.phase = EncryptionPhase.FINISHED
             return [
-                Persist(self.key_id, self.share, create=False),
+                Persist(self.session_id, self.key_id, self.share, create=False),
                 Send(self.master, EncryptionStored(self.session_id)),
                 *self.finish(),
             ]
@@ -149,7 +149,7 @@ class EncryptionSession(Session):
         if self._confirmed != self.holders:
             return []
         self.phase = EncryptionPhase.WAITING_FOR_STORED
-        effects: list[Effect] = [Persist(self.key_id, self.share, create=False)]
+        effects: list[Effect] = [Persist(self.session_id, self.key_id, self.share, create=False)]
         effects += self.broadcast(CommitEncryption(self.session_id), self.holders)
         return effects + self._try_finish()
 

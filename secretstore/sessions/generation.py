@@ -170,7 +170,7 @@ class GenerationSession(Session):
             assert self._share is not None
             self.phase = GenerationPhase.FINISHED
             return [
-                Persist(self.key_id, self._share, create=True),
+                Persist(self.session_id, self.key_id, self._share, create=True),
                 Send(self.master, GenerationKeyStored(self.session_id)),
                 *self.finish(),
             ]
@@ -233,7 +233,7 @@ class GenerationSession(Session):
         for node, public in sorted(self._ready.items()):
             if public != self.public:
                 raise ProtocolViolation(short(node), "ended the DKG with another public")
-        effects: list[Effect] = [Persist(self.key_id, self._share, create=True)]
+        effects: list[Effect] = [Persist(self.session_id, self.key_id, self._share, create=True)]
         effects += self.broadcast(CommitGeneration(self.session_id), self.participants)
         self.phase = GenerationPhase.WAITING_FOR_STORED
         if self._stored == self.participants:

@@ -22,8 +22,10 @@ from secretstore.errors import (
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
     InvalidRequest,
+    ProtocolViolation,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
+    StorageError,
 )
 from secretstore.keyserver import KeyServer
 from secretstore.mesh.memory import MemoryNetwork
@@ -31,6 +33,7 @@ from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.memory import MemoryKeyStorage
+from secretstore.storage.model import KeyShare
 from secretstore.types import Address, MessageHash, ServerKeyId
 
 
@@ -220,3 +223,28 @@ async def test_concurrent_sessions_of_different_keys() -> None:
         )
     )
     assert list(results) == list(publics)
+
+
+class FailingStorage(MemoryKeyStorage):
+    """A store whose writes fail, as a full or broken disk would."""
+
+    def insert(self, key_id: ServerKeyId, share: KeyShare) -> None:
+        raise StorageError("disk full")
+
+    def update(self, key_id: ServerKeyId, share: KeyShare) -> None:
+        raise StorageError("disk full")
+
+
+@pytest.mark.parametrize("failing", [0, 2])  # the master's disk, or a slave's
+async def test_a_failed_write_ends_the_session_at_once_not_at_its_timeout(failing: int) -> None:
+    _network, nodes = await make_cluster(3, seed=8)
+    broken = nodes[failing]
+    broken.driver.storage = FailingStorage()
+    kid = key_id(8)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises((StorageError, ProtocolViolation)):
+        await nodes[0].server.generate_server_key(kid, sig(REQUESTER, kid), 1)
+    assert asyncio.get_running_loop().time() - started < 1.0  # the session timeout is 5 s
+    await asyncio.sleep(0.05)
+    for node in nodes:
+        assert len(node.driver.core) == 0  # no session is left waiting anywhere
