@@ -16,6 +16,7 @@ from secretstore.errors import (
     ProtocolViolation,
     SecretStoreError,
     ServerKeyNotFound,
+    StorageError,
 )
 from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext
 from secretstore.sessions.core import Admitted, NodeCore, Notice
@@ -225,3 +226,13 @@ def test_kinds_round_trip(error: SecretStoreError) -> None:
 def test_generic_errors_have_no_client_meaning() -> None:
     assert kind_of(ProtocolViolation("n", "w")) is ErrorKind.GENERIC
     assert error_of(ErrorKind.GENERIC, "x") is None
+
+
+def test_abort_fails_a_live_session_and_tells_the_others() -> None:
+    a = core(A)
+    sid, _ = a.start(Poke(KEY), ALL)
+    effects = a.abort(sid, StorageError("disk full"))
+    assert isinstance(effects[0], Fail) and isinstance(effects[0].error, StorageError)
+    assert {s.to for s in sends(effects)} == {B, C}
+    assert a.session(sid) is None
+    assert a.abort(sid, StorageError("again")) == []
