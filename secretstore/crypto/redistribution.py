@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from secretstore.crypto.curve import Point, Scalar, point_sum, scalar_sum
+from secretstore.crypto.dkg import find_faulty_share_proofs, share_proof_verification
 from secretstore.crypto.rng import Rng
 from secretstore.crypto.shamir import (
     Polynomial,
@@ -70,15 +71,9 @@ def deal_subshares(secret_share: Scalar, new_threshold: int, rng: Rng) -> Redist
 def verify_subshare(
     new_threshold: int, new_id_number: Scalar, value: Scalar, commitments: Sequence[Point]
 ) -> bool:
-    """``value·G == Σ_k C_k·x'^k``; InvalidRequest unless there are ``t'+1`` commitments."""
-    check_threshold(new_threshold)
-    if len(commitments) != new_threshold + 1:
-        raise InvalidRequest(
-            f"threshold {new_threshold} needs {new_threshold + 1} commitments, "
-            f"got {len(commitments)}"
-        )
-    check_id_numbers([new_id_number])
-    return Point.base_mul(value) == evaluate_point_polynomial(commitments, new_id_number)
+    """``value·G == Σ_k C_k·x'^k``; InvalidRequest unless there are ``t'+1`` commitments.
+    The same Feldman check as the DKG's share proofs."""
+    return share_proof_verification(new_threshold, new_id_number, value, commitments)
 
 
 def find_faulty_subshare_senders(
@@ -89,17 +84,7 @@ def find_faulty_subshare_senders(
 ) -> list[K]:
     """Senders whose value does not match their commitments, or whose commitments are
     missing or of the wrong length (in ``values`` order)."""
-    check_threshold(new_threshold)
-    faulty: list[K] = []
-    for sender, value in values.items():
-        sender_commitments = commitments.get(sender)
-        if (
-            sender_commitments is None
-            or len(sender_commitments) != new_threshold + 1
-            or not verify_subshare(new_threshold, new_id_number, value, sender_commitments)
-        ):
-            faulty.append(sender)
-    return faulty
+    return find_faulty_share_proofs(new_threshold, new_id_number, values, commitments)
 
 
 def compute_secret_subshare(
