@@ -24,7 +24,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, Protocol
 
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import address_of, recover_requester
@@ -328,6 +328,19 @@ class AccessConsensus:
 # --- slave side --------------------------------------------------------------------------
 
 
+class AccessInit(Protocol):
+    """An initialising message that carries an access request (decryption, signing)."""
+
+    @property
+    def session_id(self) -> SessionId: ...
+
+    @property
+    def key_id(self) -> ServerKeyId: ...
+
+    @property
+    def access(self) -> AccessRequest: ...
+
+
 class AccessCheck:
     """Slave side: this node's own decision on an access request the master forwarded.
 
@@ -357,6 +370,20 @@ class AccessCheck:
         self._key_id = key_id
         #: None until the access policy answered
         self.allowed: bool | None = None
+
+    @classmethod
+    def of(
+        cls, ctx: SessionContext, master: NodeId, message: AccessInit, share: KeyShare
+    ) -> AccessCheck:
+        """The check for the initialising message of a session that starts with access."""
+        return cls(
+            ctx,
+            message.session_id,
+            master,
+            key_id=message.key_id,
+            request=message.access,
+            share=share,
+        )
 
     def start(self) -> list[Effect]:
         return [CheckAccess(self._session_id, self.requester.address, self._key_id)]

@@ -470,9 +470,7 @@ def join_decryption(
     held = require_share(share, message.key_id)
     if not held.has_document_key():
         raise DocumentKeyNotFound("no document key is stored with this key")
-    check = AccessCheck(
-        ctx, message.session_id, sender, key_id=message.key_id, request=message.access, share=held
-    )
+    check = AccessCheck.of(ctx, sender, message, held)
     session = DecryptionSlave(ctx, sender, message, held, check)
     return session, check.start()
 

@@ -406,9 +406,7 @@ def join_ecdsa_signing(
 ) -> tuple[Session, list[Effect]]:
     """Slave factory; the errors it raises reach the master as a SessionError."""
     held = require_share(share, message.key_id)
-    check = AccessCheck(
-        ctx, message.session_id, sender, key_id=message.key_id, request=message.access, share=held
-    )
+    check = AccessCheck.of(ctx, sender, message, held)
     try:
         message_hash_scalar(message.message_hash)
     except CryptoError:
