@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from aiohttp import web
-
+from secretstore import __version__
 from secretstore.cluster.access import AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.config.loader import unsupported_options
@@ -25,9 +24,16 @@ from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError
 from secretstore.http.app import HttpServer, start_http
 from secretstore.keyserver import KeyServer
+from secretstore.listen import host_port, listening
 from secretstore.logs import short_node
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
+from secretstore.observe.health import Health, PeerState, plural
+from secretstore.observe.metrics import NodeMetrics
+from secretstore.observe.observer import NodeObserver
+from secretstore.observe.peers import PeerWatch
+from secretstore.observe.recent import RecentSessions
+from secretstore.observe.routes import observe_routes
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
@@ -38,8 +44,6 @@ log = logging.getLogger(__name__)
 
 #: A peer silent for this many keep-alive intervals is taken for dead.
 DEAD_AFTER_INTERVALS: Final = 3.0
-#: The readiness route (not one of Parity's: one path segment never parses as a Parity route).
-HEALTH_PATH: Final = "/health"
 
 
 def check_supported(config: NodeConfig) -> None:
@@ -65,63 +69,6 @@ def mesh_timings(keep_alive_interval: float) -> MeshTimings:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
-    """What GET /health reports: who this node is, whom it is connected to, whether all."""
-
-    node_id: NodeId
-    connected: frozenset[NodeId]
-    cluster_size: int
-
-    @property
-    def ready(self) -> bool:
-        """True when every other configured node is connected."""
-        return len(self.connected) == self.cluster_size - 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "node_id": to_hex(self.node_id),
-            "connected": [to_hex(node) for node in sorted(self.connected)],
-            "cluster_size": self.cluster_size,
-            "ready": self.ready,
-        }
-
-
-class _MeshWatch:
-    """The transport's handler: passes every event to the driver and logs when the mesh
-    becomes complete or stops being so."""
-
-    def __init__(self, driver: ClusterDriver, transport: MeshTransport, peers: int) -> None:
-        self._driver = driver
-        self._transport = transport
-        self._peers = peers
-        self._complete = False
-        #: set when the node shuts down: the links it closes itself are not news
-        self.quiet = False
-
-    def on_message(self, node: NodeId, payload: bytes) -> None:
-        self._driver.on_message(node, payload)
-
-    def on_connected(self, node: NodeId) -> None:
-        self._driver.on_connected(node)
-        self._update()
-
-    def on_disconnected(self, node: NodeId) -> None:
-        self._driver.on_disconnected(node)
-        self._update()
-
-    def _update(self) -> None:
-        if self.quiet:
-            return
-        connected = len(self._transport.connected())
-        complete = connected == self._peers
-        if complete and not self._complete:
-            log.info("mesh complete: all %d other nodes connected", self._peers)
-        elif self._complete and not complete:
-            log.info("mesh incomplete: %d of %d other nodes connected", connected, self._peers)
-        self._complete = complete
-
-
 class Node:
     """One running key-server node: storage, mesh, cluster driver, key server, HTTP API."""
 
@@ -139,8 +86,11 @@ class Node:
         self._transport: MeshTransport | None = None
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
-        self._watch: _MeshWatch | None = None
+        self._watch: PeerWatch | None = None
         self.key_server: KeyServer | None = None
+        self._started_at = time.monotonic()
+        self.metrics = NodeMetrics(__version__, time.time())
+        self.observer = NodeObserver(self.metrics, RecentSessions())
 
     # --- identity and state ---------------------------------------------------------------
     @property
@@ -161,7 +111,17 @@ class Node:
 
     def health(self) -> Health:
         connected = self._transport.connected() if self._transport is not None else frozenset()
-        return Health(self.node_id, connected, len(self._store.nodes))
+        nodes = tuple(
+            PeerState(
+                n.node_id,
+                host_port(n.host, n.port),
+                n.node_id in connected,
+                n.node_id == self.node_id,
+            )
+            for n in self._store.nodes
+        )
+        keys = self.observer.keys if self._storage is not None else None
+        return Health(self.node_id, __version__, time.monotonic() - self._started_at, keys, nodes)
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -171,13 +131,20 @@ class Node:
         store = self._store
         nodes = self.cluster_nodes
         log.info(
-            "node %s starting: %d nodes, key storage %s",
+            "node %s starting (secretstore %s): %s, key storage %s",
             to_hex(self.node_id),
-            len(nodes),
+            __version__,
+            plural(len(nodes), "node"),
             store.path,
         )
         try:
             self._storage = LevelDbKeyStorage(store.path)
+            self.observer.keys = sum(1 for _ in self._storage.ids())
+            self.metrics.watch(
+                connected=self._connected_count,
+                configured=lambda: len(nodes) - 1,
+                keys=lambda: self.observer.keys,
+            )
             ctx = SessionContext(self.node_id, self._rng, frozenset(nodes))
             core = NodeCore(ctx, self._storage, MASTERS, SLAVES)
             self._transport = MeshTransport(
@@ -188,27 +155,46 @@ class Node:
                 timings=mesh_timings(store.keep_alive_interval),
             )
             self._driver = ClusterDriver(
-                core, self._transport, self._storage, AllowAll(), store.session_timeout
+                core,
+                self._transport,
+                self._storage,
+                AllowAll(),
+                store.session_timeout,
+                observer=self.observer,
             )
-            self._watch = _MeshWatch(self._driver, self._transport, len(nodes) - 1)
+            self._watch = PeerWatch(
+                self._driver,
+                self._transport.connected,
+                {n: host_port(*a) for n, a in nodes.items() if n != self.node_id},
+            )
             self._transport.set_handler(self._watch)
             self.key_server = KeyServer(
                 cluster=self._driver, cluster_size=len(nodes), rng=self._rng
             )
-            await self._transport.start()
+            await listening(
+                "secretstore.port",
+                "secretstore.interface",
+                (store.interface, store.port),
+                self._transport.start(),
+            )
             if not store.disable_http:
-                self._http = await start_http(
-                    self.key_server,
-                    store.http_interface,
-                    store.http_port,
-                    store.http_cors,
-                    extra_routes=[web.get(HEALTH_PATH, self._health_route)],
+                self._http = await listening(
+                    "secretstore.http_port",
+                    "secretstore.http_interface",
+                    (store.http_interface, store.http_port),
+                    start_http(
+                        self.key_server,
+                        store.http_interface,
+                        store.http_port,
+                        store.http_cors,
+                        extra_routes=observe_routes(self.health, self.observer),
+                        on_request=self.metrics.http_request,
+                    ),
                 )
         except BaseException:
             await self.stop()
             raise
-        if len(nodes) == 1:
-            log.info("mesh complete: this node is the only one")
+        self._watch.start()
         log.info("node %s started", short_node(self.node_id))
 
     async def stop(self) -> None:
@@ -217,7 +203,7 @@ class Node:
             http, self._http = self._http, None
             await http.stop()
         if self._watch is not None:
-            self._watch.quiet = True
+            await self._watch.stop()
         if self._transport is not None:
             transport, self._transport = self._transport, None
             await transport.stop()
@@ -229,8 +215,8 @@ class Node:
             storage.close()
             log.info("key storage closed")
 
-    async def _health_route(self, request: web.Request) -> web.Response:
-        return web.json_response(self.health().to_json())
+    def _connected_count(self) -> int:
+        return len(self._transport.connected()) if self._transport is not None else 0
 
 
 async def run_node(config: NodeConfig, stop: asyncio.Event, *, rng: Rng | None = None) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from secretstore.cluster.access import AccessPolicy
+from secretstore.cluster.observer import ClusterObserver, NullObserver, session_kind
 from secretstore.errors import MalformedMessage, SecretStoreError, SessionTimeout
 from secretstore.mesh.port import Transport
 from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send
@@ -36,12 +37,15 @@ class ClusterDriver:
         storage: KeyStorage,
         access: AccessPolicy,
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        *,
+        observer: ClusterObserver | None = None,
     ) -> None:
         self.core = core
         self.transport = transport
         self.storage = storage
         self.access = access
         self.session_timeout = session_timeout
+        self.observer: ClusterObserver = observer if observer is not None else NullObserver()
         self._results: dict[SessionId, asyncio.Future[Any]] = {}
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -54,12 +58,18 @@ class ClusterDriver:
         sid = self.core.new_session_id()
         future: asyncio.Future[Any] = loop.create_future()
         self._results[sid] = future
+        self.observer.session_started(sid, session_kind(request), True)
+        error: BaseException | None = None
         try:
             _, effects = self.core.start(request, self.transport.connected(), sid)
             self._apply(effects)
             return await future
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             self._results.pop(sid, None)
+            self.observer.session_ended(sid, error)
 
     # --- transport events (the Transport's handler) -------------------------------------------
     def on_message(self, node: NodeId, payload: bytes) -> None:
@@ -68,7 +78,12 @@ class ClusterDriver:
         except MalformedMessage as exc:
             log.warning("node %s: undecodable message dropped: %s", node[:4].hex(), exc)
             return
-        self._apply(self.core.on_message(node, message))
+        self.observer.frame_received(node, len(payload))
+        effects = self.core.on_message(node, message)
+        for effect in effects:  # a session this message started here (as a slave)
+            if isinstance(effect, Admitted) and effect.session_id == message.session_id:
+                self.observer.session_started(effect.session_id, session_kind(message), False)
+        self._apply(effects)
 
     def on_connected(self, node: NodeId) -> None:
         log.debug("node %s connected", node[:4].hex())
@@ -104,6 +119,7 @@ class ClusterDriver:
     def _persist(self, effect: Persist) -> None:
         if effect.create:
             self.storage.insert(effect.key_id, effect.share)
+            self.observer.key_created()
         else:
             self.storage.update(effect.key_id, effect.share)
 
@@ -133,7 +149,10 @@ class ClusterDriver:
         return False
 
     def _send(self, effect: Send) -> None:
-        if not self.transport.send(effect.to, codec.encode(effect.message)):
+        payload = codec.encode(effect.message)
+        if self.transport.send(effect.to, payload):
+            self.observer.frame_sent(effect.to, len(payload))
+        else:
             # Not connected: the disconnect event tells the sessions; nothing else to do here.
             log.debug("node %s unreachable; message dropped", effect.to[:4].hex())
 
@@ -151,6 +170,7 @@ class ClusterDriver:
         timer = self._timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
+        self.observer.session_ended(sid, error)
         future = self._results.get(sid)
         if future is None or future.done():
             if error is not None:

@@ -87,6 +87,29 @@ def error_response(error: BaseException) -> ErrorResponse:
     return ErrorResponse(INTERNAL_SERVER_ERROR, INTERNAL_ERROR_TEXT)
 
 
+#: A response header of ours (Parity clients ignore it): why a request failed, where the
+#: body keeps Parity's fixed text (e.g. which nodes are missing for "Consensus unreachable").
+CAUSE_HEADER: Final = "X-Secretstore-Cause"
+#: The longest cause sent in the cause header.
+MAX_CAUSE_LENGTH: Final = 300
+#: Errors whose body keeps Parity's fixed text but whose own message tells the client why
+#: (which nodes are missing, "ECDSA needs 2t+1 holders"). It names nodes by their public ids
+#: and counts, nothing else. Access and decryption failures stay opaque: never listed here.
+_CAUSE_TOLD: Final = (ConsensusUnreachable,)
+
+
+def error_cause(error: BaseException) -> str | None:
+    """What goes in the cause header for `error`: its message as one line of printable ASCII
+    (at most MAX_CAUSE_LENGTH characters), or None when the cause is not told."""
+    if not isinstance(error, _CAUSE_TOLD):
+        return None
+    text = " ".join(str(error).split())
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    if len(text) > MAX_CAUSE_LENGTH:
+        text = text[: MAX_CAUSE_LENGTH - 3] + "..."
+    return text or None
+
+
 def parse_failure(error: InvalidRequest) -> ErrorResponse:
     """400 for a request that does not parse (Parity 1.0 sent an empty body; we say why)."""
     return ErrorResponse(BAD_REQUEST, f"{PARSE_FAILURE_TEXT}: {_own_text(error)}")

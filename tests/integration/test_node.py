@@ -10,13 +10,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from secretstore import __version__
 from secretstore.cli.cluster import render_config
 from secretstore.config.loader import parse_config
 from secretstore.config.model import NodeAddress, NodeConfig
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import ConfigError, StorageError
-from secretstore.node import Health, Node, check_supported, mesh_timings, run_node
+from secretstore.listen import ListenError
+from secretstore.node import Node, check_supported, mesh_timings, run_node
+from secretstore.observe.health import Health, PeerState
+from secretstore.types import NodeId
 
 
 def free_ports(count: int) -> list[int]:
@@ -74,14 +78,17 @@ async def test_three_nodes_serve_a_key_and_keep_it_across_a_restart(tmp_path: Pa
         async with aiohttp.ClientSession() as http:
             async with http.get(url(nodes[0], "/health")) as response:
                 health = await response.json()
-            assert health == {
+            others = sorted(nodes[1:], key=lambda n: n.node_id)
+            assert {k: health[k] for k in ("node_id", "connected", "cluster_size", "ready")} == {
                 "node_id": "0x" + nodes[0].node_id.hex(),
-                "connected": [
-                    "0x" + n.node_id.hex() for n in sorted(nodes[1:], key=lambda n: n.node_id)
-                ],
+                "connected": ["0x" + n.node_id.hex() for n in others],
                 "cluster_size": 3,
                 "ready": True,
             }
+            assert health["version"] == __version__
+            assert health["keys"] == 0
+            assert health["missing"] == [] and health["reason"] is None
+            assert health["uptime_seconds"] > 0
             async with http.post(url(nodes[1], f"/shadow/{key_id.hex()}/{sig}/1")) as response:
                 assert response.status == 200
                 public = await response.json()
@@ -123,13 +130,30 @@ async def test_a_taken_http_port_fails_the_start_and_closes_the_database(tmp_pat
     blocker.bind(("127.0.0.1", cfg.secretstore.http_port))
     blocker.listen()
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(ListenError) as raised:
             await Node(cfg).start()
     finally:
         blocker.close()
+    assert raised.value.key_path == "secretstore.http_port"
+    assert f"cannot listen on 127.0.0.1:{cfg.secretstore.http_port}" in str(raised.value)
+    assert "in use by another process; choose another http_port" in str(raised.value)
     node = Node(cfg)  # the database lock was released
     await node.start()
     await node.stop()
+
+
+async def test_a_taken_mesh_port_names_the_port_option(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", cfg.secretstore.port))
+    blocker.listen()
+    try:
+        with pytest.raises(ListenError) as raised:
+            await Node(cfg).start()
+    finally:
+        blocker.close()
+    assert raised.value.key_path == "secretstore.port"
+    assert "choose another port" in str(raised.value)
 
 
 async def test_run_node_stops_on_the_event(tmp_path: Path) -> None:
@@ -168,10 +192,31 @@ def test_keep_alive_maps_to_the_mesh_timings() -> None:
     assert (timings.ping_interval, timings.dead_after) == (2.0, 6.0)
 
 
+def _health(me: NodeId, everyone: list[NodeId], connected: set[NodeId]) -> Health:
+    nodes = tuple(
+        PeerState(n, f"127.0.0.1:{12000 + i}", n in connected, n == me)
+        for i, n in enumerate(sorted(everyone))
+    )
+    return Health(me, "1.2.3", 5.0, 7, nodes)
+
+
 def test_health_is_ready_only_with_every_peer() -> None:
     keys = [KeyPair.generate(SeededRng(i)).node_id for i in range(3)]
-    assert not Health(keys[0], frozenset(keys[1:2]), 3).ready
-    assert Health(keys[0], frozenset(keys[1:]), 3).ready
-    assert Health(keys[0], frozenset(), 1).ready
-    body = Health(keys[0], frozenset(keys[1:]), 3).to_json()
+    assert not _health(keys[0], keys, {keys[1]}).ready
+    assert _health(keys[0], keys, set(keys[1:])).ready
+    assert _health(keys[0], keys[:1], set()).ready
+    body = _health(keys[0], keys, set(keys[1:])).to_json()
     assert body["connected"] == sorted("0x" + k.hex() for k in keys[1:])
+
+
+def test_health_names_the_missing_peers_and_their_addresses() -> None:
+    keys = sorted(KeyPair.generate(SeededRng(i)).node_id for i in range(3))
+    health = _health(keys[0], keys, {keys[1]})
+    body = health.to_json()
+    assert body["ready"] is False
+    assert body["missing"] == [{"node_id": "0x" + keys[2].hex(), "address": "127.0.0.1:12002"}]
+    assert body["reason"] == (
+        f"not connected to 1 of the 2 other nodes: {keys[2][:4].hex()} (127.0.0.1:12002)"
+    )
+    assert [n["state"] for n in body["nodes"]] == ["this node", "connected", "not connected"]
+    assert (body["version"], body["uptime_seconds"], body["keys"]) == ("1.2.3", 5.0, 7)
