@@ -68,9 +68,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Manage the Ethereum v3 key files of a keystore directory.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
-    new = verbs.add_parser("new", help="create an account with a random key")
-    listing = verbs.add_parser("list", help="print the addresses of the accounts")
-    imported = verbs.add_parser("import", help="add an existing key to the keystore")
+    texts = {
+        "new": "Create an account with a random key (asks for its password twice, or reads "
+        "--password-file); prints its address.",
+        "list": "Print the checksummed addresses of the accounts in the keystore directory.",
+        "import": "Add an existing key to the keystore: a raw secret (--secret-file) or a v3 "
+        "key file from elsewhere, which its password must unlock; prints its address.",
+    }
+    new, listing, imported = (
+        verbs.add_parser(name, help=text.split(" (")[0].split(";")[0], description=text)
+        for name, text in texts.items()
+    )
     for sub in (new, listing, imported):
         sub.add_argument("--keystore", required=True, help="the keystore directory")
     for sub in (new, imported):
@@ -91,7 +99,7 @@ def main(
         args = _parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    keystore = open_keystore(Path(args.keystore))
+    keystore = open_keystore(Path(args.keystore).expanduser())
     try:
         if args.verb == "list":
             for address in keystore.addresses():

@@ -25,6 +25,7 @@ from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError
+from secretstore.observe.health import plural
 from secretstore.types import NodeId
 
 HOST: Final = "127.0.0.1"
@@ -296,7 +297,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str], rng: Rng | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
     try:
         prepared = prepare_cluster(
             args.dir, args.nodes, args.base_port, args.http_base_port, rng or OsRng()
@@ -305,7 +309,8 @@ def main(argv: list[str], rng: Rng | None = None) -> int:
         print(f"secretstore cluster: {exc}", file=sys.stderr)
         return 2
     kept = sum(action == "kept" for action in prepared.actions)
-    print(f"{len(prepared.nodes)} nodes in {args.dir} ({kept} configs reused)")
+    reused = plural(kept, "config")
+    print(f"{plural(len(prepared.nodes), 'node')} in {args.dir} ({reused} reused)")
     for node, action in zip(prepared.nodes, prepared.actions, strict=True):
         if action.startswith("rewritten"):
             print(f"  {node.config_path}: {action}")

@@ -142,7 +142,10 @@ async def _run(nodes: Sequence[ClusterNode], log_level: str | None, ready_timeou
     status = 0
     try:
         await cluster.start()
-        print(f"started {len(nodes)} node processes; waiting until every node sees all others")
+        if len(nodes) == 1:
+            print("started 1 node process; waiting until it answers")
+        else:
+            print(f"started {len(nodes)} node processes; waiting until every node sees all others")
         sys.stdout.flush()
         ready = await cluster.wait_ready(stop, ready_timeout)
         if ready is None and not stop.is_set():

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from secretstore import __version__
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeConfig
 from secretstore.errors import ConfigError, SecretStoreError
@@ -43,7 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, type=Path, help="the node's TOML config")
+    parser.add_argument(
+        "--config",
+        required=True,
+        type=lambda text: Path(text).expanduser(),
+        help="the node's TOML config",
+    )
+    parser.add_argument("--version", action="version", version=f"secretstore-node {__version__}")
     parser.add_argument(
         "--log-level",
         choices=sorted(LEVELS),

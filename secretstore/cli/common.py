@@ -1,0 +1,104 @@
+"""What the `secretstore` verbs share: exit statuses, the requester and node options, errors.
+
+Exit status of every verb: 0 success; 1 the operation failed (the key server's answer, an
+unreachable node, a cryptographic failure, a wrong password); 2 usage (bad or missing
+arguments, unreadable input, secret or password files). Expected errors are one line on
+stderr, `secretstore <verb>: <what went wrong>`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from secretstore.cli.account import UsageError, obtain_password, read_secret_file
+from secretstore.crypto.keys import KeyPair
+from secretstore.encoding import parse_hex
+from secretstore.errors import InvalidEncoding, SecretStoreError
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+
+def parser(verb: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A verb's parser (a usage error exits with status 2, as argparse does)."""
+    return argparse.ArgumentParser(
+        prog=f"secretstore {verb}",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def expand(path: str) -> Path:
+    """A path from the command line, with `~` expanded (also in `--opt=~/x`, which the shell
+    leaves alone)."""
+    return Path(path).expanduser()
+
+
+def add_requester(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "requester", "the key that signs the key id: --secret-file, or a keystore account"
+    )
+    group.add_argument("--secret-file", help="file holding the requester's secret as hex")
+    group.add_argument("--keystore", help="keystore directory of --account")
+    group.add_argument("--account", help="address of the requester's keystore account")
+    group.add_argument("--password-file", help="file whose first line is the account password")
+
+
+def add_node(parser: argparse.ArgumentParser, key_id_required: bool = True) -> None:
+    parser.add_argument(
+        "--node",
+        default="http://127.0.0.1:8082",
+        help="a key server's HTTP API base URL (default http://127.0.0.1:8082)",
+    )
+    parser.add_argument("--key-id", required=key_id_required, help="the 32-byte server key id, hex")
+
+
+def hex_argument(text: str, length: int, what: str) -> bytes:
+    try:
+        return parse_hex(text.strip(), length, what=what)
+    except InvalidEncoding as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def requester(args: argparse.Namespace) -> KeyPair:
+    """The requester's key pair from --secret-file or --keystore/--account."""
+    if args.secret_file is not None:
+        if args.keystore is not None or args.account is not None:
+            raise UsageError("give --secret-file or --keystore/--account, not both")
+        return KeyPair.from_secret(read_secret_file(str(expand(args.secret_file))))
+    if args.keystore is None or args.account is None:
+        raise UsageError("a requester is needed: --secret-file, or --keystore and --account")
+    from secretstore.keystore import Keystore
+
+    address = hex_argument(args.account, 20, "--account")
+    password_file = str(expand(args.password_file)) if args.password_file else None
+    password = obtain_password(password_file, confirm=False)
+    return Keystore(expand(args.keystore)).unlock(address, password)
+
+
+def run(verb: str, action: Callable[[], int]) -> int:
+    """Run a verb's action; expected errors become one line on stderr and an exit status."""
+    try:
+        return action()
+    except UsageError as exc:
+        print(f"secretstore {verb}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SecretStoreError, OSError) as exc:
+        print(f"secretstore {verb}: error: {_text(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"secretstore {verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror.lower()}"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,128 @@
+"""A consistent copy of a key database directory, made while its node runs.
+
+LevelDB's table files never change once written; its write-ahead log and MANIFEST only grow;
+CURRENT is replaced atomically. A copy therefore takes CURRENT first, then the MANIFEST it
+names, then every other file. Writes during the copy are harmless: the copied log ends in a
+whole record or in a torn one, which recovery drops (that write is after the backup's point
+in time). A compaction during the copy can delete a file the copied MANIFEST still needs; the
+copy then lacks it. So every copy is verified the only way that counts: it is opened as a key
+database (LevelDB's own recovery, which refuses missing files), and every share in it is
+read and decoded. A copy that fails is thrown away and made again, up to `attempts` times.
+
+The backup directory is created with mode 0700 and every file in it with mode 0600, like the
+database itself: it holds this node's key shares.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from secretstore.errors import SecretStoreError, StorageError
+from secretstore.storage.leveldb import LevelDbKeyStorage
+
+#: Files of a LevelDB directory that a copy leaves out: the lock and the info logs.
+_SKIPPED: Final = frozenset({"LOCK", "LOG", "LOG.old"})
+DEFAULT_ATTEMPTS: Final = 5
+_CHUNK: Final = 1 << 20
+
+
+class BackupError(SecretStoreError):
+    """A backup could not be made; names the directory and the cause."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    destination: Path
+    keys: int
+    files: int
+    size: int
+    attempts: int
+    seconds: float
+
+
+def _copy_file(source: Path, target: Path) -> int:
+    """Copy one file into a new file of mode 0600; returns its size. FileNotFoundError when
+    the source went away (a compaction deleted it)."""
+    with open(source, "rb") as reader:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as writer:
+            shutil.copyfileobj(reader, writer, _CHUNK)
+            writer.flush()
+            os.fsync(writer.fileno())
+            return writer.tell()
+
+
+def _copy_once(source: Path, target: Path) -> tuple[int, int]:
+    """One copy attempt into the empty directory `target`: (files, bytes)."""
+    current = (source / "CURRENT").read_bytes()
+    manifest = current.decode("ascii", "replace").strip()
+    if not manifest.startswith("MANIFEST-") or "/" in manifest:
+        raise BackupError(f"{source}/CURRENT does not name a MANIFEST file")
+    size = _copy_file(source / manifest, target / manifest)
+    files = 1
+    for entry in sorted(os.listdir(source)):
+        if entry in _SKIPPED or entry in ("CURRENT", manifest) or entry.startswith("."):
+            continue
+        if not (source / entry).is_file():
+            continue
+        size += _copy_file(source / entry, target / entry)
+        files += 1
+    fd = os.open(target / "CURRENT", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as writer:
+        writer.write(current)
+        writer.flush()
+        os.fsync(writer.fileno())
+    return files + 1, size + len(current)
+
+
+def verify_backup(path: Path) -> int:
+    """Open a copied key database and decode every share in it; returns the number of keys.
+    Raises StorageError for a copy that LevelDB cannot open or that holds a bad record."""
+    if not (path / "CURRENT").is_file():
+        raise StorageError(f"{path} is not a LevelDB directory (no CURRENT file)")
+    with LevelDbKeyStorage(path, cache_size=0) as storage:
+        count = 0
+        for key_id in storage.ids():
+            if storage.get(key_id) is None:
+                raise StorageError(f"{path}: key 0x{key_id.hex()} vanished while being read")
+            count += 1
+        return count
+
+
+def backup_database(
+    source: Path, destination: Path, *, attempts: int = DEFAULT_ATTEMPTS
+) -> BackupResult:
+    """Copy the key database `source` (in use or not) to the new directory `destination`."""
+    started = time.monotonic()
+    source, destination = Path(source), Path(destination)
+    if not (source / "CURRENT").is_file():
+        raise BackupError(f"{source} is not a key database directory (no CURRENT file)")
+    if destination.exists():
+        raise BackupError(f"{destination} exists already; give a new directory")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    last: BaseException | None = None
+    for attempt in range(1, attempts + 1):
+        partial = destination.with_name(f".{destination.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        os.mkdir(partial, 0o700)
+        try:
+            files, size = _copy_once(source, partial)
+            keys = verify_backup(partial)
+        except FileNotFoundError as exc:  # a compaction removed a file: copy again
+            last = exc
+        except StorageError as exc:  # the copy does not open (a file it needs went away)
+            last = exc
+        else:
+            os.replace(partial, destination)
+            return BackupResult(destination, keys, files, size, attempt, time.monotonic() - started)
+        shutil.rmtree(partial, ignore_errors=True)
+        time.sleep(0.05 * attempt)
+    raise BackupError(
+        f"no consistent copy of {source} after {attempts} attempts (last: {last}); "
+        "is the node compacting heavily? try again, or stop the node and copy"
+    )
