@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -106,6 +107,8 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Everything the node creates (key database, logs it may write) is its own alone.
+    os.umask(0o077)
     configure_logging(args.log_level or "info")
     try:
         config = load_config(args.config)

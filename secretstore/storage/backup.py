@@ -80,6 +80,12 @@ def _copy_once(source: Path, target: Path) -> tuple[int, int]:
     return files + 1, size + len(current)
 
 
+def _make_private(directory: Path) -> None:
+    for entry in directory.iterdir():
+        if entry.is_file():
+            entry.chmod(0o600)
+
+
 def verify_backup(path: Path) -> int:
     """Open a copied key database and decode every share in it; returns the number of keys.
     Raises StorageError for a copy that LevelDB cannot open or that holds a bad record."""
@@ -118,6 +124,7 @@ def backup_database(
         except StorageError as exc:  # the copy does not open (a file it needs went away)
             last = exc
         else:
+            _make_private(partial)  # the files recovery wrote follow the process umask
             os.replace(partial, destination)
             return BackupResult(destination, keys, files, size, attempt, time.monotonic() - started)
         shutil.rmtree(partial, ignore_errors=True)
