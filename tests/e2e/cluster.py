@@ -8,6 +8,7 @@ holds or a deadline passes, and a failed wait raises with the tail of every log.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -257,3 +258,24 @@ class LocalCluster:
         for node in self.nodes:
             if node.process is not None:
                 node.kill()
+
+
+def free_ranges(count: int, ranges: int = 2) -> list[int]:
+    """`ranges` bases of `count` consecutive ports each that were free a moment ago (for tools
+    that give nodes consecutive ports)."""
+    bases: list[int] = []
+    start = 30000 + (os.getpid() % 1500) * 20
+    while len(bases) < ranges:
+        if all(_port_free(port) for port in range(start, start + count)):
+            bases.append(start)
+        start += count
+    return bases
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
