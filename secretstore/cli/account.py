@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from secretstore.crypto.curve import Scalar
+from secretstore.cli.common import UsageError, obtain_password, read_secret_file
 from secretstore.crypto.hashing import keccak256
 from secretstore.crypto.rng import OsRng, Rng
-from secretstore.encoding import parse_hex
-from secretstore.errors import CryptoError, SecretStoreError
+from secretstore.errors import SecretStoreError
 from secretstore.keystore import Keystore
 from secretstore.types import Address
 
-
-class UsageError(Exception):
-    """A command-line argument that cannot be used (exit status 2)."""
+__all__ = ["UsageError", "checksum_address", "main", "obtain_password", "read_secret_file"]
 
 
 def checksum_address(address: Address) -> str:
@@ -27,39 +23,6 @@ def checksum_address(address: Address) -> str:
     digest = keccak256(lower.encode()).hex()
     mixed = (c.upper() if int(d, 16) >= 8 else c for c, d in zip(lower, digest[:40], strict=True))
     return "0x" + "".join(mixed)
-
-
-def read_password_file(path: str) -> str:
-    """The first line of a password file, without its line ending (Parity's convention)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read password file {path}: {exc}") from exc
-    return text.splitlines()[0] if text else ""
-
-
-def obtain_password(password_file: str | None, confirm: bool) -> str:
-    """From --password-file, else an interactive prompt (asked twice when `confirm`)."""
-    if password_file is not None:
-        return read_password_file(password_file)
-    if not sys.stdin.isatty():
-        raise UsageError("no terminal to ask for a password: pass --password-file")
-    password = getpass.getpass("Password: ")
-    if confirm and getpass.getpass("Repeat password: ") != password:
-        raise UsageError("the passwords do not match")
-    return password
-
-
-def read_secret_file(path: str) -> Scalar:
-    """A secret from a file holding its hex (0x optional, surrounding whitespace ignored)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read secret file {path}: {exc}") from exc
-    try:
-        return Scalar.secret_from_bytes(parse_hex(text, 32, what="secret"))
-    except CryptoError as exc:
-        raise UsageError(f"{path}: not a 32-byte hex secret ({exc})") from exc
 
 
 def _parser() -> argparse.ArgumentParser:

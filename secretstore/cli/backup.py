@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from secretstore.cli.account import UsageError
-from secretstore.cli.common import EXIT_OK, expand, parser, run
+from secretstore.cli.common import EXIT_OK, UsageError, expand, parser, run
 from secretstore.config.loader import load_config
 from secretstore.errors import ConfigError
 from secretstore.observe.health import plural

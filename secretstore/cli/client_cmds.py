@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator
 from typing import IO, BinaryIO
 
-from secretstore.cli.account import UsageError
 from secretstore.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    UsageError,
     add_node,
     add_requester,
     expand,

@@ -9,19 +9,57 @@ stderr, `secretstore <verb>: <what went wrong>`, never a traceback.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from secretstore.cli.account import UsageError, obtain_password, read_secret_file
+from secretstore.crypto.curve import Scalar
 from secretstore.crypto.keys import KeyPair
 from secretstore.encoding import parse_hex
-from secretstore.errors import InvalidEncoding, SecretStoreError
+from secretstore.errors import CryptoError, InvalidEncoding, SecretStoreError
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot be used (exit status 2)."""
+
+
+def read_password_file(path: str) -> str:
+    """The first line of a password file, without its line ending (Parity's convention)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read password file {path}: {exc}") from exc
+    return text.splitlines()[0] if text else ""
+
+
+def obtain_password(password_file: str | None, confirm: bool) -> str:
+    """From --password-file, else an interactive prompt (asked twice when `confirm`)."""
+    if password_file is not None:
+        return read_password_file(password_file)
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for a password: pass --password-file")
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        raise UsageError("the passwords do not match")
+    return password
+
+
+def read_secret_file(path: str) -> Scalar:
+    """A secret from a file holding its hex (0x optional, surrounding whitespace ignored)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read secret file {path}: {exc}") from exc
+    try:
+        return Scalar.secret_from_bytes(parse_hex(text, 32, what="secret"))
+    except CryptoError as exc:
+        raise UsageError(f"{path}: not a 32-byte hex secret ({exc})") from exc
 
 
 def parser(verb: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:

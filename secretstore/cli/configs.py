@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from secretstore.cli.account import UsageError
 from secretstore.cli.cluster import TomlValue, write_private
-from secretstore.cli.common import EXIT_OK, expand, parser, run
+from secretstore.cli.common import EXIT_OK, UsageError, expand, parser, run
 from secretstore.config.loader import load_config, parse_config
 from secretstore.config.model import NodeAddress
 from secretstore.crypto.keys import KeyPair

@@ -15,10 +15,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from secretstore.cli.account import UsageError
 from secretstore.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    UsageError,
     add_node,
     add_requester,
     hex_argument,

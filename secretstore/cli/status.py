@@ -16,8 +16,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from secretstore.cli.account import UsageError
-from secretstore.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, expand, parser, run
+from secretstore.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, expand, parser, run
 from secretstore.client import safejson
 from secretstore.client.http_client import connection_problem
 from secretstore.config.values import get_bool, get_int, parse_interface, shifted_port

@@ -9,6 +9,7 @@ test or a scraper may look for carry ids and data attributes: `#nodes tr[data-st
 from __future__ import annotations
 
 import html
+import re
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -51,7 +52,8 @@ th { color: var(--dim); font-weight: 500; font-size: 0.85rem; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 .state-connected, .outcome-ok { color: var(--ok); }
 .state-missing, .outcome-failed { color: var(--bad); font-weight: 600; }
-.address { overflow-wrap: anywhere; }
+.address { white-space: nowrap; }
+td.outcome { overflow-wrap: anywhere; }  /* <wbr> between words first */
 ul.errors { padding-left: 1.1rem; } ul.errors li { margin-bottom: 0.4rem; overflow-wrap: anywhere; }
 .dim { color: var(--dim); }
 footer { margin-top: 1.5rem; color: var(--dim); font-size: 0.85rem; }
@@ -89,6 +91,11 @@ def duration(seconds: float) -> str:
         return f"{hours} h {minutes} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
+
+
+def _breakable(name: str) -> str:
+    """An error class name, escaped, that may wrap between its words: Server<wbr>Key…"""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>", _e(name))
 
 
 def _clock(at: float) -> str:
@@ -174,7 +181,8 @@ def _sessions(sessions: tuple[EndedSession, ...]) -> str:
     rows = "".join(
         f'<tr><td class="mono">{_clock(s.ended_at)}</td>'
         f'<td>{_e(s.kind.replace("_", " "))} <span class="dim">{_role(s)}</span></td>'
-        f'<td class="outcome-{"ok" if s.outcome == "ok" else "failed"}">{_e(s.outcome)}</td>'
+        f'<td class="outcome outcome-{"ok" if s.outcome == "ok" else "failed"}">'
+        f"{_breakable(s.outcome)}</td>"
         f'<td class="num">{_e(duration(s.seconds))}</td></tr>'
         for s in sessions
     )
