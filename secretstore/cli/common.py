@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -127,6 +128,10 @@ def run(verb: str, action: Callable[[], int]) -> int:
     except UsageError as exc:
         print(f"secretstore {verb}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
     except (SecretStoreError, OSError) as exc:
         print(f"secretstore {verb}: error: {_text(exc)}", file=sys.stderr)
         return EXIT_FAILED

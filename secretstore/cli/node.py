@@ -27,6 +27,8 @@ from secretstore.node import check_supported, run_node
 log = logging.getLogger("secretstore.node")
 
 EXIT_OK = 0
+#: Secrets below this are the examples' (config/ uses 1, 2, 3, 4): the node warns about them.
+EXAMPLE_KEY_LIMIT = 256
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
@@ -120,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     store = config.secretstore
     node_id = store.self_key.node_id if store.self_key is not None else None
     configure_logging(args.log_level or store.log_level, node_id=node_id)
+    if store.self_key is not None and store.self_key.secret.to_int() < EXAMPLE_KEY_LIMIT:
+        log.warning(
+            "this node's key is a published example key (as in config/): anyone can act as "
+            "this node; make a key of your own with `secretstore keygen`"
+        )
     try:
         _run(_serve(config))
     except (SecretStoreError, OSError) as exc:

@@ -1,0 +1,75 @@
+"""Every example under config/ loads as it is, needs no chain, and says what it claims: the
+single node is alone, the three cluster nodes list the same set at their own ports, the
+keystore example unlocks its account; and each has the marked place for cluster policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from secretstore.config.loader import load_config
+from secretstore.config.model import NodeConfig
+from secretstore.node import check_supported
+
+CONFIG = Path(__file__).resolve().parents[3] / "config"
+EXAMPLES = sorted(CONFIG.rglob("*.toml"))
+POLICY_MARK = "# --- Cluster policy: every node of a cluster must have the same values here."
+
+
+def load(name: str) -> NodeConfig:
+    return load_config(CONFIG / name)
+
+
+def test_there_are_examples_and_nothing_else_unexplained() -> None:
+    names = {str(path.relative_to(CONFIG)) for path in CONFIG.rglob("*") if path.is_file()}
+    toml = {name for name in names if name.endswith(".toml")}
+    assert toml == {
+        "single-node.toml",
+        "local-cluster/node1.toml",
+        "local-cluster/node2.toml",
+        "local-cluster/node3.toml",
+        "keystore-account/node.toml",
+    }
+    others = names - toml - {"README.md", "keystore-account/password.txt"}
+    assert len(others) == 1 and next(iter(others)).startswith("keystore-account/keys/UTC--")
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(CONFIG)))
+def test_every_example_loads_needs_no_chain_and_marks_the_policy_block(path: Path) -> None:
+    config = load_config(path)
+    check_supported(config)  # runs without a chain
+    assert config.secretstore.self_key is not None
+    text = path.read_text()
+    assert text.count(POLICY_MARK) == 1
+    assert text.rstrip().endswith("(Cluster-wide policy switches go in this block, one line each.)")
+    assert "EXAMPLE" in text  # the published keys say so
+
+
+def test_the_single_node_is_a_cluster_of_one() -> None:
+    store = load("single-node.toml").secretstore
+    assert [n.node_id for n in store.nodes] == [store.self_node_id]
+    assert (store.interface, store.port, store.http_port) == ("127.0.0.1", 12000, 8082)
+
+
+def test_the_local_cluster_is_consistent() -> None:
+    configs = [load(f"local-cluster/node{i}.toml").secretstore for i in (1, 2, 3)]
+    sets = {tuple(c.nodes) for c in configs}
+    assert len(sets) == 1  # the same node list everywhere
+    [nodes] = sets
+    assert len(nodes) == 3
+    for store in configs:
+        me = store.address_of_node(store.self_node_id)
+        assert me is not None and (me.host, me.port) == (store.interface, store.port)
+    ports = [c.port for c in configs] + [c.http_port for c in configs]
+    assert len(set(ports)) == 6
+    assert len({c.path for c in configs}) == 3
+
+
+def test_the_keystore_example_unlocks_its_account() -> None:
+    config = load("keystore-account/node.toml")
+    store = config.secretstore
+    assert store.self_account is not None
+    assert store.key_pair.address == store.self_account
+    assert config.keys_path == CONFIG / "keystore-account" / "keys"
+    assert config.password_files == (CONFIG / "keystore-account" / "password.txt",)
