@@ -13,7 +13,7 @@ from secretstore.config.model import NodeConfig
 from secretstore.node import check_supported
 
 CONFIG = Path(__file__).resolve().parents[3] / "config"
-EXAMPLES = sorted(CONFIG.rglob("*.toml"))
+EXAMPLES = sorted(p for p in CONFIG.rglob("*.toml") if "db" not in p.relative_to(CONFIG).parts)
 POLICY_MARK = "# --- Cluster policy: every node of a cluster must have the same values here."
 
 
@@ -22,7 +22,11 @@ def load(name: str) -> NodeConfig:
 
 
 def test_there_are_examples_and_nothing_else_unexplained() -> None:
-    names = {str(path.relative_to(CONFIG)) for path in CONFIG.rglob("*") if path.is_file()}
+    names = {  # the key databases the examples make when run (git ignores them) aside
+        str(path.relative_to(CONFIG))
+        for path in CONFIG.rglob("*")
+        if path.is_file() and "db" not in path.relative_to(CONFIG).parts
+    }
     toml = {name for name in names if name.endswith(".toml")}
     assert toml == {
         "single-node.toml",
@@ -42,7 +46,11 @@ def test_every_example_loads_needs_no_chain_and_marks_the_policy_block(path: Pat
     assert config.secretstore.self_key is not None
     text = path.read_text()
     assert text.count(POLICY_MARK) == 1
-    assert text.rstrip().endswith("(Cluster-wide policy switches go in this block, one line each.)")
+    # the block closes [secretstore]: a policy line added there is a [secretstore] option
+    block = text.split(POLICY_MARK, 1)[1].splitlines()[1:]
+    assert block[0] == "# (Cluster-wide policy switches go in this block, one line each.)"
+    assert not any(line.lstrip().startswith("[") for line in block)
+    assert text.rfind("[secretstore]") > max(text.rfind("[parity]"), text.rfind("[account]"))
     assert "EXAMPLE" in text  # the published keys say so
 
 
