@@ -164,6 +164,18 @@ def running_dockerd() -> Iterator[Docker]:
     if not cli:
         raise SystemToolError("no docker command after installing docker.io")
     root = Path(tempfile.mkdtemp(prefix="ssdock-", dir="/tmp"))  # short: a socket path
+    # Images and containers on a tmpfs: faster than the disk, and gone with one umount (a
+    # data root of ~60,000 small files takes half a minute to delete from a disk).
+    (root / "data").mkdir()
+    in_memory = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8g,mode=0700", "tmpfs", str(root / "data")],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+    FIGURES.append(("docker data root", "tmpfs" if in_memory else "disk"))
     docker = Docker(root, cli, tools["docker-compose"])
     started = time.monotonic()
     log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - closed at the end
@@ -197,6 +209,7 @@ def running_dockerd() -> Iterator[Docker]:
 
 
 def _stop(docker: Docker) -> None:
+    started = time.monotonic()
     process = docker.process
     if process is not None and process.poll() is None:
         with contextlib.suppress(Exception):
@@ -209,13 +222,20 @@ def _stop(docker: Docker) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+    stopped = time.monotonic()
     # A clean shutdown leaves no mount behind; unmount anything a crash left, then delete.
     with contextlib.suppress(OSError):
         mounts = Path("/proc/mounts").read_text().splitlines()
         for target in sorted((m.split()[1] for m in mounts), reverse=True):
             if target.startswith(str(docker.root)):
                 subprocess.run(["umount", "-l", target], check=False, capture_output=True)
-    shutil.rmtree(docker.root, ignore_errors=True)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(docker.root)], check=False)
+    FIGURES.append(
+        (
+            "dockerd stopped / its data deleted",
+            f"{stopped - started:.1f} s / {time.monotonic() - stopped:.1f} s",
+        )
+    )
 
 
 # --- headless Chromium over the DevTools protocol --------------------------------------------
