@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from secretstore.cli.common import EXIT_OK, UsageError, expand, parser, run
+from secretstore.cli.common import EXIT_OK, UsageError, expand, parse_args, parser, run
 from secretstore.config.loader import load_config
 from secretstore.errors import ConfigError
 from secretstore.observe.health import plural
@@ -58,10 +58,9 @@ def main(argv: list[str]) -> int:
     source.add_argument("--db", help="the key database directory ([secretstore] path)")
     source.add_argument("--config", help="the node's TOML config (its [secretstore] path)")
     p.add_argument("--out", help="the backup directory to create")
-    try:
-        args = p.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_args(p, argv)
+    if isinstance(args, int):
+        return args
     return run("backup", lambda: _backup(args))
 
 

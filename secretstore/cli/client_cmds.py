@@ -23,9 +23,11 @@ from secretstore.cli.common import (
     add_requester,
     expand,
     hex_argument,
+    parse_args,
     parser,
     requester,
     run,
+    verb_of,
 )
 from secretstore.client import docfile
 from secretstore.client.files import (
@@ -252,14 +254,12 @@ VERBS = tuple(DESCRIPTIONS)
 
 def main(argv: list[str], rng: Rng | None = None) -> int:
     """argv[0] is the verb; the exit status is 0 ok, 1 server/crypto failure, 2 usage."""
-    if not argv or argv[0] not in VERBS:
-        print(f"secretstore: expected one of {', '.join(VERBS)}", file=sys.stderr)
+    verb = verb_of(argv, VERBS)
+    if verb is None:
         return EXIT_USAGE
-    verb = argv[0]
-    try:
-        args = _parser(verb).parse_args(argv[1:])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_args(_parser(verb), argv[1:])
+    if isinstance(args, int):
+        return args
     actions = {
         "encrypt": lambda: _encrypt(args, rng if rng is not None else OsRng()),
         "decrypt": lambda: _decrypt(args),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from secretstore.cli.common import parse_args
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeAddress
 from secretstore.crypto.keys import KeyPair
@@ -98,7 +99,8 @@ def check_ports(count: int, base_port: int, http_base_port: int) -> None:
         )
 
 
-def _toml(value: TomlValue) -> str:
+def toml_value(value: TomlValue) -> str:
+    """A value as TOML: a boolean, a number, or a string (a JSON string is a TOML one)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -129,14 +131,14 @@ def render_config(
         "path": path,
     }
     options.update(extra or {})
-    node_lines = "".join(f"  {_toml(str(node))},\n" for node in nodes)
+    node_lines = "".join(f"  {toml_value(str(node))},\n" for node in nodes)
     lines = [
         f"# Node {index} of a local {len(nodes)}-node cluster, written by `secretstore cluster`.",
         "# self_secret is this node's private key: keep this file private.",
         "[secretstore]",
-        f"self_secret = {_toml(key.secret.to_bytes().hex())}",
+        f"self_secret = {toml_value(key.secret.to_bytes().hex())}",
         f"nodes = [\n{node_lines}]",
-        *(f"{name} = {_toml(value)}" for name, value in options.items()),
+        *(f"{name} = {toml_value(value)}" for name, value in options.items()),
     ]
     return "\n".join(lines) + "\n"
 
@@ -297,10 +299,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str], rng: Rng | None = None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         prepared = prepare_cluster(
             args.dir, args.nodes, args.base_port, args.http_base_port, rng or OsRng()

@@ -12,7 +12,7 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -71,6 +71,23 @@ def parser(verb: str, description: str, epilog: str | None = None) -> argparse.A
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit status argparse settled on (0 after --help, 2 for a
+    usage error, which it has printed)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+def verb_of(argv: list[str], verbs: Sequence[str]) -> str | None:
+    """argv[0] when it is one of `verbs`; else None, after saying which were expected."""
+    if argv and argv[0] in verbs:
+        return argv[0]
+    print(f"secretstore: expected one of {', '.join(verbs)}", file=sys.stderr)
+    return None
 
 
 def expand(path: str) -> Path:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from secretstore.cli.cluster import TomlValue, write_private
-from secretstore.cli.common import EXIT_OK, UsageError, expand, parser, run
+from secretstore.cli.cluster import TomlValue, toml_value, write_private
+from secretstore.cli.common import EXIT_OK, UsageError, expand, parse_args, parser, run
 from secretstore.config.loader import load_config, parse_config
 from secretstore.config.model import NodeAddress
 from secretstore.crypto.keys import KeyPair
@@ -133,14 +133,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _toml(value: TomlValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(value)
-
-
 def render(
     node: PlannedNode,
     key: KeyPair,
@@ -149,14 +141,14 @@ def render(
     extra_lines: Sequence[str],
 ) -> str:
     """One node's config in Parity's format."""
-    node_lines = "".join(f"  {_toml(str(address))},\n" for address in everyone)
+    node_lines = "".join(f"  {toml_value(str(address))},\n" for address in everyone)
     lines = [
         f"# Node {node.index} of a {len(everyone)}-node cluster, written by `secretstore configs`.",
         "# self_secret is this node's private key: keep this file private (mode 0600).",
         "[secretstore]",
-        f"self_secret = {_toml(key.secret.to_bytes().hex())}",
+        f"self_secret = {toml_value(key.secret.to_bytes().hex())}",
         f"nodes = [\n{node_lines}]",
-        *(f"{name} = {_toml(value)}" for name, value in options.items()),
+        *(f"{name} = {toml_value(value)}" for name, value in options.items()),
         *extra_lines,
     ]
     return "\n".join(lines) + "\n"
@@ -301,10 +293,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str], rng: Rng | None = None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
 
     def action() -> int:
         try:

@@ -22,9 +22,11 @@ from secretstore.cli.common import (
     add_node,
     add_requester,
     hex_argument,
+    parse_args,
     parser,
     requester,
     run,
+    verb_of,
 )
 from secretstore.client.helpers import key_from_shadow
 from secretstore.client.http_client import KeyServerClient
@@ -202,14 +204,12 @@ VERBS: Final = tuple(DESCRIPTIONS)
 
 def main(argv: list[str], rng: Rng | None = None) -> int:
     """argv[0] is the verb."""
-    if not argv or argv[0] not in VERBS:
-        print(f"secretstore: expected one of {', '.join(VERBS)}", file=sys.stderr)
+    verb = verb_of(argv, VERBS)
+    if verb is None:
         return EXIT_USAGE
-    verb = argv[0]
-    try:
-        args = _parser(verb).parse_args(argv[1:])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_args(_parser(verb), argv[1:])
+    if isinstance(args, int):
+        return args
 
     def action() -> int:
         key_id = hex_argument(args.key_id, 32, "--key-id")

@@ -16,7 +16,17 @@ from typing import Any, Final
 
 import aiohttp
 
-from secretstore.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, expand, parser, run
+from secretstore.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    expand,
+    parse_args,
+    parser,
+    run,
+    verb_of,
+)
 from secretstore.client import safejson
 from secretstore.client.http_client import connection_problem
 from secretstore.config.values import get_bool, get_int, parse_interface, shifted_port
@@ -230,12 +240,10 @@ def _parser(verb: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """argv[0] is `status` or `health`."""
-    if not argv or argv[0] not in ("status", "health"):
-        print("secretstore: expected status or health", file=sys.stderr)
+    verb = verb_of(argv, ("status", "health"))
+    if verb is None:
         return EXIT_USAGE
-    verb = argv[0]
-    try:
-        args = _parser(verb).parse_args(argv[1:])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_args(_parser(verb), argv[1:])
+    if isinstance(args, int):
+        return args
     return run(verb, lambda: _status(args) if verb == "status" else _health(args))

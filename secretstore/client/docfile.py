@@ -31,11 +31,11 @@ from secretstore.client.files import (
     CHUNK_SIZE,
     IV_LENGTH,
     ProgressCallback,
+    decrypt_body,
+    encrypt_stream,
     seekable_copy,
-    size_of,
 )
 from secretstore.crypto.curve import Point
-from secretstore.crypto.document import DocumentDecryptor, DocumentEncryptor
 from secretstore.crypto.rng import Rng
 from secretstore.errors import DecryptionError, InvalidEncoding
 
@@ -109,6 +109,18 @@ def _read_exactly(source: BinaryIO, count: int) -> bytes:
     return data
 
 
+class _Authenticated:
+    """A sink that also feeds everything written to it into a MAC."""
+
+    def __init__(self, sink: BinaryIO, mac: hmac.HMAC) -> None:
+        self._sink = sink
+        self._mac = mac
+
+    def write(self, data: bytes) -> int:
+        self._mac.update(data)
+        return self._sink.write(data)
+
+
 def encrypt_file_stream(
     key: Point,
     key_id: bytes,
@@ -121,21 +133,17 @@ def encrypt_file_stream(
 ) -> int:
     """Write the whole file (header, document, tag) to sink; returns the plaintext size."""
     header = encode_header(key, key_id)
-    mac = hmac.new(_derive(key, _MAC_INFO), header, hashlib.sha256)
-    sink.write(header)
-    total = size_of(source)
-    encryptor = DocumentEncryptor(key, rng)
-    done = 0
-    while chunk := source.read(chunk_size):
-        cipher = encryptor.update(chunk)
-        mac.update(cipher)
-        sink.write(cipher)
-        done += len(chunk)
-        if progress is not None:
-            progress(done, total)
-    iv = encryptor.finish()
-    mac.update(iv)
-    sink.write(iv)
+    mac = hmac.new(_derive(key, _MAC_INFO), b"", hashlib.sha256)
+    authenticated = _Authenticated(sink, mac)
+    authenticated.write(header)
+    done = encrypt_stream(
+        key,
+        source,
+        authenticated,  # type: ignore[arg-type]  # only write() is used
+        rng,
+        progress=progress,
+        chunk_size=chunk_size,
+    )
     sink.write(mac.digest())
     return done
 
@@ -168,20 +176,9 @@ def decrypt_file_stream(
             raise DamagedFile("the file is cut short: it ends before its IV and tag")
         readable.seek(start)
         _verify_tag(key, header, readable, length + IV_LENGTH, chunk_size)
-        readable.seek(start + length)
-        iv = readable.read(IV_LENGTH)
-        readable.seek(start)
-        decryptor = DocumentDecryptor(key, iv)
-        done = 0
-        while done < length:
-            chunk = readable.read(min(chunk_size, length - done))
-            if not chunk:
-                raise DamagedFile("the file changed while it was read")
-            sink.write(decryptor.update(chunk))
-            done += len(chunk)
-            if progress is not None:
-                progress(done, length)
-        return done
+        return decrypt_body(
+            key, readable, start, length, sink, progress=progress, chunk_size=chunk_size
+        )
     finally:
         if readable is not rest:
             readable.close()

@@ -100,6 +100,23 @@ def _decrypt_seekable(
         raise DecryptionError(
             f"encrypted document: {end - start} bytes is shorter than its {IV_LENGTH}-byte IV"
         )
+    return decrypt_body(
+        key, readable, start, length, sink, progress=progress, chunk_size=chunk_size
+    )
+
+
+def decrypt_body(
+    key: Point,
+    readable: BinaryIO,
+    start: int,
+    length: int,
+    sink: BinaryIO,
+    *,
+    progress: ProgressCallback | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> int:
+    """Decrypt the `length` bytes of ciphertext at `start` of a seekable input, whose IV
+    follows them, into sink; returns the bytes written."""
     readable.seek(start + length)
     iv = readable.read(IV_LENGTH)
     readable.seek(start)
@@ -108,7 +125,7 @@ def _decrypt_seekable(
     while done < length:
         chunk = readable.read(min(chunk_size, length - done))
         if not chunk:
-            raise DecryptionError("encrypted document: input ended early")
+            raise DecryptionError("encrypted document: the input ended early (did it change?)")
         sink.write(decryptor.update(chunk))
         done += len(chunk)
         if progress is not None:

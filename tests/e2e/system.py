@@ -110,8 +110,25 @@ class Docker:
         check: bool = True,
         env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """`docker ARGS` against this daemon."""
+        return self._command(self.cli, args, timeout, check, env)
+
+    def compose_run(
+        self, *args: str, env: Mapping[str, str], timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker-compose ARGS` against this daemon, from the repository's root."""
+        return self._command(self.compose, args, timeout, check, env)
+
+    def _command(
+        self,
+        program: str,
+        args: tuple[str, ...],
+        timeout: float,
+        check: bool,
+        env: Mapping[str, str] | None,
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.cli, *args],
+            [program, *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -121,26 +138,7 @@ class Docker:
         )
         if check and result.returncode != 0:
             raise SystemToolError(
-                f"docker {' '.join(args)} failed ({result.returncode}):\n"
-                f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
-
-    def compose_run(
-        self, *args: str, env: Mapping[str, str], timeout: float = 300, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.compose, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**self.env, **env},
-            cwd=ROOT,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise SystemToolError(
-                f"docker-compose {' '.join(args)} failed ({result.returncode}):\n"
+                f"{Path(program).name} {' '.join(args)} failed ({result.returncode}):\n"
                 f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
             )
         return result
