@@ -1,7 +1,7 @@
 # The secretstore node image: one key-server node, run as an unprivileged user.
 #
 #   docker build -t secretstore .                                  # on python:3.11-slim
-#   docker build --build-arg BASE_IMAGE=secretstore-base:bookworm -t secretstore .
+#   docker build --network host --build-arg BASE_IMAGE=$(scripts/make-base-image) -t secretstore .
 #
 # BASE_IMAGE is any Debian-like image with Python >= 3.11 whose `python3 -m venv` works (the
 # tests use a Debian bookworm root made by mmdebstrap, see scripts/make-base-image). The node
