@@ -26,6 +26,7 @@ from secretstore.errors import ConfigError
 from secretstore.http.app import HttpServer, start_http
 from secretstore.keyserver import KeyServer
 from secretstore.logs import short_node
+from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
 from secretstore.sessions.base import SessionContext
@@ -179,13 +180,25 @@ class Node:
         try:
             self._storage = LevelDbKeyStorage(store.path)
             ctx = SessionContext(self.node_id, self._rng, frozenset(nodes))
-            core = NodeCore(ctx, self._storage, MASTERS, SLAVES)
+            limits = store.limits
+            core = NodeCore(
+                ctx,
+                self._storage,
+                MASTERS,
+                SLAVES,
+                max_sessions_per_peer=limits.max_sessions_per_peer,
+            )
             self._transport = MeshTransport(
                 self._key,
                 (store.interface, store.port),
                 nodes,
                 rng=self._rng,
                 timings=mesh_timings(store.keep_alive_interval),
+                admission=AdmissionLimits(
+                    max_pending=limits.max_pending_handshakes,
+                    max_pending_per_address=limits.max_pending_handshakes_per_address,
+                    reserved_for_nodes=limits.reserved_handshakes_for_nodes,
+                ),
             )
             self._driver = ClusterDriver(
                 core, self._transport, self._storage, AllowAll(), store.session_timeout

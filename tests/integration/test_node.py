@@ -16,6 +16,7 @@ from secretstore.config.model import NodeAddress, NodeConfig
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import ConfigError, StorageError
+from secretstore.mesh.admission import AdmissionLimits
 from secretstore.node import Health, Node, check_supported, mesh_timings, run_node
 
 
@@ -175,3 +176,22 @@ def test_health_is_ready_only_with_every_peer() -> None:
     assert Health(keys[0], frozenset(), 1).ready
     body = Health(keys[0], frozenset(keys[1:]), 3).to_json()
     assert body["connected"] == sorted("0x" + k.hex() for k in keys[1:])
+
+
+async def test_the_limits_reach_the_session_table_and_the_mesh(tmp_path: Path) -> None:
+    [cfg] = configs(
+        tmp_path,
+        1,
+        max_sessions_per_peer=7,
+        max_pending_handshakes=20,
+        max_pending_handshakes_per_address=3,
+        reserved_handshakes_for_nodes=5,
+    )
+    node = Node(cfg)
+    await node.start()
+    try:
+        assert node._driver is not None and node._transport is not None
+        assert node._driver.core.max_sessions_per_peer == 7
+        assert node._transport.admission.limits == AdmissionLimits(20, 3, 5)
+    finally:
+        await node.stop()
