@@ -23,6 +23,7 @@ from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError
+from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
 from secretstore.keyserver import KeyServer
 from secretstore.logs import short_node
@@ -177,6 +178,7 @@ class Node:
             len(nodes),
             store.path,
         )
+        warn_if_exposed(self.config)
         try:
             self._storage = LevelDbKeyStorage(store.path)
             ctx = SessionContext(self.node_id, self._rng, frozenset(nodes))
@@ -244,6 +246,18 @@ class Node:
 
     async def _health_route(self, request: web.Request) -> web.Response:
         return web.json_response(self.health().to_json())
+
+
+def warn_if_exposed(config: NodeConfig) -> None:
+    """Log a warning for the key database, and for a config file holding a raw secret, when
+    group or others may access it (the node still starts)."""
+    checks = [(config.secretstore.path, "the key database")]
+    if config.source is not None and config.secretstore.self_account is None:
+        checks.append((config.source, "the config file holding self_secret"))
+    for path, what in checks:
+        warning = exposure_warning(path, what)
+        if warning is not None:
+            log.warning("%s", warning)
 
 
 async def run_node(config: NodeConfig, stop: asyncio.Event, *, rng: Rng | None = None) -> None:

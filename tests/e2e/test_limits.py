@@ -1,17 +1,19 @@
-"""Real `secretstore-node` processes: the session limit per peer, and mesh admission under a
-stranger's connection flood."""
+"""Real `secretstore-node` processes: the session limit per peer, mesh admission under a
+stranger's connection flood, and the key database's file modes."""
 
 from __future__ import annotations
 
 import socket
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
-from tests.e2e.cluster import NodeProcess, http
+from tests.e2e.cluster import LocalCluster, NodeProcess, http
 from tests.e2e.conftest import ClusterFactory
 
 pytestmark = pytest.mark.e2e
@@ -92,3 +94,45 @@ def test_a_peer_reconnects_while_a_stranger_holds_70_connections(
     finally:
         for sock in flood:
             sock.close()
+
+
+def private_modes(root: Path) -> dict[str, int]:
+    entries = [root, *root.rglob("*")]
+    return {str(e.relative_to(root)): stat.S_IMODE(e.lstat().st_mode) for e in entries}
+
+
+def database(node: NodeProcess) -> Path:
+    return node.directory / "db"
+
+
+def test_a_node_creates_its_database_private_and_reports_an_exposed_one(
+    make_cluster: ClusterFactory,
+) -> None:
+    cluster: LocalCluster = make_cluster(2)
+    cluster.start()
+    cluster.wait_ready()
+    for index in range(1, 6):
+        status, body = generate(cluster[0], index)
+        assert status == 200, (body, cluster.logs())
+    assert cluster.terminate_all() == [0, 0]
+    for node in cluster:
+        modes = private_modes(database(node))
+        assert modes.pop(".") == 0o700, node.name
+        assert {"CURRENT", "LOCK", "LOG"} <= set(modes)
+        assert set(modes.values()) == {0o600}, (node.name, modes)
+        assert "readable or writable by group or others" not in node.log_text()
+    # An operator loosened one node's database: the node says so and still serves the keys.
+    node = cluster[1]
+    path = database(node)
+    path.chmod(0o755)
+    for entry in path.iterdir():
+        entry.chmod(0o644)
+    cluster.start()
+    cluster.wait_ready()
+    line = node.wait_for_log(r"the key database .* is readable or writable by group or others.*")
+    assert f"{path} (mode 0755)" in line.group(0) and f"chmod -R go-rwx {path}" in line.group(0)
+    assert node.log_text().count("readable or writable by group or others") == 1
+    key_id = (1).to_bytes(32, "big")
+    signature = sign_recoverable(REQUESTER.secret, key_id).hex()
+    status, _ = http("GET", f"{node.url}/server/{key_id.hex()}/{signature}")
+    assert status == 200
