@@ -85,6 +85,11 @@ class SessionTimeout(SecretStoreError):
     """A session did not finish in time."""
 
 
+class SessionLimitReached(SecretStoreError):
+    """A node refused to open another session for a master that already has as many open
+    there as `max_sessions_per_peer` allows; the text names the node, the count and the limit."""
+
+
 class ConfigError(SecretStoreError):
     """A configuration value is missing or invalid; names the key path and what was expected."""
 

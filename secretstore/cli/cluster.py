@@ -25,6 +25,7 @@ from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError
+from secretstore.filemodes import make_private_dir, open_private
 from secretstore.types import NodeId
 
 HOST: Final = "127.0.0.1"
@@ -142,9 +143,9 @@ def render_config(
 
 def write_private(path: Path, text: str) -> None:
     """Write `text` atomically to a file only its owner can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = open_private(temporary, os.O_WRONLY | os.O_TRUNC)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(text)
         file.flush()

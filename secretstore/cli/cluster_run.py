@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Final
 import aiohttp
 
 from secretstore.cli.cluster import ClusterNode
+from secretstore.filemodes import open_private
 
 #: Seconds a node has to exit after SIGTERM before it is killed.
 STOP_GRACE: Final = 15.0
@@ -61,7 +63,8 @@ class _Cluster:
 
     async def start(self) -> None:
         for node in self.nodes:
-            with node.log_path.open("ab") as log_file:
+            descriptor = open_private(node.log_path, os.O_WRONLY | os.O_APPEND)
+            with os.fdopen(descriptor, "ab") as log_file:
                 self.processes[node.index] = await asyncio.create_subprocess_exec(
                     *node_command(node, self.log_level),
                     stdin=asyncio.subprocess.DEVNULL,

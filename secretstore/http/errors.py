@@ -27,6 +27,7 @@ from secretstore.errors import (
     ProtocolViolation,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
+    SessionLimitReached,
     SessionTimeout,
     StorageError,
 )
@@ -73,6 +74,7 @@ _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
     (DecryptionError, BAD_REQUEST, "cryptographic error: decryption failed"),
     (CryptoError, BAD_REQUEST, "cryptographic error"),
     (SessionTimeout, INTERNAL_SERVER_ERROR, "Session timeout"),
+    (SessionLimitReached, INTERNAL_SERVER_ERROR, "Too many sessions: a key server is busy"),
     (TimeoutError, INTERNAL_SERVER_ERROR, "Session timeout"),
     (ProtocolViolation, INTERNAL_SERVER_ERROR, "invalid message is received"),
     (StorageError, INTERNAL_SERVER_ERROR, "Database error"),

@@ -25,6 +25,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
     StorageError,
 )
+from secretstore.filemodes import make_private_dir
 from secretstore.storage.cache import DEFAULT_CAPACITY, ShareCache
 from secretstore.storage.codec import encode_key_share
 from secretstore.storage.model import KeyShare
@@ -52,7 +53,7 @@ def _message(exc: BaseException) -> str:
 
 def _open_db(path: Path) -> Any:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
     except OSError as exc:
         raise StorageError(f"cannot create the key database directory {path}: {exc}") from exc
     try:

@@ -13,7 +13,14 @@ from typing import Any
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
 from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send, SessionContext
-from secretstore.sessions.core import Admitted, MasterFactory, NodeCore, Notice, SlaveFactory
+from secretstore.sessions.core import (
+    DEFAULT_MAX_SESSIONS_PER_PEER,
+    Admitted,
+    MasterFactory,
+    NodeCore,
+    Notice,
+    SlaveFactory,
+)
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
@@ -86,6 +93,7 @@ class SimNetwork:
         seed: int = 1,
         access: AccessPolicy = allow_all,
         scheduler: Scheduler | None = None,
+        max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
     ) -> None:
         rng = SeededRng(seed)
         keys = [KeyPair.generate(rng) for _ in range(n)]
@@ -94,7 +102,9 @@ class SimNetwork:
         for i, key in enumerate(keys):
             storage = MemoryKeyStorage()
             ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids)
-            core = NodeCore(ctx, storage, masters, slaves)
+            core = NodeCore(
+                ctx, storage, masters, slaves, max_sessions_per_peer=max_sessions_per_peer
+            )
             self.nodes[key.node_id] = SimNode(key, core, storage)
         self.order: list[NodeId] = [k.node_id for k in keys]
         self.access = access
