@@ -64,6 +64,7 @@ PARITY_SECRETSTORE_KEYS: Final = (
 #: Our own [secretstore] keys (see docs/CONFIG.md).
 OUR_SECRETSTORE_KEYS: Final = (
     "http_cors", "chain_rpc_url", "session_timeout", "keep_alive_interval", "log_level",
+    "require_bound_requests",
 )  # fmt: skip
 KNOWN_SECRETSTORE_KEYS: Final = frozenset(PARITY_SECRETSTORE_KEYS + OUR_SECRETSTORE_KEYS)
 #: The options that need an Ethereum chain: (key, Parity's default when absent).
@@ -159,6 +160,7 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
             store, "secretstore.keep_alive_interval", DEFAULT_KEEP_ALIVE_INTERVAL
         ),
         log_level=parse_log_level(store),
+        require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
     )
     return NodeConfig(
         secretstore=secretstore,

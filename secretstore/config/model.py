@@ -131,6 +131,9 @@ class SecretStoreConfig:
     session_timeout: float
     keep_alive_interval: float
     log_level: str
+    #: refuse document key stores and signings that carry no bound signature (every node
+    #: checks with its own setting); off by default, as Parity's clients send none
+    require_bound_requests: bool = False
 
     @property
     def key_pair(self) -> KeyPair:

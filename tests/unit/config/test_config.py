@@ -103,6 +103,7 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
     assert store.session_timeout == 30.0
     assert store.keep_alive_interval == 10.0
     assert store.log_level == "info"
+    assert store.require_bound_requests is False
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -625,3 +626,11 @@ def test_any_text_loads_or_raises_config_error(text: str) -> None:
         assert exc.key_path and exc.problem
     else:
         assert isinstance(config, NodeConfig)
+
+
+def test_require_bound_requests(tmp_path: Path) -> None:
+    assert parse({"require_bound_requests": True}, tmp_path).secretstore.require_bound_requests
+    assert not parse({"require_bound_requests": False}, tmp_path).secretstore.require_bound_requests
+    assert "true or false" in fails(
+        {"require_bound_requests": "yes"}, tmp_path, "secretstore.require_bound_requests"
+    )
