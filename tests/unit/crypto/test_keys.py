@@ -154,11 +154,21 @@ def test_verify_rejects_other_keys_and_messages(
     secret: Scalar, other: Scalar, message_hash: bytes, other_hash: bytes
 ) -> None:
     signature = sign_recoverable(secret, message_hash)
-    if other != secret:
+    # with h ≡ 0 (mod n), s⁻¹·(h·G + r·Q) = s⁻¹·r·Q: the negated key verifies too (below)
+    zero_hash_twin = other == -secret and int.from_bytes(message_hash, "big") % N == 0
+    if other != secret and not zero_hash_twin:
         assert not verify_signature(Point.base_mul(other), signature, message_hash)
         assert recover_public(signature, message_hash) != Point.base_mul(other)
     if other_hash != message_hash:
         assert not verify_signature(Point.base_mul(secret), signature, other_hash)
+
+
+def test_a_zero_hash_signature_also_verifies_under_the_negated_key() -> None:
+    # an ECDSA property, not a flaw of ours: the verifier's point is s⁻¹·r·Q, and −Q gives −R,
+    # whose x is the same r
+    secret = Scalar(12345)
+    signature = sign_recoverable(secret, bytes(32))
+    assert verify_signature(Point.base_mul(-secret), signature, bytes(32))
 
 
 def test_verify_requires_low_s_but_recovery_does_not() -> None:
