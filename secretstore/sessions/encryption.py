@@ -103,8 +103,9 @@ class EncryptionSession(Session):
     | WAITING_FOR_STORED (master)        | EncryptionStored from every   | FINISHED (None)    |
     |                                    | other holder                  |                    |
 
-    Every holder checks the request (author, nothing stored yet) before anyone stores: a
-    refusal, a disconnect or any other message before the commit leaves nothing stored.
+    Every holder checks the request (the requester it recovers itself, the bound signature
+    and its own policy, the author, nothing stored yet) before anyone stores: a refusal, a
+    disconnect or any other message before the commit leaves nothing stored.
     """
 
     WRITES_KEY = True
