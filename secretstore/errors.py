@@ -65,6 +65,11 @@ class DocumentKeyAlreadyStored(InvalidRequest):
     """A document key is stored with this server key already (HTTP 400)."""
 
 
+class UnboundRequest(InvalidRequest):
+    """The request carries no bound signature and this node's policy requires one
+    (`require_bound_requests`; HTTP 400)."""
+
+
 # --- peers and local faults ----------------------------------------------------------------
 
 

@@ -181,7 +181,12 @@ class Node:
         warn_if_exposed(self.config)
         try:
             self._storage = LevelDbKeyStorage(store.path)
-            ctx = SessionContext(self.node_id, self._rng, frozenset(nodes))
+            ctx = SessionContext(
+                self.node_id,
+                self._rng,
+                frozenset(nodes),
+                require_bound_requests=store.require_bound_requests,
+            )
             limits = store.limits
             core = NodeCore(
                 ctx,
@@ -208,7 +213,10 @@ class Node:
             self._watch = _MeshWatch(self._driver, self._transport, len(nodes) - 1)
             self._transport.set_handler(self._watch)
             self.key_server = KeyServer(
-                cluster=self._driver, cluster_size=len(nodes), rng=self._rng
+                cluster=self._driver,
+                cluster_size=len(nodes),
+                rng=self._rng,
+                require_bound_requests=store.require_bound_requests,
             )
             await self._transport.start()
             if not store.disable_http:

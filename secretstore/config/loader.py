@@ -67,6 +67,7 @@ OUR_SECRETSTORE_KEYS: Final = (
     "http_cors", "chain_rpc_url", "session_timeout", "keep_alive_interval", "log_level",
     "max_sessions_per_peer", "max_pending_handshakes", "max_pending_handshakes_per_address",
     "reserved_handshakes_for_nodes",
+    "require_bound_requests",
 )  # fmt: skip
 KNOWN_SECRETSTORE_KEYS: Final = frozenset(PARITY_SECRETSTORE_KEYS + OUR_SECRETSTORE_KEYS)
 #: The options that need an Ethereum chain: (key, Parity's default when absent).
@@ -163,6 +164,7 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         ),
         log_level=parse_log_level(store),
         limits=_limits(store),
+        require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
     )
     return NodeConfig(
         secretstore=secretstore,

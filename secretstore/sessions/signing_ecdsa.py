@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secretstore.crypto.bound import BoundOperation, signing_payload
 from secretstore.crypto.curve import G, Point, Scalar
 from secretstore.crypto.dleq import DleqProof, prove_equal_logs, verify_equal_logs
 from secretstore.crypto.ecdsa import (
@@ -47,6 +48,7 @@ from secretstore.sessions.consensus import (
     select_version,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
     NonceRuns,
     NonceSpec,
@@ -76,13 +78,16 @@ class SignEcdsa:
     """Request: sign `message_hash` (32 bytes, not zero mod n) with server key `key_id`.
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id`; `version`: the key version hash to
-    use, None for the master's newest. Result: 65 bytes r‖s‖v (bytes).
+    use, None for the master's newest; `bound_signature`: the requester's signature over
+    this very signing (crypto/bound.py), or None for Parity's form.
+    Result: 65 bytes r‖s‖v (bytes).
     """
 
     key_id: ServerKeyId
     requester_signature: bytes
     message_hash: MessageHash
     version: bytes | None = None
+    bound_signature: bytes | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -378,6 +383,14 @@ def start_ecdsa_signing(
     ConsensusUnreachable (the key has fewer than 2t+1 holders, or fewer are connected)."""
     requester = recover_requester_of(request.requester_signature, request.key_id)
     message_hash = check_message_hash(request.message_hash)
+    check_binding(
+        ctx,
+        requester,
+        request.bound_signature,
+        operation=BoundOperation.SIGN_ECDSA,
+        key_id=request.key_id,
+        payload=signing_payload(message_hash),
+    )
     try:
         message_hash_scalar(message_hash)
     except CryptoError:
@@ -397,6 +410,7 @@ def start_ecdsa_signing(
         message_hash=message_hash,
         needed=_needed(held, request.key_id, len(version.nodes)),
         connected=connected,
+        bound_signature=request.bound_signature,
     )
     return session, session.start()
 
@@ -407,6 +421,14 @@ def join_ecdsa_signing(
     """Slave factory; the errors it raises reach the master as a SessionError."""
     held = require_share(share, message.key_id)
     check = AccessCheck.of(ctx, sender, message, held)
+    check_binding(
+        ctx,
+        check.requester,
+        message.access.bound_signature,
+        operation=BoundOperation.SIGN_ECDSA,
+        key_id=message.key_id,
+        payload=signing_payload(message.message_hash),
+    )
     try:
         message_hash_scalar(message.message_hash)
     except CryptoError:

@@ -57,6 +57,7 @@ class SigningMaster(Session):
         message_hash: MessageHash,
         needed: int,
         connected: frozenset[NodeId],
+        bound_signature: bytes | None = None,
     ) -> None:
         super().__init__(ctx, session_id, ctx.self_id, key_id)
         self.share = share
@@ -65,6 +66,8 @@ class SigningMaster(Session):
         self.message_hash = message_hash
         self.id_numbers = version.id_numbers_map()
         self._signature = requester_signature
+        #: forwarded to every candidate, which checks it itself (sessions/requester.py)
+        self._bound_signature = bound_signature
         self.consensus = AccessConsensus(
             ctx,
             session_id,
@@ -127,7 +130,7 @@ class SigningMaster(Session):
         return self.consensus.in_play | {self.ctx.self_id}
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self.version.hash)
+        access = AccessRequest(self._signature, self.version.hash, self._bound_signature)
         return self.consensus.start(self._init_message(access))
 
     # --- events ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secretstore.crypto.bound import BoundOperation, signing_payload
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.schnorr import (
     SchnorrSignature,
@@ -43,6 +44,7 @@ from secretstore.sessions.consensus import (
     select_version,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
     NonceRuns,
     NonceSpec,
@@ -65,7 +67,9 @@ class SignSchnorr:
     """Request: sign `message_hash` (32 bytes) with server key `key_id`.
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from
-    it); `version`: the key version hash to use, None for the master's newest.
+    it); `version`: the key version hash to use, None for the master's newest;
+    `bound_signature`: the requester's signature over this very signing (crypto/bound.py),
+    or None for Parity's form.
     Result: SchnorrSignature.
     """
 
@@ -73,6 +77,7 @@ class SignSchnorr:
     requester_signature: bytes
     message_hash: MessageHash
     version: bytes | None = None
+    bound_signature: bytes | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -250,6 +255,14 @@ def start_schnorr_signing(
     connected)."""
     requester = recover_requester_of(request.requester_signature, request.key_id)
     message_hash = check_message_hash(request.message_hash)
+    check_binding(
+        ctx,
+        requester,
+        request.bound_signature,
+        operation=BoundOperation.SIGN_SCHNORR,
+        key_id=request.key_id,
+        payload=signing_payload(message_hash),
+    )
     held = require_share(share, request.key_id)
     version = select_version(held, request.key_id, ctx.self_id, request.version)
     session = SchnorrSigningMaster(
@@ -263,6 +276,7 @@ def start_schnorr_signing(
         message_hash=message_hash,
         needed=held.threshold + 1,
         connected=connected,
+        bound_signature=request.bound_signature,
     )
     return session, session.start()
 
@@ -273,6 +287,14 @@ def join_schnorr_signing(
     """Slave factory; the errors it raises reach the master as a SessionError."""
     held = require_share(share, message.key_id)
     check = AccessCheck.of(ctx, sender, message, held)
+    check_binding(
+        ctx,
+        check.requester,
+        message.access.bound_signature,
+        operation=BoundOperation.SIGN_SCHNORR,
+        key_id=message.key_id,
+        payload=signing_payload(message.message_hash),
+    )
     session = SchnorrSigningSlave(
         ctx,
         sender,

@@ -1,7 +1,9 @@
 """A synchronous simulated network of NodeCores: deliver messages until quiet.
 
-Every message goes through the wire codec, so the codec is exercised by every simulated run.
+Every message goes through the wire codec, so the codec is exercised by every simulated run;
+bytes that do not decode are dropped (and kept in `undecodable`), as the driver drops them.
 Delivery order, drops and duplicates are chosen by a `Scheduler`, which hypothesis can drive.
+Every message a node sends is kept in `sent` (sender, receiver, message), in order.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
+from secretstore.errors import MalformedMessage
 from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send, SessionContext
 from secretstore.sessions.core import (
     DEFAULT_MAX_SESSIONS_PER_PEER,
@@ -113,6 +116,8 @@ class SimNetwork:
         self.access_checks: list[tuple[NodeId, CheckAccess]] = []
         self.down: set[NodeId] = set()
         self.delivered = 0
+        self.sent: list[tuple[NodeId, NodeId, object]] = []
+        self.undecodable: list[Pending] = []
 
     # --- driving --------------------------------------------------------------------------
     def node(self, index: int) -> SimNode:
@@ -180,13 +185,18 @@ class SimNetwork:
             return
         self.delivered += 1
         node = self.nodes[item.to]
-        message = codec.decode(item.data)
+        try:
+            message = codec.decode(item.data)
+        except MalformedMessage:
+            self.undecodable.append(item)
+            return
         self._apply(node, node.core.on_message(item.sender, message))
 
     def _apply(self, node: SimNode, effects: Sequence[Any]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 assert effect.to != node.node_id, "a session sent a message to itself"
+                self.sent.append((node.node_id, effect.to, effect.message))
                 if effect.to not in self.down:
                     self.pending.append(
                         Pending(node.node_id, effect.to, codec.encode(effect.message))

@@ -110,6 +110,7 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
         max_pending_handshakes_per_address=4,
         reserved_handshakes_for_nodes=16,
     )
+    assert store.require_bound_requests is False
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -671,3 +672,9 @@ def test_handshake_defaults_fit_a_small_total(tmp_path: Path) -> None:
 )
 def test_bad_limits(options: dict[str, object], key: str, expected: str, tmp_path: Path) -> None:
     assert expected in fails(options, tmp_path, f"secretstore.{key}")
+def test_require_bound_requests(tmp_path: Path) -> None:
+    assert parse({"require_bound_requests": True}, tmp_path).secretstore.require_bound_requests
+    assert not parse({"require_bound_requests": False}, tmp_path).secretstore.require_bound_requests
+    assert "true or false" in fails(
+        {"require_bound_requests": "yes"}, tmp_path, "secretstore.require_bound_requests"
+    )
