@@ -672,6 +672,8 @@ def test_handshake_defaults_fit_a_small_total(tmp_path: Path) -> None:
 )
 def test_bad_limits(options: dict[str, object], key: str, expected: str, tmp_path: Path) -> None:
     assert expected in fails(options, tmp_path, f"secretstore.{key}")
+
+
 def test_require_bound_requests(tmp_path: Path) -> None:
     assert parse({"require_bound_requests": True}, tmp_path).secretstore.require_bound_requests
     assert not parse({"require_bound_requests": False}, tmp_path).secretstore.require_bound_requests
