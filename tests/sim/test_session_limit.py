@@ -17,7 +17,7 @@ from secretstore.wire import codec
 from secretstore.wire.common import ErrorKind, SessionError
 from tests.sim.dealer import DealtKey, deal_key
 from tests.sim.harness import Pending, SimNetwork
-from tests.sim.key_sessions import AUTHOR
+from tests.sim.key_sessions import proof_of
 
 KEY_ID = ServerKeyId(b"\x5a" * 32)
 MASTERS = {**generation.MASTERS, **decryption.MASTERS, **signing_schnorr.MASTERS}
@@ -70,7 +70,7 @@ def test_a_flooding_peer_hits_the_limit_while_the_other_masters_run() -> None:
     # The rogue starts 20 generations and never answers anything: each honest node keeps 3
     # of them open and refuses the other 17.
     for n in range(20):
-        net.start(3, generation.GenerateServerKey(new_key(n), AUTHOR, 1))
+        net.start(3, generation.GenerateServerKey(new_key(n), proof_of(key_id=new_key(n)), 1))
     deliver_from(net, rogue)
     refused = run_with_silent(net, rogue)
     honest = [net.node(i) for i in range(3)]
@@ -155,7 +155,7 @@ def test_signing_replans_around_a_node_that_refuses() -> None:
 def test_generation_fails_naming_the_node_that_refuses() -> None:
     net, _key = network(3, 1, limit=1)
     first, held = fill_slot(net, 0, 1)
-    sid = net.start(0, generation.GenerateServerKey(new_key(1), AUTHOR, 1))
+    sid = net.start(0, generation.GenerateServerKey(new_key(1), proof_of(key_id=new_key(1)), 1))
     net.pending += held
     net.run()
     assert net.value(0, first) is not None
