@@ -170,7 +170,8 @@ def cross_check(node: NodeId, share: KeyShare, others: Sequence[ShareSummary]) -
             names = ", ".join(short(n) for n in sorted(publics))
             result.problem = (
                 f"no {share.threshold + 1} of the shares of {label} held by nodes {names} "
-                "give the key's public"
+                "give the key's public (a share was changed, or this is another node's "
+                "database, or the wrong node id)"
             )
             return result
         if node in bad:
