@@ -10,6 +10,7 @@ source, not databases written by Parity.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -357,3 +358,30 @@ def test_without_rocksdict_the_import_says_what_to_install(
     with pytest.raises(ParityImportError, match=r"pip install 'secretstore\[parity-import\]'"):
         run_import(ImportRequest(parity[0], tmp_path / "leveldb", cluster.nodes[0]))
     assert list(tmp_path.glob(".parity-import-*")) == []
+
+
+def test_records_only_in_the_write_ahead_log_are_read(cluster: Cluster, tmp_path: Path) -> None:
+    """Parity killed before RocksDB flushed: the records are in its WAL only (synced writes)."""
+    node = cluster.nodes[0]
+    source = write_parity_dir(tmp_path / "parity", {})
+    records = {
+        key.hex(): parity_record(share).decode() for key, share in cluster.shares(node).items()
+    }
+    script = f"""
+import json, os
+from rocksdict import Options, Rdict, WriteOptions
+raw = Options(raw_mode=True)
+db = Rdict({str(source / "db")!r}, raw, column_families={{"col0": Options(raw_mode=True)}})
+column, sync = db.get_column_family("col0"), WriteOptions()
+sync.sync = True
+for key, value in json.loads({json.dumps(records)!r}).items():
+    column.put(bytes.fromhex(key), value.encode(), sync)
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    db_files = list((source / "db").iterdir())
+    assert not [path for path in db_files if path.suffix == ".sst"]
+    assert any(path.suffix == ".log" and path.stat().st_size > 1000 for path in db_files)
+    report = run_import(ImportRequest(source, tmp_path / "leveldb", node))
+    assert report.refused == [] and len(report.imported) == 4
+    assert same_records(stored(tmp_path / "leveldb"), cluster.shares(node))
