@@ -126,3 +126,13 @@ class WrongPassword(KeystoreError):
 
 class InvalidKeyShare(SecretStoreError):
     """A key share's fields are inconsistent (threshold, id numbers, versions, points)."""
+
+
+class ParityImportError(SecretStoreError):
+    """A Parity Secret Store data directory cannot be read or imported (its layout, version,
+    lock or database), or the import was asked for something it cannot do."""
+
+
+class ParityRecordError(SecretStoreError):
+    """One record of a Parity Secret Store database is refused: it does not decode, or it
+    fails a check (its version hash, this node's place in it, its share)."""

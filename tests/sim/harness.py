@@ -97,9 +97,12 @@ class SimNetwork:
         access: AccessPolicy = allow_all,
         scheduler: Scheduler | None = None,
         max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
+        keys: Sequence[KeyPair] = (),
     ) -> None:
+        """`keys`: the nodes' key pairs (n of them); by default n keys drawn from `seed`."""
         rng = SeededRng(seed)
-        keys = [KeyPair.generate(rng) for _ in range(n)]
+        keys = list(keys) or [KeyPair.generate(rng) for _ in range(n)]
+        assert len(keys) == n, f"{len(keys)} keys for {n} nodes"
         ids = frozenset(k.node_id for k in keys)
         self.nodes: dict[NodeId, SimNode] = {}
         for i, key in enumerate(keys):
