@@ -14,9 +14,9 @@ from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.shamir import reconstruct_secret
 from secretstore.sessions import encryption, generation
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, NodeId, ServerKeyId
+from secretstore.types import NodeId, ServerKeyId
 from tests.sim.harness import SimNetwork
-from tests.sim.key_sessions import MASTERS, SLAVES
+from tests.sim.key_sessions import MASTERS, SLAVES, proof_of
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,20 @@ def key_id(label: str) -> ServerKeyId:
 
 
 def make_keys(
-    node_keys: Sequence[KeyPair], author: Address, specs: Sequence[KeySpec], seed: int = 5
+    node_keys: Sequence[KeyPair], author: KeyPair, specs: Sequence[KeySpec], seed: int = 5
 ) -> list[MadeKey]:
-    """Run one generation (and a document key store) per spec among `node_keys`."""
+    """Run one generation (and a document key store) per spec among `node_keys`, each
+    requested and authored by `author`."""
     net = SimNetwork(len(node_keys), MASTERS, SLAVES, seed=seed, keys=node_keys)
     rng = SeededRng(f"parity import keys {seed}".encode())
     made: list[MadeKey] = []
     for spec in specs:
-        sid = net.start(0, generation.GenerateServerKey(spec.key_id, author, spec.threshold))
+        sid = net.start(
+            0,
+            generation.GenerateServerKey(
+                spec.key_id, proof_of(author, spec.key_id), spec.threshold
+            ),
+        )
         net.run()
         public = net.value(0, sid)
         assert isinstance(public, Point)
@@ -56,7 +62,10 @@ def make_keys(
             document_key = KeyPair.generate(rng).public
             sealed = encrypt_secret(document_key, public, rng)
             store = encryption.StoreDocumentKey(
-                spec.key_id, author, sealed.common_point, sealed.encrypted_point
+                spec.key_id,
+                proof_of(author, spec.key_id),
+                sealed.common_point,
+                sealed.encrypted_point,
             )
             sid = net.start(1 % len(node_keys), store)
             net.run()

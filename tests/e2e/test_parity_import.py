@@ -52,7 +52,7 @@ async def test_an_imported_cluster_serves_every_key(
     make_cluster: ClusterFactory, tmp_path: Path
 ) -> None:
     cluster = make_cluster(3, seed=31)
-    made = make_keys([node.key for node in cluster], REQUESTER.address, SPECS)
+    made = make_keys([node.key for node in cluster], REQUESTER, SPECS)
     parity = {
         node.name: write_parity_node(
             tmp_path / "parity" / node.name, node_shares(made, node.node_id)
@@ -103,7 +103,7 @@ async def test_a_node_refuses_to_start_on_a_parity_directory(
 ) -> None:
     cluster = make_cluster(1, seed=32)
     node = cluster[0]
-    (key,) = make_keys([node.key], REQUESTER.address, [KeySpec(key_id("solo"), 0, True)])
+    (key,) = make_keys([node.key], REQUESTER, [KeySpec(key_id("solo"), 0, True)])
     parity = write_parity_node(tmp_path / "secretstore", node_shares([key], node.node_id))
     node.write_config(cluster.addresses, {"path": str(parity)})
     before = tree_state(parity)

@@ -27,7 +27,7 @@ from secretstore.parity_db.importer import ImportRequest, PeerDatabase, run_impo
 from secretstore.parity_db.record import same_record
 from secretstore.storage.leveldb import LevelDbKeyStorage
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, NodeId, ServerKeyId
+from secretstore.types import NodeId, ServerKeyId
 from tests.parity_format import (
     hold_open,
     parity_record,
@@ -38,7 +38,7 @@ from tests.parity_format import (
 from tests.parity_keys import KeySpec, MadeKey, key_id, make_keys, node_shares
 
 SECRETSTORE = (sys.executable, "-m", "secretstore.cli.main", "import-parity")
-AUTHOR = Address(b"\x3c" * 20)
+AUTHOR = KeyPair.generate(SeededRng(b"parity import author"))
 SPECS = [
     KeySpec(key_id("t1 with document key"), 1, True),
     KeySpec(key_id("t1 server key only"), 1, False),
