@@ -72,11 +72,17 @@ class KeyServer:
 
     # --- server keys ------------------------------------------------------------------------
     async def generate_server_key(
-        self, key_id: ServerKeyId, signature: bytes, threshold: int
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        threshold: int,
+        bound_signature: bytes | None = None,
     ) -> Point:
         _requester(signature, key_id)
         self._check_threshold(threshold)
-        request = GenerateServerKey(key_id, RequesterProof.signature(signature), threshold)
+        request = GenerateServerKey(
+            key_id, RequesterProof.signature(signature), threshold, bound_signature
+        )
         public: Point = await self._cluster.request(request)
         return public
 

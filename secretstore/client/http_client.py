@@ -1,6 +1,7 @@
 """Client of the key server's HTTP API (Parity's paths and bodies), async and sync, with flows.
 
-Document key stores and signings carry, besides Parity's signature over the key id, the
+Server key generations, document key stores and signings carry, besides Parity's signature
+over the key id, the
 requester's bound signature over the whole request in the X-Secretstore-Bound-Signature
 header (secretstore/crypto/bound.py), unless the client is made with `bound_requests=False`.
 Parity's key servers ignore the header; ours check it on every node.
@@ -23,6 +24,7 @@ from secretstore.client import safejson
 from secretstore.client.helpers import key_from_shadow, unwrap_document_key
 from secretstore.crypto.bound import (
     BoundOperation,
+    generation_payload,
     sign_bound_request,
     signing_payload,
     store_payload,
@@ -94,6 +96,13 @@ def bound_store_signature(
     return sign_bound_request(requester.secret, BoundOperation.STORE_DOCUMENT_KEY, key_id, payload)
 
 
+def bound_generation_signature(requester: KeyPair, key_id: bytes, threshold: int) -> bytes:
+    """The requester's signature over a server key generation with exactly this threshold."""
+    _segment(key_id, 32, "key id")
+    payload = generation_payload(threshold)
+    return sign_bound_request(requester.secret, BoundOperation.GENERATE_SERVER_KEY, key_id, payload)
+
+
 def bound_signing_signature(
     requester: KeyPair, operation: BoundOperation, key_id: bytes, message_hash: bytes
 ) -> bytes:
@@ -116,9 +125,11 @@ def _bound_headers(bound_signature: bytes | None) -> tuple[tuple[str, str], ...]
     return ((BOUND_SIGNATURE_HEADER, _segment(bound_signature, 65, "bound signature")),)
 
 
-def generate_server_key_request(key_id: bytes, signature: bytes, threshold: int) -> ApiRequest:
+def generate_server_key_request(
+    key_id: bytes, signature: bytes, threshold: int, bound_signature: bytes | None = None
+) -> ApiRequest:
     path = f"/shadow/{_key_and_signature(key_id, signature)}/{_threshold(threshold)}"
-    return ApiRequest("POST", path)
+    return ApiRequest("POST", path, headers=_bound_headers(bound_signature))
 
 
 def store_document_key_request(
@@ -279,8 +290,8 @@ def requester_from_keystore(directory: str | Path, address: str | bytes, passwor
 class KeyServerClient:
     """Async client of one key server node; every method is one HTTP call or a documented flow.
 
-    `bound_requests` (default True): stores and signings also send the bound signature
-    header; False sends exactly Parity's requests."""
+    `bound_requests` (default True): server key generations, stores and signings also send
+    the bound signature header; False sends exactly Parity's requests."""
 
     def __init__(
         self,
@@ -346,9 +357,11 @@ class KeyServerClient:
     # one call each ------------------------------------------------------------------------
     async def generate_server_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
         signature = requester_signature(requester, key_id)
-        return parse_public_body(
-            await self.send(generate_server_key_request(key_id, signature, threshold))
-        )
+        bound = None
+        if self.bound_requests:
+            bound = bound_generation_signature(requester, key_id, threshold)
+        request = generate_server_key_request(key_id, signature, threshold, bound)
+        return parse_public_body(await self.send(request))
 
     async def store_document_key(
         self, key_id: bytes, requester: KeyPair, common_point: Point, encrypted_point: Point

@@ -153,7 +153,8 @@ class SecretStoreConfig:
     keep_alive_interval: float
     log_level: str
     limits: ResourceLimits
-    #: refuse document key stores and signings that carry no bound signature (every node
+    #: refuse server key generations, document key stores and signings that carry no bound
+    #: signature (every node
     #: checks with its own setting); off by default, as Parity's clients send none
     require_bound_requests: bool = False
 

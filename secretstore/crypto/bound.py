@@ -12,7 +12,9 @@ recoverable signature (r‖s‖v, no prefix) over
   another;
 - `key_id`: the 32-byte server key id;
 - `payload`: fixed per operation: ``common_point ‖ encrypted_point`` (64 + 64 bytes) for a
-  document key store, the 32-byte message hash for Schnorr and ECDSA signing.
+  document key store, the 32-byte message hash for Schnorr and ECDSA signing, the threshold
+  as a 32-byte big-endian integer for a server key generation (Parity's key-id signature
+  does not cover the threshold, so without a binding a master could generate with another).
 
 Every length is fixed by the operation, so the concatenation is unambiguous. Construction
 and verification live here only; the sessions call `bound_signer_matches`.
@@ -36,6 +38,8 @@ KEY_ID_LENGTH: Final = 32
 MESSAGE_HASH_LENGTH: Final = 32
 #: Length of a point in a payload (x‖y).
 POINT_LENGTH: Final = 64
+#: Length of a threshold in a payload (a big-endian unsigned integer).
+THRESHOLD_LENGTH: Final = 32
 
 
 class BoundOperation(enum.IntEnum):
@@ -44,6 +48,7 @@ class BoundOperation(enum.IntEnum):
     STORE_DOCUMENT_KEY = 1
     SIGN_SCHNORR = 2
     SIGN_ECDSA = 3
+    GENERATE_SERVER_KEY = 4
 
 
 #: The payload length of each operation.
@@ -51,6 +56,7 @@ PAYLOAD_LENGTHS: Final = {
     BoundOperation.STORE_DOCUMENT_KEY: 2 * POINT_LENGTH,
     BoundOperation.SIGN_SCHNORR: MESSAGE_HASH_LENGTH,
     BoundOperation.SIGN_ECDSA: MESSAGE_HASH_LENGTH,
+    BoundOperation.GENERATE_SERVER_KEY: THRESHOLD_LENGTH,
 }
 
 
@@ -66,6 +72,17 @@ def signing_payload(message_hash: bytes) -> bytes:
             f"a message hash is {MESSAGE_HASH_LENGTH} bytes, got {len(message_hash)}"
         )
     return bytes(message_hash)
+
+
+def generation_payload(threshold: int) -> bytes:
+    """The payload of a server key generation: the threshold, 32 bytes big-endian."""
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int)
+        or not 0 <= threshold < 1 << (8 * THRESHOLD_LENGTH)
+    ):
+        raise InvalidEncoding(f"a threshold is a non-negative integer, got {threshold!r}")
+    return threshold.to_bytes(THRESHOLD_LENGTH, "big")
 
 
 def bound_request_digest(operation: BoundOperation, key_id: bytes, payload: bytes) -> bytes:

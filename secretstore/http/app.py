@@ -147,8 +147,10 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 async def _serve(api: KeyServerApi, request: ApiRequest) -> web.Response:
     """Call the key server for a parsed request; the 200 response with Parity's body."""
     match request:
-        case GenerateServerKey(key_id, signature, threshold):
-            public = await api.generate_server_key(key_id, signature, threshold)
+        case GenerateServerKey(key_id, signature, threshold, bound):
+            public = await api.generate_server_key(
+                key_id, signature, threshold, bound_signature=bound
+            )
             return _json(fmt.public_body(public))
         case StoreDocumentKey(key_id, signature, common_point, encrypted_point, bound):
             await api.store_document_key(

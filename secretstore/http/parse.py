@@ -9,8 +9,8 @@ is an InvalidRequest that says which segment is wrong and what was expected.
 
 One addition Parity clients never send: the optional `X-Secretstore-Bound-Signature` header
 (BOUND_SIGNATURE_HEADER), the requester's signature over the whole request
-(secretstore/crypto/bound.py), hex with or without 0x, on the document key store and the two
-signing routes only; the routes and bodies stay Parity's.
+(secretstore/crypto/bound.py), hex with or without 0x, on the server key generation, the
+document key store and the two signing routes only; the routes and bodies stay Parity's.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ PUBLIC_LENGTH: Final = 64
 SIGNATURE_V_VALUES: Final = frozenset({0, 1, 27, 28})
 #: Parity parses the threshold as a Rust usize (64 bits on its targets).
 MAX_THRESHOLD: Final = 2**64 - 1
-#: Ours: the requester's bound signature over the whole request (store and signing only).
+#: Ours: the requester's bound signature over the whole request (generation, store, signing).
 BOUND_SIGNATURE_HEADER: Final = "X-Secretstore-Bound-Signature"
 
 
@@ -48,6 +48,7 @@ class GenerateServerKey:
     key_id: ServerKeyId
     signature: bytes
     threshold: int
+    bound_signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,11 +241,11 @@ def parse_request(
     bound = parse_bound_signature(bound_headers)
     if bound is None:
         return request
-    if isinstance(request, StoreDocumentKey | SignSchnorr | SignEcdsa):
+    if isinstance(request, GenerateServerKey | StoreDocumentKey | SignSchnorr | SignEcdsa):
         return replace(request, bound_signature=bound)
     raise InvalidRequest(
-        f"header {BOUND_SIGNATURE_HEADER} applies to the document key store and the signing "
-        "routes only"
+        f"header {BOUND_SIGNATURE_HEADER} applies to the server key generation, document key "
+        "store and signing routes only"
     )
 
 

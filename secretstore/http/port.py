@@ -34,7 +34,11 @@ class KeyServerApi(Protocol):
     """
 
     async def generate_server_key(
-        self, key_id: ServerKeyId, signature: bytes, threshold: int
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        threshold: int,
+        bound_signature: bytes | None = None,
     ) -> Point: ...
 
     async def store_document_key(

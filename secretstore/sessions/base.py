@@ -74,7 +74,8 @@ class SessionContext:
     rng: Rng
     #: every node of the cluster (configured), including self
     cluster_nodes: frozenset[NodeId]
-    #: this node's policy: refuse store and signing requests without a bound signature
+    #: this node's policy: refuse generation, store and signing requests without a bound
+    #: signature
     require_bound_requests: bool = False
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from secretstore.crypto.bound import BoundOperation, generation_payload
 from secretstore.crypto.curve import Point, Scalar, hash_to_point
 from secretstore.crypto.hashing import keccak256
 from secretstore.crypto.shamir import random_id_numbers
 from secretstore.errors import (
     ConsensusUnreachable,
+    CryptoError,
     InvalidRequest,
     ProtocolViolation,
     SecretStoreError,
@@ -34,9 +36,10 @@ from secretstore.sessions.base import (
     SessionContext,
     short,
 )
+from secretstore.sessions.consensus import Requester
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.dkg import DkgRun, Outgoing
-from secretstore.sessions.requester import requester_of
+from secretstore.sessions.requester import check_binding, requester_of
 from secretstore.storage.model import KeyShare
 from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage
@@ -60,11 +63,14 @@ CONTEXT_DOMAIN = b"secretstore:generation-context:v1"
 class GenerateServerKey:
     """Generate server key `key_id` owned by the author that `author` proves (its signature
     over the key id); any `threshold + 1` nodes can use it (0 ≤ threshold < number of
-    configured nodes). Result: the server key public (Point)."""
+    configured nodes). `bound_signature`: the requester's optional signature over this
+    generation with this threshold (crypto/bound.py; required where the node's policy
+    requires bound requests). Result: the server key public (Point)."""
 
     key_id: ServerKeyId
     author: RequesterProof
     threshold: int
+    bound_signature: bytes | None = None
 
 
 class GenerationPhase(enum.Enum):
@@ -282,6 +288,30 @@ class GenerationSession(Session):
 # --- factories -----------------------------------------------------------------------------
 
 
+def _check_binding(
+    ctx: SessionContext,
+    requester: Requester,
+    bound_signature: bytes | None,
+    key_id: ServerKeyId,
+    threshold: int,
+) -> None:
+    """The bound signature, if any, must be the author's over this key id and threshold, and a
+    node that requires bound requests refuses a generation without one (sessions/requester):
+    Parity's key-id signature does not cover the threshold."""
+    try:
+        payload = generation_payload(threshold)
+    except CryptoError as exc:
+        raise InvalidRequest(str(exc)) from None
+    check_binding(
+        ctx,
+        requester,
+        bound_signature,
+        operation=BoundOperation.GENERATE_SERVER_KEY,
+        key_id=key_id,
+        payload=payload,
+    )
+
+
 def start_generation(
     ctx: SessionContext,
     session_id: SessionId,
@@ -291,7 +321,8 @@ def start_generation(
 ) -> tuple[Session, list[Effect]]:
     """Master: recover the author, check the request, pick every node's id number,
     initialise every node."""
-    author = requester_of(request.author, request.key_id).address
+    requester = requester_of(request.author, request.key_id)
+    author = requester.address
     nodes = sorted(ctx.cluster_nodes)
     threshold = request.threshold
     if isinstance(threshold, bool) or not isinstance(threshold, int):
@@ -300,6 +331,7 @@ def start_generation(
         raise InvalidRequest(
             f"threshold {threshold} is not in 0..{len(nodes) - 1} for {len(nodes)} key servers"
         )
+    _check_binding(ctx, requester, request.bound_signature, request.key_id, threshold)
     if share is not None:
         raise ServerKeyAlreadyGenerated(f"server key 0x{request.key_id.hex()} exists already")
     missing = ctx.cluster_nodes - connected
@@ -326,6 +358,7 @@ def start_generation(
         request.author,
         threshold,
         tuple(NodeIdNumber(node, number) for node, number in id_numbers.items()),
+        request.bound_signature,
     )
     return session, session.broadcast(init, session.participants)
 
@@ -336,7 +369,9 @@ def join_generation(
     """Slave: recover the author itself, check the master's proposal; confirm (or refuse:
     the key exists here)."""
     sid = message.session_id
-    author = requester_of(message.author, message.key_id).address
+    requester = requester_of(message.author, message.key_id)
+    author = requester.address
+    _check_binding(ctx, requester, message.bound_signature, message.key_id, message.threshold)
     if share is not None:
         refusal = ReplyOnly(ctx, sid, sender, message.key_id)
         return refusal, [

@@ -30,6 +30,9 @@ class InitializeGeneration:
     author: RequesterProof
     threshold: int
     id_numbers: tuple[NodeIdNumber, ...]
+    #: the requester's optional signature over this generation with this threshold
+    #: (crypto/bound.py), checked by every node itself
+    bound_signature: bytes | None = None
 
 
 @message(0x0101)

@@ -1,8 +1,8 @@
 """A cluster of real node processes with `require_bound_requests = true`.
 
-Our client library (bound signatures by default) stores and signs; Parity's form of the same
-requests, written by hand as a Parity client sends them, is refused with 400 and stores
-nothing; server-side document key generation is refused before any key is generated.
+Our client library (bound signatures by default) generates, stores and signs; Parity's form of
+the same requests, written by hand as a Parity client sends them, is refused with 400 and
+stores nothing; server-side document key generation is refused before any key is generated.
 """
 
 from __future__ import annotations
@@ -101,18 +101,22 @@ async def test_parity_s_form_is_refused_with_400_and_stores_nothing(
     stored = encrypt_secret(KeyPair.generate(rng).public, public, rng)
     points = f"{stored.common_point.to_bytes().hex()}/{stored.encrypted_point.to_bytes().hex()}"
     message = keccak256(b"parity form message").hex()
+    other = keccak256(b"bound e2e: parity form generation")
     refused = [
+        ("POST", f"/shadow/{segments(ALICE, other)}/1"),
         ("POST", f"/shadow/{segments(ALICE, key)}/{points}"),
         ("GET", f"/schnorr/{segments(ALICE, key)}/{message}"),
         ("GET", f"/ecdsa/{segments(ALICE, key)}/{message}"),
     ]
     for index, (method, path) in enumerate(refused):
-        status, body = await call(http, method, cluster[index], path)
+        status, body = await call(http, method, cluster[index % 3], path)
         assert status == 400, body
         assert error_text(body) == UNBOUND_REFUSAL
     for node in cluster:
         status, body = await call(http, "GET", node, f"/shadow/{segments(ALICE, key)}")
         assert (status, error_text(body)) == (404, DOCUMENT_KEY_NOT_FOUND)
+        status, body = await call(http, "GET", node, f"/server/{segments(ALICE, other)}")
+        assert (status, error_text(body)) == (404, SERVER_KEY_NOT_FOUND)
     # our client, with the bound form switched off, is refused the same way
     async with KeyServerClient(cluster[1].url, bound_requests=False) as client:
         with pytest.raises(InvalidRequest, match="requires a bound request"):

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from secretstore.crypto.bound import (
     BoundOperation,
+    generation_payload,
     sign_bound_request,
     signing_payload,
     store_payload,
@@ -28,12 +29,14 @@ from secretstore.errors import InvalidRequest, UnboundRequest
 from secretstore.sessions import signing_ecdsa, signing_schnorr
 from secretstore.sessions.base import Fail
 from secretstore.sessions.encryption import StoreDocumentKey
+from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.types import MessageHash, NodeId
 from secretstore.wire.common import ErrorKind, SessionError
 from secretstore.wire.consensus import ConsensusResponse
 from secretstore.wire.encryption import ConfirmEncryption, InitializeEncryption
+from secretstore.wire.generation import InitializeGeneration
 from secretstore.wire.signing import EcdsaSigningRequest, SchnorrSigningRequest, SigningSharePublic
 from tests.sim.dealer import deal_key
 from tests.sim.key_sessions import (
@@ -304,3 +307,79 @@ def test_one_strict_holder_refuses_an_unbound_store_and_nothing_is_stored() -> N
     sid = net.start(0, StoreDocumentKey(KEY, proof_of(), *wanted, bound_store(*wanted)))
     net.run()
     assert net.value(0, sid) is None and document_keys(net) == {wanted}
+
+
+# --- generation: Parity's key-id signature does not cover the threshold --------------------
+
+
+def generation_network(strict: bool) -> RogueNetwork:
+    """3 nodes, none holding KEY; node 0 is the rogue master R asked to generate, with its
+    own policy off; the honest nodes have `strict` as theirs."""
+    net = RogueNetwork(3, KEY_MASTERS, KEY_SLAVES, seed=11)
+    net.rogue_index = 0
+    net.set_policy_of_all(require_bound_requests=strict)
+    net.set_policy(0, require_bound_requests=False)
+    return net
+
+
+def bound_generation(threshold: int, signer: KeyPair = AUTHOR_KEY) -> bytes:
+    return sign_bound_request(
+        signer.secret, BoundOperation.GENERATE_SERVER_KEY, KEY, generation_payload(threshold)
+    )
+
+
+def test_policy_off_a_master_can_generate_with_another_threshold() -> None:
+    # R asked for threshold 2 of 3; the rogue master generates with threshold 0 instead, and
+    # then holds the whole secret itself: the key-id signature does not cover the threshold
+    net = generation_network(strict=False)
+    sid = net.start(0, GenerateServerKey(KEY, proof_of(), 0))
+    net.run()
+    public = net.value(0, sid)
+    shares = stored_shares(net)
+    assert len(shares) == 3 and all(share.threshold == 0 for share in shares.values())
+    own = shares[net.rogue.node_id].last_version().secret_share
+    assert Point.base_mul(own) == public
+
+
+@pytest.mark.parametrize("sent", ["R's bound signature", "no bound signature"])
+def test_policy_on_a_master_cannot_generate_with_another_threshold(sent: str) -> None:
+    net = generation_network(strict=True)
+    asked = bound_generation(2)
+
+    def lower_threshold(sender: NodeId, to: NodeId, message: object) -> object:
+        if isinstance(message, InitializeGeneration):
+            bound = asked if sent == "R's bound signature" else None
+            return replace(message, threshold=0, bound_signature=bound)
+        return message
+
+    net.tamper = lower_threshold
+    sid = net.start(0, GenerateServerKey(KEY, proof_of(), 0))
+    net.run()
+    assert isinstance(net.result(0, sid), Fail)
+    assert stored_shares(net) == {}
+    refusals = net.refusals_to_rogue()
+    assert all(ErrorKind.INVALID_REQUEST in kinds for kinds in refusals.values()), refusals
+    assert all_sessions_ended(net)
+
+
+def test_policy_on_a_bound_generation_stores_the_asked_threshold_everywhere() -> None:
+    net = generation_network(strict=True)
+    net.set_policy(0, require_bound_requests=True)
+    sid = net.start(0, GenerateServerKey(KEY, proof_of(), 2, bound_signature=bound_generation(2)))
+    net.run()
+    public = net.value(0, sid)
+    shares = stored_shares(net)
+    assert len(shares) == 3
+    assert {share.threshold for share in shares.values()} == {2}
+    assert {share.public for share in shares.values()} == {public}
+
+
+def test_a_bound_generation_by_another_key_is_refused_by_its_master() -> None:
+    net = generation_network(strict=False)
+    net.set_policy(0, require_bound_requests=False)
+    request = GenerateServerKey(KEY, proof_of(), 1, bound_signature=bound_generation(1, STRANGER))
+    sid = net.start(0, request)
+    net.run()
+    outcome = net.result(0, sid)
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, InvalidRequest)
+    assert stored_shares(net) == {}

@@ -70,9 +70,13 @@ class FakeKeyServer:
             raise self.error
 
     async def generate_server_key(
-        self, key_id: ServerKeyId, signature: bytes, threshold: int
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        threshold: int,
+        bound_signature: bytes | None = None,
     ) -> Point:
-        await self._call("generate_server_key", key_id, signature, threshold)
+        await self._call("generate_server_key", key_id, signature, threshold, bound_signature)
         return SERVER_PUBLIC
 
     async def store_document_key(
@@ -203,7 +207,7 @@ ROUTES = [
     (
         "POST",
         f"/shadow/{K}/{S}/2",
-        ("generate_server_key", (KEY_ID, SIG, 2)),
+        ("generate_server_key", (KEY_ID, SIG, 2, None)),
         f'"0x{SERVER_PUBLIC.to_bytes().hex()}"'.encode(),
     ),
     (
@@ -301,6 +305,7 @@ async def test_hex_with_0x_in_the_url(served: Served) -> None:
 
 BOUND = bytes(range(1, 65)) + b"\x1b"  # v = 27: the Ethereum tooling form is accepted too
 BOUND_ROUTES = [
+    ("POST", ROUTES[0][1], ("generate_server_key", (KEY_ID, SIG, 2, BOUND))),
     ("POST", ROUTES[1][1], ("store_document_key", (KEY_ID, SIG, COMMON, ENCRYPTED, BOUND))),
     ("GET", ROUTES[6][1], ("sign_schnorr", (KEY_ID, SIG, bytes.fromhex(H), BOUND))),
     ("GET", ROUTES[7][1], ("sign_ecdsa", (KEY_ID, SIG, bytes.fromhex(H), BOUND))),
@@ -348,7 +353,7 @@ async def test_the_bound_signature_header_on_another_route_is_400(
     headers = {"X-Secretstore-Bound-Signature": BOUND.hex()}
     status, body, _ = await served.call(method, path, headers=headers)
     assert status == 400
-    assert "applies to the document key store and the signing routes only" in json.loads(body)
+    assert "generation, document key store and signing routes only" in json.loads(body)
     assert served.api.calls == []
 
 

@@ -11,7 +11,12 @@ import json
 import pytest
 
 from secretstore.client import http_client as hc
-from secretstore.crypto.bound import BoundOperation, bound_signer_matches, store_payload
+from secretstore.crypto.bound import (
+    BoundOperation,
+    bound_signer_matches,
+    generation_payload,
+    store_payload,
+)
 from secretstore.crypto.curve import Point
 from secretstore.crypto.document import encrypt_secret
 from secretstore.crypto.ecies import ecies_encrypt
@@ -289,11 +294,12 @@ def _bound_of(header: str | None) -> bytes:
     return bytes.fromhex(header)
 
 
-async def test_store_and_signing_carry_a_bound_signature_over_exactly_the_request(
+async def test_generation_store_and_signing_carry_a_bound_signature_over_the_request(
     stand_in: StandIn,
 ) -> None:
     async with hc.KeyServerClient(stand_in.url, rng=SeededRng(11)) as client:
         server_key = await client.generate_server_key(KEY_ID, REQUESTER, 1)
+        generation_bound = _bound_of(stand_in.bound_headers[-1])
         stored = encrypt_secret(
             Point.base_mul(random_scalar(SeededRng(12))), server_key, SeededRng(13)
         )
@@ -307,8 +313,12 @@ async def test_store_and_signing_carry_a_bound_signature_over_exactly_the_reques
         ecdsa_bound = _bound_of(stand_in.bound_headers[-1])
         await client.retrieve_document_key_shadow(KEY_ID, REQUESTER)
         await client.retrieve_server_key(KEY_ID, REQUESTER)
-    assert stand_in.bound_headers[0] is None  # generation: Parity's form only
     assert stand_in.bound_headers[-2:] == [None, None]  # retrievals: Parity's form only
+    generate = BoundOperation.GENERATE_SERVER_KEY
+    one = generation_payload(1)
+    assert bound_signer_matches(generation_bound, REQUESTER.address, generate, KEY_ID, one)
+    two = generation_payload(2)
+    assert not bound_signer_matches(generation_bound, REQUESTER.address, generate, KEY_ID, two)
     payload = store_payload(stored.common_point, stored.encrypted_point)
     store_op = BoundOperation.STORE_DOCUMENT_KEY
     assert bound_signer_matches(store_bound, REQUESTER.address, store_op, KEY_ID, payload)

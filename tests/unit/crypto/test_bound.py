@@ -18,6 +18,7 @@ from secretstore.crypto.bound import (
     BoundOperation,
     bound_request_digest,
     bound_signer_matches,
+    generation_payload,
     recover_bound_signer,
     sign_bound_request,
     signing_payload,
@@ -59,6 +60,13 @@ VECTORS = [
         "ae56de61d0733ec59716cff31ca65b1453272e183ddcaa5bdc3ec0a40835f0a6"
         "193522578ce07dd57777fb09f588cb67412d045c43b12bb6effc0a51ced55fef00",
     ),
+    (
+        BoundOperation.GENERATE_SERVER_KEY,
+        (1).to_bytes(32, "big"),
+        "165f61a8c911b2f71543b87e32ab910e348906ef64e8301d51faa02f66de0b2a",
+        "bb60f1b1daf49708ef7c0272b6f1c43862890d083d1a7f0d83374f4ec9583340"
+        "6110e69b810373a7fd924ce5a4105e988005c32d2107c7b4b2ff6c5e23d6da4800",
+    ),
 ]
 REQUESTER = KeyPair.from_secret(Scalar.secret_from_bytes(SECRET))
 
@@ -71,7 +79,7 @@ def _keccak(data: bytes) -> bytes:
 
 def test_the_domain_tag_and_operation_bytes_are_fixed() -> None:
     assert BOUND_REQUEST_DOMAIN == b"secretstore:bound-request:v1"
-    assert [int(op) for op in BoundOperation] == [1, 2, 3]
+    assert [int(op) for op in BoundOperation] == [1, 2, 3, 4]
     assert REQUESTER.address == ADDRESS
 
 
@@ -101,6 +109,11 @@ def test_payload_builders() -> None:
     assert signing_payload(MESSAGE_HASH) == MESSAGE_HASH
     with pytest.raises(InvalidEncoding):
         signing_payload(MESSAGE_HASH[:31])
+    assert generation_payload(1) == VECTORS[3][1]
+    assert generation_payload(0) == bytes(32)
+    for bad in (-1, 1 << 256, True, "1"):
+        with pytest.raises(InvalidEncoding):
+            generation_payload(bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

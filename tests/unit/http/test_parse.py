@@ -515,8 +515,10 @@ def test_malformed_bound_signatures(values: list[str], hint: str) -> None:
         parse_request("GET", f"/ecdsa/{K}/{S}/{H}", b"", values)
 
 
-def test_the_bound_signature_lands_on_store_and_signing_only() -> None:
+def test_the_bound_signature_lands_on_generation_store_and_signing_only() -> None:
     bound = bytes.fromhex(BOUND)
+    generation = parse_request("POST", f"/shadow/{K}/{S}/1", b"", [BOUND])
+    assert isinstance(generation, GenerateServerKey) and generation.bound_signature == bound
     store = parse_request("POST", f"/shadow/{K}/{S}/{P1}/{P2}", b"", [BOUND])
     assert isinstance(store, StoreDocumentKey) and store.bound_signature == bound
     schnorr = parse_request("GET", f"/schnorr/{K}/{S}/{H}", b"", [BOUND])
@@ -525,12 +527,11 @@ def test_the_bound_signature_lands_on_store_and_signing_only() -> None:
     assert isinstance(ecdsa, SignEcdsa) and ecdsa.bound_signature == bound
     assert parse_request("GET", f"/ecdsa/{K}/{S}/{H}").bound_signature is None  # type: ignore[union-attr]
     for method, path in [
-        ("POST", f"/shadow/{K}/{S}/1"),
         ("POST", f"/{K}/{S}/1"),
         ("GET", f"/server/{K}/{S}"),
         ("GET", f"/{K}/{S}"),
         ("GET", f"/shadow/{K}/{S}"),
         ("POST", ADMIN),
     ]:
-        with pytest.raises(InvalidRequest, match="store and the signing routes only"):
+        with pytest.raises(InvalidRequest, match="store and signing routes only"):
             parse_request(method, path, json.dumps([P1]).encode(), [BOUND])
