@@ -217,7 +217,7 @@ class SigningSlave(Session):
         # a peer that got its nonce request before this node did: keep it for later
         kept = self._early.get(message.attempt, [])
         from_sender = sum(1 for node, _ in kept if node == sender)
-        limit = MESSAGES_PER_GENERATION * len(NonceKind)
+        limit = MESSAGES_PER_GENERATION * len(self._nonce_specs())
         if message.attempt > len(self.version.nodes) or from_sender >= limit:
             return self._report(sender, f"sent too many nonce messages for {message.attempt}")
         self._early[message.attempt] = [*kept, (sender, message)]

@@ -41,13 +41,14 @@ def reciprocal_shares(
 
 
 def threshold_sign(gen: KeyGeneration, signers: Sequence[int], message: bytes, seed: int) -> bytes:
-    """The 2t+1 signers run the three nested generations, open u, and return s-shares."""
+    """The 2t+1 signers run the four nested generations, open u, and return masked s-shares."""
     t = gen.threshold
     ids = [gen.id_numbers[i] for i in signers]
     m = len(signers)
     nonce = run_key_generation(t, m, SeededRng(seed), ids)
     inv_nonce = run_key_generation(t, m, SeededRng(seed + 1), ids)
     zero = run_key_generation(2 * t, m, SeededRng(seed + 2), ids, is_zero=True)
+    signature_zero = run_key_generation(2 * t, m, SeededRng(seed + 3), ids, is_zero=True)
     assert nonce.joint_public is not None
     u_shares = [
         ecdsa.compute_ecdsa_inversed_secret_coeff_share(
@@ -58,7 +59,12 @@ def threshold_sign(gen: KeyGeneration, signers: Sequence[int], message: bytes, s
     w = ecdsa.compute_ecdsa_inversed_secret_coeff_from_shares(t, ids, u_shares)
     s_shares = [
         ecdsa.compute_ecdsa_partial_signature(
-            w, inv_nonce.secret_shares[k], gen.secret_shares[i], nonce.joint_public, message
+            w,
+            inv_nonce.secret_shares[k],
+            gen.secret_shares[i],
+            nonce.joint_public,
+            message,
+            signature_zero_share=signature_zero.secret_shares[k],
         )
         for k, i in enumerate(signers)
     ]
@@ -204,4 +210,6 @@ def test_bad_message_hash_is_invalid_encoding() -> None:
     with pytest.raises(InvalidEncoding):
         ecdsa.message_hash_scalar(b"\x01" * 33)
     with pytest.raises(InvalidEncoding):
-        ecdsa.compute_ecdsa_partial_signature(ONE, ONE, ONE, Point.base_mul(ONE), b"")
+        ecdsa.compute_ecdsa_partial_signature(
+            ONE, ONE, ONE, Point.base_mul(ONE), b"", signature_zero_share=ONE
+        )

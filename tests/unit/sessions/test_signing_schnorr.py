@@ -27,6 +27,7 @@ from secretstore.sessions.signing_schnorr import (
     join_schnorr_signing,
     start_schnorr_signing,
 )
+from secretstore.sessions.signing_slave import MESSAGES_PER_GENERATION
 from secretstore.storage.model import KeyShare
 from secretstore.types import MessageHash, NodeId
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
@@ -637,7 +638,7 @@ def test_slave_reports_a_flood_of_early_nonce_messages() -> None:
     slave.on_access_checked(True)
     slave.on_message(ids[0], SigningNonceRequest(SID, 1, tuple(ids)))
     message = SigningNonceMessage(SID, 2, NonceKind.SIGNATURE_NONCE, ConsensusCompleted(SID))
-    for _ in range(9):
+    for _ in range(MESSAGES_PER_GENERATION):  # one generation: its keys, proof, agreement
         assert slave.on_message(ids[2], message) == []
     effects = slave.on_message(ids[2], message)
     assert effects == [Send(ids[0], SigningFault(SID, 1, ids[2], effects[0].message.what))]
