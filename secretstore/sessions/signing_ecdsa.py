@@ -22,7 +22,8 @@ The mask ``z'`` keeps the master from learning the key: unmasked, the 2t+1 signa
 are the points of ``w·e(x)·(h + r·s(x))``, which it could factor (docs/sessions/signing.md).
 With t = 0 the master signs with its share directly (it is the key), as Parity does.
 
-A member lost during an attempt makes the master select another group with fresh nonces.
+A member lost during an attempt makes the master select another group with fresh nonces; a
+broken link between two members, one without both ends.
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ class EcdsaSigningMaster(SigningMaster):
     | any of the three above   | member lost, 2t+1 allowed remain  | WAITING_FOR_NONCES (new)   |
     |                          | member lost, answers pending      | WAITING_FOR_ACCESS         |
     |                          | member lost, too few left         | ENDED: ConsensusUnreachable|
+    |                          | SigningNodeLost: link A–B broken, | WAITING_FOR_NONCES (new,   |
+    |                          |  a group without both remains     |  not both A and B)         |
+    |                          | link broken, no such group left   | ENDED: ConsensusUnreachable|
+    |                          |                                   |  naming the broken links   |
     """
 
     _inverse_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
@@ -308,6 +313,8 @@ class EcdsaSigningSlave(SigningSlave):
     | WAITING_FOR_NONCES       | four generations ended (u_i sent)    | ..._SIGNATURE_REQUEST     |
     | (SigningNonceMessage)    | a peer breaks one (SigningFault sent)| WAITING_FOR_NONCE_REQUEST |
     |                          | a member disconnects (reported)      | WAITING_FOR_NONCE_REQUEST |
+    | WAITING_FOR_NONCE_REQ.   | a group with a peer lost earlier     | WAITING_FOR_NONCE_REQUEST |
+    |                          | (SigningNodeLost sent, no DKG)       |                           |
     | WAITING_FOR_SIGNATURE_   | EcdsaSignatureRequest (σ'_i sent)    | WAITING_FOR_END           |
     |  REQUEST                 |                                      |                           |
     | WAITING_FOR_END          | a newer SigningNonceRequest          | WAITING_FOR_NONCES        |

@@ -84,8 +84,11 @@ class SigningFault:
 @message(0x0504)
 @dataclass(frozen=True, slots=True)
 class SigningNodeLost:
-    """Group member -> master: this member lost its connection to `node`, a member of
-    `attempt`; the master replaces the node as if it had lost it itself."""
+    """Group member -> master: the link between this member and `node`, another member of
+    `attempt`, is broken (the member lost its connection, or was grouped with a node it lost
+    earlier). A member can only know its own links, so the master loses neither node: it
+    selects a group that holds not both. `node` = the master means the sender lost the
+    master, and so the sender is lost."""
 
     session_id: SessionId
     attempt: int
