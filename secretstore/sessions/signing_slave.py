@@ -188,9 +188,11 @@ class SigningSlave(Session):
         self._request = request
         self._reset_job()
         self.nonces = None
+        early = self._early.pop(request.attempt, [])
+        for number in [n for n in self._early if n < request.attempt]:
+            del self._early[number]
         lost = [node for node in request.nodes if node in self._unreachable]
         if lost:  # this node cannot take part with them: say so instead of starting
-            self._early.pop(request.attempt, None)
             return [
                 Send(self.master, SigningNodeLost(self.session_id, request.attempt, node))
                 for node in lost
@@ -206,9 +208,6 @@ class SigningSlave(Session):
         )
         effects: list[Effect] = []
         effects += self.nonces.start()
-        early = self._early.pop(request.attempt, [])
-        for number in [n for n in self._early if n < request.attempt]:
-            del self._early[number]
         for sender, message in early:
             effects += self._feed(sender, message)
         return effects + self._progress()
