@@ -31,7 +31,7 @@ from secretstore.crypto.schnorr import (
     combine_message_hash_with_public,
     verify_schnorr_signature,
 )
-from secretstore.crypto.shamir import lagrange_coefficient
+from secretstore.crypto.shamir import evaluate_polynomial, lagrange_coefficient
 from secretstore.sessions import signing_schnorr
 from secretstore.sessions.signing_schnorr import SchnorrSigningMaster, SignSchnorr
 from secretstore.types import Hash256, MessageHash, NodeId, ServerKeyId
@@ -166,7 +166,7 @@ def test_a_rushing_schnorr_master_cannot_shift_the_nonce(t: int) -> None:
         own_nonce = run._secret_share
         assert own_nonce is not None
         x_m = ids[net.master]
-        own_nonce = own_nonce + a * _evaluate(vanishing, x_m)
+        own_nonce = own_nonce + a * evaluate_polynomial(vanishing, x_m)
         weight = lagrange_coefficient(x_m, [ids[node] for node in honest])
         own = weight * own_nonce - challenge * weight * session.version.secret_share
         forged_sig = SchnorrSignature(challenge, own + sum(shares.values(), ZERO))
@@ -179,10 +179,3 @@ def test_a_rushing_schnorr_master_cannot_shift_the_nonce(t: int) -> None:
     assert {fault.culprit for fault in faults} == {net.master}
     assert len(faults) == len(honest)
     assert shares == {}
-
-
-def _evaluate(poly: list[Scalar], x: Scalar) -> Scalar:
-    value = ZERO
-    for coeff in reversed(poly):
-        value = value * x + coeff
-    return value

@@ -461,6 +461,16 @@ def test_select_group_finds_a_valid_group_exactly_when_one_exists(
         assert not any(pair <= set(group) for pair in broken)
 
 
+def test_group_search_gives_up_at_its_step_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    nodes = node_ids(6)
+    broken = {frozenset((nodes[1], nodes[2]))}
+    assert consensus_module.select_group(SeededRng(1), nodes[0], nodes, 4, broken) is not None
+    monkeypatch.setattr(consensus_module, "GROUP_SEARCH_STEPS", 1)
+    assert consensus_module.select_group(SeededRng(1), nodes[0], nodes, 4, broken) is None
+    # without broken links no search runs: the choice is the uniform sample, as before
+    assert consensus_module.select_group(SeededRng(1), nodes[0], nodes, 4) is not None
+
+
 def test_max_attempts_bounds_every_reselection() -> None:
     assert [consensus_module.max_attempts(h) for h in (1, 2, 3, 5)] == [1, 2, 4, 11]
     nodes = node_ids(5)
