@@ -14,10 +14,11 @@ Flow, per attempt (a group of t+1 consenting nodes, the master among them):
 4. the master checks every ``σ_i·G == λ_i·K_i - c·λ_i·Y_i``, adds them up to ``s``, and
    verifies ``(c, s)`` against the server key before it answers.
 
-A member lost during an attempt (disconnect, error, unreachable from another member) makes
-the master select another group of consenting nodes, with a fresh nonce; answers to the old
-attempt are ignored. A nonce is never used for two groups: with the same ``k_i`` and two
-different ``λ_i`` a share would leak.
+A member lost during an attempt (disconnect, error) makes the master select another group of
+consenting nodes, with a fresh nonce; a member that reports its link to another broken makes
+it select a group without both ends; answers to the old attempt are ignored. A nonce is
+never used for two groups: with the same ``k_i`` and two different ``λ_i`` a share would
+leak.
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ class SchnorrSigningMaster(SigningMaster):
     | either of the two above      | member lost, t+1 allowed left  | WAITING_FOR_NONCES (new)     |
     |                              | member lost, answers pending   | WAITING_FOR_ACCESS           |
     |                              | member lost, too few left      | ENDED: ConsensusUnreachable  |
+    |                              | SigningNodeLost: link A–B      | WAITING_FOR_NONCES (new, not |
+    |                              |  broken, a group avoids it     |  both A and B)               |
+    |                              | link broken, no group avoids it| ENDED: ConsensusUnreachable  |
     Shares may arrive before the master's own generation ended; they are kept.
     """
 
@@ -217,6 +221,8 @@ class SchnorrSigningSlave(SigningSlave):
     | WAITING_FOR_NONCES        | generation ended (share sent)       | WAITING_FOR_END           |
     | (SigningNonceMessage)     | a peer breaks it (SigningFault sent)| WAITING_FOR_NONCE_REQUEST |
     |                           | a member disconnects (reported)     | WAITING_FOR_NONCE_REQUEST |
+    | WAITING_FOR_NONCE_REQUEST | a group with a peer lost earlier    | WAITING_FOR_NONCE_REQUEST |
+    |                           | (SigningNodeLost sent, no DKG)      |                           |
     | WAITING_FOR_END           | a newer SigningNonceRequest         | WAITING_FOR_NONCES        |
     | any                       | ConsensusCompleted, master's error  | ENDED                     |
     |                           | the master breaks the protocol      | ENDED: ProtocolViolation  |

@@ -118,6 +118,7 @@ class SimNetwork:
         self.pending: list[Pending] = []
         self.access_checks: list[tuple[NodeId, CheckAccess]] = []
         self.down: set[NodeId] = set()
+        self.cut_links: set[frozenset[NodeId]] = set()
         self.delivered = 0
         self.sent: list[tuple[NodeId, NodeId, object]] = []
         self.undecodable: list[Pending] = []
@@ -165,6 +166,14 @@ class SimNetwork:
             if other.node_id != node_id:
                 self._apply(other, other.core.on_node_disconnected(node_id))
 
+    def cut(self, a: NodeId, b: NodeId) -> None:
+        """Break the one link a–b (both stay on the network): its pending messages vanish,
+        later ones are dropped, and each end is told that the other disconnected."""
+        self.cut_links.add(frozenset((a, b)))
+        self.pending = [p for p in self.pending if {p.sender, p.to} != {a, b}]
+        self._apply(self.nodes[a], self.nodes[a].core.on_node_disconnected(b))
+        self._apply(self.nodes[b], self.nodes[b].core.on_node_disconnected(a))
+
     def time_out_all(self) -> None:
         for node in self.nodes.values():
             for sid in list(node.core._sessions):
@@ -200,7 +209,8 @@ class SimNetwork:
             if isinstance(effect, Send):
                 assert effect.to != node.node_id, "a session sent a message to itself"
                 self.sent.append((node.node_id, effect.to, effect.message))
-                if effect.to not in self.down:
+                link = frozenset((node.node_id, effect.to))
+                if effect.to not in self.down and link not in self.cut_links:
                     self.pending.append(
                         Pending(node.node_id, effect.to, codec.encode(effect.message))
                     )
