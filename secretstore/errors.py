@@ -57,6 +57,11 @@ class AccessDenied(SecretStoreError):
     """The requester may not use this key (HTTP 403)."""
 
 
+class PlainRetrievalRefused(AccessDenied):
+    """A node's policy (`require_shadow_retrieval`) refuses plain document key retrieval,
+    where a node computes the document key itself; shadow retrieval works (HTTP 403)."""
+
+
 class ConsensusUnreachable(SecretStoreError):
     """Too few nodes agreed or are reachable to serve the request (HTTP 403)."""
 
