@@ -33,7 +33,7 @@ for values common to every participant).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from secretstore.crypto.curve import G, Point, Scalar, point_sum
 from secretstore.crypto.dleq import DleqProof, prove_equal_logs, verify_equal_logs
@@ -86,6 +86,7 @@ class JobStatement:
     commitments: tuple[Point, ...]
     group: tuple[tuple[NodeId, Scalar], ...]
     shadow: bool
+    _base: Point = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.key_id) != 32 or len(self.session_id) != 32:
@@ -110,6 +111,7 @@ class JobStatement:
         if any(len(node) != 64 for node in nodes) or 0 in numbers:
             raise InvalidRequest("a member is a 64-byte node id with a nonzero id number")
         object.__setattr__(self, "group", group)
+        object.__setattr__(self, "_base", self.common_point * self.access_key)
 
     @property
     def threshold(self) -> int:
@@ -149,8 +151,8 @@ class JobStatement:
         return bytes(out)
 
     def proof_base(self) -> Point:
-        """``a·C``: the second base of every proof of the job."""
-        return self.common_point * self.access_key
+        """``a·C``: the second base of every proof of the job (computed once)."""
+        return self._base
 
 
 @dataclass(frozen=True, slots=True, repr=False)
