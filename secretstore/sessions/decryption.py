@@ -518,8 +518,11 @@ class DecryptionSlave(Session):
     | WAITING_FOR_JOB            | valid job (response sent)   | WAITING_FOR_JOB          |
     | (DecryptionJobRequest,     | ConsensusCompleted          | ENDED                    |
     |  ConsensusCompleted)       | invalid job                 | ENDED: ProtocolViolation |
+    |                            | plain job, this node has    | ENDED:                   |
+    |                            | require_shadow_retrieval    | PlainRetrievalRefused    |
     A job request before this node allowed access is a violation by the master; so is a job
-    for an older attempt. The master reporting an error ends the session quietly.
+    for an older attempt. The master reporting an error (e.g. rejecting this node's answer)
+    ends the session quietly.
     """
 
     def __init__(
