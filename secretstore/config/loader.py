@@ -68,6 +68,7 @@ OUR_SECRETSTORE_KEYS: Final = (
     "max_sessions_per_peer", "max_pending_handshakes", "max_pending_handshakes_per_address",
     "reserved_handshakes_for_nodes",
     "require_bound_requests",
+    "require_shadow_retrieval",
 )  # fmt: skip
 KNOWN_SECRETSTORE_KEYS: Final = frozenset(PARITY_SECRETSTORE_KEYS + OUR_SECRETSTORE_KEYS)
 #: The options that need an Ethereum chain: (key, Parity's default when absent).
@@ -165,6 +166,7 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         log_level=parse_log_level(store),
         limits=_limits(store),
         require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
+        require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
     )
     return NodeConfig(
         secretstore=secretstore,

@@ -157,6 +157,8 @@ class SecretStoreConfig:
     #: signature (every node
     #: checks with its own setting); off by default, as Parity's clients send none
     require_bound_requests: bool = False
+    #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
+    require_shadow_retrieval: bool = False
 
     @property
     def key_pair(self) -> KeyPair:
