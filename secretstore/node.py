@@ -1,8 +1,9 @@
 """The composition root: build one key-server node from its config, start and stop it in order.
 
-Start: key storage (LevelDB), then the mesh (listen and dial), then the HTTP API. Stop, in
-reverse: the HTTP API (no new requests), the mesh (every link closed), the cluster driver
-(pending requests fail, timers stop), the key storage (flushed and unlocked).
+Start: key storage (LevelDB, with the audit log in it), then the mesh (listen and dial), then
+the HTTP API. Stop, in reverse: the HTTP API (no new requests), the mesh (every link closed),
+the cluster driver (pending requests fail, timers stop), the key storage (flushed and
+unlocked).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from secretstore.audit.receipts import NodeSigner
+from secretstore.audit.recorder import AuditRecorder
+from secretstore.audit.store import LevelDbAuditStore
 from secretstore.cluster.access import AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.config.loader import unsupported_options
@@ -181,12 +185,16 @@ class Node:
         warn_if_exposed(self.config)
         try:
             self._storage = LevelDbKeyStorage(store.path)
+            signer = NodeSigner(self._key)
+            audit = AuditRecorder(LevelDbAuditStore(self._storage), signer)
+            log.info("audit log: %d entries", audit.entries)
             ctx = SessionContext(
                 self.node_id,
                 self._rng,
                 frozenset(nodes),
                 require_bound_requests=store.require_bound_requests,
                 require_shadow_retrieval=store.require_shadow_retrieval,
+                audit=signer,
             )
             limits = store.limits
             core = NodeCore(
@@ -209,7 +217,12 @@ class Node:
                 ),
             )
             self._driver = ClusterDriver(
-                core, self._transport, self._storage, AllowAll(), store.session_timeout
+                core,
+                self._transport,
+                self._storage,
+                AllowAll(),
+                store.session_timeout,
+                audit=audit,
             )
             self._watch = _MeshWatch(self._driver, self._transport, len(nodes) - 1)
             self._transport.set_handler(self._watch)

@@ -1,4 +1,5 @@
-"""The async driver and the key server over the in-memory transport: every user operation."""
+"""The async driver and the key server over the in-memory transport: every user operation,
+each node keeping its audit log (in memory)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from secretstore.audit.receipts import NodeSigner
+from secretstore.audit.recorder import AuditRecorder
+from secretstore.audit.store import MemoryAuditStore
 from secretstore.cluster.access import AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.crypto.curve import Point, Scalar
@@ -43,6 +47,7 @@ class MemoryNode:
     storage: MemoryKeyStorage
     driver: ClusterDriver
     server: KeyServer
+    audit: MemoryAuditStore
 
 
 class DenyList:
@@ -63,14 +68,23 @@ async def make_cluster(
     nodes = []
     for i, key in enumerate(keys):
         storage = MemoryKeyStorage()
-        ctx = SessionContext(key.node_id, SeededRng(seed * 100 + i), ids)
+        signer = NodeSigner(key)
+        audit = MemoryAuditStore()
+        ctx = SessionContext(key.node_id, SeededRng(seed * 100 + i), ids, audit=signer)
         core = NodeCore(ctx, storage, MASTERS, SLAVES)
         transport = network.transport(key.node_id)
         access = DenyList(denied) if denied is not None else AllowAll()
-        driver = ClusterDriver(core, transport, storage, access, session_timeout=5.0)
+        driver = ClusterDriver(
+            core,
+            transport,
+            storage,
+            access,
+            session_timeout=5.0,
+            audit=AuditRecorder(audit, signer),
+        )
         transport.set_handler(driver)
         server = KeyServer(driver, n, SeededRng(seed * 1000 + i))
-        nodes.append(MemoryNode(key, storage, driver, server))
+        nodes.append(MemoryNode(key, storage, driver, server, audit))
     for node in nodes:
         await network.transport(node.key.node_id).start()
     for _ in range(100):
@@ -117,7 +131,7 @@ async def test_every_operation_end_to_end(cluster: tuple[MemoryNetwork, list[Mem
         await nodes[2].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
 
     for node in nodes:
-        encrypted = await node.server.retrieve_document_key(kid, s)
+        encrypted = (await node.server.retrieve_document_key(kid, s)).encrypted
         assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted)) == document_key
         shadow = await node.server.retrieve_document_key_shadow(kid, s)
         coefficients = [
@@ -130,7 +144,7 @@ async def test_every_operation_end_to_end(cluster: tuple[MemoryNetwork, list[Mem
         assert got == document_key
 
     message = MessageHash(b"\x42" * 32)
-    schnorr = await nodes[0].server.sign_schnorr(kid, s, message)
+    schnorr = (await nodes[0].server.sign_schnorr(kid, s, message)).encrypted
     signature = SchnorrSignature.from_bytes(ecies_decrypt(REQUESTER.secret, schnorr))
     assert verify_schnorr_signature(public, signature, message)
 
@@ -141,7 +155,7 @@ async def test_ecdsa_needs_two_t_plus_one_and_recovers_to_the_key() -> None:
     s = sig(REQUESTER, kid)
     public = await nodes[0].server.generate_server_key(kid, s, 1)
     message = MessageHash(b"\x17" * 32)
-    encrypted = await nodes[1].server.sign_ecdsa(kid, s, message)
+    encrypted = (await nodes[1].server.sign_ecdsa(kid, s, message)).encrypted
     signature = ecies_decrypt(REQUESTER.secret, encrypted)
     assert len(signature) == 65
     assert recover_public(signature, message) == public
@@ -155,7 +169,7 @@ async def test_server_side_document_key_generation(
     s = sig(REQUESTER, kid)
     encrypted = await nodes[0].server.generate_document_key(kid, s, 1)
     document_key = Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted))
-    again = await nodes[1].server.retrieve_document_key(kid, s)
+    again = (await nodes[1].server.retrieve_document_key(kid, s)).encrypted
     assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, again)) == document_key
 
 
@@ -199,7 +213,7 @@ async def test_one_node_down_generation_fails_retrieval_goes_on() -> None:
     document_key = Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted))
     network.isolate(nodes[2].key.node_id)
     await asyncio.sleep(0.01)
-    got = await nodes[0].server.retrieve_document_key(kid, s)
+    got = (await nodes[0].server.retrieve_document_key(kid, s)).encrypted
     assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, got)) == document_key
     with pytest.raises(ConsensusUnreachable):
         await nodes[0].server.generate_server_key(key_id(7), sig(REQUESTER, key_id(7)), 1)
