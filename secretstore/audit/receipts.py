@@ -121,11 +121,6 @@ def verify_release_receipts(
             raise ReceiptVerificationError(None, f"the receipts name another {what}")
     if master is not None and facts.master != master:
         raise ReceiptVerificationError(None, "the receipts name another master")
-    if len(facts.participants) < min_participants:
-        raise ReceiptVerificationError(
-            None,
-            f"{len(facts.participants)} participants have receipts, {min_participants} needed",
-        )
     if participants is not None:
         named = set(facts.participants)
         for node in sorted(set(participants)):
@@ -134,6 +129,11 @@ def verify_release_receipts(
         if named != set(participants):
             extra = sorted(named - set(participants))[0]
             raise ReceiptVerificationError("0x" + extra.hex(), "has a receipt but took no part")
+    if len(facts.participants) < min_participants:
+        raise ReceiptVerificationError(
+            None,
+            f"{len(facts.participants)} participants have receipts, {min_participants} needed",
+        )
     known = None if nodes is None else frozenset(nodes)
     for node, signature in zip(facts.participants, receipts.signatures, strict=True):
         if known is not None and node not in known:
