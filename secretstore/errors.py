@@ -85,6 +85,11 @@ class SessionTimeout(SecretStoreError):
     """A session did not finish in time."""
 
 
+class ChainUnavailable(SecretStoreError):
+    """The node has no trusted blockchain client right now: the chain's RPC does not answer,
+    answers errors, or is still syncing (Parity: "without trusted blockchain client")."""
+
+
 class ConfigError(SecretStoreError):
     """A configuration value is missing or invalid; names the key path and what was expected."""
 

@@ -7,6 +7,7 @@ serves the operation, and encrypts results to the requester as Parity does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from secretstore.crypto.curve import Point
@@ -23,7 +24,7 @@ from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.retrieval import RetrieveServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
-from secretstore.types import MessageHash, NodeId, ServerKeyId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId
 
 
 class SessionRunner(Protocol):
@@ -42,16 +43,25 @@ def _requester(signature: bytes, key_id: ServerKeyId) -> Requester:
 class KeyServer:
     """Serves Parity's user operations on one node (the master of the sessions it starts)."""
 
-    def __init__(self, cluster: SessionRunner, cluster_size: int, rng: Rng) -> None:
+    def __init__(
+        self,
+        cluster: SessionRunner,
+        cluster_size: int | Callable[[], int],
+        rng: Rng,
+        pin: Callable[[], BlockRef | None] | None = None,
+    ) -> None:
+        """`cluster_size`: the number of key servers (a function of none when the set can
+        change at run time); `pin`: the access policy's block pin for the sessions that check
+        access (AccessPolicy.pin), None without a chain."""
         self._cluster = cluster
-        self._cluster_size = cluster_size
+        self._cluster_size = cluster_size if callable(cluster_size) else lambda: cluster_size
         self._rng = rng
+        self._pin = pin or (lambda: None)
 
     def _check_threshold(self, threshold: int) -> None:
-        if not 0 <= threshold < self._cluster_size:
-            raise InvalidRequest(
-                f"threshold {threshold} is not below the number of nodes ({self._cluster_size})"
-            )
+        size = self._cluster_size()
+        if not 0 <= threshold < size:
+            raise InvalidRequest(f"threshold {threshold} is not below the number of nodes ({size})")
 
     # --- server keys ------------------------------------------------------------------------
     async def generate_server_key(
@@ -95,7 +105,7 @@ class KeyServer:
     async def retrieve_document_key(self, key_id: ServerKeyId, signature: bytes) -> bytes:
         requester = _requester(signature, key_id).public
         document_key: Point = await self._cluster.request(
-            RetrieveDocumentKey(key_id, signature, shadow=False)
+            RetrieveDocumentKey(key_id, signature, shadow=False, block=self._pin())
         )
         return ecies_encrypt(requester, document_key.to_bytes(), self._rng)
 
@@ -104,7 +114,7 @@ class KeyServer:
     ) -> ShadowRetrieval:
         _requester(signature, key_id)
         result: ShadowResult = await self._cluster.request(
-            RetrieveDocumentKey(key_id, signature, shadow=True)
+            RetrieveDocumentKey(key_id, signature, shadow=True, block=self._pin())
         )
         return ShadowRetrieval(
             result.decrypted_secret, result.common_point, tuple(result.decrypt_shadows)
@@ -115,14 +125,18 @@ class KeyServer:
         self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
     ) -> bytes:
         requester = _requester(signature, key_id).public
-        result = await self._cluster.request(SignSchnorr(key_id, signature, message_hash))
+        result = await self._cluster.request(
+            SignSchnorr(key_id, signature, message_hash, block=self._pin())
+        )
         return ecies_encrypt(requester, result.to_bytes(), self._rng)
 
     async def sign_ecdsa(
         self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
     ) -> bytes:
         requester = _requester(signature, key_id).public
-        result: bytes = await self._cluster.request(SignEcdsa(key_id, signature, message_hash))
+        result: bytes = await self._cluster.request(
+            SignEcdsa(key_id, signature, message_hash, block=self._pin())
+        )
         return ecies_encrypt(requester, result, self._rng)
 
     # --- administration ---------------------------------------------------------------------

@@ -57,7 +57,7 @@ from secretstore.sessions.signing_common import (
 from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest
 from secretstore.wire.signing import (
     EcdsaInversedNonceShare,
@@ -76,13 +76,15 @@ class SignEcdsa:
     """Request: sign `message_hash` (32 bytes, not zero mod n) with server key `key_id`.
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id`; `version`: the key version hash to
-    use, None for the master's newest. Result: 65 bytes r‖s‖v (bytes).
+    use, None for the master's newest; `block`: the chain block the access decisions are pinned
+    to (None without a chain ACL). Result: 65 bytes r‖s‖v (bytes).
     """
 
     key_id: ServerKeyId
     requester_signature: bytes
     message_hash: MessageHash
     version: bytes | None = None
+    block: BlockRef | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -397,6 +399,7 @@ def start_ecdsa_signing(
         message_hash=message_hash,
         needed=_needed(held, request.key_id, len(version.nodes)),
         connected=connected,
+        block=request.block,
     )
     return session, session.start()
 

@@ -29,7 +29,7 @@ from secretstore.sessions.signing_common import (
     names,
 )
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest, ConsensusResponse
 from secretstore.wire.signing import (
     NonceKind,
@@ -57,6 +57,7 @@ class SigningMaster(Session):
         message_hash: MessageHash,
         needed: int,
         connected: frozenset[NodeId],
+        block: BlockRef | None = None,
     ) -> None:
         super().__init__(ctx, session_id, ctx.self_id, key_id)
         self.share = share
@@ -73,6 +74,7 @@ class SigningMaster(Session):
             version=version,
             connected=connected,
             needed=needed,
+            block=block,
         )
         #: Y_i = s_i·G of every candidate that reported it (this node's own included)
         self.share_publics: dict[NodeId, Point] = {
@@ -127,7 +129,7 @@ class SigningMaster(Session):
         return self.consensus.in_play | {self.ctx.self_id}
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self.version.hash)
+        access = AccessRequest(self._signature, self.version.hash, self.consensus.block)
         return self.consensus.start(self._init_message(access))
 
     # --- events ---------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from secretstore.sessions.signing_common import (
 from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest
 from secretstore.wire.signing import NonceKind, SchnorrSignatureShare, SchnorrSigningRequest
 
@@ -65,7 +65,8 @@ class SignSchnorr:
     """Request: sign `message_hash` (32 bytes) with server key `key_id`.
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from
-    it); `version`: the key version hash to use, None for the master's newest.
+    it); `version`: the key version hash to use, None for the master's newest; `block`: the
+    chain block the access decisions are pinned to (None without a chain ACL).
     Result: SchnorrSignature.
     """
 
@@ -73,6 +74,7 @@ class SignSchnorr:
     requester_signature: bytes
     message_hash: MessageHash
     version: bytes | None = None
+    block: BlockRef | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -263,6 +265,7 @@ def start_schnorr_signing(
         message_hash=message_hash,
         needed=held.threshold + 1,
         connected=connected,
+        block=request.block,
     )
     return session, session.start()
 

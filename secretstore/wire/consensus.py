@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from secretstore.types import SessionId
+from secretstore.types import BlockRef, SessionId
 from secretstore.wire.codec import message
 
 #: Length of a requester signature r‖s‖v.
@@ -26,10 +26,13 @@ class AccessRequest:
     `requester_signature`: the requester's signature over the server key id, exactly as the
     requester gave it to the master; every node recovers the requester from it, none trusts
     the master's word. `version`: the hash of the key version the session will use.
+    `block`: the chain block (number and hash) the master pinned for the session's access
+    decisions; every node decides at that block or refuses (None: no chain ACL on the master).
     """
 
     requester_signature: bytes
     version: bytes
+    block: BlockRef | None = None
 
     def __post_init__(self) -> None:
         if len(self.requester_signature) != REQUESTER_SIGNATURE_LENGTH:
