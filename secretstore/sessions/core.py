@@ -7,7 +7,7 @@ key shares through a synchronous port and returns effects; it never writes, send
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from secretstore.errors import InvalidRequest, SecretStoreError
@@ -74,6 +74,11 @@ class NodeCore:
 
     def session(self, session_id: SessionId) -> Session | None:
         return self._sessions.get(session_id)
+
+    def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
+        """The cluster's node set changed (the key server set contract): sessions created from
+        now on see `nodes`; running sessions keep the set they started with."""
+        self.ctx = replace(self.ctx, cluster_nodes=frozenset(nodes))
 
     def new_session_id(self) -> SessionId:
         while True:
