@@ -25,6 +25,14 @@ DEFAULT_KEEP_ALIVE_INTERVAL: Final = 10.0
 #: ours: the logging level of the node process.
 DEFAULT_LOG_LEVEL: Final = "info"
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
+#: Parity's: contract state is read this many blocks below the latest (registry, requests).
+DEFAULT_CHAIN_CONFIRMATIONS: Final = 3
+#: Parity's: a changed new key server set waits this many blocks before a migration starts.
+DEFAULT_CHAIN_MIGRATION_DELAY: Final = 5
+#: Parity's: a migration transaction is sent again after this many blocks.
+DEFAULT_CHAIN_RETRY_INTERVAL: Final = 30
+#: ours: how often the node asks the chain for its latest block (seconds).
+DEFAULT_CHAIN_POLL_INTERVAL: Final = 1.0
 
 
 # --- contract address sources -----------------------------------------------------------------
@@ -102,7 +110,7 @@ class SecretStoreConfig:
     disable: bool
     disable_http: bool
     disable_auto_migrate: bool
-    # contracts (need the chain; see loader.unsupported_options)
+    # contracts (need the chain: chain_rpc_url, and registry_address for "registry")
     acl_contract: ContractSource
     service_contract: ContractSource
     service_contract_srv_gen: ContractSource
@@ -131,6 +139,18 @@ class SecretStoreConfig:
     session_timeout: float
     keep_alive_interval: float
     log_level: str
+    #: ours: where the registry contract is (Parity read it from the chain spec)
+    registry_address: Address | None = None
+    #: ours: the block constants, Parity's by default (overridable for tests)
+    chain_confirmations: int = DEFAULT_CHAIN_CONFIRMATIONS
+    chain_migration_delay: int = DEFAULT_CHAIN_MIGRATION_DELAY
+    chain_retry_interval: int = DEFAULT_CHAIN_RETRY_INTERVAL
+    chain_poll_interval: float = DEFAULT_CHAIN_POLL_INTERVAL
+
+    @property
+    def uses_chain(self) -> bool:
+        """True when a contract option other than "none" needs the chain."""
+        return self.acl_contract is not None or self.server_set_contract is not None
 
     @property
     def key_pair(self) -> KeyPair:
