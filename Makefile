@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 NODES   ?= 3
 THRESHOLD ?= 1
 
-.PHONY: install devtools contracts check test cluster bench lint typecheck clean
+.PHONY: install devtools contracts check test cluster chain-cluster bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,13 +48,19 @@ test: lint typecheck $(NPM_STAMP)
 cluster: $(STAMP)
 	$(BIN)/secretstore cluster --nodes $(NODES) --dir .cluster
 
+# The same on a local dev chain: anvil, the Registry, ACL and key server set contracts deployed,
+# every node configured with "registry" (the deployed addresses are printed).
+chain-cluster: $(STAMP) $(NPM_STAMP)
+	$(BIN)/secretstore chain-cluster --nodes $(NODES) --dir .chain-cluster
+
 # Figures, not tests: every script prints a table (the cluster ones start real node processes).
-bench: $(STAMP)
+bench: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/crypto.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/chain.py
 
 clean:
-	rm -rf $(VENV) .cluster node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .cluster .chain-cluster node_modules .mypy_cache .ruff_cache .pytest_cache
