@@ -9,6 +9,7 @@ over the whole request), never an address: every node recovers the requester its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from secretstore.cluster.driver import Released
@@ -26,7 +27,7 @@ from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.retrieval import RetrieveServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
-from secretstore.types import MessageHash, NodeId, ServerKeyId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId
 from secretstore.wire.requester import RequesterProof
 
 #: Why server-side document key generation is refused where bound requests are required.
@@ -58,21 +59,26 @@ class KeyServer:
     def __init__(
         self,
         cluster: SessionRunner,
-        cluster_size: int,
+        cluster_size: int | Callable[[], int],
         rng: Rng,
+        pin: Callable[[], BlockRef | None] | None = None,
         *,
         require_bound_requests: bool = False,
     ) -> None:
+        """`cluster_size`: the number of key servers (a function of none when the set can
+        change at run time); `pin`: the access policy's block pin for the sessions that check
+        access (AccessPolicy.pin), None without a chain; `require_bound_requests`: this
+        node's policy (server-side document key generation is refused under it)."""
         self._cluster = cluster
-        self._cluster_size = cluster_size
+        self._cluster_size = cluster_size if callable(cluster_size) else lambda: cluster_size
         self._rng = rng
         self._require_bound_requests = require_bound_requests
+        self._pin = pin or (lambda: None)
 
     def _check_threshold(self, threshold: int) -> None:
-        if not 0 <= threshold < self._cluster_size:
-            raise InvalidRequest(
-                f"threshold {threshold} is not below the number of nodes ({self._cluster_size})"
-            )
+        size = self._cluster_size()
+        if not 0 <= threshold < size:
+            raise InvalidRequest(f"threshold {threshold} is not below the number of nodes ({size})")
 
     # --- server keys ------------------------------------------------------------------------
     async def generate_server_key(
@@ -132,7 +138,9 @@ class KeyServer:
         self, key_id: ServerKeyId, signature: bytes
     ) -> EncryptedRelease:
         requester = _requester(signature, key_id).public
-        released = await self._cluster.release(RetrieveDocumentKey(key_id, signature, shadow=False))
+        released = await self._cluster.release(
+            RetrieveDocumentKey(key_id, signature, shadow=False, block=self._pin())
+        )
         document_key: Point = released.value
         encrypted = ecies_encrypt(requester, document_key.to_bytes(), self._rng)
         return EncryptedRelease(encrypted, released.receipts)
@@ -141,7 +149,9 @@ class KeyServer:
         self, key_id: ServerKeyId, signature: bytes
     ) -> ShadowRetrieval:
         _requester(signature, key_id)
-        released = await self._cluster.release(RetrieveDocumentKey(key_id, signature, shadow=True))
+        released = await self._cluster.release(
+            RetrieveDocumentKey(key_id, signature, shadow=True, block=self._pin())
+        )
         result: ShadowResult = released.value
         return ShadowRetrieval(
             result.decrypted_secret,
@@ -160,7 +170,9 @@ class KeyServer:
         bound_signature: bytes | None = None,
     ) -> EncryptedRelease:
         requester = _requester(signature, key_id).public
-        request = SignSchnorr(key_id, signature, message_hash, bound_signature=bound_signature)
+        request = SignSchnorr(
+            key_id, signature, message_hash, bound_signature=bound_signature, block=self._pin()
+        )
         released = await self._cluster.release(request)
         encrypted = ecies_encrypt(requester, released.value.to_bytes(), self._rng)
         return EncryptedRelease(encrypted, released.receipts)
@@ -173,7 +185,9 @@ class KeyServer:
         bound_signature: bytes | None = None,
     ) -> EncryptedRelease:
         requester = _requester(signature, key_id).public
-        request = SignEcdsa(key_id, signature, message_hash, bound_signature=bound_signature)
+        request = SignEcdsa(
+            key_id, signature, message_hash, bound_signature=bound_signature, block=self._pin()
+        )
         released = await self._cluster.release(request)
         signed: bytes = released.value
         return EncryptedRelease(ecies_encrypt(requester, signed, self._rng), released.receipts)

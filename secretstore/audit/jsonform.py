@@ -13,11 +13,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from secretstore.audit.chain import VerifiedEntry
-from secretstore.audit.model import MAX_PARTICIPANTS, AuditFacts, ChainBlock, Operation
+from secretstore.audit.model import MAX_PARTICIPANTS, AuditFacts, Operation
 from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import InvalidEncoding
-from secretstore.types import Address, Hash256, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import (
+    Address,
+    BlockRef,
+    Hash256,
+    MessageHash,
+    NodeId,
+    ServerKeyId,
+    SessionId,
+)
 
 _FACT_KEYS = (
     "operation",
@@ -88,7 +96,7 @@ def _optional_hex(value: object, length: int, what: str) -> bytes | None:
     return None if value is None else _hex(value, length, what)
 
 
-def _block(value: object) -> ChainBlock | None:
+def _block(value: object) -> BlockRef | None:
     if value is None:
         return None
     if not isinstance(value, dict) or set(value) != {"number", "hash"}:
@@ -96,7 +104,7 @@ def _block(value: object) -> ChainBlock | None:
     number = value["number"]
     if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 1 << 64:
         raise InvalidEncoding("receipts.block.number: expected an unsigned 64-bit integer")
-    return ChainBlock(number, Hash256(_hex(value["hash"], 32, "receipts.block.hash")))
+    return BlockRef(number, Hash256(_hex(value["hash"], 32, "receipts.block.hash")))
 
 
 def parse_receipts(value: object) -> ReleaseReceipts:

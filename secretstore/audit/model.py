@@ -41,7 +41,15 @@ from typing import Final
 
 from secretstore.crypto.hashing import keccak256
 from secretstore.errors import CorruptRecord, InvalidEncoding
-from secretstore.types import Address, Hash256, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import (
+    Address,
+    BlockRef,
+    Hash256,
+    MessageHash,
+    NodeId,
+    ServerKeyId,
+    SessionId,
+)
 
 #: The entry format this code writes and reads.
 ENTRY_FORMAT: Final = 1
@@ -91,18 +99,6 @@ RELEASES: Final = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ChainBlock:
-    """The chain block a session's access was decided at: its number and 32-byte hash."""
-
-    number: int
-    hash: Hash256
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.number < 1 << 64 or len(self.hash) != 32:
-            raise InvalidEncoding("a chain block is a u64 number and a 32-byte hash")
-
-
 def _check(value: bytes | None, length: int, what: str) -> None:
     if value is not None and (not isinstance(value, bytes) or len(value) != length):
         raise InvalidEncoding(f"{what} must be {length} bytes")
@@ -121,7 +117,7 @@ class AuditFacts:
     participants: tuple[NodeId, ...]
     key_version: Hash256 | None = None
     message_hash: MessageHash | None = None
-    block: ChainBlock | None = None
+    block: BlockRef | None = None
 
     def __post_init__(self) -> None:
         _check(self.key_id, 32, "a key id")
@@ -136,6 +132,9 @@ class AuditFacts:
             _check(node, 64, "a participant node id")
         if any(a >= b for a, b in pairwise(self.participants)):
             raise InvalidEncoding("participants must be distinct and in ascending order")
+        block = self.block
+        if block is not None and (not 0 <= block.number < 1 << 64 or len(block.hash) != 32):
+            raise InvalidEncoding("a chain block is a u64 number and a 32-byte hash")
 
 
 def facts_of(
@@ -148,7 +147,7 @@ def facts_of(
     participants: frozenset[NodeId] | tuple[NodeId, ...],
     key_version: bytes | None = None,
     message_hash: bytes | None = None,
-    block: ChainBlock | None = None,
+    block: BlockRef | None = None,
 ) -> AuditFacts:
     """AuditFacts with the participants sorted."""
     return AuditFacts(
@@ -286,7 +285,7 @@ def _decode_facts(reader: _Reader) -> AuditFacts:
     participants = tuple(NodeId(reader.take(64, "participants")) for _ in range(count))
     block = None
     if raw_block is not None:
-        block = ChainBlock(_U64.unpack(raw_block[:8])[0], Hash256(raw_block[8:]))
+        block = BlockRef(_U64.unpack(raw_block[:8])[0], Hash256(raw_block[8:]))
     try:
         return AuditFacts(
             operation,

@@ -77,7 +77,7 @@ from secretstore.sessions.consensus import (
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 from secretstore.wire.decryption import (
@@ -96,13 +96,15 @@ class RetrieveDocumentKey:
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from it);
     `shadow`: shadow retrieval (result ShadowResult) instead of plain (result Point);
-    `version`: the key version hash to use, None for the master's newest.
+    `version`: the key version hash to use, None for the master's newest;
+    `block`: the chain block the access decisions are pinned to (None without a chain ACL).
     """
 
     key_id: ServerKeyId
     requester_signature: bytes
     shadow: bool = False
     version: bytes | None = None
+    block: BlockRef | None = None
 
 
 #: The text of a plain retrieval refused by a node's policy.
@@ -214,12 +216,14 @@ def compute_job_response(
 def release_facts(
     key_id: ServerKeyId,
     job: DecryptionJobRequest,
+    *,
     master: NodeId,
     requester: Address,
     version: KeyShareVersion,
+    block: BlockRef | None,
 ) -> AuditFacts:
     """What every member of `job` records and signs: its group released a document key (or
-    its shadows) of `key_id` to `requester` through `master`."""
+    its shadows) of `key_id` to `requester` through `master`, access decided at `block`."""
     operation = Operation.SHADOW_RETRIEVAL if job.shadow else Operation.RETRIEVAL
     return facts_of(
         operation,
@@ -229,6 +233,7 @@ def release_facts(
         requester=requester,
         participants=job.nodes,
         key_version=version.hash,
+        block=block,
     )
 
 
@@ -291,6 +296,7 @@ class DecryptionMaster(Session):
             version=version,
             connected=connected,
             needed=share.threshold + 1,
+            block=request.block,
         )
         self._job: _Job | None = None
         #: members whose job answer was rejected, and why (they are out of the session)
@@ -317,7 +323,7 @@ class DecryptionMaster(Session):
         return tuple(node for node in job.nodes if node not in job.responses)
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self._version.hash)
+        access = AccessRequest(self._signature, self._version.hash, block=self.consensus.block)
         return self.consensus.start(DecryptionRequest(self.session_id, self.key_id, access))
 
     # --- events -------------------------------------------------------------------------------
@@ -505,7 +511,12 @@ class DecryptionMaster(Session):
 
     def _facts(self, job: _Job) -> AuditFacts:
         return release_facts(
-            self.key_id, job.request, self.ctx.self_id, self._requester.address, self._version
+            self.key_id,
+            job.request,
+            master=self.ctx.self_id,
+            requester=self._requester.address,
+            version=self._version,
+            block=self.consensus.block,
         )
 
     def _proofs(self, job: _Job) -> ShadowRetrievalProofs | None:
@@ -631,8 +642,14 @@ class DecryptionSlave(Session):
             )
         except SecretStoreError as exc:  # e.g. this node's policy refuses plain retrieval
             return self.fail(exc)
+        check = self.check
         facts = release_facts(
-            self.key_id, job, self.master, self.check.requester.address, self.check.version
+            self.key_id,
+            job,
+            master=self.master,
+            requester=check.requester.address,
+            version=check.version,
+            block=check.block,
         )
         recorded, receipt = record(self.ctx, facts)
         return [*recorded, Send(self.master, replace(response, receipt=receipt))]

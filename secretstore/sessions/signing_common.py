@@ -14,7 +14,7 @@ from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreErr
 from secretstore.sessions.base import Send, SessionContext, short
 from secretstore.sessions.dkg import DkgResult, DkgRun
 from secretstore.storage.model import KeyShareVersion
-from secretstore.types import Address, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage
 from secretstore.wire.signing import NonceKind, SigningNonceMessage
 
@@ -54,6 +54,7 @@ def signing_facts(
     group: tuple[NodeId, ...],
     version: KeyShareVersion,
     message_hash: MessageHash,
+    block: BlockRef | None,
 ) -> AuditFacts:
     """What every member of a signing group records and signs: the message hash (public:
     the requester chose it), never the signature or a share of it."""
@@ -66,6 +67,7 @@ def signing_facts(
         participants=group,
         key_version=version.hash,
         message_hash=message_hash,
+        block=block,
     )
 
 

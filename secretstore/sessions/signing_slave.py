@@ -177,6 +177,7 @@ class SigningSlave(Session):
             group=nonces.nodes,
             version=self.version,
             message_hash=self.message_hash,
+            block=self.check.block,
         )
         recorded, receipt = record(self.ctx, facts)
         return [*recorded, Send(self.master, replace(share_message, receipt=receipt))]

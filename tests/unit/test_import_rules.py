@@ -138,6 +138,14 @@ def test_pure_code_uses_only_the_pure_audit_modules(layer: str) -> None:
                 assert name in PURE_AUDIT, f"{path.relative_to(PACKAGE)} imports {name}"
 
 
+def test_only_the_chain_layer_uses_web3() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.is_relative_to(PACKAGE / "chain"):
+            continue
+        chain_libraries = {n for n in _imports(path) if n.split(".")[0] in ("web3", "eth_abi")}
+        assert not chain_libraries, f"{path.relative_to(PACKAGE)} imports {sorted(chain_libraries)}"
+
+
 def test_the_rule_sees_a_banned_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import asyncio\nfrom time import monotonic\n")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from secretstore.audit.model import AuditFacts, ChainBlock, Operation, facts_of
+from secretstore.audit.model import AuditFacts, Operation, facts_of
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.audit.store import MemoryAuditStore
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
-from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, Hash256, NodeId, ServerKeyId, SessionId
 
 NODES = [KeyPair.generate(SeededRng(100 + i)) for i in range(4)]
 NODE = NODES[0]
@@ -59,7 +59,7 @@ node_ids = st.sampled_from([k.node_id for k in NODES])
 def any_facts(draw: st.DrawFn) -> AuditFacts:
     optional32 = st.none() | st.binary(min_size=32, max_size=32)
     block = st.none() | st.builds(
-        ChainBlock,
+        BlockRef,
         st.integers(0, 2**64 - 1),
         st.binary(min_size=32, max_size=32).map(Hash256),
     )
