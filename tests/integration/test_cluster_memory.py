@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from secretstore.audit.chain import verify_log
+from secretstore.audit.model import Operation
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.audit.store import MemoryAuditStore
@@ -22,6 +24,7 @@ from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.errors import (
     AccessDenied,
+    AuditLogError,
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
@@ -267,3 +270,79 @@ async def test_a_failed_write_ends_the_session_at_once_not_at_its_timeout(failin
     await asyncio.sleep(0.05)
     for node in nodes:
         assert len(node.driver.core) == 0  # no session is left waiting anywhere
+
+
+# --- the audit log ----------------------------------------------------------------------------
+
+
+def _log_of(node: MemoryNode) -> list[tuple[Operation, bytes]]:
+    report = verify_log(node.audit.records(), node.key.node_id)
+    assert report.ok, report.problems
+    return [(item.entry.facts.operation, item.entry.facts.key_id) for item in report.entries]
+
+
+async def test_every_node_logs_what_it_took_part_in(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]],
+) -> None:
+    _, nodes = cluster
+    kid = key_id(11)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    enc = encrypt_secret(KeyPair.generate(SeededRng(5)).public, public, SeededRng(6))
+    await nodes[1].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    for node in nodes:
+        assert _log_of(node) == [(Operation.GENERATION, kid), (Operation.STORE, kid)]
+    shadow = await nodes[2].server.retrieve_document_key_shadow(kid, s)
+    signed = await nodes[0].server.sign_schnorr(kid, s, MessageHash(b"\x42" * 32))
+    for released, operation in ((shadow, Operation.SHADOW_RETRIEVAL), (signed, Operation.SCHNORR)):
+        receipts = released.receipts
+        assert receipts is not None and receipts.facts.operation is operation
+        for node in nodes:
+            entries = _log_of(node)
+            took_part = node.key.node_id in receipts.facts.participants
+            assert ((operation, kid) in entries) == took_part
+
+
+async def test_a_master_that_cannot_log_releases_nothing(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]],
+) -> None:
+    _, nodes = cluster
+    kid = key_id(12)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    enc = encrypt_secret(KeyPair.generate(SeededRng(5)).public, public, SeededRng(6))
+    await nodes[0].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    before = len(_log_of(nodes[0]))
+    nodes[0].audit.fail = "No space left on device"
+    with pytest.raises(AuditLogError, match="No space left on device; nothing was released"):
+        await nodes[0].server.retrieve_document_key_shadow(kid, s)
+    with pytest.raises(AuditLogError, match="could not write audit entry"):
+        await nodes[0].server.sign_ecdsa(kid, s, MessageHash(b"\x43" * 32))
+    with pytest.raises(AuditLogError):
+        await nodes[0].server.generate_server_key(key_id(13), sig(REQUESTER, key_id(13)), 1)
+    assert len(_log_of(nodes[0])) == before
+    for node in nodes:  # the refused generation stored nowhere
+        assert node.storage.get(key_id(13)) is None
+    nodes[0].audit.fail = None
+    assert (await nodes[0].server.retrieve_document_key_shadow(kid, s)).receipts is not None
+
+
+async def test_a_member_that_cannot_log_is_replaced_and_releases_nothing(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]],
+) -> None:
+    _, nodes = cluster
+    kid = key_id(14)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    enc = encrypt_secret(KeyPair.generate(SeededRng(5)).public, public, SeededRng(6))
+    await nodes[0].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    broken = nodes[2]
+    before = len(_log_of(broken))
+    broken.audit.fail = "Input/output error"
+    for i in range(4):
+        shadow = await nodes[0].server.retrieve_document_key_shadow(kid, s)
+        signed = await nodes[1].server.sign_schnorr(kid, s, MessageHash(bytes([i]) * 32))
+        for released in (shadow, signed):
+            assert released.receipts is not None
+            assert broken.key.node_id not in released.receipts.facts.participants
+    assert len(_log_of(broken)) == before

@@ -33,7 +33,7 @@ from secretstore.sessions.encryption import StoreDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, Hash256, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.decryption import DecryptionJobResponse
 from secretstore.wire.signing import EcdsaSignatureShare, SchnorrSignatureShare
 from tests.sim.dealer import DealtKey, deal_key
@@ -354,3 +354,20 @@ def test_no_record_holds_a_secret() -> None:
     assert len(recorded) == 3 * 2 + 3 * 1  # retrievals and Schnorr: t+1; ECDSA: 2t+1
     for secret in _secrets_of(net, key, values):
         assert len(secret) >= 32 and secret not in stored
+
+
+@pytest.mark.parametrize("kind", ["shadow", "schnorr", "ecdsa"])
+def test_every_record_names_the_pinned_block(kind: str) -> None:
+    net, _ = network(3, 1, seed=11)
+    block = BlockRef(1234, Hash256(b"\x77" * 32))
+    requests = {
+        "shadow": RetrieveDocumentKey(KEY_ID, SIGNATURE, shadow=True, block=block),
+        "schnorr": SignSchnorr(KEY_ID, SIGNATURE, MESSAGE, block=block),
+        "ecdsa": SignEcdsa(KEY_ID, SIGNATURE, MESSAGE, block=block),
+    }
+    sid = net.start(0, requests[kind])
+    net.run()
+    net.value(0, sid)
+    records = [r for node in net.nodes.values() for r in node.records if r.session_id == sid]
+    assert records and all(r.facts.block == block for r in records)
+    assert master_receipts(net, 0, sid).facts.block == block
