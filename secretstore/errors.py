@@ -65,6 +65,18 @@ class DocumentKeyAlreadyStored(InvalidRequest):
     """A document key is stored with this server key already (HTTP 400)."""
 
 
+class ExclusiveSessionActive(SecretStoreError):
+    """A node set change runs: no other session starts until it ends (HTTP 500)."""
+
+
+class HasActiveSessions(SecretStoreError):
+    """A node set change cannot start while other sessions run (HTTP 500)."""
+
+
+class NodeDisconnected(SecretStoreError):
+    """A node the operation needs is not connected (HTTP 500)."""
+
+
 # --- peers and local faults ----------------------------------------------------------------
 
 

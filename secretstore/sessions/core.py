@@ -2,16 +2,29 @@
 
 Pure: the async driver (cluster/) and the simulated network (tests/sim) both run it. It reads
 key shares through a synchronous port and returns effects; it never writes, sends or sleeps.
+
+Exclusive sessions (the node set change): while one is in the table no other session starts
+here (a master fails, a slave's master is told, both with ExclusiveSessionActive); sessions
+already running go on, and the exclusive session hears `on_drained` once it is alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from secretstore.errors import InvalidRequest, SecretStoreError
-from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
+from secretstore.errors import ExclusiveSessionActive, InvalidRequest, SecretStoreError
+from secretstore.sessions.base import (
+    Effect,
+    Fail,
+    Finish,
+    Notice,
+    Send,
+    Session,
+    SessionContext,
+    short,
+)
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError, error_of, kind_of
@@ -32,13 +45,6 @@ MasterFactory = Callable[
 SlaveFactory = Callable[
     [SessionContext, NodeId, Any, KeyShare | None], tuple[Session, list[Effect]]
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something the driver should log (a peer's misbehaviour, a late message); no secrets."""
-
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class NodeCore:
         self._slaves = dict(slaves)
         self._sessions: dict[SessionId, Session] = {}
         self._writing: dict[ServerKeyId, SessionId] = {}
+        self._exclusive: SessionId | None = None
 
     # --- queries --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -74,6 +81,15 @@ class NodeCore:
 
     def session(self, session_id: SessionId) -> Session | None:
         return self._sessions.get(session_id)
+
+    @property
+    def exclusive_session(self) -> Session | None:
+        """The exclusive session in the table (a node set change), if one is."""
+        return None if self._exclusive is None else self._sessions.get(self._exclusive)
+
+    def update_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
+        """The configured node set changed: sessions created from now on see `nodes`."""
+        self.ctx = replace(self.ctx, cluster_nodes=nodes | {self.ctx.self_id})
 
     def new_session_id(self) -> SessionId:
         while True:
@@ -91,6 +107,8 @@ class NodeCore:
         if factory is None:
             raise TypeError(f"no session serves {type(request).__name__}")
         key_id: ServerKeyId = request.key_id
+        if self._exclusive is not None:
+            return sid, [Fail(sid, ExclusiveSessionActive("Exclusive session active"))]
         try:
             session, effects = factory(
                 self.ctx, sid, request, self._shares.get(key_id), connected | {self.ctx.self_id}
@@ -118,6 +136,9 @@ class NodeCore:
             # A late message of a session that has ended here: nothing to do.
             return [Notice(f"{type(message).__name__} for no session from {short(sender)}")]
         key_id: ServerKeyId = message.key_id
+        if self._exclusive is not None:
+            error = ExclusiveSessionActive("Exclusive session active")
+            return [Send(sender, SessionError(sid, str(error), kind_of(error)))]
         try:
             session, effects = factory(self.ctx, sender, message, self._shares.get(key_id))
         except SecretStoreError as exc:
@@ -168,7 +189,11 @@ class NodeCore:
                 return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
             self._writing[session.key_id] = sid
         self._sessions[sid] = session
-        return [Admitted(sid), *self._settle(session, effects)]
+        admitted: list[CoreEffect] = [Admitted(sid), *self._settle(session, effects)]
+        if session.EXCLUSIVE and not session.finished:
+            self._exclusive = sid
+            admitted += self._drained()
+        return admitted
 
     def _settle(self, session: Session, effects: list[Effect]) -> list[CoreEffect]:
         """Pass a session's effects on; when it has ended, drop it and tell the others."""
@@ -179,6 +204,8 @@ class NodeCore:
         self._sessions.pop(sid, None)
         if self._writing.get(session.key_id) == sid:
             del self._writing[session.key_id]
+        if self._exclusive == sid:
+            self._exclusive = None
         failure = next((e for e in effects if isinstance(e, Fail)), None)
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})
@@ -190,4 +217,13 @@ class NodeCore:
             ]
         elif not any(isinstance(e, Finish) for e in effects):
             out.append(Finish(sid, None))
+        if self._exclusive is not None and self._exclusive != sid:
+            out += self._drained()
         return out
+
+    def _drained(self) -> list[CoreEffect]:
+        """`on_drained` for the exclusive session once no other session is left."""
+        exclusive = self.exclusive_session
+        if exclusive is None or len(self._sessions) != 1:
+            return []
+        return self._settle(exclusive, exclusive.on_drained())

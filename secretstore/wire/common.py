@@ -10,7 +10,10 @@ from secretstore.errors import (
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
+    ExclusiveSessionActive,
+    HasActiveSessions,
     InvalidRequest,
+    NodeDisconnected,
     SecretStoreError,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
@@ -31,6 +34,9 @@ class ErrorKind(enum.IntEnum):
     DOCUMENT_KEY_NOT_FOUND = 5
     SERVER_KEY_ALREADY_GENERATED = 6
     DOCUMENT_KEY_ALREADY_STORED = 7
+    EXCLUSIVE_SESSION_ACTIVE = 8
+    HAS_ACTIVE_SESSIONS = 9
+    NODE_DISCONNECTED = 10
 
 
 # Most specific first: ServerKeyAlreadyGenerated and DocumentKeyAlreadyStored are InvalidRequests.
@@ -42,6 +48,9 @@ _KINDS: tuple[tuple[type[SecretStoreError], ErrorKind], ...] = (
     (ConsensusUnreachable, ErrorKind.CONSENSUS_UNREACHABLE),
     (ServerKeyNotFound, ErrorKind.SERVER_KEY_NOT_FOUND),
     (DocumentKeyNotFound, ErrorKind.DOCUMENT_KEY_NOT_FOUND),
+    (ExclusiveSessionActive, ErrorKind.EXCLUSIVE_SESSION_ACTIVE),
+    (HasActiveSessions, ErrorKind.HAS_ACTIVE_SESSIONS),
+    (NodeDisconnected, ErrorKind.NODE_DISCONNECTED),
 )
 
 
