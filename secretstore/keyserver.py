@@ -7,6 +7,7 @@ serves the operation, and encrypts results to the requester as Parity does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from secretstore.crypto.curve import Point
@@ -16,6 +17,7 @@ from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import Rng
 from secretstore.errors import InvalidRequest
 from secretstore.http.port import ShadowRetrieval
+from secretstore.sessions.admin.node_set_change import ChangeNodeSet
 from secretstore.sessions.consensus import Requester, recover_requester_of
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
@@ -42,16 +44,19 @@ def _requester(signature: bytes, key_id: ServerKeyId) -> Requester:
 class KeyServer:
     """Serves Parity's user operations on one node (the master of the sessions it starts)."""
 
-    def __init__(self, cluster: SessionRunner, cluster_size: int, rng: Rng) -> None:
+    def __init__(
+        self, cluster: SessionRunner, cluster_size: int | Callable[[], int], rng: Rng
+    ) -> None:
+        """`cluster_size`: the number of key servers (a function of none when the set can
+        change at run time)."""
         self._cluster = cluster
-        self._cluster_size = cluster_size
+        self._cluster_size = cluster_size if callable(cluster_size) else lambda: cluster_size
         self._rng = rng
 
     def _check_threshold(self, threshold: int) -> None:
-        if not 0 <= threshold < self._cluster_size:
-            raise InvalidRequest(
-                f"threshold {threshold} is not below the number of nodes ({self._cluster_size})"
-            )
+        size = self._cluster_size()
+        if not 0 <= threshold < size:
+            raise InvalidRequest(f"threshold {threshold} is not below the number of nodes ({size})")
 
     # --- server keys ------------------------------------------------------------------------
     async def generate_server_key(
@@ -132,4 +137,8 @@ class KeyServer:
         new_set_signature: bytes,
         new_servers_set: frozenset[NodeId],
     ) -> None:
-        raise InvalidRequest("servers set change is not supported by this version")
+        """Move every key to `new_servers_set` (Parity's servers set change); returns when the
+        whole change is done on every node."""
+        await self._cluster.request(
+            ChangeNodeSet(frozenset(new_servers_set), old_set_signature, new_set_signature)
+        )

@@ -2,14 +2,15 @@
 
 Start: key storage (LevelDB), then the mesh (listen and dial), then the HTTP API. Stop, in
 reverse: the HTTP API (no new requests), the mesh (every link closed), the cluster driver
-(pending requests fail, timers stop), the key storage (flushed and unlocked).
+(pending requests fail, timers stop), the key storage (flushed and unlocked). While it runs,
+`reload_nodes` (SIGHUP) applies a changed `nodes` list from the config file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from secretstore.cluster.access import AllowAll
 from secretstore.cluster.driver import ClusterDriver
-from secretstore.config.loader import unsupported_options
+from secretstore.config.loader import load_config, unsupported_options
 from secretstore.config.model import NodeConfig, SecretStoreConfig
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
@@ -28,6 +29,8 @@ from secretstore.keyserver import KeyServer
 from secretstore.logs import short_node
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
+from secretstore.sessions.admin.authority import ConfiguredAdmin
+from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange, admin_tables
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
@@ -67,11 +70,13 @@ def mesh_timings(keep_alive_interval: float) -> MeshTimings:
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """What GET /health reports: who this node is, whom it is connected to, whether all."""
+    """What GET /health reports: who this node is, whom it is connected to, whether all, and
+    the node set change running here (None when none runs)."""
 
     node_id: NodeId
     connected: frozenset[NodeId]
     cluster_size: int
+    node_set_change: dict[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
@@ -79,19 +84,24 @@ class Health:
         return len(self.connected) == self.cluster_size - 1
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "node_id": to_hex(self.node_id),
             "connected": [to_hex(node) for node in sorted(self.connected)],
             "cluster_size": self.cluster_size,
             "ready": self.ready,
         }
+        if self.node_set_change is not None:
+            body["node_set_change"] = self.node_set_change
+        return body
 
 
 class _MeshWatch:
     """The transport's handler: passes every event to the driver and logs when the mesh
     becomes complete or stops being so."""
 
-    def __init__(self, driver: ClusterDriver, transport: MeshTransport, peers: int) -> None:
+    def __init__(
+        self, driver: ClusterDriver, transport: MeshTransport, peers: Callable[[], int]
+    ) -> None:
         self._driver = driver
         self._transport = transport
         self._peers = peers
@@ -113,12 +123,12 @@ class _MeshWatch:
     def _update(self) -> None:
         if self.quiet:
             return
-        connected = len(self._transport.connected())
-        complete = connected == self._peers
+        connected, peers = len(self._transport.connected()), self._peers()
+        complete = connected == peers
         if complete and not self._complete:
-            log.info("mesh complete: all %d other nodes connected", self._peers)
+            log.info("mesh complete: all %d other nodes connected", peers)
         elif self._complete and not complete:
-            log.info("mesh incomplete: %d of %d other nodes connected", connected, self._peers)
+            log.info("mesh incomplete: %d of %d other nodes connected", connected, peers)
         self._complete = complete
 
 
@@ -140,6 +150,8 @@ class Node:
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
         self._watch: _MeshWatch | None = None
+        self._core: NodeCore | None = None
+        self._nodes: dict[NodeId, HostPort] = {n.node_id: (n.host, n.port) for n in store.nodes}
         self.key_server: KeyServer | None = None
 
     # --- identity and state ---------------------------------------------------------------
@@ -149,7 +161,8 @@ class Node:
 
     @property
     def cluster_nodes(self) -> Mapping[NodeId, HostPort]:
-        return {n.node_id: (n.host, n.port) for n in self._store.nodes}
+        """The configured key servers now (this node included)."""
+        return dict(self._nodes)
 
     @property
     def mesh_address(self) -> HostPort | None:
@@ -161,7 +174,47 @@ class Node:
 
     def health(self) -> Health:
         connected = self._transport.connected() if self._transport is not None else frozenset()
-        return Health(self.node_id, connected, len(self._store.nodes))
+        change = self._core.exclusive_session if self._core is not None else None
+        status = change.status() if isinstance(change, NodeSetChange) else None
+        return Health(self.node_id, connected, len(self._nodes), status)
+
+    # --- the node set at run time ---------------------------------------------------------
+    def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> bool:
+        """Work with `nodes` (this node is added if missing) from now on: the mesh drops links
+        to nodes no longer listed and dials new ones; new sessions see the new set (running
+        ones keep theirs). False when nothing changed."""
+        nodes = {NodeId(bytes(node)): address for node, address in nodes.items()}
+        nodes.setdefault(self.node_id, self._nodes.get(self.node_id, ("", 0)))
+        if nodes == self._nodes:
+            return False
+        added = sorted(nodes.keys() - self._nodes.keys())
+        removed = sorted(self._nodes.keys() - nodes.keys())
+        self._nodes = nodes
+        if self._core is not None:
+            self._core.set_cluster_nodes(frozenset(nodes))
+        if self._transport is not None:
+            self._transport.update_nodes(nodes)
+        log.info(
+            "node set: %d nodes (added %s; removed %s)",
+            len(nodes),
+            ", ".join(short_node(n) for n in added) or "none",
+            ", ".join(short_node(n) for n in removed) or "none",
+        )
+        return True
+
+    def reload_nodes(self) -> bool:
+        """Read the config file again and apply its `nodes` list (SIGHUP). Other options take
+        effect at the next start. ConfigError for a config that does not load or names another
+        key for this node; False when the node set is unchanged."""
+        source = self.config.source
+        if source is None:
+            raise ConfigError("config", "this node was not started from a config file")
+        store = load_config(source).secretstore
+        if store.self_key is None or store.self_key.node_id != self.node_id:
+            raise ConfigError(
+                f"{source}: secretstore.self_secret", "changed: restart the node to use a new key"
+            )
+        return self.update_nodes({n.node_id: (n.host, n.port) for n in store.nodes})
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -178,8 +231,6 @@ class Node:
         )
         try:
             self._storage = LevelDbKeyStorage(store.path)
-            ctx = SessionContext(self.node_id, self._rng, frozenset(nodes))
-            core = NodeCore(ctx, self._storage, MASTERS, SLAVES)
             self._transport = MeshTransport(
                 self._key,
                 (store.interface, store.port),
@@ -187,13 +238,26 @@ class Node:
                 rng=self._rng,
                 timings=mesh_timings(store.keep_alive_interval),
             )
+            admin = AdminSettings(
+                ConfiguredAdmin(store.admin_public),
+                self._storage,
+                self._transport.connected,
+                keys_in_flight=store.node_set_change_keys_in_flight,
+                stall_timeout=2 * store.session_timeout,
+            )
+            admin_masters, admin_slaves = admin_tables(admin)
+            ctx = SessionContext(self.node_id, self._rng, frozenset(nodes))
+            core = NodeCore(
+                ctx, self._storage, {**MASTERS, **admin_masters}, {**SLAVES, **admin_slaves}
+            )
+            self._core = core
             self._driver = ClusterDriver(
                 core, self._transport, self._storage, AllowAll(), store.session_timeout
             )
-            self._watch = _MeshWatch(self._driver, self._transport, len(nodes) - 1)
+            self._watch = _MeshWatch(self._driver, self._transport, lambda: len(self._nodes) - 1)
             self._transport.set_handler(self._watch)
             self.key_server = KeyServer(
-                cluster=self._driver, cluster_size=len(nodes), rng=self._rng
+                cluster=self._driver, cluster_size=lambda: len(self._nodes), rng=self._rng
             )
             await self._transport.start()
             if not store.disable_http:
@@ -233,15 +297,37 @@ class Node:
         return web.json_response(self.health().to_json())
 
 
-async def run_node(config: NodeConfig, stop: asyncio.Event, *, rng: Rng | None = None) -> None:
-    """Run a node until `stop` is set, then shut it down. A disabled config returns at once."""
+async def run_node(
+    config: NodeConfig,
+    stop: asyncio.Event,
+    *,
+    rng: Rng | None = None,
+    hangup: asyncio.Event | None = None,
+) -> None:
+    """Run a node until `stop` is set, then shut it down; each time `hangup` is set, re-read
+    the config's `nodes` (a bad config is logged and changes nothing). A disabled config
+    returns at once."""
     if config.secretstore.disable:
         log.info("the secret store is disabled (secretstore.disable = true); nothing to run")
         return
     node = Node(config, rng=rng)
     await node.start()
     try:
-        await stop.wait()
+        while not stop.is_set():
+            if hangup is None:
+                await stop.wait()
+                break
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, hangup)]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if hangup.is_set() and not stop.is_set():
+                hangup.clear()
+                try:
+                    if not node.reload_nodes():
+                        log.info("config read again: the node set is unchanged")
+                except ConfigError as exc:
+                    log.error("config not applied: %s", exc)
         log.info("shutting down")
     finally:
         await node.stop()

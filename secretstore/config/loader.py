@@ -10,9 +10,11 @@ from secretstore.config.model import (
     DEFAULT_HTTP_PORT,
     DEFAULT_KEEP_ALIVE_INTERVAL,
     DEFAULT_KEYS_PATH,
+    DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
     DEFAULT_PATH,
     DEFAULT_PORT,
     DEFAULT_SESSION_TIMEOUT,
+    MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
     NodeAddress,
     NodeConfig,
     SecretStoreConfig,
@@ -64,6 +66,7 @@ PARITY_SECRETSTORE_KEYS: Final = (
 #: Our own [secretstore] keys (see docs/CONFIG.md).
 OUR_SECRETSTORE_KEYS: Final = (
     "http_cors", "chain_rpc_url", "session_timeout", "keep_alive_interval", "log_level",
+    "node_set_change_keys_in_flight",
 )  # fmt: skip
 KNOWN_SECRETSTORE_KEYS: Final = frozenset(PARITY_SECRETSTORE_KEYS + OUR_SECRETSTORE_KEYS)
 #: The options that need an Ethereum chain: (key, Parity's default when absent).
@@ -159,6 +162,13 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
             store, "secretstore.keep_alive_interval", DEFAULT_KEEP_ALIVE_INTERVAL
         ),
         log_level=parse_log_level(store),
+        node_set_change_keys_in_flight=get_int(
+            store,
+            "secretstore.node_set_change_keys_in_flight",
+            DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
+            1,
+            MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
+        ),
     )
     return NodeConfig(
         secretstore=secretstore,

@@ -22,6 +22,9 @@ DEFAULT_KEYS_PATH: Final = "$BASE/keys"
 DEFAULT_SESSION_TIMEOUT: Final = 30.0
 #: ours: how often an idle mesh connection sends a keep-alive.
 DEFAULT_KEEP_ALIVE_INTERVAL: Final = 10.0
+#: ours: how many keys a node set change moves at once (Parity: 64, fixed).
+DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 64
+MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 4096
 #: ours: the logging level of the node process.
 DEFAULT_LOG_LEVEL: Final = "info"
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
@@ -131,6 +134,7 @@ class SecretStoreConfig:
     session_timeout: float
     keep_alive_interval: float
     log_level: str
+    node_set_change_keys_in_flight: int = DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT
 
     @property
     def key_pair(self) -> KeyPair:

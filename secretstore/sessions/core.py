@@ -87,9 +87,10 @@ class NodeCore:
         """The exclusive session in the table (a node set change), if one is."""
         return None if self._exclusive is None else self._sessions.get(self._exclusive)
 
-    def update_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
-        """The configured node set changed: sessions created from now on see `nodes`."""
-        self.ctx = replace(self.ctx, cluster_nodes=nodes | {self.ctx.self_id})
+    def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
+        """The cluster's node set changed: sessions created from now on see `nodes`; running
+        sessions keep the set they started with."""
+        self.ctx = replace(self.ctx, cluster_nodes=frozenset(nodes))
 
     def new_session_id(self) -> SessionId:
         while True:

@@ -92,7 +92,7 @@ class AdminWorld:
 
     def reconfigure(self, node: NodeId, nodes: Iterable[NodeId]) -> None:
         self.configured[node] = frozenset(nodes) | {node}
-        self.net.nodes[node].core.update_cluster_nodes(self.configured[node])
+        self.net.nodes[node].core.set_cluster_nodes(self.configured[node])
 
     def change(
         self,

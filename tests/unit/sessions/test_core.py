@@ -320,5 +320,5 @@ def test_an_exclusive_session_on_an_idle_node_is_drained_at_once() -> None:
 
 def test_a_changed_node_set_reaches_new_sessions() -> None:
     a = exclusive_core(A)
-    a.update_cluster_nodes(frozenset({B}))
+    a.set_cluster_nodes(frozenset({A, B}))
     assert a.ctx.cluster_nodes == frozenset({A, B})
