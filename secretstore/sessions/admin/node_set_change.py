@@ -90,7 +90,7 @@ DEFAULT_KEYS_IN_FLIGHT = 64
 DEFAULT_DRAIN_TIMEOUT = 5.0
 #: How long the change may go without progress before it fails.
 DEFAULT_STALL_TIMEOUT = 60.0
-#: The master tells every node how far it is after this many keys.
+#: The master tells every node how far it is after every this many keys (or every 5 %).
 PROGRESS_EVERY = 64
 #: The most keys a target collects subshares for at once (bounds a peer's flood).
 MAX_OPEN_RECEIPTS = 4096
@@ -421,7 +421,8 @@ class NodeSetChange(Session):
         self.done += 1
         effects: list[Effect] = []
         assert self.total is not None
-        if self.done % PROGRESS_EVERY == 0 or self.done == self.total:
+        step = max(1, min(PROGRESS_EVERY, self.total // 20))
+        if self.done % step == 0 or self.done == self.total:
             effects += self._progress_messages()
         tenth = max(1, self.total // 10)
         if self.done % tenth == 0 or self.done == self.total:
