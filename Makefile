@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/node_set_change.py
 
 clean:
 	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache
