@@ -164,5 +164,6 @@ def main() -> None:
             delegation = count == min(args.keys)
             run(count, args.in_flight, args.samples, Path(root), delegation)
 
+
 if __name__ == "__main__":
     main()
