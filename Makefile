@@ -38,6 +38,7 @@ cluster: $(STAMP)
 # Figures, not tests: every script prints a table (the cluster ones start real node processes).
 bench: $(STAMP)
 	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/sessions.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/cluster.py

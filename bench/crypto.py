@@ -145,7 +145,9 @@ def operations(seconds: float) -> list[tuple[str, Callable[[], object] | None]]:
     ops += [
         (
             "ECDSA s-share",
-            lambda: ecdsa.compute_ecdsa_partial_signature(w, e_share, share, point, message),
+            lambda: ecdsa.compute_ecdsa_partial_signature(
+                w, e_share, share, point, message, signature_zero_share=s_shares[0]
+            ),
         ),
         (
             f"ECDSA combine 2t+1={2 * t + 1} shares",

@@ -65,6 +65,11 @@ class DocumentKeyAlreadyStored(InvalidRequest):
     """A document key is stored with this server key already (HTTP 400)."""
 
 
+class UnboundRequest(InvalidRequest):
+    """The request carries no bound signature and this node's policy requires one
+    (`require_bound_requests`; HTTP 400)."""
+
+
 class ExclusiveSessionActive(SecretStoreError):
     """A node set change runs: no other session starts until it ends (HTTP 500)."""
 
@@ -95,6 +100,11 @@ class MalformedMessage(SecretStoreError):
 
 class SessionTimeout(SecretStoreError):
     """A session did not finish in time."""
+
+
+class SessionLimitReached(SecretStoreError):
+    """A node refused to open another session for a master that already has as many open
+    there as `max_sessions_per_peer` allows; the text names the node, the count and the limit."""
 
 
 class ConfigError(SecretStoreError):
@@ -128,3 +138,13 @@ class WrongPassword(KeystoreError):
 
 class InvalidKeyShare(SecretStoreError):
     """A key share's fields are inconsistent (threshold, id numbers, versions, points)."""
+
+
+class ParityImportError(SecretStoreError):
+    """A Parity Secret Store data directory cannot be read or imported (its layout, version,
+    lock or database), or the import was asked for something it cannot do."""
+
+
+class ParityRecordError(SecretStoreError):
+    """One record of a Parity Secret Store database is refused: it does not decode, or it
+    fails a check (its version hash, this node's place in it, its share)."""

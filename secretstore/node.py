@@ -24,9 +24,11 @@ from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError
+from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
 from secretstore.keyserver import KeyServer
 from secretstore.logs import short_node
+from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
 from secretstore.sessions.admin.authority import ConfiguredAdmin
@@ -229,14 +231,21 @@ class Node:
             len(nodes),
             store.path,
         )
+        warn_if_exposed(self.config)
         try:
             self._storage = LevelDbKeyStorage(store.path)
+            limits = store.limits
             self._transport = MeshTransport(
                 self._key,
                 (store.interface, store.port),
                 nodes,
                 rng=self._rng,
                 timings=mesh_timings(store.keep_alive_interval),
+                admission=AdmissionLimits(
+                    max_pending=limits.max_pending_handshakes,
+                    max_pending_per_address=limits.max_pending_handshakes_per_address,
+                    reserved_for_nodes=limits.reserved_handshakes_for_nodes,
+                ),
             )
             admin = AdminSettings(
                 ConfiguredAdmin(store.admin_public),
@@ -246,9 +255,18 @@ class Node:
                 stall_timeout=2 * store.session_timeout,
             )
             admin_masters, admin_slaves = admin_tables(admin)
-            ctx = SessionContext(self.node_id, self._rng, frozenset(nodes))
+            ctx = SessionContext(
+                self.node_id,
+                self._rng,
+                frozenset(nodes),
+                require_bound_requests=store.require_bound_requests,
+            )
             core = NodeCore(
-                ctx, self._storage, {**MASTERS, **admin_masters}, {**SLAVES, **admin_slaves}
+                ctx,
+                self._storage,
+                {**MASTERS, **admin_masters},
+                {**SLAVES, **admin_slaves},
+                max_sessions_per_peer=limits.max_sessions_per_peer,
             )
             self._core = core
             self._driver = ClusterDriver(
@@ -257,7 +275,10 @@ class Node:
             self._watch = _MeshWatch(self._driver, self._transport, lambda: len(self._nodes) - 1)
             self._transport.set_handler(self._watch)
             self.key_server = KeyServer(
-                cluster=self._driver, cluster_size=lambda: len(self._nodes), rng=self._rng
+                cluster=self._driver,
+                cluster_size=lambda: len(self._nodes),
+                rng=self._rng,
+                require_bound_requests=store.require_bound_requests,
             )
             await self._transport.start()
             if not store.disable_http:
@@ -295,6 +316,18 @@ class Node:
 
     async def _health_route(self, request: web.Request) -> web.Response:
         return web.json_response(self.health().to_json())
+
+
+def warn_if_exposed(config: NodeConfig) -> None:
+    """Log a warning for the key database, and for a config file holding a raw secret, when
+    group or others may access it (the node still starts)."""
+    checks = [(config.secretstore.path, "the key database")]
+    if config.source is not None and config.secretstore.self_account is None:
+        checks.append((config.source, "the config file holding self_secret"))
+    for path, what in checks:
+        warning = exposure_warning(path, what)
+        if warning is not None:
+            log.warning("%s", warning)
 
 
 async def run_node(

@@ -28,6 +28,7 @@ from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng, random_scalar
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import ConfigError, CryptoError, InvalidEncoding
+from secretstore.filemodes import make_private_dir, open_private
 from secretstore.types import Address, NodeId
 
 HOST: Final = "127.0.0.1"
@@ -191,9 +192,9 @@ def render_config(
 
 def write_private(path: Path, text: str) -> None:
     """Write `text` atomically to a file only its owner can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = open_private(temporary, os.O_WRONLY | os.O_TRUNC)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(text)
         file.flush()

@@ -24,6 +24,7 @@ import aiohttp
 
 from secretstore.cli.cluster import ClusterNode, load_members
 from secretstore.errors import ConfigError
+from secretstore.filemodes import open_private
 
 PID_NAME: Final = "cluster.pid"
 
@@ -72,7 +73,8 @@ class _Cluster:
             await self._start_one(node)
 
     async def _start_one(self, node: ClusterNode) -> None:
-        with node.log_path.open("ab") as log_file:
+        descriptor = open_private(node.log_path, os.O_WRONLY | os.O_APPEND)
+        with os.fdopen(descriptor, "ab") as log_file:
             self.processes[node.index] = await asyncio.create_subprocess_exec(
                 *node_command(node, self.log_level),
                 stdin=asyncio.subprocess.DEVNULL,

@@ -10,6 +10,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "keygen": ("keygen", "print a new node key pair (secret, public = node id, address)"),
     "cluster": ("cluster", "write configs for a local N-node cluster and run it"),
     "account": ("account", "manage the accounts of a keystore directory (new, list, import)"),
+    "import-parity": ("import_parity", "import a Parity Secret Store node's keys (its RocksDB)"),
     "rpc": ("rpc", "serve Parity's secretstore_* JSON-RPC helpers over a keystore"),
     "encrypt": ("client_cmds", "encrypt a file with a new document key held by the cluster"),
     "decrypt": ("client_cmds", "decrypt a file with its document key from the cluster"),

@@ -19,6 +19,7 @@ from typing import Any
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeConfig
 from secretstore.errors import ConfigError, SecretStoreError
+from secretstore.filemodes import restrict_umask
 from secretstore.logs import LEVELS, configure_logging
 from secretstore.node import check_supported, run_node
 
@@ -106,6 +107,8 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Everything the node creates (the key database, LevelDB's files) is private to its user.
+    restrict_umask()
     args = _parser().parse_args(argv)
     configure_logging(args.log_level or "info")
     try:

@@ -1,4 +1,11 @@
-"""Client of the key server's HTTP API (Parity's paths and bodies), async and sync, with flows."""
+"""Client of the key server's HTTP API (Parity's paths and bodies), async and sync, with flows.
+
+Server key generations, document key stores and signings carry, besides Parity's signature
+over the key id, the
+requester's bound signature over the whole request in the X-Secretstore-Bound-Signature
+header (secretstore/crypto/bound.py), unless the client is made with `bound_requests=False`.
+Parity's key servers ignore the header; ours check it on every node.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,13 @@ from yarl import URL
 
 from secretstore.client import safejson
 from secretstore.client.helpers import key_from_shadow, unwrap_document_key
+from secretstore.crypto.bound import (
+    BoundOperation,
+    generation_payload,
+    sign_bound_request,
+    signing_payload,
+    store_payload,
+)
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.document import decrypt_document, encrypt_document, encrypt_secret
 from secretstore.crypto.ecies import ecies_decrypt
@@ -35,16 +49,20 @@ from secretstore.types import Address, NodeId
 
 T = TypeVar("T")
 
+#: The header of the bound signature (the key server's secretstore.http.parse has the same).
+BOUND_SIGNATURE_HEADER = "X-Secretstore-Bound-Signature"
+
 # --- requests: Parity's paths, hex without 0x in every segment ------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
-    """One HTTP call of the key server API."""
+    """One HTTP call of the key server API (`headers`: ours, beyond Parity's)."""
 
     method: str
     path: str
     body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _segment(data: bytes, length: int, what: str) -> str:
@@ -69,16 +87,61 @@ def requester_signature(requester: KeyPair, key_id: bytes) -> bytes:
     return sign_recoverable(requester.secret, key_id)
 
 
-def generate_server_key_request(key_id: bytes, signature: bytes, threshold: int) -> ApiRequest:
+def bound_store_signature(
+    requester: KeyPair, key_id: bytes, common_point: Point, encrypted_point: Point
+) -> bytes:
+    """The requester's signature over a document key store of exactly these points."""
+    _segment(key_id, 32, "key id")
+    payload = store_payload(common_point, encrypted_point)
+    return sign_bound_request(requester.secret, BoundOperation.STORE_DOCUMENT_KEY, key_id, payload)
+
+
+def bound_generation_signature(requester: KeyPair, key_id: bytes, threshold: int) -> bytes:
+    """The requester's signature over a server key generation with exactly this threshold."""
+    _segment(key_id, 32, "key id")
+    payload = generation_payload(threshold)
+    return sign_bound_request(requester.secret, BoundOperation.GENERATE_SERVER_KEY, key_id, payload)
+
+
+def bound_signing_signature(
+    requester: KeyPair, operation: BoundOperation, key_id: bytes, message_hash: bytes
+) -> bytes:
+    """The requester's signature over a Schnorr or ECDSA signing of exactly this hash."""
+    _segment(key_id, 32, "key id")
+    if operation not in (BoundOperation.SIGN_SCHNORR, BoundOperation.SIGN_ECDSA):
+        raise InvalidRequest(f"{operation.name} is not a signing operation")
+    payload = signing_payload(_segment_bytes(message_hash, 32, "message hash"))
+    return sign_bound_request(requester.secret, operation, key_id, payload)
+
+
+def _segment_bytes(data: bytes, length: int, what: str) -> bytes:
+    _segment(data, length, what)
+    return data
+
+
+def _bound_headers(bound_signature: bytes | None) -> tuple[tuple[str, str], ...]:
+    if bound_signature is None:
+        return ()
+    return ((BOUND_SIGNATURE_HEADER, _segment(bound_signature, 65, "bound signature")),)
+
+
+def generate_server_key_request(
+    key_id: bytes, signature: bytes, threshold: int, bound_signature: bytes | None = None
+) -> ApiRequest:
     path = f"/shadow/{_key_and_signature(key_id, signature)}/{_threshold(threshold)}"
-    return ApiRequest("POST", path)
+    return ApiRequest("POST", path, headers=_bound_headers(bound_signature))
 
 
 def store_document_key_request(
-    key_id: bytes, signature: bytes, common_point: Point, encrypted_point: Point
+    key_id: bytes,
+    signature: bytes,
+    common_point: Point,
+    encrypted_point: Point,
+    bound_signature: bytes | None = None,
 ) -> ApiRequest:
     points = f"{common_point.to_bytes().hex()}/{encrypted_point.to_bytes().hex()}"
-    return ApiRequest("POST", f"/shadow/{_key_and_signature(key_id, signature)}/{points}")
+    path = f"/shadow/{_key_and_signature(key_id, signature)}/{points}"
+    return ApiRequest("POST", path, headers=_bound_headers(bound_signature))
 
 
 def generate_document_key_request(key_id: bytes, signature: bytes, threshold: int) -> ApiRequest:
@@ -97,14 +160,20 @@ def document_key_shadow_request(key_id: bytes, signature: bytes) -> ApiRequest:
     return ApiRequest("GET", f"/shadow/{_key_and_signature(key_id, signature)}")
 
 
-def schnorr_request(key_id: bytes, signature: bytes, message_hash: bytes) -> ApiRequest:
+def schnorr_request(
+    key_id: bytes, signature: bytes, message_hash: bytes, bound_signature: bytes | None = None
+) -> ApiRequest:
     message = _segment(message_hash, 32, "message hash")
-    return ApiRequest("GET", f"/schnorr/{_key_and_signature(key_id, signature)}/{message}")
+    path = f"/schnorr/{_key_and_signature(key_id, signature)}/{message}"
+    return ApiRequest("GET", path, headers=_bound_headers(bound_signature))
 
 
-def ecdsa_request(key_id: bytes, signature: bytes, message_hash: bytes) -> ApiRequest:
+def ecdsa_request(
+    key_id: bytes, signature: bytes, message_hash: bytes, bound_signature: bytes | None = None
+) -> ApiRequest:
     message = _segment(message_hash, 32, "message hash")
-    return ApiRequest("GET", f"/ecdsa/{_key_and_signature(key_id, signature)}/{message}")
+    path = f"/ecdsa/{_key_and_signature(key_id, signature)}/{message}"
+    return ApiRequest("GET", path, headers=_bound_headers(bound_signature))
 
 
 def servers_set_change_request(
@@ -219,7 +288,10 @@ def requester_from_keystore(directory: str | Path, address: str | bytes, passwor
 
 
 class KeyServerClient:
-    """Async client of one key server node; every method is one HTTP call or a documented flow."""
+    """Async client of one key server node; every method is one HTTP call or a documented flow.
+
+    `bound_requests` (default True): server key generations, stores and signings also send
+    the bound signature header; False sends exactly Parity's requests."""
 
     def __init__(
         self,
@@ -227,6 +299,7 @@ class KeyServerClient:
         session: aiohttp.ClientSession | None = None,
         rng: Rng | None = None,
         timeout: float = 120.0,
+        bound_requests: bool = True,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidRequest(f"key server URL must start with http:// or https://: {base_url}")
@@ -235,6 +308,7 @@ class KeyServerClient:
         self._owns_session = session is None
         self._rng: Rng = rng if rng is not None else OsRng()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.bound_requests = bound_requests
 
     async def __aenter__(self) -> KeyServerClient:
         return self
@@ -254,7 +328,9 @@ class KeyServerClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         url = URL(self.base_url + request.path, encoded=True)
-        headers = {"Content-Type": "application/json; charset=utf-8"} if request.body else None
+        headers = dict(request.headers)
+        if request.body:
+            headers["Content-Type"] = "application/json; charset=utf-8"
         try:
             async with self._session.request(
                 request.method, url, data=request.body, headers=headers
@@ -267,6 +343,13 @@ class KeyServerClient:
             raise error_from_response(status, body)
         return body
 
+    def _bound_signing(
+        self, requester: KeyPair, operation: BoundOperation, key_id: bytes, message_hash: bytes
+    ) -> bytes | None:
+        if not self.bound_requests:
+            return None
+        return bound_signing_signature(requester, operation, key_id, message_hash)
+
     async def _decrypted(self, request: ApiRequest, requester: KeyPair, what: str) -> bytes:
         cipher = parse_hex_body(await self.send(request), what)
         return ecies_decrypt(requester.secret, cipher)
@@ -274,15 +357,22 @@ class KeyServerClient:
     # one call each ------------------------------------------------------------------------
     async def generate_server_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
         signature = requester_signature(requester, key_id)
-        return parse_public_body(
-            await self.send(generate_server_key_request(key_id, signature, threshold))
-        )
+        bound = None
+        if self.bound_requests:
+            bound = bound_generation_signature(requester, key_id, threshold)
+        request = generate_server_key_request(key_id, signature, threshold, bound)
+        return parse_public_body(await self.send(request))
 
     async def store_document_key(
         self, key_id: bytes, requester: KeyPair, common_point: Point, encrypted_point: Point
     ) -> None:
         signature = requester_signature(requester, key_id)
-        request = store_document_key_request(key_id, signature, common_point, encrypted_point)
+        bound = None
+        if self.bound_requests:
+            bound = bound_store_signature(requester, key_id, common_point, encrypted_point)
+        request = store_document_key_request(
+            key_id, signature, common_point, encrypted_point, bound
+        )
         await self.send(request)
 
     async def generate_document_key(
@@ -320,14 +410,18 @@ class KeyServerClient:
     async def sign_schnorr(
         self, key_id: bytes, requester: KeyPair, message_hash: bytes
     ) -> tuple[Scalar, Scalar]:
-        request = schnorr_request(key_id, requester_signature(requester, key_id), message_hash)
+        bound = self._bound_signing(requester, BoundOperation.SIGN_SCHNORR, key_id, message_hash)
+        signature = requester_signature(requester, key_id)
+        request = schnorr_request(key_id, signature, message_hash, bound)
         plain = await self._decrypted(request, requester, "schnorr signature")
         if len(plain) != 64:
             raise InvalidEncoding(f"schnorr signature: expected 64 bytes, got {len(plain)}")
         return Scalar.from_bytes(plain[:32]), Scalar.from_bytes(plain[32:])
 
     async def sign_ecdsa(self, key_id: bytes, requester: KeyPair, message_hash: bytes) -> bytes:
-        request = ecdsa_request(key_id, requester_signature(requester, key_id), message_hash)
+        bound = self._bound_signing(requester, BoundOperation.SIGN_ECDSA, key_id, message_hash)
+        signature = requester_signature(requester, key_id)
+        request = ecdsa_request(key_id, signature, message_hash, bound)
         plain = await self._decrypted(request, requester, "ecdsa signature")
         if len(plain) != 65:
             raise InvalidEncoding(f"ecdsa signature: expected 65 bytes, got {len(plain)}")
@@ -373,9 +467,17 @@ class KeyServerClient:
 class SyncKeyServerClient:
     """KeyServerClient for synchronous code: runs each call on a private event loop."""
 
-    def __init__(self, base_url: str, rng: Rng | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        rng: Rng | None = None,
+        timeout: float = 120.0,
+        bound_requests: bool = True,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._client = KeyServerClient(base_url, rng=rng, timeout=timeout)
+        self._client = KeyServerClient(
+            base_url, rng=rng, timeout=timeout, bound_requests=bound_requests
+        )
 
     def __enter__(self) -> SyncKeyServerClient:
         return self

@@ -17,6 +17,7 @@ from secretstore.config.model import (
     MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
     NodeAddress,
     NodeConfig,
+    ResourceLimits,
     SecretStoreConfig,
 )
 from secretstore.config.values import (
@@ -66,6 +67,9 @@ PARITY_SECRETSTORE_KEYS: Final = (
 #: Our own [secretstore] keys (see docs/CONFIG.md).
 OUR_SECRETSTORE_KEYS: Final = (
     "http_cors", "chain_rpc_url", "session_timeout", "keep_alive_interval", "log_level",
+    "max_sessions_per_peer", "max_pending_handshakes", "max_pending_handshakes_per_address",
+    "reserved_handshakes_for_nodes",
+    "require_bound_requests",
     "node_set_change_keys_in_flight",
 )  # fmt: skip
 KNOWN_SECRETSTORE_KEYS: Final = frozenset(PARITY_SECRETSTORE_KEYS + OUR_SECRETSTORE_KEYS)
@@ -162,6 +166,8 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
             store, "secretstore.keep_alive_interval", DEFAULT_KEEP_ALIVE_INTERVAL
         ),
         log_level=parse_log_level(store),
+        limits=_limits(store),
+        require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
         node_set_change_keys_in_flight=get_int(
             store,
             "secretstore.node_set_change_keys_in_flight",
@@ -198,6 +204,33 @@ def read_password_files(files: tuple[Path, ...]) -> list[str]:
             ) from None
         passwords.extend(line.strip() for line in text.splitlines())
     return passwords
+
+
+def _limits(store: dict[str, Any]) -> ResourceLimits:
+    default = ResourceLimits()
+    total = get_int(
+        store, "secretstore.max_pending_handshakes", default.max_pending_handshakes, 1, 65536
+    )
+    return ResourceLimits(
+        max_sessions_per_peer=get_int(
+            store, "secretstore.max_sessions_per_peer", default.max_sessions_per_peer, 1, 1 << 20
+        ),
+        max_pending_handshakes=total,
+        max_pending_handshakes_per_address=get_int(
+            store,
+            "secretstore.max_pending_handshakes_per_address",
+            min(default.max_pending_handshakes_per_address, total),
+            1,
+            total,
+        ),
+        reserved_handshakes_for_nodes=get_int(
+            store,
+            "secretstore.reserved_handshakes_for_nodes",
+            min(default.reserved_handshakes_for_nodes, total // 2),
+            0,
+            total,
+        ),
+    )
 
 
 def _nodes(store: dict[str, Any]) -> tuple[NodeAddress, ...]:

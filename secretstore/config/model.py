@@ -28,6 +28,17 @@ MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 4096
 #: ours: the logging level of the node process.
 DEFAULT_LOG_LEVEL: Final = "info"
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
+#: ours: sessions one peer may have open on this node as their master. Honest load stays far
+#: below: a session holds its slot only while it runs, so a master with 32 concurrent HTTP
+#: requests has about 32 open on each peer; 256 leaves 8 times that before a refusal.
+DEFAULT_MAX_SESSIONS_PER_PEER: Final = 256
+#: ours: inbound mesh handshakes pending at once, in total.
+DEFAULT_MAX_PENDING_HANDSHAKES: Final = 64
+#: ours: inbound mesh handshakes pending at once from one source address (per configured node
+#: at that address).
+DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS: Final = 4
+#: ours: of the pending handshakes, how many only configured nodes' addresses may use.
+DEFAULT_RESERVED_HANDSHAKES_FOR_NODES: Final = 16
 
 
 # --- contract address sources -----------------------------------------------------------------
@@ -91,6 +102,16 @@ class CorsOrigins:
         return self.allow_all or origin in self.origins
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceLimits:
+    """How much one peer or one stranger may make this node hold (see docs/CONFIG.md)."""
+
+    max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER
+    max_pending_handshakes: int = DEFAULT_MAX_PENDING_HANDSHAKES
+    max_pending_handshakes_per_address: int = DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS
+    reserved_handshakes_for_nodes: int = DEFAULT_RESERVED_HANDSHAKES_FOR_NODES
+
+
 # --- the [secretstore] section ----------------------------------------------------------------
 
 
@@ -134,6 +155,11 @@ class SecretStoreConfig:
     session_timeout: float
     keep_alive_interval: float
     log_level: str
+    limits: ResourceLimits
+    #: refuse server key generations, document key stores and signings that carry no bound
+    #: signature (every node
+    #: checks with its own setting); off by default, as Parity's clients send none
+    require_bound_requests: bool = False
     node_set_change_keys_in_flight: int = DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT
 
     @property

@@ -22,6 +22,7 @@ from secretstore.http import format as fmt
 from secretstore.http.cors import CorsDecision, cors_decision
 from secretstore.http.errors import ErrorResponse, error_response, parse_failure
 from secretstore.http.parse import (
+    BOUND_SIGNATURE_HEADER,
     ApiRequest,
     ChangeServersSet,
     GenerateDocumentKey,
@@ -126,7 +127,9 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
     body = await request.read()
     try:
-        api_request = parse_request(method, raw_path, body)
+        api_request = parse_request(
+            method, raw_path, body, request.headers.getall(BOUND_SIGNATURE_HEADER, [])
+        )
     except InvalidRequest as exc:
         log.info("ignoring invalid %s %s: %s", method, raw_path, exc)
         return _error(parse_failure(exc), decision)
@@ -144,11 +147,15 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 async def _serve(api: KeyServerApi, request: ApiRequest) -> web.Response:
     """Call the key server for a parsed request; the 200 response with Parity's body."""
     match request:
-        case GenerateServerKey(key_id, signature, threshold):
-            public = await api.generate_server_key(key_id, signature, threshold)
+        case GenerateServerKey(key_id, signature, threshold, bound):
+            public = await api.generate_server_key(
+                key_id, signature, threshold, bound_signature=bound
+            )
             return _json(fmt.public_body(public))
-        case StoreDocumentKey(key_id, signature, common_point, encrypted_point):
-            await api.store_document_key(key_id, signature, common_point, encrypted_point)
+        case StoreDocumentKey(key_id, signature, common_point, encrypted_point, bound):
+            await api.store_document_key(
+                key_id, signature, common_point, encrypted_point, bound_signature=bound
+            )
             return _empty()
         case GenerateDocumentKey(key_id, signature, threshold):
             encrypted = await api.generate_document_key(key_id, signature, threshold)
@@ -162,11 +169,13 @@ async def _serve(api: KeyServerApi, request: ApiRequest) -> web.Response:
         case RetrieveDocumentKeyShadow(key_id, signature):
             shadow = await api.retrieve_document_key_shadow(key_id, signature)
             return _json(fmt.shadow_body(shadow))
-        case SignSchnorr(key_id, signature, message_hash):
-            encrypted = await api.sign_schnorr(key_id, signature, message_hash)
+        case SignSchnorr(key_id, signature, message_hash, bound):
+            encrypted = await api.sign_schnorr(
+                key_id, signature, message_hash, bound_signature=bound
+            )
             return _json(fmt.bytes_body(encrypted))
-        case SignEcdsa(key_id, signature, message_hash):
-            encrypted = await api.sign_ecdsa(key_id, signature, message_hash)
+        case SignEcdsa(key_id, signature, message_hash, bound):
+            encrypted = await api.sign_ecdsa(key_id, signature, message_hash, bound_signature=bound)
             return _json(fmt.bytes_body(encrypted))
         case ChangeServersSet(old_signature, new_signature, new_servers_set):
             await api.change_servers_set(old_signature, new_signature, new_servers_set)

@@ -30,6 +30,7 @@ from secretstore.errors import (
     ProtocolViolation,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
+    SessionLimitReached,
     SessionTimeout,
     StorageError,
 )
@@ -83,6 +84,7 @@ _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
         "node required for this operation is currently disconnected",
     ),
     (SessionTimeout, INTERNAL_SERVER_ERROR, "Session timeout"),
+    (SessionLimitReached, INTERNAL_SERVER_ERROR, "Too many sessions: a key server is busy"),
     (TimeoutError, INTERNAL_SERVER_ERROR, "Session timeout"),
     (ProtocolViolation, INTERNAL_SERVER_ERROR, "invalid message is received"),
     (StorageError, INTERNAL_SERVER_ERROR, "Database error"),

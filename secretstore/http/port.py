@@ -26,13 +26,19 @@ class KeyServerApi(Protocol):
     """The key server operations behind Parity's HTTP routes.
 
     Every `signature` is the raw 65-byte requester signature taken from the URL (r‖s‖v, v as
-    the client sent it); the key server recovers the requester from it. Results that are
+    the client sent it); the key server recovers the requester from it. `bound_signature` is
+    the optional signature over the whole request (the X-Secretstore-Bound-Signature header;
+    None for Parity's form). Results that are
     bytes are already ECIES-encrypted to the requester. Failures are raised as
     secretstore.errors exceptions; the HTTP layer maps them to status codes.
     """
 
     async def generate_server_key(
-        self, key_id: ServerKeyId, signature: bytes, threshold: int
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        threshold: int,
+        bound_signature: bytes | None = None,
     ) -> Point: ...
 
     async def store_document_key(
@@ -41,6 +47,7 @@ class KeyServerApi(Protocol):
         signature: bytes,
         common_point: Point,
         encrypted_point: Point,
+        bound_signature: bytes | None = None,
     ) -> None: ...
 
     async def generate_document_key(
@@ -56,11 +63,19 @@ class KeyServerApi(Protocol):
     ) -> ShadowRetrieval: ...
 
     async def sign_schnorr(
-        self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        message_hash: MessageHash,
+        bound_signature: bytes | None = None,
     ) -> bytes: ...
 
     async def sign_ecdsa(
-        self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        message_hash: MessageHash,
+        bound_signature: bytes | None = None,
     ) -> bytes: ...
 
     async def change_servers_set(

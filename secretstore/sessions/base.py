@@ -99,6 +99,9 @@ class SessionContext:
     rng: Rng
     #: every node of the cluster (configured), including self
     cluster_nodes: frozenset[NodeId]
+    #: this node's policy: refuse generation, store and signing requests without a bound
+    #: signature
+    require_bound_requests: bool = False
 
 
 class Session(ABC):

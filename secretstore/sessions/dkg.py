@@ -26,11 +26,13 @@ Rounds (each node sends one message of each round to every other participant):
 | WAITING_FOR_AGREEMENT    | DkgAgreement from every    | joint public → DONE                      |
 
 Checks: every DkgKeys against its sender's Pedersen commitments (`keys_verification`, on
-receipt); every share proof against the value its sender dealt to this node and the
-footprint of the Pedersen commitments every node received; every node's footprint of all
-share proofs, so that all nodes end with the same public shares and joint public. In a
-zero-secret run the share proof omits the free term, so each receiver checks that the
-dealer's free term is zero (Parity did not verify zero sharings).
+receipt); every share proof against the value its sender dealt to this node, against the
+sender's Pedersen commitments (the revealed blinding coefficients open them, so a dealer's
+Feldman commitments are fixed before it sees anyone else's) and the footprint of the
+Pedersen commitments every node received; every node's footprint of all share proofs, so
+that all nodes end with the same public shares and joint public. In a zero-secret run the
+share proof omits the free term, so each receiver checks that the dealer's free term is
+zero (Parity did not verify zero sharings, nor bind the Feldman commitments).
 """
 
 from __future__ import annotations
@@ -205,6 +207,10 @@ class DkgRun:
                 raise ProtocolViolation(
                     short(sender), f"sent {len(message.share_proof)} share proof points"
                 )
+            if len(message.blinding) != self.threshold + 1:
+                raise ProtocolViolation(
+                    short(sender), f"sent {len(message.blinding)} blinding coefficients"
+                )
             self._proofs[sender] = message
         elif isinstance(message, DkgAgreement):
             self._require_publics_round(sender)
@@ -261,7 +267,7 @@ class DkgRun:
         assert self._dealing is not None
         footprint = Hash256(dkg.publics_footprint({n: k.publics for n, k in self._keys.items()}))
         proof = self._dealing.share_proof[1:] if self.zero_secret else self._dealing.share_proof
-        message = DkgShareProof(footprint, proof)
+        message = DkgShareProof(footprint, proof, self._dealing.polynomial2)
         self._proofs[self.self_id] = message
         self.phase = DkgPhase.WAITING_FOR_SHARE_PROOFS
         return [(node, message) for node in self._others()]
@@ -273,9 +279,14 @@ class DkgRun:
             if proof.publics_footprint != own_footprint:
                 raise ProtocolViolation(short(node), "received other commitments than this node")
             full = self._full_proof(proof)
-            if not dkg.share_proof_verification(
-                self.threshold, self._x, self._keys[node].secret1, full
+            keys = self._keys[node]
+            if not dkg.share_proof_opens_commitments(
+                self.threshold, self._derived_point, keys.publics, full, proof.blinding
             ):
+                raise ProtocolViolation(
+                    short(node), "share proof does not open its Pedersen commitments"
+                )
+            if not dkg.share_proof_verification(self.threshold, self._x, keys.secret1, full):
                 raise ProtocolViolation(short(node), "share proof does not match its dealt keys")
             self._full_proofs[node] = full
         self._full_proofs[self.self_id] = self._full_proof(self._proofs[self.self_id])

@@ -1,6 +1,10 @@
 """The master half both signing sessions build on: access consensus, share publics, one
 attempt of nonce generations per selected group, re-selection on loss, blame reports.
 
+A member's SigningNodeLost says only that its own link to another member broke: the master
+records the broken link and selects a group without both ends (AccessConsensus), so a member
+that reports everyone lost excludes itself, never an honest node.
+
 A subclass adds its signing steps through the hooks `_init_message`, `_nonce_specs`,
 `_reset_job`, `_on_nonces_done`, `_on_job_message`, `_job_phase` and `_missing` (see
 SchnorrSigningMaster and EcdsaSigningMaster).
@@ -57,6 +61,7 @@ class SigningMaster(Session):
         message_hash: MessageHash,
         needed: int,
         connected: frozenset[NodeId],
+        bound_signature: bytes | None = None,
     ) -> None:
         super().__init__(ctx, session_id, ctx.self_id, key_id)
         self.share = share
@@ -65,6 +70,8 @@ class SigningMaster(Session):
         self.message_hash = message_hash
         self.id_numbers = version.id_numbers_map()
         self._signature = requester_signature
+        #: forwarded to every candidate, which checks it itself (sessions/requester.py)
+        self._bound_signature = bound_signature
         self.consensus = AccessConsensus(
             ctx,
             session_id,
@@ -127,7 +134,7 @@ class SigningMaster(Session):
         return self.consensus.in_play | {self.ctx.self_id}
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self.version.hash)
+        access = AccessRequest(self._signature, self.version.hash, self._bound_signature)
         return self.consensus.start(self._init_message(access))
 
     # --- events ---------------------------------------------------------------------------
@@ -233,12 +240,7 @@ class SigningMaster(Session):
                 ProtocolViolation(short(message.culprit), f"{what} (seen by {short(sender)})")
             )
         if isinstance(message, SigningNodeLost):
-            nonces = self.current(sender, message.attempt)
-            if nonces is None or message.node == self.ctx.self_id:
-                return []
-            if message.node not in nonces.nodes:
-                raise ProtocolViolation(short(sender), "reported losing a node outside its group")
-            return self._lose(message.node, f"is unreachable from {short(sender)}")
+            return self._on_link_lost(sender, message)
         effects_or_none = self._on_job_message(sender, message)
         if effects_or_none is None:
             raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
@@ -250,6 +252,25 @@ class SigningMaster(Session):
             return []
         nonces.handled = True
         return self._on_nonces_done(nonces)
+
+    def _on_link_lost(self, sender: NodeId, report: SigningNodeLost) -> list[Effect]:
+        """A member can only know its own links: its report breaks the link sender–node (the
+        next group holds not both), and a report naming the master is the sender's own loss.
+        It never loses the named node by itself."""
+        nonces = self.current(sender, report.attempt)
+        if nonces is None:
+            return []  # a report of an abandoned attempt
+        node = report.node
+        if node == sender:
+            raise ProtocolViolation(short(sender), "reported losing its link to itself")
+        if node not in nonces.nodes:
+            raise ProtocolViolation(short(sender), "reported losing a node outside its group")
+        if node == self.ctx.self_id:
+            return self._lose(sender, "lost its link to the master")
+        self.nonces = None
+        self._reset_job()
+        why = f"lost its link to {short(node)}"
+        return self._follow(self.consensus.on_link_broken(sender, node, why))
 
     def _lose(self, node: NodeId, why: str) -> list[Effect]:
         if self.nonces is not None and node in self.nonces.nodes and node != self.ctx.self_id:

@@ -14,16 +14,18 @@ Flow, per attempt (a group of t+1 consenting nodes, the master among them):
 4. the master checks every ``σ_i·G == λ_i·K_i - c·λ_i·Y_i``, adds them up to ``s``, and
    verifies ``(c, s)`` against the server key before it answers.
 
-A member lost during an attempt (disconnect, error, unreachable from another member) makes
-the master select another group of consenting nodes, with a fresh nonce; answers to the old
-attempt are ignored. A nonce is never used for two groups: with the same ``k_i`` and two
-different ``λ_i`` a share would leak.
+A member lost during an attempt (disconnect, error) makes the master select another group of
+consenting nodes, with a fresh nonce; a member that reports its link to another broken makes
+it select a group without both ends; answers to the old attempt are ignored. A nonce is
+never used for two groups: with the same ``k_i`` and two different ``λ_i`` a share would
+leak.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secretstore.crypto.bound import BoundOperation, signing_payload
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.schnorr import (
     SchnorrSignature,
@@ -43,6 +45,7 @@ from secretstore.sessions.consensus import (
     select_version,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
     NonceRuns,
     NonceSpec,
@@ -65,7 +68,9 @@ class SignSchnorr:
     """Request: sign `message_hash` (32 bytes) with server key `key_id`.
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from
-    it); `version`: the key version hash to use, None for the master's newest.
+    it); `version`: the key version hash to use, None for the master's newest;
+    `bound_signature`: the requester's signature over this very signing (crypto/bound.py),
+    or None for Parity's form.
     Result: SchnorrSignature.
     """
 
@@ -73,6 +78,7 @@ class SignSchnorr:
     requester_signature: bytes
     message_hash: MessageHash
     version: bytes | None = None
+    bound_signature: bytes | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -125,6 +131,9 @@ class SchnorrSigningMaster(SigningMaster):
     | either of the two above      | member lost, t+1 allowed left  | WAITING_FOR_NONCES (new)     |
     |                              | member lost, answers pending   | WAITING_FOR_ACCESS           |
     |                              | member lost, too few left      | ENDED: ConsensusUnreachable  |
+    |                              | SigningNodeLost: link A–B      | WAITING_FOR_NONCES (new, not |
+    |                              |  broken, a group avoids it     |  both A and B)               |
+    |                              | link broken, no group avoids it| ENDED: ConsensusUnreachable  |
     Shares may arrive before the master's own generation ended; they are kept.
     """
 
@@ -212,6 +221,8 @@ class SchnorrSigningSlave(SigningSlave):
     | WAITING_FOR_NONCES        | generation ended (share sent)       | WAITING_FOR_END           |
     | (SigningNonceMessage)     | a peer breaks it (SigningFault sent)| WAITING_FOR_NONCE_REQUEST |
     |                           | a member disconnects (reported)     | WAITING_FOR_NONCE_REQUEST |
+    | WAITING_FOR_NONCE_REQUEST | a group with a peer lost earlier    | WAITING_FOR_NONCE_REQUEST |
+    |                           | (SigningNodeLost sent, no DKG)      |                           |
     | WAITING_FOR_END           | a newer SigningNonceRequest         | WAITING_FOR_NONCES        |
     | any                       | ConsensusCompleted, master's error  | ENDED                     |
     |                           | the master breaks the protocol      | ENDED: ProtocolViolation  |
@@ -250,6 +261,14 @@ def start_schnorr_signing(
     connected)."""
     requester = recover_requester_of(request.requester_signature, request.key_id)
     message_hash = check_message_hash(request.message_hash)
+    check_binding(
+        ctx,
+        requester,
+        request.bound_signature,
+        operation=BoundOperation.SIGN_SCHNORR,
+        key_id=request.key_id,
+        payload=signing_payload(message_hash),
+    )
     held = require_share(share, request.key_id)
     version = select_version(held, request.key_id, ctx.self_id, request.version)
     session = SchnorrSigningMaster(
@@ -263,6 +282,7 @@ def start_schnorr_signing(
         message_hash=message_hash,
         needed=held.threshold + 1,
         connected=connected,
+        bound_signature=request.bound_signature,
     )
     return session, session.start()
 
@@ -273,6 +293,14 @@ def join_schnorr_signing(
     """Slave factory; the errors it raises reach the master as a SessionError."""
     held = require_share(share, message.key_id)
     check = AccessCheck.of(ctx, sender, message, held)
+    check_binding(
+        ctx,
+        check.requester,
+        message.access.bound_signature,
+        operation=BoundOperation.SIGN_SCHNORR,
+        key_id=message.key_id,
+        payload=signing_payload(message.message_hash),
+    )
     session = SchnorrSigningSlave(
         ctx,
         sender,

@@ -4,6 +4,9 @@ Layout (DB schema version 1):
     b"\\x00meta/schema"          → the DB schema version in ASCII decimal (b"1")
     b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
 
+A directory holding a Parity Secret Store database (parity_db/layout.py) is refused with a
+message pointing to `secretstore import-parity`, never opened or written into.
+
 Opening reads the schema record and at most one other key, never the shares, so it takes
 the same time for an empty database as for one holding millions of keys.
 """
@@ -25,6 +28,8 @@ from secretstore.errors import (
     ServerKeyNotFound,
     StorageError,
 )
+from secretstore.filemodes import make_private_dir
+from secretstore.parity_db.layout import find_parity_data, refusal_message
 from secretstore.storage.cache import DEFAULT_CAPACITY, ShareCache
 from secretstore.storage.codec import encode_key_share
 from secretstore.storage.model import KeyShare
@@ -51,8 +56,11 @@ def _message(exc: BaseException) -> str:
 
 
 def _open_db(path: Path) -> Any:
+    found = find_parity_data(path)
+    if found is not None:
+        raise StorageError(refusal_message(path, found))
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
     except OSError as exc:
         raise StorageError(f"cannot create the key database directory {path}: {exc}") from exc
     try:

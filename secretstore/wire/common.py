@@ -17,6 +17,7 @@ from secretstore.errors import (
     SecretStoreError,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
+    SessionLimitReached,
 )
 from secretstore.types import SessionId
 from secretstore.wire.codec import message
@@ -34,9 +35,12 @@ class ErrorKind(enum.IntEnum):
     DOCUMENT_KEY_NOT_FOUND = 5
     SERVER_KEY_ALREADY_GENERATED = 6
     DOCUMENT_KEY_ALREADY_STORED = 7
-    EXCLUSIVE_SESSION_ACTIVE = 8
-    HAS_ACTIVE_SESSIONS = 9
-    NODE_DISCONNECTED = 10
+    #: the node has as many sessions of this master open as it allows (the master treats the
+    #: node as lost for this session)
+    SESSION_LIMIT = 8
+    EXCLUSIVE_SESSION_ACTIVE = 9
+    HAS_ACTIVE_SESSIONS = 10
+    NODE_DISCONNECTED = 11
 
 
 # Most specific first: ServerKeyAlreadyGenerated and DocumentKeyAlreadyStored are InvalidRequests.
@@ -48,6 +52,7 @@ _KINDS: tuple[tuple[type[SecretStoreError], ErrorKind], ...] = (
     (ConsensusUnreachable, ErrorKind.CONSENSUS_UNREACHABLE),
     (ServerKeyNotFound, ErrorKind.SERVER_KEY_NOT_FOUND),
     (DocumentKeyNotFound, ErrorKind.DOCUMENT_KEY_NOT_FOUND),
+    (SessionLimitReached, ErrorKind.SESSION_LIMIT),
     (ExclusiveSessionActive, ErrorKind.EXCLUSIVE_SESSION_ACTIVE),
     (HasActiveSessions, ErrorKind.HAS_ACTIVE_SESSIONS),
     (NodeDisconnected, ErrorKind.NODE_DISCONNECTED),

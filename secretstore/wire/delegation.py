@@ -26,8 +26,9 @@ class DelegatedRequest:
     """Origin -> a holder of `version`: serve this request as master and send the result.
 
     `requester_signature`: exactly as the client gave it (every node recovers the requester
-    itself); `message_hash`: for signing only; `holders`: the nodes that reported holding
-    `version` (the delegate runs its session among them)."""
+    itself); `message_hash`: for signing only; `bound_signature`: the requester's signature
+    over the whole signing request, when the client gave one; `holders`: the nodes that
+    reported holding `version` (the delegate runs its session among them)."""
 
     session_id: SessionId
     key_id: ServerKeyId
@@ -36,6 +37,7 @@ class DelegatedRequest:
     message_hash: MessageHash | None
     version: Hash256
     holders: tuple[NodeId, ...]
+    bound_signature: bytes | None = None
 
 
 @message(0x0B01)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secretstore.cli.cluster import TomlValue, render_config
+from secretstore.cli.cluster import TomlValue, render_config, write_private
 from secretstore.config.model import NodeAddress
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
@@ -119,8 +119,7 @@ class NodeProcess:
             http_port=self.http_port,
             extra=options,
         )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(text)
+        write_private(self.config_path, text)  # as `secretstore cluster` writes it
 
     # --- the process ------------------------------------------------------------------
     def start(self, *args: str) -> None:

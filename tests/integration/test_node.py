@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,12 +13,14 @@ import aiohttp
 import pytest
 
 from secretstore.cli.cluster import render_config
-from secretstore.config.loader import parse_config
+from secretstore.config.loader import load_config, parse_config
 from secretstore.config.model import NodeAddress, NodeConfig
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import ConfigError, StorageError
+from secretstore.mesh.admission import AdmissionLimits
 from secretstore.node import Health, Node, check_supported, mesh_timings, run_node
+from secretstore.storage.leveldb import LevelDbKeyStorage
 
 
 def free_ports(count: int) -> list[int]:
@@ -175,3 +179,65 @@ def test_health_is_ready_only_with_every_peer() -> None:
     assert Health(keys[0], frozenset(), 1).ready
     body = Health(keys[0], frozenset(keys[1:]), 3).to_json()
     assert body["connected"] == sorted("0x" + k.hex() for k in keys[1:])
+
+
+async def test_the_limits_reach_the_session_table_and_the_mesh(tmp_path: Path) -> None:
+    [cfg] = configs(
+        tmp_path,
+        1,
+        max_sessions_per_peer=7,
+        max_pending_handshakes=20,
+        max_pending_handshakes_per_address=3,
+        reserved_handshakes_for_nodes=5,
+    )
+    node = Node(cfg)
+    await node.start()
+    try:
+        assert node._driver is not None and node._transport is not None
+        assert node._driver.core.max_sessions_per_peer == 7
+        assert node._transport.admission.limits == AdmissionLimits(20, 3, 5)
+    finally:
+        await node.stop()
+
+
+async def test_a_database_and_config_others_can_read_are_reported_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    [cfg] = configs(tmp_path, 1)
+    source = tmp_path / "node.toml"
+    key = cfg.secretstore.key_pair
+    source.write_text(
+        render_config(
+            key,
+            index=1,
+            nodes=list(cfg.secretstore.nodes),
+            mesh_port=cfg.secretstore.port,
+            http_port=cfg.secretstore.http_port,
+            path="db",
+        )
+    )
+    source.chmod(0o644)
+    db = tmp_path / "db"
+    LevelDbKeyStorage(db).close()  # made in this process, whose umask may let others read
+    db.chmod(0o755)
+    config = load_config(source)
+    caplog.set_level(logging.WARNING, logger="secretstore.node")
+    node = Node(config)
+    await node.start()
+    try:
+        assert node.health().ready
+    finally:
+        await node.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"the key database {db} is readable or writable by group")
+    assert f"{db} (mode 0755)" in warnings[0] and f"chmod -R go-rwx {db}" in warnings[0]
+    assert warnings[1].startswith(f"the config file holding self_secret {source}")
+    assert key.secret.to_bytes().hex() not in "".join(warnings)
+    # after the fix the warning says nothing more
+    subprocess.run(["chmod", "-R", "go-rwx", str(db), str(source)], check=True)
+    caplog.clear()
+    node = Node(load_config(source))
+    await node.start()
+    await node.stop()
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -116,12 +116,13 @@ def request_of(message: DelegatedRequest) -> ServedRequest:
         )
     if message.message_hash is None:
         raise ProtocolViolation("origin", "delegated a signing without a message hash")
-    if kind is DelegationKind.SCHNORR:
-        return SignSchnorr(
-            message.key_id, message.requester_signature, message.message_hash, message.version
-        )
-    return SignEcdsa(
-        message.key_id, message.requester_signature, message.message_hash, message.version
+    signing = SignSchnorr if kind is DelegationKind.SCHNORR else SignEcdsa
+    return signing(
+        message.key_id,
+        message.requester_signature,
+        message.message_hash,
+        message.version,
+        message.bound_signature,
     )
 
 
@@ -352,9 +353,10 @@ class ResolvingMaster(Session):
         delegate = holders[index]
         self._delegate = delegate
         request = self.request
-        message_hash: MessageHash | None = (
-            None if isinstance(request, RetrieveDocumentKey) else request.message_hash
-        )
+        message_hash: MessageHash | None = None
+        bound: bytes | None = None
+        if not isinstance(request, RetrieveDocumentKey):
+            message_hash, bound = request.message_hash, request.bound_signature
         message = DelegatedRequest(
             self.session_id,
             self.key_id,
@@ -363,6 +365,7 @@ class ResolvingMaster(Session):
             message_hash,
             Hash256(chosen.version),
             tuple(holders),
+            bound,
         )
         return [Send(delegate, message)]
 

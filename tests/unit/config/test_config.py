@@ -22,6 +22,7 @@ from secretstore.config.model import (
     CorsOrigins,
     NodeAddress,
     NodeConfig,
+    ResourceLimits,
 )
 from secretstore.crypto.curve import N
 from secretstore.crypto.keys import KeyPair
@@ -103,6 +104,13 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
     assert store.session_timeout == 30.0
     assert store.keep_alive_interval == 10.0
     assert store.log_level == "info"
+    assert store.limits == ResourceLimits(
+        max_sessions_per_peer=256,
+        max_pending_handshakes=64,
+        max_pending_handshakes_per_address=4,
+        reserved_handshakes_for_nodes=16,
+    )
+    assert store.require_bound_requests is False
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -625,3 +633,50 @@ def test_any_text_loads_or_raises_config_error(text: str) -> None:
         assert exc.key_path and exc.problem
     else:
         assert isinstance(config, NodeConfig)
+
+
+def test_limits_are_read(tmp_path: Path) -> None:
+    limits = parse(
+        {
+            "max_sessions_per_peer": 3,
+            "max_pending_handshakes": 10,
+            "max_pending_handshakes_per_address": 2,
+            "reserved_handshakes_for_nodes": 5,
+        },
+        tmp_path,
+    ).secretstore.limits
+    assert limits == ResourceLimits(3, 10, 2, 5)
+
+
+def test_handshake_defaults_fit_a_small_total(tmp_path: Path) -> None:
+    limits = parse({"max_pending_handshakes": 3}, tmp_path).secretstore.limits
+    assert limits.max_pending_handshakes_per_address == 3
+    assert limits.reserved_handshakes_for_nodes == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "key", "expected"),
+    [
+        ({"max_sessions_per_peer": 0}, "max_sessions_per_peer", "expected 1.."),
+        ({"max_sessions_per_peer": "many"}, "max_sessions_per_peer", "integer"),
+        ({"max_pending_handshakes": 0}, "max_pending_handshakes", "expected 1.."),
+        ({"max_pending_handshakes_per_address": 0}, "max_pending_handshakes_per_address", "1.."),
+        (
+            {"max_pending_handshakes": 8, "max_pending_handshakes_per_address": 9},
+            "max_pending_handshakes_per_address",
+            "expected 1..8, got 9",
+        ),
+        ({"reserved_handshakes_for_nodes": -1}, "reserved_handshakes_for_nodes", "0..64"),
+        ({"reserved_handshakes_for_nodes": 65}, "reserved_handshakes_for_nodes", "0..64"),
+    ],
+)
+def test_bad_limits(options: dict[str, object], key: str, expected: str, tmp_path: Path) -> None:
+    assert expected in fails(options, tmp_path, f"secretstore.{key}")
+
+
+def test_require_bound_requests(tmp_path: Path) -> None:
+    assert parse({"require_bound_requests": True}, tmp_path).secretstore.require_bound_requests
+    assert not parse({"require_bound_requests": False}, tmp_path).secretstore.require_bound_requests
+    assert "true or false" in fails(
+        {"require_bound_requests": "yes"}, tmp_path, "secretstore.require_bound_requests"
+    )

@@ -28,6 +28,7 @@ from secretstore.errors import (
     SecretStoreError,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
+    SessionLimitReached,
     SessionTimeout,
     StorageError,
 )
@@ -57,6 +58,7 @@ def _parity_body(text: str) -> bytes:
         (DecryptionError(SECRET), 400, "cryptographic error: decryption failed"),
         (CryptoError(SECRET), 400, "cryptographic error"),
         (SessionTimeout(SECRET), 500, "Session timeout"),
+        (SessionLimitReached(SECRET), 500, "Too many sessions: a key server is busy"),
         (TimeoutError(SECRET), 500, "Session timeout"),
         (ProtocolViolation("node-a", SECRET), 500, "invalid message is received"),
         (StorageError(SECRET), 500, "Database error"),
