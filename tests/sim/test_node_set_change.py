@@ -25,7 +25,7 @@ from secretstore.errors import (
 from secretstore.sessions.base import Fail, Finish, short
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.types import Hash256, NodeId
-from secretstore.wire.admin import KeySubshare
+from secretstore.wire.admin import KeyMoved, KeySubshare
 from tests.sim.admin_world import (
     REQUESTER,
     AdminWorld,
@@ -34,6 +34,7 @@ from tests.sim.admin_world import (
 )
 
 seeds = st.integers(0, 2**32)
+KEY0 = key_id(0)
 
 
 def finished(world: AdminWorld, master: NodeId, sid: bytes) -> None:
@@ -430,3 +431,22 @@ def test_a_cluster_of_one_or_two_moves_keys_too(count: int) -> None:
     finished(world, ids[0], sid)
     for key in world.keys:
         world.assert_on(key, frozenset(ids))
+
+
+def test_a_target_reporting_a_share_off_the_key_is_named() -> None:
+    world = make_world(4, seed=19, schedule=20, holders=[0, 1, 2], threshold=1, keys=2)
+    ids = world.ids
+    liar = ids[3]
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object:
+        if sender == liar and isinstance(message, KeyMoved):
+            return replace(message, share_public=message.share_public + world.keys[KEY0].public)
+        return message
+
+    world.net.tamper = tamper
+    sid = world.change(ids[0], ids)
+    world.net.run()
+    error = failure(world, ids[0], sid)
+    assert isinstance(error, ProtocolViolation) and "does not fit the key" in str(error)
+    assert error.node == short(liar)  # four new holders of a t = 1 key: the misfit is found
+    assert world.sessions_left() == 0

@@ -66,7 +66,7 @@ from secretstore.sessions.base import (
     short,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
-from secretstore.sessions.signing_common import names, share_publics_fit
+from secretstore.sessions.signing_common import locate_misfit, names, share_publics_fit
 from secretstore.storage.model import KeyShare, version_hash
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import (
@@ -452,9 +452,15 @@ class NodeSetChange(Session):
             )
         points = [(ZERO, plan.public)] + [(m.number, m.share_public) for m in reports.values()]
         if not share_publics_fit(plan.threshold, points):
-            raise ProtocolViolation(
-                names(sorted(reports)), f"hold new shares of {key} that do not fit the key"
+            misfit = locate_misfit(
+                plan.threshold,
+                plan.public,
+                {node: m.share_public for node, m in reports.items()},
+                {node: m.number for node, m in reports.items()},
+                sorted(reports),
             )
+            blamed = short(misfit) if misfit is not None else names(sorted(reports))
+            raise ProtocolViolation(blamed, f"holds a new share of {key} that does not fit the key")
 
     def _complete(self) -> list[Effect]:
         self.ending = True
