@@ -45,6 +45,8 @@ MESSAGE = keccak256(b"sign me after the change")
 #: one key at a time: a change of 50 keys lasts long enough to act in the middle of it
 OPTIONS = {"admin_public": ADMIN.public.to_bytes().hex(), "node_set_change_keys_in_flight": 1}
 CONCURRENCY = 12
+#: a key whose generation is asked for during a change
+LATE_KEY = keccak256(b"node set change: generated after the change")
 
 
 def key_id(index: int) -> bytes:
@@ -233,6 +235,8 @@ async def test_three_to_five_with_a_node_killed_mid_change_then_a_rerun(world: W
         # a client request meanwhile is refused with Parity's error, and nothing is lost
         status, text = await refused_request(session, world.members[1])
         assert (status, text) == (500, '"Exclusive session active"')
+        status, text = await refused_generation(session, world.members[2])
+        assert (status, text) == (500, '"Exclusive session active"')
         victim.kill()
         status, body = await asyncio.wait_for(running, 30.0)
         assert status == 500, body
@@ -247,6 +251,16 @@ async def test_three_to_five_with_a_node_killed_mid_change_then_a_rerun(world: W
         took = time.monotonic() - started
     assert "keys on the new set" in world.members[2].log_text()
     await check_every_key(world)
+    # the generation refused during the change left nothing behind: it succeeds now
+    async with aiohttp.ClientSession() as session:
+        client = KeyServerClient(world.members[2].url, session)
+        public = await client.generate_server_key(LATE_KEY, ALICE, THRESHOLD)
+        assert (
+            await KeyServerClient(world.members[4].url, session).retrieve_server_key(
+                LATE_KEY, ALICE
+            )
+            == public
+        )
     print(f"3 -> 5 re-run: {took:.2f} s")
 
 
@@ -254,6 +268,13 @@ async def refused_request(session: aiohttp.ClientSession, node: NodeProcess) -> 
     key = key_id(7)
     signature = requester_signature(ALICE, key).hex()
     async with session.get(URL(f"{node.url}/{key.hex()}/{signature}", encoded=True)) as response:
+        return response.status, error_text(await response.read())
+
+
+async def refused_generation(session: aiohttp.ClientSession, node: NodeProcess) -> tuple[int, str]:
+    signature = requester_signature(ALICE, LATE_KEY).hex()
+    url = f"{node.url}/shadow/{LATE_KEY.hex()}/{signature}/{THRESHOLD}"
+    async with session.post(URL(url, encoded=True)) as response:
         return response.status, error_text(await response.read())
 
 
@@ -292,7 +313,7 @@ async def test_a_dead_node_is_replaced_and_its_replacement_gets_shares(world: Wo
     # the replacement answers from its own shares now
     replacement.terminate()
     with LevelDbKeyStorage(replacement.directory / "db") as storage:
-        assert len(list(storage.ids())) == KEYS
+        assert len(list(storage.ids())) == KEYS + 1  # the one generated after the first change
     replacement.start()
     world.wait_ready()
 
