@@ -32,7 +32,8 @@ from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
 from secretstore.sessions.admin.authority import ConfiguredAdmin
-from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange, admin_tables
+from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES

@@ -5,8 +5,8 @@ stored document keys; a Parity-client-style call with the same set (a no-op, 200
 body); refused changes (bad signatures, nodes that are not connected, an empty set); 3 → 5
 nodes with client requests refused during the change and a node frozen, then killed (kill -9)
 mid-change, then the same change again; 5 → 4 (the removed node holds no key); a dead node
-replaced by a new one. After every change each key is retrieved (plain and shadow) and signed (Schnorr;
-ECDSA for some keys) through every node of the new set, the new ones included.
+replaced by a new one. After every change each key is retrieved (plain and shadow) and signed
+(Schnorr; ECDSA for some keys) through every node of the new set, the new ones included.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.crypto.shamir import reconstruct_secret
 from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
-from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet, admin_tables
+from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
 from secretstore.sessions.base import Send, SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult

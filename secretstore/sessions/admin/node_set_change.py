@@ -25,6 +25,9 @@ while it runs there, and it waits (at most `drain_timeout`) for running ones to 
 | WAITING_FOR_FINISH       | Finished from every other node       | ENDED (None)                  |
 | (master)                 | (a node lost now counts as finished) |                               |
 
+This module: the request, the settings, the part master and slaves share (dealing, receiving,
+erasing); change_master.py and change_slave.py: each role; factories.py: how a change starts.
+
 Failures end the whole change: a refusal (AccessDenied, ConsensusUnreachable,
 NodeDisconnected, HasActiveSessions), a lost node (NodeDisconnected), a bad message
 (ProtocolViolation naming the node; a bad subshare names its dealer), no progress for
@@ -34,25 +37,21 @@ others keep the old one, nothing is erased; running the same change again finish
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from secretstore.crypto.curve import ZERO, Point
+from secretstore.crypto.curve import Point
 from secretstore.errors import (
-    AccessDenied,
-    ConsensusUnreachable,
     HasActiveSessions,
-    InvalidRequest,
     NodeDisconnected,
     ProtocolViolation,
     SecretStoreError,
-    SessionTimeout,
 )
-from secretstore.sessions.admin.authority import AdminAuthority, check_admin_signatures
-from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan, KeyReader
-from secretstore.sessions.admin.plan import inventory_pages as read_inventory
+from secretstore.sessions.admin.authority import AdminAuthority
+from secretstore.sessions.admin.plan import KeyReader
 from secretstore.sessions.admin.share_change import KeyFault, KeyReceipt, deal
 from secretstore.sessions.base import (
     Deadline,
@@ -65,23 +64,13 @@ from secretstore.sessions.base import (
     SessionContext,
     short,
 )
-from secretstore.sessions.core import MasterFactory, SlaveFactory
-from secretstore.sessions.signing_common import locate_misfit, names, share_publics_fit
-from secretstore.storage.model import KeyShare, version_hash
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import (
     NO_KEY,
-    InventoryPage,
-    KeyChangeFault,
     KeyDeal,
     KeyMoved,
     KeySubshare,
-    NodeNumber,
-    NodeSetChangeAccepted,
-    NodeSetChangeCompleted,
-    NodeSetChangeFinished,
     NodeSetChangeInit,
-    NodeSetChangeProgress,
 )
 
 #: Parity keeps 64 keys in flight; so do we unless configured otherwise.
@@ -142,16 +131,9 @@ class ChangePhase(Enum):
     ENDED = "ended"
 
 
-@dataclass(slots=True)
-class _Move:
-    """The master's state of one key in flight."""
-
-    plan: KeyPlan
-    moved: dict[NodeId, KeyMoved] = field(default_factory=dict)
-
-
 class NodeSetChange(Session):
-    """One node's part in a node set change (see the module docstring)."""
+    """One node's part in a node set change (see the module docstring); the roles are
+    NodeSetChangeMaster and NodeSetChangeSlave."""
 
     EXCLUSIVE = True
 
@@ -169,23 +151,37 @@ class NodeSetChange(Session):
         self.old_set = frozenset(init.old_set)
         self.new_set = frozenset(init.new_set)
         self.drained = False
-        self.ending = False
-        # master
-        self._accepted: set[NodeId] = set()
-        self._pages: dict[NodeId, int] = {}
-        self._inventoried: set[NodeId] = set()
-        self._inventory = Inventory()
-        self._plan: ChangePlan | None = None
-        self._next = 0
-        self._moving: dict[ServerKeyId, _Move] = {}
-        self._finished_nodes: set[NodeId] = set()
-        self._launching = False
-        # both
         self.done = 0
         self.total: int | None = None
         self._dealt: dict[ServerKeyId, KeyDeal] = {}
         self._receipts: dict[ServerKeyId, KeyReceipt] = {}
         self._received: set[ServerKeyId] = set()
+
+    # --- roles ----------------------------------------------------------------------------
+    @abstractmethod
+    def _on_drained(self) -> list[Effect]:
+        """This node has no other session left: start this role's part."""
+
+    @abstractmethod
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        """A message of the change."""
+
+    @abstractmethod
+    def _moved_here(self, moved: KeyMoved) -> list[Effect]:
+        """This node wrote its new version of a key (the Persist is already among the
+        effects): tell the master."""
+
+    @abstractmethod
+    def _fault(self, fault: KeyFault) -> list[Effect]:
+        """A node sent something wrong for one key."""
+
+    @abstractmethod
+    def _stalled(self) -> list[Effect]:
+        """No progress for `stall_timeout`."""
+
+    @property
+    @abstractmethod
+    def phase(self) -> ChangePhase: ...
 
     # --- state ----------------------------------------------------------------------------
     @property
@@ -200,20 +196,6 @@ class NodeSetChange(Session):
     def removed(self) -> frozenset[NodeId]:
         return self.old_set - self.new_set
 
-    @property
-    def phase(self) -> ChangePhase:
-        if self.finished:
-            return ChangePhase.ENDED
-        if not self.drained:
-            return ChangePhase.DRAINING
-        if not self.is_master:
-            return ChangePhase.RUNNING
-        if self.ending:
-            return ChangePhase.WAITING_FOR_FINISH
-        if self._plan is None:
-            return ChangePhase.WAITING_FOR_NODES
-        return ChangePhase.MOVING_KEYS
-
     def status(self) -> dict[str, Any]:
         """What /health shows of the change on this node."""
         return {
@@ -227,76 +209,26 @@ class NodeSetChange(Session):
         }
 
     # --- events ---------------------------------------------------------------------------
-    def start(self) -> list[Effect]:
-        """The master's first effects: the init to every other node, the drain deadline."""
-        effects: list[Effect] = [self._notice(self._summary())]
-        effects += self.broadcast(self.init, self.others)
-        return [*effects, Deadline(self.session_id, self.settings.drain_timeout)]
-
     def on_drained(self) -> list[Effect]:
         if self.finished or self.drained:
             return []
-        return self._guarded(self._on_drained)
-
-    def _on_drained(self) -> list[Effect]:
         self.drained = True
-        pages = read_inventory(self.settings.keys)
-        if not self.is_master:
-            effects: list[Effect] = [Send(self.master, NodeSetChangeAccepted(self.session_id))]
-            effects += [
-                Send(self.master, InventoryPage(self.session_id, i, page, i == len(pages) - 1))
-                for i, page in enumerate(pages)
-            ]
-            return [*effects, self._touch()]
-        for page in pages:
-            self._inventory.add(self.ctx.self_id, page)
-        self._inventoried.add(self.ctx.self_id)
-        return [self._touch(), *self._maybe_plan()]
+        return self._guarded(self._on_drained)
 
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
         if self.finished:
             return []
-        if self.is_master:
-            return self._guarded(lambda: self._on_master_message(sender, message))
-        return self._guarded(lambda: self._on_slave_message(sender, message))
-
-    def _guarded(self, step: Callable[[], list[Effect]]) -> list[Effect]:
-        try:
-            return step()
-        except KeyFault as fault:
-            return self._fault(fault)
-        except SecretStoreError as exc:
-            return self.fail(exc)
+        return self._guarded(lambda: self._dispatch(sender, message))
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
         if self.finished:
             return []
-        if self.is_master and self.ending:
-            self._finished_nodes.add(node)
-            effects: list[Effect] = [self._notice(f"node {short(node)} left before it finished")]
-            return effects + self._maybe_finish()
         return self.fail(
             NodeDisconnected(
                 f"node {short(node)} disconnected during the node set change "
                 f"({self._progress_text()})"
             )
         )
-
-    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        if self.finished:
-            return []
-        if not self.is_master:
-            if sender != self.master:
-                return []
-            return [self._notice(f"the master ended the change: {reason[:200]}"), *self.finish()]
-        return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:300]}"))
-
-    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
-        if self.finished:
-            return []
-        if not self.is_master:
-            return self.on_peer_error(sender, str(error))
-        return self.fail(type(error)(f"node {short(sender)}: {error}"))
 
     def on_timeout(self) -> list[Effect]:
         if self.finished:
@@ -308,206 +240,17 @@ class NodeSetChange(Session):
                     f"{self.settings.drain_timeout:g} s"
                 )
             )
-        if not self.is_master:
-            return self.fail(SessionTimeout("the node set change made no progress in time"))
-        return self.fail(SessionTimeout(f"no progress in time; {self._silent_text()}"))
-
-    # --- master ---------------------------------------------------------------------------
-    def _on_master_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if isinstance(message, KeyMoved):
-            return [self._touch(), *self._on_moved(sender, message)]
-        if isinstance(message, KeySubshare):
-            return self._on_subshare(sender, message)
-        if isinstance(message, NodeSetChangeAccepted):
-            self._accepted.add(sender)
-            return [self._touch()]
-        if isinstance(message, InventoryPage):
-            return [self._touch(), *self._on_page(sender, message)]
-        if isinstance(message, KeyChangeFault):
-            what = message.what[:300]
-            culprits = names(message.culprits) or short(sender)
-            return self.fail(
-                ProtocolViolation(
-                    culprits, f"{what} (key 0x{message.key_id.hex()}, seen by {short(sender)})"
-                )
-            )
-        if isinstance(message, NodeSetChangeFinished) and self.ending:
-            self._finished_nodes.add(sender)
-            return self._maybe_finish()
-        raise ProtocolViolation(short(sender), f"sent {type(message).__name__} out of turn")
-
-    def _on_page(self, sender: NodeId, page: InventoryPage) -> list[Effect]:
-        if sender not in self._accepted or self._plan is not None:
-            raise ProtocolViolation(short(sender), "sent an inventory out of turn")
-        expected = self._pages.get(sender, 0)
-        if page.index < expected:
-            return []  # the same page again
-        if page.index > expected or sender in self._inventoried:
-            raise ProtocolViolation(short(sender), f"sent inventory page {page.index} out of order")
-        self._pages[sender] = expected + 1
-        self._inventory.add(sender, page.entries)
-        if page.last:
-            self._inventoried.add(sender)
-        return self._maybe_plan()
-
-    def _maybe_plan(self) -> list[Effect]:
-        if not self.drained or self._accepted != self.others or self._inventoried != self.old_set:
-            return []
-        plan = self._inventory.plan(self.new_set, self.ctx.rng)
-        if plan.problems:
-            return self.fail(InvalidRequest(plan.refusal()))
-        self._plan = plan
-        self.total = plan.total
-        self.done = plan.in_place
-        effects: list[Effect] = [
-            self._notice(
-                f"{len(plan.moves)} keys to move, {plan.in_place} already on the new set "
-                f"(at most {self.settings.keys_in_flight} at once)"
-            )
-        ]
-        effects += self._progress_messages()
-        return effects + self._launch()
-
-    def _launch(self) -> list[Effect]:
-        plan = self._plan
-        assert plan is not None
-        effects: list[Effect] = []
-        limit = max(1, self.settings.keys_in_flight)
-        self._launching = True  # keys that complete at once do not launch again (recursion)
-        try:
-            effects += self._fill(plan, limit)
-        finally:
-            self._launching = False
-        if not self._moving and self._next == len(plan.moves) and not self.ending:
-            effects += self._complete()
-        return effects
-
-    def _fill(self, plan: ChangePlan, limit: int) -> list[Effect]:
-        effects: list[Effect] = []
-        while len(self._moving) < limit and self._next < len(plan.moves):
-            key = plan.moves[self._next]
-            self._next += 1
-            self._moving[key.key_id] = _Move(key)
-            request = KeyDeal(
-                self.session_id,
-                key.key_id,
-                key.version,
-                key.dealers,
-                tuple(NodeNumber(node, number) for node, number in key.fresh),
-            )
-            for dealer in key.dealers:
-                if dealer == self.ctx.self_id:
-                    effects += self._on_deal(self.ctx.self_id, request)
-                else:
-                    effects.append(Send(dealer, request))
-        return effects
-
-    def _on_moved(self, sender: NodeId, moved: KeyMoved) -> list[Effect]:
-        move = self._moving.get(moved.key_id)
-        if move is None:
-            if moved.key_id in self._received:
-                return []  # an answer about a key that is done already
-            raise ProtocolViolation(short(sender), "reported moving a key that is not moving")
-        if sender not in self.new_set:
-            raise ProtocolViolation(short(sender), "reported a key moved to a node not in the set")
-        known = move.moved.setdefault(sender, moved)
-        if known != moved:
-            raise ProtocolViolation(short(sender), "reported a key moved twice, differently")
-        if len(move.moved) < len(self.new_set):
-            return []
-        self._check_moved(move)
-        del self._moving[moved.key_id]
-        self._received.add(moved.key_id)
-        self.done += 1
-        effects: list[Effect] = []
-        assert self.total is not None
-        step = max(1, min(PROGRESS_EVERY, self.total // 20))
-        if self.done % step == 0 or self.done == self.total:
-            effects += self._progress_messages()
-        tenth = max(1, self.total // 10)
-        if self.done % tenth == 0 or self.done == self.total:
-            effects.append(self._notice(f"{self.done} of {self.total} keys on the new set"))
-        if self._launching:
-            return effects
-        return effects + self._launch()
-
-    def _check_moved(self, move: _Move) -> None:
-        """Every new holder reports the same new version, with the id numbers the plan gave,
-        and the new share publics lie on one polynomial of degree t through the key."""
-        plan = move.plan
-        reports = move.moved
-        hashes = {m.version for m in reports.values()}
-        key = f"key 0x{plan.key_id.hex()}"
-        if len(hashes) != 1:
-            raise ProtocolViolation(names(sorted(reports)), f"reported different versions of {key}")
-        for node, number in plan.fresh:
-            if reports[node].number != number:
-                raise ProtocolViolation(short(node), f"took another id number for {key}")
-        pairs = [(node, m.number) for node, m in reports.items()]
-        if len({m.number for m in reports.values()}) != len(pairs):
-            raise ProtocolViolation(names(sorted(reports)), f"reported one id number twice ({key})")
-        if version_hash(pairs) != next(iter(hashes)):
-            raise ProtocolViolation(
-                names(sorted(reports)), f"reported a version of {key} that their id numbers lack"
-            )
-        points = [(ZERO, plan.public)] + [(m.number, m.share_public) for m in reports.values()]
-        if not share_publics_fit(plan.threshold, points):
-            misfit = locate_misfit(
-                plan.threshold,
-                plan.public,
-                {node: m.share_public for node, m in reports.items()},
-                {node: m.number for node, m in reports.items()},
-                sorted(reports),
-            )
-            blamed = short(misfit) if misfit is not None else names(sorted(reports))
-            raise ProtocolViolation(blamed, f"holds a new share of {key} that does not fit the key")
-
-    def _complete(self) -> list[Effect]:
-        self.ending = True
-        left = len(self.removed)
-        effects: list[Effect] = [
-            self._notice(
-                f"every key is on the new set ({self.done} keys); "
-                f"{left} {'node leaves' if left == 1 else 'nodes leave'} the set"
-            )
-        ]
-        effects += self.broadcast(NodeSetChangeCompleted(self.session_id), self.others)
-        effects += self._erase_if_removed()
-        return effects + self._maybe_finish()
-
-    def _maybe_finish(self) -> list[Effect]:
-        if self.ending and self._finished_nodes >= self.others:
-            return self.finish(None)
-        return []
-
-    def _progress_messages(self) -> list[Effect]:
-        total = self.total or 0
-        return self.broadcast(NodeSetChangeProgress(self.session_id, self.done, total), self.others)
-
-    # --- slave ----------------------------------------------------------------------------
-    def _on_slave_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if not self.drained:
-            if sender == self.master and message == self.init:
-                return []
-            raise ProtocolViolation(short(sender), f"sent {type(message).__name__} too early")
-        if isinstance(message, KeySubshare):
-            return [self._touch(), *self._on_subshare(sender, message)]
-        if sender != self.master:
-            raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
-        if isinstance(message, KeyDeal):
-            return [self._touch(), *self._on_deal(sender, message)]
-        if isinstance(message, NodeSetChangeProgress):
-            self.done, self.total = message.done, message.total
-            return [self._touch()]
-        if isinstance(message, NodeSetChangeCompleted):
-            effects = self._erase_if_removed()
-            effects.append(Send(self.master, NodeSetChangeFinished(self.session_id)))
-            return effects + self.finish()
-        if message == self.init:
-            return []
-        raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
+        return self._stalled()
 
     # --- both: dealing, receiving, erasing ------------------------------------------------
+    def _guarded(self, step: Callable[[], list[Effect]]) -> list[Effect]:
+        try:
+            return step()
+        except KeyFault as fault:
+            return self._fault(fault)
+        except SecretStoreError as exc:
+            return self.fail(exc)
+
     def _on_deal(self, sender: NodeId, request: KeyDeal) -> list[Effect]:
         known = self._dealt.get(request.key_id)
         if known is not None:
@@ -556,9 +299,7 @@ class NodeSetChange(Session):
             self.session_id, key_id, Hash256(new.version.hash), number, new.share_public
         )
         effects: list[Effect] = [Persist(self.session_id, key_id, new.record, new.create)]
-        if self.is_master:
-            return effects + self._on_moved(self.ctx.self_id, moved)
-        return [*effects, Send(self.master, moved)]
+        return effects + self._moved_here(moved)
 
     def _erase_if_removed(self) -> list[Effect]:
         if self.ctx.self_id in self.new_set:
@@ -567,12 +308,6 @@ class NodeSetChange(Session):
         effects: list[Effect] = [Remove(self.session_id, key_id) for key_id in ids]
         effects.append(self._notice(f"this node left the node set: {len(ids)} keys erased"))
         return effects
-
-    def _fault(self, fault: KeyFault) -> list[Effect]:
-        if self.is_master:
-            return self.fail(fault.violation())
-        report = KeyChangeFault(self.session_id, fault.key_id, fault.culprits, fault.what)
-        return [Send(self.master, report), *self.fail(fault.violation())]
 
     # --- helpers --------------------------------------------------------------------------
     def _touch(self) -> Deadline:
@@ -592,113 +327,3 @@ class NodeSetChange(Session):
         if self.total is None:
             return "no key had moved"
         return f"{self.done} of {self.total} keys on the new set"
-
-    def _silent_text(self) -> str:
-        if self._plan is None:
-            waiting = sorted((self.others - self._accepted) | (self.old_set - self._inventoried))
-            return f"waiting for {names(waiting) or 'none'}"
-        silent: set[NodeId] = set()
-        for move in self._moving.values():
-            silent |= self.new_set - set(move.moved)
-        return f"{self._progress_text()}; no answer from {names(sorted(silent)) or 'none'}"
-
-
-# --- factories -------------------------------------------------------------------------------
-
-
-def _admin_key(
-    authority: AdminAuthority,
-    master: NodeId,
-    migration_id: Hash256 | None,
-    new_set: frozenset[NodeId],
-    self_id: NodeId,
-) -> Point:
-    key = authority.admin_key(master, migration_id, new_set)
-    if key is None:
-        what = "this migration" if migration_id is not None else "a node set change"
-        raise AccessDenied(
-            f"node {short(self_id)} accepts no administrator for {what} (admin_public is not set)"
-        )
-    return key
-
-
-def admin_tables(
-    settings: AdminSettings,
-) -> tuple[dict[type, MasterFactory], dict[type, SlaveFactory]]:
-    """The master and slave factories of the node set change on one node."""
-
-    def start(
-        ctx: SessionContext,
-        session_id: SessionId,
-        request: ChangeNodeSet,
-        share: KeyShare | None,
-        connected: frozenset[NodeId],
-    ) -> tuple[Session, list[Effect]]:
-        self_id = ctx.self_id
-        admin = request.admin_public
-        if admin is None:
-            admin = _admin_key(
-                settings.authority, self_id, request.migration_id, request.new_set, self_id
-            )
-        new_set = frozenset(request.new_set)
-        if not new_set:
-            raise InvalidRequest(
-                "the new node set is empty: a change must leave at least one node holding the keys"
-            )
-        old_set = frozenset(connected) | {self_id}
-        outside = new_set - old_set
-        if outside:
-            raise InvalidRequest(
-                f"nodes of the new set are not connected to this node: {names(sorted(outside))}"
-            )
-        missing = ctx.cluster_nodes - old_set
-        if missing:
-            raise NodeDisconnected(f"configured nodes are not connected: {names(sorted(missing))}")
-        check_admin_signatures(
-            admin, old_set, new_set, request.old_signature, request.new_signature
-        )
-        init = NodeSetChangeInit(
-            session_id,
-            request.migration_id,
-            tuple(sorted(old_set)),
-            tuple(sorted(new_set)),
-            request.old_signature,
-            request.new_signature,
-        )
-        session = NodeSetChange(ctx, session_id, self_id, settings, init)
-        return session, session.start()
-
-    def join(
-        ctx: SessionContext, sender: NodeId, message: NodeSetChangeInit, share: KeyShare | None
-    ) -> tuple[Session, list[Effect]]:
-        self_id = ctx.self_id
-        old_set = frozenset(message.old_set)
-        new_set = frozenset(message.new_set)
-        if len(old_set) != len(message.old_set) or len(new_set) != len(message.new_set):
-            raise ProtocolViolation(short(sender), "sent a node set with a node twice")
-        if not new_set or not new_set <= old_set or {self_id, sender} - old_set:
-            raise ProtocolViolation(short(sender), "sent node sets that do not fit together")
-        admin = _admin_key(settings.authority, sender, message.migration_id, new_set, self_id)
-        check_admin_signatures(
-            admin, old_set, new_set, message.old_signature, message.new_signature
-        )
-        connected = settings.connected() | {self_id}
-        view = ctx.cluster_nodes & connected | {self_id}
-        unreachable = (ctx.cluster_nodes - connected) | (old_set - connected)
-        if unreachable:
-            raise NodeDisconnected(
-                f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
-            )
-        if view != old_set:
-            raise ConsensusUnreachable(
-                f"node {short(self_id)} sees another node set: {len(view)} nodes, "
-                f"the change's old set has {len(old_set)}"
-            )
-        session = NodeSetChange(ctx, message.session_id, sender, settings, message)
-        effects: list[Effect] = [
-            session._notice(session._summary()),
-            Deadline(message.session_id, settings.drain_timeout),
-        ]
-        return session, effects
-
-    return {ChangeNodeSet: start}, {NodeSetChangeInit: join}

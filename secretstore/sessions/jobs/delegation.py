@@ -10,8 +10,8 @@ take part (the session fails with ConsensusUnreachable) — the master negotiate
 
 - runs its session again on that version when it holds it, or
 - delegates: sends `DelegatedRequest` to one holder of that version (chosen at random), which
-  runs the session as master among the holders (`DelegateSession`) and sends the result back;
-  signatures are verified against the key before they are relayed.
+  runs the session as master among the holders (`DelegateSession`, delegate.py) and sends the
+  result back; signatures are verified against the key before they are relayed.
 
 | phase (ResolvingMaster)   | on                                   | next                        |
 |---------------------------|--------------------------------------|-----------------------------|
@@ -30,13 +30,11 @@ retrieval's document key, which it encrypts to the requester as ever).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
 from secretstore.crypto.curve import Point
-from secretstore.crypto.ecdsa import signers_needed
 from secretstore.crypto.keys import recover_public
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.errors import (
@@ -47,7 +45,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
     SessionTimeout,
 )
-from secretstore.sessions import decryption, signing_ecdsa, signing_schnorr
+from secretstore.sessions import signing_ecdsa
 from secretstore.sessions.base import (
     CheckAccess,
     Effect,
@@ -60,6 +58,8 @@ from secretstore.sessions.base import (
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
+from secretstore.sessions.jobs import delegate
+from secretstore.sessions.jobs.delegate import SERVED, ServedRequest, kind_of_request
 from secretstore.sessions.key_version import NegotiatedVersion, VersionNegotiation
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
@@ -74,56 +74,6 @@ from secretstore.wire.delegation import (
     DelegationKind,
 )
 from secretstore.wire.negotiation import KeyVersions, RequestKeyVersions
-
-ServedRequest = RetrieveDocumentKey | SignSchnorr | SignEcdsa
-
-
-def _decryption_signers(threshold: int) -> int:
-    return threshold + 1
-
-
-@dataclass(frozen=True, slots=True)
-class Served:
-    """How one kind of request is served: its session's master factory and how many holders
-    of a version it needs."""
-
-    factory: MasterFactory
-    signers: Callable[[int], int]
-
-
-SERVED: dict[type, Served] = {
-    RetrieveDocumentKey: Served(decryption.start_decryption, _decryption_signers),
-    SignSchnorr: Served(signing_schnorr.start_schnorr_signing, _decryption_signers),
-    SignEcdsa: Served(signing_ecdsa.start_ecdsa_signing, signers_needed),
-}
-
-
-def kind_of_request(request: ServedRequest) -> DelegationKind:
-    if isinstance(request, RetrieveDocumentKey):
-        return DelegationKind.DOCUMENT_KEY_SHADOW if request.shadow else DelegationKind.DOCUMENT_KEY
-    if isinstance(request, SignSchnorr):
-        return DelegationKind.SCHNORR
-    return DelegationKind.ECDSA
-
-
-def request_of(message: DelegatedRequest) -> ServedRequest:
-    """The request a delegate serves, pinned to the delegated version."""
-    kind = message.kind
-    if kind in (DelegationKind.DOCUMENT_KEY, DelegationKind.DOCUMENT_KEY_SHADOW):
-        shadow = kind is DelegationKind.DOCUMENT_KEY_SHADOW
-        return RetrieveDocumentKey(
-            message.key_id, message.requester_signature, shadow, message.version
-        )
-    if message.message_hash is None:
-        raise ProtocolViolation("origin", "delegated a signing without a message hash")
-    signing = SignSchnorr if kind is DelegationKind.SCHNORR else SignEcdsa
-    return signing(
-        message.key_id,
-        message.requester_signature,
-        message.message_hash,
-        message.version,
-        message.bound_signature,
-    )
 
 
 class ResolvePhase(Enum):
@@ -411,86 +361,6 @@ class ResolvingMaster(Session):
         raise ProtocolViolation(short(delegate), f"sent {type(message).__name__}")
 
 
-class DelegateSession(Session):
-    """A holder serving a request another node delegated: the inner master session runs
-    here (this node is its master); its result goes to the origin."""
-
-    def __init__(
-        self, ctx: SessionContext, origin: NodeId, message: DelegatedRequest, inner: Session
-    ) -> None:
-        super().__init__(ctx, message.session_id, ctx.self_id, message.key_id)
-        self.origin = origin
-        self.message = message
-        self.inner = inner
-
-    @property
-    def participants(self) -> frozenset[NodeId]:
-        return self.inner.participants | {self.origin}
-
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if self.finished:
-            return []
-        if sender == self.origin:
-            if message == self.message:
-                return []
-            return self.fail(ProtocolViolation(short(sender), f"sent {type(message).__name__}"))
-        return self.relay(self.inner.on_message(sender, message))
-
-    def on_access_checked(self, allowed: bool) -> list[Effect]:
-        if self.finished:
-            return []
-        return self.relay(self.inner.on_access_checked(allowed))
-
-    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
-        if self.finished:
-            return []
-        if node == self.origin:
-            return self.fail(ConsensusUnreachable(f"the origin {short(node)} disconnected"))
-        return self.relay(self.inner.on_node_disconnected(node))
-
-    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        if self.finished:
-            return []
-        if sender == self.origin:
-            return self.finish()  # the origin gave up
-        return self.relay(self.inner.on_peer_error(sender, reason))
-
-    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
-        if self.finished:
-            return []
-        return self.relay(self.inner.on_peer_refusal(sender, error))
-
-    def on_timeout(self) -> list[Effect]:
-        if self.finished:
-            return []
-        return self.relay(self.inner.on_timeout())
-
-    def relay(self, effects: list[Effect]) -> list[Effect]:
-        """The inner session's effects; its result goes to the origin."""
-        out: list[Effect] = []
-        for effect in effects:
-            if isinstance(effect, Finish) and effect.session_id == self.session_id:
-                out.append(Send(self.origin, self._result_message(effect.result)))
-                return out + self.finish()
-            if isinstance(effect, Fail) and effect.session_id == self.session_id:
-                return out + self.fail(effect.error)
-            out.append(effect)
-        return out
-
-    def _result_message(self, result: object) -> object:
-        sid = self.session_id
-        if isinstance(result, ShadowResult):
-            return DelegatedShadow(
-                sid, result.decrypted_secret, result.common_point, tuple(result.decrypt_shadows)
-            )
-        if isinstance(result, Point):
-            return DelegatedDocumentKey(sid, result)
-        if isinstance(result, SchnorrSignature):
-            return DelegatedSignature(sid, result.to_bytes())
-        assert isinstance(result, bytes)
-        return DelegatedSignature(sid, result)
-
-
 # --- factories -------------------------------------------------------------------------------
 
 
@@ -509,20 +379,5 @@ def start_resolving(
     return session, session.start()
 
 
-def join_delegated(
-    ctx: SessionContext, sender: NodeId, message: DelegatedRequest, share: KeyShare | None
-) -> tuple[Session, list[Effect]]:
-    """Slave factory: serve a delegated request among the holders the origin found."""
-    holders = frozenset(message.holders)
-    if sender in holders or ctx.self_id not in holders:
-        raise ProtocolViolation(short(sender), "delegated to a node outside the holders")
-    request = request_of(message)
-    inner, effects = SERVED[type(request)].factory(
-        ctx, message.session_id, request, share, holders | {ctx.self_id}
-    )
-    session = DelegateSession(ctx, sender, message, inner)
-    return session, session.relay(effects)
-
-
 MASTERS: dict[type, MasterFactory] = {kind: start_resolving for kind in SERVED}
-SLAVES: dict[type, SlaveFactory] = {DelegatedRequest: join_delegated}
+SLAVES: dict[type, SlaveFactory] = delegate.SLAVES

@@ -15,7 +15,8 @@ from secretstore.crypto.keys import KeyPair, recover_public, servers_set_hash
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import AccessDenied, ConsensusUnreachable
 from secretstore.sessions.admin.authority import ConfiguredAdmin, check_admin_signatures
-from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange, admin_tables
+from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import NodeId, SessionId
