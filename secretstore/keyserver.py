@@ -142,7 +142,10 @@ class KeyServer:
             RetrieveDocumentKey(key_id, signature, shadow=True)
         )
         return ShadowRetrieval(
-            result.decrypted_secret, result.common_point, tuple(result.decrypt_shadows)
+            result.decrypted_secret,
+            result.common_point,
+            tuple(result.decrypt_shadows),
+            result.proofs,
         )
 
     # --- signing ----------------------------------------------------------------------------

@@ -261,6 +261,7 @@ class Node:
                 self._rng,
                 frozenset(nodes),
                 require_bound_requests=store.require_bound_requests,
+                require_shadow_retrieval=store.require_shadow_retrieval,
             )
             core = NodeCore(
                 ctx,

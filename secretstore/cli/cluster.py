@@ -41,6 +41,9 @@ MAX_NODES: Final = 256
 DEFAULT_NODES: Final = 3
 
 TomlValue = str | int | float | bool
+#: The policy a written cluster config turns on: no node may compute a document key itself
+#: (plain retrieval refused; shadow retrieval only).
+EXAMPLE_POLICY: Final[Mapping[str, TomlValue]] = {"require_shadow_retrieval": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +284,7 @@ def prepare_cluster(
             nodes=everyone,
             mesh_port=node.mesh_port,
             http_port=node.http_port,
-            extra={"admin_public": admin_hex},
+            extra={**EXAMPLE_POLICY, "admin_public": admin_hex},
         )
         write_private(node.config_path, text)
         actions.append(action)

@@ -71,6 +71,7 @@ OUR_SECRETSTORE_KEYS: Final = (
     "reserved_handshakes_for_nodes",
     "require_bound_requests",
     "node_set_change_keys_in_flight",
+    "require_shadow_retrieval",
 )  # fmt: skip
 KNOWN_SECRETSTORE_KEYS: Final = frozenset(PARITY_SECRETSTORE_KEYS + OUR_SECRETSTORE_KEYS)
 #: The options that need an Ethereum chain: (key, Parity's default when absent).
@@ -175,6 +176,7 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
             1,
             MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
         ),
+        require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
     )
     return NodeConfig(
         secretstore=secretstore,

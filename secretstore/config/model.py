@@ -160,6 +160,8 @@ class SecretStoreConfig:
     #: signature (every node
     #: checks with its own setting); off by default, as Parity's clients send none
     require_bound_requests: bool = False
+    #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
+    require_shadow_retrieval: bool = False
     node_set_change_keys_in_flight: int = DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT
 
     @property

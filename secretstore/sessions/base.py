@@ -102,6 +102,9 @@ class SessionContext:
     #: this node's policy: refuse generation, store and signing requests without a bound
     #: signature
     require_bound_requests: bool = False
+    #: this node's policy (config `require_shadow_retrieval`): it computes no plain-mode
+    #: decryption job, as master or slave, so no node can obtain a document key
+    require_shadow_retrieval: bool = False
 
 
 class Session(ABC):

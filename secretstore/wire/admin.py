@@ -120,8 +120,9 @@ class KeyDeal:
 class KeySubshare:
     """Dealer -> each target of one key: its subshare `value` = g_i(x'_j), the dealer's
     Feldman commitments C_i0..C_it, and what every dealer sends alike: the key's common data,
-    the dealers' id numbers in `version` (for the Lagrange weights) and the new version's id
-    numbers (the whole new set)."""
+    the dealers' id numbers in `version` (for the Lagrange weights), the new version's id
+    numbers (the whole new set) and `version`'s own commitments when the dealers' records
+    have them (then every dealer's C_i0 must be its public share in `version`)."""
 
     session_id: SessionId
     key_id: ServerKeyId
@@ -131,6 +132,7 @@ class KeySubshare:
     common: KeyCommon
     dealer_numbers: tuple[NodeNumber, ...]
     new_numbers: tuple[NodeNumber, ...]
+    version_commitments: tuple[Point, ...] | None = None
 
 
 @message(0x0A05)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from secretstore.crypto.curve import Point
+from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
 from secretstore.types import Hash256, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import message
 
@@ -53,12 +54,14 @@ class DelegatedDocumentKey:
 @dataclass(frozen=True, slots=True)
 class DelegatedShadow:
     """Delegate -> origin: the result of a shadow retrieval (the shadows are encrypted to the
-    requester by the nodes that computed them)."""
+    requester by the nodes that computed them; `proofs` for the requester's check, None for a
+    key without commitments)."""
 
     session_id: SessionId
     decrypted_secret: Point
     common_point: Point
     decrypt_shadows: tuple[bytes, ...]
+    proofs: ShadowRetrievalProofs | None = None
 
 
 @message(0x0B03)

@@ -14,7 +14,7 @@ from secretstore.crypto.ecies import ecies_decrypt
 from secretstore.crypto.keys import KeyPair, servers_set_hash, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
-from secretstore.crypto.shamir import reconstruct_secret
+from secretstore.crypto.shamir import evaluate_point_polynomial, reconstruct_secret
 from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
 from secretstore.sessions.admin.factories import admin_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
@@ -147,6 +147,13 @@ class AdminWorld:
         assert len(hashes) == 1, "the new holders disagree on the newest version"
         version = next(iter(newest.values()))
         assert set(version.nodes) == holders
+        # the new version carries the commitments of the redistributed polynomial
+        assert version.commitments is not None and version.commitments[0] == dealt.public
+        for node in holders:
+            number = newest[node].id_number(node)
+            assert number is not None and newest[node].commitments == version.commitments
+            public = evaluate_point_polynomial(version.commitments, number)
+            assert public == Point.base_mul(newest[node].secret_share)
         for node, share in shares.items():
             assert share.public == dealt.public
             assert share.threshold == dealt.threshold

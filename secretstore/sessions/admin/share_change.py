@@ -20,10 +20,11 @@ from secretstore.crypto.curve import Point, Scalar, scalar_sum
 from secretstore.crypto.redistribution import (
     deal_subshares,
     find_faulty_subshare_senders,
+    redistributed_commitments,
     verify_redistributed_public,
 )
 from secretstore.crypto.rng import Rng
-from secretstore.crypto.shamir import lagrange_coefficients
+from secretstore.crypto.shamir import evaluate_point_polynomial, lagrange_coefficients
 from secretstore.errors import InvalidKeyShare, ProtocolViolation, SecretStoreError
 from secretstore.sessions.base import short
 from secretstore.storage.model import KeyShare, KeyShareVersion
@@ -112,6 +113,7 @@ def deal(
                 common,
                 dealer_numbers,
                 new_pairs,
+                version.commitments,
             ),
         )
         for node in sorted(new_numbers)
@@ -169,12 +171,7 @@ class KeyReceipt:
         first = self.received[self.dealers[0]]
         for dealer in self.dealers[1:]:
             other = self.received[dealer]
-            if (other.version, other.common, other.dealer_numbers, other.new_numbers) != (
-                first.version,
-                first.common,
-                first.dealer_numbers,
-                first.new_numbers,
-            ):
+            if _plan_of(other) != _plan_of(first):
                 raise KeyFault(key_id, [self.dealers[0], dealer], "dealers sent different key data")
         common = first.common
         t = common.threshold
@@ -188,6 +185,14 @@ class KeyReceipt:
             raise KeyFault(
                 key_id, faulty[:1], "sent a subshare that does not match its commitments"
             )
+        version_commitments = _version_commitments(self, own, first)
+        if version_commitments is not None:
+            for dealer in self.dealers:
+                share_public = evaluate_point_polynomial(version_commitments, old[dealer])
+                if commitments[dealer][0] != share_public:
+                    raise KeyFault(
+                        key_id, [dealer], "dealt from a share that is not its share of the key"
+                    )
         old_numbers = [old[dealer] for dealer in self.dealers]
         ordered = [commitments[dealer] for dealer in self.dealers]
         if not verify_redistributed_public(common.public, old_numbers, ordered):
@@ -198,8 +203,9 @@ class KeyReceipt:
             )
         weights = lagrange_coefficients(old_numbers)
         secret_share = scalar_sum(w * values[d] for w, d in zip(weights, self.dealers, strict=True))
+        new_commitments = redistributed_commitments(old_numbers, ordered)
         try:
-            version = KeyShareVersion.create(new, secret_share)
+            version = KeyShareVersion.create(new, secret_share, new_commitments)
             if own is None:
                 record = KeyShare(
                     common.author,
@@ -220,6 +226,35 @@ class KeyReceipt:
                 key_id, self.dealers, f"sent a new version that cannot be stored: {exc}"
             ) from None
         return NewShare(record, own is None, version, Point.base_mul(secret_share))
+
+
+def _plan_of(message: KeySubshare) -> tuple[object, ...]:
+    """What every dealer of a key sends alike."""
+    return (
+        message.version,
+        message.common,
+        message.dealer_numbers,
+        message.new_numbers,
+        message.version_commitments,
+    )
+
+
+def _version_commitments(
+    receipt: KeyReceipt, own: KeyShare | None, first: KeySubshare
+) -> tuple[Point, ...] | None:
+    """The dealt version's commitments: the dealers' (checked against this node's copy when it
+    holds the version), else this node's copy, else None (a key without commitments)."""
+    mine = own.version(first.version) if own is not None else None
+    sent = first.version_commitments
+    if mine is not None and mine.commitments is not None:
+        if sent is not None and sent != mine.commitments:
+            raise KeyFault(receipt.key_id, receipt.dealers, "dealers sent other commitments")
+        return mine.commitments
+    if sent is not None and (
+        len(sent) != first.common.threshold + 1 or sent[0] != first.common.public
+    ):
+        raise KeyFault(receipt.key_id, receipt.dealers, "dealers sent commitments of another key")
+    return sent
 
 
 def _check_against_own(

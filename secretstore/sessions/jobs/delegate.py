@@ -148,7 +148,11 @@ class DelegateSession(Session):
         sid = self.session_id
         if isinstance(result, ShadowResult):
             return DelegatedShadow(
-                sid, result.decrypted_secret, result.common_point, tuple(result.decrypt_shadows)
+                sid,
+                result.decrypted_secret,
+                result.common_point,
+                tuple(result.decrypt_shadows),
+                result.proofs,
             )
         if isinstance(result, Point):
             return DelegatedDocumentKey(sid, result)

@@ -336,7 +336,10 @@ class ResolvingMaster(Session):
             return message.document_key
         if isinstance(message, DelegatedShadow) and kind is DelegationKind.DOCUMENT_KEY_SHADOW:
             return ShadowResult(
-                message.decrypted_secret, message.common_point, message.decrypt_shadows
+                message.decrypted_secret,
+                message.common_point,
+                message.decrypt_shadows,
+                message.proofs,
             )
         if isinstance(message, DelegatedSignature) and isinstance(request, SignSchnorr | SignEcdsa):
             public = self._public

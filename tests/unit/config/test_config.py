@@ -111,6 +111,7 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
         reserved_handshakes_for_nodes=16,
     )
     assert store.require_bound_requests is False
+    assert store.require_shadow_retrieval is False  # Parity's behaviour by default
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -134,7 +135,9 @@ def test_local_cluster_options_need_no_chain(tmp_path: Path) -> None:
 # --- switches -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["disable", "disable_http", "disable_auto_migrate"])
+@pytest.mark.parametrize(
+    "key", ["disable", "disable_http", "disable_auto_migrate", "require_shadow_retrieval"]
+)
 def test_switches(key: str, tmp_path: Path) -> None:
     assert getattr(parse({key: True}, tmp_path).secretstore, key) is True
     assert getattr(parse({key: False}, tmp_path).secretstore, key) is False

@@ -24,6 +24,7 @@ from secretstore.errors import (
     InvalidScalar,
     InvalidSignature,
     MalformedMessage,
+    PlainRetrievalRefused,
     ProtocolViolation,
     SecretStoreError,
     ServerKeyAlreadyGenerated,
@@ -46,6 +47,12 @@ def _parity_body(text: str) -> bytes:
     ("error", "status", "text"),
     [
         (AccessDenied(SECRET), 403, "Access denied"),
+        (
+            PlainRetrievalRefused(SECRET),
+            403,
+            "Access denied: plain document key retrieval is disabled on this key server; "
+            "use shadow retrieval (GET /shadow/{key_id}/{signature})",
+        ),
         (ConsensusUnreachable(SECRET), 403, "Consensus unreachable"),
         (ServerKeyNotFound(SECRET), 404, "Server key with this ID is not found"),
         (DocumentKeyNotFound(SECRET), 404, "Document key with this ID is not found"),

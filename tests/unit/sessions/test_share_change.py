@@ -12,7 +12,7 @@ from secretstore.crypto.curve import ONE, Point, Scalar
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.redistribution import deal_subshares
 from secretstore.crypto.rng import SeededRng
-from secretstore.crypto.shamir import reconstruct_secret
+from secretstore.crypto.shamir import evaluate_point_polynomial, reconstruct_secret
 from secretstore.sessions.admin.share_change import KeyFault, KeyReceipt, deal
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import KeyDeal, KeySubshare, NodeNumber
@@ -27,8 +27,8 @@ NEW_SET = frozenset({A, B, C, D})
 FRESH = Scalar(12345)
 
 
-def setup() -> tuple[DealtKey, KeyDeal]:
-    dealt = deal_key(RNG, [A, B, C], 1)
+def setup(with_commitments: bool = True) -> tuple[DealtKey, KeyDeal]:
+    dealt = deal_key(RNG, [A, B, C], 1, with_commitments=with_commitments)
     version = dealt.shares[A].last_version()
     request = KeyDeal(SID, KEY, Hash256(version.hash), (A, B), (NodeNumber(D, FRESH),))
     return dealt, request
@@ -122,20 +122,57 @@ def test_a_subshare_off_its_commitments_names_its_dealer() -> None:
     assert "commitments" in raised.value.what
 
 
-def test_a_dealer_dealing_from_another_share_is_caught() -> None:
+@pytest.mark.parametrize("with_commitments", [True, False])
+def test_a_dealer_dealing_from_another_share_is_caught(with_commitments: bool) -> None:
     # B deals a self-consistent polynomial around a share it does not hold: every Feldman
-    # check passes, but the dealers' free terms no longer add up to the key
-    dealt, request = setup()
+    # check passes; with the version's commitments its C_i0 is not its public share (B is
+    # named), without them the dealers' free terms no longer add up to the key (both named)
+    dealt, request = setup(with_commitments)
     sent = dealings(dealt, request)
     forged = deal_subshares(Scalar(777), 1, RNG)
-    messages = {d: sent[d][C] for d in request.dealers}
-    number = sent[B][C].new_numbers
-    x = dict((p.node, p.number) for p in number)[C]
+    messages = {d: sent[d][D] for d in request.dealers}
+    x = {p.node: p.number for p in sent[B][D].new_numbers}[D]
     messages[B] = replace(messages[B], value=forged.value_for(x), commitments=forged.commitments)
     with pytest.raises(KeyFault) as raised:
-        receive(C, messages, dealt)
-    assert set(raised.value.culprits) == {A, B}
-    assert "do not combine to the key" in raised.value.what
+        receive(D, messages)
+    if with_commitments:
+        assert raised.value.culprits == (B,)
+        assert "not its share" in raised.value.what
+    else:
+        assert set(raised.value.culprits) == {A, B}
+        assert "do not combine to the key" in raised.value.what
+
+
+def test_the_new_version_carries_the_redistributed_commitments() -> None:
+    dealt, request = setup()
+    sent = dealings(dealt, request)
+    for target in sorted(NEW_SET):
+        new = receive(target, {d: sent[d][target] for d in request.dealers}, dealt)
+        commitments = new.version.commitments
+        assert commitments is not None and len(commitments) == 2
+        assert commitments[0] == dealt.public
+        number = new.version.id_number(target)
+        assert number is not None
+        assert evaluate_point_polynomial(commitments, number) == new.share_public
+    # a key without commitments gets them with its first redistribution
+    bare, bare_request = setup(with_commitments=False)
+    sent = dealings(bare, bare_request)
+    new = receive(D, {d: sent[d][D] for d in bare_request.dealers})
+    assert new.version.commitments is not None and new.version.commitments[0] == bare.public
+
+
+def test_dealers_lying_about_the_version_commitments_are_refused() -> None:
+    dealt, request = setup()
+    sent = dealings(dealt, request)
+    other = deal_subshares(Scalar(5), 1, RNG).commitments
+
+    def lying(target: NodeId) -> dict[NodeId, KeySubshare]:
+        return {d: replace(sent[d][target], version_commitments=other) for d in request.dealers}
+
+    with pytest.raises(KeyFault, match="other commitments"):
+        receive(C, lying(C), dealt)  # C holds the version: its own copy disagrees
+    with pytest.raises(KeyFault, match="commitments of another key"):
+        receive(D, lying(D))  # D does not: their first one is not the key
 
 
 def test_dealers_that_disagree_are_refused() -> None:
