@@ -309,6 +309,11 @@ async def test_a_dead_node_is_replaced_and_its_replacement_gets_shares(world: Wo
         # a key whose newest version lists the dead node is still served before the change
         status, _ = await refused_request(session, replacement)
         assert status == 200  # the replacement holds nothing: a holder serves it (delegation)
+        client = KeyServerClient(replacement.url, session)
+        key = key_id(3)  # a shadow retrieval, its proofs relayed and checked by the client
+        assert await client.retrieve_document_key_shadow(key, ALICE) == world.document_keys[key]
+        c, s = await client.sign_schnorr(key, ALICE, MESSAGE)
+        assert verify_schnorr_signature(public_of(3), SchnorrSignature(c, s), MESSAGE)
         assert await change(session, members[0], members) == (200, b"")
     await check_every_key(world)
     health = replacement.health()
