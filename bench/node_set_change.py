@@ -44,6 +44,7 @@ def options(in_flight: int) -> dict[str, str | int | float]:
         "keep_alive_interval": 10.0,
         "session_timeout": 30.0,
         "admin_public": ADMIN.public.to_bytes().hex(),
+        "disable_auto_migrate": True,
         "node_set_change_keys_in_flight": in_flight,
         "log_level": "warning",
     }

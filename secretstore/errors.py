@@ -124,6 +124,11 @@ class SessionLimitReached(SecretStoreError):
     there as `max_sessions_per_peer` allows; the text names the node, the count and the limit."""
 
 
+class ChainUnavailable(SecretStoreError):
+    """The node has no trusted blockchain client right now: the chain's RPC does not answer,
+    answers errors, or is still syncing (Parity: "without trusted blockchain client")."""
+
+
 class ConfigError(SecretStoreError):
     """A configuration value is missing or invalid; names the key path and what was expected."""
 

@@ -1,9 +1,11 @@
 """The composition root: build one key-server node from its config, start and stop it in order.
 
-Start: key storage (LevelDB), then the mesh (listen and dial), then the HTTP API. Stop, in
-reverse: the HTTP API (no new requests), the mesh (every link closed), the cluster driver
-(pending requests fail, timers stop), the key storage (flushed and unlocked). While it runs,
-`reload_nodes` (SIGHUP) applies a changed `nodes` list from the config file.
+Start: key storage (LevelDB), then the mesh (listen and dial), then the chain (when a contract
+is configured: the ACL and the key server set follow the chain from its first block on), then
+the HTTP API. Stop, in reverse: the HTTP API (no new requests), the chain, the mesh (every link
+closed), the cluster driver (pending requests fail, timers stop), the key storage (flushed and
+unlocked). While it runs, `reload_nodes` (SIGHUP) applies a changed `nodes` list from the
+config file, through the same `Membership` a key server set contract drives.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from secretstore.cluster.access import AllowAll
+from secretstore.chain.runtime import ChainRuntime, build_chain
+from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
-from secretstore.config.loader import load_config, unsupported_options
+from secretstore.cluster.membership import Membership
+from secretstore.config.loader import load_config
 from secretstore.config.model import NodeConfig, SecretStoreConfig
+from secretstore.config.rules import check_startup
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
@@ -49,18 +54,9 @@ HEALTH_PATH: Final = "/health"
 
 
 def check_supported(config: NodeConfig) -> None:
-    """Refuse options this node cannot serve yet (those that need a chain): ConfigError naming
-    them and saying what to set instead."""
-    paths = unsupported_options(config)
-    if not paths:
-        return
-    keys = [path.rsplit(".", 1)[-1] for path in paths]
-    fix = ", ".join(f'{key} = "none"' for key in keys)
-    raise ConfigError(
-        paths[0],
-        f"{', '.join(paths)} need an Ethereum chain (contracts), which this version does not "
-        f"support; to run without one, set {fix} in [secretstore]",
-    )
+    """Refuse a config this node cannot run (config/rules.py): ConfigError naming the option
+    and saying what to set instead."""
+    check_startup(config)
 
 
 def mesh_timings(keep_alive_interval: float) -> MeshTimings:
@@ -73,18 +69,23 @@ def mesh_timings(keep_alive_interval: float) -> MeshTimings:
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """What GET /health reports: who this node is, whom it is connected to, whether all, and
-    the node set change running here (None when none runs)."""
+    """What GET /health reports: who this node is, whom it is connected to, whether all."""
 
     node_id: NodeId
     connected: frozenset[NodeId]
     cluster_size: int
+    #: the chain's state (trusted, latest block, problem) when a contract is configured
+    chain: dict[str, Any] | None = None
+    #: True when this node is not in the key server set (it holds no connections)
+    isolated: bool = False
+    #: the node set change running here (None when none runs)
     node_set_change: dict[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
-        """True when every other configured node is connected."""
-        return len(self.connected) == self.cluster_size - 1
+        """True when every other node of the key server set is connected (never while this
+        node is isolated: not in the set)."""
+        return not self.isolated and len(self.connected) == self.cluster_size - 1
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -93,6 +94,10 @@ class Health:
             "cluster_size": self.cluster_size,
             "ready": self.ready,
         }
+        if self.isolated:
+            body["isolated"] = True
+        if self.chain is not None:
+            body["chain"] = self.chain
         if self.node_set_change is not None:
             body["node_set_change"] = self.node_set_change
         return body
@@ -127,7 +132,7 @@ class _MeshWatch:
         if self.quiet:
             return
         connected, peers = len(self._transport.connected()), self._peers()
-        complete = connected == peers
+        complete = peers > 0 and connected == peers
         if complete and not self._complete:
             log.info("mesh complete: all %d other nodes connected", peers)
         elif self._complete and not complete:
@@ -153,8 +158,9 @@ class Node:
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
         self._watch: _MeshWatch | None = None
+        self._membership: Membership | None = None
+        self._chain: ChainRuntime | None = None
         self._core: NodeCore | None = None
-        self._nodes: dict[NodeId, HostPort] = {n.node_id: (n.host, n.port) for n in store.nodes}
         self.key_server: KeyServer | None = None
 
     # --- identity and state ---------------------------------------------------------------
@@ -164,8 +170,13 @@ class Node:
 
     @property
     def cluster_nodes(self) -> Mapping[NodeId, HostPort]:
-        """The configured key servers now (this node included)."""
-        return dict(self._nodes)
+        """The key servers now: the configured `nodes`, or the contract's current set (empty,
+        i.e. isolated, until the first block is read)."""
+        if self._membership is not None:
+            return self._membership.cluster
+        if self._store.server_set_contract is not None:
+            return {}
+        return {n.node_id: (n.host, n.port) for n in self._store.nodes}
 
     @property
     def mesh_address(self) -> HostPort | None:
@@ -177,38 +188,29 @@ class Node:
 
     def health(self) -> Health:
         connected = self._transport.connected() if self._transport is not None else frozenset()
+        chain = self._chain.status() if self._chain is not None else None
+        nodes = self.cluster_nodes
         change = self._core.exclusive_session if self._core is not None else None
         status = change.status() if isinstance(change, NodeSetChange) else None
-        return Health(self.node_id, connected, len(self._nodes), status)
+        return Health(self.node_id, connected, len(nodes), chain, self.node_id not in nodes, status)
 
-    # --- the node set at run time ---------------------------------------------------------
+    # --- the configured node set at run time ----------------------------------------------
     def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> bool:
-        """Work with `nodes` (this node is added if missing) from now on: the mesh drops links
-        to nodes no longer listed and dials new ones; new sessions see the new set (running
-        ones keep theirs). False when nothing changed."""
-        nodes = {NodeId(bytes(node)): address for node, address in nodes.items()}
-        nodes.setdefault(self.node_id, self._nodes.get(self.node_id, ("", 0)))
-        if nodes == self._nodes:
+        """Work with the configured `nodes` (this node added if missing) from now on, through
+        the membership: the mesh drops links to nodes no longer listed and dials new ones, new
+        sessions see the new set (running ones keep theirs). False when nothing changed or the
+        node set follows a contract."""
+        membership = self._membership
+        if membership is None or self._store.server_set_contract is not None:
             return False
-        added = sorted(nodes.keys() - self._nodes.keys())
-        removed = sorted(self._nodes.keys() - nodes.keys())
-        self._nodes = nodes
-        if self._core is not None:
-            self._core.set_cluster_nodes(frozenset(nodes))
-        if self._transport is not None:
-            self._transport.update_nodes(nodes)
-        log.info(
-            "node set: %d nodes (added %s; removed %s)",
-            len(nodes),
-            ", ".join(short_node(n) for n in added) or "none",
-            ", ".join(short_node(n) for n in removed) or "none",
-        )
-        return True
+        wanted = {NodeId(bytes(node)): address for node, address in nodes.items()}
+        wanted.setdefault(self.node_id, membership.cluster.get(self.node_id, ("", 0)))
+        return membership.update(wanted, wanted)
 
     def reload_nodes(self) -> bool:
         """Read the config file again and apply its `nodes` list (SIGHUP). Other options take
         effect at the next start. ConfigError for a config that does not load or names another
-        key for this node; False when the node set is unchanged."""
+        key for this node; False when the node set is unchanged (or follows a contract)."""
         source = self.config.source
         if source is None:
             raise ConfigError("config", "this node was not started from a config file")
@@ -217,6 +219,9 @@ class Node:
             raise ConfigError(
                 f"{source}: secretstore.self_secret", "changed: restart the node to use a new key"
             )
+        if self._store.server_set_contract is not None:
+            log.info("the node set follows the key server set contract: `nodes` is not used")
+            return False
         return self.update_nodes({n.node_id: (n.host, n.port) for n in store.nodes})
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -271,18 +276,27 @@ class Node:
                 max_sessions_per_peer=limits.max_sessions_per_peer,
             )
             self._core = core
-            self._driver = ClusterDriver(
-                core, self._transport, self._storage, AllowAll(), store.session_timeout
+            membership = Membership(self.node_id, core, self._transport, nodes)
+            self._membership = membership
+            self._chain = build_chain(
+                store, self._key, membership, self._rng, self._transport.connected
             )
-            self._watch = _MeshWatch(self._driver, self._transport, lambda: len(self._nodes) - 1)
+            access: AccessPolicy = self._chain.access if self._chain is not None else AllowAll()
+            self._driver = ClusterDriver(
+                core, self._transport, self._storage, access, store.session_timeout
+            )
+            self._watch = _MeshWatch(self._driver, self._transport, lambda: membership.peers)
             self._transport.set_handler(self._watch)
             self.key_server = KeyServer(
                 cluster=self._driver,
-                cluster_size=lambda: len(self._nodes),
+                cluster_size=lambda: membership.size,
                 rng=self._rng,
+                pin=access.pin,
                 require_bound_requests=store.require_bound_requests,
             )
             await self._transport.start()
+            if self._chain is not None:
+                await self._chain.start()
             if not store.disable_http:
                 self._http = await start_http(
                     self.key_server,
@@ -303,6 +317,9 @@ class Node:
         if self._http is not None:
             http, self._http = self._http, None
             await http.stop()
+        if self._chain is not None:
+            chain, self._chain = self._chain, None
+            await chain.stop()
         if self._watch is not None:
             self._watch.quiet = True
         if self._transport is not None:

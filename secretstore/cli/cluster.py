@@ -231,7 +231,7 @@ def _layout_difference(
         return "the node set changed"
     if store.port != node.mesh_port or store.http_port != node.http_port:
         return "the ports changed"
-    if store.admin_public != admin:
+    if store.admin_public != admin or not store.disable_auto_migrate:
         return "the administrator changed"
     return None
 
@@ -284,7 +284,7 @@ def prepare_cluster(
             nodes=everyone,
             mesh_port=node.mesh_port,
             http_port=node.http_port,
-            extra={**EXAMPLE_POLICY, "admin_public": admin_hex},
+            extra={**EXAMPLE_POLICY, "admin_public": admin_hex, "disable_auto_migrate": True},
         )
         write_private(node.config_path, text)
         actions.append(action)

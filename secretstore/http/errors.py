@@ -14,6 +14,7 @@ from typing import Final
 
 from secretstore.errors import (
     AccessDenied,
+    ChainUnavailable,
     ConsensusUnreachable,
     CryptoError,
     DecryptionError,
@@ -95,6 +96,7 @@ _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
     (TimeoutError, INTERNAL_SERVER_ERROR, "Session timeout"),
     (ProtocolViolation, INTERNAL_SERVER_ERROR, "invalid message is received"),
     (StorageError, INTERNAL_SERVER_ERROR, "Database error"),
+    (ChainUnavailable, INTERNAL_SERVER_ERROR, "Internal error: no trusted blockchain client"),
 )
 
 

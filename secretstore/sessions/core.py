@@ -111,14 +111,14 @@ class NodeCore:
         """The exclusive session in the table (a node set change), if one is."""
         return None if self._exclusive is None else self._sessions.get(self._exclusive)
 
-    def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
-        """The cluster's node set changed: sessions created from now on see `nodes`; running
-        sessions keep the set they started with."""
-        self.ctx = replace(self.ctx, cluster_nodes=frozenset(nodes))
-
     def sessions_of(self, master: NodeId) -> int:
         """How many sessions the peer `master` has open here as their master."""
         return self._by_master.get(master, 0)
+
+    def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
+        """The cluster's node set changed (the key server set contract, or `nodes` re-read on
+        SIGHUP): sessions created from now on see `nodes`; running sessions keep theirs."""
+        self.ctx = replace(self.ctx, cluster_nodes=frozenset(nodes))
 
     def new_session_id(self) -> SessionId:
         while True:

@@ -75,7 +75,7 @@ from secretstore.sessions.consensus import (
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 from secretstore.wire.decryption import (
@@ -94,13 +94,15 @@ class RetrieveDocumentKey:
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from it);
     `shadow`: shadow retrieval (result ShadowResult) instead of plain (result Point);
-    `version`: the key version hash to use, None for the master's newest.
+    `version`: the key version hash to use, None for the master's newest;
+    `block`: the chain block the access decisions are pinned to (None without a chain ACL).
     """
 
     key_id: ServerKeyId
     requester_signature: bytes
     shadow: bool = False
     version: bytes | None = None
+    block: BlockRef | None = None
 
 
 #: The text of a plain retrieval refused by a node's policy.
@@ -268,6 +270,7 @@ class DecryptionMaster(Session):
             version=version,
             connected=connected,
             needed=share.threshold + 1,
+            block=request.block,
         )
         self._job: _Job | None = None
         #: members whose job answer was rejected, and why (they are out of the session)
@@ -294,7 +297,7 @@ class DecryptionMaster(Session):
         return tuple(node for node in job.nodes if node not in job.responses)
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self._version.hash)
+        access = AccessRequest(self._signature, self._version.hash, block=self.consensus.block)
         return self.consensus.start(DecryptionRequest(self.session_id, self.key_id, access))
 
     # --- events -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from secretstore.client.http_client import error_from_response
 from secretstore.errors import (
     AccessDenied,
+    ChainUnavailable,
     ConfigError,
     ConsensusUnreachable,
     CorruptRecord,
@@ -70,6 +71,7 @@ def _parity_body(text: str) -> bytes:
         (ProtocolViolation("node-a", SECRET), 500, "invalid message is received"),
         (StorageError(SECRET), 500, "Database error"),
         (CorruptRecord(SECRET), 500, "Database error"),
+        (ChainUnavailable(SECRET), 500, "Internal error: no trusted blockchain client"),
         (MalformedMessage(SECRET), 500, "Internal error"),
         (ConfigError("a.b", SECRET), 500, "Internal error"),
         (SecretStoreError(SECRET), 500, "Internal error"),
