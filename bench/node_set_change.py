@@ -149,6 +149,8 @@ def run(count: int, in_flight: int, samples: int, root: Path, delegation: bool) 
         )
         after = asyncio.run(latency(newcomer, keys, "shadow", samples))
         print(f"  shadow  via the new node after the change: {ms(after)}")
+        after = asyncio.run(latency(holder, keys, "shadow", samples))
+        print(f"  shadow  via an old node after the change : {ms(after)}")
     finally:
         cluster.kill_all()
 
