@@ -19,8 +19,18 @@ from secretstore.audit.recorder import AuditRecorder
 from secretstore.cluster.access import AccessPolicy
 from secretstore.errors import AuditLogError, MalformedMessage, SecretStoreError, SessionTimeout
 from secretstore.mesh.port import Transport
-from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Record, Send
-from secretstore.sessions.core import Admitted, CoreEffect, NodeCore, Notice
+from secretstore.sessions.base import (
+    CheckAccess,
+    Deadline,
+    Fail,
+    Finish,
+    Notice,
+    Persist,
+    Record,
+    Remove,
+    Send,
+)
+from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
 from secretstore.storage.port import KeyStorage
 from secretstore.types import NodeId, SessionId
 from secretstore.wire import codec
@@ -120,6 +130,12 @@ class ClusterDriver:
                 except SecretStoreError as exc:
                     failed[effect.session_id] = exc
                     self._storage_failed(effect, exc)
+            elif isinstance(effect, Remove):
+                try:
+                    self.storage.remove(effect.key_id)
+                except SecretStoreError as exc:
+                    failed[effect.session_id] = exc
+                    self._storage_failed(effect, exc)
             elif isinstance(effect, CheckAccess):
                 self._spawn(self._check_access(effect))
             elif isinstance(effect, Finish):
@@ -128,6 +144,8 @@ class ClusterDriver:
                 self._settle(effect.session_id, error=effect.error)
             elif isinstance(effect, Admitted):
                 self._start_clock(effect.session_id)
+            elif isinstance(effect, Deadline):
+                self._restart_clock(effect.session_id, effect.seconds)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
 
@@ -144,12 +162,14 @@ class ClusterDriver:
         if effect.receipts is not None and effect.session_id in self._results:
             self._receipts[effect.session_id] = effect.receipts
 
-    def _storage_failed(self, effect: Persist | Record, error: SecretStoreError) -> None:
-        """A key share or an audit entry could not be written: end its session now instead
-        of at its timeout."""
+    def _storage_failed(self, effect: Persist | Remove | Record, error: SecretStoreError) -> None:
+        """A key share could not be written or removed, or an audit entry written: end its
+        session now instead of at its timeout."""
         sid = effect.session_id
-        key_id = effect.key_id if isinstance(effect, Persist) else effect.facts.key_id
-        what = "writing key" if isinstance(effect, Persist) else "logging the release of key"
+        key_id = effect.facts.key_id if isinstance(effect, Record) else effect.key_id
+        what = {Persist: "writing key", Remove: "removing key"}.get(
+            type(effect), "logging the release of key"
+        )
         log.error("session %s: %s 0x%s failed: %s", sid[:4].hex(), what, key_id.hex(), error)
         self._settle(sid, error=error)
         self._apply(self.core.abort(sid, error))
@@ -166,7 +186,7 @@ class ClusterDriver:
                 self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
                 return True
             return False
-        if isinstance(effect, Persist | Record | Finish | Fail):
+        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline):
             return effect.session_id in failed
         return False
 
@@ -210,6 +230,15 @@ class ClusterDriver:
     def _start_clock(self, sid: SessionId) -> None:
         loop = asyncio.get_running_loop()
         self._timers[sid] = loop.call_later(self.session_timeout, self._time_out, sid)
+
+    def _restart_clock(self, sid: SessionId, seconds: float) -> None:
+        if self.core.session(sid) is None:
+            return  # ended already: nothing to time
+        timer = self._timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[sid] = loop.call_later(seconds, self._time_out, sid)
 
     def _time_out(self, sid: SessionId) -> None:
         self._timers.pop(sid, None)

@@ -19,10 +19,12 @@ from secretstore.crypto.rng import SeededRng
 from secretstore.errors import MalformedMessage
 from secretstore.sessions.base import (
     CheckAccess,
+    Deadline,
     Fail,
     Finish,
     Persist,
     Record,
+    Remove,
     Send,
     SessionContext,
 )
@@ -54,6 +56,8 @@ class SimNode:
     notices: list[str] = field(default_factory=list)
     #: the audit entries this node asked for, in order
     records: list[Record] = field(default_factory=list)
+    #: the latest Deadline each session asked for
+    deadlines: dict[SessionId, float] = field(default_factory=dict)
 
     @property
     def node_id(self) -> NodeId:
@@ -236,6 +240,10 @@ class SimNetwork:
                     node.storage.update(effect.key_id, effect.share)
             elif isinstance(effect, Record):
                 node.records.append(effect)
+            elif isinstance(effect, Remove):
+                node.storage.remove(effect.key_id)
+            elif isinstance(effect, Deadline):
+                node.deadlines[effect.session_id] = effect.seconds
             elif isinstance(effect, CheckAccess):
                 self.access_checks.append((node.node_id, effect))
             elif isinstance(effect, Finish | Fail):

@@ -27,6 +27,7 @@ from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature
 from secretstore.errors import ProtocolViolation, ReceiptVerificationError
 from secretstore.sessions import decryption, registry, signing_ecdsa, signing_schnorr
+from secretstore.sessions.admin.node_set_change import ChangeNodeSet
 from secretstore.sessions.base import Record, Send
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
@@ -36,6 +37,7 @@ from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.types import BlockRef, Hash256, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.decryption import DecryptionJobResponse
 from secretstore.wire.signing import EcdsaSignatureShare, SchnorrSignatureShare
+from tests.sim.admin_world import ADMIN, make_world, sign_set
 from tests.sim.dealer import DealtKey, deal_key
 from tests.sim.harness import RandomScheduler, SimNetwork, SimNode
 from tests.sim.key_sessions import AUTHOR, AUTHOR_KEY, proof_of
@@ -371,3 +373,36 @@ def test_every_record_names_the_pinned_block(kind: str) -> None:
     records = [r for node in net.nodes.values() for r in node.records if r.session_id == sid]
     assert records and all(r.facts.block == block for r in records)
     assert master_receipts(net, 0, sid).facts.block == block
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), schedule=st.integers(0, 2**32))
+def test_a_node_set_change_is_recorded_per_key_and_a_leaving_node_records_its_erasures(
+    seed: int, schedule: int
+) -> None:
+    world = make_world(4, seed=seed, schedule=schedule, holders=[0, 1, 2], threshold=1, audit=True)
+    ids = world.ids
+    new_set = [ids[0], ids[1], ids[3]]  # node 2 leaves, node 3 joins
+    master = ids[0]
+    node = world.net.nodes[master]
+    request = ChangeNodeSet(frozenset(new_set), sign_set(ids), sign_set(new_set))
+    sid, effects = node.core.start(request, frozenset(ids))
+    world.net._apply(node, effects)
+    world.net.run()
+    assert world.net.value(0, sid) is None
+    for node_id in ids:
+        records = [r for r in world.net.nodes[node_id].records if r.session_id == sid]
+        moved = [r.facts for r in records if r.facts.operation is Operation.NODE_SET_CHANGE]
+        erased = [r.facts for r in records if r.facts.operation is Operation.DELETE]
+        assert all(r.facts.requester == ADMIN.address for r in records)
+        assert all(r.facts.master == master for r in records)
+        assert all(receipt_holds(node_id, r.facts, r.receipt) for r in records)
+        if node_id in new_set:  # every key moved to it: one entry per key
+            assert sorted(f.key_id for f in moved) == sorted(world.keys)
+            assert all(set(new_set) <= set(f.participants) for f in moved)
+        if node_id == ids[2]:  # left: every key it held erased, after what it dealt
+            assert sorted(f.key_id for f in erased) == sorted(world.keys)
+            assert all(f.participants == (node_id,) for f in erased)
+            assert records[-len(erased) :] == [r for r in records if r.facts in erased]
+        else:
+            assert erased == []
