@@ -1,9 +1,13 @@
 """HTTP API figures of a real local cluster of `secretstore-node` processes on loopback.
 
-1. Shadow retrieval (GET /shadow/{id}/{sig}) on 3 nodes, t=1: latency one request at a time,
-   then throughput with `--clients` concurrent clients. Requests go round-robin over the nodes
-   and `--keys` document keys, so every node is the master of a third of them.
+1. Shadow retrieval (GET /shadow/{id}/{sig}) and plain retrieval (GET /{id}/{sig}) on 3
+   nodes, t=1: latency one request at a time, then throughput with `--clients` concurrent
+   clients. Requests go round-robin over the nodes and `--keys` document keys, so every node
+   is the master of a third of them.
 2. Server key generation (POST /shadow/{id}/{sig}/{t}), one at a time: n=5 t=2, n=16 t=5.
+3. Signing (GET /schnorr/… and GET /ecdsa/{id}/{sig}/{hash}) on 3 nodes, t=1, one request at a
+   time, round-robin over the nodes, `--sign-keys` server keys and a few message hashes (ECDSA
+   with t=1 takes all three nodes: 2t+1 signers and four nonce generations per signature).
 GET /health (HTTP alone, no session) is the yardstick.
 
 How it measures: the nodes are started with tests/e2e/cluster.py (production options, logs at
@@ -19,7 +23,8 @@ Profiling: --profile DIR runs every node under cProfile (a .prof per node when i
 charge to whatever it was doing); --py-spy EXE samples every node with py-spy while each
 scenario runs (collapsed stacks per node and scenario into DIR).
 
-Run: .venv/bin/python bench/api.py [--requests 2000] [--seconds 5] [--clients 32]
+Run: .venv/bin/python bench/api.py [--requests 2000] [--seconds 5] [--clients 32] [--signs 300]
+(--no-retrieval --gen5 0 --gen16 0 runs the signing scenarios alone)
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from secretstore.client.helpers import key_from_shadow
-from secretstore.crypto.curve import Point
+from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.document import encrypt_secret
-from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.ecies import ecies_decrypt
+from secretstore.crypto.keys import KeyPair, recover_public, sign_recoverable
 from secretstore.crypto.rng import OsRng
+from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.encoding import parse_hex
 from tests.e2e import cluster as e2e_cluster
 from tests.e2e.cluster import LocalCluster
@@ -224,6 +231,39 @@ async def prepare_documents(cluster: LocalCluster, requester: KeyPair, count: in
     return paths
 
 
+async def prepare_signing_keys(
+    cluster: LocalCluster, requester: KeyPair, count: int
+) -> list[tuple[str, Point]]:
+    """`count` server keys (t=1): their `{id}/{sig}` paths and publics."""
+    keys: list[tuple[str, Point]] = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(count):
+            path = key_path(requester)
+            public = await _post(session, f"{cluster[i % len(cluster.nodes)].url}/shadow/{path}/1")
+            assert isinstance(public, str)
+            keys.append((path, Point.from_bytes(parse_hex(public, 64))))
+    return keys
+
+
+async def check_signature(
+    url: str, kind: str, requester: KeyPair, public: Point, message: bytes
+) -> None:
+    """One signing end to end: the answer opens (ECIES) to a signature of `message` by the
+    server key (Schnorr: it verifies; ECDSA: it recovers to the key)."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        body = await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {url}: {response.status} {body[:200]!r}")
+    plain = ecies_decrypt(requester.secret, parse_hex(json.loads(body)))
+    if kind == "schnorr":
+        signature = SchnorrSignature(Scalar.from_bytes(plain[:32]), Scalar.from_bytes(plain[32:]))
+        good = verify_schnorr_signature(public, signature, message)
+    else:
+        good = recover_public(plain, message) == public
+    if not good:
+        raise RuntimeError(f"a {kind} signature does not check against the server key")
+
+
 # --- profilers --------------------------------------------------------------------------------
 
 
@@ -314,6 +354,11 @@ class Bench:
             self.measure(cluster, "GET /shadow n=3 t=1, 1 client", once)
             load = LoadSpec("GET", urls, clients, 0, seconds, 200)
             self.measure(cluster, f"GET /shadow n=3 t=1, {clients} clients", load)
+            plain = tuple(f"{node.url}/{path}" for path in paths for node in cluster)
+            once = LoadSpec("GET", plain, 1, requests, 0.0, 100)
+            self.measure(cluster, "GET /{key}/{sig} plain n=3 t=1, 1 client", once)
+            load = LoadSpec("GET", plain, clients, 0, seconds, 200)
+            self.measure(cluster, f"GET /{{key}}/{{sig}} plain n=3 t=1, {clients} clients", load)
         finally:
             cluster.terminate_all()
 
@@ -328,6 +373,27 @@ class Bench:
             run_load(LoadSpec("POST", urls[:3], 1, 3, 0.0, 0))  # warm up (fresh key ids)
             spec = LoadSpec("POST", urls[3:], 1, keys, 0.0, 0)
             self.measure(cluster, f"POST /shadow n={count} t={threshold}", spec)
+        finally:
+            cluster.terminate_all()
+
+    def signing(self, requests: int, keys: int) -> None:
+        cluster = start_cluster(self.root / "signing", 3)
+        try:
+            requester = KeyPair.generate(OsRng())
+            prepared = asyncio.run(prepare_signing_keys(cluster, requester, keys))
+            hashes = [OsRng().random_bytes(32) for _ in range(4)]
+            for kind in ("schnorr", "ecdsa"):
+                path, public = prepared[0]
+                first = f"{cluster[0].url}/{kind}/{path}/{hashes[0].hex()}"
+                asyncio.run(check_signature(first, kind, requester, public, hashes[0]))
+                urls = tuple(
+                    f"{node.url}/{kind}/{path}/{message.hex()}"
+                    for path, _ in prepared
+                    for message in hashes
+                    for node in cluster
+                )
+                spec = LoadSpec("GET", urls, 1, requests, 0.0, 20)
+                self.measure(cluster, f"GET /{kind} n=3 t=1, 1 client", spec)
         finally:
             cluster.terminate_all()
 
@@ -352,6 +418,9 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=8, help="document keys retrieved")
     parser.add_argument("--gen5", type=int, default=100, help="keys generated by 5 nodes")
     parser.add_argument("--gen16", type=int, default=20, help="keys generated by 16 nodes")
+    parser.add_argument("--signs", type=int, default=300, help="signatures of each kind (0: none)")
+    parser.add_argument("--sign-keys", type=int, default=4, help="server keys signed with")
+    parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval runs")
     parser.add_argument("--profile", type=Path, help="cProfile every node into this directory")
     parser.add_argument("--cpu-timer", action="store_true", help="cProfile in CPU time")
     parser.add_argument("--py-spy", help="py-spy executable: sample every node (see --out)")
@@ -368,11 +437,14 @@ def main() -> None:
         sampler = Sampler(args.py_spy, args.out, tuple(args.py_spy_options.split()))
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         bench = Bench(Path(tmp), sampler)
-        bench.retrieval(args.requests, args.seconds, args.clients, args.keys)
+        if not args.no_retrieval:
+            bench.retrieval(args.requests, args.seconds, args.clients, args.keys)
         if args.gen5 > 0:
             bench.generation(5, 2, args.gen5)
         if args.gen16 > 0:
             bench.generation(16, 5, args.gen16)
+        if args.signs > 0:
+            bench.signing(args.signs, args.sign_keys)
     bench.print_table()
 
 

@@ -25,6 +25,7 @@ from secretstore.errors import (
     WrongPassword,
 )
 from secretstore.ethaccount import Account
+from secretstore.filemodes import PRIVATE_FILE_MODE, make_private_dir
 from secretstore.types import Address
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ KdfName = Literal["scrypt", "pbkdf2"]
 
 # geth's file name: UTC--<ISO 8601 time with '-' for ':' and nanoseconds>--<address hex>
 _NAME_ADDRESS = re.compile(r"--([0-9a-fA-F]{40})(?:\.json)?$")
-_FILE_MODE = 0o600
-_DIR_MODE = 0o700
 
 
 def parse_address(address: str | bytes) -> Address:
@@ -185,13 +184,13 @@ class Keystore:
 
     def _write_new(self, address: Address, doc: dict[str, Any]) -> Path:
         """Write atomically (temp file, fsync, link into place) with mode 0600."""
-        self.directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        make_private_dir(self.directory)
         target = self.directory / keystore_file_name(address)
         data = json.dumps(doc, separators=(",", ":")).encode()
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
         tmp = Path(tmp_name)
         try:
-            os.fchmod(fd, _FILE_MODE)
+            os.fchmod(fd, PRIVATE_FILE_MODE)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()

@@ -1,8 +1,12 @@
 """The composition root: build one key-server node from its config, start and stop it in order.
 
-Start: key storage (LevelDB), then the mesh (listen and dial), then the HTTP API. Stop, in
-reverse: the HTTP API (no new requests), the mesh (every link closed), the cluster driver
-(pending requests fail, timers stop), the key storage (flushed and unlocked).
+Start: key storage (LevelDB, with the audit log in it), then the mesh (listen and dial), then
+the chain (when a contract is configured: the ACL and the key server set follow the chain from
+its first block on), then the HTTP API. Stop, in reverse: the HTTP API (no new requests), the
+chain, the mesh (every link closed), the cluster driver (pending requests fail, timers stop),
+the key storage (flushed and unlocked). While it runs, `reload_nodes` (SIGHUP) applies a
+changed `nodes` list from the config file, through the same `Membership` a key server set
+contract drives.
 """
 
 from __future__ import annotations
@@ -14,18 +18,26 @@ from collections.abc import Mapping
 from typing import Final
 
 from secretstore import __version__
-from secretstore.cluster.access import AllowAll
+from secretstore.audit.receipts import NodeSigner
+from secretstore.audit.recorder import AuditRecorder
+from secretstore.audit.store import LevelDbAuditStore
+from secretstore.chain.runtime import ChainRuntime, build_chain
+from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
-from secretstore.config.loader import unsupported_options
+from secretstore.cluster.membership import Membership
+from secretstore.config.loader import load_config
 from secretstore.config.model import NodeConfig, SecretStoreConfig
+from secretstore.config.rules import check_startup
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError
+from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
 from secretstore.keyserver import KeyServer
 from secretstore.listen import host_port, listening
 from secretstore.logs import short_node
+from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
 from secretstore.observe.health import Health, PeerState, plural
@@ -34,6 +46,9 @@ from secretstore.observe.observer import NodeObserver
 from secretstore.observe.peers import PeerWatch
 from secretstore.observe.recent import RecentSessions
 from secretstore.observe.routes import observe_routes
+from secretstore.sessions.admin.authority import ConfiguredAdmin
+from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
@@ -47,18 +62,9 @@ DEAD_AFTER_INTERVALS: Final = 3.0
 
 
 def check_supported(config: NodeConfig) -> None:
-    """Refuse options this node cannot serve yet (those that need a chain): ConfigError naming
-    them and saying what to set instead."""
-    paths = unsupported_options(config)
-    if not paths:
-        return
-    keys = [path.rsplit(".", 1)[-1] for path in paths]
-    fix = ", ".join(f'{key} = "none"' for key in keys)
-    raise ConfigError(
-        paths[0],
-        f"{', '.join(paths)} need an Ethereum chain (contracts), which this version does not "
-        f"support; to run without one, set {fix} in [secretstore]",
-    )
+    """Refuse a config this node cannot run (config/rules.py): ConfigError naming the option
+    and saying what to set instead."""
+    check_startup(config)
 
 
 def mesh_timings(keep_alive_interval: float) -> MeshTimings:
@@ -87,6 +93,9 @@ class Node:
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
         self._watch: PeerWatch | None = None
+        self._membership: Membership | None = None
+        self._chain: ChainRuntime | None = None
+        self._core: NodeCore | None = None
         self.key_server: KeyServer | None = None
         self._started_at = time.monotonic()
         self.metrics = NodeMetrics(__version__, time.time())
@@ -99,6 +108,12 @@ class Node:
 
     @property
     def cluster_nodes(self) -> Mapping[NodeId, HostPort]:
+        """The key servers now: the configured `nodes`, or the contract's current set (empty,
+        i.e. isolated, until the first block is read)."""
+        if self._membership is not None:
+            return self._membership.cluster
+        if self._store.server_set_contract is not None:
+            return {}
         return {n.node_id: (n.host, n.port) for n in self._store.nodes}
 
     @property
@@ -111,17 +126,55 @@ class Node:
 
     def health(self) -> Health:
         connected = self._transport.connected() if self._transport is not None else frozenset()
-        nodes = tuple(
-            PeerState(
-                n.node_id,
-                host_port(n.host, n.port),
-                n.node_id in connected,
-                n.node_id == self.node_id,
-            )
-            for n in self._store.nodes
+        nodes = self.cluster_nodes
+        peers = tuple(
+            PeerState(node, host_port(*nodes[node]), node in connected, node == self.node_id)
+            for node in sorted(nodes)
         )
-        keys = self.observer.keys if self._storage is not None else None
-        return Health(self.node_id, __version__, time.monotonic() - self._started_at, keys, nodes)
+        change = self._core.exclusive_session if self._core is not None else None
+        return Health(
+            self.node_id,
+            __version__,
+            time.monotonic() - self._started_at,
+            self.observer.keys if self._storage is not None else None,
+            peers,
+            chain=self._chain.status() if self._chain is not None else None,
+            isolated=self.node_id not in nodes,
+            node_set_change=change.status() if isinstance(change, NodeSetChange) else None,
+        )
+
+    # --- the configured node set at run time ----------------------------------------------
+    def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> bool:
+        """Work with the configured `nodes` (this node added if missing) from now on, through
+        the membership: the mesh drops links to nodes no longer listed and dials new ones, new
+        sessions see the new set (running ones keep theirs). False when nothing changed or the
+        node set follows a contract."""
+        membership = self._membership
+        if membership is None or self._store.server_set_contract is not None:
+            return False
+        wanted = {NodeId(bytes(node)): address for node, address in nodes.items()}
+        wanted.setdefault(self.node_id, membership.cluster.get(self.node_id, ("", 0)))
+        changed = membership.update(wanted, wanted)
+        if changed and self._watch is not None:
+            self._watch.nodes_changed()
+        return changed
+
+    def reload_nodes(self) -> bool:
+        """Read the config file again and apply its `nodes` list (SIGHUP). Other options take
+        effect at the next start. ConfigError for a config that does not load or names another
+        key for this node; False when the node set is unchanged (or follows a contract)."""
+        source = self.config.source
+        if source is None:
+            raise ConfigError("config", "this node was not started from a config file")
+        store = load_config(source).secretstore
+        if store.self_key is None or store.self_key.node_id != self.node_id:
+            raise ConfigError(
+                f"{source}: secretstore.self_secret", "changed: restart the node to use a new key"
+            )
+        if self._store.server_set_contract is not None:
+            log.info("the node set follows the key server set contract: `nodes` is not used")
+            return False
+        return self.update_nodes({n.node_id: (n.host, n.port) for n in store.nodes})
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -137,39 +190,88 @@ class Node:
             plural(len(nodes), "node"),
             store.path,
         )
+        warn_if_exposed(self.config)
         try:
             self._storage = LevelDbKeyStorage(store.path)
+            signer = NodeSigner(self._key)
+            audit = AuditRecorder(LevelDbAuditStore(self._storage), signer)
+            log.info("audit log: %d entries", audit.entries)
             self.observer.keys = sum(1 for _ in self._storage.ids())
-            self.metrics.watch(
-                connected=self._connected_count,
-                configured=lambda: len(nodes) - 1,
-                keys=lambda: self.observer.keys,
-            )
-            ctx = SessionContext(self.node_id, self._rng, frozenset(nodes))
-            core = NodeCore(ctx, self._storage, MASTERS, SLAVES)
+            limits = store.limits
             self._transport = MeshTransport(
                 self._key,
                 (store.interface, store.port),
                 nodes,
                 rng=self._rng,
                 timings=mesh_timings(store.keep_alive_interval),
+                admission=AdmissionLimits(
+                    max_pending=limits.max_pending_handshakes,
+                    max_pending_per_address=limits.max_pending_handshakes_per_address,
+                    reserved_for_nodes=limits.reserved_handshakes_for_nodes,
+                ),
             )
+            admin = AdminSettings(
+                ConfiguredAdmin(store.admin_public),
+                self._storage,
+                self._transport.connected,
+                keys_in_flight=store.node_set_change_keys_in_flight,
+                stall_timeout=2 * store.session_timeout,
+            )
+            admin_masters, admin_slaves = admin_tables(admin)
+            ctx = SessionContext(
+                self.node_id,
+                self._rng,
+                frozenset(nodes),
+                require_bound_requests=store.require_bound_requests,
+                require_shadow_retrieval=store.require_shadow_retrieval,
+                audit=signer,
+            )
+            core = NodeCore(
+                ctx,
+                self._storage,
+                {**MASTERS, **admin_masters},
+                {**SLAVES, **admin_slaves},
+                max_sessions_per_peer=limits.max_sessions_per_peer,
+            )
+            self._core = core
+            membership = Membership(self.node_id, core, self._transport, nodes)
+            self._membership = membership
+            self.metrics.watch(
+                connected=self._connected_count,
+                configured=lambda: membership.peers,
+                keys=lambda: self.observer.keys,
+            )
+            self._chain = build_chain(
+                store, self._key, membership, self._rng, self._transport.connected
+            )
+            if self._chain is not None:
+                self._watch_chain(self._chain, membership)
+            access: AccessPolicy = self._chain.access if self._chain is not None else AllowAll()
             self._driver = ClusterDriver(
                 core,
                 self._transport,
                 self._storage,
-                AllowAll(),
+                access,
                 store.session_timeout,
+                audit=audit,
                 observer=self.observer,
             )
             self._watch = PeerWatch(
                 self._driver,
                 self._transport.connected,
-                {n: host_port(*a) for n, a in nodes.items() if n != self.node_id},
+                lambda: {
+                    node: host_port(*address)
+                    for node, address in membership.connections.items()
+                    if node != self.node_id
+                },
             )
             self._transport.set_handler(self._watch)
             self.key_server = KeyServer(
-                cluster=self._driver, cluster_size=len(nodes), rng=self._rng
+                cluster=self._driver,
+                cluster_size=lambda: membership.size,
+                rng=self._rng,
+                pin=access.pin,
+                require_bound_requests=store.require_bound_requests,
             )
             await listening(
                 "secretstore.port",
@@ -177,6 +279,8 @@ class Node:
                 (store.interface, store.port),
                 self._transport.start(),
             )
+            if self._chain is not None:
+                await self._chain.start()
             if not store.disable_http:
                 self._http = await listening(
                     "secretstore.http_port",
@@ -194,7 +298,8 @@ class Node:
         except BaseException:
             await self.stop()
             raise
-        self._watch.start()
+        if self._watch is not None:
+            self._watch.start(alone=len(nodes) == 1)
         log.info("node %s started", short_node(self.node_id))
 
     async def stop(self) -> None:
@@ -202,6 +307,9 @@ class Node:
         if self._http is not None:
             http, self._http = self._http, None
             await http.stop()
+        if self._chain is not None:
+            chain, self._chain = self._chain, None
+            await chain.stop()
         if self._watch is not None:
             await self._watch.stop()
         if self._transport is not None:
@@ -215,19 +323,61 @@ class Node:
             storage.close()
             log.info("key storage closed")
 
+    def _watch_chain(self, chain: ChainRuntime, membership: Membership) -> None:
+        client = chain.client
+        self.metrics.watch_chain(
+            trusted=lambda: client.trusted,
+            block=lambda: client.head.number if client.head is not None else None,
+            isolated=lambda: membership.isolated,
+        )
+
     def _connected_count(self) -> int:
         return len(self._transport.connected()) if self._transport is not None else 0
 
 
-async def run_node(config: NodeConfig, stop: asyncio.Event, *, rng: Rng | None = None) -> None:
-    """Run a node until `stop` is set, then shut it down. A disabled config returns at once."""
+def warn_if_exposed(config: NodeConfig) -> None:
+    """Log a warning for the key database, and for a config file holding a raw secret, when
+    group or others may access it (the node still starts)."""
+    checks = [(config.secretstore.path, "the key database")]
+    if config.source is not None and config.secretstore.self_account is None:
+        checks.append((config.source, "the config file holding self_secret"))
+    for path, what in checks:
+        warning = exposure_warning(path, what)
+        if warning is not None:
+            log.warning("%s", warning)
+
+
+async def run_node(
+    config: NodeConfig,
+    stop: asyncio.Event,
+    *,
+    rng: Rng | None = None,
+    hangup: asyncio.Event | None = None,
+) -> None:
+    """Run a node until `stop` is set, then shut it down; each time `hangup` is set, re-read
+    the config's `nodes` (a bad config is logged and changes nothing). A disabled config
+    returns at once."""
     if config.secretstore.disable:
         log.info("the secret store is disabled (secretstore.disable = true); nothing to run")
         return
     node = Node(config, rng=rng)
     await node.start()
     try:
-        await stop.wait()
+        while not stop.is_set():
+            if hangup is None:
+                await stop.wait()
+                break
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, hangup)]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if hangup.is_set() and not stop.is_set():
+                hangup.clear()
+                try:
+                    if not node.reload_nodes():
+                        log.info("config read again: the node set is unchanged")
+                except ConfigError as exc:
+                    log.error("config not applied: %s", exc)
         log.info("shutting down")
     finally:
         await node.stop()

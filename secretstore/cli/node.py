@@ -21,6 +21,7 @@ from secretstore import __version__
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeConfig
 from secretstore.errors import ConfigError, SecretStoreError
+from secretstore.filemodes import restrict_umask
 from secretstore.logs import LEVELS, configure_logging
 from secretstore.node import check_supported, run_node
 
@@ -36,7 +37,8 @@ _EPILOG = """\
 The config is Parity Ethereum's TOML with a [secretstore] table (see docs/CONFIG.md);
 `secretstore cluster --write-only` writes working examples. Logs go to stderr, one line per
 record. SIGINT or SIGTERM stops the node gracefully: the HTTP API stops, connections to other
-nodes close, the key database is flushed and closed.
+nodes close, the key database is flushed and closed. SIGHUP reads the config again and applies
+a changed `nodes` list (other options need a restart).
 """
 
 
@@ -88,9 +90,16 @@ async def _serve(config: NodeConfig) -> None:
         # cannot kill the node mid-shutdown. SIGKILL still ends it at once.
         _ignore_stop_signals()
 
+    hangup = asyncio.Event()
+
+    def on_hangup() -> None:
+        log.info("SIGHUP received: reading the config's node set again")
+        hangup.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
-    await run_node(config, stop)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    await run_node(config, stop, hangup=hangup)
 
 
 def _ignore_stop_signals() -> None:
@@ -108,6 +117,8 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Everything the node creates (the key database, LevelDB's files) is private to its user.
+    restrict_umask()
     args = _parser().parse_args(argv)
     # Everything the node creates (key database, logs it may write) is its own alone.
     os.umask(0o077)

@@ -1,4 +1,17 @@
-"""Client of the key server's HTTP API (Parity's paths and bodies), async and sync, with flows."""
+"""Client of the key server's HTTP API (Parity's paths and bodies), async and sync, with flows.
+
+Server key generations, document key stores and signings carry, besides Parity's signature
+over the key id, the
+requester's bound signature over the whole request in the X-Secretstore-Bound-Signature
+header (secretstore/crypto/bound.py), unless the client is made with `bound_requests=False`.
+Parity's key servers ignore the header; ours check it on every node.
+
+Releases (retrievals, signings) ask for every participant's receipt (the
+X-Secretstore-Receipts request header; a shadow retrieval has them in its body) and check the
+receipts an answer carries (client/receipts.py): against the cluster's node ids when the
+client is given them (`nodes`), and refusing answers without receipts when `require_receipts`.
+The `*_released` methods return the checked receipts with the value.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +19,8 @@ import asyncio
 import json
 import os
 import socket
-from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -15,12 +28,30 @@ from typing import Any, TypeVar
 import aiohttp
 from yarl import URL
 
+from secretstore.audit.jsonform import parse_receipts
+from secretstore.audit.model import Operation
+from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.client import safejson
-from secretstore.client.helpers import key_from_shadow, unwrap_document_key
+from secretstore.client.helpers import unwrap_document_key
+from secretstore.client.receipts import (
+    RECEIPTS_FIELD,
+    RECEIPTS_HEADER,
+    Released,
+    check_receipts,
+    receipts_from_header,
+)
+from secretstore.client.verify import PROOFS_FIELD, DocumentKeyShadow, parse_proofs
+from secretstore.crypto.bound import (
+    BoundOperation,
+    generation_payload,
+    sign_bound_request,
+    signing_payload,
+    store_payload,
+)
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.document import decrypt_document, encrypt_document, encrypt_secret
 from secretstore.crypto.ecies import ecies_decrypt
-from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.keys import KeyPair, address_of, sign_recoverable
 from secretstore.crypto.rng import OsRng, Rng, random_scalar
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import (
@@ -38,16 +69,20 @@ from secretstore.types import Address, NodeId
 
 T = TypeVar("T")
 
+#: The header of the bound signature (the key server's secretstore.http.parse has the same).
+BOUND_SIGNATURE_HEADER = "X-Secretstore-Bound-Signature"
+
 # --- requests: Parity's paths, hex without 0x in every segment ------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
-    """One HTTP call of the key server API."""
+    """One HTTP call of the key server API (`headers`: ours, beyond Parity's)."""
 
     method: str
     path: str
     body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _segment(data: bytes, length: int, what: str) -> str:
@@ -72,16 +107,61 @@ def requester_signature(requester: KeyPair, key_id: bytes) -> bytes:
     return sign_recoverable(requester.secret, key_id)
 
 
-def generate_server_key_request(key_id: bytes, signature: bytes, threshold: int) -> ApiRequest:
+def bound_store_signature(
+    requester: KeyPair, key_id: bytes, common_point: Point, encrypted_point: Point
+) -> bytes:
+    """The requester's signature over a document key store of exactly these points."""
+    _segment(key_id, 32, "key id")
+    payload = store_payload(common_point, encrypted_point)
+    return sign_bound_request(requester.secret, BoundOperation.STORE_DOCUMENT_KEY, key_id, payload)
+
+
+def bound_generation_signature(requester: KeyPair, key_id: bytes, threshold: int) -> bytes:
+    """The requester's signature over a server key generation with exactly this threshold."""
+    _segment(key_id, 32, "key id")
+    payload = generation_payload(threshold)
+    return sign_bound_request(requester.secret, BoundOperation.GENERATE_SERVER_KEY, key_id, payload)
+
+
+def bound_signing_signature(
+    requester: KeyPair, operation: BoundOperation, key_id: bytes, message_hash: bytes
+) -> bytes:
+    """The requester's signature over a Schnorr or ECDSA signing of exactly this hash."""
+    _segment(key_id, 32, "key id")
+    if operation not in (BoundOperation.SIGN_SCHNORR, BoundOperation.SIGN_ECDSA):
+        raise InvalidRequest(f"{operation.name} is not a signing operation")
+    payload = signing_payload(_segment_bytes(message_hash, 32, "message hash"))
+    return sign_bound_request(requester.secret, operation, key_id, payload)
+
+
+def _segment_bytes(data: bytes, length: int, what: str) -> bytes:
+    _segment(data, length, what)
+    return data
+
+
+def _bound_headers(bound_signature: bytes | None) -> tuple[tuple[str, str], ...]:
+    if bound_signature is None:
+        return ()
+    return ((BOUND_SIGNATURE_HEADER, _segment(bound_signature, 65, "bound signature")),)
+
+
+def generate_server_key_request(
+    key_id: bytes, signature: bytes, threshold: int, bound_signature: bytes | None = None
+) -> ApiRequest:
     path = f"/shadow/{_key_and_signature(key_id, signature)}/{_threshold(threshold)}"
-    return ApiRequest("POST", path)
+    return ApiRequest("POST", path, headers=_bound_headers(bound_signature))
 
 
 def store_document_key_request(
-    key_id: bytes, signature: bytes, common_point: Point, encrypted_point: Point
+    key_id: bytes,
+    signature: bytes,
+    common_point: Point,
+    encrypted_point: Point,
+    bound_signature: bytes | None = None,
 ) -> ApiRequest:
     points = f"{common_point.to_bytes().hex()}/{encrypted_point.to_bytes().hex()}"
-    return ApiRequest("POST", f"/shadow/{_key_and_signature(key_id, signature)}/{points}")
+    path = f"/shadow/{_key_and_signature(key_id, signature)}/{points}"
+    return ApiRequest("POST", path, headers=_bound_headers(bound_signature))
 
 
 def generate_document_key_request(key_id: bytes, signature: bytes, threshold: int) -> ApiRequest:
@@ -100,14 +180,20 @@ def document_key_shadow_request(key_id: bytes, signature: bytes) -> ApiRequest:
     return ApiRequest("GET", f"/shadow/{_key_and_signature(key_id, signature)}")
 
 
-def schnorr_request(key_id: bytes, signature: bytes, message_hash: bytes) -> ApiRequest:
+def schnorr_request(
+    key_id: bytes, signature: bytes, message_hash: bytes, bound_signature: bytes | None = None
+) -> ApiRequest:
     message = _segment(message_hash, 32, "message hash")
-    return ApiRequest("GET", f"/schnorr/{_key_and_signature(key_id, signature)}/{message}")
+    path = f"/schnorr/{_key_and_signature(key_id, signature)}/{message}"
+    return ApiRequest("GET", path, headers=_bound_headers(bound_signature))
 
 
-def ecdsa_request(key_id: bytes, signature: bytes, message_hash: bytes) -> ApiRequest:
+def ecdsa_request(
+    key_id: bytes, signature: bytes, message_hash: bytes, bound_signature: bytes | None = None
+) -> ApiRequest:
     message = _segment(message_hash, 32, "message hash")
-    return ApiRequest("GET", f"/ecdsa/{_key_and_signature(key_id, signature)}/{message}")
+    path = f"/ecdsa/{_key_and_signature(key_id, signature)}/{message}"
+    return ApiRequest("GET", path, headers=_bound_headers(bound_signature))
 
 
 def servers_set_change_request(
@@ -123,15 +209,6 @@ def servers_set_change_request(
 
 
 # --- responses -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentKeyShadow:
-    """The shadow retrieval answer: D, C' and the ECIES-encrypted coefficients d_i."""
-
-    decrypted_secret: Point
-    common_point: Point
-    decrypt_shadows: tuple[bytes, ...]
 
 
 def _json(body: bytes) -> Any:
@@ -163,10 +240,14 @@ def parse_shadow_body(body: bytes) -> DocumentKeyShadow:
         raise InvalidEncoding("document key shadow: decrypted_secret and common_point needed")
     if not isinstance(shadows, list) or not all(isinstance(s, str) for s in shadows):
         raise InvalidEncoding("document key shadow: decrypt_shadows must be hex strings")
+    proofs = value.get(PROOFS_FIELD)
+    receipts = value.get(RECEIPTS_FIELD)
     return DocumentKeyShadow(
         Point.from_bytes(parse_hex(secret, 64, what="decrypted_secret")),
         Point.from_bytes(parse_hex(common, 64, what="common_point")),
         tuple(parse_hex(s, what="decrypt_shadow") for s in shadows),
+        None if proofs is None else parse_proofs(proofs),
+        None if receipts is None else parse_receipts(receipts),
     )
 
 
@@ -246,7 +327,14 @@ def requester_from_keystore(directory: str | Path, address: str | bytes, passwor
 
 
 class KeyServerClient:
-    """Async client of one key server node; every method is one HTTP call or a documented flow."""
+    """Async client of one key server node; every method is one HTTP call or a documented flow.
+
+    `bound_requests` (default True): server key generations, stores and signings also send
+    the bound signature header; False sends exactly Parity's requests. `require_proofs`:
+    every shadow retrieval must carry proofs (else ShadowVerificationError); answers that
+    carry them are checked either way. `nodes`: the cluster's node ids, against which the
+    receipts of a release are checked; `require_receipts`: every release must carry them (else
+    ReceiptVerificationError); receipts an answer carries are checked either way."""
 
     def __init__(
         self,
@@ -254,14 +342,23 @@ class KeyServerClient:
         session: aiohttp.ClientSession | None = None,
         rng: Rng | None = None,
         timeout: float = 120.0,
+        bound_requests: bool = True,
+        *,
+        require_proofs: bool = False,
+        nodes: Iterable[NodeId] | None = None,
+        require_receipts: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidRequest(f"key server URL must start with http:// or https://: {base_url}")
         self.base_url = base_url.rstrip("/")
+        self.require_proofs = require_proofs
+        self.nodes: frozenset[NodeId] | None = None if nodes is None else frozenset(nodes)
+        self.require_receipts = require_receipts
         self._session = session
         self._owns_session = session is None
         self._rng: Rng = rng if rng is not None else OsRng()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.bound_requests = bound_requests
 
     async def __aenter__(self) -> KeyServerClient:
         return self
@@ -278,10 +375,17 @@ class KeyServerClient:
 
     async def send(self, request: ApiRequest) -> bytes:
         """Perform one call; the body of a 200 answer, or the mapped error."""
+        body, _ = await self.exchange(request)
+        return body
+
+    async def exchange(self, request: ApiRequest) -> tuple[bytes, Mapping[str, str]]:
+        """Perform one call; the body and headers of a 200 answer, or the mapped error."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         url = URL(self.base_url + request.path, encoded=True)
-        headers = {"Content-Type": "application/json; charset=utf-8"} if request.body else None
+        headers = dict(request.headers)
+        if request.body:
+            headers["Content-Type"] = "application/json; charset=utf-8"
         try:
             async with self._session.request(
                 request.method, url, data=request.body, headers=headers
@@ -289,30 +393,84 @@ class KeyServerClient:
                 body = await response.read()
                 status = response.status
                 cause = response.headers.get(CAUSE_HEADER)
+                answer_headers = dict(response.headers)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise SecretStoreError(
                 f"key server {self.base_url} unreachable: {connection_problem(exc)}"
             ) from exc
         if status != 200:
             raise error_from_response(status, body, cause)
-        return body
+        return body, answer_headers
+
+    def _bound_signing(
+        self, requester: KeyPair, operation: BoundOperation, key_id: bytes, message_hash: bytes
+    ) -> bytes | None:
+        if not self.bound_requests:
+            return None
+        return bound_signing_signature(requester, operation, key_id, message_hash)
 
     async def _decrypted(self, request: ApiRequest, requester: KeyPair, what: str) -> bytes:
         cipher = parse_hex_body(await self.send(request), what)
         return ecies_decrypt(requester.secret, cipher)
 
+    async def _released(
+        self,
+        request: ApiRequest,
+        requester: KeyPair,
+        what: str,
+        *,
+        operation: Operation,
+        key_id: bytes,
+        message_hash: bytes | None = None,
+    ) -> Released[bytes]:
+        """A release answered with a bare string: decrypted, its receipts header checked."""
+        asking = replace(request, headers=(*request.headers, (RECEIPTS_HEADER, "1")))
+        body, headers = await self.exchange(asking)
+        receipts = self._check(
+            receipts_from_header(headers), operation, key_id, requester, message_hash
+        )
+        plain = ecies_decrypt(requester.secret, parse_hex_body(body, what))
+        return Released(plain, receipts)
+
+    def _check(
+        self,
+        receipts: ReleaseReceipts | None,
+        operation: Operation,
+        key_id: bytes,
+        requester: KeyPair,
+        message_hash: bytes | None = None,
+        **more: Any,
+    ) -> ReleaseReceipts | None:
+        return check_receipts(
+            receipts,
+            operation=operation,
+            key_id=key_id,
+            requester=address_of(requester.public),
+            message_hash=message_hash,
+            nodes=self.nodes,
+            require=self.require_receipts,
+            **more,
+        )
+
     # one call each ------------------------------------------------------------------------
     async def generate_server_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
         signature = requester_signature(requester, key_id)
-        return parse_public_body(
-            await self.send(generate_server_key_request(key_id, signature, threshold))
-        )
+        bound = None
+        if self.bound_requests:
+            bound = bound_generation_signature(requester, key_id, threshold)
+        request = generate_server_key_request(key_id, signature, threshold, bound)
+        return parse_public_body(await self.send(request))
 
     async def store_document_key(
         self, key_id: bytes, requester: KeyPair, common_point: Point, encrypted_point: Point
     ) -> None:
         signature = requester_signature(requester, key_id)
-        request = store_document_key_request(key_id, signature, common_point, encrypted_point)
+        bound = None
+        if self.bound_requests:
+            bound = bound_store_signature(requester, key_id, common_point, encrypted_point)
+        request = store_document_key_request(
+            key_id, signature, common_point, encrypted_point, bound
+        )
         await self.send(request)
 
     async def generate_document_key(
@@ -330,9 +488,23 @@ class KeyServerClient:
         return parse_public_body(await self.send(request))
 
     async def retrieve_document_key(self, key_id: bytes, requester: KeyPair) -> Point:
+        return (await self.retrieve_document_key_released(key_id, requester)).value
+
+    async def retrieve_document_key_released(
+        self, key_id: bytes, requester: KeyPair
+    ) -> Released[Point]:
+        """Plain retrieval, with the participants' checked receipts."""
         request = document_key_request(key_id, requester_signature(requester, key_id))
-        cipher = parse_hex_body(await self.send(request), "encrypted document key")
-        return unwrap_document_key(requester, cipher)
+        released = await self._released(
+            request,
+            requester,
+            "encrypted document key",
+            operation=Operation.RETRIEVAL,
+            key_id=key_id,
+        )
+        if len(released.value) != 64:
+            raise InvalidEncoding(f"document key: expected 64 bytes, got {len(released.value)}")
+        return Released(Point.from_bytes(released.value), released.receipts)
 
     async def retrieve_document_key_shadow_raw(
         self, key_id: bytes, requester: KeyPair
@@ -340,28 +512,99 @@ class KeyServerClient:
         request = document_key_shadow_request(key_id, requester_signature(requester, key_id))
         return parse_shadow_body(await self.send(request))
 
-    async def retrieve_document_key_shadow(self, key_id: bytes, requester: KeyPair) -> Point:
-        """M = D + (Σ d_i)·C', computed here: the node never sees M."""
-        shadow = await self.retrieve_document_key_shadow_raw(key_id, requester)
-        return key_from_shadow(
-            requester, shadow.decrypted_secret, shadow.common_point, shadow.decrypt_shadows
+    async def retrieve_document_key_shadow(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        *,
+        server_key_public: Point | None = None,
+        require_proofs: bool | None = None,
+    ) -> Point:
+        """M = D + (Σ d_i)·C', computed here: the node never sees M. When the answer carries
+        proofs every node's contribution is checked first (anchored at `server_key_public`
+        when given: then even the node that answered cannot pass off another key);
+        `require_proofs` (default: the client's) refuses an answer without them."""
+        released = await self.retrieve_document_key_shadow_released(
+            key_id, requester, server_key_public=server_key_public, require_proofs=require_proofs
         )
+        return released.value
+
+    async def retrieve_document_key_shadow_released(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        *,
+        server_key_public: Point | None = None,
+        require_proofs: bool | None = None,
+    ) -> Released[Point]:
+        """As `retrieve_document_key_shadow`, with the participants' receipts, checked: one
+        per decrypt shadow, by the nodes the proofs name (when the answer has proofs)."""
+        shadow = await self.retrieve_document_key_shadow_raw(key_id, requester)
+        key = shadow.document_key(
+            key_id,
+            requester,
+            server_key_public=server_key_public,
+            require_proofs=self.require_proofs if require_proofs is None else require_proofs,
+        )
+        proofs = shadow.proofs
+        receipts = self._check(
+            shadow.receipts,
+            Operation.SHADOW_RETRIEVAL,
+            key_id,
+            requester,
+            participants=None if proofs is None else [p.node for p in proofs.participants],
+            min_participants=len(shadow.decrypt_shadows),
+            session_id=None if proofs is None else proofs.session_id,
+        )
+        return Released(key, receipts)
 
     async def sign_schnorr(
         self, key_id: bytes, requester: KeyPair, message_hash: bytes
     ) -> tuple[Scalar, Scalar]:
-        request = schnorr_request(key_id, requester_signature(requester, key_id), message_hash)
-        plain = await self._decrypted(request, requester, "schnorr signature")
+        return (await self.sign_schnorr_released(key_id, requester, message_hash)).value
+
+    async def sign_schnorr_released(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> Released[tuple[Scalar, Scalar]]:
+        """Schnorr signing (c, s), with the signers' checked receipts."""
+        bound = self._bound_signing(requester, BoundOperation.SIGN_SCHNORR, key_id, message_hash)
+        signature = requester_signature(requester, key_id)
+        request = schnorr_request(key_id, signature, message_hash, bound)
+        released = await self._released(
+            request,
+            requester,
+            "schnorr signature",
+            operation=Operation.SCHNORR,
+            key_id=key_id,
+            message_hash=message_hash,
+        )
+        plain = released.value
         if len(plain) != 64:
             raise InvalidEncoding(f"schnorr signature: expected 64 bytes, got {len(plain)}")
-        return Scalar.from_bytes(plain[:32]), Scalar.from_bytes(plain[32:])
+        value = (Scalar.from_bytes(plain[:32]), Scalar.from_bytes(plain[32:]))
+        return Released(value, released.receipts)
 
     async def sign_ecdsa(self, key_id: bytes, requester: KeyPair, message_hash: bytes) -> bytes:
-        request = ecdsa_request(key_id, requester_signature(requester, key_id), message_hash)
-        plain = await self._decrypted(request, requester, "ecdsa signature")
-        if len(plain) != 65:
-            raise InvalidEncoding(f"ecdsa signature: expected 65 bytes, got {len(plain)}")
-        return plain
+        return (await self.sign_ecdsa_released(key_id, requester, message_hash)).value
+
+    async def sign_ecdsa_released(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> Released[bytes]:
+        """ECDSA signing r‖s‖v, with the signers' checked receipts."""
+        bound = self._bound_signing(requester, BoundOperation.SIGN_ECDSA, key_id, message_hash)
+        signature = requester_signature(requester, key_id)
+        request = ecdsa_request(key_id, signature, message_hash, bound)
+        released = await self._released(
+            request,
+            requester,
+            "ecdsa signature",
+            operation=Operation.ECDSA,
+            key_id=key_id,
+            message_hash=message_hash,
+        )
+        if len(released.value) != 65:
+            raise InvalidEncoding(f"ecdsa signature: expected 65 bytes, got {len(released.value)}")
+        return released
 
     async def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, node_ids: Iterable[NodeId]
@@ -379,9 +622,18 @@ class KeyServerClient:
         )
         return document_key
 
-    async def retrieve_key(self, key_id: bytes, requester: KeyPair, shadow: bool = True) -> Point:
+    async def retrieve_key(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        shadow: bool = True,
+        *,
+        server_key_public: Point | None = None,
+    ) -> Point:
         if shadow:
-            return await self.retrieve_document_key_shadow(key_id, requester)
+            return await self.retrieve_document_key_shadow(
+                key_id, requester, server_key_public=server_key_public
+            )
         return await self.retrieve_document_key(key_id, requester)
 
     async def encrypt_document(
@@ -391,9 +643,17 @@ class KeyServerClient:
         return encrypt_document(key, data, self._rng)
 
     async def decrypt_document(
-        self, key_id: bytes, requester: KeyPair, encrypted: bytes, shadow: bool = True
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        encrypted: bytes,
+        shadow: bool = True,
+        *,
+        server_key_public: Point | None = None,
     ) -> bytes:
-        key = await self.retrieve_key(key_id, requester, shadow)
+        key = await self.retrieve_key(
+            key_id, requester, shadow, server_key_public=server_key_public
+        )
         return decrypt_document(key, encrypted)
 
 
@@ -403,9 +663,27 @@ class KeyServerClient:
 class SyncKeyServerClient:
     """KeyServerClient for synchronous code: runs each call on a private event loop."""
 
-    def __init__(self, base_url: str, rng: Rng | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        rng: Rng | None = None,
+        timeout: float = 120.0,
+        bound_requests: bool = True,
+        *,
+        require_proofs: bool = False,
+        nodes: Iterable[NodeId] | None = None,
+        require_receipts: bool = False,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._client = KeyServerClient(base_url, rng=rng, timeout=timeout)
+        self._client = KeyServerClient(
+            base_url,
+            rng=rng,
+            timeout=timeout,
+            bound_requests=bound_requests,
+            require_proofs=require_proofs,
+            nodes=nodes,
+            require_receipts=require_receipts,
+        )
 
     def __enter__(self) -> SyncKeyServerClient:
         return self
@@ -443,8 +721,22 @@ class SyncKeyServerClient:
     def retrieve_document_key(self, key_id: bytes, requester: KeyPair) -> Point:
         return self._run(self._client.retrieve_document_key(key_id, requester))
 
-    def retrieve_document_key_shadow(self, key_id: bytes, requester: KeyPair) -> Point:
-        return self._run(self._client.retrieve_document_key_shadow(key_id, requester))
+    def retrieve_document_key_shadow(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        *,
+        server_key_public: Point | None = None,
+        require_proofs: bool | None = None,
+    ) -> Point:
+        return self._run(
+            self._client.retrieve_document_key_shadow(
+                key_id,
+                requester,
+                server_key_public=server_key_public,
+                require_proofs=require_proofs,
+            )
+        )
 
     def sign_schnorr(
         self, key_id: bytes, requester: KeyPair, message_hash: bytes
@@ -454,6 +746,25 @@ class SyncKeyServerClient:
     def sign_ecdsa(self, key_id: bytes, requester: KeyPair, message_hash: bytes) -> bytes:
         return self._run(self._client.sign_ecdsa(key_id, requester, message_hash))
 
+    def sign_schnorr_released(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> Released[tuple[Scalar, Scalar]]:
+        return self._run(self._client.sign_schnorr_released(key_id, requester, message_hash))
+
+    def sign_ecdsa_released(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> Released[bytes]:
+        return self._run(self._client.sign_ecdsa_released(key_id, requester, message_hash))
+
+    def retrieve_document_key_shadow_released(
+        self, key_id: bytes, requester: KeyPair, *, server_key_public: Point | None = None
+    ) -> Released[Point]:
+        return self._run(
+            self._client.retrieve_document_key_shadow_released(
+                key_id, requester, server_key_public=server_key_public
+            )
+        )
+
     def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, node_ids: Sequence[NodeId]
     ) -> None:
@@ -462,8 +773,19 @@ class SyncKeyServerClient:
     def create_document_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
         return self._run(self._client.create_document_key(key_id, requester, threshold))
 
-    def retrieve_key(self, key_id: bytes, requester: KeyPair, shadow: bool = True) -> Point:
-        return self._run(self._client.retrieve_key(key_id, requester, shadow))
+    def retrieve_key(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        shadow: bool = True,
+        *,
+        server_key_public: Point | None = None,
+    ) -> Point:
+        return self._run(
+            self._client.retrieve_key(
+                key_id, requester, shadow, server_key_public=server_key_public
+            )
+        )
 
     def encrypt_document(
         self, key_id: bytes, requester: KeyPair, threshold: int, data: bytes
@@ -471,6 +793,16 @@ class SyncKeyServerClient:
         return self._run(self._client.encrypt_document(key_id, requester, threshold, data))
 
     def decrypt_document(
-        self, key_id: bytes, requester: KeyPair, encrypted: bytes, shadow: bool = True
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        encrypted: bytes,
+        shadow: bool = True,
+        *,
+        server_key_public: Point | None = None,
     ) -> bytes:
-        return self._run(self._client.decrypt_document(key_id, requester, encrypted, shadow))
+        return self._run(
+            self._client.decrypt_document(
+                key_id, requester, encrypted, shadow, server_key_public=server_key_public
+            )
+        )

@@ -27,6 +27,9 @@ class ClusterObserver(Protocol):
     def key_created(self) -> None:
         """A new key share was written (the stored key count grew by one)."""
 
+    def key_removed(self) -> None:
+        """A key share was erased (a node set change left this node out of the key)."""
+
     def frame_received(self, node: NodeId, size: int) -> None:
         """A cluster message of `size` payload bytes arrived from `node`."""
 
@@ -44,6 +47,9 @@ class NullObserver:
         pass
 
     def key_created(self) -> None:
+        pass
+
+    def key_removed(self) -> None:
         pass
 
     def frame_received(self, node: NodeId, size: int) -> None:
@@ -68,6 +74,9 @@ _KINDS: Final = {
     "SchnorrSigningRequest": "schnorr_signing",
     "SignEcdsa": "ecdsa_signing",
     "EcdsaSigningRequest": "ecdsa_signing",
+    "DelegatedRequest": "delegation",
+    "ChangeNodeSet": "node_set_change",
+    "NodeSetChangeInit": "node_set_change",
 }
 _CAMEL: Final = re.compile(r"(?<!^)(?=[A-Z])")
 

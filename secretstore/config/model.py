@@ -22,9 +22,31 @@ DEFAULT_KEYS_PATH: Final = "$BASE/keys"
 DEFAULT_SESSION_TIMEOUT: Final = 30.0
 #: ours: how often an idle mesh connection sends a keep-alive.
 DEFAULT_KEEP_ALIVE_INTERVAL: Final = 10.0
+#: ours: how many keys a node set change moves at once (Parity: 64, fixed).
+DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 64
+MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 4096
 #: ours: the logging level of the node process.
 DEFAULT_LOG_LEVEL: Final = "info"
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
+#: ours: sessions one peer may have open on this node as their master. Honest load stays far
+#: below: a session holds its slot only while it runs, so a master with 32 concurrent HTTP
+#: requests has about 32 open on each peer; 256 leaves 8 times that before a refusal.
+DEFAULT_MAX_SESSIONS_PER_PEER: Final = 256
+#: ours: inbound mesh handshakes pending at once, in total.
+DEFAULT_MAX_PENDING_HANDSHAKES: Final = 64
+#: ours: inbound mesh handshakes pending at once from one source address (per configured node
+#: at that address).
+DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS: Final = 4
+#: ours: of the pending handshakes, how many only configured nodes' addresses may use.
+DEFAULT_RESERVED_HANDSHAKES_FOR_NODES: Final = 16
+#: Parity's: contract state is read this many blocks below the latest (registry, requests).
+DEFAULT_CHAIN_CONFIRMATIONS: Final = 3
+#: Parity's: a changed new key server set waits this many blocks before a migration starts.
+DEFAULT_CHAIN_MIGRATION_DELAY: Final = 5
+#: Parity's: a migration transaction is sent again after this many blocks.
+DEFAULT_CHAIN_RETRY_INTERVAL: Final = 30
+#: ours: how often the node asks the chain for its latest block (seconds).
+DEFAULT_CHAIN_POLL_INTERVAL: Final = 1.0
 
 
 # --- contract address sources -----------------------------------------------------------------
@@ -88,6 +110,16 @@ class CorsOrigins:
         return self.allow_all or origin in self.origins
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceLimits:
+    """How much one peer or one stranger may make this node hold (see docs/CONFIG.md)."""
+
+    max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER
+    max_pending_handshakes: int = DEFAULT_MAX_PENDING_HANDSHAKES
+    max_pending_handshakes_per_address: int = DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS
+    reserved_handshakes_for_nodes: int = DEFAULT_RESERVED_HANDSHAKES_FOR_NODES
+
+
 # --- the [secretstore] section ----------------------------------------------------------------
 
 
@@ -102,7 +134,7 @@ class SecretStoreConfig:
     disable: bool
     disable_http: bool
     disable_auto_migrate: bool
-    # contracts (need the chain; see loader.unsupported_options)
+    # contracts (need the chain: chain_rpc_url, and registry_address for "registry")
     acl_contract: ContractSource
     service_contract: ContractSource
     service_contract_srv_gen: ContractSource
@@ -131,6 +163,26 @@ class SecretStoreConfig:
     session_timeout: float
     keep_alive_interval: float
     log_level: str
+    limits: ResourceLimits
+    #: refuse server key generations, document key stores and signings that carry no bound
+    #: signature (every node
+    #: checks with its own setting); off by default, as Parity's clients send none
+    require_bound_requests: bool = False
+    #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
+    require_shadow_retrieval: bool = False
+    #: ours: where the registry contract is (Parity read it from the chain spec)
+    registry_address: Address | None = None
+    #: ours: the block constants, Parity's by default (overridable for tests)
+    chain_confirmations: int = DEFAULT_CHAIN_CONFIRMATIONS
+    chain_migration_delay: int = DEFAULT_CHAIN_MIGRATION_DELAY
+    chain_retry_interval: int = DEFAULT_CHAIN_RETRY_INTERVAL
+    chain_poll_interval: float = DEFAULT_CHAIN_POLL_INTERVAL
+    node_set_change_keys_in_flight: int = DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT
+
+    @property
+    def uses_chain(self) -> bool:
+        """True when a contract option other than "none" needs the chain."""
+        return self.acl_contract is not None or self.server_set_contract is not None
 
     @property
     def key_pair(self) -> KeyPair:

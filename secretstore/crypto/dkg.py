@@ -12,11 +12,18 @@ One generation run, on each of the ``n`` nodes ``i`` (id number ``x_i``), for th
    sender (``find_faulty_senders`` / ``require_valid_keys``).
 4. Its secret share is ``s_j = Σ_i f_i(x_j)`` (``compute_secret_share``).
 5. Each node then publishes the Feldman commitments ``F_ik = a_ik·G`` of ``f_i``
-   (``prepare_share_proof``); node ``j`` checks them against the ``f_i(x_j)`` it holds
-   (``share_proof_verification``), which binds the public share ``F_i0 = f_i(0)·G`` to the
-   dealt values. The joint public is ``Y = Σ_i F_i0`` (``compute_joint_public``) and the joint
-   secret ``x = Σ_i f_i(0)`` is never assembled; ``s_j·G`` of any node follows from the
-   Feldman commitments (``secret_share_public``).
+   (``prepare_share_proof``) with the coefficients ``b_ik`` of ``g_i``; node ``j`` checks them
+   against the ``f_i(x_j)`` it holds (``share_proof_verification``) and against the Pedersen
+   commitments, ``F_ik + b_ik·H == E_ik`` (``share_proof_opens_commitments``). The second
+   check pins ``F_i0 = f_i(0)·G`` to what node ``i`` committed to before any other node revealed
+   anything, however few honest receivers check the first (a group of t+1 has only t besides
+   a rushing dealer, which do not pin a degree-t polynomial: without it such a dealer could
+   shift its free term after seeing the others'). The joint public is ``Y = Σ_i F_i0``
+   (``compute_joint_public``) and the joint secret ``x = Σ_i f_i(0)`` is never assembled;
+   ``s_j·G`` of any node follows from the Feldman commitments (``secret_share_public``).
+   Their pointwise sums ``C_k = Σ_i F_ik`` (``joint_commitments``) are the Feldman
+   commitments of the joint polynomial ``f = Σ_i f_i``: ``C_0 = Y`` and
+   ``s_j·G = Σ_k C_k·x_j^k``, which a key record keeps.
 
 Errors: wrong numbers of commitments raise InvalidRequest, a zero id number InvalidScalar, an
 identity joint public InvalidPoint; a bad dealing from a peer raises ProtocolViolation naming it.
@@ -179,6 +186,30 @@ def share_proof_verification(
     return Point.base_mul(secret1) == evaluate_point_polynomial(share_proof, id_number)
 
 
+def share_proof_opens_commitments(
+    threshold: int,
+    derived_point: Point,
+    commitments: Sequence[Point],
+    share_proof: Sequence[Point],
+    blinding: Sequence[Scalar],
+) -> bool:
+    """``F_k + b_k·H == E_k`` for ``k = 0..t``: the Feldman commitments ``F_k`` and blinding
+    coefficients ``b_k`` a dealer revealed open the Pedersen commitments ``E_k`` it sent
+    first (binding as long as nobody knows the discrete log of ``H``).
+
+    Raises InvalidRequest unless each sequence holds ``t+1`` items, InvalidPoint for an
+    identity derived point.
+    """
+    _check_degree(threshold, commitments, "commitments")
+    _check_degree(threshold, share_proof, "share proof")
+    _check_degree(threshold, blinding, "blinding coefficients")
+    derived_point.require_not_identity("derived point")
+    return all(
+        feldman + derived_point * b == pedersen
+        for pedersen, feldman, b in zip(commitments, share_proof, blinding, strict=True)
+    )
+
+
 def find_faulty_share_proofs(
     threshold: int,
     id_number: Scalar,
@@ -224,6 +255,18 @@ def secret_share_public(id_number: Scalar, share_proofs: Iterable[Sequence[Point
     anyone holding every dealer's Feldman commitments (used to check signature shares)."""
     check_id_numbers([id_number])
     return point_sum(evaluate_point_polynomial(proof, id_number) for proof in share_proofs)
+
+
+def joint_commitments(share_proofs: Iterable[Sequence[Point]]) -> tuple[Point, ...]:
+    """``C_k = Σ_i F_ik``: the Feldman commitments of the joint polynomial ``Σ_i f_i``, from
+    every dealer's (same length, at least one point each; InvalidRequest otherwise)."""
+    proofs = [tuple(proof) for proof in share_proofs]
+    if not proofs or not proofs[0]:
+        raise InvalidRequest("joint commitments need at least one dealer with commitments")
+    length = len(proofs[0])
+    if any(len(proof) != length for proof in proofs):
+        raise InvalidRequest("every dealer's commitments must have the same length")
+    return tuple(point_sum(proof[k] for proof in proofs) for k in range(length))
 
 
 def publics_footprint(publics_by_node: Mapping[B, Sequence[Point]]) -> bytes:

@@ -1,20 +1,31 @@
-"""Parity's threshold ECDSA: inverted-nonce coefficient, s-shares, standard r‖s‖v output.
+"""Threshold ECDSA: inverted-nonce coefficient, masked s-shares, standard r‖s‖v output.
 
-The server key ``x`` is shared with threshold ``t``; signing needs a set ``S`` of ``2t+1``
-holders (so ``2t < N`` is required). Among ``S`` three generation sessions (dkg) run:
+The server key ``x`` is shared with threshold ``t`` (node ``i`` holds ``s_i``); signing needs
+a set ``S`` of ``2t+1`` holders (so ``2t < N`` is required). Among ``S`` four generation
+sessions (dkg) run:
 
 - the signature nonce ``k`` (threshold ``t``): shares ``k_i``, public ``R = k·G``;
 - an inversion nonce ``e`` (threshold ``t``): shares ``e_i``;
-- a sharing of zero (threshold ``2t``): shares ``z_i``.
+- a sharing of zero (threshold ``2t``): shares ``z_i``, which mask the inversion;
+- another sharing of zero (threshold ``2t``): shares ``z'_i``, which mask the signature.
 
 Each node sends ``u_i = k_i·e_i + z_i`` (``compute_ecdsa_inversed_secret_coeff_share``), a
 share of degree ``2t`` of ``u = k·e``; the master interpolates ``u`` from the ``2t+1`` values
 and sends ``w = u⁻¹`` (``compute_ecdsa_inversed_secret_coeff_from_shares``). Now
 ``w·e_i`` is a degree-``t`` share of ``k⁻¹``. With ``r = R.x mod n`` (``compute_ecdsa_r``) and
 ``h`` the message hash as a scalar, node ``i`` returns
-``σ_i = (w·e_i)·h + (w·e_i·s_i)·r`` (``compute_ecdsa_s_share``), a degree-``2t`` share of
-``s = k⁻¹·(h + x·r)``, which the master interpolates (``compute_ecdsa_s``) and serializes as a
-standard 65-byte ``r ‖ s ‖ v`` signature with low ``s`` (``serialize_ecdsa_signature``).
+``σ'_i = (w·e_i)·h + (w·e_i·s_i)·r + z'_i`` (``compute_ecdsa_partial_signature``), a share of
+degree ``2t`` of ``s = k⁻¹·(h + x·r)``, which the master interpolates (``compute_ecdsa_s``) and
+serializes as a standard 65-byte ``r ‖ s ‖ v`` signature with low ``s``
+(``serialize_ecdsa_signature``).
+
+Why ``z'``: without it the ``2t+1`` values ``σ_i = w·e_i·(h + r·s_i)`` (Parity's
+``compute_ecdsa_s_share``) are the points of the product ``w·e(x)·(h + r·s(x))``, which the
+master can interpolate and factor over F_n: the factor of degree ``t`` that its own share
+anchors is ``h + r·s(x)``, and so the key. With ``z'`` they are the points of a polynomial
+of degree ``2t`` that is uniformly random apart from its value ``s`` at zero (as in Gennaro,
+Jarecki, Krawczyk and Rabin's robust threshold DSS); docs/sessions/signing.md has the argument.
+
 With ``t = 0`` a node signs directly with its share (keys.sign_recoverable), as Parity does.
 
 Errors: the wrong number of shares raises InvalidRequest; a zero ``r``, ``u``, or hash scalar
@@ -76,7 +87,8 @@ def compute_ecdsa_inversed_secret_coeff_from_shares(
 def compute_ecdsa_s_share(
     inv_nonce_share: Scalar, inv_nonce_mul_secret: Scalar, signature_r: Scalar, message_hash: Scalar
 ) -> Scalar:
-    """``σ_i = κ_i·h + (κ_i·s_i)·r`` where ``κ_i = w·e_i`` is the node's share of ``k⁻¹``."""
+    """``σ_i = κ_i·h + (κ_i·s_i)·r`` where ``κ_i = w·e_i`` is the node's share of ``k⁻¹``
+    (Parity's unmasked s-share; never sent as it is, see `compute_ecdsa_partial_signature`)."""
     return inv_nonce_share * message_hash + inv_nonce_mul_secret * signature_r
 
 
@@ -86,15 +98,19 @@ def compute_ecdsa_partial_signature(
     secret_share: Scalar,
     nonce_public: Point,
     message_hash: bytes,
+    *,
+    signature_zero_share: Scalar,
 ) -> Scalar:
-    """What a signer returns: ``κ_i = w·e_i`` then ``σ_i = κ_i·h + κ_i·s_i·r``."""
+    """What a signer returns: ``κ_i = w·e_i``, then ``σ'_i = κ_i·h + κ_i·s_i·r + z'_i`` with
+    ``z'_i`` its share of the sharing of zero (degree ``2t``) that masks the signature."""
     kappa = inversed_nonce_coeff * inv_nonce_share
-    return compute_ecdsa_s_share(
+    unmasked = compute_ecdsa_s_share(
         kappa,
         kappa * secret_share,
         compute_ecdsa_r(nonce_public),
         message_hash_scalar(message_hash),
     )
+    return unmasked + signature_zero_share
 
 
 def compute_ecdsa_s(

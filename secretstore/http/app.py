@@ -20,6 +20,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
+from secretstore.audit.jsonform import receipts_header
 from secretstore.config.model import CorsOrigins
 from secretstore.errors import InvalidRequest, SecretStoreError
 from secretstore.http import format as fmt
@@ -32,6 +33,7 @@ from secretstore.http.errors import (
     parse_failure,
 )
 from secretstore.http.parse import (
+    BOUND_SIGNATURE_HEADER,
     ApiRequest,
     ChangeServersSet,
     GenerateDocumentKey,
@@ -44,7 +46,7 @@ from secretstore.http.parse import (
     StoreDocumentKey,
     parse_request,
 )
-from secretstore.http.port import KeyServerApi
+from secretstore.http.port import EncryptedRelease, KeyServerApi
 
 log = logging.getLogger(__name__)
 
@@ -187,15 +189,18 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
     body = await request.read()
     try:
-        api_request = parse_request(method, raw_path, body)
+        api_request = parse_request(
+            method, raw_path, body, request.headers.getall(BOUND_SIGNATURE_HEADER, [])
+        )
     except InvalidRequest as exc:
         _ROUTE.set("invalid")
         log.info("ignoring invalid %s %s: %s", method, raw_path, exc)
         return _error(parse_failure(exc), decision)
 
     _ROUTE.set(_CAMEL.sub("_", type(api_request).__name__).lower())
+    wants_receipts = fmt.RECEIPTS_HEADER in request.headers
     try:
-        response = await _serve(request.app[_API_KEY], api_request)
+        response = await _serve(request.app[_API_KEY], api_request, wants_receipts)
     except Exception as exc:
         answer = error_response(exc)
         _log_failure(method, raw_path, answer, exc)
@@ -204,14 +209,19 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _serve(api: KeyServerApi, request: ApiRequest) -> web.Response:
-    """Call the key server for a parsed request; the 200 response with Parity's body."""
+async def _serve(api: KeyServerApi, request: ApiRequest, wants_receipts: bool) -> web.Response:
+    """Call the key server for a parsed request; the 200 response with Parity's body (and,
+    when asked for, the receipts header of a release answered with a bare string)."""
     match request:
-        case GenerateServerKey(key_id, signature, threshold):
-            public = await api.generate_server_key(key_id, signature, threshold)
+        case GenerateServerKey(key_id, signature, threshold, bound):
+            public = await api.generate_server_key(
+                key_id, signature, threshold, bound_signature=bound
+            )
             return _json(fmt.public_body(public))
-        case StoreDocumentKey(key_id, signature, common_point, encrypted_point):
-            await api.store_document_key(key_id, signature, common_point, encrypted_point)
+        case StoreDocumentKey(key_id, signature, common_point, encrypted_point, bound):
+            await api.store_document_key(
+                key_id, signature, common_point, encrypted_point, bound_signature=bound
+            )
             return _empty()
         case GenerateDocumentKey(key_id, signature, threshold):
             encrypted = await api.generate_document_key(key_id, signature, threshold)
@@ -220,17 +230,19 @@ async def _serve(api: KeyServerApi, request: ApiRequest) -> web.Response:
             public = await api.retrieve_server_key(key_id, signature)
             return _json(fmt.public_body(public))
         case RetrieveDocumentKey(key_id, signature):
-            encrypted = await api.retrieve_document_key(key_id, signature)
-            return _json(fmt.bytes_body(encrypted))
+            released = await api.retrieve_document_key(key_id, signature)
+            return _released(released, wants_receipts)
         case RetrieveDocumentKeyShadow(key_id, signature):
             shadow = await api.retrieve_document_key_shadow(key_id, signature)
             return _json(fmt.shadow_body(shadow))
-        case SignSchnorr(key_id, signature, message_hash):
-            encrypted = await api.sign_schnorr(key_id, signature, message_hash)
-            return _json(fmt.bytes_body(encrypted))
-        case SignEcdsa(key_id, signature, message_hash):
-            encrypted = await api.sign_ecdsa(key_id, signature, message_hash)
-            return _json(fmt.bytes_body(encrypted))
+        case SignSchnorr(key_id, signature, message_hash, bound):
+            released = await api.sign_schnorr(
+                key_id, signature, message_hash, bound_signature=bound
+            )
+            return _released(released, wants_receipts)
+        case SignEcdsa(key_id, signature, message_hash, bound):
+            released = await api.sign_ecdsa(key_id, signature, message_hash, bound_signature=bound)
+            return _released(released, wants_receipts)
         case ChangeServersSet(old_signature, new_signature, new_servers_set):
             await api.change_servers_set(old_signature, new_signature, new_servers_set)
             return _empty()
@@ -243,6 +255,16 @@ def _json(body: bytes, status: int = 200) -> web.Response:
     return web.Response(
         status=status, body=body, headers={hdrs.CONTENT_TYPE: fmt.JSON_CONTENT_TYPE}
     )
+
+
+def _released(released: EncryptedRelease, wants_receipts: bool) -> web.Response:
+    """Parity's `"0x…"` body; the receipts in our header when the request asked for them
+    (a header, not the body, which must stay Parity's exact string)."""
+    response = _json(fmt.bytes_body(released.encrypted))
+    if wants_receipts and released.receipts is not None:
+        response.headers[fmt.RECEIPTS_HEADER] = receipts_header(released.receipts)
+        response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = fmt.RECEIPTS_HEADER
+    return response
 
 
 def _empty() -> web.Response:

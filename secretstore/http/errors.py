@@ -14,19 +14,26 @@ from typing import Final
 
 from secretstore.errors import (
     AccessDenied,
+    AuditLogError,
+    ChainUnavailable,
     ConsensusUnreachable,
     CryptoError,
     DecryptionError,
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
+    ExclusiveSessionActive,
+    HasActiveSessions,
     InvalidEncoding,
     InvalidPoint,
     InvalidRequest,
     InvalidScalar,
     InvalidSignature,
+    NodeDisconnected,
+    PlainRetrievalRefused,
     ProtocolViolation,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
+    SessionLimitReached,
     SessionTimeout,
     StorageError,
 )
@@ -41,6 +48,15 @@ INTERNAL_SERVER_ERROR: Final = 500
 PARSE_FAILURE_TEXT: Final = "Failed to parse request"
 #: The text of any failure not listed below.
 INTERNAL_ERROR_TEXT: Final = "Internal error"
+#: Ours: a release (or key write) this key server could not write to its audit log (500).
+AUDIT_LOG_FAILURE_TEXT: Final = (
+    "Database error: this key server could not write its audit log; nothing was released"
+)
+#: Ours: plain retrieval refused by the cluster's `require_shadow_retrieval` policy (403).
+PLAIN_RETRIEVAL_REFUSED_TEXT: Final = (
+    "Access denied: plain document key retrieval is disabled on this key server; "
+    "use shadow retrieval (GET /shadow/{key_id}/{signature})"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +75,7 @@ class ErrorResponse:
 # Checked in order: subclasses before their bases. A None text means "the exception's own
 # message", used only for InvalidRequest, whose messages describe the client's input.
 _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
+    (PlainRetrievalRefused, FORBIDDEN, PLAIN_RETRIEVAL_REFUSED_TEXT),
     (AccessDenied, FORBIDDEN, "Access denied"),
     (ConsensusUnreachable, FORBIDDEN, "Consensus unreachable"),
     (ServerKeyNotFound, NOT_FOUND, "Server key with this ID is not found"),
@@ -72,10 +89,20 @@ _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
     (InvalidEncoding, BAD_REQUEST, "cryptographic error: malformed input"),
     (DecryptionError, BAD_REQUEST, "cryptographic error: decryption failed"),
     (CryptoError, BAD_REQUEST, "cryptographic error"),
+    (ExclusiveSessionActive, INTERNAL_SERVER_ERROR, "Exclusive session active"),
+    (HasActiveSessions, INTERNAL_SERVER_ERROR, "Unable to start exclusive session"),
+    (
+        NodeDisconnected,
+        INTERNAL_SERVER_ERROR,
+        "node required for this operation is currently disconnected",
+    ),
     (SessionTimeout, INTERNAL_SERVER_ERROR, "Session timeout"),
+    (SessionLimitReached, INTERNAL_SERVER_ERROR, "Too many sessions: a key server is busy"),
     (TimeoutError, INTERNAL_SERVER_ERROR, "Session timeout"),
     (ProtocolViolation, INTERNAL_SERVER_ERROR, "invalid message is received"),
+    (AuditLogError, INTERNAL_SERVER_ERROR, AUDIT_LOG_FAILURE_TEXT),
     (StorageError, INTERNAL_SERVER_ERROR, "Database error"),
+    (ChainUnavailable, INTERNAL_SERVER_ERROR, "Internal error: no trusted blockchain client"),
 )
 
 

@@ -6,12 +6,18 @@ segment of shadow/server/schnorr/ecdsa is a route prefix; the route is chosen by
 and segment count. Beyond Parity, a signature's v must be 0, 1, 27 or 28 and every point must
 lie on secp256k1 (Parity failed such requests later, inside the key server). Every rejection
 is an InvalidRequest that says which segment is wrong and what was expected.
+
+One addition Parity clients never send: the optional `X-Secretstore-Bound-Signature` header
+(BOUND_SIGNATURE_HEADER), the requester's signature over the whole request
+(secretstore/crypto/bound.py), hex with or without 0x, on the server key generation, the
+document key store and the two signing routes only; the routes and bodies stay Parity's.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
@@ -28,6 +34,8 @@ PUBLIC_LENGTH: Final = 64
 SIGNATURE_V_VALUES: Final = frozenset({0, 1, 27, 28})
 #: Parity parses the threshold as a Rust usize (64 bits on its targets).
 MAX_THRESHOLD: Final = 2**64 - 1
+#: Ours: the requester's bound signature over the whole request (generation, store, signing).
+BOUND_SIGNATURE_HEADER: Final = "X-Secretstore-Bound-Signature"
 
 
 # --- the typed requests: one per route -----------------------------------------------------
@@ -40,6 +48,7 @@ class GenerateServerKey:
     key_id: ServerKeyId
     signature: bytes
     threshold: int
+    bound_signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,7 @@ class StoreDocumentKey:
     signature: bytes
     common_point: Point
     encrypted_point: Point
+    bound_signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,7 @@ class SignSchnorr:
     key_id: ServerKeyId
     signature: bytes
     message_hash: MessageHash
+    bound_signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,7 @@ class SignEcdsa:
     key_id: ServerKeyId
     signature: bytes
     message_hash: MessageHash
+    bound_signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +218,38 @@ def split_path(raw_path: str) -> list[str]:
     return decoded.lstrip("/").split("/")
 
 
-def parse_request(method: str, raw_path: str, body: bytes = b"") -> ApiRequest:
-    """The typed request of a method, a raw (percent-encoded) path and the body.
+def parse_bound_signature(values: Sequence[str]) -> bytes | None:
+    """The bound signature of the BOUND_SIGNATURE_HEADER's values (None when absent): one
+    value, 65 bytes r‖s‖v in hex, 0x optional, v 0, 1, 27 or 28. InvalidRequest naming the
+    header otherwise."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequest(f"header {BOUND_SIGNATURE_HEADER} is given {len(values)} times")
+    return _signature(values[0].strip(), f"header {BOUND_SIGNATURE_HEADER}")
+
+
+def parse_request(
+    method: str, raw_path: str, body: bytes = b"", bound_headers: Sequence[str] = ()
+) -> ApiRequest:
+    """The typed request of a method, a raw (percent-encoded) path, the body and the values
+    of the BOUND_SIGNATURE_HEADER (none when absent).
 
     Raises InvalidRequest saying what is wrong.
     """
+    request = _parse_route(method, raw_path, body)
+    bound = parse_bound_signature(bound_headers)
+    if bound is None:
+        return request
+    if isinstance(request, GenerateServerKey | StoreDocumentKey | SignSchnorr | SignEcdsa):
+        return replace(request, bound_signature=bound)
+    raise InvalidRequest(
+        f"header {BOUND_SIGNATURE_HEADER} applies to the server key generation, document key "
+        "store and signing routes only"
+    )
+
+
+def _parse_route(method: str, raw_path: str, body: bytes) -> ApiRequest:
     segments = split_path(raw_path)
     if segments[0] == _ADMIN:
         return _parse_admin(method, segments, body)

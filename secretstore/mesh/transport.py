@@ -7,19 +7,27 @@ connection dialed by the smaller id wins, and between two such the newer one (th
 redials after losing its connection, e.g. when it restarted). Both ends apply the same rule, so
 they keep the same single connection.
 
+Inbound connections pass the admission policy (mesh/admission.py) before the handshake: pending
+handshakes are capped per source address and in total, with a reserve for the configured
+nodes' addresses (host names in the node set are resolved when the set is given). A refused
+connection is closed at once; refusals are logged once per address and burst.
+
 `send` never raises for a missing link: it returns False when the node is not connected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import DEFAULT_RNG, Rng
 from secretstore.errors import SecretStoreError
+from secretstore.mesh.admission import AdmissionLimits, HandshakeAdmission, Refuse
 from secretstore.mesh.connection import (
     STREAM_LIMIT,
     MeshConnection,
@@ -66,10 +74,11 @@ class MeshTransport:
         timings: MeshTimings | None = None,
         backoff: Backoff | None = None,
         dial_all: bool = False,
-        max_pending_handshakes: int = 64,
+        admission: AdmissionLimits | None = None,
     ) -> None:
         """`nodes` may include this node (ignored). `dial_all` also dials larger ids, for a
-        node that the smaller ones cannot reach; duplicates are resolved as described above."""
+        node that the smaller ones cannot reach; duplicates are resolved as described above.
+        `admission`: the limits of pending inbound handshakes."""
         self._key = self_key
         self._self_id = NodeId(self_key.public.to_bytes())
         self._listen = self_address
@@ -78,14 +87,16 @@ class MeshTransport:
         self._timings = timings or MeshTimings()
         self._backoff = backoff or Backoff()
         self._dial_all = dial_all
-        self._max_pending = max_pending_handshakes
-        self._pending = 0
+        self._admission = HandshakeAdmission(admission or AdmissionLimits())
+        #: host names of the node set → their IP addresses (literal IPs need no entry)
+        self._resolved: dict[str, tuple[str, ...]] = {}
         self._handler: TransportHandler = NullHandler()
         self._server: asyncio.Server | None = None
         self._running = False
         self._connections: dict[NodeId, MeshConnection] = {}
         self._dialers: dict[NodeId, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._update_node_addresses()
 
     # --- the Transport port ------------------------------------------------------------
     @property
@@ -108,6 +119,7 @@ class MeshTransport:
             raise MeshConnectionError(f"cannot listen on {host}:{port}: {exc}") from exc
         self._running = True
         log.info("mesh %s listening on %s:%d", short_id(self._self_id), *self.listen_address)
+        self._resolve_node_names()
         self._sync_dialers()
 
     async def stop(self) -> None:
@@ -153,19 +165,53 @@ class MeshTransport:
     def nodes(self) -> Mapping[NodeId, HostPort]:
         return dict(self._nodes)
 
+    @property
+    def admission(self) -> HandshakeAdmission:
+        """The admission policy of inbound connections (its counters are live)."""
+        return self._admission
+
     def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> None:
-        """Replace the known nodes: drop links to removed ones, dial new ones (new addresses
-        apply to the next dial)."""
-        self._nodes = self._without_self(nodes)
+        """Replace the known nodes: drop links to removed ones and to those whose address
+        changed (they are dialed again at the new address), dial new ones."""
+        old, self._nodes = self._nodes, self._without_self(nodes)
+        self._update_node_addresses()
         for node, connection in list(self._connections.items()):
             if node not in self._nodes:
                 connection.close("removed from the node set")
+            elif old.get(node) != self._nodes[node]:
+                connection.close("its address changed")
         for node, task in list(self._dialers.items()):
             if node not in self._nodes:
                 task.cancel()
                 del self._dialers[node]
         if self._running:
+            self._resolve_node_names()
             self._sync_dialers()
+
+    # --- the node set's addresses, for admission ---------------------------------------
+    def _update_node_addresses(self) -> None:
+        addresses: list[str] = []
+        for host, _port in self._nodes.values():
+            addresses += [host] if _is_ip(host) else self._resolved.get(host, ())
+        self._admission.set_node_addresses(addresses)
+
+    def _resolve_node_names(self) -> None:
+        names = {host for host, _ in self._nodes.values() if not _is_ip(host)}
+        if names:
+            task = asyncio.create_task(self._resolve(names))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _resolve(self, names: set[str]) -> None:
+        loop = asyncio.get_running_loop()
+        for name in sorted(names):
+            try:
+                infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                log.warning("cannot resolve node host %s: %s", name, exc)
+                continue
+            self._resolved[name] = tuple(sorted({str(info[4][0]) for info in infos}))
+        self._update_node_addresses()
 
     # --- dialing -----------------------------------------------------------------------
     def _without_self(self, nodes: Mapping[NodeId, HostPort]) -> dict[NodeId, HostPort]:
@@ -231,11 +277,28 @@ class MeshTransport:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        source = _source_address(writer)
         try:
-            if not self._running or self._pending >= self._max_pending:
+            if not self._running:
                 writer.transport.abort()
                 return
-            self._pending += 1
+            decision = self._admission.admit(source)
+            if isinstance(decision, Refuse):
+                writer.transport.abort()
+                if decision.first_in_burst:
+                    log.warning(
+                        "refusing inbound connections from %s: %s (not logged again until one "
+                        "is admitted)",
+                        source,
+                        decision.reason,
+                    )
+                return
+            if decision.refused_before:
+                log.info(
+                    "admitted a connection from %s after refusing %d",
+                    source,
+                    decision.refused_before,
+                )
             try:
                 connection = await establish(
                     reader,
@@ -255,7 +318,7 @@ class MeshTransport:
                 log.info("inbound handshake from %s failed: %s", peer, exc)
                 return
             finally:
-                self._pending -= 1
+                self._admission.release(source)
             if self._register(connection):
                 await self._serve(connection)
         except asyncio.CancelledError:
@@ -323,3 +386,19 @@ def _peer_address(peername: object) -> str:
     if isinstance(peername, tuple) and len(peername) >= 2:
         return _address(str(peername[0]), int(peername[1]))
     return "an unknown address"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _source_address(writer: asyncio.StreamWriter) -> str:
+    """The IP address an inbound connection comes from (its text for other socket kinds)."""
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer)

@@ -1,5 +1,7 @@
 """What GET /health reports: who this node is, its version and uptime, its keys, its peers,
-whether it is ready (connected to every other node) and, when not, which peers are missing."""
+whether it is ready (connected to every other node of the key server set) and, when not, why
+(which peers are missing, or that this node is not in the set); the chain's state and a running
+node set change when there are."""
 
 from __future__ import annotations
 
@@ -42,8 +44,14 @@ class Health:
     uptime: float
     #: server keys this node holds a share of (None before the storage is open)
     keys: int | None
-    #: every configured node, this one included, sorted by node id
+    #: every node of the key server set (this one included unless isolated), by node id
     nodes: tuple[PeerState, ...]
+    #: the chain's state (trusted, latest block, problem) when a contract is configured
+    chain: dict[str, Any] | None = None
+    #: True when this node is not in the key server set (it holds no connections)
+    isolated: bool = False
+    #: the node set change running here (None when none runs)
+    node_set_change: dict[str, Any] | None = None
 
     @property
     def connected(self) -> frozenset[NodeId]:
@@ -60,12 +68,17 @@ class Health:
 
     @property
     def ready(self) -> bool:
-        """True when every other configured node is connected."""
-        return not self.missing
+        """True when every other node of the key server set is connected (never while this
+        node is isolated: not in the set)."""
+        return not self.isolated and not self.missing
 
     @property
     def reason(self) -> str | None:
         """Why the node is not ready (None when it is)."""
+        if self.isolated:
+            if not self.nodes:
+                return "this node is not in the key server set (none is known yet)"
+            return "this node is not in the key server set"
         missing = self.missing
         if not missing:
             return None
@@ -74,7 +87,7 @@ class Health:
         return f"not connected to {len(missing)} of the {plural(others, 'other node')}: {names}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "node_id": to_hex(self.node_id),
             "version": self.version,
             "uptime_seconds": round(self.uptime, 3),
@@ -93,3 +106,10 @@ class Health:
                 for p in self.nodes
             ],
         }
+        if self.isolated:
+            body["isolated"] = True
+        if self.chain is not None:
+            body["chain"] = self.chain
+        if self.node_set_change is not None:
+            body["node_set_change"] = self.node_set_change
+        return body

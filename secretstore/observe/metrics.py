@@ -3,15 +3,18 @@
 Names (all `secretstore_`): sessions started / finished / failed by kind and role (and error),
 a session latency histogram by kind and role, connected and configured peers, keys stored,
 mesh frames and payload bytes by direction, HTTP requests by route and status with a latency
-histogram, the node's version and start time; and the process's own `process_*` metrics.
-Gauges whose value lives elsewhere (peers, keys) are read when scraped, through callbacks.
+histogram, the node's version and start time; with a contract, the chain client's state
+(trusted, latest block) and whether this node is in the key server set; and the process's own
+`process_*` metrics. Gauges whose value lives elsewhere (peers, keys, the chain) are read when
+scraped, through callbacks.
 
-A later subsystem (e.g. the chain client) adds its own metrics with `NodeMetrics.register`,
-so that every metric still appears on the one `/metrics` route.
+Another subsystem may add collectors of its own with `NodeMetrics.register`, so that every
+metric still appears on the one `/metrics` route.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -97,7 +100,8 @@ class NodeMetrics:
         )
         self.peers_configured = Gauge(
             "secretstore_peers_configured",
-            "Other nodes of the cluster this node is configured with",
+            "Other nodes this node should be connected to now (the configured nodes, or the "
+            "key server set contract's)",
             registry=r,
         )
         self.keys_stored = Gauge(
@@ -135,6 +139,34 @@ class NodeMetrics:
         self.peers_configured.set_function(configured)
         self.keys_stored.set_function(keys)
 
+    def watch_chain(
+        self,
+        *,
+        trusted: Callable[[], bool],
+        block: Callable[[], int | None],
+        isolated: Callable[[], bool],
+    ) -> None:
+        """Add the chain client's gauges (a node whose config uses a contract), read when
+        scraped: trusted or not, the latest block, whether this node is outside the set."""
+        r = self.registry
+        Gauge(
+            "secretstore_chain_trusted",
+            "1 while the chain client trusts the chain (its RPC answers and it is not "
+            "syncing), else 0",
+            registry=r,
+        ).set_function(lambda: 1.0 if trusted() else 0.0)
+        Gauge(
+            "secretstore_chain_block",
+            "The latest block the chain client has seen while it trusted the chain (NaN "
+            "before the first)",
+            registry=r,
+        ).set_function(lambda: _number(block()))
+        Gauge(
+            "secretstore_isolated",
+            "1 while this node is not in the key server set (it holds no connections), else 0",
+            registry=r,
+        ).set_function(lambda: 1.0 if isolated() else 0.0)
+
     def register(self, collectors: Iterable[Collector]) -> None:
         """Add another subsystem's collectors (e.g. the chain client's) to /metrics."""
         for collector in collectors:
@@ -160,3 +192,7 @@ class NodeMetrics:
     def http_request(self, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, str(status)).inc()
         self.http_seconds.labels(route).observe(seconds)
+
+
+def _number(value: int | None) -> float:
+    return math.nan if value is None else float(value)

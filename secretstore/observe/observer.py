@@ -38,7 +38,7 @@ class NodeObserver:
     ) -> None:
         self.metrics = metrics
         self.recent = recent
-        #: server keys held (set from the storage at start, then counted up)
+        #: server keys held (set from the storage at start, then counted up and down)
         self.keys = keys
         self._monotonic = monotonic
         self._wall = wall
@@ -76,6 +76,9 @@ class NodeObserver:
 
     def key_created(self) -> None:
         self.keys += 1
+
+    def key_removed(self) -> None:
+        self.keys = max(0, self.keys - 1)
 
     def frame_received(self, node: NodeId, size: int) -> None:
         self.metrics.frame("in", size)

@@ -2,7 +2,8 @@
 
 At start-up it names the other nodes that are not connected yet, and keeps naming them (at
 growing intervals, up to REMIND_MAX seconds) until the mesh is complete; it says when the mesh
-becomes complete and when it stops being so, and then reminds again.
+becomes complete and when it stops being so, and then reminds again. The node set is read
+afresh each time (it changes at run time: SIGHUP, a key server set contract).
 """
 
 from __future__ import annotations
@@ -46,18 +47,19 @@ class PeerWatch:
         self,
         sink: EventSink,
         connected: Callable[[], frozenset[NodeId]],
-        peers: Mapping[NodeId, str],
+        peers: Callable[[], Mapping[NodeId, str]],
         *,
         remind_first: float = REMIND_FIRST,
         remind_max: float = REMIND_MAX,
     ) -> None:
-        """`peers`: every other node and its address ("host:port")."""
+        """`peers`: every other node the mesh should be connected to now, and its address
+        ("host:port")."""
         self._sink = sink
         self._connected = connected
-        self._peers = dict(peers)
+        self._peers = peers
         self._remind_first = remind_first
         self._remind_max = remind_max
-        self._complete = not self._peers
+        self._complete = False
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         #: set when the node shuts down: the links it closes itself are not news
@@ -78,15 +80,20 @@ class PeerWatch:
     # --- what is missing --------------------------------------------------------------
     def missing(self) -> list[NodeId]:
         connected = self._connected()
-        return sorted(node for node in self._peers if node not in connected)
+        return sorted(node for node in self._peers() if node not in connected)
+
+    def nodes_changed(self) -> None:
+        """The node set changed: say whether the mesh is still complete."""
+        self._update()
 
     def _update(self) -> None:
         if self.quiet:
             return
+        peers = self._peers()
         missing = self.missing()
         complete = not missing
-        others = len(self._peers)
-        if complete and not self._complete:
+        others = len(peers)
+        if complete and not self._complete and others:
             everyone = "the other node" if others == 1 else f"all {others} other nodes"
             log.info("mesh complete: %s connected", everyone)
         elif self._complete and not complete:
@@ -94,23 +101,24 @@ class PeerWatch:
                 "mesh incomplete: %d of %s connected; not connected: %s",
                 others - len(missing),
                 plural(others, "other node"),
-                describe(missing, self._peers),
+                describe(missing, peers),
             )
         self._complete = complete
         self._changed.set()
 
     # --- reminders --------------------------------------------------------------------
-    def start(self) -> None:
-        """Log who is missing now, then keep reminding until the mesh is complete."""
-        if not self._peers:
+    def start(self, *, alone: bool = False) -> None:
+        """Log who is missing now, then keep reminding until the mesh is complete (`alone`:
+        this node is the whole cluster, and says so)."""
+        if alone:
             log.info("mesh complete: this node is the only one")
-            return
         missing = self.missing()
+        self._complete = bool(self._peers()) and not missing
         if missing:
             log.info(
                 "waiting for %s to connect: %s",
                 plural(len(missing), "other node"),
-                describe(missing, self._peers),
+                describe(missing, self._peers()),
             )
         self._task = asyncio.get_running_loop().create_task(self._remind())
 
@@ -124,11 +132,12 @@ class PeerWatch:
             except TimeoutError:
                 missing = self.missing()
                 if missing and not self.quiet:
+                    peers = self._peers()
                     log.info(
                         "still not connected to %d of %s: %s",
                         len(missing),
-                        plural(len(self._peers), "other node"),
-                        describe(missing, self._peers),
+                        plural(len(peers), "other node"),
+                        describe(missing, peers),
                     )
                     delay = min(self._remind_max, delay * 2)
                 continue

@@ -3,7 +3,8 @@
 Pure: `render_status(view)` turns a StatusView into HTML; every value is escaped. The page
 has no script and no external resource; it reloads itself every REFRESH_SECONDS. Elements a
 test or a scraper may look for carry ids and data attributes: `#nodes tr[data-state]`,
-`#summary [data-field]`, `#latency tr[data-kind]`, `#errors li`.
+`#summary [data-field]` (version, uptime, keys, peers, running; chain and node_set_change when
+there are), `#latency tr[data-kind]`, `#errors li`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import html
 import re
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from secretstore.encoding import to_hex
 from secretstore.logs import short_node
@@ -102,9 +103,22 @@ def _clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(at))
 
 
+def _chain(chain: dict[str, Any]) -> str:
+    if chain.get("trusted"):
+        return f"trusted, block {chain.get('block')}"
+    return f"not trusted: {chain.get('problem') or 'no block yet'}"
+
+
+def _change(change: dict[str, Any]) -> str:
+    return (
+        f"{change.get('phase')}: {change.get('keys_done')} of {change.get('keys_total')} keys, "
+        f"{change.get('old_set')} → {change.get('new_set')} nodes"
+    )
+
+
 def _summary(view: StatusView) -> str:
     health = view.health
-    others = health.cluster_size - 1
+    others = sum(1 for peer in health.nodes if not peer.is_self)
     fields = [
         ("version", "version", health.version),
         ("uptime", "uptime", duration(health.uptime)),
@@ -112,6 +126,10 @@ def _summary(view: StatusView) -> str:
         ("peers", "peers connected", f"{len(health.connected)} of {others}"),
         ("running", "sessions running", str(view.running)),
     ]
+    if health.chain is not None:
+        fields.append(("chain", "chain", _chain(health.chain)))
+    if health.node_set_change is not None:
+        fields.append(("node_set_change", "node set change", _change(health.node_set_change)))
     items = "".join(
         f'<div><dt>{_e(label)}</dt><dd data-field="{name}">{_e(value)}</dd></div>'
         for name, label, value in fields

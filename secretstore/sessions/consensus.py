@@ -9,13 +9,19 @@ of the others) is selected for the job. When a group member is lost (disconnects
 error, fails its job) another group is selected from the remaining allowed nodes, if enough
 remain; otherwise the consensus waits for more answers, or fails.
 
+A *broken link* between two members (one reported that it lost its connection to the other)
+loses neither node: the pair is recorded, and every later group avoids holding both ends. As
+the master is in every group, a broken link between the master and a node loses that node. So
+a node that claims to have lost everyone excludes only itself, never an honest node alone.
+
 Slave side (`AccessCheck`): a candidate recovers the requester from the requester's own
 signature over the key id (never from the master's word), asks its access policy and answers.
 
 Outcomes (master): AccessDenied as soon as so many candidates refused that `needed` can no
 longer allow (or at once when the master's own policy refuses); ConsensusUnreachable when
-too few candidates are connected, or too few remain after losses; ProtocolViolation for an
-answer a node had no business sending. Errors never contain a secret.
+too few candidates are connected, too few remain after losses, or no group of `needed` avoids
+the broken links (the error names them); ProtocolViolation for an answer a node had no
+business sending. Errors never contain a secret.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from secretstore.errors import (
 )
 from secretstore.sessions.base import CheckAccess, Effect, Send, SessionContext, short
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 
 # --- what every consensus-based session needs before it starts ---------------------------
@@ -152,8 +158,10 @@ class AccessConsensus:
         version: KeyShareVersion,
         connected: Iterable[NodeId],
         needed: int,
+        block: BlockRef | None = None,
     ) -> None:
-        """Raises InvalidRequest for `needed` < 1, ServerKeyNotFound when this node does not
+        """`block`: the chain block the master pinned for every node's access decision.
+        Raises InvalidRequest for `needed` < 1, ServerKeyNotFound when this node does not
         hold `version`, ConsensusUnreachable when fewer than `needed` holders are connected."""
         if needed < 1:
             raise InvalidRequest(f"a consensus needs at least one node, not {needed}")
@@ -171,12 +179,14 @@ class AccessConsensus:
         self._session_id = session_id
         self._key_id = key_id
         self._requester = requester
+        self.block = block
         self.needed = needed
         self.candidates = candidates
         self._pending: set[NodeId] = set(candidates)
         self._allowed: set[NodeId] = set()
         self._denied: set[NodeId] = set()
         self._lost: set[NodeId] = set()
+        self._broken: set[frozenset[NodeId]] = set()
         self._group: tuple[NodeId, ...] | None = None
         self._attempt = 0
         self._ended = False
@@ -211,6 +221,11 @@ class AccessConsensus:
         return frozenset(self._pending)
 
     @property
+    def broken_links(self) -> frozenset[frozenset[NodeId]]:
+        """The pairs of candidates reported unable to reach each other (no group holds both)."""
+        return frozenset(self._broken)
+
+    @property
     def in_play(self) -> frozenset[NodeId]:
         """Candidates neither refused nor lost (the master included): the session's
         participants."""
@@ -218,9 +233,12 @@ class AccessConsensus:
 
     # --- events -----------------------------------------------------------------------------
     def start(self, request: object) -> list[Effect]:
-        """The master's own access check and `request` (the owner's initialising message,
-        which carries an AccessRequest) to every other candidate."""
-        effects: list[Effect] = [CheckAccess(self._session_id, self._requester, self._key_id)]
+        """The master's own access check (at the pinned block) and `request` (the owner's
+        initialising message, which carries an AccessRequest with that block) to every other
+        candidate."""
+        effects: list[Effect] = [
+            CheckAccess(self._session_id, self._requester, self._key_id, self.block)
+        ]
         effects += [
             Send(node, request) for node in sorted(self.candidates) if node != self._ctx.self_id
         ]
@@ -280,6 +298,29 @@ class AccessConsensus:
             self._group = None
         return self._decide(f"node {short(node)} {why}; ")
 
+    def on_link_broken(self, reporter: NodeId, node: NodeId, why: str = "") -> Decision:
+        """`reporter` lost its connection to `node` (two distinct candidates). Neither is lost:
+        the pair is recorded, and when the running group holds both, the next group is
+        selected among the allowed nodes so that it holds no broken pair. A link to the master
+        loses the other end (the master is in every group). ConsensusFailed when no group of
+        `needed` can avoid the broken links any more."""
+        self_id = self._ctx.self_id
+        if self._ended or reporter == node:
+            return UNDECIDED
+        if self_id in (reporter, node):
+            other = node if reporter == self_id else reporter
+            return self.on_node_lost(other, why or f"lost its link to {short(self_id)}")
+        if reporter not in self.candidates or node not in self.candidates:
+            return UNDECIDED
+        pair = frozenset((reporter, node))
+        if pair in self._broken:
+            return UNDECIDED
+        self._broken.add(pair)
+        if self._group is not None and pair <= set(self._group):
+            self._group = None
+        what = why or f"lost its link to {short(node)}"
+        return self._decide(f"node {short(reporter)} {what}; ")
+
     def completion(self) -> list[Effect]:
         """End the consensus well: tell every other candidate still taking part."""
         self._ended = True
@@ -305,8 +346,13 @@ class AccessConsensus:
             return self._fail(AccessDenied("access denied"))
         if self._group is not None:
             return UNDECIDED
-        if self._ctx.self_id in self._allowed and len(self._allowed) >= self.needed:
-            return self._select()
+        self_id = self._ctx.self_id
+        if self_id in self._allowed and len(self._allowed) >= self.needed:
+            group = select_group(self._ctx.rng, self_id, self._allowed, self.needed, self._broken)
+            if group is not None:
+                self._group = group
+                self._attempt += 1
+                return GroupSelected(group, self._attempt)
         if len(self._allowed) + len(self._pending) < self.needed:
             return self._fail(
                 ConsensusUnreachable(
@@ -314,15 +360,16 @@ class AccessConsensus:
                     f"{len(self._pending)} have yet to answer; {self.needed} are needed"
                 )
             )
+        hopeful = self._allowed | self._pending
+        if self._broken and not group_exists(self_id, hopeful, self.needed, self._broken):
+            return self._fail(
+                ConsensusUnreachable(
+                    f"{context}no group of {self.needed} of the {len(hopeful)} nodes that "
+                    f"allow access or have yet to answer avoids the broken links "
+                    f"{describe_links(self._broken)}"
+                )
+            )
         return UNDECIDED
-
-    def _select(self) -> GroupSelected:
-        self_id = self._ctx.self_id
-        others = sorted(self._allowed - {self_id})
-        chosen = random_sample(self._ctx.rng, others, self.needed - 1)
-        self._group = tuple(sorted([self_id, *chosen]))
-        self._attempt += 1
-        return GroupSelected(self._group, self._attempt)
 
 
 # --- slave side --------------------------------------------------------------------------
@@ -365,6 +412,7 @@ class AccessCheck:
         if self.version.id_number(master) is None:
             raise ProtocolViolation(short(master), "asked for access to a key version it lacks")
         self.requester = recover_requester_of(request.requester_signature, key_id)
+        self._block = request.block
         self._session_id = session_id
         self._master = master
         self._key_id = key_id
@@ -385,8 +433,13 @@ class AccessCheck:
             share=share,
         )
 
+    @property
+    def block(self) -> BlockRef | None:
+        """The chain block the master pinned for this session's access decisions."""
+        return self._block
+
     def start(self) -> list[Effect]:
-        return [CheckAccess(self._session_id, self.requester.address, self._key_id)]
+        return [CheckAccess(self._session_id, self.requester.address, self._key_id, self._block)]
 
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         """Record the policy's answer and send it to the master (once)."""
@@ -394,6 +447,92 @@ class AccessCheck:
             return []
         self.allowed = allowed
         return [Send(self._master, ConsensusResponse(self._session_id, allowed))]
+
+
+# --- group selection ---------------------------------------------------------------------
+
+#: How many partial groups a search for a group that avoids broken links may extend before
+#: it gives up (a bound on the time one decision takes, whatever the links).
+GROUP_SEARCH_STEPS: Final = 100_000
+
+
+def select_group(
+    rng: Rng,
+    master: NodeId,
+    pool: Iterable[NodeId],
+    needed: int,
+    broken: Iterable[frozenset[NodeId]] = (),
+) -> tuple[NodeId, ...] | None:
+    """A random group (ascending node ids) of `needed` nodes of `pool`, the master among
+    them, that holds no pair of `broken`; None when there is none (or none is found within
+    GROUP_SEARCH_STEPS). Without broken links among the pool it is a uniform choice of the
+    others; with them, a depth-first search in a random order of the nodes."""
+    members = set(pool) | {master}
+    others = sorted(members - {master})
+    pairs = [pair for pair in broken if pair <= members]
+    if not pairs:
+        chosen = random_sample(rng, others, needed - 1)
+        return tuple(sorted([master, *chosen]))
+    order = random_sample(rng, others, len(others))
+    found = _search(master, order, needed, pairs)
+    return None if found is None else tuple(sorted(found))
+
+
+def group_exists(
+    master: NodeId, pool: Iterable[NodeId], needed: int, broken: Iterable[frozenset[NodeId]]
+) -> bool:
+    """Whether `pool` holds a group of `needed` with the master that avoids `broken`."""
+    members = set(pool) | {master}
+    pairs = [pair for pair in broken if pair <= members]
+    return _search(master, sorted(members - {master}), needed, pairs) is not None
+
+
+def max_attempts(holders: int) -> int:
+    """The most groups one consensus over `holders` candidates can select: the first, then
+    one per lost node (the master is never lost) or newly broken link between two others (a
+    link to the master loses the other end): ``1 + holders·(holders-1)/2``."""
+    return 1 + holders * (holders - 1) // 2
+
+
+def describe_links(broken: Iterable[frozenset[NodeId]]) -> str:
+    """The broken links as "a–b, c–d" in short node ids (for errors)."""
+    links = sorted(tuple(sorted(short(node) for node in pair)) for pair in broken)
+    return ", ".join(f"{a}–{b}" for a, b in links) or "none"
+
+
+def _search(
+    master: NodeId, order: list[NodeId], needed: int, pairs: list[frozenset[NodeId]]
+) -> list[NodeId] | None:
+    if needed > len(order) + 1:
+        return None
+    conflicts: dict[NodeId, set[NodeId]] = {}
+    for pair in pairs:
+        a, b = tuple(pair)
+        conflicts.setdefault(a, set()).add(b)
+        conflicts.setdefault(b, set()).add(a)
+    candidates = [node for node in order if master not in conflicts.get(node, ())]
+    steps = 0
+    chosen: list[NodeId] = [master]
+
+    def extend(start: int) -> bool:
+        nonlocal steps
+        if len(chosen) == needed:
+            return True
+        steps += 1
+        if steps > GROUP_SEARCH_STEPS:
+            return False
+        for i in range(start, len(candidates)):
+            if len(chosen) + len(candidates) - i < needed:
+                return False
+            node = candidates[i]
+            if conflicts.get(node, set()).isdisjoint(chosen):
+                chosen.append(node)
+                if extend(i + 1):
+                    return True
+                chosen.pop()
+        return False
+
+    return list(chosen) if extend(0) else None
 
 
 # --- helpers -----------------------------------------------------------------------------

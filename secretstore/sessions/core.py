@@ -2,16 +2,41 @@
 
 Pure: the async driver (cluster/) and the simulated network (tests/sim) both run it. It reads
 key shares through a synchronous port and returns effects; it never writes, sends or sleeps.
+
+Exclusive sessions (the node set change): while one is in the table no other session starts
+here (a master fails, a slave's master is told, both with ExclusiveSessionActive); sessions
+already running go on, and the exclusive session hears `on_drained` once it is alone.
+
+Session limit: a peer may have at most `max_sessions_per_peer` sessions open here as their
+master. An initialising message beyond that is refused before its slave factory runs, with a
+SessionError of kind SESSION_LIMIT naming this node, the count and the limit; the master then
+treats this node as lost for that session. A slot is freed whenever a session leaves the table
+(finished, failed, aborted, timed out, or failed by a disconnection). The first refusal of a
+burst is noticed; the burst ends when the peer is down to half the limit again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Final, Protocol
 
-from secretstore.errors import InvalidRequest, SecretStoreError
-from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
+from secretstore.errors import (
+    ExclusiveSessionActive,
+    InvalidRequest,
+    SecretStoreError,
+    SessionLimitReached,
+)
+from secretstore.sessions.base import (
+    Effect,
+    Fail,
+    Finish,
+    Notice,
+    Send,
+    Session,
+    SessionContext,
+    short,
+)
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError, error_of, kind_of
@@ -35,13 +60,6 @@ SlaveFactory = Callable[
 
 
 @dataclass(frozen=True, slots=True)
-class Notice:
-    """Something the driver should log (a peer's misbehaviour, a late message); no secrets."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class Admitted:
     """A session joined the table: the driver starts its timeout clock."""
 
@@ -49,6 +67,9 @@ class Admitted:
 
 
 CoreEffect = Effect | Notice | Admitted
+
+#: How many sessions one peer may have open here as their master (`max_sessions_per_peer`).
+DEFAULT_MAX_SESSIONS_PER_PEER: Final = 256
 
 
 class NodeCore:
@@ -60,13 +81,23 @@ class NodeCore:
         shares: ShareReader,
         masters: Mapping[type[Any], MasterFactory],
         slaves: Mapping[type[Any], SlaveFactory],
+        *,
+        max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
     ) -> None:
+        if max_sessions_per_peer < 1:
+            raise ValueError("max_sessions_per_peer must be at least 1")
         self.ctx = ctx
         self._shares = shares
         self._masters = dict(masters)
         self._slaves = dict(slaves)
         self._sessions: dict[SessionId, Session] = {}
         self._writing: dict[ServerKeyId, SessionId] = {}
+        self._exclusive: SessionId | None = None
+        self.max_sessions_per_peer = max_sessions_per_peer
+        #: open sessions per master, for masters other than this node
+        self._by_master: dict[NodeId, int] = {}
+        #: masters refused in the current burst → how many sessions were refused
+        self._refused: dict[NodeId, int] = {}
 
     # --- queries --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -74,6 +105,20 @@ class NodeCore:
 
     def session(self, session_id: SessionId) -> Session | None:
         return self._sessions.get(session_id)
+
+    @property
+    def exclusive_session(self) -> Session | None:
+        """The exclusive session in the table (a node set change), if one is."""
+        return None if self._exclusive is None else self._sessions.get(self._exclusive)
+
+    def sessions_of(self, master: NodeId) -> int:
+        """How many sessions the peer `master` has open here as their master."""
+        return self._by_master.get(master, 0)
+
+    def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
+        """The cluster's node set changed (the key server set contract, or `nodes` re-read on
+        SIGHUP): sessions created from now on see `nodes`; running sessions keep theirs."""
+        self.ctx = replace(self.ctx, cluster_nodes=frozenset(nodes))
 
     def new_session_id(self) -> SessionId:
         while True:
@@ -91,6 +136,8 @@ class NodeCore:
         if factory is None:
             raise TypeError(f"no session serves {type(request).__name__}")
         key_id: ServerKeyId = request.key_id
+        if self._exclusive is not None:
+            return sid, [Fail(sid, ExclusiveSessionActive("Exclusive session active"))]
         try:
             session, effects = factory(
                 self.ctx, sid, request, self._shares.get(key_id), connected | {self.ctx.self_id}
@@ -117,7 +164,12 @@ class NodeCore:
         if factory is None:
             # A late message of a session that has ended here: nothing to do.
             return [Notice(f"{type(message).__name__} for no session from {short(sender)}")]
+        if self.sessions_of(sender) >= self.max_sessions_per_peer:
+            return self._refuse_over_limit(sender, sid)
         key_id: ServerKeyId = message.key_id
+        if self._exclusive is not None:
+            error = ExclusiveSessionActive("Exclusive session active")
+            return [Send(sender, SessionError(sid, str(error), kind_of(error)))]
         try:
             session, effects = factory(self.ctx, sender, message, self._shares.get(key_id))
         except SecretStoreError as exc:
@@ -168,7 +220,55 @@ class NodeCore:
                 return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
             self._writing[session.key_id] = sid
         self._sessions[sid] = session
-        return [Admitted(sid), *self._settle(session, effects)]
+        if not session.is_master:
+            self._by_master[session.master] = self.sessions_of(session.master) + 1
+        admitted: list[CoreEffect] = [Admitted(sid), *self._settle(session, effects)]
+        if session.EXCLUSIVE and not session.finished:
+            self._exclusive = sid
+            admitted += self._drained()
+        return admitted
+
+    def _refuse_over_limit(self, master: NodeId, sid: SessionId) -> list[CoreEffect]:
+        count, limit = self.sessions_of(master), self.max_sessions_per_peer
+        error = SessionLimitReached(
+            f"node {short(self.ctx.self_id)}: {count} sessions of node {short(master)} are "
+            f"open here, the limit is {limit}"
+        )
+        out: list[CoreEffect] = [Send(master, SessionError(sid, str(error), kind_of(error)))]
+        refused = self._refused.get(master, 0)
+        self._refused[master] = refused + 1
+        if refused == 0:
+            text = (
+                f"refusing new sessions from node {short(master)}: {count} are open here, "
+                f"the limit is {limit} (max_sessions_per_peer)"
+            )
+            out.insert(0, Notice(text))
+        return out
+
+    def _forget(self, session: Session) -> list[CoreEffect]:
+        """Drop an ended session from the table and free its master's slot."""
+        if self._sessions.pop(session.session_id, None) is None:
+            return []
+        if self._writing.get(session.key_id) == session.session_id:
+            del self._writing[session.key_id]
+        if session.is_master:
+            return []
+        master = session.master
+        count = self.sessions_of(master) - 1
+        if count > 0:
+            self._by_master[master] = count
+        else:
+            self._by_master.pop(master, None)
+        refused = self._refused.get(master)
+        if refused is None or count > self.max_sessions_per_peer // 2:
+            return []
+        del self._refused[master]
+        return [
+            Notice(
+                f"node {short(master)} is below the session limit again; "
+                f"{refused} of its sessions were refused"
+            )
+        ]
 
     def _settle(self, session: Session, effects: list[Effect]) -> list[CoreEffect]:
         """Pass a session's effects on; when it has ended, drop it and tell the others."""
@@ -176,9 +276,9 @@ class NodeCore:
         if not session.finished:
             return out
         sid = session.session_id
-        self._sessions.pop(sid, None)
-        if self._writing.get(session.key_id) == sid:
-            del self._writing[session.key_id]
+        out += self._forget(session)
+        if self._exclusive == sid:
+            self._exclusive = None
         failure = next((e for e in effects if isinstance(e, Fail)), None)
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})
@@ -190,4 +290,13 @@ class NodeCore:
             ]
         elif not any(isinstance(e, Finish) for e in effects):
             out.append(Finish(sid, None))
+        if self._exclusive is not None and self._exclusive != sid:
+            out += self._drained()
         return out
+
+    def _drained(self) -> list[CoreEffect]:
+        """`on_drained` for the exclusive session once no other session is left."""
+        exclusive = self.exclusive_session
+        if exclusive is None or len(self._sessions) != 1:
+            return []
+        return self._settle(exclusive, exclusive.on_drained())

@@ -26,11 +26,13 @@ Rounds (each node sends one message of each round to every other participant):
 | WAITING_FOR_AGREEMENT    | DkgAgreement from every    | joint public → DONE                      |
 
 Checks: every DkgKeys against its sender's Pedersen commitments (`keys_verification`, on
-receipt); every share proof against the value its sender dealt to this node and the
-footprint of the Pedersen commitments every node received; every node's footprint of all
-share proofs, so that all nodes end with the same public shares and joint public. In a
-zero-secret run the share proof omits the free term, so each receiver checks that the
-dealer's free term is zero (Parity did not verify zero sharings).
+receipt); every share proof against the value its sender dealt to this node, against the
+sender's Pedersen commitments (the revealed blinding coefficients open them, so a dealer's
+Feldman commitments are fixed before it sees anyone else's) and the footprint of the
+Pedersen commitments every node received; every node's footprint of all share proofs, so
+that all nodes end with the same public shares and joint public. In a zero-secret run the
+share proof omits the free term, so each receiver checks that the dealer's free term is
+zero (Parity did not verify zero sharings, nor bind the Feldman commitments).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 from secretstore.crypto import dkg
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.rng import Rng
-from secretstore.crypto.shamir import check_id_numbers, check_threshold
+from secretstore.crypto.shamir import check_id_numbers, check_threshold, evaluate_point_polynomial
 from secretstore.errors import InvalidRequest, ProtocolViolation
 from secretstore.sessions.base import short
 from secretstore.types import Hash256, NodeId
@@ -89,6 +91,23 @@ class DkgResult:
         if id_number is None or self.share_proofs is None:
             raise InvalidRequest("share publics need a run with publics and a participant")
         return dkg.secret_share_public(id_number, [proof for _, proof in self.share_proofs])
+
+    def key_commitments(self, node: NodeId) -> tuple[Point, ...]:
+        """The Feldman commitments ``C_k = Σ_i F_ik`` of the joint polynomial, as participant
+        `node` (this node) stores them with its share, after checking ``C_0`` is the joint
+        public and ``s_j·G = Σ_k C_k·x_j^k`` for its own share (InvalidRequest otherwise, or
+        for a run without publics or of a zero secret)."""
+        if self.share_proofs is None or self.joint_public is None:
+            raise InvalidRequest("key commitments need a run with publics of a nonzero secret")
+        commitments = dkg.joint_commitments(proof for _, proof in self.share_proofs)
+        id_number = dict(self.id_numbers).get(node)
+        if id_number is None or commitments[0] != self.joint_public:
+            raise InvalidRequest("the joint commitments do not commit to the joint public")
+        if evaluate_point_polynomial(commitments, id_number) != Point.base_mul(self.secret_share):
+            raise InvalidRequest("the joint commitments do not match this node's share")
+        if any(point.is_identity() for point in commitments):
+            raise InvalidRequest("a joint commitment is the identity")
+        return commitments
 
     def _proofs_of(self, node: NodeId) -> tuple[Point, ...]:
         proofs = dict(self.share_proofs or ())
@@ -205,6 +224,10 @@ class DkgRun:
                 raise ProtocolViolation(
                     short(sender), f"sent {len(message.share_proof)} share proof points"
                 )
+            if len(message.blinding) != self.threshold + 1:
+                raise ProtocolViolation(
+                    short(sender), f"sent {len(message.blinding)} blinding coefficients"
+                )
             self._proofs[sender] = message
         elif isinstance(message, DkgAgreement):
             self._require_publics_round(sender)
@@ -261,7 +284,7 @@ class DkgRun:
         assert self._dealing is not None
         footprint = Hash256(dkg.publics_footprint({n: k.publics for n, k in self._keys.items()}))
         proof = self._dealing.share_proof[1:] if self.zero_secret else self._dealing.share_proof
-        message = DkgShareProof(footprint, proof)
+        message = DkgShareProof(footprint, proof, self._dealing.polynomial2)
         self._proofs[self.self_id] = message
         self.phase = DkgPhase.WAITING_FOR_SHARE_PROOFS
         return [(node, message) for node in self._others()]
@@ -273,9 +296,14 @@ class DkgRun:
             if proof.publics_footprint != own_footprint:
                 raise ProtocolViolation(short(node), "received other commitments than this node")
             full = self._full_proof(proof)
-            if not dkg.share_proof_verification(
-                self.threshold, self._x, self._keys[node].secret1, full
+            keys = self._keys[node]
+            if not dkg.share_proof_opens_commitments(
+                self.threshold, self._derived_point, keys.publics, full, proof.blinding
             ):
+                raise ProtocolViolation(
+                    short(node), "share proof does not open its Pedersen commitments"
+                )
+            if not dkg.share_proof_verification(self.threshold, self._x, keys.secret1, full):
                 raise ProtocolViolation(short(node), "share proof does not match its dealt keys")
             self._full_proofs[node] = full
         self._full_proofs[self.self_id] = self._full_proof(self._proofs[self.self_id])

@@ -1,7 +1,11 @@
 """Document key store: every node holding a server key stores the encrypted document key.
 
-Request: `StoreDocumentKey(key_id, requester, common_point, encrypted_point)`. Result: None
-(on the master, once every holder of the key stored it).
+Request: `StoreDocumentKey(key_id, requester, common_point, encrypted_point,
+bound_signature)`. Result: None (on the master, once every holder of the key stored it).
+
+Every holder, the master included, recovers the requester from the requester proof itself,
+checks the optional bound signature (and refuses its absence when its own policy requires
+one), and compares the requester with the author it stored: a master cannot name an author.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation, facts_of
+from secretstore.crypto.bound import BoundOperation, store_payload
 from secretstore.crypto.curve import Point
 from secretstore.errors import (
     AccessDenied,
@@ -18,8 +24,10 @@ from secretstore.errors import (
     SecretStoreError,
     ServerKeyNotFound,
 )
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import Effect, Persist, Send, Session, SessionContext, short
 from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.requester import check_binding, requester_of
 from secretstore.storage.model import KeyShare
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire.encryption import (
@@ -28,18 +36,21 @@ from secretstore.wire.encryption import (
     EncryptionStored,
     InitializeEncryption,
 )
+from secretstore.wire.requester import RequesterProof
 
 
 @dataclass(frozen=True, slots=True)
 class StoreDocumentKey:
     """Store a document key, encrypted with server key `key_id` (`common_point` C = k·G,
-    `encrypted_point` E = M + k·Y), for `requester` (the address that proved itself by
-    signing the key id). Only the key's author may store, once. Result: None."""
+    `encrypted_point` E = M + k·Y), for the requester that `requester` proves (its signature
+    over the key id). `bound_signature`: its signature over this very store, or None for
+    Parity's form. Only the key's author may store, once. Result: None."""
 
     key_id: ServerKeyId
-    requester: Address
+    requester: RequesterProof
     common_point: Point
     encrypted_point: Point
+    bound_signature: bytes | None = None
 
 
 class EncryptionPhase(enum.Enum):
@@ -64,6 +75,23 @@ def updated_share(
     return share.with_document_key(common, encrypted)
 
 
+def checked_requester(
+    ctx: SessionContext, request: StoreDocumentKey | InitializeEncryption
+) -> Address:
+    """The requester of a store, as this node recovers it, once the request's binding passed
+    this node's checks (InvalidRequest, UnboundRequest)."""
+    requester = requester_of(request.requester, request.key_id)
+    check_binding(
+        ctx,
+        requester,
+        request.bound_signature,
+        operation=BoundOperation.STORE_DOCUMENT_KEY,
+        key_id=request.key_id,
+        payload=store_payload(request.common_point, request.encrypted_point),
+    )
+    return requester.address
+
+
 class EncryptionSession(Session):
     """One node's part in storing a document key with every holder of the server key.
 
@@ -77,8 +105,9 @@ class EncryptionSession(Session):
     | WAITING_FOR_STORED (master)        | EncryptionStored from every   | FINISHED (None)    |
     |                                    | other holder                  |                    |
 
-    Every holder checks the request (author, nothing stored yet) before anyone stores: a
-    refusal, a disconnect or any other message before the commit leaves nothing stored.
+    Every holder checks the request (the requester it recovers itself, the bound signature
+    and its own policy, the author, nothing stored yet) before anyone stores: a refusal, a
+    disconnect or any other message before the commit leaves nothing stored.
     """
 
     WRITES_KEY = True
@@ -130,6 +159,7 @@ class EncryptionSession(Session):
         ):
             self.phase = EncryptionPhase.FINISHED
             return [
+                *self._record(),
                 Persist(self.session_id, self.key_id, self.share, create=False),
                 Send(self.master, EncryptionStored(self.session_id)),
                 *self.finish(),
@@ -149,9 +179,24 @@ class EncryptionSession(Session):
         if self._confirmed != self.holders:
             return []
         self.phase = EncryptionPhase.WAITING_FOR_STORED
-        effects: list[Effect] = [Persist(self.session_id, self.key_id, self.share, create=False)]
+        effects = self._record()
+        effects.append(Persist(self.session_id, self.key_id, self.share, create=False))
         effects += self.broadcast(CommitEncryption(self.session_id), self.holders)
         return effects + self._try_finish()
+
+    def _record(self) -> list[Effect]:
+        """The audit entry of this store, before the document key is stored (the requester
+        is the key's author: only the author may store)."""
+        facts = facts_of(
+            Operation.STORE,
+            self.key_id,
+            session_id=self.session_id,
+            master=self.master,
+            requester=self.share.author,
+            participants=self.holders,
+            key_version=self.share.last_version().hash,
+        )
+        return record(self.ctx, facts)[0]
 
     def _try_finish(self) -> list[Effect]:
         if self._stored != self.holders:
@@ -171,8 +216,9 @@ def start_encryption(
     connected: frozenset[NodeId],
 ) -> tuple[Session, list[Effect]]:
     """Master: check locally, then ask every other holder of the key's newest version."""
+    requester = checked_requester(ctx, request)
     stored = updated_share(
-        share, request.key_id, request.requester, request.common_point, request.encrypted_point
+        share, request.key_id, requester, request.common_point, request.encrypted_point
     )
     holders = frozenset(stored.last_version().nodes)
     if ctx.self_id not in holders:
@@ -188,7 +234,12 @@ def start_encryption(
         ctx, session_id, ctx.self_id, request.key_id, share=stored, holders=holders
     )
     init = InitializeEncryption(
-        session_id, request.key_id, request.requester, request.common_point, request.encrypted_point
+        session_id,
+        request.key_id,
+        request.requester,
+        request.common_point,
+        request.encrypted_point,
+        request.bound_signature,
     )
     return session, session.broadcast(init, holders) + session._try_commit()
 
@@ -196,9 +247,11 @@ def start_encryption(
 def join_encryption(
     ctx: SessionContext, sender: NodeId, message: InitializeEncryption, share: KeyShare | None
 ) -> tuple[Session, list[Effect]]:
-    """Slave: check the request against this node's share; confirm and wait for the commit."""
+    """Slave: recover the requester itself, check the request against this node's policy and
+    share; confirm and wait for the commit."""
+    requester = checked_requester(ctx, message)
     stored = updated_share(
-        share, message.key_id, message.requester, message.common_point, message.encrypted_point
+        share, message.key_id, requester, message.common_point, message.encrypted_point
     )
     holders = frozenset(stored.last_version().nodes)
     if sender not in holders or ctx.self_id not in holders:

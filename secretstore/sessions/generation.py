@@ -1,7 +1,13 @@
 """Server key generation: every configured node runs one ECDKG and stores its share of the key.
 
-Request: `GenerateServerKey(key_id, author, threshold)`. Result on the master: the server
-key public (`Point`). Slaves finish with None once they stored their share.
+Request: `GenerateServerKey(key_id, author, threshold)` (`author`: a RequesterProof). Result
+on the master: the server key public (`Point`). Slaves finish with None once they stored
+their share.
+
+Every node recovers the author from the proof itself and records that one. Every DKG message
+carries the sender's `generation_context` (key id, author, threshold, id numbers); a node
+whose own context differs fails the session, so a master that tells nodes different authors
+gets no key stored anywhere.
 """
 
 from __future__ import annotations
@@ -9,15 +15,20 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation, facts_of
+from secretstore.crypto.bound import BoundOperation, generation_payload
 from secretstore.crypto.curve import Point, Scalar, hash_to_point
+from secretstore.crypto.hashing import keccak256
 from secretstore.crypto.shamir import random_id_numbers
 from secretstore.errors import (
     ConsensusUnreachable,
+    CryptoError,
     InvalidRequest,
     ProtocolViolation,
     SecretStoreError,
     ServerKeyAlreadyGenerated,
 )
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import (
     Effect,
     Persist,
@@ -27,10 +38,12 @@ from secretstore.sessions.base import (
     SessionContext,
     short,
 )
+from secretstore.sessions.consensus import Requester
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.dkg import DkgRun, Outgoing
+from secretstore.sessions.requester import check_binding, requester_of
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage
 from secretstore.wire.generation import (
     CommitGeneration,
@@ -42,16 +55,24 @@ from secretstore.wire.generation import (
     NodeIdNumber,
     StartKeysDissemination,
 )
+from secretstore.wire.requester import RequesterProof
+
+#: The domain tag of a generation context digest.
+CONTEXT_DOMAIN = b"secretstore:generation-context:v1"
 
 
 @dataclass(frozen=True, slots=True)
 class GenerateServerKey:
-    """Generate server key `key_id` owned by `author`; any `threshold + 1` nodes can use it
-    (0 ≤ threshold < number of configured nodes). Result: the server key public (Point)."""
+    """Generate server key `key_id` owned by the author that `author` proves (its signature
+    over the key id); any `threshold + 1` nodes can use it (0 ≤ threshold < number of
+    configured nodes). `bound_signature`: the requester's optional signature over this
+    generation with this threshold (crypto/bound.py; required where the node's policy
+    requires bound requests). Result: the server key public (Point)."""
 
     key_id: ServerKeyId
-    author: Address
+    author: RequesterProof
     threshold: int
+    bound_signature: bytes | None = None
 
 
 class GenerationPhase(enum.Enum):
@@ -66,6 +87,19 @@ class GenerationPhase(enum.Enum):
 def derived_point(session_id: SessionId, key_id: ServerKeyId) -> Point:
     """The Pedersen H of a generation session: nobody knows its discrete log."""
     return hash_to_point(session_id + key_id)
+
+
+def generation_context(
+    key_id: ServerKeyId, author: Address, threshold: int, id_numbers: dict[NodeId, Scalar]
+) -> Hash256:
+    """What a node generates for, as one digest: every node of one session must agree on it.
+
+    keccak256(CONTEXT_DOMAIN ‖ key_id ‖ author ‖ threshold (8 bytes) ‖ (node id ‖ id number)
+    for every node in ascending node id order)."""
+    pairs = b"".join(node + number.to_bytes() for node, number in sorted(id_numbers.items()))
+    return Hash256(
+        keccak256(CONTEXT_DOMAIN + key_id + author + threshold.to_bytes(8, "big") + pairs)
+    )
 
 
 class GenerationSession(Session):
@@ -93,8 +127,10 @@ class GenerationSession(Session):
 
     Nodes store only after the master saw every node finish the DKG with the same public (a
     two-phase commit), so a failed run leaves no share behind unless a node fails between
-    commit and store. Any other message, a bad DKG message, a disconnect or a peer's error
-    fails the session.
+    commit and store. Any other message, a bad DKG message, a DKG message with another
+    context (author, threshold, id numbers), a disconnect or a peer's error fails the
+    session. No node finishes its DKG without a message from every other node, so no node
+    stores unless every node generated for the same author.
     """
 
     WRITES_KEY = True
@@ -114,6 +150,7 @@ class GenerationSession(Session):
         self.author = author
         self.threshold = threshold
         self.id_numbers = dict(sorted(id_numbers.items()))
+        self.context = generation_context(key_id, author, threshold, self.id_numbers)
         self.dkg = DkgRun(
             ctx.self_id, ctx.rng, id_numbers, threshold, derived_point(session_id, key_id)
         )
@@ -157,6 +194,13 @@ class GenerationSession(Session):
         if isinstance(message, GenerationDkg):
             if phase is GenerationPhase.WAITING_FOR_CONFIRMATIONS:
                 raise ProtocolViolation(short(sender), "dealt before the dissemination started")
+            if message.context != self.context:
+                raise ProtocolViolation(
+                    short(sender),
+                    "generates for another author, threshold or node set than this node: "
+                    f"the master {short(self.master)} sent them different requests, or the "
+                    "node is faulty",
+                )
             return self._after_dkg(self.dkg.on_message(sender, message.message))
         if isinstance(message, GenerationKeyReady):
             if phase is not GenerationPhase.WAITING_FOR_DKG or sender in self._ready:
@@ -170,6 +214,7 @@ class GenerationSession(Session):
             assert self._share is not None
             self.phase = GenerationPhase.FINISHED
             return [
+                *self._record(self._share),
                 Persist(self.session_id, self.key_id, self._share, create=True),
                 Send(self.master, GenerationKeyStored(self.session_id)),
                 *self.finish(),
@@ -210,7 +255,8 @@ class GenerationSession(Session):
 
     def _after_dkg(self, out: list[Outgoing]) -> list[Effect]:
         effects: list[Effect] = [
-            Send(node, GenerationDkg(self.session_id, AnyMessage(message))) for node, message in out
+            Send(node, GenerationDkg(self.session_id, self.context, AnyMessage(message)))
+            for node, message in out
         ]
         result = self.dkg.result
         if result is None or self._share is not None:
@@ -219,7 +265,12 @@ class GenerationSession(Session):
             raise InvalidRequest("the DKG of a server key produced no joint public")
         self.public = result.joint_public
         self._share = KeyShare.from_generation(
-            self.author, self.threshold, self.public, self.id_numbers, result.secret_share
+            self.author,
+            self.threshold,
+            self.public,
+            self.id_numbers,
+            result.secret_share,
+            commitments=result.key_commitments(self.ctx.self_id),
         )
         if self.is_master:
             return effects + self._try_commit()
@@ -233,7 +284,8 @@ class GenerationSession(Session):
         for node, public in sorted(self._ready.items()):
             if public != self.public:
                 raise ProtocolViolation(short(node), "ended the DKG with another public")
-        effects: list[Effect] = [Persist(self.session_id, self.key_id, self._share, create=True)]
+        effects = self._record(self._share)
+        effects.append(Persist(self.session_id, self.key_id, self._share, create=True))
         effects += self.broadcast(CommitGeneration(self.session_id), self.participants)
         self.phase = GenerationPhase.WAITING_FOR_STORED
         if self._stored == self.participants:
@@ -241,8 +293,45 @@ class GenerationSession(Session):
             effects += self.finish(self.public)
         return effects
 
+    def _record(self, share: KeyShare) -> list[Effect]:
+        """The audit entry of this generation, before the share is stored."""
+        facts = facts_of(
+            Operation.GENERATION,
+            self.key_id,
+            session_id=self.session_id,
+            master=self.master,
+            requester=self.author,
+            participants=self.participants,
+            key_version=share.last_version().hash,
+        )
+        return record(self.ctx, facts)[0]
+
 
 # --- factories -----------------------------------------------------------------------------
+
+
+def _check_binding(
+    ctx: SessionContext,
+    requester: Requester,
+    bound_signature: bytes | None,
+    key_id: ServerKeyId,
+    threshold: int,
+) -> None:
+    """The bound signature, if any, must be the author's over this key id and threshold, and a
+    node that requires bound requests refuses a generation without one (sessions/requester):
+    Parity's key-id signature does not cover the threshold."""
+    try:
+        payload = generation_payload(threshold)
+    except CryptoError as exc:
+        raise InvalidRequest(str(exc)) from None
+    check_binding(
+        ctx,
+        requester,
+        bound_signature,
+        operation=BoundOperation.GENERATE_SERVER_KEY,
+        key_id=key_id,
+        payload=payload,
+    )
 
 
 def start_generation(
@@ -252,7 +341,10 @@ def start_generation(
     share: KeyShare | None,
     connected: frozenset[NodeId],
 ) -> tuple[Session, list[Effect]]:
-    """Master: check the request, pick every node's id number, initialise every node."""
+    """Master: recover the author, check the request, pick every node's id number,
+    initialise every node."""
+    requester = requester_of(request.author, request.key_id)
+    author = requester.address
     nodes = sorted(ctx.cluster_nodes)
     threshold = request.threshold
     if isinstance(threshold, bool) or not isinstance(threshold, int):
@@ -261,6 +353,7 @@ def start_generation(
         raise InvalidRequest(
             f"threshold {threshold} is not in 0..{len(nodes) - 1} for {len(nodes)} key servers"
         )
+    _check_binding(ctx, requester, request.bound_signature, request.key_id, threshold)
     if share is not None:
         raise ServerKeyAlreadyGenerated(f"server key 0x{request.key_id.hex()} exists already")
     missing = ctx.cluster_nodes - connected
@@ -275,7 +368,7 @@ def start_generation(
         session_id,
         ctx.self_id,
         request.key_id,
-        author=request.author,
+        author=author,
         threshold=threshold,
         id_numbers=id_numbers,
     )
@@ -287,6 +380,7 @@ def start_generation(
         request.author,
         threshold,
         tuple(NodeIdNumber(node, number) for node, number in id_numbers.items()),
+        request.bound_signature,
     )
     return session, session.broadcast(init, session.participants)
 
@@ -294,8 +388,12 @@ def start_generation(
 def join_generation(
     ctx: SessionContext, sender: NodeId, message: InitializeGeneration, share: KeyShare | None
 ) -> tuple[Session, list[Effect]]:
-    """Slave: check the master's proposal; confirm (or refuse: the key exists here)."""
+    """Slave: recover the author itself, check the master's proposal; confirm (or refuse:
+    the key exists here)."""
     sid = message.session_id
+    requester = requester_of(message.author, message.key_id)
+    author = requester.address
+    _check_binding(ctx, requester, message.bound_signature, message.key_id, message.threshold)
     if share is not None:
         refusal = ReplyOnly(ctx, sid, sender, message.key_id)
         return refusal, [
@@ -314,7 +412,7 @@ def join_generation(
         sid,
         sender,
         message.key_id,
-        author=message.author,
+        author=author,
         threshold=message.threshold,
         id_numbers=id_numbers,
     )

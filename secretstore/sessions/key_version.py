@@ -12,7 +12,7 @@ the embedding session carries in its own messages); the master feeds the answers
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from secretstore.errors import (
@@ -98,9 +98,13 @@ class VersionNegotiation:
         """`node` will not answer (disconnected, failed, timed out); it holds nothing usable."""
         self._waiting.discard(node)
 
-    def result(self) -> NegotiatedVersion:
-        """The newest version with t+1 answering holders. ServerKeyNotFound if no node that
-        answered holds the key; ConsensusUnreachable if no version has t+1 holders."""
+    def result(
+        self, signers: Callable[[int], int] | None = None, rule: str = "t+1"
+    ) -> NegotiatedVersion:
+        """The newest version with t+1 answering holders (`signers(t)` holders when given,
+        e.g. 2t+1 for ECDSA signing, which `rule` names in the error). ServerKeyNotFound if no
+        node that answered holds the key; ConsensusUnreachable, saying how many holders are
+        needed and how many the best version has, if no version has enough."""
         if self._common is None:
             raise ServerKeyNotFound("no key server holds this key")
         holders: dict[Hash256, set[NodeId]] = {}
@@ -109,11 +113,14 @@ class VersionNegotiation:
             for position, version in enumerate(held.versions):
                 holders.setdefault(version, set()).add(node)
                 newness[version] = max(newness.get(version, 0), position)
-        needed = self._common.threshold + 1
+        threshold = self._common.threshold
+        needed = threshold + 1 if signers is None else signers(threshold)
         usable = [v for v, nodes in holders.items() if len(nodes) >= needed]
         if not usable:
+            most = max((len(nodes) for nodes in holders.values()), default=0)
             raise ConsensusUnreachable(
-                f"no version of the key is held by {needed} reachable key servers"
+                f"no version of the key is held by {needed} reachable key servers ({rule}: "
+                f"{needed} needed, at most {most} reachable)"
             )
         best = max(usable, key=lambda v: (newness[v], len(holders[v]), v))
         return NegotiatedVersion(best, frozenset(holders[best]), self._common)

@@ -1,5 +1,6 @@
-"""Threshold ECDSA signing (Parity's scheme): access consensus over 2t+1 key holders, three
-nonce generations among them, an inversion round, proven shares, and a recoverable r‖s‖v.
+"""Threshold ECDSA signing (Parity's scheme, with masked signature shares): access consensus
+over 2t+1 key holders, four nonce generations among them, an inversion round, proven shares,
+and a recoverable r‖s‖v.
 
 Request `SignEcdsa(key_id, requester_signature, message_hash)`; result the 65 bytes
 ``r ‖ s ‖ v`` (low s, v ∈ {0, 1}) of a standard secp256k1 signature of the message hash by the
@@ -8,23 +9,29 @@ encrypts it to the requester). For the math see crypto/ecdsa.py.
 
 Flow, per attempt (a group of 2t+1 consenting nodes, the master among them):
 1. every consenting candidate reports its share public ``Y_i = s_i·G`` (before any nonce);
-2. the group runs three DKGs: the nonce ``k`` (threshold t, public ``R``), the blinding ``e``
-   (threshold t) and a sharing of zero (threshold 2t); member i holds ``k_i, e_i, z_i`` and
-   everyone the share publics ``K_i, E_i, Z_i``;
+2. the group runs four DKGs: the nonce ``k`` (threshold t, public ``R``), the blinding ``e``
+   (threshold t) and two sharings of zero (threshold 2t), ``z`` for the inversion and ``z'``
+   for the signature; member i holds ``k_i, e_i, z_i, z'_i`` and everyone the share publics
+   ``K_i, E_i, Z_i, Z'_i``;
 3. each member sends ``u_i = k_i·e_i + z_i`` with a proof that ``u_i·G - Z_i = e_i·K_i``;
    the master checks the proofs and sends ``w = (k·e)⁻¹`` (interpolated from the ``u_i``);
-4. each member sends ``σ_i = w·e_i·(h + s_i·r)`` with a proof that
-   ``σ_i·G = e_i·w·(h·G + r·Y_i)``; the master checks them, interpolates ``s`` and checks
-   that the signature recovers to the server key.
+4. each member sends ``σ'_i = w·e_i·(h + s_i·r) + z'_i`` with a proof that
+   ``σ'_i·G - Z'_i = e_i·w·(h·G + r·Y_i)``; the master checks them, interpolates ``s`` and
+   checks that the signature recovers to the server key.
+The mask ``z'`` keeps the master from learning the key: unmasked, the 2t+1 signature shares
+are the points of ``w·e(x)·(h + r·s(x))``, which it could factor (docs/sessions/signing.md).
 With t = 0 the master signs with its share directly (it is the key), as Parity does.
 
-A member lost during an attempt makes the master select another group with fresh nonces.
+A member lost during an attempt makes the master select another group with fresh nonces; a
+broken link between two members, one without both ends.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation
+from secretstore.crypto.bound import BoundOperation, signing_payload
 from secretstore.crypto.curve import G, Point, Scalar
 from secretstore.crypto.dleq import DleqProof, prove_equal_logs, verify_equal_logs
 from secretstore.crypto.ecdsa import (
@@ -47,6 +54,8 @@ from secretstore.sessions.consensus import (
     select_version,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.dkg import DkgResult
+from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
     NonceRuns,
     NonceSpec,
@@ -57,7 +66,7 @@ from secretstore.sessions.signing_common import (
 from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest
 from secretstore.wire.signing import (
     EcdsaInversedNonceShare,
@@ -76,13 +85,18 @@ class SignEcdsa:
     """Request: sign `message_hash` (32 bytes, not zero mod n) with server key `key_id`.
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id`; `version`: the key version hash to
-    use, None for the master's newest. Result: 65 bytes r‖s‖v (bytes).
+    use, None for the master's newest; `bound_signature`: the requester's signature over
+    this very signing (crypto/bound.py), or None for Parity's form; `block`: the chain block
+    the access decisions are pinned to (None without a chain ACL).
+    Result: 65 bytes r‖s‖v (bytes).
     """
 
     key_id: ServerKeyId
     requester_signature: bytes
     message_hash: MessageHash
     version: bytes | None = None
+    bound_signature: bytes | None = None
+    block: BlockRef | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -90,7 +104,16 @@ def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
         NonceKind.SIGNATURE_NONCE: NonceSpec(threshold),
         NonceKind.INVERSION_NONCE: NonceSpec(threshold),
         NonceKind.INVERSION_ZERO: NonceSpec(2 * threshold, zero_secret=True),
+        NonceKind.SIGNATURE_ZERO: NonceSpec(2 * threshold, zero_secret=True),
     }
+
+
+def signature_mask(nonces: NonceRuns) -> DkgResult:
+    """The sharing of zero that masks the signature shares of the attempt `nonces`: a member
+    adds its share ``z'_i`` to its σ_i, the master takes the share public ``Z'_i`` off
+    ``σ'_i·G`` to check the proof. Both read it here and only here (a test replaces it with
+    a sharing whose every coefficient is zero, to show what unmasked shares give away)."""
+    return nonces.result(NonceKind.SIGNATURE_ZERO)
 
 
 def proof_context(step: bytes, session_id: SessionId, attempt: int, node: NodeId) -> bytes:
@@ -101,7 +124,7 @@ def proof_context(step: bytes, session_id: SessionId, attempt: int, node: NodeId
 def signature_base(
     inversed_nonce_coeff: Scalar, nonce_public: Point, message_hash: bytes, share_public: Point
 ) -> Point:
-    """``B_i = w·(h·G + r·Y_i)``: ``σ_i·G = e_i·B_i`` for an honest member."""
+    """``B_i = w·(h·G + r·Y_i)``: ``σ'_i·G - Z'_i = e_i·B_i`` for an honest member."""
     r = compute_ecdsa_r(nonce_public)
     h = message_hash_scalar(message_hash)
     return (Point.base_mul(h) + share_public * r) * inversed_nonce_coeff
@@ -122,17 +145,22 @@ class EcdsaSigningMaster(SigningMaster):
     | (own check, Consensus-   |                                   | t = 0: ENDED: r‖s‖v        |
     |  Response, SharePublic)  | too many refused / self refused   | ENDED: AccessDenied        |
     |                          | too few left to reach 2t+1        | ENDED: ConsensusUnreachable|
-    | WAITING_FOR_NONCES       | own three generations ended       | ..._INVERSED_NONCE_SHARES  |
+    | WAITING_FOR_NONCES       | own four generations ended        | ..._INVERSED_NONCE_SHARES  |
     | (SigningNonceMessage)    | bad DKG message, SigningFault     | ENDED: ProtocolViolation   |
     | WAITING_FOR_INVERSED_    | all u_i in, proven (w sent)       | ..._SIGNATURE_SHARES       |
     |  NONCE_SHARES            | a proof fails                     | ENDED: ProtocolViolation   |
-    | WAITING_FOR_SIGNATURE_   | all σ_i in, proven, recovers to Y | ENDED: r‖s‖v               |
+    | WAITING_FOR_SIGNATURE_   | all σ'_i in, proven, recovers to Y| ENDED: r‖s‖v               |
     |  SHARES                  | a proof fails / recovers to other | ENDED: ProtocolViolation   |
     | any of the three above   | member lost, 2t+1 allowed remain  | WAITING_FOR_NONCES (new)   |
     |                          | member lost, answers pending      | WAITING_FOR_ACCESS         |
     |                          | member lost, too few left         | ENDED: ConsensusUnreachable|
+    |                          | SigningNodeLost: link A–B broken, | WAITING_FOR_NONCES (new,   |
+    |                          |  a group without both remains     |  not both A and B)         |
+    |                          | link broken, no such group left   | ENDED: ConsensusUnreachable|
+    |                          |                                   |  naming the broken links   |
     """
 
+    OPERATION = Operation.ECDSA
     _inverse_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
     _signature_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
     _inversed_nonce_coeff: Scalar | None
@@ -165,7 +193,7 @@ class EcdsaSigningMaster(SigningMaster):
         signature = sign_recoverable(self.version.secret_share, self.message_hash)
         if recover_public(signature, self.message_hash) != self.share.public:
             return self.misfit(group.nodes)
-        return self.complete(signature)
+        return self.complete(signature, group.nodes, group.attempt)
 
     def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
         k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
@@ -189,6 +217,7 @@ class EcdsaSigningMaster(SigningMaster):
             if self._inversed_nonce_coeff is None:
                 raise ProtocolViolation(short(sender), "sent a signature share unasked")
             self._keep(self._signature_shares, sender, message.share, message.proof)
+            self.take_receipt(sender, nonces, message.receipt)
             return self._try_sign(nonces)
         return None
 
@@ -224,7 +253,12 @@ class EcdsaSigningMaster(SigningMaster):
         effects: list[Effect] = self.broadcast(request, nonces.nodes)
         e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
         own = compute_ecdsa_partial_signature(
-            coeff, e, self.version.secret_share, _nonce_public(nonces), self.message_hash
+            coeff,
+            e,
+            self.version.secret_share,
+            _nonce_public(nonces),
+            self.message_hash,
+            signature_zero_share=signature_mask(nonces).secret_share,
         )
         self._signature_shares[self.ctx.self_id] = (own, None)
         return effects + self._try_sign(nonces)
@@ -259,7 +293,7 @@ class EcdsaSigningMaster(SigningMaster):
             return self.misfit(nonces.nodes)
         if recovered != self.share.public:
             return self.misfit(nonces.nodes)
-        return self.complete(signature)
+        return self.complete(signature, nonces.nodes, nonces.attempt)
 
     def _signature_share_holds(self, nonces: NonceRuns, node: NodeId) -> bool:
         share, proof = self._signature_shares[node]
@@ -273,10 +307,9 @@ class EcdsaSigningMaster(SigningMaster):
             self.share_public_of(node),
         )
         blinding_public = nonces.result(NonceKind.INVERSION_NONCE).share_public(node)
+        unmasked = Point.base_mul(share) - signature_mask(nonces).share_public(node)
         context = proof_context(b"s", self.session_id, nonces.attempt, node)
-        return verify_equal_logs(
-            proof, G, blinding_public, base, Point.base_mul(share), context=context
-        )
+        return verify_equal_logs(proof, G, blinding_public, base, unmasked, context=context)
 
 
 class EcdsaSigningSlave(SigningSlave):
@@ -287,16 +320,19 @@ class EcdsaSigningSlave(SigningSlave):
     | WAITING_FOR_ACCESS_CHECK | allowed (answer, share public sent)  | WAITING_FOR_NONCE_REQUEST |
     |                          | refused (answer sent)                | ENDED                     |
     | WAITING_FOR_NONCE_REQ.   | valid SigningNonceRequest            | WAITING_FOR_NONCES        |
-    | WAITING_FOR_NONCES       | three generations ended (u_i sent)   | ..._SIGNATURE_REQUEST     |
+    | WAITING_FOR_NONCES       | four generations ended (u_i sent)    | ..._SIGNATURE_REQUEST     |
     | (SigningNonceMessage)    | a peer breaks one (SigningFault sent)| WAITING_FOR_NONCE_REQUEST |
     |                          | a member disconnects (reported)      | WAITING_FOR_NONCE_REQUEST |
-    | WAITING_FOR_SIGNATURE_   | EcdsaSignatureRequest (σ_i sent)     | WAITING_FOR_END           |
+    | WAITING_FOR_NONCE_REQ.   | a group with a peer lost earlier     | WAITING_FOR_NONCE_REQUEST |
+    |                          | (SigningNodeLost sent, no DKG)       |                           |
+    | WAITING_FOR_SIGNATURE_   | EcdsaSignatureRequest (σ'_i sent)    | WAITING_FOR_END           |
     |  REQUEST                 |                                      |                           |
     | WAITING_FOR_END          | a newer SigningNonceRequest          | WAITING_FOR_NONCES        |
     | any                      | ConsensusCompleted, master's error   | ENDED                     |
     |                          | the master breaks the protocol       | ENDED: ProtocolViolation  |
     """
 
+    OPERATION = Operation.ECDSA
     _signature_request: EcdsaSignatureRequest | None
 
     def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
@@ -344,14 +380,19 @@ class EcdsaSigningSlave(SigningSlave):
         e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
         nonce_public = _nonce_public(nonces)
         share = compute_ecdsa_partial_signature(
-            coeff, e, self.version.secret_share, nonce_public, self.message_hash
+            coeff,
+            e,
+            self.version.secret_share,
+            nonce_public,
+            self.message_hash,
+            signature_zero_share=signature_mask(nonces).secret_share,
         )
         own_public = Point.base_mul(self.version.secret_share)
         base = signature_base(coeff, nonce_public, self.message_hash, own_public)
         context = proof_context(b"s", self.session_id, nonces.attempt, self.ctx.self_id)
         proof = prove_equal_logs(e, G, base, self.ctx.rng, context=context)
         reply = EcdsaSignatureShare(self.session_id, nonces.attempt, share, proof)
-        return [Send(self.master, reply)]
+        return self.release(nonces, reply)
 
 
 # --- factories ---------------------------------------------------------------------------
@@ -378,6 +419,14 @@ def start_ecdsa_signing(
     ConsensusUnreachable (the key has fewer than 2t+1 holders, or fewer are connected)."""
     requester = recover_requester_of(request.requester_signature, request.key_id)
     message_hash = check_message_hash(request.message_hash)
+    check_binding(
+        ctx,
+        requester,
+        request.bound_signature,
+        operation=BoundOperation.SIGN_ECDSA,
+        key_id=request.key_id,
+        payload=signing_payload(message_hash),
+    )
     try:
         message_hash_scalar(message_hash)
     except CryptoError:
@@ -397,6 +446,8 @@ def start_ecdsa_signing(
         message_hash=message_hash,
         needed=_needed(held, request.key_id, len(version.nodes)),
         connected=connected,
+        bound_signature=request.bound_signature,
+        block=request.block,
     )
     return session, session.start()
 
@@ -407,6 +458,14 @@ def join_ecdsa_signing(
     """Slave factory; the errors it raises reach the master as a SessionError."""
     held = require_share(share, message.key_id)
     check = AccessCheck.of(ctx, sender, message, held)
+    check_binding(
+        ctx,
+        check.requester,
+        message.access.bound_signature,
+        operation=BoundOperation.SIGN_ECDSA,
+        key_id=message.key_id,
+        payload=signing_payload(message.message_hash),
+    )
     try:
         message_hash_scalar(message.message_hash)
     except CryptoError:

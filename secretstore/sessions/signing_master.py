@@ -1,6 +1,10 @@
 """The master half both signing sessions build on: access consensus, share publics, one
 attempt of nonce generations per selected group, re-selection on loss, blame reports.
 
+A member's SigningNodeLost says only that its own link to another member broke: the master
+records the broken link and selects a group without both ends (AccessConsensus), so a member
+that reports everyone lost excludes itself, never an honest node.
+
 A subclass adds its signing steps through the hooks `_init_message`, `_nonce_specs`,
 `_reset_job`, `_on_nonces_done`, `_on_job_message`, `_job_phase` and `_missing` (see
 SchnorrSigningMaster and EcdsaSigningMaster).
@@ -10,9 +14,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from typing import ClassVar
 
+from secretstore.audit.model import AuditFacts, Operation
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
+from secretstore.sessions.audit import master_record, receipt_problem
 from secretstore.sessions.base import Effect, Session, SessionContext, short
 from secretstore.sessions.consensus import (
     AccessConsensus,
@@ -27,9 +34,10 @@ from secretstore.sessions.signing_common import (
     SigningPhase,
     misfit_error,
     names,
+    signing_facts,
 )
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest, ConsensusResponse
 from secretstore.wire.signing import (
     NonceKind,
@@ -44,6 +52,9 @@ from secretstore.wire.signing import (
 class SigningMaster(Session):
     """Master half. `needed` nodes (the master among them) run each attempt."""
 
+    #: what the audit log calls this signing
+    OPERATION: ClassVar[Operation]
+
     def __init__(
         self,
         ctx: SessionContext,
@@ -57,6 +68,8 @@ class SigningMaster(Session):
         message_hash: MessageHash,
         needed: int,
         connected: frozenset[NodeId],
+        bound_signature: bytes | None = None,
+        block: BlockRef | None = None,
     ) -> None:
         super().__init__(ctx, session_id, ctx.self_id, key_id)
         self.share = share
@@ -64,7 +77,12 @@ class SigningMaster(Session):
         self.threshold = share.threshold
         self.message_hash = message_hash
         self.id_numbers = version.id_numbers_map()
+        self.requester = requester
+        #: (attempt, member) -> the member's receipt of that attempt's signing
+        self.receipts: dict[tuple[int, NodeId], bytes | None] = {}
         self._signature = requester_signature
+        #: forwarded to every candidate, which checks it itself (sessions/requester.py)
+        self._bound_signature = bound_signature
         self.consensus = AccessConsensus(
             ctx,
             session_id,
@@ -73,6 +91,7 @@ class SigningMaster(Session):
             version=version,
             connected=connected,
             needed=needed,
+            block=block,
         )
         #: Y_i = s_i·G of every candidate that reported it (this node's own included)
         self.share_publics: dict[NodeId, Point] = {
@@ -127,7 +146,12 @@ class SigningMaster(Session):
         return self.consensus.in_play | {self.ctx.self_id}
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self.version.hash)
+        access = AccessRequest(
+            self._signature,
+            self.version.hash,
+            bound_signature=self._bound_signature,
+            block=self.consensus.block,
+        )
         return self.consensus.start(self._init_message(access))
 
     # --- events ---------------------------------------------------------------------------
@@ -177,9 +201,33 @@ class SigningMaster(Session):
             raise ProtocolViolation(short(sender), f"is not in the group of attempt {attempt}")
         return nonces
 
-    def complete(self, result: object) -> list[Effect]:
-        """End well: tell the candidates, then hand `result` to the caller."""
-        return self.consensus.completion() + self.finish(result)
+    def release_facts(self, group: tuple[NodeId, ...]) -> AuditFacts:
+        return signing_facts(
+            self.OPERATION,
+            self.key_id,
+            session_id=self.session_id,
+            master=self.ctx.self_id,
+            requester=self.requester.address,
+            group=group,
+            version=self.version,
+            message_hash=self.message_hash,
+            block=self.consensus.block,
+        )
+
+    def take_receipt(self, sender: NodeId, nonces: NonceRuns, receipt: bytes | None) -> None:
+        """Keep a member's receipt of the running attempt; ProtocolViolation naming it when
+        the receipt is missing or not its signature of this signing."""
+        problem = receipt_problem(self.ctx, sender, self.release_facts(nonces.nodes), receipt)
+        if problem is not None:
+            raise ProtocolViolation(short(sender), problem)
+        self.receipts[(nonces.attempt, sender)] = receipt
+
+    def complete(self, result: object, group: tuple[NodeId, ...], attempt: int) -> list[Effect]:
+        """End well: record the release (with every member's receipt), tell the candidates,
+        then hand `result` to the caller."""
+        receipts = {node: self.receipts.get((attempt, node)) for node in group}
+        recorded = master_record(self.ctx, self.release_facts(group), receipts)
+        return recorded + self.consensus.completion() + self.finish(result)
 
     def misfit(self, group: tuple[NodeId, ...]) -> list[Effect]:
         """Fail: the checked shares of `group` do not combine to a valid signature."""
@@ -233,12 +281,7 @@ class SigningMaster(Session):
                 ProtocolViolation(short(message.culprit), f"{what} (seen by {short(sender)})")
             )
         if isinstance(message, SigningNodeLost):
-            nonces = self.current(sender, message.attempt)
-            if nonces is None or message.node == self.ctx.self_id:
-                return []
-            if message.node not in nonces.nodes:
-                raise ProtocolViolation(short(sender), "reported losing a node outside its group")
-            return self._lose(message.node, f"is unreachable from {short(sender)}")
+            return self._on_link_lost(sender, message)
         effects_or_none = self._on_job_message(sender, message)
         if effects_or_none is None:
             raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
@@ -250,6 +293,25 @@ class SigningMaster(Session):
             return []
         nonces.handled = True
         return self._on_nonces_done(nonces)
+
+    def _on_link_lost(self, sender: NodeId, report: SigningNodeLost) -> list[Effect]:
+        """A member can only know its own links: its report breaks the link sender–node (the
+        next group holds not both), and a report naming the master is the sender's own loss.
+        It never loses the named node by itself."""
+        nonces = self.current(sender, report.attempt)
+        if nonces is None:
+            return []  # a report of an abandoned attempt
+        node = report.node
+        if node == sender:
+            raise ProtocolViolation(short(sender), "reported losing its link to itself")
+        if node not in nonces.nodes:
+            raise ProtocolViolation(short(sender), "reported losing a node outside its group")
+        if node == self.ctx.self_id:
+            return self._lose(sender, "lost its link to the master")
+        self.nonces = None
+        self._reset_job()
+        why = f"lost its link to {short(node)}"
+        return self._follow(self.consensus.on_link_broken(sender, node, why))
 
     def _lose(self, node: NodeId, why: str) -> list[Effect]:
         if self.nonces is not None and node in self.nonces.nodes and node != self.ctx.self_id:

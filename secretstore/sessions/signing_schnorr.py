@@ -14,16 +14,19 @@ Flow, per attempt (a group of t+1 consenting nodes, the master among them):
 4. the master checks every ``σ_i·G == λ_i·K_i - c·λ_i·Y_i``, adds them up to ``s``, and
    verifies ``(c, s)`` against the server key before it answers.
 
-A member lost during an attempt (disconnect, error, unreachable from another member) makes
-the master select another group of consenting nodes, with a fresh nonce; answers to the old
-attempt are ignored. A nonce is never used for two groups: with the same ``k_i`` and two
-different ``λ_i`` a share would leak.
+A member lost during an attempt (disconnect, error) makes the master select another group of
+consenting nodes, with a fresh nonce; a member that reports its link to another broken makes
+it select a group without both ends; answers to the old attempt are ignored. A nonce is
+never used for two groups: with the same ``k_i`` and two different ``λ_i`` a share would
+leak.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation
+from secretstore.crypto.bound import BoundOperation, signing_payload
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.schnorr import (
     SchnorrSignature,
@@ -35,7 +38,7 @@ from secretstore.crypto.schnorr import (
 )
 from secretstore.crypto.shamir import lagrange_coefficient
 from secretstore.errors import ProtocolViolation
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.base import Effect, Session, SessionContext, short
 from secretstore.sessions.consensus import (
     AccessCheck,
     recover_requester_of,
@@ -43,6 +46,7 @@ from secretstore.sessions.consensus import (
     select_version,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
     NonceRuns,
     NonceSpec,
@@ -53,7 +57,7 @@ from secretstore.sessions.signing_common import (
 from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest
 from secretstore.wire.signing import NonceKind, SchnorrSignatureShare, SchnorrSigningRequest
 
@@ -65,7 +69,10 @@ class SignSchnorr:
     """Request: sign `message_hash` (32 bytes) with server key `key_id`.
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from
-    it); `version`: the key version hash to use, None for the master's newest.
+    it); `version`: the key version hash to use, None for the master's newest;
+    `bound_signature`: the requester's signature over this very signing (crypto/bound.py),
+    or None for Parity's form; `block`: the chain block the access decisions are pinned to
+    (None without a chain ACL).
     Result: SchnorrSignature.
     """
 
@@ -73,6 +80,8 @@ class SignSchnorr:
     requester_signature: bytes
     message_hash: MessageHash
     version: bytes | None = None
+    bound_signature: bytes | None = None
+    block: BlockRef | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -125,9 +134,13 @@ class SchnorrSigningMaster(SigningMaster):
     | either of the two above      | member lost, t+1 allowed left  | WAITING_FOR_NONCES (new)     |
     |                              | member lost, answers pending   | WAITING_FOR_ACCESS           |
     |                              | member lost, too few left      | ENDED: ConsensusUnreachable  |
+    |                              | SigningNodeLost: link A–B      | WAITING_FOR_NONCES (new, not |
+    |                              |  broken, a group avoids it     |  both A and B)               |
+    |                              | link broken, no group avoids it| ENDED: ConsensusUnreachable  |
     Shares may arrive before the master's own generation ended; they are kept.
     """
 
+    OPERATION = Operation.SCHNORR
     _shares: dict[NodeId, Scalar]
 
     def _init_message(self, access: AccessRequest) -> object:
@@ -161,6 +174,7 @@ class SchnorrSigningMaster(SigningMaster):
             if known == message.share:
                 return []  # the same share again
             raise ProtocolViolation(short(sender), "sent two different signature shares")
+        self.take_receipt(sender, nonces, message.receipt)
         self._shares[sender] = message.share
         return self._try_complete(nonces)
 
@@ -184,7 +198,7 @@ class SchnorrSigningMaster(SigningMaster):
         signature = SchnorrSignature(combined, compute_schnorr_signature(self._shares.values()))
         if not verify_schnorr_signature(self.share.public, signature, self.message_hash):
             return self.misfit(nonces.nodes)
-        return self.complete(signature)
+        return self.complete(signature, nonces.nodes, nonces.attempt)
 
     def _share_fits(
         self, node: NodeId, nonces: NonceRuns, nonce_public: Point, combined: Scalar
@@ -212,11 +226,15 @@ class SchnorrSigningSlave(SigningSlave):
     | WAITING_FOR_NONCES        | generation ended (share sent)       | WAITING_FOR_END           |
     | (SigningNonceMessage)     | a peer breaks it (SigningFault sent)| WAITING_FOR_NONCE_REQUEST |
     |                           | a member disconnects (reported)     | WAITING_FOR_NONCE_REQUEST |
+    | WAITING_FOR_NONCE_REQUEST | a group with a peer lost earlier    | WAITING_FOR_NONCE_REQUEST |
+    |                           | (SigningNodeLost sent, no DKG)      |                           |
     | WAITING_FOR_END           | a newer SigningNonceRequest         | WAITING_FOR_NONCES        |
     | any                       | ConsensusCompleted, master's error  | ENDED                     |
     |                           | the master breaks the protocol      | ENDED: ProtocolViolation  |
     Nonce messages of an attempt this node has not been asked for yet are kept until it is.
     """
+
+    OPERATION = Operation.SCHNORR
 
     def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
         return _specs(self.threshold)
@@ -229,7 +247,7 @@ class SchnorrSigningSlave(SigningSlave):
 
     def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
         share = compute_share(self.ctx, self.threshold, self.version, nonces, self.message_hash)
-        return [Send(self.master, SchnorrSignatureShare(self.session_id, nonces.attempt, share))]
+        return self.release(nonces, SchnorrSignatureShare(self.session_id, nonces.attempt, share))
 
     def _on_job_message(self, message: object) -> list[Effect] | None:
         return None
@@ -250,6 +268,14 @@ def start_schnorr_signing(
     connected)."""
     requester = recover_requester_of(request.requester_signature, request.key_id)
     message_hash = check_message_hash(request.message_hash)
+    check_binding(
+        ctx,
+        requester,
+        request.bound_signature,
+        operation=BoundOperation.SIGN_SCHNORR,
+        key_id=request.key_id,
+        payload=signing_payload(message_hash),
+    )
     held = require_share(share, request.key_id)
     version = select_version(held, request.key_id, ctx.self_id, request.version)
     session = SchnorrSigningMaster(
@@ -263,6 +289,8 @@ def start_schnorr_signing(
         message_hash=message_hash,
         needed=held.threshold + 1,
         connected=connected,
+        bound_signature=request.bound_signature,
+        block=request.block,
     )
     return session, session.start()
 
@@ -273,6 +301,14 @@ def join_schnorr_signing(
     """Slave factory; the errors it raises reach the master as a SessionError."""
     held = require_share(share, message.key_id)
     check = AccessCheck.of(ctx, sender, message, held)
+    check_binding(
+        ctx,
+        check.requester,
+        message.access.bound_signature,
+        operation=BoundOperation.SIGN_SCHNORR,
+        key_id=message.key_id,
+        payload=signing_payload(message.message_hash),
+    )
     session = SchnorrSigningSlave(
         ctx,
         sender,

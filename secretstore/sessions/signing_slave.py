@@ -1,6 +1,10 @@
 """The slave half both signing sessions build on: the access check, the share public, the
 nonce generations of each attempt the master starts, and reports of faults and losses.
 
+A loss report (SigningNodeLost) is about this node's own link only: sent when a member of the
+running attempt disconnects, or at once instead of starting an attempt whose group holds a
+peer this node lost earlier in the session.
+
 A subclass adds its signing steps through the hooks `_nonce_specs`, `_reset_job`,
 `_on_nonces_done`, `_on_job_message` and `_job_phase` (see SchnorrSigningSlave and
 EcdsaSigningSlave).
@@ -9,17 +13,22 @@ EcdsaSigningSlave).
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import replace
 from itertools import pairwise
+from typing import Any, ClassVar
 
+from secretstore.audit.model import Operation
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
-from secretstore.sessions.consensus import AccessCheck
+from secretstore.sessions.consensus import AccessCheck, max_attempts
 from secretstore.sessions.signing_common import (
     NonceRuns,
     NonceSpec,
     SigningPhase,
     culprit_of,
+    signing_facts,
     what_of,
 )
 from secretstore.storage.model import KeyShare
@@ -41,6 +50,9 @@ MESSAGES_PER_GENERATION = 3
 
 class SigningSlave(Session):
     """Slave half: a candidate of someone else's signing session."""
+
+    #: what the audit log calls this signing
+    OPERATION: ClassVar[Operation]
 
     def __init__(
         self,
@@ -67,6 +79,8 @@ class SigningSlave(Session):
         self.nonces: NonceRuns | None = None
         self._request: SigningNonceRequest | None = None
         self._early: dict[int, list[tuple[NodeId, SigningNonceMessage]]] = {}
+        #: peers this node lost its link to during the session (reported when grouped with)
+        self._unreachable: set[NodeId] = set()
         self._reset_job()
 
     # --- hooks --------------------------------------------------------------------------
@@ -134,6 +148,7 @@ class SigningSlave(Session):
             return []
         if node == self.master:
             return self.fail(ProtocolViolation(short(node), "disconnected during the session"))
+        self._unreachable.add(node)
         nonces = self.nonces
         if nonces is None or node not in nonces.nodes:
             return []
@@ -149,6 +164,23 @@ class SigningSlave(Session):
     # --- for subclasses -------------------------------------------------------------------
     def violation(self, what: str) -> ProtocolViolation:
         return ProtocolViolation(short(self.master), what)
+
+    def release(self, nonces: NonceRuns, share_message: Any) -> list[Effect]:
+        """Send this node's signature share (a message with a `receipt` field) to the
+        master, recorded in the audit log first, with this node's receipt in it."""
+        facts = signing_facts(
+            self.OPERATION,
+            self.key_id,
+            session_id=self.session_id,
+            master=self.master,
+            requester=self.check.requester.address,
+            group=nonces.nodes,
+            version=self.version,
+            message_hash=self.message_hash,
+            block=self.check.block,
+        )
+        recorded, receipt = record(self.ctx, facts)
+        return [*recorded, Send(self.master, replace(share_message, receipt=receipt))]
 
     # --- internals ------------------------------------------------------------------------
     def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
@@ -180,6 +212,16 @@ class SigningSlave(Session):
             raise self.violation(problem)
         self._request = request
         self._reset_job()
+        self.nonces = None
+        early = self._early.pop(request.attempt, [])
+        for number in [n for n in self._early if n < request.attempt]:
+            del self._early[number]
+        lost = [node for node in request.nodes if node in self._unreachable]
+        if lost:  # this node cannot take part with them: say so instead of starting
+            return [
+                Send(self.master, SigningNodeLost(self.session_id, request.attempt, node))
+                for node in lost
+            ]
         self.nonces = NonceRuns(
             self.ctx,
             self.session_id,
@@ -191,9 +233,6 @@ class SigningSlave(Session):
         )
         effects: list[Effect] = []
         effects += self.nonces.start()
-        early = self._early.pop(request.attempt, [])
-        for number in [n for n in self._early if n < request.attempt]:
-            del self._early[number]
         for sender, message in early:
             effects += self._feed(sender, message)
         return effects + self._progress()
@@ -217,8 +256,8 @@ class SigningSlave(Session):
         # a peer that got its nonce request before this node did: keep it for later
         kept = self._early.get(message.attempt, [])
         from_sender = sum(1 for node, _ in kept if node == sender)
-        limit = MESSAGES_PER_GENERATION * len(NonceKind)
-        if message.attempt > len(self.version.nodes) or from_sender >= limit:
+        limit = MESSAGES_PER_GENERATION * len(self._nonce_specs())
+        if message.attempt > max_attempts(len(self.version.nodes)) or from_sender >= limit:
             return self._report(sender, f"sent too many nonce messages for {message.attempt}")
         self._early[message.attempt] = [*kept, (sender, message)]
         return []

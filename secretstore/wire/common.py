@@ -10,10 +10,14 @@ from secretstore.errors import (
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
+    ExclusiveSessionActive,
+    HasActiveSessions,
     InvalidRequest,
+    NodeDisconnected,
     SecretStoreError,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
+    SessionLimitReached,
 )
 from secretstore.types import SessionId
 from secretstore.wire.codec import message
@@ -31,6 +35,12 @@ class ErrorKind(enum.IntEnum):
     DOCUMENT_KEY_NOT_FOUND = 5
     SERVER_KEY_ALREADY_GENERATED = 6
     DOCUMENT_KEY_ALREADY_STORED = 7
+    #: the node has as many sessions of this master open as it allows (the master treats the
+    #: node as lost for this session)
+    SESSION_LIMIT = 8
+    EXCLUSIVE_SESSION_ACTIVE = 9
+    HAS_ACTIVE_SESSIONS = 10
+    NODE_DISCONNECTED = 11
 
 
 # Most specific first: ServerKeyAlreadyGenerated and DocumentKeyAlreadyStored are InvalidRequests.
@@ -42,6 +52,10 @@ _KINDS: tuple[tuple[type[SecretStoreError], ErrorKind], ...] = (
     (ConsensusUnreachable, ErrorKind.CONSENSUS_UNREACHABLE),
     (ServerKeyNotFound, ErrorKind.SERVER_KEY_NOT_FOUND),
     (DocumentKeyNotFound, ErrorKind.DOCUMENT_KEY_NOT_FOUND),
+    (SessionLimitReached, ErrorKind.SESSION_LIMIT),
+    (ExclusiveSessionActive, ErrorKind.EXCLUSIVE_SESSION_ACTIVE),
+    (HasActiveSessions, ErrorKind.HAS_ACTIVE_SESSIONS),
+    (NodeDisconnected, ErrorKind.NODE_DISCONNECTED),
 )
 
 

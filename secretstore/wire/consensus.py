@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from secretstore.types import SessionId
+from secretstore.types import BlockRef, SessionId
 from secretstore.wire.codec import message
+from secretstore.wire.requester import check_bound_signature
 
 #: Length of a requester signature r‖s‖v.
 REQUESTER_SIGNATURE_LENGTH = 65
@@ -26,10 +27,16 @@ class AccessRequest:
     `requester_signature`: the requester's signature over the server key id, exactly as the
     requester gave it to the master; every node recovers the requester from it, none trusts
     the master's word. `version`: the hash of the key version the session will use.
+    `bound_signature`: the requester's signature over the whole request (crypto/bound.py;
+    signing checks it), or None for Parity's form.
+    `block`: the chain block (number and hash) the master pinned for the session's access
+    decisions; every node decides at that block or refuses (None: no chain ACL on the master).
     """
 
     requester_signature: bytes
     version: bytes
+    bound_signature: bytes | None = None
+    block: BlockRef | None = None
 
     def __post_init__(self) -> None:
         if len(self.requester_signature) != REQUESTER_SIGNATURE_LENGTH:
@@ -41,6 +48,7 @@ class AccessRequest:
             raise ValueError(
                 f"a key version hash is {VERSION_HASH_LENGTH} bytes, got {len(self.version)}"
             )
+        check_bound_signature(self.bound_signature)
 
 
 @message(0x0300)

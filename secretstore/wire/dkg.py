@@ -28,14 +28,20 @@ class DkgKeys:
 @message(0x0111)
 @dataclass(frozen=True, slots=True)
 class DkgShareProof:
-    """A dealer's Feldman commitments ``a_k·G`` of its secret polynomial, with the footprint of
-    every dealer's Pedersen commitments as the sender received them.
+    """A dealer's Feldman commitments ``a_k·G`` of its secret polynomial, the coefficients
+    ``b_k`` of its blinding polynomial, and the footprint of every dealer's Pedersen
+    commitments as the sender received them.
 
     ``share_proof`` holds ``k = 0..t``; in a zero-secret run it holds ``k = 1..t`` only (the
-    free term is zero by construction, its commitment the identity)."""
+    free term is zero by construction, its commitment the identity). ``blinding`` holds
+    ``b_0..b_t`` always: with them every receiver checks ``a_k·G + b_k·H`` against the
+    Pedersen commitments the dealer sent before anything was revealed, so no dealer can
+    choose its Feldman commitments after seeing the others' (nothing secret: ``g`` only hid
+    ``f`` until every dealer was committed)."""
 
     publics_footprint: Hash256
     share_proof: tuple[Point, ...]
+    blinding: tuple[Scalar, ...]
 
 
 @message(0x0112)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from secretstore.crypto.curve import Point, Scalar
-from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage, message
+from secretstore.wire.requester import RequesterProof
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,14 +21,18 @@ class NodeIdNumber:
 @message(0x0100)
 @dataclass(frozen=True, slots=True)
 class InitializeGeneration:
-    """Master → every node: generate `key_id` for `author` with `threshold` among
-    `id_numbers` (every configured node, ascending node id)."""
+    """Master → every node: generate `key_id` with `threshold` among `id_numbers` (every
+    configured node, ascending node id) for the author that `author` proves (every node
+    recovers the author itself and records that one)."""
 
     session_id: SessionId
     key_id: ServerKeyId
-    author: Address
+    author: RequesterProof
     threshold: int
     id_numbers: tuple[NodeIdNumber, ...]
+    #: the requester's optional signature over this generation with this threshold
+    #: (crypto/bound.py), checked by every node itself
+    bound_signature: bytes | None = None
 
 
 @message(0x0101)
@@ -51,9 +56,13 @@ class StartKeysDissemination:
 @message(0x0103)
 @dataclass(frozen=True, slots=True)
 class GenerationDkg:
-    """Node → node: one message of the embedded DKG run (wire/dkg.py)."""
+    """Node → node: one message of the embedded DKG run (wire/dkg.py), with the sender's
+    `context`: the digest of the key id, author, threshold and id numbers it generates for
+    (sessions/generation.py `generation_context`). A receiver whose own context differs
+    fails the session: the master told the two nodes different things."""
 
     session_id: SessionId
+    context: Hash256
     message: AnyMessage
 
 

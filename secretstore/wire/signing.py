@@ -28,6 +28,8 @@ class NonceKind(IntEnum):
     INVERSION_NONCE = 1
     #: ECDSA only: a sharing of zero (threshold 2t) that re-randomises k·e
     INVERSION_ZERO = 2
+    #: ECDSA only: a sharing of zero (threshold 2t) that re-randomises the signature shares
+    SIGNATURE_ZERO = 3
 
 
 # --- shared by both signing sessions ------------------------------------------------------
@@ -82,8 +84,11 @@ class SigningFault:
 @message(0x0504)
 @dataclass(frozen=True, slots=True)
 class SigningNodeLost:
-    """Group member -> master: this member lost its connection to `node`, a member of
-    `attempt`; the master replaces the node as if it had lost it itself."""
+    """Group member -> master: the link between this member and `node`, another member of
+    `attempt`, is broken (the member lost its connection, or was grouped with a node it lost
+    earlier). A member can only know its own links, so the master loses neither node: it
+    selects a group that holds not both. `node` = the master means the sender lost the
+    master, and so the sender is lost."""
 
     session_id: SessionId
     attempt: int
@@ -109,11 +114,14 @@ class SchnorrSigningRequest:
 @dataclass(frozen=True, slots=True)
 class SchnorrSignatureShare:
     """Group member -> master, once its nonce generation ended:
-    ``σ_i = λ_i·k_i - c·λ_i·s_i`` with ``c = keccak256(m ‖ R.x)``."""
+    ``σ_i = λ_i·k_i - c·λ_i·s_i`` with ``c = keccak256(m ‖ R.x)``; `receipt`: the member's
+    signed receipt of the signing (secretstore/audit/receipts.py), None from a node without
+    an audit log."""
 
     session_id: SessionId
     attempt: int
     share: Scalar
+    receipt: bytes | None = None
 
 
 # --- ECDSA ------------------------------------------------------------------------------
@@ -134,7 +142,7 @@ class EcdsaSigningRequest:
 @message(0x0601)
 @dataclass(frozen=True, slots=True)
 class EcdsaInversedNonceShare:
-    """Group member -> master, once its three nonce generations ended:
+    """Group member -> master, once its four nonce generations ended:
     ``u_i = k_i·e_i + z_i`` and a proof that ``u_i·G - Z_i = e_i·K_i`` with ``E_i = e_i·G``
     (``K_i``, ``E_i``, ``Z_i``: the member's share publics of the three generations)."""
 
@@ -157,10 +165,13 @@ class EcdsaSignatureRequest:
 @message(0x0603)
 @dataclass(frozen=True, slots=True)
 class EcdsaSignatureShare:
-    """Group member -> master: ``σ_i = w·e_i·(h + s_i·r)`` and a proof that
-    ``σ_i·G = e_i·w·(h·G + r·Y_i)`` with ``E_i = e_i·G``."""
+    """Group member -> master: ``σ'_i = w·e_i·(h + s_i·r) + z'_i`` (``z'_i`` its share of the
+    attempt's SIGNATURE_ZERO sharing) and a proof that ``σ'_i·G - Z'_i = e_i·w·(h·G + r·Y_i)``
+    with ``E_i = e_i·G`` (``Z'_i``: the member's share public of that sharing); `receipt`:
+    the member's signed receipt of the signing, None from a node without an audit log."""
 
     session_id: SessionId
     attempt: int
     share: Scalar
     proof: DleqProof
+    receipt: bytes | None = None

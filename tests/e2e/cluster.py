@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secretstore.cli.cluster import TomlValue, render_config
+from prometheus_client.parser import text_string_to_metric_families
+
+from secretstore.cli.cluster import TomlValue, render_config, write_private
 from secretstore.config.model import NodeAddress
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
@@ -70,6 +72,23 @@ def http(method: str, url: str, timeout: float = 15.0) -> tuple[int, Any]:
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return 0, None
     return status, json.loads(raw) if raw else None
+
+
+def scrape(node: NodeProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(f"{node.url}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 @dataclass
@@ -120,8 +139,7 @@ class NodeProcess:
             http_port=self.http_port,
             extra=options,
         )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(text)
+        write_private(self.config_path, text)  # as `secretstore cluster` writes it
 
     # --- the process ------------------------------------------------------------------
     def start(self, *args: str) -> None:

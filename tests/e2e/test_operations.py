@@ -9,11 +9,9 @@ import re
 import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
@@ -22,6 +20,8 @@ from tests.e2e.cluster import (
     LocalCluster,
     NodeProcess,
     free_ranges,
+    metric,
+    scrape,
     wait_until,
 )
 from tests.e2e.conftest import ClusterFactory
@@ -52,23 +52,6 @@ def secret_file(tmp_path: Path) -> Path:
 
 def key_args(node: NodeProcess, key_id: str, secret_file: Path) -> list[str]:
     return ["--node", node.url, "--key-id", key_id, "--secret-file", str(secret_file)]
-
-
-def scrape(node: NodeProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    with urllib.request.urlopen(f"{node.url}/metrics", timeout=10) as response:
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def metric(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def test_status_metrics_and_the_cause_of_consensus_unreachable(
@@ -171,8 +154,8 @@ def test_status_metrics_and_the_cause_of_consensus_unreachable(
     )
     assert ecdsa.returncode == 1
     assert ecdsa.stderr.strip() == (  # ECDSA needs 2t + 1 = 3 holders
-        "secretstore sign-ecdsa: error: Consensus unreachable: 2 of the 3 holders of the key are "
-        "connected; 3 are needed"
+        "secretstore sign-ecdsa: error: Consensus unreachable: no version of the key is held by 3 "
+        "reachable key servers (ECDSA needs 2t+1: 3 needed, at most 2 reachable)"
     )
     failed = scrape(cluster[0])
     assert (

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,14 +14,16 @@ import pytest
 
 from secretstore import __version__
 from secretstore.cli.cluster import render_config
-from secretstore.config.loader import parse_config
+from secretstore.config.loader import load_config, parse_config
 from secretstore.config.model import NodeAddress, NodeConfig
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import ConfigError, StorageError
 from secretstore.listen import ListenError
+from secretstore.mesh.admission import AdmissionLimits
 from secretstore.node import Node, check_supported, mesh_timings, run_node
 from secretstore.observe.health import Health, PeerState
+from secretstore.storage.leveldb import LevelDbKeyStorage
 from secretstore.types import NodeId
 
 
@@ -175,16 +179,67 @@ async def test_a_disabled_config_runs_nothing(tmp_path: Path) -> None:
     assert raised.value.key_path == "secretstore.disable"
 
 
-def test_chain_options_are_refused_naming_the_keys(tmp_path: Path) -> None:
-    [cfg] = configs(tmp_path, 1, acl_contract="registry", service_contract_srv_gen="registry")
+def test_service_contract_options_are_refused_naming_the_keys(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1, service_contract_srv_gen="registry", service_contract="none")
     with pytest.raises(ConfigError) as raised:
         check_supported(cfg)
-    assert raised.value.key_path == "secretstore.acl_contract"
-    assert "secretstore.service_contract_srv_gen" in str(raised.value)
-    assert 'acl_contract = "none"' in str(raised.value)
+    assert raised.value.key_path == "secretstore.service_contract_srv_gen"
     assert 'service_contract_srv_gen = "none"' in str(raised.value)
     with pytest.raises(ConfigError):
         Node(cfg)
+
+
+@pytest.mark.parametrize(
+    ("options", "key_path", "says"),
+    [
+        ({"acl_contract": "registry"}, "secretstore.chain_rpc_url", 'acl_contract = "none"'),
+        (
+            {"server_set_contract": "0x" + "ab" * 20},
+            "secretstore.chain_rpc_url",
+            "JSON-RPC endpoint",
+        ),
+        (
+            {"acl_contract": "registry", "chain_rpc_url": "http://127.0.0.1:8545"},
+            "secretstore.registry_address",
+            "registry_address",
+        ),
+        (
+            {"acl_contract": "registry", "chain_rpc_url": "ws://127.0.0.1:8546"},
+            "secretstore.chain_rpc_url",
+            "http://",
+        ),
+        (
+            {"admin_public": KeyPair.generate(SeededRng(b"admin")).node_id.hex()},
+            "secretstore.admin_public",
+            "disable_auto_migrate = true",
+        ),
+    ],
+)
+def test_start_up_rules_name_the_option_and_the_fix(
+    tmp_path: Path, options: dict[str, str], key_path: str, says: str
+) -> None:
+    [cfg] = configs(tmp_path, 1, **options)
+    with pytest.raises(ConfigError) as raised:
+        check_supported(cfg)
+    assert raised.value.key_path == key_path
+    assert says in str(raised.value)
+    with pytest.raises(ConfigError):
+        Node(cfg)
+
+
+def test_chain_configs_that_pass_the_start_up_rules(tmp_path: Path) -> None:
+    admin = KeyPair.generate(SeededRng(b"admin")).node_id.hex()
+    [manual] = configs(tmp_path / "a", 1, admin_public=admin, disable_auto_migrate=True)
+    check_supported(manual)
+    [chain] = configs(
+        tmp_path / "b",
+        1,
+        acl_contract="registry",
+        server_set_contract="0x" + "cd" * 20,
+        chain_rpc_url="http://127.0.0.1:8545",
+        registry_address="0x" + "ab" * 20,
+    )
+    check_supported(chain)
 
 
 def test_keep_alive_maps_to_the_mesh_timings() -> None:
@@ -220,3 +275,77 @@ def test_health_names_the_missing_peers_and_their_addresses() -> None:
     )
     assert [n["state"] for n in body["nodes"]] == ["this node", "connected", "not connected"]
     assert (body["version"], body["uptime_seconds"], body["keys"]) == ("1.2.3", 5.0, 7)
+    assert "isolated" not in body and "chain" not in body and "node_set_change" not in body
+
+
+def test_health_of_a_node_outside_the_key_server_set_says_so() -> None:
+    keys = sorted(KeyPair.generate(SeededRng(i)).node_id for i in range(3))
+    others = tuple(PeerState(n, "127.0.0.1:12000", True) for n in keys[1:])
+    chain = {"trusted": True, "block": 7}
+    body = Health(keys[0], "1.2.3", 1.0, 0, others, chain=chain, isolated=True).to_json()
+    assert (body["ready"], body["isolated"], body["chain"]) == (False, True, chain)
+    assert body["reason"] == "this node is not in the key server set"
+    nobody = Health(keys[0], "1.2.3", 1.0, 0, (), isolated=True)
+    assert nobody.reason == "this node is not in the key server set (none is known yet)"
+
+
+async def test_the_limits_reach_the_session_table_and_the_mesh(tmp_path: Path) -> None:
+    [cfg] = configs(
+        tmp_path,
+        1,
+        max_sessions_per_peer=7,
+        max_pending_handshakes=20,
+        max_pending_handshakes_per_address=3,
+        reserved_handshakes_for_nodes=5,
+    )
+    node = Node(cfg)
+    await node.start()
+    try:
+        assert node._driver is not None and node._transport is not None
+        assert node._driver.core.max_sessions_per_peer == 7
+        assert node._transport.admission.limits == AdmissionLimits(20, 3, 5)
+    finally:
+        await node.stop()
+
+
+async def test_a_database_and_config_others_can_read_are_reported_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    [cfg] = configs(tmp_path, 1)
+    source = tmp_path / "node.toml"
+    key = cfg.secretstore.key_pair
+    source.write_text(
+        render_config(
+            key,
+            index=1,
+            nodes=list(cfg.secretstore.nodes),
+            mesh_port=cfg.secretstore.port,
+            http_port=cfg.secretstore.http_port,
+            path="db",
+        )
+    )
+    source.chmod(0o644)
+    db = tmp_path / "db"
+    LevelDbKeyStorage(db).close()  # made in this process, whose umask may let others read
+    db.chmod(0o755)
+    config = load_config(source)
+    caplog.set_level(logging.WARNING, logger="secretstore.node")
+    node = Node(config)
+    await node.start()
+    try:
+        assert node.health().ready
+    finally:
+        await node.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"the key database {db} is readable or writable by group")
+    assert f"{db} (mode 0755)" in warnings[0] and f"chmod -R go-rwx {db}" in warnings[0]
+    assert warnings[1].startswith(f"the config file holding self_secret {source}")
+    assert key.secret.to_bytes().hex() not in "".join(warnings)
+    # after the fix the warning says nothing more
+    subprocess.run(["chmod", "-R", "go-rwx", str(db), str(source)], check=True)
+    caplog.clear()
+    node = Node(load_config(source))
+    await node.start()
+    await node.stop()
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -1,7 +1,10 @@
 """A synchronous simulated network of NodeCores: deliver messages until quiet.
 
-Every message goes through the wire codec, so the codec is exercised by every simulated run.
+Every message goes through the wire codec, so the codec is exercised by every simulated run;
+bytes that do not decode are dropped (and kept in `undecodable`), as the driver drops them.
 Delivery order, drops and duplicates are chosen by a `Scheduler`, which hypothesis can drive.
+Every message a node sends is kept in `sent` (sender, receiver, message), in order. With
+`audit=True` every node signs receipts (its node key) and keeps the Records it asked for.
 """
 
 from __future__ import annotations
@@ -10,10 +13,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretstore.audit.receipts import NodeSigner
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
-from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send, SessionContext
-from secretstore.sessions.core import Admitted, MasterFactory, NodeCore, Notice, SlaveFactory
+from secretstore.errors import MalformedMessage
+from secretstore.sessions.base import (
+    CheckAccess,
+    Deadline,
+    Fail,
+    Finish,
+    Persist,
+    Record,
+    Remove,
+    Send,
+    SessionContext,
+)
+from secretstore.sessions.core import (
+    DEFAULT_MAX_SESSIONS_PER_PEER,
+    Admitted,
+    MasterFactory,
+    NodeCore,
+    Notice,
+    SlaveFactory,
+)
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
@@ -32,6 +54,10 @@ class SimNode:
     storage: MemoryKeyStorage
     results: dict[SessionId, Finish | Fail] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    #: the audit entries this node asked for, in order
+    records: list[Record] = field(default_factory=list)
+    #: the latest Deadline each session asked for
+    deadlines: dict[SessionId, float] = field(default_factory=dict)
 
     @property
     def node_id(self) -> NodeId:
@@ -86,15 +112,24 @@ class SimNetwork:
         seed: int = 1,
         access: AccessPolicy = allow_all,
         scheduler: Scheduler | None = None,
+        max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
+        keys: Sequence[KeyPair] = (),
+        audit: bool = False,
     ) -> None:
+        """`keys`: the nodes' key pairs (n of them); by default n keys drawn from `seed`.
+        `audit`: every node keeps an audit log (signs receipts, emits Records)."""
         rng = SeededRng(seed)
-        keys = [KeyPair.generate(rng) for _ in range(n)]
+        keys = list(keys) or [KeyPair.generate(rng) for _ in range(n)]
+        assert len(keys) == n, f"{len(keys)} keys for {n} nodes"
         ids = frozenset(k.node_id for k in keys)
         self.nodes: dict[NodeId, SimNode] = {}
         for i, key in enumerate(keys):
             storage = MemoryKeyStorage()
-            ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids)
-            core = NodeCore(ctx, storage, masters, slaves)
+            signer = NodeSigner(key) if audit else None
+            ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids, audit=signer)
+            core = NodeCore(
+                ctx, storage, masters, slaves, max_sessions_per_peer=max_sessions_per_peer
+            )
             self.nodes[key.node_id] = SimNode(key, core, storage)
         self.order: list[NodeId] = [k.node_id for k in keys]
         self.access = access
@@ -102,7 +137,10 @@ class SimNetwork:
         self.pending: list[Pending] = []
         self.access_checks: list[tuple[NodeId, CheckAccess]] = []
         self.down: set[NodeId] = set()
+        self.cut_links: set[frozenset[NodeId]] = set()
         self.delivered = 0
+        self.sent: list[tuple[NodeId, NodeId, object]] = []
+        self.undecodable: list[Pending] = []
 
     # --- driving --------------------------------------------------------------------------
     def node(self, index: int) -> SimNode:
@@ -147,6 +185,14 @@ class SimNetwork:
             if other.node_id != node_id:
                 self._apply(other, other.core.on_node_disconnected(node_id))
 
+    def cut(self, a: NodeId, b: NodeId) -> None:
+        """Break the one link a–b (both stay on the network): its pending messages vanish,
+        later ones are dropped, and each end is told that the other disconnected."""
+        self.cut_links.add(frozenset((a, b)))
+        self.pending = [p for p in self.pending if {p.sender, p.to} != {a, b}]
+        self._apply(self.nodes[a], self.nodes[a].core.on_node_disconnected(b))
+        self._apply(self.nodes[b], self.nodes[b].core.on_node_disconnected(a))
+
     def time_out_all(self) -> None:
         for node in self.nodes.values():
             for sid in list(node.core._sessions):
@@ -170,14 +216,20 @@ class SimNetwork:
             return
         self.delivered += 1
         node = self.nodes[item.to]
-        message = codec.decode(item.data)
+        try:
+            message = codec.decode(item.data)
+        except MalformedMessage:
+            self.undecodable.append(item)
+            return
         self._apply(node, node.core.on_message(item.sender, message))
 
     def _apply(self, node: SimNode, effects: Sequence[Any]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 assert effect.to != node.node_id, "a session sent a message to itself"
-                if effect.to not in self.down:
+                self.sent.append((node.node_id, effect.to, effect.message))
+                link = frozenset((node.node_id, effect.to))
+                if effect.to not in self.down and link not in self.cut_links:
                     self.pending.append(
                         Pending(node.node_id, effect.to, codec.encode(effect.message))
                     )
@@ -186,6 +238,12 @@ class SimNetwork:
                     node.storage.insert(effect.key_id, effect.share)
                 else:
                     node.storage.update(effect.key_id, effect.share)
+            elif isinstance(effect, Record):
+                node.records.append(effect)
+            elif isinstance(effect, Remove):
+                node.storage.remove(effect.key_id)
+            elif isinstance(effect, Deadline):
+                node.deadlines[effect.session_id] = effect.seconds
             elif isinstance(effect, CheckAccess):
                 self.access_checks.append((node.node_id, effect))
             elif isinstance(effect, Finish | Fail):

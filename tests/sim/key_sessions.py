@@ -6,11 +6,14 @@ import itertools
 from collections.abc import Iterable
 
 from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.shamir import reconstruct_secret
 from secretstore.sessions import encryption, generation, key_version, retrieval
 from secretstore.sessions.base import Fail, Finish
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, NodeId, ServerKeyId
+from secretstore.types import NodeId, ServerKeyId
+from secretstore.wire.requester import RequesterProof
 from tests.sim.harness import SimNetwork
 
 MASTERS = {
@@ -22,11 +25,21 @@ MASTERS = {
 SLAVES = {**generation.SLAVES, **encryption.SLAVES, **key_version.SLAVES, **retrieval.SLAVES}
 
 KEY = ServerKeyId(bytes(range(32)))
-AUTHOR = Address(b"\xaa" * 20)
+AUTHOR_KEY = KeyPair.generate(SeededRng(b"sim author"))
+AUTHOR = AUTHOR_KEY.address
+
+
+def proof_of(requester: KeyPair = AUTHOR_KEY, key_id: ServerKeyId = KEY) -> RequesterProof:
+    """The requester proof of Parity's form: `requester`'s signature over `key_id`."""
+    return RequesterProof.signature(sign_recoverable(requester.secret, key_id))
+
+
+AUTHOR_PROOF = proof_of()
 
 
 def generate(net: SimNetwork, threshold: int, index: int = 0, key_id: ServerKeyId = KEY) -> Point:
-    sid = net.start(index, generation.GenerateServerKey(key_id, AUTHOR, threshold))
+    request = generation.GenerateServerKey(key_id, proof_of(key_id=key_id), threshold)
+    sid = net.start(index, request)
     net.run()
     public = net.value(index, sid)
     assert isinstance(public, Point)

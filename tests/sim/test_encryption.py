@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng, random_scalar
 from secretstore.errors import (
     AccessDenied,
@@ -17,16 +18,17 @@ from secretstore.errors import (
 )
 from secretstore.sessions.base import Fail, Finish
 from secretstore.sessions.encryption import StoreDocumentKey
-from secretstore.types import Address, ServerKeyId
+from secretstore.types import ServerKeyId
 from tests.sim.harness import RandomScheduler, SimNetwork
 from tests.sim.key_sessions import (
-    AUTHOR,
+    AUTHOR_PROOF,
     KEY,
     MASTERS,
     SLAVES,
     all_sessions_ended,
     generate,
     outcome,
+    proof_of,
     reconstruct,
     stored_shares,
 )
@@ -63,7 +65,7 @@ def test_every_holder_stores_the_document_key_and_t_plus_1_decrypt_it(
     secret_m = document_key(seed)
     common, encrypted = encrypt(secret_m, public, seed)
     master = data.draw(st.integers(0, n - 1), label="master")
-    sid = net.start(master, StoreDocumentKey(KEY, AUTHOR, common, encrypted))
+    sid = net.start(master, StoreDocumentKey(KEY, AUTHOR_PROOF, common, encrypted))
     net.run()
     assert net.value(master, sid) is None
     shares = stored_shares(net)
@@ -80,16 +82,17 @@ def test_only_the_author_stores_and_only_once() -> None:
     net = network(3, 1)
     public = generate(net, 1)
     common, encrypted = encrypt(document_key(1), public, 1)
-    sid = net.start(1, StoreDocumentKey(KEY, Address(b"\x01" * 20), common, encrypted))
+    stranger = KeyPair.generate(SeededRng(b"stranger"))
+    sid = net.start(1, StoreDocumentKey(KEY, proof_of(stranger), common, encrypted))
     net.run()
     with pytest.raises(AccessDenied):
         net.value(1, sid)
     assert stored_document_keys(net) == {(None, None)}
-    sid = net.start(1, StoreDocumentKey(KEY, AUTHOR, common, encrypted))
+    sid = net.start(1, StoreDocumentKey(KEY, AUTHOR_PROOF, common, encrypted))
     net.run()
     assert net.value(1, sid) is None
     other_common, other_encrypted = encrypt(document_key(2), public, 2)
-    sid = net.start(2, StoreDocumentKey(KEY, AUTHOR, other_common, other_encrypted))
+    sid = net.start(2, StoreDocumentKey(KEY, AUTHOR_PROOF, other_common, other_encrypted))
     net.run()
     with pytest.raises(DocumentKeyAlreadyStored):
         net.value(2, sid)
@@ -99,7 +102,7 @@ def test_only_the_author_stores_and_only_once() -> None:
 def test_unknown_key_is_not_found() -> None:
     net = network(2, 2)
     point = Point.base_mul(Scalar(3))
-    sid = net.start(0, StoreDocumentKey(ServerKeyId(b"\x09" * 32), AUTHOR, point, point))
+    sid = net.start(0, StoreDocumentKey(ServerKeyId(b"\x09" * 32), AUTHOR_PROOF, point, point))
     with pytest.raises(ServerKeyNotFound):
         net.value(0, sid)
 
@@ -109,7 +112,7 @@ def test_a_disconnected_holder_refuses_the_store() -> None:
     public = generate(net, 1)
     net.disconnect(net.order[2])
     common, encrypted = encrypt(document_key(3), public, 3)
-    sid = net.start(0, StoreDocumentKey(KEY, AUTHOR, common, encrypted))
+    sid = net.start(0, StoreDocumentKey(KEY, AUTHOR_PROOF, common, encrypted))
     with pytest.raises(ConsensusUnreachable):
         net.value(0, sid)
 
@@ -119,7 +122,7 @@ def test_a_disconnect_fails_the_store_and_nothing_differs(steps: int, schedule: 
     net = network(4, 4, schedule)
     public = generate(net, 2)
     common, encrypted = encrypt(document_key(4), public, 4)
-    sid = net.start(0, StoreDocumentKey(KEY, AUTHOR, common, encrypted))
+    sid = net.start(0, StoreDocumentKey(KEY, AUTHOR_PROOF, common, encrypted))
     net.run(max_steps=steps)
     finished_before = net.result(0, sid)
     net.disconnect(net.order[3])
@@ -137,8 +140,8 @@ def test_concurrent_stores_at_most_one_succeeds_and_all_agree(schedule: int, see
     public = generate(net, 1)
     first = encrypt(document_key(seed), public, seed)
     second = encrypt(document_key(seed + 1), public, seed + 1)
-    sid_a = net.start(0, StoreDocumentKey(KEY, AUTHOR, *first))
-    sid_b = net.start(3, StoreDocumentKey(KEY, AUTHOR, *second))
+    sid_a = net.start(0, StoreDocumentKey(KEY, AUTHOR_PROOF, *first))
+    sid_b = net.start(3, StoreDocumentKey(KEY, AUTHOR_PROOF, *second))
     net.run()
     results = [outcome(net, 0, sid_a), outcome(net, 3, sid_b)]
     winners = [i for i, r in enumerate(results) if isinstance(r, Finish)]
@@ -153,7 +156,7 @@ def test_concurrent_stores_at_most_one_succeeds_and_all_agree(schedule: int, see
 def test_time_out_leaves_nothing_stored() -> None:
     net = network(3, 5)
     public = generate(net, 1)
-    sid = net.start(0, StoreDocumentKey(KEY, AUTHOR, *encrypt(document_key(5), public, 5)))
+    sid = net.start(0, StoreDocumentKey(KEY, AUTHOR_PROOF, *encrypt(document_key(5), public, 5)))
     net.run(max_steps=1)
     net.time_out_all()
     net.run()

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.shamir import evaluate_point_polynomial
 from secretstore.errors import (
     ConsensusUnreachable,
     InvalidRequest,
@@ -27,6 +28,7 @@ from secretstore.wire.generation import InitializeGeneration
 from tests.sim.harness import RandomScheduler, SimNetwork
 from tests.sim.key_sessions import (
     AUTHOR,
+    AUTHOR_PROOF,
     KEY,
     MASTERS,
     SLAVES,
@@ -64,6 +66,16 @@ def test_generation_stores_a_consistent_key_on_every_node(
     assert version.hash == version_hash(version.id_numbers)
     assert set(version.nodes) == set(net.nodes)
     assert all_sessions_ended(net)
+    # every node stores the same commitments of the key: C_0 = Y, and each node's share
+    # public Y_j = Σ_k C_k·x_j^k is s_j·G
+    commitments = version.commitments
+    assert commitments is not None and len(commitments) == t + 1
+    assert commitments[0] == public
+    for node, stored in shares.items():
+        assert stored.last_version().commitments == commitments
+        x = version.id_numbers_map()[node]
+        share_public = evaluate_point_polynomial(commitments, x)
+        assert share_public == Point.base_mul(stored.last_version().secret_share)
 
 
 def test_single_node_generates_alone() -> None:
@@ -84,7 +96,7 @@ def test_sixteen_nodes_threshold_five() -> None:
 def test_second_generation_of_a_key_is_refused() -> None:
     net = network(3, 5)
     generate(net, 1, 0)
-    sid = net.start(2, generation.GenerateServerKey(KEY, AUTHOR, 1))
+    sid = net.start(2, generation.GenerateServerKey(KEY, AUTHOR_PROOF, 1))
     net.run()
     with pytest.raises(ServerKeyAlreadyGenerated):
         net.value(2, sid)
@@ -96,7 +108,7 @@ def test_a_key_on_one_slave_refuses_generation_and_nothing_is_stored() -> None:
     # only node 1 keeps the key
     for index in (0, 2):
         net.node(index).storage.remove(KEY)
-    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR, 1))
+    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR_PROOF, 1))
     net.run()
     with pytest.raises(ServerKeyAlreadyGenerated, match=short(net.order[1])):
         net.value(0, sid)
@@ -107,7 +119,7 @@ def test_a_key_on_one_slave_refuses_generation_and_nothing_is_stored() -> None:
 @pytest.mark.parametrize("threshold", [-1, 3, 4])
 def test_threshold_out_of_range_is_an_invalid_request(threshold: int) -> None:
     net = network(3, 7)
-    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR, threshold))
+    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR_PROOF, threshold))
     with pytest.raises(InvalidRequest):
         net.value(0, sid)
 
@@ -115,7 +127,7 @@ def test_threshold_out_of_range_is_an_invalid_request(threshold: int) -> None:
 def test_generation_needs_every_node_connected() -> None:
     net = network(3, 8)
     net.disconnect(net.order[2])
-    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR, 1))
+    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR_PROOF, 1))
     with pytest.raises(ConsensusUnreachable):
         net.value(0, sid)
 
@@ -125,7 +137,7 @@ def test_a_disconnect_fails_the_session_and_stored_keys_stay_consistent(
     steps: int, schedule: int
 ) -> None:
     net = network(4, 9, schedule)
-    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR, 1))
+    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR_PROOF, 1))
     net.run(max_steps=steps)
     finished_before = net.result(0, sid)
     net.disconnect(net.order[2])
@@ -146,7 +158,7 @@ def test_a_disconnect_fails_the_session_and_stored_keys_stay_consistent(
 
 def test_time_out_fails_every_session() -> None:
     net = network(3, 10)
-    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR, 1))
+    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR_PROOF, 1))
     net.run(max_steps=4)
     net.time_out_all()
     with pytest.raises(SessionTimeout):
@@ -159,8 +171,8 @@ def test_time_out_fails_every_session() -> None:
 @given(st.integers(0, 2**32), st.integers(0, 2**16))
 def test_concurrent_generation_of_one_key_at_most_one_succeeds(schedule: int, seed: int) -> None:
     net = network(4, seed, schedule)
-    first = net.start(0, generation.GenerateServerKey(KEY, AUTHOR, 1))
-    second = net.start(3, generation.GenerateServerKey(KEY, AUTHOR, 2))
+    first = net.start(0, generation.GenerateServerKey(KEY, AUTHOR_PROOF, 1))
+    second = net.start(3, generation.GenerateServerKey(KEY, AUTHOR_PROOF, 2))
     net.run()
     outcomes = [outcome(net, 0, first), outcome(net, 3, second)]
     winners = [o for o in outcomes if isinstance(o, Finish)]
@@ -211,7 +223,7 @@ def test_a_node_that_sends_a_bad_share_is_named(schedule: int) -> None:
         MASTERS,
         {**SLAVES, InitializeGeneration: join_as_bad_dealer},
     )
-    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR, 1))
+    sid = net.start(0, generation.GenerateServerKey(KEY, AUTHOR_PROOF, 1))
     net.run()
     result = outcome(net, 0, sid)
     assert isinstance(result, Fail)

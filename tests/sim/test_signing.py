@@ -23,19 +23,29 @@ from secretstore.errors import AccessDenied, ConsensusUnreachable, ProtocolViola
 from secretstore.sessions import signing_ecdsa, signing_schnorr
 from secretstore.sessions.base import Send, short
 from secretstore.sessions.signing_ecdsa import SignEcdsa
+from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.storage.model import KeyShare
 from secretstore.types import Address, MessageHash, NodeId, ServerKeyId
+from secretstore.wire import codec
 from secretstore.wire.dkg import DkgKeys
 from secretstore.wire.signing import (
     EcdsaInversedNonceShare,
     EcdsaSignatureShare,
     SchnorrSignatureShare,
+    SigningNodeLost,
     SigningNonceMessage,
     SigningNonceRequest,
 )
 from tests.sim.dealer import DealtKey, deal_key
-from tests.sim.harness import AccessPolicy, RandomScheduler, SimNetwork, SimNode, allow_all
+from tests.sim.harness import (
+    AccessPolicy,
+    Pending,
+    RandomScheduler,
+    SimNetwork,
+    SimNode,
+    allow_all,
+)
 
 #: the order of secp256k1, written out here so the verifier shares nothing with the code
 ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -345,3 +355,104 @@ def test_a_wrong_stored_share_is_located_when_every_holder_reported() -> None:
         net.value(0, sid)
     assert info.value.node == short(bad)
     assert info.value.what == "holds a key share that does not fit the key"
+
+
+# --- loss reports: a member can only break its own links -------------------------------------
+
+
+class LyingReporter(Network):
+    """`liar` runs the protocol, but as soon as it is asked into a group it reports every
+    other member lost (the master too when `report_master`)."""
+
+    liar: NodeId
+    report_master = False
+
+    def _deliver(self, item: Pending) -> None:
+        super()._deliver(item)
+        if item.to != self.liar or item.to in self.down:
+            return
+        message = codec.decode(item.data)
+        if not isinstance(message, SigningNonceRequest):
+            return
+        for node in message.nodes:
+            if node == self.liar or (node == item.sender and not self.report_master):
+                continue
+            lie = SigningNodeLost(message.session_id, message.attempt, node)
+            self.pending.append(Pending(self.liar, item.sender, codec.encode(lie)))
+
+
+LIAR_CASES = [
+    ("schnorr", 5, 1),
+    ("schnorr", 5, 2),
+    ("schnorr", 5, 3),
+    ("schnorr", 3, 2),
+    ("ecdsa", 5, 1),
+    ("ecdsa", 6, 2),
+    ("ecdsa", 5, 2),
+    ("ecdsa", 3, 1),
+]
+
+
+@pytest.mark.parametrize(("kind", "n", "t"), LIAR_CASES)
+@settings(max_examples=8)
+@given(data=st.data(), seed=seeds, order=seeds)
+def test_a_member_reporting_everyone_lost_excludes_only_itself(
+    kind: str, n: int, t: int, data: st.DataObject, seed: int, order: int
+) -> None:
+    net = LyingReporter(n, MASTERS, SLAVES, seed=seed, scheduler=RandomScheduler(order))
+    key = deal_key(SeededRng(seed), net.order, t, with_document_key=False)
+    for node, share in key.shares.items():
+        net.nodes[node].storage.insert(KEY_ID, share)
+    net.liar = net.order[data.draw(st.integers(min_value=1, max_value=n - 1), label="liar")]
+    net.report_master = data.draw(st.booleans(), label="reports the master")
+    message = b"\x26" * 32
+    sid = net.start(0, request(kind, message))
+    master = net.node(0).core.session(sid)
+    assert isinstance(master, SigningMaster)
+    net.run()
+    consensus = master.consensus
+    honest = set(net.order) - {net.liar}
+    # no honest node is ever lost, and every broken link has the liar at one end
+    assert honest <= consensus.in_play
+    assert all(net.liar in link for link in consensus.broken_links)
+    if n - 1 >= needed(kind, t):
+        assert verifies(kind, key, net.value(0, sid), message)
+        final = master.nonces
+        assert final is not None
+        assert not any(link <= set(final.nodes) for link in consensus.broken_links)
+        if net.liar in final.nodes:  # it had nobody but the master to report
+            assert not net.report_master and len(final.nodes) == 2
+    else:
+        with pytest.raises(ConsensusUnreachable) as info:
+            net.value(0, sid)
+        assert short(net.liar) in str(info.value)
+    # every honest node's session ends (a liar that reported the master is no longer told)
+    assert all(len(net.nodes[node].core) == 0 for node in honest)
+
+
+@pytest.mark.parametrize(("kind", "t"), [("schnorr", 2), ("ecdsa", 1)])
+@given(seed=seeds, order=seeds)
+def test_a_real_broken_link_between_members_reselects_a_group_without_both_ends(
+    kind: str, t: int, seed: int, order: int
+) -> None:
+    net, key = network(5, t, seed, order=order)
+    message = b"\x27" * 32
+    sid = net.start(0, request(kind, message))
+    master = net.node(0).core.session(sid)
+    assert isinstance(master, SigningMaster)
+    while master.nonces is None and net.run(max_steps=1):
+        pass
+    nonces = master.nonces
+    assert nonces is not None
+    a, b = [node for node in nonces.nodes if node != net.order[0]][:2]
+    net.cut(a, b)
+    net.run()
+    if net.result(0, sid) is not None and master.consensus.attempt == 1:
+        # the first group had finished its part before the cut mattered
+        assert verifies(kind, key, net.value(0, sid), message)
+        return
+    assert verifies(kind, key, net.value(0, sid), message)
+    assert master.consensus.broken_links == {frozenset((a, b))}
+    assert master.consensus.in_play == set(net.order)  # neither end is lost
+    assert master.nonces is not None and not {a, b} <= set(master.nonces.nodes)
+    assert all_ended(net)

@@ -50,6 +50,7 @@ def test_every_config_loads_as_a_runnable_node_of_the_cluster(tmp_path: Path) ->
         assert store.path == (tmp_path / f"node{index}" / "db").resolve()
         assert unsupported_options(config) == []  # acl_contract and server_set_contract "none"
         assert not store.disable and not store.disable_http
+        assert store.require_shadow_retrieval  # the example cluster turns the policy on
 
 
 def test_configs_are_private_and_the_summary_holds_no_secret(tmp_path: Path) -> None:
@@ -57,6 +58,7 @@ def test_configs_are_private_and_the_summary_holds_no_secret(tmp_path: Path) -> 
     for node in prepared.nodes:
         mode = stat.S_IMODE(node.config_path.stat().st_mode)
         assert mode == 0o600
+        assert stat.S_IMODE(node.config_path.parent.stat().st_mode) == 0o700
     text = (tmp_path / "cluster.json").read_text()
     data = json.loads(text)
     assert [n["node_id"] for n in data["nodes"]] == ["0x" + n.node_id.hex() for n in prepared.nodes]
@@ -215,3 +217,14 @@ def test_main_reports_bad_options_with_status_2(
     assert cluster.main(argv) == 2
     assert "--http-base-port" in capsys.readouterr().err
     assert not (tmp_path / "node1").exists()
+
+
+def test_a_config_written_over_a_stale_temporary_file_is_private(tmp_path: Path) -> None:
+    target = tmp_path / "node1" / "node.toml"
+    target.parent.mkdir()
+    stale = target.with_name(".node.toml.tmp")  # left by an interrupted earlier run
+    stale.write_text("old")
+    stale.chmod(0o644)
+    cluster.write_private(target, "[secretstore]\n")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_text() == "[secretstore]\n" and not stale.exists()

@@ -80,3 +80,14 @@ def test_output_pastes_into_a_config(tmp_path: Path, capsys: pytest.CaptureFixtu
     store = parse_config(text, tmp_path).secretstore
     assert store.key_pair.node_id.hex() == values["public"]
     assert len(store.nodes) == 1
+
+
+def test_keygen_writes_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The key pair only goes to standard output: no key file is left on disk to protect.
+    monkeypatch.chdir(tmp_path)
+    assert keygen.main([]) == 0
+    assert keygen.main(["--json"]) == 0
+    assert list(tmp_path.iterdir()) == []
+    assert "secret" in capsys.readouterr().out

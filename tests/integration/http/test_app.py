@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.config.model import CorsOrigins
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.errors import (
@@ -33,7 +34,7 @@ from secretstore.errors import (
 )
 from secretstore.http.app import MAX_BODY_SIZE, HttpServer, start_http
 from secretstore.http.errors import CAUSE_HEADER
-from secretstore.http.port import ShadowRetrieval
+from secretstore.http.port import EncryptedRelease, ShadowRetrieval
 from secretstore.types import MessageHash, NodeId, ServerKeyId
 
 K = "0000000000000000000000000000000000000000000000000000000000000001"
@@ -63,6 +64,8 @@ class FakeKeyServer:
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     error: BaseException | None = None
     gate: asyncio.Event | None = None
+    #: the receipts every release answers with
+    receipts: ReleaseReceipts | None = None
 
     async def _call(self, name: str, *args: Any) -> None:
         self.calls.append((name, args))
@@ -72,15 +75,26 @@ class FakeKeyServer:
             raise self.error
 
     async def generate_server_key(
-        self, key_id: ServerKeyId, signature: bytes, threshold: int
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        threshold: int,
+        bound_signature: bytes | None = None,
     ) -> Point:
-        await self._call("generate_server_key", key_id, signature, threshold)
+        await self._call("generate_server_key", key_id, signature, threshold, bound_signature)
         return SERVER_PUBLIC
 
     async def store_document_key(
-        self, key_id: ServerKeyId, signature: bytes, common_point: Point, encrypted_point: Point
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        common_point: Point,
+        encrypted_point: Point,
+        bound_signature: bytes | None = None,
     ) -> None:
-        await self._call("store_document_key", key_id, signature, common_point, encrypted_point)
+        await self._call(
+            "store_document_key", key_id, signature, common_point, encrypted_point, bound_signature
+        )
 
     async def generate_document_key(
         self, key_id: ServerKeyId, signature: bytes, threshold: int
@@ -92,27 +106,37 @@ class FakeKeyServer:
         await self._call("retrieve_server_key", key_id, signature)
         return SERVER_PUBLIC
 
-    async def retrieve_document_key(self, key_id: ServerKeyId, signature: bytes) -> bytes:
+    async def retrieve_document_key(
+        self, key_id: ServerKeyId, signature: bytes
+    ) -> EncryptedRelease:
         await self._call("retrieve_document_key", key_id, signature)
-        return ENCRYPTED_KEY
+        return EncryptedRelease(ENCRYPTED_KEY, self.receipts)
 
     async def retrieve_document_key_shadow(
         self, key_id: ServerKeyId, signature: bytes
     ) -> ShadowRetrieval:
         await self._call("retrieve_document_key_shadow", key_id, signature)
-        return SHADOW
+        return replace(SHADOW, receipts=self.receipts)
 
     async def sign_schnorr(
-        self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
-    ) -> bytes:
-        await self._call("sign_schnorr", key_id, signature, message_hash)
-        return SIGNATURE_CIPHER
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        message_hash: MessageHash,
+        bound_signature: bytes | None = None,
+    ) -> EncryptedRelease:
+        await self._call("sign_schnorr", key_id, signature, message_hash, bound_signature)
+        return EncryptedRelease(SIGNATURE_CIPHER, self.receipts)
 
     async def sign_ecdsa(
-        self, key_id: ServerKeyId, signature: bytes, message_hash: MessageHash
-    ) -> bytes:
-        await self._call("sign_ecdsa", key_id, signature, message_hash)
-        return SIGNATURE_CIPHER
+        self,
+        key_id: ServerKeyId,
+        signature: bytes,
+        message_hash: MessageHash,
+        bound_signature: bytes | None = None,
+    ) -> EncryptedRelease:
+        await self._call("sign_ecdsa", key_id, signature, message_hash, bound_signature)
+        return EncryptedRelease(SIGNATURE_CIPHER, self.receipts)
 
     async def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, new_servers_set: frozenset[NodeId]
@@ -190,13 +214,13 @@ ROUTES = [
     (
         "POST",
         f"/shadow/{K}/{S}/2",
-        ("generate_server_key", (KEY_ID, SIG, 2)),
+        ("generate_server_key", (KEY_ID, SIG, 2, None)),
         f'"0x{SERVER_PUBLIC.to_bytes().hex()}"'.encode(),
     ),
     (
         "POST",
         f"/shadow/{K}/{S}/{COMMON.to_bytes().hex()}/{ENCRYPTED.to_bytes().hex()}",
-        ("store_document_key", (KEY_ID, SIG, COMMON, ENCRYPTED)),
+        ("store_document_key", (KEY_ID, SIG, COMMON, ENCRYPTED, None)),
         b"",
     ),
     (
@@ -230,13 +254,13 @@ ROUTES = [
     (
         "GET",
         f"/schnorr/{K}/{S}/{H}",
-        ("sign_schnorr", (KEY_ID, SIG, bytes.fromhex(H))),
+        ("sign_schnorr", (KEY_ID, SIG, bytes.fromhex(H), None)),
         f'"0x{SIGNATURE_CIPHER.hex()}"'.encode(),
     ),
     (
         "GET",
         f"/ecdsa/{K}/{S}/{H}",
-        ("sign_ecdsa", (KEY_ID, SIG, bytes.fromhex(H))),
+        ("sign_ecdsa", (KEY_ID, SIG, bytes.fromhex(H), None)),
         f'"0x{SIGNATURE_CIPHER.hex()}"'.encode(),
     ),
 ]
@@ -281,7 +305,72 @@ async def test_percent_encoded_path_and_query_string(served: Served) -> None:
 async def test_hex_with_0x_in_the_url(served: Served) -> None:
     status, _, _ = await served.call("GET", f"/ecdsa/0x{K}/0x{S}/0x{H}")
     assert status == 200
-    assert served.api.calls == [("sign_ecdsa", (KEY_ID, SIG, bytes.fromhex(H)))]
+    assert served.api.calls == [("sign_ecdsa", (KEY_ID, SIG, bytes.fromhex(H), None))]
+
+
+# --- the bound signature header (ours; Parity clients never send it) ----------------------------
+
+BOUND = bytes(range(1, 65)) + b"\x1b"  # v = 27: the Ethereum tooling form is accepted too
+BOUND_ROUTES = [
+    ("POST", ROUTES[0][1], ("generate_server_key", (KEY_ID, SIG, 2, BOUND))),
+    ("POST", ROUTES[1][1], ("store_document_key", (KEY_ID, SIG, COMMON, ENCRYPTED, BOUND))),
+    ("GET", ROUTES[6][1], ("sign_schnorr", (KEY_ID, SIG, bytes.fromhex(H), BOUND))),
+    ("GET", ROUTES[7][1], ("sign_ecdsa", (KEY_ID, SIG, bytes.fromhex(H), BOUND))),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "call"), BOUND_ROUTES, ids=lambda v: str(v)[:20])
+@pytest.mark.parametrize("prefix", ["", "0x", "0X"])
+async def test_the_bound_signature_header_reaches_the_key_server(
+    served: Served, method: str, path: str, call: tuple[str, tuple[Any, ...]], prefix: str
+) -> None:
+    headers = {"X-Secretstore-Bound-Signature": prefix + BOUND.hex()}
+    status, _, _ = await served.call(method, path, headers=headers)
+    assert status == 200
+    assert served.api.calls == [call]
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("zz" * 65, "X-Secretstore-Bound-Signature"),
+        (BOUND.hex()[:-2], "65 bytes"),
+        (BOUND[:64].hex() + "05", "v must be 0, 1, 27 or 28"),
+        ("", "X-Secretstore-Bound-Signature"),
+    ],
+)
+async def test_a_malformed_bound_signature_header_is_400_saying_why(
+    served: Served, value: str, hint: str
+) -> None:
+    headers = {"X-Secretstore-Bound-Signature": value}
+    status, body, _ = await served.call("GET", ROUTES[6][1], headers=headers)
+    assert status == 400
+    text = json.loads(body)
+    assert text.startswith('"Failed to parse request: ') and hint in text, text
+    assert served.api.calls == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [(r[0], r[1]) for r in ROUTES if r[0:2] not in [(b[0], b[1]) for b in BOUND_ROUTES]],
+)
+async def test_the_bound_signature_header_on_another_route_is_400(
+    served: Served, method: str, path: str
+) -> None:
+    headers = {"X-Secretstore-Bound-Signature": BOUND.hex()}
+    status, body, _ = await served.call(method, path, headers=headers)
+    assert status == 400
+    assert "generation, document key store and signing routes only" in json.loads(body)
+    assert served.api.calls == []
+
+
+async def test_the_bound_signature_header_twice_is_400(served: Served) -> None:
+    url = served.url(ROUTES[6][1])
+    headers = [("X-Secretstore-Bound-Signature", BOUND.hex())] * 2
+    async with served.session.get(url, headers=headers) as response:
+        assert response.status == 400
+        assert "given 2 times" in json.loads(await response.read())
+    assert served.api.calls == []
 
 
 async def test_absolute_form_target_and_leading_slashes(served: Served) -> None:

@@ -38,6 +38,8 @@ class StandIn:
 
     url: str = ""
     seen: list[tuple[str, str, bytes]] = field(default_factory=list)
+    #: the X-Secretstore-Bound-Signature header of every request seen (None when absent)
+    bound_headers: list[str | None] = field(default_factory=list)
     server_keys: dict[bytes, Scalar] = field(default_factory=dict)
     documents: dict[bytes, tuple[Point, Point]] = field(default_factory=dict)
     rng: SeededRng = field(default_factory=lambda: SeededRng(1234))
@@ -119,6 +121,7 @@ def stand_in() -> Iterator[StandIn]:
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
         state.seen.append((request.method, request.path, body))
+        state.bound_headers.append(request.headers.get("X-Secretstore-Bound-Signature"))
         return state.answer(request.method, request.path.strip("/").split("/"), body)
 
     app = web.Application()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -275,6 +277,11 @@ def test_an_unreachable_node_is_one_clear_line(
         f"secretstore sign-schnorr: error: key server http://127.0.0.1:{port} unreachable: "
         f"cannot connect to 127.0.0.1:{port} (connection refused)"
     )
+    assert secretstore_main(["admin", "status", "--node", f"http://127.0.0.1:{port}"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"secretstore admin: cannot read http://127.0.0.1:{port}/health: "
+        f"cannot connect to 127.0.0.1:{port} (connection refused)"
+    )
 
 
 def test_progress_bar_only_on_a_terminal() -> None:
@@ -324,6 +331,24 @@ def test_account_new_list_import(
     other.import_secret(pair.secret, "pw")
     (v3_file,) = (tmp_path / "other").iterdir()
     assert run("import", *keys, str(v3_file)) == account.checksum_address(pair.address)
+
+
+def test_account_files_are_private_whatever_the_umask(
+    tmp_path: Path, password_file: Path, secret_file: Path
+) -> None:
+    directory = tmp_path / "keys"
+    keys = ["--keystore", str(directory), "--password-file", str(password_file)]
+    previous = os.umask(0)
+    try:
+        assert account.main(["new", *keys], SeededRng(24), cheap_keystore) == 0
+        imported = ["import", *keys, "--secret-file", str(secret_file)]
+        assert account.main(imported, None, cheap_keystore) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    files = list(directory.iterdir())
+    assert len(files) == 2
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
 
 
 def test_account_errors(

@@ -11,6 +11,12 @@ import json
 import pytest
 
 from secretstore.client import http_client as hc
+from secretstore.crypto.bound import (
+    BoundOperation,
+    bound_signer_matches,
+    generation_payload,
+    store_payload,
+)
 from secretstore.crypto.curve import Point
 from secretstore.crypto.document import encrypt_secret
 from secretstore.crypto.ecies import ecies_encrypt
@@ -32,6 +38,7 @@ from secretstore.errors import (
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
 )
+from secretstore.http import parse as http_parse
 from secretstore.types import NodeId
 
 from .standin import StandIn, hex_json, parity_error_body
@@ -277,3 +284,77 @@ def test_requester_constructors(tmp_path: object) -> None:
     assert hc.requester_from_keystore(str(tmp_path), "0x" + address.hex(), "pw") == REQUESTER
     with pytest.raises(InvalidEncoding):
         hc.requester_from_secret("0x1234")
+
+
+# --- bound requests: sent by default for store and signing ---------------------------------
+
+
+def _bound_of(header: str | None) -> bytes:
+    assert header is not None
+    return bytes.fromhex(header)
+
+
+async def test_generation_store_and_signing_carry_a_bound_signature_over_the_request(
+    stand_in: StandIn,
+) -> None:
+    async with hc.KeyServerClient(stand_in.url, rng=SeededRng(11)) as client:
+        server_key = await client.generate_server_key(KEY_ID, REQUESTER, 1)
+        generation_bound = _bound_of(stand_in.bound_headers[-1])
+        stored = encrypt_secret(
+            Point.base_mul(random_scalar(SeededRng(12))), server_key, SeededRng(13)
+        )
+        await client.store_document_key(
+            KEY_ID, REQUESTER, stored.common_point, stored.encrypted_point
+        )
+        store_bound = _bound_of(stand_in.bound_headers[-1])
+        await client.sign_schnorr(KEY_ID, REQUESTER, HASH)
+        schnorr_bound = _bound_of(stand_in.bound_headers[-1])
+        await client.sign_ecdsa(KEY_ID, REQUESTER, HASH)
+        ecdsa_bound = _bound_of(stand_in.bound_headers[-1])
+        await client.retrieve_document_key_shadow(KEY_ID, REQUESTER)
+        await client.retrieve_server_key(KEY_ID, REQUESTER)
+    assert stand_in.bound_headers[-2:] == [None, None]  # retrievals: Parity's form only
+    generate = BoundOperation.GENERATE_SERVER_KEY
+    one = generation_payload(1)
+    assert bound_signer_matches(generation_bound, REQUESTER.address, generate, KEY_ID, one)
+    two = generation_payload(2)
+    assert not bound_signer_matches(generation_bound, REQUESTER.address, generate, KEY_ID, two)
+    payload = store_payload(stored.common_point, stored.encrypted_point)
+    store_op = BoundOperation.STORE_DOCUMENT_KEY
+    assert bound_signer_matches(store_bound, REQUESTER.address, store_op, KEY_ID, payload)
+    schnorr, ecdsa = BoundOperation.SIGN_SCHNORR, BoundOperation.SIGN_ECDSA
+    assert bound_signer_matches(schnorr_bound, REQUESTER.address, schnorr, KEY_ID, HASH)
+    assert bound_signer_matches(ecdsa_bound, REQUESTER.address, ecdsa, KEY_ID, HASH)
+    assert not bound_signer_matches(schnorr_bound, REQUESTER.address, ecdsa, KEY_ID, HASH)
+
+
+async def test_bound_requests_off_sends_exactly_parity_s_requests(stand_in: StandIn) -> None:
+    async with hc.KeyServerClient(stand_in.url, bound_requests=False) as client:
+        server_key = await client.generate_server_key(KEY_ID, REQUESTER, 1)
+        await client.store_document_key(KEY_ID, REQUESTER, server_key, server_key)
+        await client.sign_schnorr(KEY_ID, REQUESTER, HASH)
+        await client.sign_ecdsa(KEY_ID, REQUESTER, HASH)
+    assert stand_in.bound_headers == [None] * 4
+
+
+def test_the_sync_client_passes_the_choice_on(stand_in: StandIn) -> None:
+    with hc.SyncKeyServerClient(stand_in.url) as sync:
+        sync.generate_server_key(KEY_ID, REQUESTER, 1)
+    with hc.SyncKeyServerClient(stand_in.url, bound_requests=False) as sync:
+        sync.sign_ecdsa(KEY_ID, REQUESTER, HASH)
+    with hc.SyncKeyServerClient(stand_in.url) as sync:
+        sync.sign_ecdsa(KEY_ID, REQUESTER, HASH)
+    assert stand_in.bound_headers[-2] is None and stand_in.bound_headers[-1] is not None
+
+
+def test_request_builders_put_the_bound_signature_in_the_header_only() -> None:
+    bound = b"\x07" * 65
+    plain = hc.ecdsa_request(KEY_ID, SIG, HASH)
+    with_bound = hc.ecdsa_request(KEY_ID, SIG, HASH, bound)
+    assert plain.headers == () and with_bound.path == plain.path
+    assert with_bound.headers == ((hc.BOUND_SIGNATURE_HEADER, bound.hex()),)
+    assert hc.BOUND_SIGNATURE_HEADER == http_parse.BOUND_SIGNATURE_HEADER
+    with pytest.raises(InvalidRequest):
+        hc.schnorr_request(KEY_ID, SIG, HASH, bound[:64])
+    with pytest.raises(InvalidRequest):
+        hc.bound_signing_signature(REQUESTER, BoundOperation.STORE_DOCUMENT_KEY, KEY_ID, HASH)

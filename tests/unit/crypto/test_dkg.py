@@ -147,6 +147,33 @@ def test_tampered_share_proof_identifies_its_sender() -> None:
     assert dkg.find_faulty_share_proofs(2, gen.id_numbers[me], secrets1, proofs) == [1, 2, 4]
 
 
+@given(generation_case(), st.data())
+def test_feldman_commitments_and_blinding_open_the_pedersen_commitments(
+    case: tuple[int, int, list[int], int], data: st.DataObject
+) -> None:
+    t, n, _, seed = case
+    gen = run_key_generation(t, n, SeededRng(seed))
+    h = gen.derived_point
+    for dealing in gen.dealings:
+        opened = (dealing.publics, dealing.share_proof, dealing.polynomial2)
+        assert dkg.share_proof_opens_commitments(t, h, *opened)
+    # moving any Feldman commitment or blinding coefficient breaks the opening
+    dealing = gen.dealings[data.draw(st.integers(0, n - 1))]
+    k = data.draw(st.integers(0, t))
+    moved = list(dealing.share_proof)
+    moved[k] = moved[k] + Point.base_mul(ONE)
+    assert not dkg.share_proof_opens_commitments(t, h, dealing.publics, moved, dealing.polynomial2)
+    blinding = list(dealing.polynomial2)
+    blinding[k] = blinding[k] + ONE
+    assert not dkg.share_proof_opens_commitments(
+        t, h, dealing.publics, dealing.share_proof, blinding
+    )
+    with pytest.raises(InvalidRequest):
+        dkg.share_proof_opens_commitments(
+            t, h, dealing.publics, dealing.share_proof, dealing.polynomial2[:-1]
+        )
+
+
 def test_zero_generation_shares_zero() -> None:
     for t, n in [(1, 4), (2, 4), (2, 5)]:
         gen = run_key_generation(t, n, SeededRng(t + n), is_zero=True)
@@ -216,3 +243,30 @@ def test_negative_threshold_is_invalid_request() -> None:
         dkg.deal(-1, Point.base_mul(ONE), SeededRng(0))
     with pytest.raises(InvalidRequest):
         dkg.find_faulty_senders(-1, Point.base_mul(ONE), ONE, {})
+
+
+@given(generation_case())
+def test_joint_commitments_commit_to_the_joint_polynomial(
+    case: tuple[int, int, list[int], int],
+) -> None:
+    t, n, _, seed = case
+    gen = run_key_generation(t, n, SeededRng(seed))
+    joint = dkg.joint_commitments(d.share_proof for d in gen.dealings)
+    assert len(joint) == t + 1
+    assert joint[0] == gen.joint_public
+    summed = [scalar_sum(d.polynomial1[k] for d in gen.dealings) for k in range(t + 1)]
+    assert joint == tuple(Point.base_mul(a) for a in summed)
+    for node in range(n):
+        x = gen.id_numbers[node]
+        assert shamir.evaluate_point_polynomial(joint, x) == Point.base_mul(gen.secret_shares[node])
+
+
+def test_joint_commitments_need_dealers_of_one_length() -> None:
+    g = Point.base_mul(ONE)
+    with pytest.raises(InvalidRequest):
+        dkg.joint_commitments([])
+    with pytest.raises(InvalidRequest):
+        dkg.joint_commitments([()])
+    with pytest.raises(InvalidRequest):
+        dkg.joint_commitments([(g, g), (g,)])
+    assert dkg.joint_commitments([(g,), (g,)]) == (g + g,)

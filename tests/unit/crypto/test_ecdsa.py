@@ -41,13 +41,14 @@ def reciprocal_shares(
 
 
 def threshold_sign(gen: KeyGeneration, signers: Sequence[int], message: bytes, seed: int) -> bytes:
-    """The 2t+1 signers run the three nested generations, open u, and return s-shares."""
+    """The 2t+1 signers run the four nested generations, open u, and return masked s-shares."""
     t = gen.threshold
     ids = [gen.id_numbers[i] for i in signers]
     m = len(signers)
     nonce = run_key_generation(t, m, SeededRng(seed), ids)
     inv_nonce = run_key_generation(t, m, SeededRng(seed + 1), ids)
     zero = run_key_generation(2 * t, m, SeededRng(seed + 2), ids, is_zero=True)
+    signature_zero = run_key_generation(2 * t, m, SeededRng(seed + 3), ids, is_zero=True)
     assert nonce.joint_public is not None
     u_shares = [
         ecdsa.compute_ecdsa_inversed_secret_coeff_share(
@@ -58,7 +59,12 @@ def threshold_sign(gen: KeyGeneration, signers: Sequence[int], message: bytes, s
     w = ecdsa.compute_ecdsa_inversed_secret_coeff_from_shares(t, ids, u_shares)
     s_shares = [
         ecdsa.compute_ecdsa_partial_signature(
-            w, inv_nonce.secret_shares[k], gen.secret_shares[i], nonce.joint_public, message
+            w,
+            inv_nonce.secret_shares[k],
+            gen.secret_shares[i],
+            nonce.joint_public,
+            message,
+            signature_zero_share=signature_zero.secret_shares[k],
         )
         for k, i in enumerate(signers)
     ]
@@ -143,6 +149,44 @@ def test_reciprocal_protocol_shares_the_inverse(t: int, n: int) -> None:
     )
 
 
+@pytest.mark.parametrize(("t", "seed"), [(1, 3), (2, 4)])
+def test_what_a_master_holds_in_the_exponent_and_in_numbers(t: int, seed: int) -> None:
+    """The points a master can compute (docs/sessions/signing.md): ``w·E = k⁻¹·G`` and
+    ``σ'_i·G − Z'_i = e_i·w·(h·G + r·Y_i)``; the masked numbers differ from the unmasked
+    product shares at every member, yet combine to the same s."""
+    n = 2 * t + 1
+    gen = run_key_generation(t, n, SeededRng(seed))
+    ids = list(gen.id_numbers)
+    nonce = run_key_generation(t, n, SeededRng(seed + 1), ids)
+    inv = run_key_generation(t, n, SeededRng(seed + 2), ids)
+    zero = run_key_generation(2 * t, n, SeededRng(seed + 3), ids, is_zero=True)
+    mask = run_key_generation(2 * t, n, SeededRng(seed + 4), ids, is_zero=True)
+    assert nonce.joint_public is not None and inv.joint_public is not None
+    u = [
+        ecdsa.compute_ecdsa_inversed_secret_coeff_share(
+            nonce.secret_shares[i], inv.secret_shares[i], zero.secret_shares[i]
+        )
+        for i in range(n)
+    ]
+    w = ecdsa.compute_ecdsa_inversed_secret_coeff_from_shares(t, ids, u)
+    assert inv.joint_public * w == Point.base_mul(nonce.joint_secret.inverse())
+    message = b"\x61" * 32
+    r = ecdsa.compute_ecdsa_r(nonce.joint_public)
+    h = ecdsa.message_hash_scalar(message)
+    masked, unmasked = [], []
+    for i in range(n):
+        e, x = inv.secret_shares[i], gen.secret_shares[i]
+        sigma = ecdsa.compute_ecdsa_partial_signature(
+            w, e, x, nonce.joint_public, message, signature_zero_share=mask.secret_shares[i]
+        )
+        base = (Point.base_mul(h) + gen.share_public(i) * r) * w
+        assert Point.base_mul(sigma) - mask.share_public(i) == base * e
+        masked.append(sigma)
+        unmasked.append(ecdsa.compute_ecdsa_s_share(w * e, w * e * x, r, h))
+    assert all(a != b for a, b in zip(masked, unmasked, strict=True))
+    assert ecdsa.compute_ecdsa_s(t, masked, ids) == ecdsa.compute_ecdsa_s(t, unmasked, ids)
+
+
 @given(seeds, st.binary(min_size=32, max_size=32).filter(lambda m: int.from_bytes(m) % N))
 def test_serialization_normalizes_high_s(seed: int, message: bytes) -> None:
     rng = SeededRng(seed)
@@ -204,4 +248,6 @@ def test_bad_message_hash_is_invalid_encoding() -> None:
     with pytest.raises(InvalidEncoding):
         ecdsa.message_hash_scalar(b"\x01" * 33)
     with pytest.raises(InvalidEncoding):
-        ecdsa.compute_ecdsa_partial_signature(ONE, ONE, ONE, Point.base_mul(ONE), b"")
+        ecdsa.compute_ecdsa_partial_signature(
+            ONE, ONE, ONE, Point.base_mul(ONE), b"", signature_zero_share=ONE
+        )

@@ -154,14 +154,21 @@ def test_verify_rejects_other_keys_and_messages(
     secret: Scalar, other: Scalar, message_hash: bytes, other_hash: bytes
 ) -> None:
     signature = sign_recoverable(secret, message_hash)
-    # A hash of 0 (mod n) makes s·R = r·x·G, so (r, s) also verifies for -x: ECDSA's own
-    # property, not a flaw of ours (hypothesis finds it with x = 1, other = n - 1).
-    negated = int.from_bytes(message_hash, "big") % N == 0 and other.to_int() == N - secret.to_int()
-    if other != secret and not negated:
+    # With a hash that is zero modulo n, ECDSA cannot tell Q from -Q (u1 = 0, and R = u2·Q
+    # and -u2·Q share their x): that pair is the one exception, tested on its own below.
+    mirrored = int.from_bytes(message_hash, "big") % N == 0 and other == -secret
+    if other != secret and not mirrored:
         assert not verify_signature(Point.base_mul(other), signature, message_hash)
         assert recover_public(signature, message_hash) != Point.base_mul(other)
     if other_hash != message_hash:
         assert not verify_signature(Point.base_mul(secret), signature, other_hash)
+
+
+def test_a_zero_hash_verifies_for_the_negated_key_as_ecdsa_does() -> None:
+    secret = Scalar(12345)
+    signature = sign_recoverable(secret, bytes(32))
+    assert verify_signature(Point.base_mul(secret), signature, bytes(32))
+    assert verify_signature(Point.base_mul(-secret), signature, bytes(32))
 
 
 def test_verify_requires_low_s_but_recovery_does_not() -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.errors import InvalidRequest
 from secretstore.http.parse import (
+    BOUND_SIGNATURE_HEADER,
     MAX_THRESHOLD,
     ApiRequest,
     ChangeServersSet,
@@ -26,6 +27,7 @@ from secretstore.http.parse import (
     SignEcdsa,
     SignSchnorr,
     StoreDocumentKey,
+    parse_bound_signature,
     parse_node_ids,
     parse_request,
     split_path,
@@ -480,3 +482,56 @@ def test_admin_node_ids_round_trip(scalars: list[int]) -> None:
     parsed = parse_request("POST", ADMIN, _admin_body(*("0x" + n.hex() for n in node_ids)))
     assert isinstance(parsed, ChangeServersSet)
     assert parsed.new_servers_set == frozenset(node_ids)
+
+
+# --- the bound signature header (ours) ---------------------------------------------------------
+
+BOUND = "11" * 64 + "00"
+
+
+def test_the_header_name() -> None:
+    assert BOUND_SIGNATURE_HEADER == "X-Secretstore-Bound-Signature"
+
+
+@pytest.mark.parametrize("value", [BOUND, "0x" + BOUND, " 0X" + BOUND.upper() + " "])
+def test_bound_signature_hex_with_or_without_prefix(value: str) -> None:
+    assert parse_bound_signature([value]) == bytes.fromhex(BOUND)
+    assert parse_bound_signature([]) is None
+
+
+@pytest.mark.parametrize(
+    ("values", "hint"),
+    [
+        (["11" * 64], "65 bytes"),
+        (["11" * 64 + "1d"], "v must be 0, 1, 27 or 28"),
+        (["xyz"], BOUND_SIGNATURE_HEADER),
+        ([BOUND, BOUND], "2 times"),
+    ],
+)
+def test_malformed_bound_signatures(values: list[str], hint: str) -> None:
+    with pytest.raises(InvalidRequest, match=hint):
+        parse_bound_signature(values)
+    with pytest.raises(InvalidRequest, match=hint):
+        parse_request("GET", f"/ecdsa/{K}/{S}/{H}", b"", values)
+
+
+def test_the_bound_signature_lands_on_generation_store_and_signing_only() -> None:
+    bound = bytes.fromhex(BOUND)
+    generation = parse_request("POST", f"/shadow/{K}/{S}/1", b"", [BOUND])
+    assert isinstance(generation, GenerateServerKey) and generation.bound_signature == bound
+    store = parse_request("POST", f"/shadow/{K}/{S}/{P1}/{P2}", b"", [BOUND])
+    assert isinstance(store, StoreDocumentKey) and store.bound_signature == bound
+    schnorr = parse_request("GET", f"/schnorr/{K}/{S}/{H}", b"", [BOUND])
+    assert isinstance(schnorr, SignSchnorr) and schnorr.bound_signature == bound
+    ecdsa = parse_request("GET", f"/ecdsa/{K}/{S}/{H}", b"", [BOUND])
+    assert isinstance(ecdsa, SignEcdsa) and ecdsa.bound_signature == bound
+    assert parse_request("GET", f"/ecdsa/{K}/{S}/{H}").bound_signature is None  # type: ignore[union-attr]
+    for method, path in [
+        ("POST", f"/{K}/{S}/1"),
+        ("GET", f"/server/{K}/{S}"),
+        ("GET", f"/{K}/{S}"),
+        ("GET", f"/shadow/{K}/{S}"),
+        ("POST", ADMIN),
+    ]:
+        with pytest.raises(InvalidRequest, match="store and signing routes only"):
+            parse_request(method, path, json.dumps([P1]).encode(), [BOUND])

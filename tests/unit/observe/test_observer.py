@@ -3,6 +3,8 @@ recent sessions and key count (a fake clock; the real prometheus registry)."""
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -11,9 +13,12 @@ from secretstore.errors import AccessDenied, ConsensusUnreachable
 from secretstore.observe.metrics import NodeMetrics
 from secretstore.observe.observer import NodeObserver
 from secretstore.observe.recent import RecentSessions
+from secretstore.sessions.admin.node_set_change import ChangeNodeSet
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
+from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.wire.admin import NodeSetChangeInit
 
 SID = [SessionId(bytes([i]) * 32) for i in range(10)]
 PEER = NodeId(b"\x07" * 64)
@@ -47,6 +52,29 @@ def metrics(observer: NodeObserver) -> dict[tuple[str, frozenset[tuple[str, str]
 
 def get(observer: NodeObserver, name: str, **labels: str) -> float:
     return metrics(observer).get((name, frozenset(labels.items())), 0.0)
+
+
+#: The kinds docs/HTTP.md lists for the metrics' `kind` label.
+DOCUMENTED_KINDS = {
+    "server_key_generation",
+    "document_key_store",
+    "server_key_retrieval",
+    "document_key_retrieval",
+    "document_key_shadow_retrieval",
+    "decryption",
+    "key_version_negotiation",
+    "schnorr_signing",
+    "ecdsa_signing",
+    "delegation",
+    "node_set_change",
+}
+
+
+def test_every_session_the_node_starts_has_a_documented_kind() -> None:
+    starters = [*MASTERS, *SLAVES, ChangeNodeSet, NodeSetChangeInit]
+    kinds = {session_kind(object.__new__(starter)) for starter in starters}
+    kinds.add(session_kind(RetrieveDocumentKey(KEY, b"", shadow=True)))
+    assert kinds == DOCUMENTED_KINDS
 
 
 def test_session_kinds_name_the_operation() -> None:
@@ -114,6 +142,8 @@ def test_failures_are_counted_by_error_and_remembered_with_their_text() -> None:
 def test_keys_frames_and_the_gauges_read_when_scraped() -> None:
     observer, _ = make()
     observer.key_created()
+    observer.key_created()
+    observer.key_removed()  # a node set change moved a key off this node
     observer.frame_sent(PEER, 100)
     observer.frame_sent(PEER, 50)
     observer.frame_received(PEER, 70)
@@ -131,6 +161,25 @@ def test_keys_frames_and_the_gauges_read_when_scraped() -> None:
     assert get(observer, "secretstore_peers_configured") == 4
     assert get(observer, "secretstore_build_info", version="9.9.9") == 1
     assert get(observer, "secretstore_start_time_seconds") == 1234.0
+
+
+def test_the_chain_gauges_follow_the_chain_client() -> None:
+    observer, _ = make()
+    assert get(observer, "secretstore_chain_trusted") == 0.0  # no chain: no chain gauges
+    assert "secretstore_chain_trusted" not in {name for name, _ in metrics(observer)}
+    state: dict[str, object] = {"trusted": False, "block": None, "isolated": True}
+    observer.metrics.watch_chain(
+        trusted=lambda: bool(state["trusted"]),
+        block=lambda: state["block"],  # type: ignore[return-value]
+        isolated=lambda: bool(state["isolated"]),
+    )
+    assert get(observer, "secretstore_chain_trusted") == 0.0
+    assert math.isnan(get(observer, "secretstore_chain_block"))
+    assert get(observer, "secretstore_isolated") == 1.0
+    state.update(trusted=True, block=1234, isolated=False)
+    assert get(observer, "secretstore_chain_trusted") == 1.0
+    assert get(observer, "secretstore_chain_block") == 1234.0
+    assert get(observer, "secretstore_isolated") == 0.0
 
 
 def test_http_requests_by_route_and_status() -> None:
@@ -176,5 +225,6 @@ def test_the_null_observer_accepts_everything() -> None:
     null.session_started(SID[0], "x", True)
     null.session_ended(SID[0], None)
     null.key_created()
+    null.key_removed()
     null.frame_sent(PEER, 1)
     null.frame_received(PEER, 1)

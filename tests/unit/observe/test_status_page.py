@@ -76,6 +76,20 @@ def test_a_node_missing_a_peer_says_which_and_why() -> None:
     assert f"not connected to 1 of the 2 other nodes: {IDS[1][:4].hex()} (127.0.0.1:12001)" in text
 
 
+def test_a_chain_node_outside_the_set_shows_the_chain_and_why() -> None:
+    others = tuple(PeerState(n, "127.0.0.1:12000", True) for n in IDS[1:])
+    chain = {"trusted": False, "block": None, "problem": "the chain RPC <at> does not answer"}
+    change = {"phase": "moving", "keys_done": 3, "keys_total": 10, "old_set": 3, "new_set": 4}
+    h = Health(IDS[0], "0.1.0", 5.0, 0, others, chain=chain, isolated=True, node_set_change=change)
+    doc = parse(render_status(view(h)))
+    fields = {a["data-field"] for tag, a in doc.elements if "data-field" in a}
+    assert {"chain", "node_set_change"} <= fields
+    text = " ".join(doc.text)
+    assert "not trusted: the chain RPC <at> does not answer" in text  # parsed back: escaped
+    assert "moving: 3 of 10 keys, 3 → 4 nodes" in text
+    assert "2 of 2" in text and "this node is not in the key server set" in text
+
+
 def test_every_value_is_escaped() -> None:
     hostile = EndedSession(
         "decryption", False, 0.2, "ProtocolViolation", "<img src=x onerror=1>", 0

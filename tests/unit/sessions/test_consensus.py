@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -325,6 +327,159 @@ def test_loss_of_self_unknown_or_refused_nodes_changes_nothing() -> None:
     assert c.on_node_lost(nodes[3]) == UNDECIDED
     assert c.on_node_lost(nodes[1]) == UNDECIDED
     assert c.in_play == before
+
+
+# --- broken links ----------------------------------------------------------------------------
+
+
+def reach_all(c: AccessConsensus, nodes: list[NodeId]) -> GroupSelected:
+    """The first group, once every node allowed (the later answers change nothing)."""
+    first = reach(c, nodes, list(range(1, len(nodes))))
+    for node in nodes[1:]:
+        if node in c.pending:
+            assert c.on_response(node, YES) == UNDECIDED
+    return first
+
+
+def test_a_broken_link_in_the_group_reselects_without_both_ends_and_loses_neither() -> None:
+    nodes = node_ids(5)
+    c = consensus(nodes, 3)
+    first = reach_all(c, nodes)
+    a, b = (node for node in first.nodes if node != nodes[0])
+    decision = c.on_link_broken(a, b)
+    assert isinstance(decision, GroupSelected) and decision.attempt == 2
+    assert not {a, b} <= set(decision.nodes)
+    assert nodes[0] in decision.nodes and len(decision.nodes) == 3
+    assert c.allowed == set(nodes) and c.in_play == set(nodes)
+    assert c.broken_links == {frozenset((a, b))}
+    assert c.on_link_broken(b, a) == UNDECIDED  # the same link again
+
+
+def test_a_broken_link_outside_the_group_keeps_the_group_and_steers_later_ones() -> None:
+    nodes = node_ids(5)
+    c = consensus(nodes, 3)
+    first = reach_all(c, nodes)
+    member = next(node for node in first.nodes if node != nodes[0])
+    spare = next(node for node in nodes if node not in first.nodes)
+    assert c.on_link_broken(member, spare) == UNDECIDED
+    assert c.group == first.nodes
+    other = next(node for node in first.nodes if node not in (nodes[0], member))
+    decision = c.on_node_lost(other)
+    assert isinstance(decision, GroupSelected)
+    assert not {member, spare} <= set(decision.nodes)
+
+
+def test_a_broken_link_to_the_master_loses_the_other_end() -> None:
+    nodes = node_ids(4)
+    c = consensus(nodes, 2)
+    first = reach_all(c, nodes)
+    member = next(node for node in first.nodes if node != nodes[0])
+    decision = c.on_link_broken(member, nodes[0], "lost its link to the master")
+    assert isinstance(decision, GroupSelected)
+    assert member not in decision.nodes and member not in c.allowed
+    assert c.broken_links == set()
+    assert c.on_link_broken(nodes[0], nodes[0]) == UNDECIDED
+
+
+def test_a_node_breaking_its_links_to_everyone_excludes_only_itself() -> None:
+    nodes = node_ids(6)
+    c = consensus(nodes, 3)
+    reach_all(c, nodes)
+    liar = nodes[3]
+    for victim in nodes[1:]:
+        if victim != liar:
+            assert not isinstance(c.on_link_broken(liar, victim), ConsensusFailed)
+    assert c.group is not None and liar not in c.group
+    assert c.allowed == set(nodes)
+    for seed in range(20):  # whatever the choice, no group holds the liar any more
+        group = consensus_module.select_group(
+            SeededRng(seed), nodes[0], c.allowed, 3, c.broken_links
+        )
+        assert group is not None and liar not in group
+
+
+def test_broken_links_that_leave_no_group_are_unreachable_and_named() -> None:
+    nodes = node_ids(4)
+    c = consensus(nodes, 3)
+    first = reach_all(c, nodes)
+    a, b = (node for node in first.nodes if node != nodes[0])
+    spare = next(node for node in nodes if node not in first.nodes)
+    decision = c.on_link_broken(a, b)
+    assert isinstance(decision, GroupSelected)
+    c_, d_ = (node for node in decision.nodes if node != nodes[0])
+    decision = c.on_link_broken(c_, d_)
+    assert isinstance(decision, GroupSelected | ConsensusFailed)
+    while isinstance(decision, GroupSelected):
+        x, y = (node for node in decision.nodes if node != nodes[0])
+        decision = c.on_link_broken(x, y)
+    assert isinstance(decision, ConsensusFailed)
+    assert isinstance(decision.error, ConsensusUnreachable)
+    text = str(decision.error)
+    assert "avoids the broken links" in text
+    for pair in c.broken_links:
+        assert "–".join(sorted(short(node) for node in pair)) in text
+    assert {a, b, spare} <= {node for pair in c.broken_links for node in pair}
+
+
+def test_broken_links_wait_for_pending_answers_that_could_still_make_a_group() -> None:
+    nodes = node_ids(4)
+    c = consensus(nodes, 3)
+    first = reach(c, nodes, [1, 2])
+    a, b = (node for node in first.nodes if node != nodes[0])
+    assert c.on_link_broken(a, b) == UNDECIDED  # nodes[3] has yet to answer
+    decision = c.on_response(nodes[3], YES)
+    assert isinstance(decision, GroupSelected)
+    assert nodes[3] in decision.nodes and not {a, b} <= set(decision.nodes)
+
+
+@given(n=st.integers(2, 8), data=st.data())
+def test_select_group_finds_a_valid_group_exactly_when_one_exists(
+    n: int, data: st.DataObject
+) -> None:
+    nodes = node_ids(n)
+    needed = data.draw(st.integers(1, n))
+    pairs = data.draw(
+        st.sets(
+            st.tuples(st.integers(1, n - 1), st.integers(1, n - 1)).filter(lambda p: p[0] < p[1])
+        )
+    )
+    broken = {frozenset((nodes[i], nodes[j])) for i, j in pairs}
+    group = consensus_module.select_group(
+        SeededRng(data.draw(st.integers(0, 99))), nodes[0], nodes, needed, broken
+    )
+    exists = any(
+        not any(pair <= set(chosen) | {nodes[0]} for pair in broken)
+        for chosen in itertools.combinations(nodes[1:], needed - 1)
+    )
+    assert (
+        (group is not None)
+        == exists
+        == consensus_module.group_exists(nodes[0], nodes, needed, broken)
+    )
+    if group is not None:
+        assert len(group) == needed and nodes[0] in group and list(group) == sorted(group)
+        assert not any(pair <= set(group) for pair in broken)
+
+
+def test_group_search_gives_up_at_its_step_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    nodes = node_ids(6)
+    broken = {frozenset((nodes[1], nodes[2]))}
+    assert consensus_module.select_group(SeededRng(1), nodes[0], nodes, 4, broken) is not None
+    monkeypatch.setattr(consensus_module, "GROUP_SEARCH_STEPS", 1)
+    assert consensus_module.select_group(SeededRng(1), nodes[0], nodes, 4, broken) is None
+    # without broken links no search runs: the choice is the uniform sample, as before
+    assert consensus_module.select_group(SeededRng(1), nodes[0], nodes, 4) is not None
+
+
+def test_max_attempts_bounds_every_reselection() -> None:
+    assert [consensus_module.max_attempts(h) for h in (1, 2, 3, 5)] == [1, 2, 4, 11]
+    nodes = node_ids(5)
+    c = consensus(nodes, 2)
+    decision: object = reach(c, nodes, [1, 2, 3, 4])
+    while isinstance(decision, GroupSelected):
+        other = next(node for node in decision.nodes if node != nodes[0])
+        decision = c.on_node_lost(other)
+    assert c.attempt <= consensus_module.max_attempts(len(nodes))
 
 
 # --- completion and timeouts -----------------------------------------------------------------

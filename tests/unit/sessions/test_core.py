@@ -16,6 +16,7 @@ from secretstore.errors import (
     ProtocolViolation,
     SecretStoreError,
     ServerKeyNotFound,
+    SessionLimitReached,
     StorageError,
 )
 from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext
@@ -91,6 +92,27 @@ def join_poke(
 def core(node: NodeId) -> NodeCore:
     ctx = SessionContext(node, SeededRng(node), ALL)
     return NodeCore(ctx, MemoryKeyStorage(), {Poke: start_poke}, {PokeInit: join_poke})
+
+
+def limited_core(node: NodeId, limit: int, joined: list[SessionId] | None = None) -> NodeCore:
+    """A core whose peers may each have `limit` sessions open; `joined` records every slave
+    the factory created."""
+
+    def join(
+        ctx: SessionContext, sender: NodeId, msg: Any, share: KeyShare | None
+    ) -> tuple[Session, list[Effect]]:
+        if joined is not None:
+            joined.append(msg.session_id)
+        return PokeSession(ctx, msg.session_id, sender, writes=False), []
+
+    ctx = SessionContext(node, SeededRng(node), ALL)
+    return NodeCore(
+        ctx, MemoryKeyStorage(), {Poke: start_poke}, {PokeInit: join}, max_sessions_per_peer=limit
+    )
+
+
+def sid_of(n: int) -> SessionId:
+    return SessionId(n.to_bytes(32, "big"))
 
 
 def sends(effects: list[Any]) -> list[Send]:
@@ -216,6 +238,7 @@ def test_message_from_a_non_participant_is_only_noticed() -> None:
         DocumentKeyAlreadyStored("x"),
         ServerKeyNotFound("x"),
         InvalidRequest("x"),
+        SessionLimitReached("x"),
     ],
 )
 def test_kinds_round_trip(error: SecretStoreError) -> None:
@@ -236,3 +259,256 @@ def test_abort_fails_a_live_session_and_tells_the_others() -> None:
     assert {s.to for s in sends(effects)} == {B, C}
     assert a.session(sid) is None
     assert a.abort(sid, StorageError("again")) == []
+
+
+# --- exclusive sessions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusive:
+    key_id: ServerKeyId = KEY
+
+
+class ExclusiveSession(Session):
+    """Finishes when told; records when it was drained."""
+
+    EXCLUSIVE = True
+
+    def __init__(self, ctx: SessionContext, sid: SessionId) -> None:
+        super().__init__(ctx, sid, ctx.self_id, KEY)
+        self.drained = 0
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return frozenset({self.ctx.self_id})
+
+    def on_message(self, sender: NodeId, msg: object) -> list[Effect]:
+        return []
+
+    def on_drained(self) -> list[Effect]:
+        self.drained += 1
+        return []
+
+
+def exclusive_core(node: NodeId) -> NodeCore:
+    def start_exclusive(
+        ctx: SessionContext, sid: SessionId, req: Any, share: Any, conn: Any
+    ) -> tuple[Session, list[Effect]]:
+        return ExclusiveSession(ctx, sid), []
+
+    ctx = SessionContext(node, SeededRng(node), ALL)
+    return NodeCore(
+        ctx,
+        MemoryKeyStorage(),
+        {Poke: start_poke, Exclusive: start_exclusive},
+        {PokeInit: join_poke},
+    )
+
+
+def test_an_exclusive_session_waits_for_running_ones_and_blocks_new_ones() -> None:
+    a = exclusive_core(A)
+    poke, _ = a.start(Poke(KEY), ALL)
+    sid, _ = a.start(Exclusive(), ALL)
+    exclusive = a.exclusive_session
+    assert isinstance(exclusive, ExclusiveSession) and exclusive.session_id == sid
+    assert exclusive.drained == 0  # the poke still runs
+    # no new session, master or slave, while the exclusive one is in the table
+    _, refused = a.start(Poke(KEY), ALL)
+    assert [type(e) for e in refused] == [Fail]
+    assert refused[0].error.__class__.__name__ == "ExclusiveSessionActive"  # type: ignore[union-attr]
+    slave = a.on_message(B, PokeInit(SessionId(b"\x09" * 32), KEY))
+    assert len(slave) == 1 and isinstance(slave[0], Send)
+    assert slave[0].message.kind == ErrorKind.EXCLUSIVE_SESSION_ACTIVE
+    # the running poke goes on and ends; then the exclusive session is drained, once
+    a.on_message(B, PokeDone(poke))
+    a.on_message(C, PokeDone(poke))
+    assert exclusive.drained == 1
+    assert len(a) == 1
+    # once it ends, sessions start again
+    a.on_timeout(sid)
+    assert a.exclusive_session is None
+    _, again = a.start(Poke(KEY), ALL)
+    assert isinstance(again[0], Admitted)
+
+
+def test_an_exclusive_session_on_an_idle_node_is_drained_at_once() -> None:
+    a = exclusive_core(A)
+    a.start(Exclusive(), ALL)
+    exclusive = a.exclusive_session
+    assert isinstance(exclusive, ExclusiveSession) and exclusive.drained == 1
+    # a second exclusive session is refused like any other
+    _, refused = a.start(Exclusive(), ALL)
+    assert isinstance(refused[0], Fail)
+
+
+def test_a_changed_node_set_reaches_new_sessions() -> None:
+    a = exclusive_core(A)
+    a.set_cluster_nodes(frozenset({A, B}))
+    assert a.ctx.cluster_nodes == frozenset({A, B})
+
+
+# --- the session limit per peer -----------------------------------------------------------
+
+
+def test_a_peer_over_its_session_limit_is_refused_before_any_slave_is_made() -> None:
+    joined: list[SessionId] = []
+    b = limited_core(B, 2, joined)
+    for n in (1, 2):
+        assert isinstance(b.on_message(A, PokeInit(sid_of(n), KEY))[0], Admitted)
+    effects = b.on_message(A, PokeInit(sid_of(3), KEY))
+    assert not any(isinstance(e, Admitted) for e in effects)
+    (refusal,) = sends(effects)
+    assert refusal.to == A
+    assert isinstance(refusal.message, SessionError)
+    assert refusal.message.session_id == sid_of(3)
+    assert refusal.message.kind is ErrorKind.SESSION_LIMIT
+    reason = refusal.message.reason
+    assert f"node {B[:4].hex()}" in reason and f"node {A[:4].hex()}" in reason
+    assert "2 sessions" in reason and "the limit is 2" in reason
+    assert joined == [sid_of(1), sid_of(2)]  # the factory never ran for the refused one
+    assert len(b) == 2 and b.session(sid_of(3)) is None
+    assert b.sessions_of(A) == 2
+
+
+def test_other_masters_are_not_limited_by_one_peer() -> None:
+    b = limited_core(B, 2)
+    for n in range(1, 10):
+        b.on_message(A, PokeInit(sid_of(n), KEY))
+    assert b.sessions_of(A) == 2
+    assert isinstance(b.on_message(C, PokeInit(sid_of(100), KEY))[0], Admitted)
+    assert isinstance(b.on_message(C, PokeInit(sid_of(101), KEY))[0], Admitted)
+    assert b.sessions_of(C) == 2 and len(b) == 4
+
+
+def test_sessions_this_node_masters_are_not_counted() -> None:
+    a = limited_core(A, 1)
+    for _ in range(5):
+        _sid, effects = a.start(Poke(KEY), ALL)
+        assert isinstance(effects[0], Admitted)
+    assert len(a) == 5 and a.sessions_of(A) == 0
+    assert isinstance(a.on_message(B, PokeInit(sid_of(1), KEY))[0], Admitted)
+
+
+def test_a_slave_that_ends_at_once_holds_no_slot() -> None:
+    b = NodeCore(
+        SessionContext(B, SeededRng(2), ALL),
+        MemoryKeyStorage(),
+        {},
+        {PokeInit: lambda ctx, s, m, sh: _ended(ctx, s, m)},
+        max_sessions_per_peer=1,
+    )
+    for n in range(5):
+        effects = b.on_message(A, PokeInit(sid_of(n), KEY))
+        assert Finish(sid_of(n), None) in effects
+    assert b.sessions_of(A) == 0 and len(b) == 0
+
+
+def _ended(ctx: SessionContext, sender: NodeId, msg: Any) -> tuple[Session, list[Effect]]:
+    session = PokeSession(ctx, msg.session_id, sender, writes=False)
+    return session, session.finish()
+
+
+ENDINGS = {
+    "finish": lambda core, sid: core.on_message(A, PokeDone(sid)),
+    "master's error": lambda core, sid: core.on_message(A, SessionError(sid, "gave up")),
+    "abort": lambda core, sid: core.abort(sid, StorageError("disk full")),
+    "timeout": lambda core, sid: core.on_timeout(sid),
+    "disconnect": lambda core, sid: core.on_node_disconnected(A),
+    "protocol violation": lambda core, sid: core.on_message(A, PokeInit(sid, KEY)),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_every_way_a_session_ends_frees_its_slot(ending: str) -> None:
+    b = limited_core(B, 1)
+    b.on_message(A, PokeInit(sid_of(1), KEY))
+    refused = sends(b.on_message(A, PokeInit(sid_of(2), KEY)))
+    assert isinstance(refused[0].message, SessionError)
+    assert refused[0].message.kind is ErrorKind.SESSION_LIMIT
+    ENDINGS[ending](b, sid_of(1))
+    assert b.session(sid_of(1)) is None
+    assert b.sessions_of(A) == 0
+    assert isinstance(b.on_message(A, PokeInit(sid_of(3), KEY))[0], Admitted)
+    assert b.sessions_of(A) == 1
+
+
+def test_a_refusal_is_noticed_once_per_burst() -> None:
+    b = limited_core(B, 4)
+    for n in range(4):
+        b.on_message(A, PokeInit(sid_of(n), KEY))
+    notices = [
+        e for n in range(10, 60) for e in b.on_message(A, PokeInit(sid_of(n), KEY))
+        if isinstance(e, Notice)
+    ]  # fmt: skip
+    assert len(notices) == 1
+    assert A[:4].hex() in notices[0].text and "the limit is 4" in notices[0].text
+    # one session ends: still over half the limit, so the burst goes on
+    assert not any(isinstance(e, Notice) for e in b.on_message(A, PokeDone(sid_of(0))))
+    refused = b.on_message(A, PokeInit(sid_of(61), KEY))
+    assert isinstance(refused[0], Admitted)  # a free slot was used again
+    assert not any(isinstance(e, Notice) for e in b.on_message(A, PokeInit(sid_of(62), KEY)))
+    # down to half the limit: the burst ends, with the count of refusals
+    b.on_message(A, PokeDone(sid_of(1)))
+    (summary,) = [e for e in b.on_message(A, PokeDone(sid_of(2))) if isinstance(e, Notice)]
+    assert "51 of its sessions were refused" in summary.text
+    # a new burst is noticed again, once
+    again = [
+        e for n in range(70, 90) for e in b.on_message(A, PokeInit(sid_of(n), KEY))
+        if isinstance(e, Notice)
+    ]  # fmt: skip
+    assert len(again) == 1 and "refusing new sessions" in again[0].text
+    assert b.sessions_of(A) == 4
+
+
+def test_with_a_limit_of_one_every_burst_is_noticed() -> None:
+    b = limited_core(B, 1)
+    b.on_message(A, PokeInit(sid_of(1), KEY))
+    first = b.on_message(A, PokeInit(sid_of(2), KEY))
+    assert isinstance(first[0], Notice)
+    ended = b.on_message(A, PokeDone(sid_of(1)))
+    assert any(isinstance(e, Notice) and "1 of its sessions" in e.text for e in ended)
+    b.on_message(A, PokeInit(sid_of(3), KEY))
+    second = b.on_message(A, PokeInit(sid_of(4), KEY))
+    assert isinstance(second[0], Notice)
+
+
+def test_the_master_gets_the_refusal_as_session_limit_reached() -> None:
+    seen: list[SecretStoreError] = []
+
+    class Recording(PokeSession):
+        def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+            seen.append(error)
+            return self.fail(error)
+
+    a = NodeCore(
+        SessionContext(A, SeededRng(1), ALL),
+        MemoryKeyStorage(),
+        {Poke: lambda c, s, r, sh, cn: (Recording(c, s, A, False), s_init(c, s))},
+        {},
+    )
+    b = limited_core(B, 1)
+    b.on_message(A, PokeInit(sid_of(1), KEY))
+    _sid, effects = a.start(Poke(KEY), ALL)
+    init = next(e.message for e in sends(effects) if e.to == B)
+    (refusal,) = sends(b.on_message(A, init))
+    outcome = a.on_message(B, refusal.message)
+    assert isinstance(seen[0], SessionLimitReached)
+    assert B[:4].hex() in str(seen[0])
+    assert isinstance(outcome[0], Fail) and isinstance(outcome[0].error, SessionLimitReached)
+
+
+def s_init(ctx: SessionContext, sid: SessionId) -> list[Effect]:
+    return [Send(node, PokeInit(sid, KEY)) for node in sorted(ALL - {ctx.self_id})]
+
+
+def test_a_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_sessions_per_peer"):
+        limited_core(B, 0)
+
+
+def test_timeout_of_a_refused_session_id_is_harmless() -> None:
+    b = limited_core(B, 1)
+    b.on_message(A, PokeInit(sid_of(1), KEY))
+    b.on_message(A, PokeInit(sid_of(2), KEY))
+    assert b.on_timeout(sid_of(2)) == []
+    assert b.sessions_of(A) == 1

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secretstore.crypto import dkg as crypto_dkg
-from secretstore.crypto.curve import ZERO, Point, Scalar, hash_to_point
+from secretstore.crypto.curve import ONE, ZERO, Point, Scalar, hash_to_point
 from secretstore.crypto.dkg import Dealing
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import Rng, SeededRng, random_scalar
@@ -124,6 +124,27 @@ def test_any_t_plus_1_shares_give_the_secret_of_the_joint_public(
     for node, r in zip(sorted(runs), results, strict=True):
         assert results[0].share_public(node) == Point.base_mul(r.secret_share)
         assert runs[node].done and runs[node].phase is DkgPhase.DONE
+
+
+def test_key_commitments_are_checked_against_the_joint_public_and_the_own_share() -> None:
+    runs = make_runs(make_nodes(3, 8), 1, 8)
+    run_all(runs, 8)
+    nodes = sorted(runs)
+    result = runs[nodes[0]].result
+    assert result is not None and result.share_proofs is not None
+    commitments = result.key_commitments(nodes[0])
+    assert commitments[0] == result.joint_public
+    for node in nodes:  # every node computes the same ones for itself
+        other = runs[node].result
+        assert other is not None and other.key_commitments(node) == commitments
+    with pytest.raises(InvalidRequest, match="this node's share"):
+        replace(result, secret_share=result.secret_share + Scalar(1)).key_commitments(nodes[0])
+    with pytest.raises(InvalidRequest, match="this node's share"):
+        result.key_commitments(nodes[1])  # another node's share is not this one
+    with pytest.raises(InvalidRequest, match="joint public"):
+        replace(result, joint_public=Point.base_mul(Scalar(5))).key_commitments(nodes[0])
+    with pytest.raises(InvalidRequest, match="run with publics"):
+        replace(result, share_proofs=None).key_commitments(nodes[0])
 
 
 def test_t_shares_do_not_give_the_secret() -> None:
@@ -270,7 +291,45 @@ def test_a_nonzero_free_term_in_a_zero_run_is_detected(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(crypto_dkg, "deal", deal)
     what = _run_expecting_blame(runs, culprit, lambda sender, to, message: message)
-    assert "share proof does not match" in what
+    # its Feldman free term (the identity) does not open its Pedersen commitment
+    assert "share proof does not open its Pedersen commitments" in what
+
+
+def test_feldman_commitments_that_do_not_open_the_pedersen_ones_are_named() -> None:
+    # two nodes, threshold 1: the only receiver's value does not pin the dealer's free term,
+    # so a dealer could move it after the keys round; the blinding opening pins it
+    nodes = make_nodes(2, 19)
+    receiver, culprit = sorted(nodes)
+    runs = make_runs(nodes, 1, 19)
+    x = runs[culprit]._id_numbers[receiver]
+    a = Scalar(7)
+
+    def moved(sender: NodeId, to: NodeId, message: object) -> object:
+        # f + a·(1 - X/x): the same value at the receiver, a free term moved by a
+        if sender == culprit and isinstance(message, DkgShareProof):
+            f0, f1 = message.share_proof
+            shifted = (f0 + Point.base_mul(a), f1 - Point.base_mul(a / x))
+            return replace(message, share_proof=shifted)
+        return message
+
+    what = _run_expecting_blame(runs, culprit, moved)
+    assert what == "share proof does not open its Pedersen commitments"
+
+    def reblinded(sender: NodeId, to: NodeId, message: object) -> object:
+        if sender == culprit and isinstance(message, DkgShareProof):
+            first, *rest = message.blinding
+            return replace(message, blinding=(first + ONE, *rest))
+        return message
+
+    what = _run_expecting_blame(make_runs(nodes, 1, 19), culprit, reblinded)
+    assert "does not open its Pedersen commitments" in what
+
+
+def test_blinding_of_wrong_length_is_a_violation() -> None:
+    _, b, run, _ = _started_pair()
+    with pytest.raises(ProtocolViolation, match="blinding") as info:
+        run.on_message(b, DkgShareProof(Hash256(bytes(32)), (H, H), (ONE,)))
+    assert info.value.node == short(b)
 
 
 def test_equivocated_commitments_are_caught_by_the_footprints() -> None:
@@ -329,7 +388,7 @@ def test_duplicate_share_proof_and_agreement_are_violations() -> None:
     a, b, c = sorted(nodes)
     runs = make_runs(nodes, 1, 21)
     runs[a].start()
-    proof = DkgShareProof(Hash256(bytes(32)), (H, H))
+    proof = DkgShareProof(Hash256(bytes(32)), (H, H), (ONE, ONE))
     runs[a].on_message(b, proof)
     with pytest.raises(ProtocolViolation, match="twice"):
         runs[a].on_message(b, proof)
@@ -341,7 +400,7 @@ def test_duplicate_share_proof_and_agreement_are_violations() -> None:
 def test_share_proof_of_wrong_length_is_a_violation() -> None:
     _, b, run, _ = _started_pair()
     with pytest.raises(ProtocolViolation) as info:
-        run.on_message(b, DkgShareProof(Hash256(bytes(32)), (H,)))
+        run.on_message(b, DkgShareProof(Hash256(bytes(32)), (H,), (ONE, ONE)))
     assert info.value.node == short(b)
 
 
@@ -350,7 +409,7 @@ def test_public_rounds_in_a_run_without_publics_are_violations() -> None:
     a, b = sorted(nodes)
     runs = make_runs(nodes, 1, 22, with_publics=False)
     with pytest.raises(ProtocolViolation):
-        runs[a].on_message(b, DkgShareProof(Hash256(bytes(32)), (H, H)))
+        runs[a].on_message(b, DkgShareProof(Hash256(bytes(32)), (H, H), (ONE, ONE)))
     with pytest.raises(ProtocolViolation):
         runs[a].on_message(b, DkgAgreement(Hash256(bytes(32))))
 

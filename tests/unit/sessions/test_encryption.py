@@ -1,17 +1,24 @@
-"""EncryptionSession fed by hand: factories, the two-phase store, every rejection path."""
+"""EncryptionSession fed by hand: factories, the two-phase store, every rejection path, the
+requester each node recovers itself and the bound-request checks."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from secretstore.crypto.bound import BoundOperation, sign_bound_request, store_payload
 from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.errors import (
     AccessDenied,
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
+    InvalidRequest,
     ProtocolViolation,
     ServerKeyNotFound,
     SessionTimeout,
+    UnboundRequest,
 )
 from secretstore.sessions.base import Effect, Fail, Finish, Persist, Send, SessionContext
 from secretstore.sessions.encryption import (
@@ -22,19 +29,21 @@ from secretstore.sessions.encryption import (
     start_encryption,
 )
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, ServerKeyId, SessionId
+from secretstore.types import ServerKeyId, SessionId
 from secretstore.wire.encryption import (
     CommitEncryption,
     ConfirmEncryption,
     EncryptionStored,
     InitializeEncryption,
 )
+from secretstore.wire.requester import RequesterProof
 from tests.unit.sessions.hand_feeding import contexts, sends
 
 SID = SessionId(b"\x15" * 32)
 KEY = ServerKeyId(b"\x17" * 32)
-AUTHOR = Address(b"\x1a" * 20)
-STRANGER = Address(b"\x1b" * 20)
+AUTHOR_KEY = KeyPair.from_secret(Scalar(0x1A))
+STRANGER_KEY = KeyPair.from_secret(Scalar(0x1B))
+AUTHOR = AUTHOR_KEY.address
 PUBLIC = Point.base_mul(Scalar(7))
 COMMON = Point.base_mul(Scalar(11))
 ENCRYPTED = Point.base_mul(Scalar(13))
@@ -47,12 +56,30 @@ def share_of(ctxs: list[SessionContext], index: int, holders: int | None = None)
     return KeyShare.from_generation(AUTHOR, threshold, PUBLIC, ids, Scalar(100 + index))
 
 
-def store(requester: Address = AUTHOR) -> StoreDocumentKey:
-    return StoreDocumentKey(KEY, requester, COMMON, ENCRYPTED)
+def proof(requester: KeyPair = AUTHOR_KEY, key_id: bytes = KEY) -> RequesterProof:
+    return RequesterProof.signature(sign_recoverable(requester.secret, key_id))
 
 
-def init(requester: Address = AUTHOR) -> InitializeEncryption:
-    return InitializeEncryption(SID, KEY, requester, COMMON, ENCRYPTED)
+def bound(
+    requester: KeyPair = AUTHOR_KEY,
+    common: Point = COMMON,
+    encrypted: Point = ENCRYPTED,
+    key_id: bytes = KEY,
+) -> bytes:
+    payload = store_payload(common, encrypted)
+    return sign_bound_request(requester.secret, BoundOperation.STORE_DOCUMENT_KEY, key_id, payload)
+
+
+def store(
+    requester: KeyPair = AUTHOR_KEY, bound_signature: bytes | None = None
+) -> StoreDocumentKey:
+    return StoreDocumentKey(KEY, proof(requester), COMMON, ENCRYPTED, bound_signature)
+
+
+def init(
+    requester: KeyPair = AUTHOR_KEY, bound_signature: bytes | None = None
+) -> InitializeEncryption:
+    return InitializeEncryption(SID, KEY, proof(requester), COMMON, ENCRYPTED, bound_signature)
 
 
 def master_of(n: int = 3) -> tuple[list[SessionContext], EncryptionSession, list[Effect]]:
@@ -93,7 +120,7 @@ def test_master_rejects_without_key_stranger_and_second_store() -> None:
     with pytest.raises(ServerKeyNotFound):
         start_encryption(ctx, SID, store(), None, ctx.cluster_nodes)
     with pytest.raises(AccessDenied):
-        start_encryption(ctx, SID, store(STRANGER), share_of(ctxs, 0), ctx.cluster_nodes)
+        start_encryption(ctx, SID, store(STRANGER_KEY), share_of(ctxs, 0), ctx.cluster_nodes)
     stored = share_of(ctxs, 0).with_document_key(COMMON, ENCRYPTED)
     with pytest.raises(DocumentKeyAlreadyStored):
         start_encryption(ctx, SID, store(), stored, ctx.cluster_nodes)
@@ -168,7 +195,7 @@ def test_slave_rejects_without_key_stranger_second_store_and_outsiders() -> None
     with pytest.raises(ServerKeyNotFound):
         join_encryption(ctxs[1], master, init(), None)
     with pytest.raises(AccessDenied):
-        join_encryption(ctxs[1], master, init(STRANGER), share_of(ctxs, 1))
+        join_encryption(ctxs[1], master, init(STRANGER_KEY), share_of(ctxs, 1))
     stored = share_of(ctxs, 1).with_document_key(COMMON, ENCRYPTED)
     with pytest.raises(DocumentKeyAlreadyStored):
         join_encryption(ctxs[1], master, init(), stored)
@@ -217,7 +244,84 @@ def test_a_second_store_by_a_stranger_is_already_stored_not_access_denied() -> N
     ctx = ctxs[0]
     stored = share_of(ctxs, 0).with_document_key(COMMON, ENCRYPTED)
     with pytest.raises(DocumentKeyAlreadyStored):
-        start_encryption(ctx, SID, store(STRANGER), stored, ctx.cluster_nodes)
+        start_encryption(ctx, SID, store(STRANGER_KEY), stored, ctx.cluster_nodes)
     stored = share_of(ctxs, 1).with_document_key(COMMON, ENCRYPTED)
     with pytest.raises(DocumentKeyAlreadyStored):
-        join_encryption(ctxs[1], ctx.self_id, init(STRANGER), stored)
+        join_encryption(ctxs[1], ctx.self_id, init(STRANGER_KEY), stored)
+
+
+# --- who asked: every node recovers it itself; bound requests -----------------------------------
+
+
+def strict(ctx: SessionContext) -> SessionContext:
+    return replace(ctx, require_bound_requests=True)
+
+
+def test_the_requester_is_recovered_from_the_proof_not_taken_from_the_master() -> None:
+    ctxs = contexts(3, seed=3)
+    master = ctxs[0].self_id
+    share = share_of(ctxs, 1)
+    # the author's signature over another key id recovers someone else
+    other_key = InitializeEncryption(SID, KEY, proof(key_id=b"\x99" * 32), COMMON, ENCRYPTED, None)
+    with pytest.raises(AccessDenied):
+        join_encryption(ctxs[1], master, other_key, share)
+    # a signature that recovers nothing
+    unusable = RequesterProof.signature(bytes(64) + b"\x00")
+    with pytest.raises(InvalidRequest):
+        join_encryption(ctxs[1], master, replace(init(), requester=unusable), share)
+    with pytest.raises(InvalidRequest):
+        start_encryption(
+            ctxs[0], SID, replace(store(), requester=unusable), share_of(ctxs, 0), frozenset()
+        )
+
+
+def test_a_bound_store_is_accepted_by_master_and_slaves_and_forwarded() -> None:
+    ctxs = [strict(ctx) for ctx in contexts(3, seed=3)]
+    _, effects = start_encryption(
+        ctxs[0], SID, store(bound_signature=bound()), share_of(ctxs, 0), ctxs[0].cluster_nodes
+    )
+    assert all(s.message == init(bound_signature=bound()) for s in sends(effects))
+    _, effects = join_encryption(
+        ctxs[1], ctxs[0].self_id, init(bound_signature=bound()), share_of(ctxs, 1)
+    )
+    assert effects == [Send(ctxs[0].self_id, ConfirmEncryption(SID))]
+
+
+@pytest.mark.parametrize(
+    "bad_bound",
+    [
+        bound(requester=STRANGER_KEY),  # by another key
+        bound(common=ENCRYPTED, encrypted=COMMON),  # over other points
+        bound(key_id=b"\x99" * 32),  # for another key
+        bytes(64) + b"\x01",  # recovers nothing
+    ],
+    ids=["another-key", "other-points", "other-key-id", "unusable"],
+)
+def test_a_bound_signature_that_does_not_fit_is_refused_whatever_the_policy(
+    bad_bound: bytes,
+) -> None:
+    for ctxs in (contexts(3, seed=3), [strict(c) for c in contexts(3, seed=3)]):
+        with pytest.raises(InvalidRequest):
+            start_encryption(
+                ctxs[0],
+                SID,
+                store(bound_signature=bad_bound),
+                share_of(ctxs, 0),
+                ctxs[0].cluster_nodes,
+            )
+        with pytest.raises(InvalidRequest):
+            join_encryption(
+                ctxs[1], ctxs[0].self_id, init(bound_signature=bad_bound), share_of(ctxs, 1)
+            )
+
+
+def test_each_node_refuses_the_unbound_form_by_its_own_policy() -> None:
+    lax = contexts(3, seed=3)
+    ctxs = [lax[0], strict(lax[1]), lax[2]]  # only node 1 requires bound requests
+    session, _ = start_encryption(ctxs[0], SID, store(), share_of(ctxs, 0), ctxs[0].cluster_nodes)
+    assert isinstance(session, EncryptionSession)
+    with pytest.raises(UnboundRequest):
+        join_encryption(ctxs[1], ctxs[0].self_id, init(), share_of(ctxs, 1))
+    join_encryption(ctxs[2], ctxs[0].self_id, init(), share_of(ctxs, 2))
+    with pytest.raises(UnboundRequest):
+        start_encryption(strict(lax[0]), SID, store(), share_of(ctxs, 0), frozenset())

@@ -1,12 +1,15 @@
-"""GenerationSession fed by hand: factories, each phase, every rejection path."""
+"""GenerationSession fed by hand: factories, each phase, every rejection path, the author each
+node recovers itself and the context every DKG message carries."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.errors import (
     ConsensusUnreachable,
     InvalidRequest,
@@ -19,11 +22,12 @@ from secretstore.sessions.generation import (
     GenerateServerKey,
     GenerationPhase,
     GenerationSession,
+    generation_context,
     join_generation,
     start_generation,
 )
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.dkg import DkgAgreement, DkgKeys
 from secretstore.wire.generation import (
     CommitGeneration,
@@ -35,16 +39,20 @@ from secretstore.wire.generation import (
     NodeIdNumber,
     StartKeysDissemination,
 )
+from secretstore.wire.requester import RequesterProof
 from tests.unit.sessions.hand_feeding import contexts, pump, sends
 
 SID = SessionId(b"\x05" * 32)
 KEY = ServerKeyId(b"\x07" * 32)
-AUTHOR = Address(b"\x0a" * 20)
+AUTHOR_KEY = KeyPair.from_secret(Scalar(0x0A))
+AUTHOR = AUTHOR_KEY.address
+PROOF = RequesterProof.signature(sign_recoverable(AUTHOR_KEY.secret, KEY))
 OTHER_POINT = Point.base_mul(Scalar(99))
+NO_CONTEXT = Hash256(bytes(32))
 
 
 def request(threshold: int = 1) -> GenerateServerKey:
-    return GenerateServerKey(KEY, AUTHOR, threshold)
+    return GenerateServerKey(KEY, PROOF, threshold)
 
 
 def a_share(ctx: SessionContext) -> KeyShare:
@@ -92,7 +100,7 @@ def test_master_initialises_every_node_with_distinct_id_numbers() -> None:
     assert [s.to for s in sends(effects)] == [c.self_id for c in ctxs[1:]]
     init = init_of(effects)
     assert all(s.message == init for s in sends(effects))
-    assert init.key_id == KEY and init.author == AUTHOR and init.threshold == 2
+    assert init.key_id == KEY and init.author == PROOF and init.threshold == 2
     assert [e.node for e in init.id_numbers] == [c.self_id for c in ctxs]
     numbers = [e.id_number for e in init.id_numbers]
     assert len(set(numbers)) == 4 and not any(x.is_zero() for x in numbers)
@@ -142,10 +150,10 @@ def test_slave_with_the_key_refuses_and_ends() -> None:
 def test_slave_rejects_a_node_set_other_than_its_configuration() -> None:
     ctxs, _, effects = master_of()
     init = init_of(effects)
-    fewer = InitializeGeneration(SID, KEY, AUTHOR, 1, init.id_numbers[:2])
+    fewer = InitializeGeneration(SID, KEY, PROOF, 1, init.id_numbers[:2])
     with pytest.raises(ProtocolViolation, match="configuration"):
         join_generation(ctxs[1], ctxs[0].self_id, fewer, None)
-    twice = InitializeGeneration(SID, KEY, AUTHOR, 1, (*init.id_numbers, init.id_numbers[0]))
+    twice = InitializeGeneration(SID, KEY, PROOF, 1, (*init.id_numbers, init.id_numbers[0]))
     with pytest.raises(ProtocolViolation, match="twice"):
         join_generation(ctxs[1], ctxs[0].self_id, twice, None)
 
@@ -157,13 +165,13 @@ def test_slave_rejects_a_bad_threshold_or_repeated_id_numbers() -> None:
         join_generation(
             ctxs[1],
             ctxs[0].self_id,
-            InitializeGeneration(SID, KEY, AUTHOR, 3, init.id_numbers),
+            InitializeGeneration(SID, KEY, PROOF, 3, init.id_numbers),
             None,
         )
     same = tuple(NodeIdNumber(e.node, Scalar(4)) for e in init.id_numbers)
     with pytest.raises(InvalidRequest):
         join_generation(
-            ctxs[1], ctxs[0].self_id, InitializeGeneration(SID, KEY, AUTHOR, 1, same), None
+            ctxs[1], ctxs[0].self_id, InitializeGeneration(SID, KEY, PROOF, 1, same), None
         )
 
 
@@ -196,11 +204,11 @@ def test_master_fails_when_a_node_holds_the_key() -> None:
     "message",
     [
         StartKeysDissemination(SID),
-        GenerationDkg(SID, DkgAgreement(bytes(32))),  # type: ignore[arg-type]
+        GenerationDkg(SID, NO_CONTEXT, DkgAgreement(bytes(32))),  # type: ignore[arg-type]
         GenerationKeyReady(SID, OTHER_POINT),
         GenerationKeyStored(SID),
         CommitGeneration(SID),
-        InitializeGeneration(SID, KEY, AUTHOR, 1, ()),
+        InitializeGeneration(SID, KEY, PROOF, 1, ()),
     ],
 )
 def test_master_rejects_messages_out_of_turn(message: object) -> None:
@@ -252,8 +260,9 @@ def test_a_bad_dkg_message_fails_naming_its_sender() -> None:
     slave = slave_of(ctxs, 1, init_of(effects))
     bad = DkgKeys(Scalar(1), Scalar(2), (OTHER_POINT, OTHER_POINT))
     error = failed_with(
-        slave.on_message(ctxs[2].self_id, GenerationDkg(SID, bad)), ProtocolViolation
-    )  # type: ignore[arg-type]
+        slave.on_message(ctxs[2].self_id, GenerationDkg(SID, slave.context, bad)),  # type: ignore[arg-type]
+        ProtocolViolation,
+    )
     assert short(ctxs[2].self_id) in str(error)
 
 
@@ -341,3 +350,76 @@ def test_master_rejects_a_ready_twice_and_stored_before_commit() -> None:
     for ctx in ctxs[1:]:
         session.on_message(ctx.self_id, ConfirmGenerationInitialization(SID, False))
     failed_with(session.on_message(ctxs[2].self_id, GenerationKeyStored(SID)), ProtocolViolation)
+
+
+# --- the author: every node recovers it; every DKG message says what it generates for ----------
+
+
+def test_every_node_records_the_author_it_recovered_itself() -> None:
+    ctxs, session, effects = master_of()
+    assert session.author == AUTHOR
+    slave = slave_of(ctxs, 1, init_of(effects))
+    assert slave.author == AUTHOR and slave.context == session.context
+    # a proof made by another key makes that key's address the author there: another context
+    other = KeyPair.from_secret(Scalar(0x0B))
+    forged = replace(
+        init_of(effects), author=RequesterProof.signature(sign_recoverable(other.secret, KEY))
+    )
+    slave = slave_of(ctxs, 2, forged)
+    assert slave.author == other.address and slave.context != session.context
+
+
+def test_a_proof_that_recovers_nothing_is_refused_by_master_and_slaves() -> None:
+    ctxs, _, effects = master_of()
+    unusable = RequesterProof.signature(bytes(64) + b"\x00")
+    with pytest.raises(InvalidRequest):
+        join_generation(ctxs[1], ctxs[0].self_id, replace(init_of(effects), author=unusable), None)
+    with pytest.raises(InvalidRequest):
+        start_generation(
+            ctxs[0], SID, GenerateServerKey(KEY, unusable, 1), None, ctxs[0].cluster_nodes
+        )
+
+
+def test_the_context_binds_key_author_threshold_and_id_numbers() -> None:
+    ids = {NodeId(bytes([i]) * 64): Scalar(i) for i in (1, 2, 3)}
+    base = generation_context(KEY, AUTHOR, 1, ids)
+    assert base == generation_context(KEY, AUTHOR, 1, dict(reversed(ids.items())))
+    changed = [
+        generation_context(ServerKeyId(b"\x08" * 32), AUTHOR, 1, ids),
+        generation_context(KEY, KeyPair.from_secret(Scalar(3)).address, 1, ids),
+        generation_context(KEY, AUTHOR, 2, ids),
+        generation_context(KEY, AUTHOR, 1, {**ids, NodeId(b"\x01" * 64): Scalar(9)}),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_a_dkg_message_with_another_context_fails_the_session_and_names_its_sender() -> None:
+    ctxs, _, effects = master_of()
+    slave = slave_of(ctxs, 1, init_of(effects))
+    slave.on_message(ctxs[0].self_id, StartKeysDissemination(SID))
+    keys = DkgKeys(Scalar(1), Scalar(2), (OTHER_POINT, OTHER_POINT))
+    error = failed_with(
+        slave.on_message(ctxs[2].self_id, GenerationDkg(SID, NO_CONTEXT, keys)),  # type: ignore[arg-type]
+        ProtocolViolation,
+    )
+    assert short(ctxs[2].self_id) in str(error) and "another author" in str(error)
+
+
+def test_a_master_that_tells_nodes_different_authors_gets_nothing_stored() -> None:
+    other = KeyPair.from_secret(Scalar(0x0C))
+    other_proof = RequesterProof.signature(sign_recoverable(other.secret, KEY))
+    target: list[NodeId] = []
+
+    def two_stories(sender: NodeId, send: Send) -> Send:
+        message = send.message
+        if isinstance(message, InitializeGeneration) and send.to == target[0]:
+            return Send(send.to, replace(message, author=other_proof))
+        return send
+
+    ctxs = contexts(3)
+    target.append(ctxs[2].self_id)
+    _, produced, master = run_by_hand(3, 1, two_stories)
+    assert master.finished
+    assert not any(isinstance(e, Persist) for effects in produced.values() for e in effects)
+    failures = [e for effects in produced.values() for e in effects if isinstance(e, Fail)]
+    assert failures and all(isinstance(f.error, ProtocolViolation) for f in failures)

@@ -17,6 +17,7 @@ from secretstore.errors import (
     SessionTimeout,
 )
 from secretstore.sessions.base import CheckAccess, Fail, Finish, Send, short
+from secretstore.sessions.consensus import max_attempts
 from secretstore.sessions.signing_common import SigningPhase
 from secretstore.sessions.signing_schnorr import (
     MASTERS,
@@ -27,6 +28,7 @@ from secretstore.sessions.signing_schnorr import (
     join_schnorr_signing,
     start_schnorr_signing,
 )
+from secretstore.sessions.signing_slave import MESSAGES_PER_GENERATION
 from secretstore.storage.model import KeyShare
 from secretstore.types import MessageHash, NodeId
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
@@ -319,22 +321,64 @@ def test_fault_and_loss_reports_of_a_stale_attempt_are_ignored() -> None:
     assert not pump.master.finished
 
 
-def test_node_lost_report_replaces_the_lost_member() -> None:
+def test_node_lost_report_breaks_the_link_and_loses_no_node() -> None:
     cluster = make_cluster(4, 2)
+    master = cluster.ids[0]
     pump = start(cluster, filter_=hold_nonces)
     pump.run()
     group = group_of(pump)
-    reporter, lost = (node for node in group if node != cluster.ids[0])
-    assert pump.feed(cluster.ids[0], reporter, SigningNodeLost(SID, 1, cluster.ids[0])) == []
-    pump.feed(cluster.ids[0], reporter, SigningNodeLost(SID, 1, lost))
-    assert pump.master.consensus.attempt == 2
-    assert lost not in group_of(pump, 2)
+    reporter, named = (node for node in group if node != master)
+    pump.feed(master, reporter, SigningNodeLost(SID, 1, named))
+    consensus = pump.master.consensus
+    assert consensus.attempt == 2
+    assert consensus.broken_links == {frozenset((reporter, named))}
+    assert consensus.allowed == set(cluster.ids)  # neither end is lost
+    second = group_of(pump, 2)
+    assert not {reporter, named} <= set(second)
     pump.filter = None
-    pump.down.add(lost)
-    for sender, send in pump.held:
+    for sender, send in pump.held:  # the first attempt's messages: ignored
         pump.deliver(sender, send)
     pump.run()
     assert verify_schnorr_signature(cluster.key.public, pump.result(), MESSAGE)
+
+
+def test_node_lost_report_naming_the_master_is_the_reporters_own_loss() -> None:
+    cluster = make_cluster(4, 2)
+    master = cluster.ids[0]
+    pump = start(cluster, filter_=hold_nonces)
+    pump.run()
+    reporter = next(node for node in group_of(pump) if node != master)
+    pump.feed(master, reporter, SigningNodeLost(SID, 1, master))
+    consensus = pump.master.consensus
+    assert consensus.attempt == 2
+    assert reporter not in consensus.allowed
+    assert reporter not in group_of(pump, 2)
+    assert consensus.broken_links == set()
+
+
+def test_node_lost_report_without_a_group_left_names_the_broken_link() -> None:
+    cluster = make_cluster(3, 2)  # every holder is needed
+    master = cluster.ids[0]
+    pump = start(cluster, filter_=hold_nonces)
+    pump.run()
+    reporter, named = (node for node in group_of(pump) if node != master)
+    pump.feed(master, reporter, SigningNodeLost(SID, 1, named))
+    with pytest.raises(ConsensusUnreachable) as info:
+        pump.result()
+    link = "–".join(sorted((short(reporter), short(named))))
+    assert f"avoids the broken links {link}" in str(info.value)
+    assert f"node {short(reporter)} lost its link to {short(named)}" in str(info.value)
+
+
+def test_node_lost_report_about_itself_is_a_violation() -> None:
+    cluster = make_cluster(4, 1)
+    pump = start(cluster, filter_=hold_nonces)
+    pump.run()
+    member = next(node for node in group_of(pump) if node != cluster.ids[0])
+    pump.feed(cluster.ids[0], member, SigningNodeLost(SID, 1, member))
+    error = violation_of(pump)
+    assert error.node == short(member)
+    assert "itself" in error.what
 
 
 def test_node_lost_report_about_a_stranger_is_a_violation() -> None:
@@ -637,11 +681,11 @@ def test_slave_reports_a_flood_of_early_nonce_messages() -> None:
     slave.on_access_checked(True)
     slave.on_message(ids[0], SigningNonceRequest(SID, 1, tuple(ids)))
     message = SigningNonceMessage(SID, 2, NonceKind.SIGNATURE_NONCE, ConsensusCompleted(SID))
-    for _ in range(9):
+    for _ in range(MESSAGES_PER_GENERATION):  # one generation: its keys, proof, agreement
         assert slave.on_message(ids[2], message) == []
     effects = slave.on_message(ids[2], message)
     assert effects == [Send(ids[0], SigningFault(SID, 1, ids[2], effects[0].message.what))]
-    beyond = replace(message, attempt=len(ids) + 1)
+    beyond = replace(message, attempt=max_attempts(len(ids)) + 1)
     assert isinstance(slave.on_message(ids[2], beyond)[0].message, SigningFault)
 
 
@@ -725,6 +769,21 @@ def test_slave_reports_losing_a_group_peer() -> None:
     assert slave.on_node_disconnected(ids[2]) == [Send(ids[0], SigningNodeLost(SID, 1, ids[2]))]
     assert slave.phase is SigningPhase.WAITING_FOR_NONCE_REQUEST
     assert slave.on_node_disconnected(ids[2]) == []
+
+
+def test_slave_grouped_with_a_peer_it_lost_earlier_reports_the_link_instead_of_starting() -> None:
+    cluster = make_cluster(4, 2)
+    ids = cluster.ids
+    slave, _ = slave_of(cluster)
+    slave.on_access_checked(True)
+    assert slave.on_node_disconnected(ids[3]) == []  # no attempt yet: nothing to report
+    assert slave.on_message(ids[0], SigningNonceRequest(SID, 1, (ids[0], ids[1], ids[3]))) == [
+        Send(ids[0], SigningNodeLost(SID, 1, ids[3]))
+    ]
+    assert slave.phase is SigningPhase.WAITING_FOR_NONCE_REQUEST
+    effects = slave.on_message(ids[0], SigningNonceRequest(SID, 2, (ids[0], ids[1], ids[2])))
+    assert effects and all(isinstance(e.message, SigningNonceMessage) for e in effects)
+    assert slave.phase is SigningPhase.WAITING_FOR_NONCES
 
 
 def test_slave_timeout_fails_it() -> None:

@@ -79,7 +79,7 @@ def message_strategy(cls: type[Any], depth: int = 0) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     fields = {name: strategy_for(hints[name], depth) for name in names}
-    sized = [name for name in names if hints[name] is bytes]
+    sized = [name for name in names if hints[name] in (bytes, bytes | None)]
     return st.fixed_dictionaries(fields).map(lambda values: build(cls, values, sized))
 
 
@@ -90,7 +90,8 @@ def build(cls: type[Any], values: dict[str, Any], sized: list[str]) -> Any:
         for lengths in itertools.product(LIKELY_LENGTHS, repeat=len(sized)):
             resized = dict(values)
             for name, length in zip(sized, lengths, strict=True):
-                resized[name] = (values[name] * length + bytes(length))[:length]
+                if values[name] is not None:
+                    resized[name] = (values[name] * length + bytes(length))[:length]
             try:
                 return cls(**resized)
             except (ValueError, TypeError, SecretStoreError):
@@ -197,10 +198,11 @@ def test_a_nested_message_with_trailing_bytes_is_malformed() -> None:
     from secretstore.wire.generation import GenerationDkg
 
     inner = codec.encode(SessionError(SID, "x"))
-    outer = codec.encode(GenerationDkg(SID, codec.AnyMessage(SessionError(SID, "x"))))
+    context = Hash256(b"\x01" * 32)
+    outer = codec.encode(GenerationDkg(SID, context, codec.AnyMessage(SessionError(SID, "x"))))
     assert outer.endswith(inner)
     length = len(inner) + 1
-    bad = outer[:34] + length.to_bytes(4, "big") + inner + b"\x00"
+    bad = outer[:66] + length.to_bytes(4, "big") + inner + b"\x00"
     with pytest.raises(MalformedMessage, match="nested"):
         codec.decode(bad)
 

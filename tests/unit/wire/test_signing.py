@@ -59,11 +59,16 @@ def test_round_trip(message: object) -> None:
     assert (code >> 8) == (6 if type(message).__name__.startswith("Ecdsa") else 5)
 
 
-def test_an_unknown_nonce_kind_is_refused() -> None:
+def test_nonce_kinds_are_their_wire_bytes_and_an_unknown_one_is_refused() -> None:
+    assert [int(kind) for kind in NonceKind] == [0, 1, 2, 3]
     data = bytearray(codec.encode(MESSAGES[2]))
     kind_at = 2 + 32 + 8
     assert data[kind_at] == NonceKind.INVERSION_ZERO
-    data[kind_at] = 3
+    data[kind_at] = NonceKind.SIGNATURE_ZERO
+    decoded = codec.decode(bytes(data))
+    assert isinstance(decoded, SigningNonceMessage)
+    assert decoded.kind is NonceKind.SIGNATURE_ZERO
+    data[kind_at] = 4
     with pytest.raises(MalformedMessage, match="NonceKind"):
         codec.decode(bytes(data))
 
