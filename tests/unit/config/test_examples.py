@@ -1,6 +1,9 @@
-"""Every example under config/ loads as it is, needs no chain, and says what it claims: the
-single node is alone, the three cluster nodes list the same set at their own ports, the
-keystore example unlocks its account; and each has the marked place for cluster policy."""
+"""Every example under config/ loads as it is, passes the start-up rules and says what it
+claims: the single node is alone, the three cluster nodes list the same set at their own ports,
+the keystore example unlocks its account, the chain node reads everything through its registry
+(tests/integration/chain/test_config_example.py runs it on anvil), and only it needs a chain;
+each closes with the marked cluster policy block, which refuses plain retrieval and unbound
+requests."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from secretstore.config.loader import load_config
-from secretstore.config.model import NodeConfig
+from secretstore.config.model import ContractFromRegistry, NodeConfig
 from secretstore.node import check_supported
 
 CONFIG = Path(__file__).resolve().parents[3] / "config"
@@ -34,21 +37,29 @@ def test_there_are_examples_and_nothing_else_unexplained() -> None:
         "local-cluster/node2.toml",
         "local-cluster/node3.toml",
         "keystore-account/node.toml",
+        "chain-node/node.toml",
     }
     others = names - toml - {"README.md", "keystore-account/password.txt"}
     assert len(others) == 1 and next(iter(others)).startswith("keystore-account/keys/UTC--")
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(CONFIG)))
-def test_every_example_loads_needs_no_chain_and_marks_the_policy_block(path: Path) -> None:
+def test_every_example_loads_and_marks_the_policy_block(path: Path) -> None:
     config = load_config(path)
-    check_supported(config)  # runs without a chain
-    assert config.secretstore.self_key is not None
+    check_supported(config)  # the start-up rules
+    store = config.secretstore
+    assert store.uses_chain == (path.parent.name == "chain-node")  # only it needs a chain
+    assert store.self_key is not None
+    assert store.require_shadow_retrieval and store.require_bound_requests
     text = path.read_text()
     assert text.count(POLICY_MARK) == 1
     # the block closes [secretstore]: a policy line added there is a [secretstore] option
     block = text.split(POLICY_MARK, 1)[1].splitlines()[1:]
     assert block[0] == "# (Cluster-wide policy switches go in this block, one line each.)"
+    assert [line.split("#")[0].strip() for line in block[1:]] == [
+        "require_shadow_retrieval = true",
+        "require_bound_requests = true",
+    ]
     assert not any(line.lstrip().startswith("[") for line in block)
     assert text.rfind("[secretstore]") > max(text.rfind("[parity]"), text.rfind("[account]"))
     assert "EXAMPLE" in text  # the published keys say so
@@ -72,6 +83,14 @@ def test_the_local_cluster_is_consistent() -> None:
     ports = [c.port for c in configs] + [c.http_port for c in configs]
     assert len(set(ports)) == 6
     assert len({c.path for c in configs}) == 3
+
+
+def test_the_chain_node_reads_its_set_and_acl_through_the_registry() -> None:
+    store = load("chain-node/node.toml").secretstore
+    assert isinstance(store.acl_contract, ContractFromRegistry)
+    assert isinstance(store.server_set_contract, ContractFromRegistry)
+    assert store.registry_address is not None and store.chain_rpc_url == "http://127.0.0.1:8545"
+    assert [n.node_id for n in store.nodes] == [store.self_node_id]
 
 
 def test_the_keystore_example_unlocks_its_account() -> None:
