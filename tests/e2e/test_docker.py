@@ -2,7 +2,10 @@
 built from the Dockerfile on a base made here (no registry is reachable: scripts/make-base-image
 makes Debian bookworm's python3 with mmdebstrap, cached by content), then docker-compose.yml's
 3-node cluster from scripts/compose-configs, a document key stored and retrieved through it
-with the project's client, a restart that keeps the keys on the volumes, and `down -v`.
+with the project's client, a restart that keeps the keys on the volumes, and `down -v`; and the
+`chain` profile: the dev chain in a container (anvil from npm on the same local base, as
+scripts/make-anvil-image makes it), the contracts deployed by `compose-configs --chain`, and
+the three nodes serving a key only once the ACL contract grants it.
 
 Installs docker.io, docker-compose and mmdebstrap with apt-get when they are missing. The
 figures (base image, build, image size, start-up) are printed at the end of the run.
@@ -16,12 +19,16 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from secretstore.chain.devchain import DEPLOYMENT_NAME, GRANT, DevChain
 from secretstore.client.http_client import SyncKeyServerClient, requester_from_secret
 from secretstore.crypto.rng import SeededRng
-from tests.e2e.cluster import free_ranges, http, wait_until
+from secretstore.errors import AccessDenied
+from secretstore.types import Address
+from tests.e2e.cluster import free_ports, free_ranges, http, wait_until
 from tests.e2e.system import FIGURES, ROOT, Docker, running_dockerd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.slow]
@@ -180,7 +187,10 @@ def test_the_compose_cluster_stores_and_returns_a_document_key(
         wait_until(ready, 60, "the cluster to be ready again", logs())
         FIGURES.append(("compose restart to ready", f"{time.monotonic() - restarted:.1f} s"))
         with SyncKeyServerClient(urls[1]) as client:
-            assert client.decrypt_document(key_id, requester, encrypted, shadow=False) == document
+            assert client.decrypt_document(key_id, requester, encrypted) == document
+            # the configs' policy: no node computes a document key (plain retrieval refused)
+            with pytest.raises(AccessDenied, match="plain document key retrieval"):
+                client.decrypt_document(key_id, requester, encrypted, shadow=False)
         wait_until(
             lambda: _health_states(docker, project) == ["healthy"] * 3,
             60,
@@ -194,3 +204,98 @@ def test_the_compose_cluster_stores_and_returns_a_document_key(
     volumes = docker.run("volume", "ls", "-q").stdout.split()
     assert not [v for v in volumes if v.startswith(project)]
     FIGURES.append(("compose test in all", f"{time.monotonic() - started:.1f} s"))
+
+
+@pytest.fixture(scope="module")
+def anvil_image(docker: Docker, image: str) -> str:
+    started = time.monotonic()
+    made = subprocess.run(
+        [str(ROOT / "scripts" / "make-anvil-image")],
+        capture_output=True,
+        text=True,
+        env=docker.env,
+        timeout=300,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    FIGURES.append(
+        ("anvil image (local base + npm's anvil)", f"{time.monotonic() - started:.1f} s")
+    )
+    return made.stdout.strip().splitlines()[-1]
+
+
+def test_the_compose_chain_profile_serves_keys_as_the_acl_contract_allows(
+    docker: Docker, image: str, anvil_image: str, tmp_path: Path
+) -> None:
+    mesh, http_base = free_ranges(3)
+    [chain_port] = free_ports(1)
+    configs = tmp_path / "configs"
+    project = f"sschain{os.getpid()}"
+    env = {
+        "SECRETSTORE_CONFIGS": str(configs),
+        "SECRETSTORE_IMAGE": image,
+        "ANVIL_IMAGE": anvil_image,
+        "COMPOSE_PROJECT_NAME": project,
+        "MESH_PORT": str(mesh),
+        "HTTP_PORT": str(http_base),
+        "CHAIN_PORT": str(chain_port),
+    }
+    urls = [f"http://127.0.0.1:{http_base + i}" for i in range(3)]
+
+    def chains() -> list[dict[str, Any]]:
+        """Every node's chain state when it is ready ({} when not, or not answering)."""
+        answers = [http("GET", f"{url}/health", timeout=2) for url in urls]
+        return [
+            body["chain"] if status == 200 and body.get("ready") else {} for status, body in answers
+        ]
+
+    def logs() -> str:
+        answer = docker.compose_run(
+            "--profile", "chain", "logs", "--no-color", "--tail", "30", env=env, check=False
+        )
+        return answer.stdout
+
+    started = time.monotonic()
+    try:
+        docker.compose_run("--profile", "chain", "up", "-d", "--no-build", "chain", env=env)
+        made = subprocess.run(
+            [str(ROOT / "scripts" / "compose-configs"), "--chain"],
+            capture_output=True,
+            text=True,
+            env={**docker.env, **env},
+            timeout=120,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        assert "contracts deployed" in made.stdout
+        docker.compose_run("--profile", "chain", "up", "-d", "--no-build", env=env)
+        wait_until(
+            lambda: all(chain.get("trusted") for chain in chains()),
+            90,
+            "the nodes to be ready on the chain's key server set",
+            logs(),
+        )
+        FIGURES.append(("compose chain profile up to ready", f"{time.monotonic() - started:.1f} s"))
+
+        requester = requester_from_secret(SeededRng(b"compose chain requester").random_bytes(32))
+        key_id = bytes.fromhex("c1" * 32)
+        document = b"released as the ACL contract says"
+        with SyncKeyServerClient(urls[0], rng=SeededRng(2)) as client:
+            encrypted = client.encrypt_document(key_id, requester, 1, document)
+        with SyncKeyServerClient(urls[2]) as client, pytest.raises(AccessDenied):
+            client.decrypt_document(key_id, requester, encrypted)  # nothing granted yet
+        deployment = json.loads((configs / DEPLOYMENT_NAME).read_text())
+        dev = DevChain(f"http://127.0.0.1:{chain_port}")
+        acl = Address(bytes.fromhex(deployment["acl"][2:]))
+        granted = int(dev.transact(acl, GRANT, requester.address, key_id)["blockNumber"])
+        wait_until(
+            lambda: all((chain.get("block") or 0) >= granted for chain in chains()),
+            30,
+            "every node to see the grant's block",
+            logs(),
+        )
+        with SyncKeyServerClient(urls[2]) as client:
+            assert client.decrypt_document(key_id, requester, encrypted) == document
+    finally:
+        docker.compose_run("--profile", "chain", "down", "-v", env=env, timeout=180, check=False)
+    FIGURES.append(("compose chain test in all", f"{time.monotonic() - started:.1f} s"))

@@ -1,11 +1,14 @@
-"""config/chain-node/node.toml runs as it says, on a real anvil: the registry lands at the
-address the example names when deployed first on a fresh chain, the node reads its key server
-set and ACL through it, and serves under the example's cluster policy (only shadow retrieval,
-bound requests), with access granted and refused by the ACL contract."""
+"""Configs for a chain, on a real anvil: config/chain-node/node.toml runs as it says (the
+registry lands at the address the example names when deployed first on a fresh chain, the node
+reads its key server set and ACL through it, and serves under the example's cluster policy:
+only shadow retrieval, bound requests, access granted and refused by the ACL contract); and
+`secretstore configs --deploy-dev-contracts` writes a cluster that runs on the contracts it
+deployed (and reuses them when run again)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from secretstore.chain.devchain import GRANT, Anvil, DevChain, deploy_secret_store
+from secretstore.cli import configs
 from secretstore.client.http_client import KeyServerClient
-from secretstore.config.loader import parse_config
+from secretstore.config.loader import load_config, parse_config
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import AccessDenied, InvalidRequest
 from secretstore.node import Node
-from tests.e2e.cluster import free_ports
+from tests.e2e.cluster import free_ports, free_ranges
 
 pytestmark = pytest.mark.chain
 
@@ -86,3 +90,37 @@ async def test_the_chain_node_example_follows_its_registry(tmp_path: Path) -> No
                         await parity.generate_server_key(other, REQUESTER, 0)
         finally:
             await node.stop()
+
+
+async def test_configs_deploy_dev_contracts_for_a_cluster_that_then_runs_on_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mesh, http = free_ranges(3)  # 3 consecutive ports each
+    out = tmp_path / "deploy"
+    with Anvil(block_time=None) as anvil:
+        argv = ["--out", str(out), "--nodes", "3", "--port", str(mesh), "--http-port", str(http)]
+        argv += ["--chain-rpc", anvil.url, "--deploy-dev-contracts"]
+        for option in (
+            "chain_confirmations=0",
+            "chain_poll_interval=0.1",
+            "keep_alive_interval=1.0",
+        ):
+            argv += ["--option", option]
+        assert configs.main(argv) == 0
+        assert "contracts deployed" in capsys.readouterr().out
+        recorded = json.loads((out / "deployment.json").read_text())
+        assert configs.main(argv) == 0  # again: the same keys and the same contracts
+        assert "(3 keys reused; contracts reused)" in capsys.readouterr().out
+        assert json.loads((out / "deployment.json").read_text()) == recorded
+        nodes = [Node(load_config(out / f"node{i}" / "node.toml")) for i in (1, 2, 3)]
+        try:
+            for node in nodes:
+                await node.start()
+            await until(lambda: all(node.health().ready for node in nodes))
+            for node in nodes:
+                health = node.health()
+                assert health.cluster_size == 3 and health.chain is not None
+                assert health.chain["trusted"]
+        finally:
+            for node in nodes:
+                await node.stop()
