@@ -245,7 +245,7 @@ class Node:
         try:
             self._storage = LevelDbKeyStorage(store.path)
             signer = NodeSigner(self._key)
-            audit = AuditRecorder(LevelDbAuditStore(self._storage), signer)
+            audit = AuditRecorder(LevelDbAuditStore(self._storage, sync=store.audit_sync), signer)
             log.info("audit log: %d entries", audit.entries)
             limits = store.limits
             self._transport = MeshTransport(
