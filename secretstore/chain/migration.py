@@ -34,7 +34,7 @@ not sent again within `retry_interval` blocks (Parity: 30); a failed change is r
 
 A node of the current set that the migration leaves out is *leaving*; once the contract shows
 that migration completed (no migration, the current set = its migration set, this node not
-in it) it gets LeaveSet(id): every node of the new set confirmed holding the keys, so the
+in it) it gets LeaveSet(id, master): every node of the new set confirmed holding the keys, so the
 leaving node erases its own (Parity's nodes kept them; its admin session erased them only
 for a node that took part).
 
@@ -129,10 +129,11 @@ class DropSession:
 
 @dataclass(frozen=True, slots=True)
 class LeaveSet:
-    """The migration `migration_id`, which left this node out, has completed (every node of
-    its set confirmed holding the keys): erase this node's keys."""
+    """The migration `migration_id` of `master`, which left this node out, has completed
+    (every node of its set confirmed holding the keys): erase this node's keys."""
 
     migration_id: Hash256
+    master: NodeId
 
 
 Decision = StartMigration | RunChange | ConfirmMigration | DropSession | LeaveSet
@@ -357,7 +358,7 @@ class AutoMigration:
             and self.self_id not in current
             and current.keys() == leaving.nodes.keys()
         ):
-            decisions.append(LeaveSet(leaving.id))
+            decisions.append(LeaveSet(leaving.id, leaving.master))
             self._leaving = None
         migration = snapshot.migration
         if migration is not None:

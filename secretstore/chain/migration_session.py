@@ -8,8 +8,8 @@ may run such a change.
   `state()` is the change running on this node, as master or slave (the session table's
   exclusive session), else how the last one ended (the table's exclusive-session hook; on the
   master also the request's outcome): finished only when the whole change was done, failed
-  otherwise, with its migration id. `leave(id)` erases every key of a node that the
-  completed migration left out.
+  otherwise, with its migration id. `leave(id, master)` erases every key of a node that the
+  completed migration left out, each after its DELETE entry in the node's audit log.
 - `MigrationAdmin` is the `AdminAuthority` of a node with auto-migration: a change is
   authorised by the node key of the contract's migration master, and only for a change that
   master started, with the contract's migration id and migration set; anything else is
@@ -24,9 +24,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from secretstore.audit.model import Operation, facts_of
+from secretstore.audit.recorder import AuditRecorder
 from secretstore.chain.migration import NO_SESSION, SessionPhase, SessionState
 from secretstore.crypto.curve import Point
-from secretstore.crypto.keys import KeyPair, servers_set_hash, sign_recoverable
+from secretstore.crypto.keys import KeyPair, address_of, servers_set_hash, sign_recoverable
 from secretstore.errors import AccessDenied, SecretStoreError
 from secretstore.logs import short_node
 from secretstore.sessions.admin.node_set_change import ChangeNodeSet
@@ -34,7 +36,7 @@ from secretstore.sessions.admin.node_set_change import NodeSetChange as ChangeSe
 from secretstore.sessions.base import Session
 from secretstore.sessions.core import NodeCore
 from secretstore.storage.port import KeyStorage
-from secretstore.types import Hash256, NodeId
+from secretstore.types import Hash256, NodeId, SessionId
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +102,20 @@ class SessionNodeSetChange:
     available = True
 
     def __init__(
-        self, key: KeyPair, core: NodeCore, storage: KeyStorage, run_session: RunSession
+        self,
+        key: KeyPair,
+        core: NodeCore,
+        storage: KeyStorage,
+        run_session: RunSession,
+        *,
+        audit: AuditRecorder | None = None,
     ) -> None:
+        """`audit`: the node's audit log, where `leave` records each share it erases."""
         self._key = key
         self._core = core
         self._storage = storage
         self._run_session = run_session
+        self._audit = audit
         #: the migration this node started a change for, until the request has ended
         self._starting: Hash256 | None = None
         self._ended: SessionState = NO_SESSION
@@ -138,11 +148,20 @@ class SessionNodeSetChange:
     def drop(self) -> None:
         self._ended = NO_SESSION
 
-    async def leave(self, migration_id: Hash256) -> None:
+    async def leave(self, migration_id: Hash256, master: NodeId) -> None:
         if self._core.exclusive_session is not None:
             log.warning("a node set change runs on this node: its keys are not erased now")
             return
-        erased = await asyncio.to_thread(self._erase_all)
+        try:
+            erased = self._erase_all(migration_id, master)
+        except SecretStoreError as exc:
+            log.error(
+                "this node left the key server set with migration %s, but erasing its keys "
+                "failed: %s",
+                _short_id(migration_id),
+                exc,
+            )
+            return
         log.warning(
             "this node left the key server set with migration %s: %d keys erased",
             _short_id(migration_id),
@@ -173,8 +192,22 @@ class SessionNodeSetChange:
         phase = SessionPhase.FINISHED if session.completed else SessionPhase.FAILED
         self._ended = SessionState(phase, session.migration_id)
 
-    def _erase_all(self) -> int:
+    def _erase_all(self, migration_id: Hash256, master: NodeId) -> int:
+        """Erase every key, each after its audit entry (the migration as the session, its
+        master's key, which authorised it, as the requester); a failed entry stops it."""
+        requester = address_of(Point.from_bytes(master))
         erased = 0
         for key_id in list(self._storage.ids()):
+            if self._audit is not None:
+                self._audit.record(
+                    facts_of(
+                        Operation.DELETE,
+                        key_id,
+                        session_id=SessionId(migration_id),
+                        master=master,
+                        requester=requester,
+                        participants=(self._key.node_id,),
+                    )
+                )
             erased += self._storage.remove(key_id)
         return erased

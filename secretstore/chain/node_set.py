@@ -61,8 +61,8 @@ class NodeSetChange(Protocol):
     its migration id). `start(migration_id, nodes)`: run the session as its master with that
     migration id, old set = new set = `nodes`, both signed with this node's key (Parity's
     auto-migration); it returns once started, and `state()` reports the outcome. `drop()`:
-    forget a finished or failed session. `leave(migration_id)`: that migration, which left
-    this node out, has completed: erase this node's keys. `available`: False while this node
+    forget a finished or failed session. `leave(migration_id, master)`: that migration, which
+    left this node out, has completed: erase this node's keys. `available`: False while this node
     has no such session; auto-migration then starts no migration."""
 
     @property
@@ -74,7 +74,7 @@ class NodeSetChange(Protocol):
 
     def drop(self) -> None: ...
 
-    async def leave(self, migration_id: Hash256) -> None: ...
+    async def leave(self, migration_id: Hash256, master: NodeId) -> None: ...
 
 
 class NoNodeSetChange:
@@ -91,7 +91,7 @@ class NoNodeSetChange:
     def drop(self) -> None:
         pass
 
-    async def leave(self, migration_id: Hash256) -> None:
+    async def leave(self, migration_id: Hash256, master: NodeId) -> None:
         pass
 
 
@@ -202,7 +202,7 @@ class ContractNodeSet:
                     "migration 0x%s has completed without this node: erasing its keys",
                     decision.migration_id.hex(),
                 )
-                await self._change.leave(decision.migration_id)
+                await self._change.leave(decision.migration_id, decision.master)
             elif isinstance(decision, RunChange):
                 log.info(
                     "running the node set change of migration 0x%s (%d nodes)",

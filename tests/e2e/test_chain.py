@@ -24,6 +24,9 @@ import aiohttp
 import pytest
 from web3 import Web3
 
+from secretstore.audit.chain import verify_log
+from secretstore.audit.model import Operation
+from secretstore.audit.store import LevelDbAuditStore
 from secretstore.chain import abi
 from secretstore.chain.devchain import (
     ADD_KEY_SERVER,
@@ -358,6 +361,15 @@ async def test_removing_a_node_auto_migrates_and_the_removed_node_holds_no_key(
     leaving.terminate()
     with LevelDbKeyStorage(leaving.directory / "db") as storage:
         assert list(storage.ids()) == []
+        # each erased share has its entry in the node's audit log
+        report = verify_log(LevelDbAuditStore(storage).records(), leaving.node_id)
+        assert report.ok, report.problems
+        deleted = {
+            bytes(item.entry.facts.key_id)
+            for item in report.entries
+            if item.entry.facts.operation is Operation.DELETE
+        }
+        assert {story_key(i) for i in range(KEYS)} <= deleted
     leaving.start()  # it comes back isolated, with nothing
     await check_every_key(staying, ecdsa_keys=1)
 

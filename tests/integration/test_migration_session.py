@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from secretstore.audit.chain import verify_log
+from secretstore.audit.model import Operation
+from secretstore.audit.receipts import NodeSigner
+from secretstore.audit.recorder import AuditRecorder
+from secretstore.audit.store import MemoryAuditStore
 from secretstore.chain.key_server_set import KeyServerSetSnapshot, Migration
 from secretstore.chain.migration import NO_SESSION, AutoMigration, SessionPhase, SessionState
 from secretstore.chain.migration_session import MigrationAdmin, SessionNodeSetChange
@@ -52,6 +57,7 @@ class Member:
     driver: ClusterDriver
     change: SessionNodeSetChange
     view: View
+    audit: MemoryAuditStore
 
 
 @dataclass
@@ -84,7 +90,10 @@ async def cluster() -> AsyncIterator[Cluster]:
         storage = MemoryKeyStorage()
         view = View(snapshot_of(current, migration))
         transport = network.transport(key.node_id)
-        ctx = SessionContext(key.node_id, SeededRng(100 + i), current)
+        signer = NodeSigner(key)
+        audit = MemoryAuditStore()
+        recorder = AuditRecorder(audit, signer)
+        ctx = SessionContext(key.node_id, SeededRng(100 + i), current, audit=signer)
         settings = AdminSettings(
             MigrationAdmin(key.node_id, lambda view=view: view),  # type: ignore[misc]
             storage,
@@ -92,10 +101,12 @@ async def cluster() -> AsyncIterator[Cluster]:
         )
         admin_masters, admin_slaves = admin_tables(settings)
         core = NodeCore(ctx, storage, {**MASTERS, **admin_masters}, {**SLAVES, **admin_slaves})
-        driver = ClusterDriver(core, transport, storage, AllowAll(), session_timeout=5.0)
+        driver = ClusterDriver(
+            core, transport, storage, AllowAll(), session_timeout=5.0, audit=recorder
+        )
         transport.set_handler(driver)
-        change = SessionNodeSetChange(key, core, storage, driver.request)
-        members.append(Member(key, storage, driver, change, view))
+        change = SessionNodeSetChange(key, core, storage, driver.request, audit=recorder)
+        members.append(Member(key, storage, driver, change, view, audit))
     for index in range(KEYS):
         dealt = deal_key(rng, ids[:3], 1)
         for node, share in dealt.shares.items():
@@ -168,10 +179,28 @@ async def test_a_change_the_master_cannot_start_is_failed(cluster: Cluster) -> N
     assert master.change.state() == SessionState(SessionPhase.FAILED, MIGRATION)
 
 
-async def test_leave_erases_every_key(cluster: Cluster) -> None:
-    leaving = cluster.members[1]
-    assert len(list(leaving.storage.ids())) == KEYS
-    await leaving.change.leave(MIGRATION)
+def audit_log(member: Member) -> list[tuple[Operation, bytes, bytes]]:
+    report = verify_log(member.audit.records(), member.key.node_id)
+    assert report.ok, report
+    return [
+        (item.entry.facts.operation, item.entry.facts.key_id, item.entry.facts.session_id)
+        for item in report.entries
+    ]
+
+
+async def test_leave_erases_every_key_each_after_its_audit_entry(cluster: Cluster) -> None:
+    leaving, master = cluster.members[1], cluster.members[0]
+    ids = sorted(leaving.storage.ids())
+    assert len(ids) == KEYS
+    await leaving.change.leave(MIGRATION, master.key.node_id)
     assert list(leaving.storage.ids()) == []
+    assert audit_log(leaving) == [(Operation.DELETE, key_id, MIGRATION) for key_id in ids]
+
+
+async def test_leave_stops_at_a_failed_audit_entry(cluster: Cluster) -> None:
+    leaving = cluster.members[1]
+    leaving.audit.fail = "No space left on device"
+    await leaving.change.leave(MIGRATION, cluster.members[0].key.node_id)
+    assert len(list(leaving.storage.ids())) == KEYS  # nothing erased without its entry
     # the others keep theirs
     assert len(list(cluster.members[2].storage.ids())) == KEYS

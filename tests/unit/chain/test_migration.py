@@ -209,7 +209,7 @@ def test_a_node_the_completed_migration_left_out_erases_its_keys() -> None:
     assert auto.step(8, snap((0, 1, 2, 3), (0, 1, 2)), NO_SESSION, ALL).decisions == ()
     done = snap((0, 1, 2), (0, 1, 2))
     step = auto.step(9, done, NO_SESSION, ALL)
-    assert step.decisions == (LeaveSet(ID),)
+    assert step.decisions == (LeaveSet(ID, N[0]),)
     assert step.connections == {}
     assert auto.step(10, done, NO_SESSION, ALL).decisions == ()  # once
 
