@@ -15,12 +15,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from secretstore import __version__
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.audit.store import LevelDbAuditStore
+from secretstore.chain.migration_session import MigrationAdmin, SessionNodeSetChange
+from secretstore.chain.node_set import ContractNodeSet
 from secretstore.chain.runtime import ChainRuntime, build_chain
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
@@ -31,7 +33,7 @@ from secretstore.config.rules import check_startup
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
-from secretstore.errors import ConfigError
+from secretstore.errors import ConfigError, SecretStoreError
 from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
 from secretstore.keyserver import KeyServer
@@ -46,7 +48,7 @@ from secretstore.observe.observer import NodeObserver
 from secretstore.observe.peers import PeerWatch
 from secretstore.observe.recent import RecentSessions
 from secretstore.observe.routes import observe_routes
-from secretstore.sessions.admin.authority import ConfiguredAdmin
+from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
 from secretstore.sessions.admin.factories import admin_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
@@ -194,7 +196,7 @@ class Node:
         try:
             self._storage = LevelDbKeyStorage(store.path)
             signer = NodeSigner(self._key)
-            audit = AuditRecorder(LevelDbAuditStore(self._storage), signer)
+            audit = AuditRecorder(LevelDbAuditStore(self._storage, sync=store.audit_sync), signer)
             log.info("audit log: %d entries", audit.entries)
             self.observer.keys = sum(1 for _ in self._storage.ids())
             limits = store.limits
@@ -210,8 +212,11 @@ class Node:
                     reserved_for_nodes=limits.reserved_handshakes_for_nodes,
                 ),
             )
+            authority: AdminAuthority = ConfiguredAdmin(store.admin_public)
+            if store.auto_migrates:  # the contract's migration master, for its migrations
+                authority = MigrationAdmin(self.node_id, self._contract_node_set)
             admin = AdminSettings(
-                ConfiguredAdmin(store.admin_public),
+                authority,
                 self._storage,
                 self._transport.connected,
                 keys_in_flight=store.node_set_change_keys_in_flight,
@@ -241,8 +246,18 @@ class Node:
                 configured=lambda: membership.peers,
                 keys=lambda: self.observer.keys,
             )
+            change = None
+            if store.auto_migrates:
+                change = SessionNodeSetChange(
+                    self._key,
+                    core,
+                    self._storage,
+                    self._run_session,
+                    audit=audit,
+                    observer=self.observer,
+                )
             self._chain = build_chain(
-                store, self._key, membership, self._rng, self._transport.connected
+                store, self._key, membership, self._rng, self._transport.connected, change=change
             )
             if self._chain is not None:
                 self._watch_chain(self._chain, membership)
@@ -333,6 +348,15 @@ class Node:
 
     def _connected_count(self) -> int:
         return len(self._transport.connected()) if self._transport is not None else 0
+
+    def _contract_node_set(self) -> ContractNodeSet | None:
+        return self._chain.node_set if self._chain is not None else None
+
+    async def _run_session(self, request: Any) -> Any:
+        """Run a session as this node's master (auto-migration's node set change)."""
+        if self._driver is None:
+            raise SecretStoreError("the node is not running")
+        return await self._driver.request(request)
 
 
 def warn_if_exposed(config: NodeConfig) -> None:
