@@ -18,7 +18,7 @@ VERBS: Final[dict[str, tuple[str, str]]] = {
     "chain-cluster": ("chain_cluster", "a local cluster on a local dev chain with contracts"),
     "status": ("status", "table of a cluster's nodes and their health"),
     "health": ("status", "one node's health (exit 0 if it answers); the image's health check"),
-    "backup": ("backup", "copy a node's key database safely while the node runs, verified"),
+    "snapshot": ("snapshot", "copy a node's key database safely while the node runs, verified"),
     "import-parity": ("import_parity", "import a Parity Secret Store node's keys (its RocksDB)"),
     "audit": ("audit", "check a node's audit log of key releases (verify) or export it"),
     "admin": ("admin", "change the node set of a cluster: set hashes, a signed change, progress"),

@@ -1,6 +1,6 @@
 """Operating real node processes: `status`, `health`, `/metrics` after real sessions, the
 cause of "Consensus unreachable" shown by the CLI, start-up logs naming missing peers, an
-online backup restored into a node, configs from `secretstore configs`, a port clash."""
+online snapshot restored into a node, configs from `secretstore configs`, a port clash."""
 
 from __future__ import annotations
 
@@ -215,7 +215,7 @@ def test_start_up_names_the_missing_peers_until_the_mesh_is_complete(
     first.wait_for_log(r"mesh complete: all 2 other nodes connected")
 
 
-def test_an_online_backup_restores_into_a_node_that_serves_its_share(
+def test_an_online_snapshot_restores_into_a_node_that_serves_its_share(
     make_cluster: ClusterFactory, secret_file: Path, tmp_path: Path
 ) -> None:
     cluster = make_cluster(3)
@@ -227,7 +227,7 @@ def test_an_online_backup_restores_into_a_node_that_serves_its_share(
             "server-key-generate", *key_args(cluster[1], key_id, secret_file), "--threshold", "1"
         )
         assert made.returncode == 0, made.stderr
-    # A backup of node 1's database while the node runs and more keys are made.
+    # A snapshot of node 1's database while the node runs and more keys are made.
     writer = subprocess.Popen(
         [
             *SECRETSTORE,
@@ -239,25 +239,25 @@ def test_an_online_backup_restores_into_a_node_that_serves_its_share(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    backup = secretstore(
-        "backup", "--config", str(cluster[0].config_path), "--out", str(tmp_path / "backup")
+    snapshot = secretstore(
+        "snapshot", "--config", str(cluster[0].config_path), "--out", str(tmp_path / "snapshot")
     )
     writer.communicate(timeout=60)
-    assert backup.returncode == 0, backup.stderr
-    assert re.search(r"backup: [345] keys, \d+ files, [\d.]+ MB, verified", backup.stdout), (
-        backup.stdout
+    assert snapshot.returncode == 0, snapshot.stderr
+    assert re.search(r"snapshot: [345] keys, \d+ files, [\d.]+ MB, verified", snapshot.stdout), (
+        snapshot.stdout
     )
     later = secretstore(
         "server-key-generate", *key_args(cluster[1], keys[4], secret_file), "--threshold", "1"
     )
     assert later.returncode == 0
 
-    # Node 1 loses its disk; its backup goes in place; with node 3 down, every key it had
-    # at the backup is served by nodes 1 and 2 together (t + 1 = 2: node 1's share is used).
+    # Node 1 loses its disk; its snapshot goes in place; with node 3 down, every key it had
+    # at the snapshot is served by nodes 1 and 2 together (t + 1 = 2: node 1's share is used).
     assert cluster.terminate_all() == [0, 0, 0]
     database = cluster[0].directory / "db"
     database.rename(cluster[0].directory / "lost-db")
-    (tmp_path / "backup").rename(database)
+    (tmp_path / "snapshot").rename(database)
     cluster[0].start()
     cluster[1].start()
     wait_until(
@@ -272,7 +272,7 @@ def test_an_online_backup_restores_into_a_node_that_serves_its_share(
         )
         assert signed.returncode == 0, signed.stderr
     missing = secretstore("server-key-retrieve", *key_args(cluster[0], keys[4], secret_file))
-    assert missing.returncode == 1  # made after the backup: node 1 does not have it
+    assert missing.returncode == 1  # made after the snapshot: node 1 does not have it
 
 
 def test_configs_from_the_configs_command_run_a_cluster(

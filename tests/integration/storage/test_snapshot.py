@@ -1,4 +1,4 @@
-"""Online backups of a key database: copies taken while another process holds the database
+"""Online snapshots of a key database: copies taken while another process holds the database
 and writes to it are whole (they open, every record decodes) and hold every write
 acknowledged before the copy began; a copy spoiled by a compaction is made again."""
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from secretstore.errors import StorageError
-from secretstore.storage import backup as backup_module
-from secretstore.storage.backup import BackupError, backup_database, verify_backup
+from secretstore.storage import snapshot as snapshot_module
 from secretstore.storage.leveldb import LevelDbKeyStorage
+from secretstore.storage.snapshot import SnapshotError, snapshot_database, verify_snapshot
 from tests.unit.storage.strategies import sample_key_id, sample_share
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -87,7 +87,7 @@ def keys_in(path: Path) -> list[bytes]:
 
 
 @pytest.mark.slow
-def test_backups_taken_during_writes_are_whole_and_hold_every_acknowledged_write(
+def test_snapshots_taken_during_writes_are_whole_and_hold_every_acknowledged_write(
     tmp_path: Path, writer: subprocess.Popen[bytes]
 ) -> None:
     acks = Acknowledged(writer)
@@ -95,7 +95,7 @@ def test_backups_taken_during_writes_are_whole_and_hold_every_acknowledged_write
     attempts = 0
     for round_ in range(8):
         before = acks.read()
-        result = backup_database(tmp_path / "db", tmp_path / f"backup{round_}", attempts=20)
+        result = snapshot_database(tmp_path / "db", tmp_path / f"snapshot{round_}", attempts=20)
         attempts += result.attempts
         seen = acks.read()
         stored = set(keys_in(result.destination))
@@ -106,7 +106,7 @@ def test_backups_taken_during_writes_are_whole_and_hold_every_acknowledged_write
             for i in range(0, before, 7):
                 assert copy.get(sample_key_id(i)) == sample_share(i)
     assert writer.poll() is None  # the writer kept its database all along
-    print(f"8 backups in {attempts} attempts; {acks.read()} inserts")
+    print(f"8 snapshots in {attempts} attempts; {acks.read()} inserts")
 
 
 def test_a_copy_spoiled_by_a_compaction_is_made_again(
@@ -115,7 +115,7 @@ def test_a_copy_spoiled_by_a_compaction_is_made_again(
     with LevelDbKeyStorage(tmp_path / "db") as storage:
         for i in range(20):
             storage.insert(sample_key_id(i), sample_share(i))
-    real = backup_module._copy_once
+    real = snapshot_module._copy_once
     calls = []
 
     def flaky(source: Path, target: Path) -> tuple[int, int]:
@@ -129,17 +129,17 @@ def test_a_copy_spoiled_by_a_compaction_is_made_again(
             return 1, 1
         return real(source, target)
 
-    monkeypatch.setattr(backup_module, "_copy_once", flaky)
-    result = backup_database(tmp_path / "db", tmp_path / "backup")
+    monkeypatch.setattr(snapshot_module, "_copy_once", flaky)
+    result = snapshot_database(tmp_path / "db", tmp_path / "snapshot")
     assert result.attempts == 3 and result.keys == 20
-    assert not any(p.name.startswith(".backup") for p in tmp_path.iterdir())
+    assert not any(p.name.startswith(".snapshot") for p in tmp_path.iterdir())
 
 
-def test_the_backup_is_private_and_reopens_to_the_same_shares(tmp_path: Path) -> None:
+def test_the_snapshot_is_private_and_reopens_to_the_same_shares(tmp_path: Path) -> None:
     with LevelDbKeyStorage(tmp_path / "db") as storage:
         for i in range(30):
             storage.insert(sample_key_id(i), sample_share(i))
-    result = backup_database(tmp_path / "db", tmp_path / "safe" / "copy")
+    result = snapshot_database(tmp_path / "db", tmp_path / "safe" / "copy")
     assert (result.keys, result.attempts) == (30, 1)
     assert stat.S_IMODE(os.stat(result.destination).st_mode) == 0o700
     for entry in result.destination.iterdir():
@@ -152,13 +152,13 @@ def test_the_backup_is_private_and_reopens_to_the_same_shares(tmp_path: Path) ->
 
 
 def test_refusals(tmp_path: Path) -> None:
-    with pytest.raises(BackupError, match="not a key database"):
-        backup_database(tmp_path / "nothing", tmp_path / "out")
+    with pytest.raises(SnapshotError, match="not a key database"):
+        snapshot_database(tmp_path / "nothing", tmp_path / "out")
     with LevelDbKeyStorage(tmp_path / "db"):
         pass
     (tmp_path / "taken").mkdir()
-    with pytest.raises(BackupError, match="exists already"):
-        backup_database(tmp_path / "db", tmp_path / "taken")
+    with pytest.raises(SnapshotError, match="exists already"):
+        snapshot_database(tmp_path / "db", tmp_path / "taken")
     with pytest.raises(StorageError, match="no CURRENT"):
-        verify_backup(tmp_path / "taken")
+        verify_snapshot(tmp_path / "taken")
     assert not (tmp_path / "taken" / "CURRENT").exists()  # verifying never creates a database

@@ -3,13 +3,13 @@
 LevelDB's table files never change once written; its write-ahead log and MANIFEST only grow;
 CURRENT is replaced atomically. A copy therefore takes CURRENT first, then the MANIFEST it
 names, then every other file. Writes during the copy are harmless: the copied log ends in a
-whole record or in a torn one, which recovery drops (that write is after the backup's point
+whole record or in a torn one, which recovery drops (that write is after the snapshot's point
 in time). A compaction during the copy can delete a file the copied MANIFEST still needs; the
 copy then lacks it. So every copy is verified the only way that counts: it is opened as a key
 database (LevelDB's own recovery, which refuses missing files), and every share in it is
 read and decoded. A copy that fails is thrown away and made again, up to `attempts` times.
 
-The backup directory is created with mode 0700 and every file in it with mode 0600, like the
+The snapshot directory is created with mode 0700 and every file in it with mode 0600, like the
 database itself: it holds this node's key shares.
 """
 
@@ -31,12 +31,12 @@ DEFAULT_ATTEMPTS: Final = 5
 _CHUNK: Final = 1 << 20
 
 
-class BackupError(SecretStoreError):
-    """A backup could not be made; names the directory and the cause."""
+class SnapshotError(SecretStoreError):
+    """A snapshot could not be made; names the directory and the cause."""
 
 
 @dataclass(frozen=True, slots=True)
-class BackupResult:
+class SnapshotResult:
     destination: Path
     keys: int
     files: int
@@ -62,7 +62,7 @@ def _copy_once(source: Path, target: Path) -> tuple[int, int]:
     current = (source / "CURRENT").read_bytes()
     manifest = current.decode("ascii", "replace").strip()
     if not manifest.startswith("MANIFEST-") or "/" in manifest:
-        raise BackupError(f"{source}/CURRENT does not name a MANIFEST file")
+        raise SnapshotError(f"{source}/CURRENT does not name a MANIFEST file")
     size = _copy_file(source / manifest, target / manifest)
     files = 1
     for entry in sorted(os.listdir(source)):
@@ -86,7 +86,7 @@ def _make_private(directory: Path) -> None:
             entry.chmod(0o600)
 
 
-def verify_backup(path: Path) -> int:
+def verify_snapshot(path: Path) -> int:
     """Open a copied key database and decode every share in it; returns the number of keys.
     Raises StorageError for a copy that LevelDB cannot open or that holds a bad record."""
     if not (path / "CURRENT").is_file():
@@ -100,16 +100,16 @@ def verify_backup(path: Path) -> int:
         return count
 
 
-def backup_database(
+def snapshot_database(
     source: Path, destination: Path, *, attempts: int = DEFAULT_ATTEMPTS
-) -> BackupResult:
+) -> SnapshotResult:
     """Copy the key database `source` (in use or not) to the new directory `destination`."""
     started = time.monotonic()
     source, destination = Path(source), Path(destination)
     if not (source / "CURRENT").is_file():
-        raise BackupError(f"{source} is not a key database directory (no CURRENT file)")
+        raise SnapshotError(f"{source} is not a key database directory (no CURRENT file)")
     if destination.exists():
-        raise BackupError(f"{destination} exists already; give a new directory")
+        raise SnapshotError(f"{destination} exists already; give a new directory")
     destination.parent.mkdir(parents=True, exist_ok=True)
     last: BaseException | None = None
     for attempt in range(1, attempts + 1):
@@ -118,7 +118,7 @@ def backup_database(
         os.mkdir(partial, 0o700)
         try:
             files, size = _copy_once(source, partial)
-            keys = verify_backup(partial)
+            keys = verify_snapshot(partial)
         except FileNotFoundError as exc:  # a compaction removed a file: copy again
             last = exc
         except StorageError as exc:  # the copy does not open (a file it needs went away)
@@ -126,10 +126,12 @@ def backup_database(
         else:
             _make_private(partial)  # the files recovery wrote follow the process umask
             os.replace(partial, destination)
-            return BackupResult(destination, keys, files, size, attempt, time.monotonic() - started)
+            return SnapshotResult(
+                destination, keys, files, size, attempt, time.monotonic() - started
+            )
         shutil.rmtree(partial, ignore_errors=True)
         time.sleep(0.05 * attempt)
-    raise BackupError(
+    raise SnapshotError(
         f"no consistent copy of {source} after {attempts} attempts (last: {last}); "
         "is the node compacting heavily? try again, or stop the node and copy"
     )

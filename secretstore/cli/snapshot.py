@@ -1,4 +1,4 @@
-"""`secretstore backup`: a verified copy of a node's key database, safe while the node runs."""
+"""`secretstore snapshot`: a verified copy of a node's key database, safe while the node runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from secretstore.cli.common import EXIT_OK, UsageError, expand, parse_args, pars
 from secretstore.config.loader import load_config
 from secretstore.errors import ConfigError
 from secretstore.observe.health import plural
-from secretstore.storage.backup import backup_database
+from secretstore.storage.snapshot import snapshot_database
 
 DESCRIPTION: Final = (
     "Copy a node's key database directory to a new directory, while the node runs or not, "
@@ -20,9 +20,9 @@ DESCRIPTION: Final = (
 )
 EPILOG: Final = """\
 The database is the node's [secretstore] path: give it with --db, or give the node's config
-with --config. --out is the new directory (default: DB.backup-<UTC time> beside the
+with --config. --out is the new directory (default: DB.snapshot-<UTC time> beside the
 database); it is made private (0700), as the copy holds this node's key shares. To restore,
-stop the node, move its database away and put the backup in its place.
+stop the node, move its database away and put the snapshot in its place.
 """
 
 
@@ -33,7 +33,7 @@ def _database(args: argparse.Namespace) -> Path:
     return config.secretstore.path
 
 
-def _backup(args: argparse.Namespace) -> int:
+def _snapshot(args: argparse.Namespace) -> int:
     try:
         source = _database(args)
     except ConfigError as exc:
@@ -42,8 +42,8 @@ def _backup(args: argparse.Namespace) -> int:
         destination = expand(args.out)
     else:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        destination = source.with_name(f"{source.name}.backup-{stamp}")
-    result = backup_database(source, destination)
+        destination = source.with_name(f"{source.name}.snapshot-{stamp}")
+    result = snapshot_database(source, destination)
     print(
         f"{destination}: {plural(result.keys, 'key')}, {plural(result.files, 'file')}, "
         f"{result.size / 1e6:.1f} MB, verified, in {result.seconds:.1f} s"
@@ -53,15 +53,15 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    p = parser("backup", DESCRIPTION, EPILOG)
+    p = parser("snapshot", DESCRIPTION, EPILOG)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--db", help="the key database directory ([secretstore] path)")
     source.add_argument("--config", help="the node's TOML config (its [secretstore] path)")
-    p.add_argument("--out", help="the backup directory to create")
+    p.add_argument("--out", help="the snapshot directory to create")
     args = parse_args(p, argv)
     if isinstance(args, int):
         return args
-    return run("backup", lambda: _backup(args))
+    return run("snapshot", lambda: _snapshot(args))
 
 
 if __name__ == "__main__":
