@@ -2,10 +2,11 @@
 built from the Dockerfile on a base made here (no registry is reachable: scripts/make-base-image
 makes Debian bookworm's python3 with mmdebstrap, cached by content), then docker-compose.yml's
 3-node cluster from scripts/compose-configs, a document key stored and retrieved through it
-with the project's client, a restart that keeps the keys on the volumes, and `down -v`; and the
-`chain` profile: the dev chain in a container (anvil from npm on the same local base, as
-scripts/make-anvil-image makes it), the contracts deployed by `compose-configs --chain`, and
-the three nodes serving a key only once the ACL contract grants it.
+with the project's client, a snapshot of a running node's database copied out of its container
+(scripts/snapshot-node --container), a restart that keeps the keys on the volumes, and
+`down -v`; and the `chain` profile: the dev chain in a container (anvil from npm on the same
+local base, as scripts/make-anvil-image makes it), the contracts deployed by
+`compose-configs --chain`, and the three nodes serving a key only once the ACL contract grants it.
 
 Installs docker.io, docker-compose and mmdebstrap with apt-get when they are missing. The
 figures (base image, build, image size, start-up) are printed at the end of the run.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from secretstore.chain.devchain import DEPLOYMENT_NAME, GRANT, DevChain
 from secretstore.client.http_client import SyncKeyServerClient, requester_from_secret
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import AccessDenied
+from secretstore.storage.snapshot import verify_snapshot
 from secretstore.types import Address
 from tests.e2e.cluster import free_ports, free_ranges, http, wait_until
 from tests.e2e.system import FIGURES, ROOT, Docker, running_dockerd
@@ -164,6 +167,20 @@ def test_the_compose_cluster_stores_and_returns_a_document_key(
         FIGURES.append(
             ("compose up / every node ready", f"{up:.1f} s / {time.monotonic() - started:.1f} s")
         )
+        wait_until(
+            lambda: _health_states(docker, project) == ["healthy"] * 3,
+            60,
+            "docker to report every container healthy",
+            docker.run(
+                "inspect", "-f", "{{json .State.Health}}", f"{project}_node1_1", check=False
+            ).stdout,
+        )
+        FIGURES.append(
+            (
+                "node containers start to healthy (health check)",
+                f"{time.monotonic() - started:.1f} s",
+            )
+        )
         for i in (1, 2, 3):
             status = docker.run("exec", f"{project}_node{i}_1", "cat", "/proc/1/status").stdout
             assert any(line.split()[:2] == ["Uid:", "10001"] for line in status.splitlines())
@@ -180,6 +197,26 @@ def test_the_compose_cluster_stores_and_returns_a_document_key(
         with SyncKeyServerClient(urls[2]) as client:
             assert client.decrypt_document(key_id, requester, encrypted) == document  # shadow
 
+        # A snapshot of a running node's database, made in its container and copied out.
+        snapshot = tmp_path / "node1-snapshot"
+        copied = subprocess.run(
+            [
+                str(ROOT / "scripts" / "snapshot-node"),
+                *("--container", f"{project}_node1_1", "--out", str(snapshot)),
+            ],
+            capture_output=True,
+            text=True,
+            env=docker.env,
+            timeout=120,
+            check=False,
+        )
+        assert copied.returncode == 0, copied.stderr
+        assert ": 1 key, " in copied.stdout and "verified" in copied.stdout, copied.stdout
+        assert stat.S_IMODE(snapshot.stat().st_mode) == 0o700
+        assert verify_snapshot(snapshot) == 1
+        listing = docker.run("exec", f"{project}_node1_1", "ls", "-a", "/var/lib/secretstore")
+        assert not [name for name in listing.stdout.split() if name.startswith(".snapshot")]
+
         # The keys live on the volumes: down (keeping them) and up again, still there.
         docker.compose_run("down", env=env, timeout=120)
         restarted = time.monotonic()
@@ -191,14 +228,6 @@ def test_the_compose_cluster_stores_and_returns_a_document_key(
             # the configs' policy: no node computes a document key (plain retrieval refused)
             with pytest.raises(AccessDenied, match="plain document key retrieval"):
                 client.decrypt_document(key_id, requester, encrypted, shadow=False)
-        wait_until(
-            lambda: _health_states(docker, project) == ["healthy"] * 3,
-            60,
-            "docker to report every container healthy",
-            docker.run(
-                "inspect", "-f", "{{json .State.Health}}", f"{project}_node1_1", check=False
-            ).stdout,
-        )
     finally:
         docker.compose_run("down", "-v", env=env, timeout=180, check=False)
     volumes = docker.run("volume", "ls", "-q").stdout.split()
