@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -37,16 +38,28 @@ TEST_OPTIONS: Mapping[str, TomlValue] = {"keep_alive_interval": 1.0, "session_ti
 _TAIL = 25
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free a moment ago."""
-    sockets = [socket.socket() for _ in range(count)]
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux: 32768)."""
     try:
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+#: Ports for test nodes: below the range outgoing connections take their ports from, so that
+#: no connection on this machine takes a node's port between the check here and the node's bind.
+_LISTEN_LOW = 20000
+_LISTEN_HIGH = max(_LISTEN_LOW + 2000, min(_ephemeral_low(), 65536))
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports that were free a moment ago, outside the ephemeral range."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.randrange(_LISTEN_LOW, _LISTEN_HIGH)
+        if port not in chosen and _port_free(port):
+            chosen.append(port)
+    return chosen
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, logs: str = "") -> Any:
@@ -282,7 +295,7 @@ def free_ranges(count: int, ranges: int = 2) -> list[int]:
     """`ranges` bases of `count` consecutive ports each that were free a moment ago (for tools
     that give nodes consecutive ports)."""
     bases: list[int] = []
-    start = 30000 + (os.getpid() % 1500) * 20
+    start = _LISTEN_LOW + (os.getpid() % ((_LISTEN_HIGH - _LISTEN_LOW) // 20 - 1)) * 20
     while len(bases) < ranges:
         if all(_port_free(port) for port in range(start, start + count)):
             bases.append(start)
