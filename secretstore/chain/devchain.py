@@ -330,8 +330,7 @@ def deploy_services(
         targets = {entry: address for entry in SET_MAX_REQUESTS}
     else:
         deployed = {
-            entry: chain.deploy(name, server_set)
-            for entry, name in SERVICE_CONTRACTS.items()
+            entry: chain.deploy(name, server_set) for entry, name in SERVICE_CONTRACTS.items()
         }
         targets = deployed
     for entry, address in deployed.items():
