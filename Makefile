@@ -62,6 +62,7 @@ bench: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/chain.py
+	$(BIN)/python bench/services.py
 
 clean:
 	rm -rf $(VENV) .cluster .chain-cluster node_modules .mypy_cache .ruff_cache .pytest_cache

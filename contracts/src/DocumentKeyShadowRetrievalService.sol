@@ -186,7 +186,9 @@ abstract contract DocumentKeyShadowRetrievalService is
         uint8 keyServerIndex = requireKeyServer(keyServer);
         DocumentKeyShadowRetrievalRequest storage request =
             documentKeyShadowRetrievalRequests[retrievalId(serverKeyId, requester)];
+        // no answer to a request that is not pending (Parity's contracts say "required");
         // in the personal phase a response is always wanted (a new decryption may be needed)
+        if (request.requesterPublic.length == 0) return false;
         return request.isCommonRetrievalCompleted ||
             isResponseRequired(request.commonRetrievalResponses, keyServerIndex);
     }

@@ -91,7 +91,10 @@ abstract contract DocumentKeyStoreService is
         returns (bool)
     {
         uint8 keyServerIndex = requireKeyServer(keyServer);
-        return isResponseRequired(documentKeyStoreRequests[serverKeyId].responses, keyServerIndex);
+        DocumentKeyStoreRequest storage request = documentKeyStoreRequests[serverKeyId];
+        // no answer to a request that is not pending (Parity's contracts say "required")
+        if (request.author == address(0)) return false;
+        return isResponseRequired(request.responses, keyServerIndex);
     }
 
     function setDocumentKeyStoreFee(uint256 newFee) external onlyOwner {

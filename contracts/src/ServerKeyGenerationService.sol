@@ -99,7 +99,10 @@ abstract contract ServerKeyGenerationService is
         returns (bool)
     {
         uint8 keyServerIndex = requireKeyServer(keyServer);
-        return isResponseRequired(serverKeyGenerationRequests[serverKeyId].responses, keyServerIndex);
+        ServerKeyGenerationRequest storage request = serverKeyGenerationRequests[serverKeyId];
+        // no answer to a request that is not pending (Parity's contracts say "required")
+        if (request.author == address(0)) return false;
+        return isResponseRequired(request.responses, keyServerIndex);
     }
 
     // --- the owner -----------------------------------------------------------------------

@@ -88,9 +88,10 @@ abstract contract ServerKeyRetrievalService is
         returns (bool)
     {
         uint8 keyServerIndex = requireKeyServer(keyServer);
-        return isResponseRequired(
-            serverKeyRetrievalRequests[serverKeyId].thresholdResponses, keyServerIndex
-        );
+        ServerKeyRetrievalRequest storage request = serverKeyRetrievalRequests[serverKeyId];
+        // no answer to a request that is not pending (Parity's contracts say "required")
+        if (!request.isActive) return false;
+        return isResponseRequired(request.thresholdResponses, keyServerIndex);
     }
 
     function setServerKeyRetrievalFee(uint256 newFee) external onlyOwner {

@@ -6,8 +6,9 @@ and the APIs it serves). `ServiceCalls` reads and answers on behalf of this node
 - `pending(contract, api, block)`: every pending request of an API at a block, with whether
   this node still has to answer it (at most MAX_PENDING_READ of them);
 - `publish(request, answer)`: the answer as a transaction signed by the node key, sent only
-  if the contract says (at the latest block) this node's answer is still required, then
-  followed until it is mined; one answer per request at a time. A transaction that would
+  if this node has not had it mined already and the contract says (at the latest block) this
+  node's answer is still required, then followed until it is mined; one answer per request at
+  a time. A transaction that would
   revert or cannot be paid for raises (ContractCallFailed, TransactionFailed): the caller
   logs it and retries later. Every answer is logged with its transaction, block and gas.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 MAX_PENDING_READ: Final = 256
 #: How long an answer's transaction is followed before the node leaves it to the next retry.
 RECEIPT_TIMEOUT: Final = 60.0
+#: How many mined answers a node remembers (so that it sends none twice).
+MAX_REMEMBERED: Final = 65536
 #: Gas an answer may use beyond its estimate: the last of several answers (which publishes the
 #: result and clears the request) costs more than the estimate made before the others landed.
 ANSWER_EXTRA_GAS: Final = 300_000
@@ -123,8 +127,8 @@ class ServiceCalls:
         self._client = client
         self._receipt_timeout = receipt_timeout
         self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
-        #: personal parts published (each decryption's result is published once)
-        self._published: set[tuple[object, ...]] = set()
+        #: the answers this node got mined (none is sent twice by this process)
+        self._published: OrderedDict[tuple[object, ...], None] = OrderedDict()
 
     @property
     def account(self) -> Address:
@@ -215,7 +219,7 @@ class ServiceCalls:
 
     async def _publish(self, request: ServiceRequest, answer: Answer) -> Receipt | None:
         once = _once_key(request, answer)
-        if once is not None and once in self._published:
+        if once in self._published:
             return None
         what = f"{type(answer).__name__} for {_describe(request)}"
         if not await self.response_required(request):
@@ -238,8 +242,9 @@ class ServiceCalls:
             raise TransactionFailed(
                 f"{what}: transaction 0x{tx_hash.hex()} reverted in block #{receipt.block}"
             )
-        if once is not None:
-            self._published.add(once)
+        self._published[once] = None
+        while len(self._published) > MAX_REMEMBERED:
+            self._published.popitem(last=False)
         log.info(
             "answered %s: %s in block #%d (tx 0x%s, gas %d)",
             _describe(request),
@@ -302,12 +307,13 @@ def describe_request(request: ServiceRequest) -> str:
     return _describe(request)
 
 
-def _once_key(request: ServiceRequest, answer: Answer) -> tuple[object, ...] | None:
-    """Answers the contract keeps asking for (a personal part, while the request is pending):
-    each result is sent once by this node."""
+def _once_key(request: ServiceRequest, answer: Answer) -> tuple[object, ...]:
+    """What an answer answers, once: the request (a shadow retrieval's common and personal
+    parts apart), and for a personal part its decryption's result (the contract keeps asking
+    for one while the request is pending: a new decryption may be needed)."""
     if isinstance(answer, PersonalRetrieved):
-        return (*request.identity, answer.participants, answer.decrypted_secret.to_bytes())
-    return None
+        return (*request.identity, "personal", answer.participants, answer.decrypted_secret)
+    return (*request.identity, type(request).__name__)
 
 
 _PENDING: Final = {

@@ -125,6 +125,9 @@ def test_generation_is_published_once_every_server_reported_the_same_public(
     receipt = generation.send(abi.SERVER_KEY_GENERATED, key(1), PUBLIC, by=SERVERS[2])
     assert events(receipt, abi.SERVER_KEY_GENERATED_EVENT) == [(key(1), PUBLIC)]
     assert generation.call(abi.SERVER_KEY_GENERATION_REQUESTS_COUNT) == 0
+    # ours (not Parity's): no answer is required to a request that is not pending
+    assert not any(generation.required(required, key(1), server=i) for i in range(3))
+    assert not generation.required(required, key(9), server=0)
     # the request is gone: a late answer changes nothing
     receipt = generation.send(abi.SERVER_KEY_GENERATED, key(1), PUBLIC, by=SERVERS[0])
     assert receipt["logs"] == []
@@ -210,6 +213,8 @@ def test_retrieval_agrees_on_the_threshold_then_on_the_public(retrieval: World) 
     assert not retrieval.required(abi.IS_SERVER_KEY_RETRIEVAL_RESPONSE_REQUIRED, key(1), server=0)
     receipt = retrieval.send(abi.SERVER_KEY_RETRIEVED, key(1), PUBLIC, 1, by=SERVERS[1])
     assert events(receipt, abi.SERVER_KEY_RETRIEVED_EVENT) == [(key(1), PUBLIC)]  # 2 = t + 1
+    required = abi.IS_SERVER_KEY_RETRIEVAL_RESPONSE_REQUIRED
+    assert not retrieval.required(required, key(1), server=2)  # answered: not pending
 
 
 def test_retrieval_fails_when_most_servers_have_no_key(retrieval: World) -> None:
@@ -242,6 +247,7 @@ def test_store_is_published_once_every_server_stored(store: World) -> None:
         assert store.send(abi.DOCUMENT_KEY_STORED, key(1), by=SERVERS[i])["logs"] == []
     receipt = store.send(abi.DOCUMENT_KEY_STORED, key(1), by=SERVERS[2])
     assert events(receipt, abi.DOCUMENT_KEY_STORED_EVENT) == [(key(1),)]
+    assert not store.required(abi.IS_DOCUMENT_KEY_STORE_RESPONSE_REQUIRED, key(1), server=0)
     store.send(abi.STORE_DOCUMENT_KEY, key(2), common, encrypted, value=FEE_RETR)
     receipt = store.send(abi.DOCUMENT_KEY_STORE_ERROR, key(2), by=SERVERS[0])
     assert events(receipt, abi.DOCUMENT_KEY_STORE_ERROR_EVENT) == [(key(2),)]
@@ -299,6 +305,7 @@ def test_shadow_retrieval_common_then_personal(shadow: World) -> None:
         shadow.send(personal, key(1), requester, _mask(0, 2), PUBLIC, b"s0", by=SERVERS[0])
     shadow.send(personal, key(1), requester, _mask(0, 2), PUBLIC, b"s2", by=SERVERS[2])
     assert shadow.call(abi.DOCUMENT_KEY_SHADOW_RETRIEVAL_REQUESTS_COUNT) == 0  # t + 1 reports
+    assert not shadow.required(required, key(1), requester, server=1)
 
 
 def test_shadow_retrieval_errors(shadow: World) -> None:
