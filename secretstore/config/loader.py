@@ -14,9 +14,11 @@ from secretstore.config.model import (
     DEFAULT_HTTP_PORT,
     DEFAULT_KEEP_ALIVE_INTERVAL,
     DEFAULT_KEYS_PATH,
+    DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
     DEFAULT_PATH,
     DEFAULT_PORT,
     DEFAULT_SESSION_TIMEOUT,
+    MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
     NodeAddress,
     NodeConfig,
     ResourceLimits,
@@ -73,7 +75,9 @@ OUR_SECRETSTORE_KEYS: Final = (
     "max_sessions_per_peer", "max_pending_handshakes", "max_pending_handshakes_per_address",
     "reserved_handshakes_for_nodes",
     "require_bound_requests",
+    "node_set_change_keys_in_flight",
     "require_shadow_retrieval",
+    "audit_sync",
     "registry_address", "chain_confirmations", "chain_migration_delay", "chain_retry_interval",
     "chain_poll_interval",
 )  # fmt: skip
@@ -173,7 +177,15 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         log_level=parse_log_level(store),
         limits=_limits(store),
         require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
+        node_set_change_keys_in_flight=get_int(
+            store,
+            "secretstore.node_set_change_keys_in_flight",
+            DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
+            1,
+            MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
+        ),
         require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
+        audit_sync=get_bool(store, "secretstore.audit_sync", False),
         registry_address=parse_address(store, "secretstore.registry_address"),
         chain_confirmations=get_int(
             store, "secretstore.chain_confirmations", DEFAULT_CHAIN_CONFIRMATIONS, 0, 1000

@@ -22,6 +22,9 @@ DEFAULT_KEYS_PATH: Final = "$BASE/keys"
 DEFAULT_SESSION_TIMEOUT: Final = 30.0
 #: ours: how often an idle mesh connection sends a keep-alive.
 DEFAULT_KEEP_ALIVE_INTERVAL: Final = 10.0
+#: ours: how many keys a node set change moves at once (Parity: 64, fixed).
+DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 64
+MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 4096
 #: ours: the logging level of the node process.
 DEFAULT_LOG_LEVEL: Final = "info"
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
@@ -167,6 +170,9 @@ class SecretStoreConfig:
     require_bound_requests: bool = False
     #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
     require_shadow_retrieval: bool = False
+    #: ours: fsync every audit log entry before the release it records (off: an entry
+    #: survives a crash of the node, not a power loss just after it)
+    audit_sync: bool = False
     #: ours: where the registry contract is (Parity read it from the chain spec)
     registry_address: Address | None = None
     #: ours: the block constants, Parity's by default (overridable for tests)
@@ -174,6 +180,7 @@ class SecretStoreConfig:
     chain_migration_delay: int = DEFAULT_CHAIN_MIGRATION_DELAY
     chain_retry_interval: int = DEFAULT_CHAIN_RETRY_INTERVAL
     chain_poll_interval: float = DEFAULT_CHAIN_POLL_INTERVAL
+    node_set_change_keys_in_flight: int = DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT
 
     @property
     def uses_chain(self) -> bool:

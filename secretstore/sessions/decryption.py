@@ -37,9 +37,10 @@ the master included, finishes with its `PersonalShare` to publish on the contrac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from secretstore.audit.model import AuditFacts, Operation, facts_of
 from secretstore.crypto.curve import Point
 from secretstore.crypto.ecies import OVERHEAD, ecies_encrypt
 from secretstore.crypto.rng import random_scalar
@@ -66,6 +67,7 @@ from secretstore.errors import (
     ProtocolViolation,
     SecretStoreError,
 )
+from secretstore.sessions.audit import master_record, receipt_problem, record
 from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
 from secretstore.sessions.broadcast import (
     PersonalShare,
@@ -87,7 +89,7 @@ from secretstore.sessions.consensus import (
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import BlockRef, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 from secretstore.wire.decryption import (
@@ -226,6 +228,30 @@ def compute_job_response(
         encrypted = ecies_encrypt(requester, decrypt_shadow.to_bytes(), ctx.rng)
     return DecryptionJobResponse(
         job.session_id, job.attempt, point, encrypted, blinded_public, proof
+    )
+
+
+def release_facts(
+    key_id: ServerKeyId,
+    job: DecryptionJobRequest,
+    *,
+    master: NodeId,
+    requester: Address,
+    version: KeyShareVersion,
+    block: BlockRef | None,
+) -> AuditFacts:
+    """What every member of `job` records and signs: its group released a document key (or
+    its shadows) of `key_id` to `requester` through `master`, access decided at `block`."""
+    operation = Operation.SHADOW_RETRIEVAL if job.shadow else Operation.RETRIEVAL
+    return facts_of(
+        operation,
+        key_id,
+        session_id=job.session_id,
+        master=master,
+        requester=requester,
+        participants=job.nodes,
+        key_version=version.hash,
+        block=block,
     )
 
 
@@ -456,6 +482,9 @@ class DecryptionMaster(Session):
                 f"sent a decrypt shadow of {len(message.decrypt_shadow)} bytes, "
                 f"not {DECRYPT_SHADOW_LENGTH}"
             )
+        receipt = receipt_problem(self.ctx, sender, self._facts(job), message.receipt)
+        if receipt is not None:
+            return receipt
         statement = job.statement
         if statement is None:
             return None  # a key without commitments: nothing to check the point against
@@ -489,17 +518,15 @@ class DecryptionMaster(Session):
                 ProtocolViolation(names, "the job responses do not combine to a document key")
             )
         result: Point | ShadowResult | PersonalShare = decrypted
-        if self._origin is not None:
+        passed_on: list[Effect] = []
+        if self._origin is not None:  # broadcast: every member learns the answers
             own = job.responses[self.ctx.self_id].decrypt_shadow or b""
-            results = DecryptionJobResults(
-                self.session_id, job.attempt, member_answers(job.nodes, job.responses)
+            result = PersonalShare(job.nodes, decrypted, own)
+            answers = member_answers(job.nodes, job.responses)
+            passed_on = self.broadcast(
+                DecryptionJobResults(self.session_id, job.attempt, answers), job.nodes
             )
-            return [
-                *self.broadcast(results, job.nodes),
-                *self.consensus.completion(),
-                *self.finish(PersonalShare(job.nodes, decrypted, own)),
-            ]
-        if self.shadow:
+        elif self.shadow:
             shadows = tuple(job.responses[node].decrypt_shadow or b"" for node in job.nodes)
             result = ShadowResult(
                 decrypted,
@@ -507,7 +534,19 @@ class DecryptionMaster(Session):
                 shadows,
                 self._proofs(job),
             )
-        return self.consensus.completion() + self.finish(result)
+        receipts = {node: job.responses[node].receipt for node in job.nodes}
+        effects = master_record(self.ctx, self._facts(job), receipts)
+        return effects + passed_on + self.consensus.completion() + self.finish(result)
+
+    def _facts(self, job: _Job) -> AuditFacts:
+        return release_facts(
+            self.key_id,
+            job.request,
+            master=self.ctx.self_id,
+            requester=self._requester.address,
+            version=self._version,
+            block=self.consensus.block,
+        )
 
     def _proofs(self, job: _Job) -> ShadowRetrievalProofs | None:
         statement = job.statement
@@ -643,8 +682,19 @@ class DecryptionSlave(Session):
             )
         except SecretStoreError as exc:  # e.g. this node's policy refuses plain retrieval
             return self.fail(exc)
-        self._last_response = response
-        return [Send(self.master, response)]
+        check = self.check
+        facts = release_facts(
+            self.key_id,
+            job,
+            master=self.master,
+            requester=check.requester.address,
+            version=check.version,
+            block=check.block,
+        )
+        recorded, receipt = record(self.ctx, facts)
+        sent = replace(response, receipt=receipt)
+        self._last_response = sent
+        return [*recorded, Send(self.master, sent)]
 
     def _on_results(self, results: DecryptionJobResults) -> list[Effect]:
         job, own = self._last_job, self._last_response

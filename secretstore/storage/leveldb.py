@@ -3,6 +3,7 @@
 Layout (DB schema version 1):
     b"\\x00meta/schema"          → the DB schema version in ASCII decimal (b"1")
     b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
+    b"\\x02audit/" + u64 index   → an audit log entry (secretstore/audit/store.py)
     b"\\x03service/cursor/" + contract address (20) → the last block whose service requests
                                   were handled (chain/services/cursor.py)
 
@@ -44,7 +45,6 @@ DB_SCHEMA_VERSION: Final = 1
 SCHEMA_KEY: Final = b"\x00meta/schema"
 #: The prefix of every share record's key (metadata keys start with 0x00, so never collide).
 SHARE_PREFIX: Final = b"\x01share/"
-
 
 T = TypeVar("T")
 
@@ -152,8 +152,9 @@ class LevelDbKeyStorage:
 
     def with_db(self, action: str, use: Callable[[Any], T]) -> T:
         """`use(db)` on the open plyvel database, under this storage's lock, a plyvel error
-        raised as StorageError naming `action`: for the database's other records (their keys
-        start with a prefix of their own, never 0x00 or 0x01)."""
+        raised as StorageError naming `action`: for the database's other records (the audit
+        log, the service cursors: their keys start with prefixes of their own, never 0x00 or
+        0x01)."""
         with self._lock, self._plyvel_errors(action):
             return use(self._require_open())
 
