@@ -324,13 +324,18 @@ class ChainClient:
 
     # --- transactions -------------------------------------------------------------------------
     async def transact(
-        self, to: Address, function: Function, *args: Any, extra_gas: int = 0
+        self,
+        to: Address,
+        function: Function,
+        *args: Any,
+        extra_gas: int = 0,
+        gas_floor: int = 0,
     ) -> Hash256:
         """Send one transaction calling `function(*args)` at `to`, signed with the node key;
         its hash. ContractCallFailed when the chain says it would revert (nothing is sent).
-        `extra_gas`: gas allowed beyond the estimate's margin (the estimate is made in the
-        state before other pending transactions, which may make this one dearer; unused gas
-        is not paid for)."""
+        The gas limit is the estimate with a margin, plus `extra_gas`, and at least
+        `gas_floor`: the estimate is made in the state before other pending transactions,
+        which may make this one dearer (unused gas is not paid for)."""
         from secretstore.ethaccount import Account
 
         self.require_trusted(f"{function.name}")
@@ -354,7 +359,7 @@ class ChainClient:
                     **call,
                     "chainId": self._chain_id,
                     "nonce": nonce,
-                    "gas": int(estimate * GAS_MARGIN) + extra_gas,
+                    "gas": max(int(estimate * GAS_MARGIN) + extra_gas, gas_floor),
                     "gasPrice": await eth.gas_price,
                 }
                 signed = Account.sign_transaction(transaction, self._key.secret.to_bytes())

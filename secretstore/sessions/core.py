@@ -5,7 +5,8 @@ key shares through a synchronous port and returns effects; it never writes, send
 
 Exclusive sessions (the node set change): while one is in the table no other session starts
 here (a master fails, a slave's master is told, both with ExclusiveSessionActive); sessions
-already running go on, and the exclusive session hears `on_drained` once it is alone.
+already running go on, and the exclusive session hears `on_drained` once it is alone. When it
+leaves the table (finished or failed) every `on_exclusive_end` listener is called with it.
 
 Session limit: a peer may have at most `max_sessions_per_peer` sessions open here as their
 master. An initialising message beyond that is refused before its slave factory runs, with a
@@ -111,6 +112,7 @@ class NodeCore:
         self._held: dict[SessionId, tuple[NodeId, Any, OriginClaim]] = {}
         #: sessions serving a contract's request → the claim their origin check confirmed
         self._origins: dict[SessionId, OriginClaim] = {}
+        self._exclusive_ended: list[Callable[[Session], None]] = []
 
     # --- queries --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -133,6 +135,11 @@ class NodeCore:
     def is_writing(self, key_id: ServerKeyId) -> bool:
         """Whether a session that writes `key_id` (generation, store) runs here now."""
         return key_id in self._writing
+
+    def on_exclusive_end(self, listener: Callable[[Session], None]) -> None:
+        """Call `listener(session)` whenever an exclusive session (a node set change) leaves
+        the table, finished or failed (the session says which); it must not raise."""
+        self._exclusive_ended.append(listener)
 
     def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
         """The cluster's node set changed (the key server set contract, or `nodes` re-read on
@@ -343,6 +350,8 @@ class NodeCore:
         out += self._forget(session)
         if self._exclusive == sid:
             self._exclusive = None
+            for listener in self._exclusive_ended:
+                listener(session)
         failure = next((e for e in effects if isinstance(e, Fail)), None)
         claim = self._origins.pop(sid, None)
         if claim is not None:
