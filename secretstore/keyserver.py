@@ -21,7 +21,7 @@ from secretstore.crypto.rng import Rng
 from secretstore.errors import InvalidRequest, UnboundRequest
 from secretstore.http.port import EncryptedRelease, ShadowRetrieval
 from secretstore.sessions.admin.node_set_change import ChangeNodeSet
-from secretstore.sessions.broadcast import PersonalShare
+from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
 from secretstore.sessions.consensus import Requester, recover_requester_of
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
@@ -177,12 +177,13 @@ class KeyServer:
 
     async def retrieve_document_key_personal(
         self, key_id: ServerKeyId, origin: ServiceOrigin
-    ) -> PersonalShare:
+    ) -> PersonalShare | ServedByMembers:
         """The personal part of a service contract's shadow retrieval (`origin` names the
         requester's public): a broadcast shadow decryption whose every member publishes its
-        own part; this node's part."""
+        own part; this node's part, or ServedByMembers when this node holds no share of the
+        version and a holder served it (this node then publishes nothing)."""
         request = RetrieveDocumentKey(key_id, b"", shadow=True, block=self._pin(), origin=origin)
-        share: PersonalShare = await self._cluster.request(request)
+        share: PersonalShare | ServedByMembers = await self._cluster.request(request)
         return share
 
     # --- signing ----------------------------------------------------------------------------

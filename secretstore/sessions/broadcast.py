@@ -7,7 +7,11 @@ members (`DecryptionJobResults`), and each member checks them itself: the group 
 its own answer is the one it sent, and, for a key with commitments, every other member's proof
 verifies against the member's share public (crypto/shadow_proofs.py) before it computes
 D = E − (−1)^t·a⁻¹·Σ P_i. A master cannot make a member publish a D the answers do not give.
-For a key without commitments the points cannot be checked (as Parity). Pure.
+For a key without commitments the points cannot be checked (as Parity).
+
+A master that holds no share of the version the holders agree on delegates the retrieval to a
+holder (sessions/jobs/delegation.py); its result is then `ServedByMembers`: it is no member
+and publishes nothing. Pure.
 """
 
 from __future__ import annotations
@@ -32,6 +36,15 @@ class PersonalShare:
     participants: tuple[NodeId, ...]
     decrypted_secret: Point
     decrypt_shadow: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ServedByMembers:
+    """The end of a broadcast retrieval on a master that delegated it: `delegate` ran it among
+    `participants` (ascending node ids, the delegate among them), who publish their parts."""
+
+    delegate: NodeId
+    participants: tuple[NodeId, ...]
 
 
 def member_answers(

@@ -3,12 +3,13 @@
 A session started for a contract's request carries its origin: a SERVICE_REQUEST requester
 proof (wire/requester.py `ServiceOrigin`: the contract, the block at which the request is
 pending, the requester as the contract names it). No node takes the master's word for it:
-NodeCore holds every initialising message that carries one (`claim_of`), asks its driver to
-read the request from the contract at that block (`CheckOrigin`: the contract must be one this
-node serves, and hold exactly this request there), and creates the slave only once the answer
-is yes; otherwise it refuses the master with AccessDenied. When such a session ends, NodeCore
-reports its outcome (`OriginOutcome`), so that every participant publishes its own response
-on the contract. Pure.
+NodeCore holds every initialising message that carries one (`claim_of`: a generation's, a
+decryption's, a delegated retrieval's), asks its driver to read the request from the contract
+at that block (`CheckOrigin`: the contract must be one this node serves, and hold exactly this
+request there), and creates the slave only once the answer is yes; otherwise it refuses the
+master with ConsensusUnreachable (not confirmed here, perhaps not yet). When such a session
+ends, NodeCore reports its outcome (`OriginOutcome`), so that every participant publishes its
+own response on the contract. Pure.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from secretstore.errors import SecretStoreError
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.decryption import DecryptionRequest
+from secretstore.wire.delegation import DelegatedRequest
 from secretstore.wire.generation import InitializeGeneration
 from secretstore.wire.requester import ServiceOrigin
 
@@ -77,8 +79,8 @@ def claim_of(message: object) -> OriginClaim | None:
         return OriginClaim(
             OriginKind.SERVER_KEY_GENERATION, origin, message.key_id, message.threshold
         )
-    if isinstance(message, DecryptionRequest):
-        origin = message.access.origin
+    if isinstance(message, DecryptionRequest | DelegatedRequest):
+        origin = message.access.origin if isinstance(message, DecryptionRequest) else message.origin
         if origin is None:
             return None
         return OriginClaim(OriginKind.DOCUMENT_KEY_PERSONAL_RETRIEVAL, origin, message.key_id)

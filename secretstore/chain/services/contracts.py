@@ -6,11 +6,12 @@ and the APIs it serves). `ServiceCalls` reads and answers on behalf of this node
 - `pending(contract, api, block)`: every pending request of an API at a block, with whether
   this node still has to answer it (at most MAX_PENDING_READ of them);
 - `publish(request, answer)`: the answer as a transaction signed by the node key, sent only
-  if this node has not had it mined already and the contract says (at the latest block) this
-  node's answer is still required, then followed until it is mined; one answer per request at
-  a time. A transaction that would
-  revert or cannot be paid for raises (ContractCallFailed, TransactionFailed): the caller
-  logs it and retries later. Every answer is logged with its transaction, block and gas.
+  if this node has not had it mined in the last blocks (`remember_blocks`, in the same key
+  server set: a change makes the contracts forget the answers) and the contract says (at the
+  latest block) this node's answer is still required, then followed until it is mined; one
+  answer per request at a time. A transaction that would revert or cannot be paid for raises
+  (ContractCallFailed, TransactionFailed): the caller logs it and retries later. Every answer
+  is logged with its transaction, block and gas.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -57,6 +58,8 @@ MAX_PENDING_READ: Final = 256
 RECEIPT_TIMEOUT: Final = 60.0
 #: How many mined answers a node remembers (so that it sends none twice).
 MAX_REMEMBERED: Final = 65536
+#: For how many blocks after its own answer was mined a node takes it as given (by default).
+REMEMBER_BLOCKS: Final = 30
 #: Gas an answer may use beyond its estimate: the last of several answers (which publishes the
 #: result and clears the request) costs more than the estimate made before the others landed.
 ANSWER_EXTRA_GAS: Final = 300_000
@@ -123,12 +126,27 @@ def node_address(node: NodeId) -> Address:
 class ServiceCalls:
     """Reads and answers the service contracts as this node (its account)."""
 
-    def __init__(self, client: ChainClient, receipt_timeout: float = RECEIPT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        client: ChainClient,
+        receipt_timeout: float = RECEIPT_TIMEOUT,
+        *,
+        key_servers: Callable[[], frozenset[NodeId]] = frozenset,
+        remember_blocks: int = REMEMBER_BLOCKS,
+    ) -> None:
+        """An answer this node had mined is not sent again within `remember_blocks` blocks
+        of the one that mined it while the key server set (`key_servers`, the current set)
+        stays the same: Parity's contracts say an answer is required for a request that is
+        no longer pending, and the pending requests are read some blocks below the latest.
+        Past that, or after a change of the set (the contracts then forget the answers given
+        so far), the contract's word decides."""
         self._client = client
         self._receipt_timeout = receipt_timeout
+        self._key_servers = key_servers
+        self._remember_blocks = remember_blocks
         self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
-        #: the answers this node got mined (none is sent twice by this process)
-        self._published: OrderedDict[tuple[object, ...], None] = OrderedDict()
+        #: the answers this node got mined → the block that mined each
+        self._published: OrderedDict[tuple[object, ...], int] = OrderedDict()
 
     @property
     def account(self) -> Address:
@@ -218,8 +236,10 @@ class ServiceCalls:
                         del self._locks[key]
 
     async def _publish(self, request: ServiceRequest, answer: Answer) -> Receipt | None:
-        once = _once_key(request, answer)
-        if once in self._published:
+        once = (self._key_servers(), *_once_key(request, answer))
+        mined = self._published.get(once)
+        head = self._client.head
+        if mined is not None and (head is None or head.number < mined + self._remember_blocks):
             return None
         what = f"{type(answer).__name__} for {_describe(request)}"
         if not await self.response_required(request):
@@ -242,7 +262,8 @@ class ServiceCalls:
             raise TransactionFailed(
                 f"{what}: transaction 0x{tx_hash.hex()} reverted in block #{receipt.block}"
             )
-        self._published[once] = None
+        self._published[once] = receipt.block
+        self._published.move_to_end(once)
         while len(self._published) > MAX_REMEMBERED:
             self._published.popitem(last=False)
         log.info(

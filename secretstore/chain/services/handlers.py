@@ -13,7 +13,9 @@ started (Parity's listener rules, with ours where noted).
 - Shadow retrieval, common part: every node checks the requester's access itself, then
   answers with the common point (negated for an odd threshold) and the threshold.
 - Shadow retrieval, personal part: only the range owner starts the broadcast decryption; every
-  member publishes its part from its session's outcome.
+  member publishes its part from its session's outcome. A range owner that holds no share of
+  the key (a node added to the set before a node set change gave it shares) delegates it to
+  a holder (sessions/jobs/delegation.py) and publishes nothing itself.
 
 A request that cannot be served for good (`is_final`: refused, no such key, bad input) is
 answered with the contract's error; any other failure (a node not connected, a timeout, the
@@ -59,7 +61,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
 )
 from secretstore.keyserver import KeyServer
-from secretstore.sessions.broadcast import PersonalShare
+from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
 from secretstore.sessions.encryption import updated_share
 from secretstore.sessions.origin import OriginClaim, OriginKind, OriginOutcome
 from secretstore.storage.port import KeyStorage
@@ -223,6 +225,14 @@ class ServiceHandlers:
             if not is_final(exc):
                 raise
             await self._answer(request, Failed(str(exc)))
+            return
+        if isinstance(share, ServedByMembers):
+            log.info(
+                "%s: served by node %s (this node holds no share); members %s publish",
+                describe_request(request),
+                share.delegate[:4].hex(),
+                ", ".join(node[:4].hex() for node in share.participants),
+            )
             return
         await self._answer(request, _personal(share))
 

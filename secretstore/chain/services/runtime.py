@@ -92,7 +92,11 @@ def attach_services(
         )
         contracts.append(ServiceContract(address, apis))
         log.info("serving %s (%s)", address.describe(), ", ".join(sorted(a.value for a in apis)))
-    calls = ServiceCalls(client)
+    calls = ServiceCalls(
+        client,
+        key_servers=lambda: frozenset(membership.cluster),
+        remember_blocks=store.chain_retry_interval,
+    )
 
     def served(api: ServiceApi) -> frozenset[Address]:
         return frozenset(

@@ -1,0 +1,80 @@
+"""A node's answers on a real service contract: none is sent twice while the key server set
+stays, and a change of the set (which makes the contract forget its answers) has it answer
+again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from secretstore.chain.client import ChainClient
+from secretstore.chain.devchain import ADD_KEY_SERVER, ONE_ETHER, REMOVE_KEY_SERVER, Anvil, DevChain
+from secretstore.chain.services import abi
+from secretstore.chain.services.contracts import Generated, ServiceCalls
+from secretstore.chain.services.requests import GenerationRequest
+from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.keys import KeyPair
+from secretstore.crypto.rng import SeededRng
+from secretstore.types import NodeId, ServerKeyId
+from tests.integration.chain.service_helpers import events
+
+pytestmark = pytest.mark.chain
+
+NODE = KeyPair.generate(SeededRng(b"answering node"))
+PEER = KeyPair.generate(SeededRng(b"answering peer"))
+PASSING = KeyPair.generate(SeededRng(b"passing server"))
+CLIENT = KeyPair.generate(SeededRng(b"answering client"))
+KEY_ID = ServerKeyId(b"\x63" * 32)
+PUBLIC = Point.base_mul(Scalar(5))
+
+
+async def wait_for_head(client: ChainClient, number: int) -> None:
+    for _ in range(200):
+        if client.head is not None and client.head.number >= number:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the client did not see block {number}")
+
+
+async def test_an_answer_is_sent_once_per_key_server_set(anvil: Anvil, dev: DevChain) -> None:
+    server_set = dev.deploy("OwnedKeyServerSet")
+    for i, server in enumerate((NODE, PEER)):
+        dev.transact(server_set, ADD_KEY_SERVER, server.node_id, f"127.0.0.1:{i + 1}")
+    service = dev.deploy("SecretStoreServerKeyGenerationService", server_set)
+    for account in (NODE, PEER, PASSING, CLIENT):
+        dev.fund(account.address)
+    dev.transact(
+        service, abi.GENERATE_SERVER_KEY, KEY_ID, 1, sender=CLIENT.address, value=ONE_ETHER
+    )
+    current = [frozenset({NodeId(NODE.node_id), NodeId(PEER.node_id)})]
+    client = ChainClient(anvil.url, NODE, poll_interval=0.05)
+    await client.start()
+    try:
+        calls = ServiceCalls(client, key_servers=lambda: current[0], remember_blocks=6)
+        request = GenerationRequest(service, KEY_ID, CLIENT.address, 1)
+        first = await calls.publish(request, Generated(PUBLIC))
+        assert first is not None and first.succeeded
+        assert await calls.publish(request, Generated(PUBLIC)) is None  # not twice
+        # the owner changes the set and back before this node notices: the contract forgets
+        # the answers given so far, and asks for this node's again
+        dev.transact(server_set, ADD_KEY_SERVER, PASSING.node_id, "127.0.0.1:3")
+        dev.transact(server_set, REMOVE_KEY_SERVER, PASSING.address)
+        assert await calls.response_required(request)
+        assert await calls.publish(request, Generated(PUBLIC)) is None  # taken as given a while
+        dev.mine(6)
+        await wait_for_head(client, first.block + 6)
+        again = await calls.publish(request, Generated(PUBLIC))  # then the contract decides
+        assert again is not None and again.succeeded
+        # a change of the set this node sees: it answers again at once
+        dev.transact(server_set, ADD_KEY_SERVER, PASSING.node_id, "127.0.0.1:3")
+        current[0] = current[0] | {NodeId(PASSING.node_id)}
+        third = await calls.publish(request, Generated(PUBLIC))
+        assert third is not None and third.succeeded
+        for server in (PEER, PASSING):
+            receipt = dev.transact(
+                service, abi.SERVER_KEY_GENERATED, KEY_ID, PUBLIC.to_bytes(), sender=server.address
+            )
+        assert events(receipt, abi.SERVER_KEY_GENERATED_EVENT) == [(KEY_ID, PUBLIC.to_bytes())]
+    finally:
+        await client.stop()
