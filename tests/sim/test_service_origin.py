@@ -4,6 +4,7 @@ broadcast shadow retrieval gives every member the same checked result."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import pytest
@@ -13,11 +14,11 @@ from hypothesis import strategies as st
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.document import decrypt_with_shadow_coefficients
 from secretstore.crypto.ecies import ecies_decrypt
-from secretstore.crypto.keys import KeyPair
+from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.shadow import make_common_shadow_point
 from secretstore.errors import ConsensusUnreachable, InvalidRequest, ProtocolViolation
-from secretstore.sessions.base import Fail, Finish
+from secretstore.sessions.base import Fail, Finish, Send, short
 from secretstore.sessions.broadcast import PersonalShare
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
@@ -278,3 +279,107 @@ def test_the_origin_travels_in_the_access_request() -> None:
     assert inits and all(m.access.origin == personal_request().origin for m in inits)
     assert all(m.access.requester_signature == b"" for m in inits)
     assert not any(isinstance(r, Finish) for r in net.node(0).results.values())
+
+
+def lying_master(net: SimNetwork, lie: Callable[[NodeId, object], list[object]]) -> None:
+    """Node 0 rewrites what it sends: `lie(to, message)` gives the messages sent instead."""
+    master = net.node(0)
+    original = master.core.on_message
+
+    def send_lies(sender: NodeId, message: object) -> list[object]:
+        out: list[object] = []
+        for effect in original(sender, message):
+            if isinstance(effect, Send):
+                out += [Send(effect.to, m) for m in lie(effect.to, effect.message)]
+            else:
+                out.append(effect)
+        return out
+
+    master.core.on_message = send_lies  # type: ignore[method-assign,assignment]
+
+
+def bend(point: Point) -> Point:
+    return point + Point.base_mul(Scalar(1))
+
+
+RESULT_LIES: dict[str, Callable[[NodeId, DecryptionJobResults], list[object]]] = {
+    "another group": lambda to, m: [replace(m, answers=m.answers[:-1])],
+    "another order": lambda to, m: [replace(m, answers=m.answers[::-1])],
+    "its own answer replaced": lambda to, m: [
+        replace(
+            m,
+            answers=tuple(
+                replace(a, shadow_point=bend(a.shadow_point)) if a.node == to else a
+                for a in m.answers
+            ),
+        )
+    ],
+    "an answer without its proof": lambda to, m: [
+        replace(
+            m,
+            answers=tuple(
+                replace(a, proof=None, blinded_public=None) if a.node != to else a
+                for a in m.answers
+            ),
+        )
+    ],
+    "another attempt": lambda to, m: [replace(m, attempt=m.attempt + 1)],
+    "the results twice": lambda to, m: [m, m],
+}
+
+RESULT_PROBLEMS = {
+    "another group": "another group than the job's",
+    "another order": "another group than the job's",
+    "its own answer replaced": "another answer than this node's own",
+    "an answer without its proof": "without its proof",
+    "another attempt": "a job this node did not answer",
+    "the results twice": "twice",
+}
+
+
+@pytest.mark.parametrize("lie", sorted(RESULT_LIES))
+def test_every_member_refuses_results_a_master_bent(lie: str) -> None:
+    net = retrieval_world(2, 3, 0)
+
+    def rewrite(to: NodeId, message: object) -> list[object]:
+        if isinstance(message, DecryptionJobResults):
+            return RESULT_LIES[lie](to, message)
+        return [message]
+
+    lying_master(net, rewrite)
+    net.start(0, personal_request())
+    net.run()
+    for index in (1, 2):
+        [outcome] = net.node(index).outcomes
+        assert outcome.result is None  # nothing to publish
+        assert isinstance(outcome.error, ProtocolViolation)
+        assert RESULT_PROBLEMS[lie] in str(outcome.error)
+        assert outcome.error.node == short(net.order[0])
+
+
+def test_results_in_a_retrieval_that_is_not_broadcast_are_a_violation() -> None:
+    net = retrieval_world(2, 3, 0)
+    stolen: list[DecryptionJobResults] = []
+
+    def inject(to: NodeId, message: object) -> list[object]:
+        if isinstance(message, DecryptionJobResults):
+            stolen.append(message)
+        return [message]
+
+    lying_master(net, inject)
+    net.start(0, personal_request())
+    net.run()
+    [results] = stolen[:1]
+    signature = sign_recoverable(REQUESTER.secret, KEY_ID)
+    sid = net.start(0, RetrieveDocumentKey(KEY_ID, signature, shadow=True))
+
+    def add_results(to: NodeId, message: object) -> list[object]:
+        if type(message).__name__ == "DecryptionJobRequest":
+            return [message, replace(results, session_id=sid)]
+        return [message]
+
+    lying_master(net, add_results)
+    net.run()
+    failures = [r for n in (1, 2) for r in [net.node(n).results.get(sid)] if isinstance(r, Fail)]
+    assert failures and all(isinstance(f.error, ProtocolViolation) for f in failures)
+    assert all("sent DecryptionJobResults" in str(f.error) for f in failures)
