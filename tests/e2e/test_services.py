@@ -25,6 +25,7 @@ from secretstore.chain.devchain import (
     deploy_services,
 )
 from secretstore.chain.services.client import ServiceClient
+from secretstore.chain.services.owner import range_owner
 from secretstore.client import jsonrpc
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import KeyPair
@@ -248,6 +249,57 @@ def test_a_node_restarted_while_requests_are_pending_answers_each_once(world: Wo
         ):
             wait_until(lambda: _answers(node, what, key_id), 10, f"{node.name}: {what}")  # noqa: B023
             assert _answers(node, what, key_id) == 1, (node.name, what)
+
+
+def test_a_shadow_retrieval_whose_range_owner_is_down_is_served_once_after_its_restart(
+    world: World,
+) -> None:
+    alice = world.client("alice")
+    key_id = b"\x75" * 32
+    public = world.generate(alice, key_id)
+    encrypted_key = world.store(alice, key_id, public)
+    document = b"asked for while its range owner was down"
+    encrypted = world.rpc(
+        "secretstore_encrypt",
+        "0x" + alice.key.address.hex(),
+        PASSWORD,
+        encrypted_key,
+        "0x" + document.hex(),
+    )
+    world.grant(alice, key_id)
+    owner = range_owner([node.node_id for node in world.cluster.nodes], key_id)
+    down = next(node for node in world.cluster.nodes if node.node_id == owner)
+    down.terminate()
+    sent = alice.retrieve_document_key_shadow(key_id)
+    # the two others answer the common part (more than half); the personal part waits for
+    # the range owner, which alone starts it
+    common_names = ("DocumentKeyCommonRetrieved", "DocumentKeyShadowRetrievalError")
+    first = alice.wait_for(alice.shadow, common_names, key_id, sent.block, timeout=30)
+    assert first[0].name == "DocumentKeyCommonRetrieved", world.cluster.logs()
+    wait_until(lambda: world.dev.block_number > first[0].block + 3, 30, "blocks without it")
+    personal_names = ("DocumentKeyPersonalRetrieved",)
+    assert alice.events(alice.shadow, personal_names, key_id, sent.block) == []
+    down.start()
+    world.cluster.wait_ready(timeout=60)
+    common, personal = alice.shadow_retrieved(key_id, sent.block)
+    assert common.name == "DocumentKeyCommonRetrieved" and len(personal) == 2
+    decrypted = world.rpc(
+        "secretstore_shadowDecrypt",
+        "0x" + alice.key.address.hex(),
+        PASSWORD,
+        "0x" + bytes(personal[0].args["decryptedSecret"]).hex(),
+        "0x" + bytes(common.args["commonPoint"]).hex(),
+        ["0x" + bytes(e.args["shadow"]).hex() for e in personal],
+        encrypted,
+    )
+    assert bytes.fromhex(str(decrypted)[2:]) == document
+    wait_until(lambda: world.dev.block_number > common.block + 6, 30, "a retry interval")
+    # answered once: one common event, t + 1 personal ones, no node answered a part twice
+    assert len(alice.events(alice.shadow, common_names, key_id, sent.block)) == 1
+    assert len(alice.events(alice.shadow, personal_names, key_id, sent.block)) == 2
+    for node in world.cluster.nodes:
+        for what in ("shadow retrieval (common part)", "shadow retrieval (personal part)"):
+            assert _answers(node, what, key_id) <= 1, (node.name, what)
 
 
 def test_twenty_concurrent_requests(world: World) -> None:

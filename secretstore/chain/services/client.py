@@ -46,11 +46,12 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One answer event: its name, arguments and block."""
+    """One answer event: its name, arguments, block and the transaction that emitted it."""
 
     name: str
     args: dict[str, Any]
     block: int
+    transaction: bytes = b""
 
 
 def client_api(name: str, w3: Web3, address: Address) -> Contract:
@@ -136,10 +137,22 @@ class ServiceClient:
                     (
                         item["blockNumber"],
                         item["logIndex"],
-                        Event(name, dict(item["args"]), item["blockNumber"]),
+                        Event(
+                            name,
+                            dict(item["args"]),
+                            item["blockNumber"],
+                            bytes(item["transactionHash"]),
+                        ),
                     )
                 )
         return [event for _, _, event in sorted(found, key=lambda f: (f[0], f[1]))]
+
+    def _sender(self, event: Event, known: dict[bytes, str]) -> str:
+        """The account that sent the transaction which emitted `event` (looked up once)."""
+        if event.transaction not in known:
+            transaction = self.w3.eth.get_transaction(event.transaction)  # type: ignore[arg-type]
+            known[event.transaction] = str(transaction["from"])
+        return known[event.transaction]
 
     def wait_for(
         self,
@@ -180,12 +193,15 @@ class ServiceClient:
         self, key_id: bytes, since: int, timeout: float = 60.0
     ) -> tuple[Event, list[Event]]:
         """The common event and threshold + 1 personal events with the same decrypted
-        secret (or the error event alone)."""
+        secret, each from another key server (or the error event alone). A key server may
+        publish several personal events (one per participants mask it names): only its first
+        for a decrypted secret counts, so a lying server alone never makes up a group."""
         names = (
             "DocumentKeyCommonRetrieved",
             "DocumentKeyPersonalRetrieved",
             "DocumentKeyShadowRetrievalError",
         )
+        senders: dict[bytes, str] = {}
         deadline = time.monotonic() + timeout
         while True:
             found = [
@@ -197,11 +213,12 @@ class ServiceClient:
             if errors:
                 return errors[0], []
             common = [e for e in found if e.name == "DocumentKeyCommonRetrieved"]
-            groups: dict[bytes, list[Event]] = {}
+            groups: dict[bytes, dict[str, Event]] = {}
             for e in found:
                 if e.name == "DocumentKeyPersonalRetrieved":
-                    groups.setdefault(bytes(e.args["decryptedSecret"]), []).append(e)
-            personal = max(groups.values(), key=len, default=[])
+                    sender = self._sender(e, senders)
+                    groups.setdefault(bytes(e.args["decryptedSecret"]), {}).setdefault(sender, e)
+            personal = list(max(groups.values(), key=len, default={}).values())
             if common and len(personal) >= int(common[0].args["threshold"]) + 1:
                 return common[0], personal  # t + 1 parts of one decryption
             if time.monotonic() > deadline:

@@ -8,11 +8,11 @@ import asyncio
 
 import pytest
 
-from secretstore.chain.client import ChainClient
+from secretstore.chain.client import ChainClient, ContractCallFailed
 from secretstore.chain.devchain import ADD_KEY_SERVER, ONE_ETHER, REMOVE_KEY_SERVER, Anvil, DevChain
 from secretstore.chain.services import abi
-from secretstore.chain.services.contracts import Generated, ServiceCalls
-from secretstore.chain.services.requests import GenerationRequest
+from secretstore.chain.services.contracts import Generated, PersonalRetrieved, ServiceCalls
+from secretstore.chain.services.requests import GenerationRequest, PersonalRetrievalRequest
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
@@ -76,5 +76,58 @@ async def test_an_answer_is_sent_once_per_key_server_set(anvil: Anvil, dev: DevC
                 service, abi.SERVER_KEY_GENERATED, KEY_ID, PUBLIC.to_bytes(), sender=server.address
             )
         assert events(receipt, abi.SERVER_KEY_GENERATED_EVENT) == [(KEY_ID, PUBLIC.to_bytes())]
+    finally:
+        await client.stop()
+
+
+async def test_an_answer_that_would_revert_is_refused_by_name_and_sent_when_it_can_be(
+    anvil: Anvil, dev: DevChain
+) -> None:
+    """A personal part answered before the contract has the common part: the chain says the
+    transaction would revert, nothing is sent, and the error names the function, the
+    contract and the reason; once the common part is in, the same answer is sent."""
+    server_set = dev.deploy("OwnedKeyServerSet")
+    for i, server in enumerate((NODE, PEER)):
+        dev.transact(server_set, ADD_KEY_SERVER, server.node_id, f"127.0.0.1:{i + 1}")
+    service = dev.deploy("SecretStoreDocumentKeyShadowRetrievalService", server_set)
+    for account in (NODE, PEER, CLIENT):
+        dev.fund(account.address)
+    dev.transact(
+        service,
+        abi.RETRIEVE_DOCUMENT_KEY_SHADOW,
+        KEY_ID,
+        CLIENT.node_id,
+        sender=CLIENT.address,
+        value=ONE_ETHER,
+    )
+    nodes = frozenset({NodeId(NODE.node_id), NodeId(PEER.node_id)})
+    client = ChainClient(anvil.url, NODE, poll_interval=0.05)
+    await client.start()
+    try:
+        calls = ServiceCalls(client, key_servers=lambda: nodes, remember_blocks=6)
+        request = PersonalRetrievalRequest(service, KEY_ID, CLIENT.node_id)
+        answer = PersonalRetrieved(
+            (NodeId(NODE.node_id), NodeId(PEER.node_id)), PUBLIC, b"a decrypt shadow"
+        )
+        before = dev.block_number
+        with pytest.raises(ContractCallFailed) as refused:
+            await calls.publish(request, answer)
+        text = str(refused.value)
+        assert "documentKeyPersonalRetrieved" in text and "would revert" in text
+        assert "0x" + service.hex() in text and "the common part is not retrieved yet" in text
+        assert dev.block_number == before  # nothing was sent
+        for server in (NODE, PEER):
+            dev.transact(
+                service,
+                abi.DOCUMENT_KEY_COMMON_RETRIEVED,
+                KEY_ID,
+                CLIENT.address,
+                PUBLIC.to_bytes(),
+                1,
+                sender=server.address,
+            )
+        receipt = await calls.publish(request, answer)
+        assert receipt is not None and receipt.succeeded
+        assert dev.call(service, abi.DOCUMENT_KEY_SHADOW_RETRIEVAL_REQUESTS_COUNT) == 1
     finally:
         await client.stop()

@@ -16,6 +16,7 @@ from secretstore.chain.devchain import (
     DevChainError,
 )
 from secretstore.chain.services import abi
+from secretstore.chain.services.client import ServiceClient
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
 from tests.integration.chain.service_helpers import events
@@ -327,6 +328,86 @@ def test_shadow_retrieval_errors(shadow: World) -> None:
     assert events(receipt, abi.DOCUMENT_KEY_SHADOW_RETRIEVAL_ERROR_EVENT) == [
         (key(2), bytes(12) + requester)
     ]
+
+
+# --- a key server that lies or replays -------------------------------------------------------
+
+WRONG = b"\x09" * 64
+
+
+def test_a_lying_or_replaying_server_is_outvoted_in_a_retrieval(retrieval: World) -> None:
+    published = abi.SERVER_KEY_RETRIEVED_EVENT
+    # server 0 reports another public, and again: its answer counts once
+    retrieval.send(abi.RETRIEVE_SERVER_KEY, key(1), value=FEE_RETR)
+    assert retrieval.send(abi.SERVER_KEY_RETRIEVED, key(1), WRONG, 1, by=SERVERS[0])["logs"] == []
+    assert retrieval.send(abi.SERVER_KEY_RETRIEVED, key(1), WRONG, 1, by=SERVERS[0])["logs"] == []
+    assert retrieval.send(abi.SERVER_KEY_RETRIEVED, key(1), PUBLIC, 1, by=SERVERS[1])["logs"] == []
+    receipt = retrieval.send(abi.SERVER_KEY_RETRIEVED, key(1), PUBLIC, 1, by=SERVERS[2])
+    assert events(receipt, published) == [(key(1), PUBLIC)]
+    # server 1 reports another threshold with another public after an honest answer
+    retrieval.send(abi.RETRIEVE_SERVER_KEY, key(2), value=FEE_RETR)
+    retrieval.send(abi.SERVER_KEY_RETRIEVED, key(2), PUBLIC, 1, by=SERVERS[0])
+    assert retrieval.send(abi.SERVER_KEY_RETRIEVED, key(2), WRONG, 2, by=SERVERS[1])["logs"] == []
+    receipt = retrieval.send(abi.SERVER_KEY_RETRIEVED, key(2), PUBLIC, 1, by=SERVERS[2])
+    assert events(receipt, published) == [(key(2), PUBLIC)]
+    # a lying server's error does not outvote two honest answers either
+    retrieval.send(abi.RETRIEVE_SERVER_KEY, key(3), value=FEE_RETR)
+    assert retrieval.send(abi.SERVER_KEY_RETRIEVAL_ERROR, key(3), by=SERVERS[0])["logs"] == []
+    retrieval.send(abi.SERVER_KEY_RETRIEVED, key(3), PUBLIC, 1, by=SERVERS[1])
+    receipt = retrieval.send(abi.SERVER_KEY_RETRIEVED, key(3), PUBLIC, 1, by=SERVERS[2])
+    assert events(receipt, published) == [(key(3), PUBLIC)]
+
+
+def test_a_replayed_store_answer_counts_once(store: World) -> None:
+    common, encrypted = b"\x01" * 64, b"\x02" * 64
+    store.send(abi.STORE_DOCUMENT_KEY, key(1), common, encrypted, value=FEE_RETR)
+    for _ in range(3):
+        assert store.send(abi.DOCUMENT_KEY_STORED, key(1), by=SERVERS[0])["logs"] == []
+    assert store.send(abi.DOCUMENT_KEY_STORED, key(1), by=SERVERS[1])["logs"] == []
+    receipt = store.send(abi.DOCUMENT_KEY_STORED, key(1), by=SERVERS[2])
+    assert events(receipt, abi.DOCUMENT_KEY_STORED_EVENT) == [(key(1),)]
+
+
+def test_a_lying_server_neither_sets_the_common_part_nor_makes_up_a_personal_one(
+    dev: DevChain,
+) -> None:
+    """Server 0 lies in every answer of a shadow retrieval: another common point and
+    threshold, then a decrypted secret of its own under each participants mask it may name.
+    The honest servers' answers are published, and a client of the ClientApi takes the
+    honest parts only (the liar's events are in the logs too)."""
+    world = World(dev, "SecretStoreService")
+    service = world.service
+    client = ServiceClient(
+        dev.url,
+        CLIENT,
+        generation=service,
+        retrieval=service,
+        store=service,
+        shadow_retrieval=service,
+    )
+    requester = CLIENT.address
+    sent = client.retrieve_document_key_shadow(key(1))
+    common = b"\x05" * 64
+    common_retrieved = abi.DOCUMENT_KEY_COMMON_RETRIEVED
+    assert world.send(common_retrieved, key(1), requester, WRONG, 1, by=SERVERS[0])["logs"] == []
+    assert world.send(common_retrieved, key(1), requester, common, 2, by=SERVERS[0])["logs"] == []
+    assert world.send(common_retrieved, key(1), requester, common, 1, by=SERVERS[1])["logs"] == []
+    receipt = world.send(common_retrieved, key(1), requester, common, 1, by=SERVERS[2])
+    assert events(receipt, abi.DOCUMENT_KEY_COMMON_RETRIEVED_EVENT) == [
+        (key(1), bytes(12) + requester, common, 1)
+    ]
+    personal = abi.DOCUMENT_KEY_PERSONAL_RETRIEVED
+    for mask in (_mask(0, 1), _mask(0, 2)):  # the liar alone, under two masks
+        world.send(personal, key(1), requester, mask, WRONG, b"lie", by=SERVERS[0])
+    assert world.call(abi.DOCUMENT_KEY_SHADOW_RETRIEVAL_REQUESTS_COUNT) == 1  # not completed
+    world.send(personal, key(1), requester, _mask(1, 2), PUBLIC, b"s1", by=SERVERS[1])
+    world.send(personal, key(1), requester, _mask(1, 2), PUBLIC, b"s2", by=SERVERS[2])
+    assert world.call(abi.DOCUMENT_KEY_SHADOW_RETRIEVAL_REQUESTS_COUNT) == 0
+    event, parts = client.shadow_retrieved(key(1), sent.block, timeout=5)
+    assert event.name == "DocumentKeyCommonRetrieved"
+    assert bytes(event.args["commonPoint"]) == common and event.args["threshold"] == 1
+    assert sorted(bytes(e.args["shadow"]) for e in parts) == [b"s1", b"s2"]
+    assert {bytes(e.args["decryptedSecret"]) for e in parts} == {PUBLIC}
 
 
 # --- all four in one --------------------------------------------------------------------------
