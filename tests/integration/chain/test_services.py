@@ -13,7 +13,15 @@ from typing import TypeVar
 
 import pytest
 
-from secretstore.chain.devchain import Anvil, DevChain, deploy_secret_store, deploy_services
+from secretstore.chain.devchain import (
+    ADD_KEY_SERVER,
+    REMOVE_KEY_SERVER,
+    Anvil,
+    DevChain,
+    deploy_secret_store,
+    deploy_services,
+)
+from secretstore.chain.services import abi
 from secretstore.chain.services.client import ServiceClient
 from secretstore.chain.services.cursor import CURSOR_PREFIX, LevelDbCursors
 from secretstore.cli.cluster import render_config
@@ -90,6 +98,7 @@ class World:
     client: ServiceClient
     service: Address
     dev: DevChain
+    server_set: Address
 
     def nonces(self) -> list[int]:
         """How many transactions each node's account sent."""
@@ -122,7 +131,7 @@ async def cluster(tmp_path: Path, anvil: Anvil, dev: DevChain) -> AsyncIterator[
         store=service,
         shadow_retrieval=service,
     )
-    world = World(nodes, client, service, dev)
+    world = World(nodes, client, service, dev, deployment.server_set)
     try:
         await wait_for(lambda: all(n.health().ready for n in nodes), "the cluster")
         yield world
@@ -259,3 +268,45 @@ async def test_a_node_without_ether_says_so_and_answers_once_funded(
         )
 
     await wait_for(answered, "the store answered after the funding")
+
+
+async def test_a_key_server_set_change_while_a_store_is_pending_has_every_node_answer_again(
+    cluster: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two nodes answered a store (the third cannot pay yet) when the owner adds a key server
+    and removes it again: the contract forgets both answers. Once the third is funded, all
+    three answer (the two again, after the retry interval), and the store is published once."""
+    key_id = b"\x53" * 32
+    public = await cluster.generate(key_id)
+    poor = KEYS[1]
+    cluster.dev.fund(poor.address, 0)
+    before = cluster.nonces()
+    generated = generate_document_key(CLIENT, public, SeededRng(b"doc 4"))
+    sent = await in_thread(
+        cluster.client.store_document_key,
+        key_id,
+        generated.common_point.to_bytes(),
+        generated.encrypted_point.to_bytes(),
+    )
+
+    def sent_since() -> list[int]:
+        return [now - then for now, then in zip(cluster.nonces(), before, strict=True)]
+
+    await wait_for(lambda: sent_since() == [1, 0, 1], "the answers of the two that can pay")
+    await wait_for(lambda: "cannot pay for the transaction" in caplog.text, "the poor node")
+    passing = KeyPair.generate(SeededRng(b"a passing key server"))
+    cluster.dev.transact(cluster.server_set, ADD_KEY_SERVER, passing.node_id, "127.0.0.1:9009")
+    cluster.dev.transact(cluster.server_set, REMOVE_KEY_SERVER, passing.address)
+    required = abi.IS_DOCUMENT_KEY_STORE_RESPONSE_REQUIRED
+    assert all(cluster.dev.call(cluster.service, required, key_id, k.address) for k in KEYS)
+    cluster.dev.fund(poor.address)
+    names = ("DocumentKeyStored", "DocumentKeyStoreError")
+
+    def answered() -> bool:
+        cluster.dev.mine(1)  # blocks go by: the retry reads the pending request again
+        return bool(cluster.client.events(cluster.client.store, names, key_id, sent.block))
+
+    await wait_for(answered, "the store answered after the change", timeout=30)
+    found = cluster.client.events(cluster.client.store, names, key_id, sent.block)
+    assert [event.name for event in found] == ["DocumentKeyStored"]
+    assert sent_since() == [2, 1, 2]
