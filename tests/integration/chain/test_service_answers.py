@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from secretstore.chain.client import ChainClient, ContractCallFailed
+from secretstore.chain.client import ChainClient, ContractCallFailed, TransactionFailed
 from secretstore.chain.devchain import ADD_KEY_SERVER, ONE_ETHER, REMOVE_KEY_SERVER, Anvil, DevChain
 from secretstore.chain.services import abi
 from secretstore.chain.services.contracts import Generated, PersonalRetrieved, ServiceCalls
@@ -129,5 +129,67 @@ async def test_an_answer_that_would_revert_is_refused_by_name_and_sent_when_it_c
         receipt = await calls.publish(request, answer)
         assert receipt is not None and receipt.succeeded
         assert dev.call(service, abi.DOCUMENT_KEY_SHADOW_RETRIEVAL_REQUESTS_COUNT) == 1
+    finally:
+        await client.stop()
+
+
+async def test_an_answer_mined_reverted_is_named_and_sent_again_when_it_can_be(
+    anvil: Anvil, dev: DevChain
+) -> None:
+    """The node's answer passes the chain's estimate, then the owner's transaction mined
+    before it in the same block removes the node from the key server set: the answer is
+    mined and reverts. The error names the function, the transaction and the block; once the
+    node is a key server again, the same answer is sent and counts."""
+    server_set = dev.deploy("OwnedKeyServerSet")
+    for i, server in enumerate((NODE, PEER)):
+        dev.transact(server_set, ADD_KEY_SERVER, server.node_id, f"127.0.0.1:{i + 1}")
+    service = dev.deploy("SecretStoreServerKeyGenerationService", server_set)
+    for account in (NODE, PEER, CLIENT):
+        dev.fund(account.address)
+    dev.transact(
+        service, abi.GENERATE_SERVER_KEY, KEY_ID, 1, sender=CLIENT.address, value=ONE_ETHER
+    )
+    nodes = frozenset({NodeId(NODE.node_id), NodeId(PEER.node_id)})
+    client = ChainClient(anvil.url, NODE, poll_interval=0.05)
+    await client.start()
+    rpc = dev.w3.provider.make_request
+    rpc("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        calls = ServiceCalls(client, key_servers=lambda: nodes, remember_blocks=6)
+        request = GenerationRequest(service, KEY_ID, CLIENT.address, 1)
+        answer = asyncio.ensure_future(calls.publish(request, Generated(PUBLIC)))
+        node_account = dev.w3.to_checksum_address(NODE.address.hex())
+        mined = dev.w3.eth.get_transaction_count(node_account, "latest")
+        for _ in range(200):
+            if dev.w3.eth.get_transaction_count(node_account, "pending") > mined:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the node's answer was not sent")
+        removal = {
+            "from": dev.sender,
+            "to": dev.w3.to_checksum_address(server_set.hex()),
+            "data": "0x" + REMOVE_KEY_SERVER.calldata(NODE.address).hex(),
+            "gasPrice": 100 * int(dev.w3.eth.gas_price),  # mined first in the block
+            "gas": 500_000,
+        }
+        rpc("eth_sendTransaction", [removal])  # type: ignore[arg-type]
+        dev.mine(1)
+        with pytest.raises(TransactionFailed) as failed:
+            await asyncio.wait_for(answer, 20)
+        text = str(failed.value)
+        assert "reverted in block #" in text and "server key generation" in text
+        assert dev.call(service, abi.SERVER_KEY_GENERATION_REQUESTS_COUNT) == 1  # still pending
+    finally:
+        rpc("evm_setAutomine", [True])  # type: ignore[arg-type]
+        dev.mine(1)
+    try:
+        dev.transact(server_set, ADD_KEY_SERVER, NODE.node_id, "127.0.0.1:1")
+        receipt = await calls.publish(request, Generated(PUBLIC))
+        assert receipt is not None and receipt.succeeded
+        receipt = dev.transact(
+            service, abi.SERVER_KEY_GENERATED, KEY_ID, PUBLIC.to_bytes(), sender=PEER.address
+        )
+        assert events(receipt, abi.SERVER_KEY_GENERATED_EVENT) == [(KEY_ID, PUBLIC.to_bytes())]
     finally:
         await client.stop()
