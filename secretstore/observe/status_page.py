@@ -51,6 +51,8 @@ th, td { text-align: left; padding: 0.35rem 0.4rem; border-bottom: 1px solid var
          vertical-align: top; }
 th { color: var(--dim); font-weight: 500; font-size: 0.85rem; }
 td.num, th.num { text-align: right; white-space: nowrap; }
+td.dur { white-space: normal; }  /* a long latency wraps before its unit on a phone */
+#latency table { font-size: 0.9rem; }
 .state-connected, .outcome-ok { color: var(--ok); }
 .state-missing, .outcome-failed { color: var(--bad); font-weight: 600; }
 .address { white-space: nowrap; }
@@ -162,9 +164,9 @@ def _latency(latencies: tuple[KindLatency, ...]) -> str:
         rows = "".join(
             f'<tr data-kind="{_e(k.kind)}"><td>{_e(k.kind.replace("_", " "))}</td>'
             f'<td class="num">{k.count}</td><td class="num">{k.failed}</td>'
-            f'<td class="num">{_e(duration(k.median))}</td>'
-            f'<td class="num">{_e(duration(k.p95))}</td>'
-            f'<td class="num">{_e(duration(k.maximum))}</td></tr>'
+            f'<td class="num dur">{_e(duration(k.median))}</td>'
+            f'<td class="num dur">{_e(duration(k.p95))}</td>'
+            f'<td class="num dur">{_e(duration(k.maximum))}</td></tr>'
             for k in latencies
         )
         body = (
