@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from secretstore.crypto.curve import ZERO, Point, Scalar
+from secretstore.crypto.hashing import keccak256
 from secretstore.crypto.rng import Rng
 from secretstore.errors import ProtocolViolation
 from secretstore.sessions.admin.plan import KeyReader
@@ -118,7 +119,13 @@ class Redistribution:
             Hash256(new.version.hash),
             number,
             new.share_public,
+            commitments_digest(new.version.commitments or ()),
         )
+
+
+def commitments_digest(commitments: Iterable[Point]) -> Hash256:
+    """keccak256 of the commitments' 64-byte encodings, in order."""
+    return Hash256(keccak256(b"".join(point.to_bytes() for point in commitments)))
 
 
 def check_new_version(
@@ -129,12 +136,17 @@ def check_new_version(
     fresh: Iterable[tuple[NodeId, Scalar]] = (),
 ) -> None:
     """Every new holder reports the same new version, with the id numbers `fresh` gave, its
-    hash is that of the reported id numbers, and the new share publics lie on one polynomial
+    hash is that of the reported id numbers, every holder stored the same commitments, and the new share publics lie on one polynomial
     of degree t through the key. ProtocolViolation naming the node(s) at fault otherwise."""
     hashes = {m.version for m in reports.values()}
     key = f"key 0x{key_id.hex()}"
     if len(hashes) != 1:
         raise ProtocolViolation(names(sorted(reports)), f"reported different versions of {key}")
+    if len({m.commitments for m in reports.values()}) != 1:
+        # a dealer told targets different commitments: their records would disagree
+        raise ProtocolViolation(
+            names(sorted(reports)), f"stored different commitments of the new version of {key}"
+        )
     for node, number in fresh:
         if reports[node].number != number:
             raise ProtocolViolation(short(node), f"took another id number for {key}")
