@@ -135,9 +135,10 @@ def check_new_version(
     reports: Mapping[NodeId, KeyMoved],
     fresh: Iterable[tuple[NodeId, Scalar]] = (),
 ) -> None:
-    """Every new holder reports the same new version, with the id numbers `fresh` gave, its
-    hash is that of the reported id numbers, every holder stored the same commitments, and the new share publics lie on one polynomial
-    of degree t through the key. ProtocolViolation naming the node(s) at fault otherwise."""
+    """Every new holder reports the same new version, with the id numbers `fresh` gave; its
+    hash is that of the reported id numbers; every holder stored the same commitments; and
+    the new share publics lie on one polynomial of degree t through the key.
+    ProtocolViolation naming the node(s) at fault otherwise."""
     hashes = {m.version for m in reports.values()}
     key = f"key 0x{key_id.hex()}"
     if len(hashes) != 1:
