@@ -37,9 +37,11 @@ from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
 from secretstore.sessions.admin.authority import ConfiguredAdmin
+from secretstore.sessions.admin.delete import DeleteSettings, delete_tables
 from secretstore.sessions.admin.factories import admin_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
+from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.leveldb import LevelDbKeyStorage
@@ -261,6 +263,8 @@ class Node:
                 stall_timeout=2 * store.session_timeout,
             )
             admin_masters, admin_slaves = admin_tables(admin)
+            claims = KeyClaims()
+            delete_masters, delete_slaves = delete_tables(DeleteSettings(self._storage, claims))
             ctx = SessionContext(
                 self.node_id,
                 self._rng,
@@ -271,9 +275,10 @@ class Node:
             core = NodeCore(
                 ctx,
                 self._storage,
-                {**MASTERS, **admin_masters},
-                {**SLAVES, **admin_slaves},
+                {**MASTERS, **admin_masters, **delete_masters},
+                {**SLAVES, **admin_slaves, **delete_slaves},
                 max_sessions_per_peer=limits.max_sessions_per_peer,
+                claims=claims,
             )
             self._core = core
             membership = Membership(self.node_id, core, self._transport, nodes)

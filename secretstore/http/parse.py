@@ -7,10 +7,11 @@ and segment count. Beyond Parity, a signature's v must be 0, 1, 27 or 28 and eve
 lie on secp256k1 (Parity failed such requests later, inside the key server). Every rejection
 is an InvalidRequest that says which segment is wrong and what was expected.
 
-One addition Parity clients never send: the optional `X-Secretstore-Bound-Signature` header
+Additions Parity clients never send: the optional `X-Secretstore-Bound-Signature` header
 (BOUND_SIGNATURE_HEADER), the requester's signature over the whole request
 (secretstore/crypto/bound.py), hex with or without 0x, on the server key generation, the
-document key store and the two signing routes only; the routes and bodies stay Parity's.
+document key store, the two signing routes and the delete; the route `DELETE
+/{key_id}/{signature}` (a method Parity never served there); `/admin/refresh`.
 """
 
 from __future__ import annotations
@@ -116,6 +117,15 @@ class SignEcdsa:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteKey:
+    """DELETE /{key_id}/{signature} (ours) + the bound signature header"""
+
+    key_id: ServerKeyId
+    signature: bytes
+    bound_signature: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeServersSet:
     """POST /admin/servers_set_change/{old_set_signature}/{new_set_signature} + JSON body"""
 
@@ -133,6 +143,7 @@ ApiRequest = (
     | RetrieveDocumentKeyShadow
     | SignSchnorr
     | SignEcdsa
+    | DeleteKey
     | ChangeServersSet
 )
 
@@ -151,6 +162,7 @@ _ROUTES: Final[dict[tuple[str, str, int], tuple[str, ...]]] = {
     ("shadow", "GET", 2): ("key_id", "signature"),
     ("schnorr", "GET", 3): ("key_id", "signature", "message_hash"),
     ("ecdsa", "GET", 3): ("key_id", "signature", "message_hash"),
+    ("", "DELETE", 2): ("key_id", "signature"),
 }
 
 
@@ -241,11 +253,13 @@ def parse_request(
     bound = parse_bound_signature(bound_headers)
     if bound is None:
         return request
-    if isinstance(request, GenerateServerKey | StoreDocumentKey | SignSchnorr | SignEcdsa):
+    if isinstance(
+        request, GenerateServerKey | StoreDocumentKey | SignSchnorr | SignEcdsa | DeleteKey
+    ):
         return replace(request, bound_signature=bound)
     raise InvalidRequest(
         f"header {BOUND_SIGNATURE_HEADER} applies to the server key generation, document key "
-        "store and signing routes only"
+        "store, signing and delete routes only"
     )
 
 
@@ -300,6 +314,8 @@ def _parse_route(method: str, raw_path: str, body: bytes) -> ApiRequest:
             return RetrieveDocumentKeyShadow(key_id, signature)
         case ("schnorr", "GET", 3):
             return SignSchnorr(key_id, signature, _message_hash(rest[0], label(0)))
+        case ("", "DELETE", 2):
+            return DeleteKey(key_id, signature)
         case _:  # ("ecdsa", "GET", 3): the only route left in the table
             return SignEcdsa(key_id, signature, _message_hash(rest[0], label(0)))
 

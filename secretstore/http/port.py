@@ -25,6 +25,17 @@ class ShadowRetrieval:
     proofs: ShadowRetrievalProofs | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyDeletion:
+    """The answer of a key delete (ours): `confirmed`, the nodes that hold no share of the
+    key now; `unconfirmed`, those that did not confirm (at most t of any version: they
+    erase it when they come back)."""
+
+    key_id: ServerKeyId
+    confirmed: tuple[NodeId, ...]
+    unconfirmed: tuple[NodeId, ...]
+
+
 class KeyServerApi(Protocol):
     """The key server operations behind Parity's HTTP routes.
 
@@ -80,6 +91,10 @@ class KeyServerApi(Protocol):
         message_hash: MessageHash,
         bound_signature: bytes | None = None,
     ) -> bytes: ...
+
+    async def delete_key(
+        self, key_id: ServerKeyId, signature: bytes, bound_signature: bytes | None = None
+    ) -> KeyDeletion: ...
 
     async def change_servers_set(
         self,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from secretstore.crypto.rng import Rng
 from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
-from secretstore.storage.model import KeyShare
+from secretstore.storage.model import KeyShare, Tombstone
 from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 
 # --- effects: what a session asks its driver to do, in order --------------------------
@@ -39,10 +39,13 @@ class Persist:
 
 @dataclass(frozen=True, slots=True)
 class Remove:
-    """Delete this node's share of `key_id` durably (a node leaving the node set)."""
+    """Delete this node's share of `key_id` durably (a node leaving the node set). With a
+    `tombstone` (the author deleted the key), the tombstone is kept in the same write
+    (KeyStorage.bury), and the driver pushes it to every connected node."""
 
     session_id: SessionId
     key_id: ServerKeyId
+    tombstone: Tombstone | None = None
 
 
 @dataclass(frozen=True, slots=True)
