@@ -338,12 +338,12 @@ class DeleteMaster(Session):
                 )
             )
         self.erasing = True
-        effects: list[Effect] = []
+        # the erase goes out before this node's tombstone push, which follows its own erase
+        others = answered - {self.ctx.self_id}
+        effects = self.broadcast(DeleteKeyErase(self.session_id), others)
         if self.own.tombstone is not None:
             effects.append(Remove(self.session_id, self.key_id, self.own.tombstone))
         self.erased.add(self.ctx.self_id)
-        others = answered - {self.ctx.self_id}
-        effects += self.broadcast(DeleteKeyErase(self.session_id), others)
         return effects + self._maybe_finish()
 
     def _maybe_finish(self) -> list[Effect]:
@@ -471,8 +471,9 @@ def receive_tombstones(
     if busy:
         effects.append(
             Notice(
-                f"{len(busy)} deleted keys are being written by another session here; they "
-                f"are erased at the next tombstone push (first: 0x{busy[0].hex()})"
+                f"{len(busy)} deleted keys are being written by another session here (a "
+                f"delete under way erases them, else the next tombstone push does; first: "
+                f"0x{busy[0].hex()})"
             )
         )
     return session, effects + session.finish()
