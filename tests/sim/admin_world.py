@@ -17,8 +17,9 @@ from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signatur
 from secretstore.crypto.shamir import evaluate_point_polynomial, reconstruct_secret
 from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
 from secretstore.sessions.admin.delete import DeleteSettings, delete_tables, tombstone_pushes
-from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.factories import admin_tables, refresh_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
+from secretstore.sessions.admin.refresh import RefreshSettings
 from secretstore.sessions.base import Send, SessionContext
 from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.core import NodeCore
@@ -33,6 +34,8 @@ from tests.sim.harness import RandomScheduler, SimNetwork, SimNode
 ADMIN = KeyPair.generate(SeededRng(b"node set change admin"))
 REQUESTER = KeyPair.generate(SeededRng(b"node set change requester"))
 MESSAGE = MessageHash(b"\x5a" * 32)
+#: the unix time every simulated node reads
+NOW = 1_800_000_000.0
 
 #: (sender, receiver, message) -> the message actually sent
 Tamper = Callable[[NodeId, NodeId, object], object]
@@ -252,6 +255,7 @@ def make_world(
     configured: dict[int, Sequence[int]] | None = None,
     authority: Callable[[NodeId], AdminAuthority] | None = None,
     keys_in_flight: int = 2,
+    scheduled: bool = False,
 ) -> AdminWorld:
     """n nodes (ascending ids); `keys` keys dealt to the nodes at `holders`; node i is
     configured with `configured[i]` (default: every node)."""
@@ -276,11 +280,21 @@ def make_world(
         admin_masters, admin_slaves = admin_tables(settings)
         claims = KeyClaims()
         delete_masters, delete_slaves = delete_tables(DeleteSettings(node.storage, claims))
+        refresh = RefreshSettings(
+            authority(node_id) if authority is not None else ConfiguredAdmin(ADMIN.public),
+            node.storage,
+            claims,
+            lambda node_id=node_id: world.connected_of(node_id),  # type: ignore[misc]
+            lambda: NOW,
+            scheduled=scheduled,
+            keys_in_flight=keys_in_flight,
+        )
+        refresh_masters, refresh_slaves = refresh_tables(refresh)
         node.core = NodeCore(
             ctx,
             node.storage,
-            {**MASTERS, **admin_masters, **delete_masters},
-            {**SLAVES, **admin_slaves, **delete_slaves},
+            {**MASTERS, **admin_masters, **delete_masters, **refresh_masters},
+            {**SLAVES, **admin_slaves, **delete_slaves, **refresh_slaves},
             claims=claims,
         )
     rng = SeededRng(seed + 7)
