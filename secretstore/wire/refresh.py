@@ -31,13 +31,15 @@ class RefreshScope:
     after: ServerKeyId | None
     limit: int
 
-    def __post_init__(self) -> None:
+    def problem(self) -> str | None:
+        """What makes this scope unusable, or None."""
         if len(self.keys) > MAX_LISTED_KEYS:
-            raise ValueError(f"a refresh lists at most {MAX_LISTED_KEYS} keys")
+            return f"a refresh lists at most {MAX_LISTED_KEYS} keys"
         if list(self.keys) != sorted(set(self.keys)):
-            raise ValueError("listed keys are ascending and distinct")
+            return "listed keys are ascending and distinct"
         if not self.keys and not 0 < self.limit <= MAX_LISTED_KEYS:
-            raise ValueError(f"a batch has 1..{MAX_LISTED_KEYS} keys")
+            return f"a batch has 1..{MAX_LISTED_KEYS} keys"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

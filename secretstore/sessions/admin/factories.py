@@ -188,6 +188,9 @@ def refresh_tables(
         connected: frozenset[NodeId],
     ) -> tuple[Session, list[Effect]]:
         self_id = ctx.self_id
+        problem = request.scope.problem()
+        if problem is not None:
+            raise InvalidRequest(problem)
         cluster = frozenset(connected) | {self_id}
         missing = ctx.cluster_nodes - cluster
         if missing:
@@ -213,6 +216,11 @@ def refresh_tables(
         cluster = frozenset(message.cluster)
         if len(cluster) != len(message.cluster) or {self_id, sender} - cluster:
             raise ProtocolViolation(short(sender), "sent a cluster that does not fit")
+        problem = message.scope.problem()
+        if problem is not None:
+            raise ProtocolViolation(
+                short(sender), f"sent a refresh scope that does not fit: {problem}"
+            )
         check_refresh_grant(
             settings,
             master=sender,
