@@ -170,6 +170,9 @@ class SecretStoreConfig:
     require_bound_requests: bool = False
     #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
     require_shadow_retrieval: bool = False
+    #: ours: fsync every audit log entry before the release it records (off: an entry
+    #: survives a crash of the node, not a power loss just after it)
+    audit_sync: bool = False
     #: ours: where the registry contract is (Parity read it from the chain spec)
     registry_address: Address | None = None
     #: ours: the block constants, Parity's by default (overridable for tests)

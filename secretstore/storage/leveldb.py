@@ -4,10 +4,11 @@ Layout (DB schema version 1):
     b"\\x00meta/schema"          → the DB schema version in ASCII decimal (b"1")
     b"\\x00meta/" + name         → a small named value (`put_meta`; e.g. the refresh cursor)
     b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
-    b"\\x02tomb/" + key id (32)  → the tombstone of a key its author deleted (codec)
+    b"\\x02audit/" + u64 index   → an audit log entry (secretstore/audit/store.py)
+    b"\\x03tomb/" + key id (32)  → the tombstone of a key its author deleted (codec)
 
-Tombstones and named values came later under the same schema version: an older secretstore
-never reads them (it lists only share records), so the schema record stays 1.
+Tombstones, named values and audit entries came later under the same schema version: an older
+secretstore never reads them (it lists only share records), so the schema record stays 1.
 
 A directory holding a Parity Secret Store database (parity_db/layout.py) is refused with a
 message pointing to `secretstore import-parity`, never opened or written into.
@@ -19,11 +20,11 @@ the same time for an empty database as for one holding millions of keys.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import plyvel
 
@@ -49,9 +50,11 @@ SCHEMA_KEY: Final = b"\x00meta/schema"
 #: The prefix of every share record's key (metadata keys start with 0x00, so never collide).
 SHARE_PREFIX: Final = b"\x01share/"
 #: The prefix of every tombstone record's key.
-TOMBSTONE_PREFIX: Final = b"\x02tomb/"
+TOMBSTONE_PREFIX: Final = b"\x03tomb/"
 #: The prefix of the named values (the schema record's name, "schema", is not one of them).
 META_PREFIX: Final = b"\x00meta/"
+
+T = TypeVar("T")
 
 
 def share_record_key(key_id: ServerKeyId) -> bytes:
@@ -154,6 +157,13 @@ class LevelDbKeyStorage:
             raise StorageError(
                 f"{action} in the key database {self._path}: {_message(exc)}"
             ) from exc
+
+    def with_db(self, action: str, use: Callable[[Any], T]) -> T:
+        """`use(db)` on the open plyvel database, under this storage's lock, a plyvel error
+        raised as StorageError naming `action`: for the database's other records (the audit
+        log, whose keys start with a prefix of its own, never 0x00 or 0x01)."""
+        with self._lock, self._plyvel_errors(action):
+            return use(self._require_open())
 
     # --- the KeyStorage port --------------------------------------------------------------
     def insert(self, key_id: ServerKeyId, share: KeyShare) -> None:

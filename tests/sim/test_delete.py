@@ -327,3 +327,20 @@ def test_the_rule_counts_cluster_nodes_that_did_not_answer(t: int) -> None:
     version = VersionNodes(Hash256(b"\x03" * 32), tuple(sorted({a, b})))
     problems = rule_problems(t, [version], frozenset({a, b, c}), frozenset({a, b}))
     assert (not problems) == (t >= 1)
+
+
+def test_every_erase_is_in_the_node_s_audit_log_with_the_author() -> None:
+    from secretstore.audit.model import Operation
+
+    world = make_world(4, seed=27, schedule=28, holders=range(4), threshold=1, audit=True)
+    ids = world.ids
+    world.net.disconnect(ids[3])
+    assert isinstance(run(world, ids[0], delete_request(world, KEY0)), Finish)
+    world.link_up(ids[3])
+    world.net.run()
+    for node in ids:
+        entries = [r.facts for r in world.net.nodes[node].records if r.facts.key_id == KEY0]
+        assert [f.operation for f in entries] == [Operation.DELETE], node
+        assert entries[0].requester == REQUESTER.address
+    late = next(r.facts for r in world.net.nodes[ids[3]].records if r.facts.key_id == KEY0)
+    assert late.master in ids[:3]  # the node whose tombstone it heard

@@ -355,3 +355,16 @@ def test_a_key_listing_a_node_outside_the_cluster_is_skipped() -> None:
         world.reconfigure(node, ids[:3])
     result = outcome_of(refresh(world, ids[0], EVERY_KEY, grant(world, EVERY_KEY, cluster=ids[:3])))
     assert result.refreshed == () and "run a node set change" in result.skipped[0][1]
+
+
+def test_every_refreshed_key_is_in_every_holder_s_audit_log_with_the_admin() -> None:
+    from secretstore.audit.model import Operation
+
+    world = make_world(3, seed=29, schedule=30, holders=range(3), threshold=1, keys=2, audit=True)
+    ids = world.ids
+    result = outcome_of(refresh(world, ids[0]))
+    for node in ids:
+        entries = [r.facts for r in world.net.nodes[node].records]
+        assert sorted(f.key_id for f in entries) == sorted(result.refreshed)
+        assert {f.operation for f in entries} == {Operation.REFRESH}
+        assert {f.requester for f in entries} == {ADMIN.address}

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from secretstore.audit.model import Operation, facts_of
 from secretstore.crypto.bound import BoundOperation, bound_signer_matches, delete_payload
 from secretstore.errors import (
     AccessDenied,
@@ -55,6 +56,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
     SessionTimeout,
 )
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import Effect, Notice, Remove, Send, Session, SessionContext, short
 from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.core import MasterFactory, SlaveFactory
@@ -151,6 +153,27 @@ class Examined:
 
     holding: DeleteKeyHolding
     tombstone: Tombstone | None
+
+
+def erase(
+    ctx: SessionContext,
+    session_id: SessionId,
+    tombstone: Tombstone,
+    *,
+    master: NodeId,
+    participants: Iterable[NodeId],
+) -> list[Effect]:
+    """Erase this node's share of the tombstone's key, keeping the tombstone: the audit
+    entry (a delete by the author), then the write."""
+    facts = facts_of(
+        Operation.DELETE,
+        tombstone.key_id,
+        session_id=session_id,
+        master=master,
+        requester=tombstone.author,
+        participants=frozenset(participants) | {ctx.self_id},
+    )
+    return [*record(ctx, facts)[0], Remove(session_id, tombstone.key_id, tombstone)]
 
 
 def examine(init: DeleteKeyInit, share: KeyShare | None, tombstone: Tombstone | None) -> Examined:
@@ -342,7 +365,13 @@ class DeleteMaster(Session):
         others = answered - {self.ctx.self_id}
         effects = self.broadcast(DeleteKeyErase(self.session_id), others)
         if self.own.tombstone is not None:
-            effects.append(Remove(self.session_id, self.key_id, self.own.tombstone))
+            effects += erase(
+                self.ctx,
+                self.session_id,
+                self.own.tombstone,
+                master=self.master,
+                participants=answered,
+            )
         self.erased.add(self.ctx.self_id)
         return effects + self._maybe_finish()
 
@@ -395,7 +424,13 @@ class DeleteSlave(Session):
             return self.fail(ProtocolViolation(short(sender), f"sent {type(message).__name__}"))
         effects: list[Effect] = []
         if self.own.tombstone is not None:
-            effects.append(Remove(self.session_id, self.key_id, self.own.tombstone))
+            effects += erase(
+                self.ctx,
+                self.session_id,
+                self.own.tombstone,
+                master=self.master,
+                participants=(self.master,),
+            )
         effects.append(Send(self.master, DeleteKeyErased(self.session_id)))
         return effects + self.finish()
 
@@ -461,7 +496,7 @@ def receive_tombstones(
             busy.append(entry.key_id)
             continue
         tombstone = Tombstone(entry.key_id, entry.public, entry.author, entry.signature)
-        effects.append(Remove(message.session_id, entry.key_id, tombstone))
+        effects += erase(ctx, message.session_id, tombstone, master=sender, participants=())
         effects.append(
             Notice(
                 f"key 0x{entry.key_id.hex()} was deleted by its author while this node was "

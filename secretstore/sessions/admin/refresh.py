@@ -46,11 +46,15 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from secretstore.audit.model import Operation, facts_of
+from secretstore.crypto.admin import refresh_signer
+from secretstore.crypto.keys import address_of
 from secretstore.errors import ProtocolViolation, SecretStoreError
 from secretstore.sessions.admin.authority import AdminAuthority
 from secretstore.sessions.admin.plan import KeyReader
 from secretstore.sessions.admin.redistribute import Redistribution, check_new_version
 from secretstore.sessions.admin.share_change import KeyFault
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import (
     Deadline,
     Effect,
@@ -64,7 +68,7 @@ from secretstore.sessions.base import (
 )
 from secretstore.sessions.claims import KeyClaims
 from secretstore.storage.model import KeyShare
-from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import NO_KEY, KeyDeal, KeyMoved, KeySubshare
 from secretstore.wire.refresh import RefreshGrant, RefreshInit, RefreshScope
 
@@ -188,6 +192,15 @@ class RefreshSession(Session):
         )
         self._reports: dict[ServerKeyId, dict[NodeId, KeyMoved]] = {}
         self._skipped_here: set[ServerKeyId] = set()
+        self._audited: set[ServerKeyId] = set()
+        signer = None
+        if init.grant is not None:
+            signer = refresh_signer(
+                init.grant.signature, init.cluster, init.grant.expires, init.grant.keys
+            )
+        #: the administrator who signed the refresh (None on the schedule): the audit
+        #: log's requester
+        self.admin: Address | None = None if signer is None else address_of(signer)
 
     # --- roles ----------------------------------------------------------------------------
     @abstractmethod
@@ -266,8 +279,10 @@ class RefreshSession(Session):
             )
         if not self._claim(key_id):
             return self._skip(key_id, "another session is writing the key")
+        subshares = self._keys.deal(self.master, request)
         effects: list[Effect] = [self._touch()]
-        for node, subshare in self._keys.deal(self.master, request):
+        effects += self._audit_key(key_id, request.version, version.nodes)
+        for node, subshare in subshares:
             if node == self.ctx.self_id:
                 effects += self._on_subshare(node, subshare)
             else:
@@ -325,6 +340,9 @@ class RefreshSession(Session):
             if not self._claim(key_id):
                 effects.append(self._notice(f"key 0x{key_id.hex()} is busy: old version kept"))
                 continue
+            reports = self._reports[key_id]
+            new_version = next(iter(reports.values())).version
+            effects += self._audit_key(key_id, new_version, reports)
             if outcome is False:
                 effects.append(Remove(self.session_id, key_id))
             else:
@@ -334,6 +352,25 @@ class RefreshSession(Session):
         return effects
 
     # --- helpers --------------------------------------------------------------------------
+    def _audit_key(
+        self, key_id: ServerKeyId, version: bytes, holders: Iterable[NodeId]
+    ) -> list[Effect]:
+        """The audit entry of refreshing `key_id` (once per key on this node, before its
+        first subshare leaves or its new version is written)."""
+        if key_id in self._audited:
+            return []
+        self._audited.add(key_id)
+        facts = facts_of(
+            Operation.REFRESH,
+            key_id,
+            session_id=self.session_id,
+            master=self.master,
+            requester=self.admin,
+            participants=frozenset(holders),
+            key_version=version,
+        )
+        return record(self.ctx, facts)[0]
+
     def _touch(self) -> Deadline:
         return Deadline(self.session_id, self.settings.stall_timeout)
 
