@@ -13,15 +13,19 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from secretstore.cluster.driver import Released
+from secretstore.cluster.refresh import refresh_in_batches
+from secretstore.config.model import DEFAULT_REFRESH_BATCH_SIZE
+from secretstore.crypto.admin import keys_digest
 from secretstore.crypto.curve import Point
 from secretstore.crypto.document import encrypt_secret
 from secretstore.crypto.ecies import ecies_encrypt
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import Rng
-from secretstore.errors import InvalidRequest, UnboundRequest
-from secretstore.http.port import EncryptedRelease, KeyDeletion, ShadowRetrieval
+from secretstore.errors import InvalidEncoding, InvalidRequest, UnboundRequest
+from secretstore.http.port import EncryptedRelease, KeyDeletion, RefreshSummary, ShadowRetrieval
 from secretstore.sessions.admin.delete import DeleteKey, DeleteResult
 from secretstore.sessions.admin.node_set_change import ChangeNodeSet
+from secretstore.sessions.admin.refresh import RefreshKeys, RefreshOutcome
 from secretstore.sessions.consensus import Requester, recover_requester_of
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
@@ -29,7 +33,8 @@ from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.retrieval import RetrieveServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
-from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId
+from secretstore.types import BlockRef, Hash256, MessageHash, NodeId, ServerKeyId
+from secretstore.wire.refresh import MAX_LISTED_KEYS, RefreshGrant, RefreshScope
 from secretstore.wire.requester import RequesterProof
 
 #: Why server-side document key generation is refused where bound requests are required.
@@ -75,16 +80,19 @@ class KeyServer:
         pin: Callable[[], BlockRef | None] | None = None,
         *,
         require_bound_requests: bool = False,
+        refresh_batch_size: int = DEFAULT_REFRESH_BATCH_SIZE,
     ) -> None:
         """`cluster_size`: the number of key servers (a function of none when the set can
         change at run time); `pin`: the access policy's block pin for the sessions that check
         access (AccessPolicy.pin), None without a chain; `require_bound_requests`: this
-        node's policy (server-side document key generation is refused under it)."""
+        node's policy (server-side document key generation is refused under it);
+        `refresh_batch_size`: keys per batch of a refresh of every key."""
         self._cluster = cluster
         self._cluster_size = cluster_size if callable(cluster_size) else lambda: cluster_size
         self._rng = rng
         self._require_bound_requests = require_bound_requests
         self._pin = pin or (lambda: None)
+        self._refresh_batch_size = refresh_batch_size
 
     def _check_threshold(self, threshold: int) -> None:
         size = self._cluster_size()
@@ -216,6 +224,26 @@ class KeyServer:
         request = DeleteKey(key_id, RequesterProof.signature(signature), bound_signature)
         result: DeleteResult = await self._cluster.request(request)
         return KeyDeletion(result.key_id, result.confirmed, result.unconfirmed)
+
+    async def refresh_keys(
+        self, expires: int, signature: bytes, key_ids: tuple[ServerKeyId, ...] | None
+    ) -> RefreshSummary:
+        """Refresh the listed keys (every key when None, batch by batch) with the
+        administrator's grant: `signature` over the cluster, `expires` and the keys
+        (crypto/admin.py). Returns when every batch is done."""
+        try:
+            digest = keys_digest(key_ids)
+        except InvalidEncoding as exc:
+            raise InvalidRequest(str(exc)) from None
+        grant = RefreshGrant(expires, Hash256(digest), signature)
+        if key_ids is not None:
+            if len(key_ids) > MAX_LISTED_KEYS:
+                raise InvalidRequest(f"a refresh lists at most {MAX_LISTED_KEYS} keys")
+            scope = RefreshScope(tuple(sorted(set(key_ids))), None, 1)
+            outcome: RefreshOutcome = await self._cluster.request(RefreshKeys(scope, grant))
+            return RefreshSummary(len(outcome.refreshed), outcome.skipped)
+        report = await refresh_in_batches(self._cluster, grant, self._refresh_batch_size)
+        return RefreshSummary(report.refreshed, tuple(report.skipped))
 
     # --- administration ---------------------------------------------------------------------
     async def change_servers_set(

@@ -29,6 +29,7 @@ from secretstore.http.parse import (
     DeleteKey,
     GenerateDocumentKey,
     GenerateServerKey,
+    RefreshKeys,
     RetrieveDocumentKey,
     RetrieveDocumentKeyShadow,
     RetrieveServerKey,
@@ -181,6 +182,9 @@ async def _serve(api: KeyServerApi, request: ApiRequest, wants_receipts: bool) -
         case SignEcdsa(key_id, signature, message_hash, bound):
             released = await api.sign_ecdsa(key_id, signature, message_hash, bound_signature=bound)
             return _released(released, wants_receipts)
+        case RefreshKeys(expires, signature, key_ids):
+            summary = await api.refresh_keys(expires, signature, key_ids)
+            return _json(fmt.refresh_body(summary))
         case DeleteKey(key_id, signature, bound):
             deletion = await api.delete_key(key_id, signature, bound_signature=bound)
             return _json(fmt.deletion_body(deletion))

@@ -134,6 +134,15 @@ class ChangeServersSet:
     new_servers_set: frozenset[NodeId]
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshKeys:
+    """POST /admin/refresh/{expires}/{signature} (ours) + optional JSON body of key ids"""
+
+    expires: int
+    signature: bytes
+    key_ids: tuple[ServerKeyId, ...] | None
+
+
 ApiRequest = (
     GenerateServerKey
     | StoreDocumentKey
@@ -145,6 +154,7 @@ ApiRequest = (
     | SignEcdsa
     | DeleteKey
     | ChangeServersSet
+    | RefreshKeys
 )
 
 # --- the route table: (prefix, method, segments after the prefix) -> what they are ----------
@@ -152,6 +162,9 @@ ApiRequest = (
 ROUTE_PREFIXES: Final = ("shadow", "server", "schnorr", "ecdsa")
 _ADMIN: Final = "admin"
 _SERVERS_SET_CHANGE: Final = "servers_set_change"
+_REFRESH: Final = "refresh"
+#: The largest expiry a refresh grant may carry (u64 seconds).
+MAX_EXPIRES: Final = 2**64 - 1
 
 _ROUTES: Final[dict[tuple[str, str, int], tuple[str, ...]]] = {
     ("shadow", "POST", 3): ("key_id", "signature", "threshold"),
@@ -347,15 +360,44 @@ def _no_route(prefix: str, method: str, count: int) -> str:
 # --- /admin ------------------------------------------------------------------------------------
 
 
-def _parse_admin(method: str, segments: list[str], body: bytes) -> ChangeServersSet:
-    expected = "POST /admin/servers_set_change/{old_set_signature}/{new_set_signature}"
-    if len(segments) != 4 or segments[1] != _SERVERS_SET_CHANGE:
+def _parse_admin(method: str, segments: list[str], body: bytes) -> ChangeServersSet | RefreshKeys:
+    change = "POST /admin/servers_set_change/{old_set_signature}/{new_set_signature}"
+    refresh = "POST /admin/refresh/{expires}/{signature}"
+    expected = f"{change} or {refresh}"
+    if len(segments) != 4 or segments[1] not in (_SERVERS_SET_CHANGE, _REFRESH):
         raise InvalidRequest(f"expected {expected}")
     if method != "POST":
         raise InvalidRequest(f"method {method} is not served here; expected {expected}")
+    if segments[1] == _REFRESH:
+        expires = _threshold(segments[2], _label(3, "expires"))
+        if expires > MAX_EXPIRES:
+            raise InvalidRequest(f"{_label(3, 'expires')}: too large")
+        signature = _signature(segments[3], _label(4, "signature"))
+        return RefreshKeys(expires, signature, parse_key_ids(body) if body.strip() else None)
     old_signature = _signature(segments[2], _label(3, "old set signature"))
     new_signature = _signature(segments[3], _label(4, "new set signature"))
     return ChangeServersSet(old_signature, new_signature, parse_node_ids(body))
+
+
+def parse_key_ids(body: bytes) -> tuple[ServerKeyId, ...]:
+    """A refresh's body: a JSON array of hex key ids (at least one), ascending, repeats
+    collapsed."""
+    what = "body: expected a JSON array of hex key ids"
+    if body.count(b"[") + body.count(b"{") > 1:
+        raise InvalidRequest(f"{what}, got nested JSON")
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeError, ValueError, RecursionError):
+        raise InvalidRequest(f"{what}, got no valid JSON") from None
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(f"{what} (at least one)")
+    keys: set[ServerKeyId] = set()
+    for index, item in enumerate(value):
+        label = f"body item {index} (key id)"
+        if not isinstance(item, str):
+            raise InvalidRequest(f"{label}: expected a hex string")
+        keys.add(ServerKeyId(_hex(item, KEY_ID_LENGTH, label)))
+    return tuple(sorted(keys))
 
 
 def parse_node_ids(body: bytes) -> frozenset[NodeId]:

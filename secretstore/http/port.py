@@ -48,6 +48,15 @@ class KeyDeletion:
     unconfirmed: tuple[NodeId, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshSummary:
+    """The answer of a refresh (ours): how many keys were refreshed, and the keys skipped
+    with the reason (a key another session was writing, a holder away, …)."""
+
+    refreshed: int
+    skipped: tuple[tuple[ServerKeyId, str], ...]
+
+
 class KeyServerApi(Protocol):
     """The key server operations behind Parity's HTTP routes.
 
@@ -109,6 +118,10 @@ class KeyServerApi(Protocol):
     async def delete_key(
         self, key_id: ServerKeyId, signature: bytes, bound_signature: bytes | None = None
     ) -> KeyDeletion: ...
+
+    async def refresh_keys(
+        self, expires: int, signature: bytes, key_ids: tuple[ServerKeyId, ...] | None
+    ) -> RefreshSummary: ...
 
     async def change_servers_set(
         self,

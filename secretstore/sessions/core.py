@@ -115,6 +115,10 @@ class NodeCore:
         """The exclusive session in the table (a node set change), if one is."""
         return None if self._exclusive is None else self._sessions.get(self._exclusive)
 
+    def sessions(self) -> list[Session]:
+        """Every session in the table."""
+        return list(self._sessions.values())
+
     def sessions_of(self, master: NodeId) -> int:
         """How many sessions the peer `master` has open here as their master."""
         return self._by_master.get(master, 0)

@@ -32,7 +32,7 @@ from secretstore.errors import (
     SessionTimeout,
 )
 from secretstore.http.app import MAX_BODY_SIZE, HttpServer, start_http
-from secretstore.http.port import EncryptedRelease, KeyDeletion, ShadowRetrieval
+from secretstore.http.port import EncryptedRelease, KeyDeletion, RefreshSummary, ShadowRetrieval
 from secretstore.types import MessageHash, NodeId, ServerKeyId
 
 K = "0000000000000000000000000000000000000000000000000000000000000001"
@@ -141,6 +141,12 @@ class FakeKeyServer:
     ) -> KeyDeletion:
         await self._call("delete_key", key_id, signature, bound_signature)
         return KeyDeletion(key_id, (NodeId(NODE1),), (NodeId(NODE2),))
+
+    async def refresh_keys(
+        self, expires: int, signature: bytes, key_ids: tuple[ServerKeyId, ...] | None
+    ) -> RefreshSummary:
+        await self._call("refresh_keys", expires, signature, key_ids)
+        return RefreshSummary(3, ((KEY_ID, "busy"),))
 
     async def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, new_servers_set: frozenset[NodeId]
@@ -596,3 +602,25 @@ async def test_start_on_port_zero_and_stop(serve: Serve) -> None:
     await served.server.stop()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", served.server.port)
+
+
+async def test_refresh_reads_its_optional_body(served: Served) -> None:
+    status, body, _ = await served.call("POST", f"/admin/refresh/1800000000/{S}")
+    assert status == 200
+    assert json.loads(body) == {
+        "refreshed": 3,
+        "skipped": [{"key_id": "0x" + K, "reason": "busy"}],
+    }
+    status, _, _ = await served.call(
+        "POST", f"/admin/refresh/1800000000/{S}", body=json.dumps([K, "0x" + K]).encode()
+    )
+    assert status == 200
+    assert served.api.calls == [
+        ("refresh_keys", (1800000000, SIG, None)),
+        ("refresh_keys", (1800000000, SIG, (KEY_ID,))),
+    ]
+    for bad in (b"[]", b'["00"]', b"{}", b"[[1]]"):
+        status, _, _ = await served.call("POST", f"/admin/refresh/1800000000/{S}", body=bad)
+        assert status == 400
+    status, _, _ = await served.call("GET", f"/admin/refresh/1800000000/{S}")
+    assert status == 400
