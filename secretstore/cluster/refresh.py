@@ -186,8 +186,11 @@ class RefreshSchedule:
         return report
 
     async def _loop(self) -> None:
+        # leadership and the due time are looked at again at least every `retry` seconds
+        # (and every `interval` when that is shorter)
+        check = min(self._retry, self.interval)
         while True:
-            wait = self._retry
+            wait = check
             if self.leads():
                 wait = self.due_in(self._clock())
                 if wait == 0:
@@ -197,8 +200,7 @@ class RefreshSchedule:
                     except SecretStoreError as exc:
                         log.warning("refresh schedule: the round stopped (%s); retrying", exc)
                         wait = self._retry
-                wait = min(wait, self._retry)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(min(wait, check))
 
     def start(self) -> None:
         if self._task is None:

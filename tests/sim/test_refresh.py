@@ -368,3 +368,26 @@ def test_every_refreshed_key_is_in_every_holder_s_audit_log_with_the_admin() -> 
         assert sorted(f.key_id for f in entries) == sorted(result.refreshed)
         assert {f.operation for f in entries} == {Operation.REFRESH}
         assert {f.requester for f in entries} == {ADMIN.address}
+
+
+@given(seed=seeds, schedule=seeds)
+@settings(max_examples=15, deadline=None)
+def test_batches_in_any_delivery_order_leave_one_version_everywhere(
+    seed: int, schedule: int
+) -> None:
+    """Reports that reach a node after the commit (another link is quicker) are waited for:
+    a node erases the old version of every key of the batch, not only of the last one."""
+    world = make_world(
+        3, seed=seed % 1000, schedule=schedule, holders=range(3), threshold=1, keys=6
+    )
+    ids = world.ids
+    before = snapshot(world)
+    after: ServerKeyId | None = None
+    while True:
+        scope = RefreshScope((), after, 2)
+        result = outcome_of(refresh(world, ids[seed % 3], scope, grant(world, EVERY_KEY)))
+        if result.next_after is None:
+            break
+        after = result.next_after
+    for key in world.keys:
+        assert_refreshed(world, before, key)

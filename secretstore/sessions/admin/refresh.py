@@ -146,18 +146,22 @@ def new_version_complete(
 
 
 def erase_old_versions(
-    key_id: ServerKeyId, share: KeyShare | None, reports: Mapping[NodeId, KeyMoved]
+    self_id: NodeId,
+    key_id: ServerKeyId,
+    share: KeyShare | None,
+    reports: Mapping[NodeId, KeyMoved],
 ) -> KeyShare | bool | None:
     """The record this node keeps of `key_id` once its refresh is complete: the record with
-    only the new version (this node holds it), False to remove the record (the node holds
-    older versions only), None to leave it (nothing to erase, or the reports are not the
-    whole new version or do not check out)."""
+    only the new version (this node holds it), False to remove the record (the new version
+    does not list this node: it holds older versions only), None to leave it (nothing to
+    erase, the reports are not the whole new version or do not check out, or this node is a
+    new holder whose record lacks the new version)."""
     if share is None or not new_version_complete(key_id, share, reports):
         return None
     new_hash = next(iter(reports.values())).version
     version = share.version(new_hash)
     if version is None:
-        return False
+        return None if self_id in reports else False
     if len(share.versions) == 1:
         return None
     return replace(share, versions=(version,))
@@ -193,6 +197,8 @@ class RefreshSession(Session):
         self._reports: dict[ServerKeyId, dict[NodeId, KeyMoved]] = {}
         self._skipped_here: set[ServerKeyId] = set()
         self._audited: set[ServerKeyId] = set()
+        #: the records this session wrote (the write of an event is carried out after it)
+        self._written: dict[ServerKeyId, KeyShare] = {}
         signer = None
         if init.grant is not None:
             signer = refresh_signer(
@@ -303,10 +309,10 @@ class RefreshSession(Session):
         if new is None:
             return [self._touch()]
         moved = self._keys.moved(key_id, new)
-        effects: list[Effect] = [
-            self._touch(),
-            Persist(self.session_id, key_id, new.record, new.create),
-        ]
+        self._written[key_id] = new.record
+        effects: list[Effect] = [self._touch()]
+        effects += self._audit_key(key_id, message.version, version.nodes)
+        effects.append(Persist(self.session_id, key_id, new.record, new.create))
         effects += self.broadcast(moved, self.cluster)
         return effects + self._moved(self.ctx.self_id, moved)
 
@@ -314,12 +320,17 @@ class RefreshSession(Session):
         self._skipped_here.add(key_id)
         self._keys.mark_received(key_id)
 
+    def _record_of(self, key_id: ServerKeyId) -> KeyShare | None:
+        """This node's record of `key_id`: the one this session wrote, else the stored one."""
+        written = self._written.get(key_id)
+        return written if written is not None else self.settings.keys.get(key_id)
+
     # --- the commit -----------------------------------------------------------------------
     def _waiting_for_reports(self, keys: Iterable[ServerKeyId]) -> set[ServerKeyId]:
         """The refreshed keys this node holds whose new holders' reports it lacks still."""
         waiting: set[ServerKeyId] = set()
         for key_id in keys:
-            share = self.settings.keys.get(key_id)
+            share = self._record_of(key_id)
             if share is None:
                 continue
             if not new_version_complete(key_id, share, self._reports.get(key_id, {})):
@@ -333,7 +344,7 @@ class RefreshSession(Session):
             if key_id in self._skipped_here:
                 continue
             outcome = erase_old_versions(
-                key_id, self.settings.keys.get(key_id), self._reports[key_id]
+                self.ctx.self_id, key_id, self._record_of(key_id), self._reports[key_id]
             )
             if outcome is None:
                 continue

@@ -353,7 +353,8 @@ class RefreshSlave(RefreshSession):
         if isinstance(message, KeyMoved):
             effects = [self._touch(), *self._moved(sender, message)]
             if self._committing is not None and message.key_id in self._committing:
-                self._committing &= self._waiting_for_reports([message.key_id])
+                if not self._waiting_for_reports([message.key_id]):
+                    self._committing.discard(message.key_id)
                 effects += self._maybe_commit()
             return effects
         if sender != self.master:
