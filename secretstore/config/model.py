@@ -198,6 +198,12 @@ class SecretStoreConfig:
         return self.acl_contract is not None or self.server_set_contract is not None
 
     @property
+    def auto_migrates(self) -> bool:
+        """True when the node set follows a key server set contract that migrates by itself
+        (a contract set, `disable_auto_migrate` false)."""
+        return self.server_set_contract is not None and not self.disable_auto_migrate
+
+    @property
     def key_pair(self) -> KeyPair:
         """This node's key pair; only a disabled config may lack one."""
         if self.self_key is None:
