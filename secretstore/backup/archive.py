@@ -65,6 +65,8 @@ _U32: Final = struct.Struct(">I")
 _U64: Final = struct.Struct(">Q")
 _SIGNATURE: Final = 65
 _ZERO: Final = Scalar(0)
+#: Entries whose proofs are checked in one equation (bounds the memory a check holds).
+CHECK_BATCH: Final = 256
 
 
 class BackupError(SecretStoreError):
@@ -283,28 +285,16 @@ def verify_archive(
         problems.append("the file is not signed by the node it names (changed after signing)")
     if expected_node is not None and archive.node != expected_node:
         problems.append(f"the backup is of node 0x{archive.node.hex()}, not the one expected")
-    check = ShareCheck(archive.backup_public, rng)
     entries: list[tuple[BackupKey, int, Point]] = []
-    folded = True
     for key in archive.keys:
         try:
             publics = share_public(key.record, archive.node, key.key_id)
         except BackupError as exc:
             problems.append(str(exc))
             continue
-        for index, (version, public) in enumerate(zip(key.record.versions, publics, strict=True)):
-            entries.append((key, index, public))
-            ctx = context(archive.node, key.key_id, version.hash)
-            folded = check.add(key.shares[index], public, ctx) and folded
-    if not folded or not check.holds():
-        for key, index, public in entries:
-            version = key.record.versions[index]
-            ctx = context(archive.node, key.key_id, version.hash)
-            if not check_share(key.shares[index], public, archive.backup_public, ctx, rng):
-                problems.append(
-                    f"key 0x{key.key_id.hex()} version 0x{version.hash.hex()}: its encrypted "
-                    "share does not prove to match the key's commitments"
-                )
+        entries.extend((key, index, public) for index, public in enumerate(publics))
+    for start in range(0, len(entries), CHECK_BATCH):
+        problems += _check_batch(archive, entries[start : start + CHECK_BATCH], rng)
     return ArchiveReport(
         archive.node,
         len(archive.keys),
@@ -312,6 +302,29 @@ def verify_archive(
         len(archive.tombstones),
         tuple(problems),
     )
+
+
+def _check_batch(
+    archive: Archive, entries: Sequence[tuple[BackupKey, int, Point]], rng: Rng
+) -> list[str]:
+    """The proofs of `entries` checked together; when that fails, one by one to name them."""
+    check = ShareCheck(archive.backup_public, rng)
+    folded = True
+    for key, index, public in entries:
+        ctx = context(archive.node, key.key_id, key.record.versions[index].hash)
+        folded = check.add(key.shares[index], public, ctx) and folded
+    if folded and check.holds():
+        return []
+    problems = []
+    for key, index, public in entries:
+        version = key.record.versions[index]
+        ctx = context(archive.node, key.key_id, version.hash)
+        if not check_share(key.shares[index], public, archive.backup_public, ctx, rng):
+            problems.append(
+                f"key 0x{key.key_id.hex()} version 0x{version.hash.hex()}: its encrypted "
+                "share does not prove to match the key's commitments"
+            )
+    return problems
 
 
 def decrypt_archive(archive: Archive, backup_secret: Scalar) -> list[tuple[ServerKeyId, KeyShare]]:

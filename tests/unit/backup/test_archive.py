@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from secretstore.backup import archive as archive_module
 from secretstore.backup.archive import (
     BackupError,
     BackupKey,
@@ -198,3 +199,13 @@ def test_a_record_with_a_share_in_the_clear_is_refused() -> None:
 def test_malformed_files_are_refused(data: bytes) -> None:
     with pytest.raises(InvalidEncoding):
         decode_archive(data)
+
+
+def test_a_bad_entry_is_named_whichever_batch_holds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(archive_module, "CHECK_BATCH", 2)
+    items = entries()
+    last, first = items[-1], items[0]
+    items[-1] = BackupKey(last.key_id, last.record, (first.shares[0], *last.shares[1:]))
+    report = verify_archive(decode_archive(archive_bytes(items)), RNG)
+    assert len(report.problems) == 1 and last.key_id.hex() in report.problems[0]
+    assert verify_archive(decode_archive(DATA), RNG).ok
