@@ -5,10 +5,13 @@ Layout (DB schema version 1):
     b"\\x00meta/" + name         → a small named value (`put_meta`; e.g. the refresh cursor)
     b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
     b"\\x02audit/" + u64 index   → an audit log entry (secretstore/audit/store.py)
-    b"\\x03tomb/" + key id (32)  → the tombstone of a key its author deleted (codec)
+    b"\\x03service/cursor/" + contract address (20) → the last block whose service requests
+                                  were handled (chain/services/cursor.py)
+    b"\\x04tomb/" + key id (32)  → the tombstone of a key its author deleted (codec)
 
-Tombstones, named values and audit entries came later under the same schema version: an older
-secretstore never reads them (it lists only share records), so the schema record stays 1.
+Tombstones, named values, service cursors and audit entries came later under the same schema
+version: an older secretstore never reads them (it lists only share records), so the schema
+record stays 1.
 
 A directory holding a Parity Secret Store database (parity_db/layout.py) is refused with a
 message pointing to `secretstore import-parity`, never opened or written into.
@@ -50,7 +53,7 @@ SCHEMA_KEY: Final = b"\x00meta/schema"
 #: The prefix of every share record's key (metadata keys start with 0x00, so never collide).
 SHARE_PREFIX: Final = b"\x01share/"
 #: The prefix of every tombstone record's key.
-TOMBSTONE_PREFIX: Final = b"\x03tomb/"
+TOMBSTONE_PREFIX: Final = b"\x04tomb/"
 #: The prefix of the named values (the schema record's name, "schema", is not one of them).
 META_PREFIX: Final = b"\x00meta/"
 
@@ -161,7 +164,8 @@ class LevelDbKeyStorage:
     def with_db(self, action: str, use: Callable[[Any], T]) -> T:
         """`use(db)` on the open plyvel database, under this storage's lock, a plyvel error
         raised as StorageError naming `action`: for the database's other records (the audit
-        log, whose keys start with a prefix of its own, never 0x00 or 0x01)."""
+        log, the service cursors: their keys start with prefixes of their own, never 0x00 or
+        0x01)."""
         with self._lock, self._plyvel_errors(action):
             return use(self._require_open())
 
