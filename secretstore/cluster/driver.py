@@ -29,6 +29,7 @@ from secretstore.sessions.base import (
     Record,
     Remove,
     Send,
+    Wake,
 )
 from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
 from secretstore.storage.port import KeyStorage
@@ -72,6 +73,7 @@ class ClusterDriver:
         self._results: dict[SessionId, asyncio.Future[Any]] = {}
         self._receipts: dict[SessionId, ReleaseReceipts] = {}
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
+        self._wakes: dict[SessionId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._short_self = core.ctx.self_id[:4].hex()
 
@@ -146,6 +148,8 @@ class ClusterDriver:
                 self._start_clock(effect.session_id)
             elif isinstance(effect, Deadline):
                 self._restart_clock(effect.session_id, effect.seconds)
+            elif isinstance(effect, Wake):
+                self._set_wake(effect.session_id, effect.seconds)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
 
@@ -186,7 +190,7 @@ class ClusterDriver:
                 self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
                 return True
             return False
-        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline):
+        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline | Wake):
             return effect.session_id in failed
         return False
 
@@ -217,6 +221,9 @@ class ClusterDriver:
         timer = self._timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
+        wake = self._wakes.pop(sid, None)
+        if wake is not None:
+            wake.cancel()
         future = self._results.get(sid)
         if future is None or future.done():
             if error is not None:
@@ -240,6 +247,19 @@ class ClusterDriver:
         loop = asyncio.get_running_loop()
         self._timers[sid] = loop.call_later(seconds, self._time_out, sid)
 
+    def _set_wake(self, sid: SessionId, seconds: float) -> None:
+        if self.core.session(sid) is None:
+            return  # ended already
+        old = self._wakes.pop(sid, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._wakes[sid] = loop.call_later(seconds, self._wake, sid)
+
+    def _wake(self, sid: SessionId) -> None:
+        self._wakes.pop(sid, None)
+        self._apply(self.core.on_wake(sid))
+
     def _time_out(self, sid: SessionId) -> None:
         self._timers.pop(sid, None)
         effects = self.core.on_timeout(sid)
@@ -253,9 +273,10 @@ class ClusterDriver:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for timer in self._timers.values():
+        for timer in [*self._timers.values(), *self._wakes.values()]:
             timer.cancel()
         self._timers.clear()
+        self._wakes.clear()
         for task in list(self._tasks):
             task.cancel()
         for future in self._results.values():

@@ -57,6 +57,16 @@ class Deadline:
 
 
 @dataclass(frozen=True, slots=True)
+class Wake:
+    """Call the session's `on_wake` `seconds` from now, once, unless it has ended by then (a
+    later Wake of the same session replaces an earlier one). It does not touch the timeout:
+    a session uses it to stop waiting on a slow peer early (decryption asks other holders)."""
+
+    session_id: SessionId
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something the driver should log (a peer's misbehaviour, a late message, progress);
     never a secret."""
@@ -106,7 +116,7 @@ class Fail:
     error: SecretStoreError
 
 
-Effect = Send | Persist | Record | Remove | CheckAccess | Finish | Fail | Deadline | Notice
+Effect = Send | Persist | Record | Remove | CheckAccess | Finish | Fail | Deadline | Wake | Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +188,10 @@ class Session(ABC):
 
     def on_timeout(self) -> list[Effect]:
         return self.fail(SessionTimeout("the session did not finish in time"))
+
+    def on_wake(self) -> list[Effect]:
+        """The time of this session's latest Wake has come (it had not ended)."""
+        return []
 
     def on_drained(self) -> list[Effect]:
         """An EXCLUSIVE session: no other session is left on this node (called once; at

@@ -27,6 +27,7 @@ from secretstore.sessions.base import (
     Remove,
     Send,
     SessionContext,
+    Wake,
 )
 from secretstore.sessions.core import (
     DEFAULT_MAX_SESSIONS_PER_PEER,
@@ -58,6 +59,8 @@ class SimNode:
     records: list[Record] = field(default_factory=list)
     #: the latest Deadline each session asked for
     deadlines: dict[SessionId, float] = field(default_factory=dict)
+    #: the latest Wake each session asked for, until it is fired (`SimNetwork.wake_all`)
+    wakes: dict[SessionId, float] = field(default_factory=dict)
 
     @property
     def node_id(self) -> NodeId:
@@ -193,6 +196,13 @@ class SimNetwork:
         self._apply(self.nodes[a], self.nodes[a].core.on_node_disconnected(b))
         self._apply(self.nodes[b], self.nodes[b].core.on_node_disconnected(a))
 
+    def wake_all(self) -> None:
+        """The time of every session's pending Wake has come."""
+        for node in self.nodes.values():
+            for sid in list(node.wakes):
+                del node.wakes[sid]
+                self._apply(node, node.core.on_wake(sid))
+
     def time_out_all(self) -> None:
         for node in self.nodes.values():
             for sid in list(node.core._sessions):
@@ -244,6 +254,8 @@ class SimNetwork:
                 node.storage.remove(effect.key_id)
             elif isinstance(effect, Deadline):
                 node.deadlines[effect.session_id] = effect.seconds
+            elif isinstance(effect, Wake):
+                node.wakes[effect.session_id] = effect.seconds
             elif isinstance(effect, CheckAccess):
                 self.access_checks.append((node.node_id, effect))
             elif isinstance(effect, Finish | Fail):
