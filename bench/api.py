@@ -350,6 +350,8 @@ class Bench:
             health = tuple(f"{node.url}/health" for node in cluster)
             once = LoadSpec("GET", health, 1, requests, 0.0, 100)
             self.measure(cluster, "GET /health (HTTP only), 1 client", once)
+            load = LoadSpec("GET", health, clients, 0, seconds, 200)
+            self.measure(cluster, f"GET /health (HTTP only), {clients} clients", load)
             once = LoadSpec("GET", urls, 1, requests, 0.0, 100)
             self.measure(cluster, "GET /shadow n=3 t=1, 1 client", once)
             load = LoadSpec("GET", urls, clients, 0, seconds, 200)

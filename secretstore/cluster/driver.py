@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,9 @@ class ClusterDriver:
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
         self._wakes: dict[SessionId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: access answers the policy knew at once, fed back once the effects in hand are done
+        self._answers: deque[tuple[SessionId, bool]] = deque()
+        self._depth = 0
         self._short_self = core.ctx.self_id[:4].hex()
 
     # --- the API the key server calls --------------------------------------------------------
@@ -114,6 +118,26 @@ class ClusterDriver:
 
     # --- effects ------------------------------------------------------------------------------
     def _apply(self, effects: Iterable[CoreEffect]) -> None:
+        self._depth += 1
+        try:
+            self._carry_out(effects)
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self._feed_known_answers()
+
+    def _feed_known_answers(self) -> None:
+        """Access answers the policy knew at once, each after every effect that came with its
+        CheckAccess (so a master's requests are out before its own part is computed)."""
+        self._depth += 1
+        try:
+            while self._answers:
+                sid, allowed = self._answers.popleft()
+                self._carry_out(self.core.on_access_checked(sid, allowed))
+        finally:
+            self._depth -= 1
+
+    def _carry_out(self, effects: Iterable[CoreEffect]) -> None:
         failed: dict[SessionId, SecretStoreError] = {}  # sessions whose write failed
         for effect in effects:
             if failed and self._replace_after_failure(effect, failed):
@@ -139,7 +163,11 @@ class ClusterDriver:
                     failed[effect.session_id] = exc
                     self._storage_failed(effect, exc)
             elif isinstance(effect, CheckAccess):
-                self._spawn(self._check_access(effect))
+                known = self.access.known(effect.requester, effect.key_id, effect.block)
+                if known is None:
+                    self._spawn(self._check_access(effect))
+                else:
+                    self._answers.append((effect.session_id, known))
             elif isinstance(effect, Finish):
                 self._settle(effect.session_id, result=effect.result)
             elif isinstance(effect, Fail):

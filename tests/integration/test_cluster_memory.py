@@ -36,12 +36,15 @@ from secretstore.errors import (
 )
 from secretstore.keyserver import KeyServer
 from secretstore.mesh.memory import MemoryNetwork
+from secretstore.sessions import decryption
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, BlockRef, MessageHash, ServerKeyId
+from secretstore.types import Address, BlockRef, MessageHash, NodeId, ServerKeyId
+from secretstore.wire import codec
+from secretstore.wire.decryption import DecryptionRequest
 
 
 @dataclass
@@ -64,6 +67,11 @@ class DenyList:
         self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
     ) -> bool:
         return requester not in self.denied
+
+    def known(
+        self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
+    ) -> bool | None:
+        return None  # answered through `check`, as a contract would
 
 
 async def make_cluster(
@@ -346,3 +354,37 @@ async def test_a_member_that_cannot_log_is_replaced_and_releases_nothing(
             assert released.receipts is not None
             assert broken.key.node_id not in released.receipts.facts.participants
     assert len(_log_of(broken)) == before
+
+
+async def test_a_known_access_answer_comes_after_the_requests_left(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a policy that knows its answer at once ("none") no task waits for it, and the
+    master computes its own part only after its requests to the group are out: the members
+    work meanwhile."""
+    network, nodes = cluster
+    kid = key_id(11)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    enc = encrypt_secret(KeyPair.generate(SeededRng(9)).public, public, SeededRng(10))
+    await nodes[0].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    events: list[str] = []
+    master = nodes[0].key.node_id
+    transport = network.transport(master)
+    real_send, real_compute = transport.send, decryption.compute_job_response
+
+    def send(node: NodeId, payload: bytes) -> bool:
+        if isinstance(codec.decode(payload), DecryptionRequest):
+            events.append("request sent")
+        return real_send(node, payload)
+
+    def compute(ctx: SessionContext, *args: object, **kwargs: object) -> object:
+        if ctx.self_id == master:
+            events.append("own part")
+            assert not nodes[0].driver._tasks  # the answer was known: nothing awaited it
+        return real_compute(ctx, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transport, "send", send)
+    monkeypatch.setattr(decryption, "compute_job_response", compute)
+    await nodes[0].server.retrieve_document_key_shadow(kid, s)
+    assert events == ["request sent", "own part"]
