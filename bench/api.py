@@ -178,8 +178,8 @@ def cluster_cpu(cluster: LocalCluster) -> tuple[float, float]:
     return user / _TICKS, system / _TICKS
 
 
-def start_cluster(root: Path, count: int) -> LocalCluster:
-    cluster = LocalCluster(root, count, seed=count, extra=NODE_OPTIONS)
+def start_cluster(root: Path, count: int, **options: object) -> LocalCluster:
+    cluster = LocalCluster(root, count, seed=count, extra={**NODE_OPTIONS, **options})
     cluster.start()
     cluster.wait_ready(timeout=60.0 + 5.0 * count)
     return cluster
@@ -342,25 +342,32 @@ class Bench:
             Row(scenario, result, (user_after - user) * share, (system_after - system) * share)
         )
 
-    def retrieval(self, requests: int, seconds: float, clients: int, keys: int) -> None:
-        cluster = start_cluster(self.root / "retrieval", 3)
+    def retrieval(
+        self, requests: int, seconds: float, clients: int, keys: int, audit_sync: bool = True
+    ) -> None:
+        label = "" if audit_sync else ", audit_sync=false"
+        cluster = start_cluster(
+            self.root / f"retrieval{label.strip(', =')}", 3, audit_sync=audit_sync
+        )
         try:
             paths = asyncio.run(prepare_documents(cluster, KeyPair.generate(OsRng()), keys))
             urls = tuple(f"{node.url}/shadow/{path}" for path in paths for node in cluster)
             health = tuple(f"{node.url}/health" for node in cluster)
             once = LoadSpec("GET", health, 1, requests, 0.0, 100)
-            self.measure(cluster, "GET /health (HTTP only), 1 client", once)
+            self.measure(cluster, f"GET /health (HTTP only), 1 client{label}", once)
             load = LoadSpec("GET", health, clients, 0, seconds, 200)
-            self.measure(cluster, f"GET /health (HTTP only), {clients} clients", load)
+            self.measure(cluster, f"GET /health (HTTP only), {clients} clients{label}", load)
             once = LoadSpec("GET", urls, 1, requests, 0.0, 100)
-            self.measure(cluster, "GET /shadow n=3 t=1, 1 client", once)
+            self.measure(cluster, f"GET /shadow n=3 t=1, 1 client{label}", once)
             load = LoadSpec("GET", urls, clients, 0, seconds, 200)
-            self.measure(cluster, f"GET /shadow n=3 t=1, {clients} clients", load)
+            self.measure(cluster, f"GET /shadow n=3 t=1, {clients} clients{label}", load)
             plain = tuple(f"{node.url}/{path}" for path in paths for node in cluster)
             once = LoadSpec("GET", plain, 1, requests, 0.0, 100)
-            self.measure(cluster, "GET /{key}/{sig} plain n=3 t=1, 1 client", once)
+            self.measure(cluster, f"GET /{{key}}/{{sig}} plain n=3 t=1, 1 client{label}", once)
             load = LoadSpec("GET", plain, clients, 0, seconds, 200)
-            self.measure(cluster, f"GET /{{key}}/{{sig}} plain n=3 t=1, {clients} clients", load)
+            self.measure(
+                cluster, f"GET /{{key}}/{{sig}} plain n=3 t=1, {clients} clients{label}", load
+            )
         finally:
             cluster.terminate_all()
 
@@ -440,7 +447,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         bench = Bench(Path(tmp), sampler)
         if not args.no_retrieval:
-            bench.retrieval(args.requests, args.seconds, args.clients, args.keys)
+            for audit_sync in (True, False):
+                bench.retrieval(args.requests, args.seconds, args.clients, args.keys, audit_sync)
         if args.gen5 > 0:
             bench.generation(5, 2, args.gen5)
         if args.gen16 > 0:

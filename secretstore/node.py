@@ -21,7 +21,7 @@ from aiohttp import web
 
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
-from secretstore.audit.store import LevelDbAuditStore
+from secretstore.audit.store import AuditFlusher, LevelDbAuditStore
 from secretstore.chain.runtime import ChainRuntime, build_chain
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
@@ -158,6 +158,7 @@ class Node:
         self._key: KeyPair = store.key_pair
         self._rng: Rng = rng if rng is not None else OsRng()
         self._storage: LevelDbKeyStorage | None = None
+        self._flusher: AuditFlusher | None = None
         self._transport: MeshTransport | None = None
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
@@ -245,8 +246,12 @@ class Node:
         try:
             self._storage = LevelDbKeyStorage(store.path)
             signer = NodeSigner(self._key)
-            audit = AuditRecorder(LevelDbAuditStore(self._storage), signer)
+            audit_store = LevelDbAuditStore(self._storage, sync=store.audit_sync)
+            audit = AuditRecorder(audit_store, signer)
             log.info("audit log: %d entries", audit.entries)
+            if not store.audit_sync:
+                self._flusher = AuditFlusher(audit_store)
+                self._flusher.start()
             limits = store.limits
             self._transport = MeshTransport(
                 self._key,
@@ -341,6 +346,9 @@ class Node:
         if self._driver is not None:
             driver, self._driver = self._driver, None
             await driver.close()
+        if self._flusher is not None:
+            flusher, self._flusher = self._flusher, None
+            await flusher.stop()
         if self._storage is not None:
             storage, self._storage = self._storage, None
             storage.close()

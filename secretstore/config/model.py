@@ -170,6 +170,9 @@ class SecretStoreConfig:
     require_bound_requests: bool = False
     #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
     require_shadow_retrieval: bool = False
+    #: sync every audit log entry to the disk before what it records is released (True), or
+    #: write it to the operating system first and sync the log every second (False)
+    audit_sync: bool = True
     #: ours: where the registry contract is (Parity read it from the chain spec)
     registry_address: Address | None = None
     #: ours: the block constants, Parity's by default (overridable for tests)

@@ -112,6 +112,7 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
     )
     assert store.require_bound_requests is False
     assert store.require_shadow_retrieval is False  # Parity's behaviour by default
+    assert store.audit_sync is True  # every audit entry on the disk before its release
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -163,7 +164,8 @@ def test_local_cluster_options_need_no_chain(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["disable", "disable_http", "disable_auto_migrate", "require_shadow_retrieval"]
+    "key",
+    ["disable", "disable_http", "disable_auto_migrate", "require_shadow_retrieval", "audit_sync"],
 )
 def test_switches(key: str, tmp_path: Path) -> None:
     assert getattr(parse({key: True}, tmp_path).secretstore, key) is True
