@@ -26,6 +26,7 @@ from secretstore.chain.runtime import ChainRuntime, build_chain
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.cluster.membership import Membership
+from secretstore.cluster.presigner import Presigner
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeConfig, SecretStoreConfig
 from secretstore.config.rules import check_startup
@@ -45,6 +46,7 @@ from secretstore.sessions.admin.factories import admin_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
+from secretstore.sessions.presign import PresignPool
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.leveldb import LevelDbKeyStorage
 from secretstore.types import NodeId
@@ -84,6 +86,9 @@ class Health:
     isolated: bool = False
     #: the node set change running here (None when none runs)
     node_set_change: dict[str, Any] | None = None
+    #: this node's ECDSA presignatures: made as master ("own"), parts held for other
+    #: masters ("held"), keys with own ones, and whether a refill runs (None: no pool)
+    presignatures: dict[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
@@ -104,6 +109,8 @@ class Health:
             body["chain"] = self.chain
         if self.node_set_change is not None:
             body["node_set_change"] = self.node_set_change
+        if self.presignatures is not None:
+            body["presignatures"] = self.presignatures
         return body
 
 
@@ -159,6 +166,8 @@ class Node:
         self._rng: Rng = rng if rng is not None else OsRng()
         self._storage: LevelDbKeyStorage | None = None
         self._flusher: AuditFlusher | None = None
+        self._presigns: PresignPool | None = None
+        self._presigner: Presigner | None = None
         self._transport: MeshTransport | None = None
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
@@ -197,7 +206,19 @@ class Node:
         nodes = self.cluster_nodes
         change = self._core.exclusive_session if self._core is not None else None
         status = change.status() if isinstance(change, NodeSetChange) else None
-        return Health(self.node_id, connected, len(nodes), chain, self.node_id not in nodes, status)
+        presignatures = None
+        if self._presigns is not None:
+            presignatures = dict(self._presigns.sizes())
+            presignatures["refilling"] = self._presigner is not None and self._presigner.busy
+        return Health(
+            self.node_id,
+            connected,
+            len(nodes),
+            chain,
+            self.node_id not in nodes,
+            status,
+            presignatures,
+        )
 
     # --- the configured node set at run time ----------------------------------------------
     def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> bool:
@@ -273,10 +294,15 @@ class Node:
                 stall_timeout=2 * store.session_timeout,
             )
             admin_masters, admin_slaves = admin_tables(admin)
+            pool = None
+            if store.ecdsa_presignatures > 0:
+                pool = PresignPool(self.node_id, depth=store.ecdsa_presignatures)
+            self._presigns = pool
             ctx = SessionContext(
                 self.node_id,
                 self._rng,
                 frozenset(nodes),
+                presigns=pool,
                 require_bound_requests=store.require_bound_requests,
                 require_shadow_retrieval=store.require_shadow_retrieval,
                 audit=signer,
@@ -305,12 +331,15 @@ class Node:
             )
             self._watch = _MeshWatch(self._driver, self._transport, lambda: membership.peers)
             self._transport.set_handler(self._watch)
+            if pool is not None:
+                self._presigner = Presigner(self._driver, pool)
             self.key_server = KeyServer(
                 cluster=self._driver,
                 cluster_size=lambda: membership.size,
                 rng=self._rng,
                 pin=access.pin,
                 require_bound_requests=store.require_bound_requests,
+                ecdsa_signed=self._presigner.used if self._presigner is not None else None,
             )
             await self._transport.start()
             if self._chain is not None:
@@ -343,6 +372,9 @@ class Node:
         if self._transport is not None:
             transport, self._transport = self._transport, None
             await transport.stop()
+        if self._presigner is not None:
+            presigner, self._presigner = self._presigner, None
+            await presigner.close()
         if self._driver is not None:
             driver, self._driver = self._driver, None
             await driver.close()

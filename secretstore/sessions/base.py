@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from secretstore.audit.model import AuditFacts
 from secretstore.audit.receipts import NodeSigner, ReleaseReceipts
@@ -12,6 +13,9 @@ from secretstore.crypto.rng import Rng
 from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
 from secretstore.storage.model import KeyShare
 from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
+
+if TYPE_CHECKING:
+    from secretstore.sessions.presign import PresignPool
 
 # --- effects: what a session asks its driver to do, in order --------------------------
 
@@ -136,6 +140,9 @@ class SessionContext:
     #: this node's signer of audit receipts: sessions record what they release (`Record`)
     #: and send their receipts; None on a node without an audit log (protocol-only tests)
     audit: NodeSigner | None = None
+    #: this node's ECDSA presigning pool (sessions/presign.py): None keeps no presignatures
+    #: (every ECDSA signing runs its nonce generations)
+    presigns: PresignPool | None = None
 
 
 class Session(ABC):

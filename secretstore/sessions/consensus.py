@@ -255,15 +255,23 @@ class AccessConsensus:
         return self.candidates - self._denied - self._lost - self._unasked
 
     # --- events -----------------------------------------------------------------------------
-    def preselect(self) -> GroupSelected:
-        """Select the first group at once, among every connected candidate (before `start`):
-        the master and a random choice of `needed - 1` others, attempt 1. The owner then
-        asks its members only (`start(request, to=group.nodes)`), with the job."""
+    def preselect(self, nodes: Iterable[NodeId] | None = None) -> GroupSelected:
+        """Select the first group at once, before `start`: `nodes` (the master and
+        `needed - 1` candidates, e.g. a presignature's group), or by default the master and a
+        random choice of `needed - 1` other candidates; attempt 1. The owner then asks its
+        members only (`start(request, to=group.nodes)`), with the job."""
         if self._attempt or self._ended:
             raise InvalidRequest("a group is preselected before the consensus starts")
         self_id = self._ctx.self_id
-        group = select_group(self._ctx.rng, self_id, self.candidates, self.needed)
-        assert group is not None  # no broken links yet, and enough candidates
+        if nodes is None:
+            group = select_group(self._ctx.rng, self_id, self.candidates, self.needed)
+            assert group is not None  # no broken links yet, and enough candidates
+        else:
+            group = tuple(sorted(set(nodes)))
+            if len(group) != self.needed or self_id not in group:
+                raise InvalidRequest(f"a group of {self.needed} with the master is needed")
+            if not set(group) <= self.candidates:
+                raise InvalidRequest("a preselected group holds a node that cannot take part")
         self._group = group
         self._attempt = 1
         return GroupSelected(group, 1)
@@ -351,6 +359,15 @@ class AccessConsensus:
         self._pending |= self._unasked
         self._unasked = set()
         return AskOthers(others)
+
+    def drop_group(self) -> Decision:
+        """The owner gives the running group up (its job cannot be done by this group, e.g.
+        a member allowed but lacks what the job needed): the next group is selected among
+        the nodes that allowed, or the unasked are asked, by the usual rules."""
+        if self._ended or self._group is None:
+            return UNDECIDED
+        self._group = None
+        return self._decide()
 
     def on_link_broken(self, reporter: NodeId, node: NodeId, why: str = "") -> Decision:
         """`reporter` lost its connection to `node` (two distinct candidates). Neither is lost:

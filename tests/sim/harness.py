@@ -37,6 +37,7 @@ from secretstore.sessions.core import (
     Notice,
     SlaveFactory,
 )
+from secretstore.sessions.presign import PresignPool
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
@@ -118,9 +119,11 @@ class SimNetwork:
         max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
         keys: Sequence[KeyPair] = (),
         audit: bool = False,
+        presignatures: int = 0,
     ) -> None:
         """`keys`: the nodes' key pairs (n of them); by default n keys drawn from `seed`.
-        `audit`: every node keeps an audit log (signs receipts, emits Records)."""
+        `audit`: every node keeps an audit log (signs receipts, emits Records);
+        `presignatures`: every node keeps an ECDSA presigning pool of this depth per key."""
         rng = SeededRng(seed)
         keys = list(keys) or [KeyPair.generate(rng) for _ in range(n)]
         assert len(keys) == n, f"{len(keys)} keys for {n} nodes"
@@ -129,7 +132,10 @@ class SimNetwork:
         for i, key in enumerate(keys):
             storage = MemoryKeyStorage()
             signer = NodeSigner(key) if audit else None
-            ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids, audit=signer)
+            pool = PresignPool(key.node_id, depth=presignatures) if presignatures else None
+            ctx = SessionContext(
+                key.node_id, SeededRng(seed * 1000 + i), ids, audit=signer, presigns=pool
+            )
             core = NodeCore(
                 ctx, storage, masters, slaves, max_sessions_per_peer=max_sessions_per_peer
             )
