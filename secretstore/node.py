@@ -209,7 +209,9 @@ class Node:
         presignatures = None
         if self._presigns is not None:
             presignatures = dict(self._presigns.sizes())
-            presignatures["refilling"] = self._presigner is not None and self._presigner.busy
+            presigner = self._presigner
+            presignatures["refilling"] = presigner is not None and presigner.busy
+            presignatures["made"] = presigner.made if presigner is not None else 0
         return Health(
             self.node_id,
             connected,
