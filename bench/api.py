@@ -379,7 +379,7 @@ class Bench:
     def retrieval(
         self, requests: int, seconds: float, clients: int, keys: int, audit_sync: bool = True
     ) -> None:
-        label = "" if audit_sync else ", audit_sync=false"
+        label = ", audit_sync=true" if audit_sync else ""
         cluster = start_cluster(
             self.root / f"retrieval{label.strip(', =')}", 3, audit_sync=audit_sync
         )
@@ -540,7 +540,7 @@ def main() -> None:
         bench = Bench(Path(tmp), sampler)
         bench.audit_sync = args.audit_sync == "true"
         if not args.no_retrieval:
-            for audit_sync in (True, False):
+            for audit_sync in (False, True):
                 bench.retrieval(args.requests, args.seconds, args.clients, args.keys, audit_sync)
         if args.gen5 > 0:
             bench.generation(5, 2, args.gen5)

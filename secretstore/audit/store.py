@@ -2,13 +2,13 @@
 
 An `AuditStore` is an append-only sequence of records by position. The LevelDB adapter keeps
 entry i under b"\\x02audit/" + u64 i (big-endian, so LevelDB's order is the log's order) in
-the node's key database, written with sync=True: an append has reached the disk when it
-returns. Any failure raises AuditLogError naming the database and the position.
-
-With `sync=False` (the node option `audit_sync = false`) an append has reached the operating
-system when it returns (it survives the node process dying, not the machine crashing), and
-`flush` makes every append so far durable; `AuditFlusher` calls it every second, so a crash of
-the machine loses at most the last second of entries.
+the node's key database. With `sync` (the `audit_sync` option) every append is written with
+sync=True: it has reached the disk when it returns. Without it (the default) an append is in
+LevelDB's log file when it returns — it survives the node's crash or kill -9, not a power loss
+or kernel crash in the moments before the operating system writes it out — which keeps a
+release one fsync cheaper; `flush` makes every append so far durable, and `AuditFlusher`
+calls it every second (and when the node stops), so a power loss loses at most the entries
+of the last second. Any failure raises AuditLogError naming the database and the position.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ class AuditStore(Protocol):
 
 class LevelDbAuditStore:
     """The audit log inside a node's LevelDB key database (shares its handle and lock).
-    `sync`: every append is synced (the default); False: appends are synced by `flush`."""
+    `sync`: every append is synced; False (the default): appends are synced by `flush`."""
 
-    def __init__(self, storage: LevelDbKeyStorage, *, sync: bool = True) -> None:
+    def __init__(self, storage: LevelDbKeyStorage, *, sync: bool = False) -> None:
         self._storage = storage
         self.sync = sync
 

@@ -190,7 +190,7 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
             MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
         ),
         require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
-        audit_sync=get_bool(store, "secretstore.audit_sync", True),
+        audit_sync=get_bool(store, "secretstore.audit_sync", False),
         ecdsa_presignatures=get_int(
             store,
             "secretstore.ecdsa_presignatures",

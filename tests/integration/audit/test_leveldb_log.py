@@ -8,7 +8,9 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import plyvel
 import pytest
@@ -241,3 +243,33 @@ async def test_an_unsynced_log_is_flushed_every_interval_and_on_stop(tmp_path: P
         assert len(flushes) == before + 1  # the last one, before the database closes
     with pytest.raises(StorageError):
         store.flush()  # closed: named, not a crash
+
+
+class _SpyDb:
+    """Records the write options of every put (LevelDB's own handle does not expose them)."""
+
+    def __init__(self) -> None:
+        self.puts: list[bool] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        return None
+
+    def put(self, key: bytes, value: bytes, *, sync: bool = False) -> None:
+        self.puts.append(sync)
+
+
+class _SpyStorage:
+    def __init__(self) -> None:
+        self.db = _SpyDb()
+
+    def with_db(self, what: str, action: Callable[[Any], Any]) -> Any:
+        return action(self.db)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_appends_follow_the_audit_sync_option(sync: bool) -> None:
+    storage = _SpyStorage()
+    store = LevelDbAuditStore(storage, sync=sync)  # type: ignore[arg-type]
+    store.append(0, b"entry")
+    store.append(1, b"entry")
+    assert storage.db.puts == [sync, sync]

@@ -111,8 +111,9 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
         reserved_handshakes_for_nodes=16,
     )
     assert store.require_bound_requests is False
+    assert store.audit_sync is False
     assert store.require_shadow_retrieval is False  # Parity's behaviour by default
-    assert store.audit_sync is True  # every audit entry on the disk before its release
+    assert store.ecdsa_presignatures == 4
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -171,6 +172,13 @@ def test_switches(key: str, tmp_path: Path) -> None:
     assert getattr(parse({key: True}, tmp_path).secretstore, key) is True
     assert getattr(parse({key: False}, tmp_path).secretstore, key) is False
     assert "true or false" in fails({key: "yes"}, tmp_path, f"secretstore.{key}")
+
+
+def test_ecdsa_presignatures(tmp_path: Path) -> None:
+    assert parse({"ecdsa_presignatures": 0}, tmp_path).secretstore.ecdsa_presignatures == 0
+    assert parse({"ecdsa_presignatures": 64}, tmp_path).secretstore.ecdsa_presignatures == 64
+    fails({"ecdsa_presignatures": 65}, tmp_path, "secretstore.ecdsa_presignatures")
+    fails({"ecdsa_presignatures": -1}, tmp_path, "secretstore.ecdsa_presignatures")
 
 
 # --- contracts ------------------------------------------------------------------------------
@@ -714,3 +722,8 @@ def test_require_bound_requests(tmp_path: Path) -> None:
     assert "true or false" in fails(
         {"require_bound_requests": "yes"}, tmp_path, "secretstore.require_bound_requests"
     )
+
+
+def test_audit_sync(tmp_path: Path) -> None:
+    assert parse({"audit_sync": True}, tmp_path).secretstore.audit_sync
+    assert "true or false" in fails({"audit_sync": 1}, tmp_path, "secretstore.audit_sync")
