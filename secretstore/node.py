@@ -15,16 +15,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.audit.store import AuditFlusher, LevelDbAuditStore
-from secretstore.chain.migration_session import MigrationAdmin, SessionNodeSetChange
-from secretstore.chain.node_set import ContractNodeSet
-from secretstore.chain.runtime import ChainRuntime, build_chain
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.cluster.membership import Membership
@@ -52,6 +49,10 @@ from secretstore.sessions.presign import PresignPool
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.leveldb import LevelDbKeyStorage
 from secretstore.types import NodeId
+
+if TYPE_CHECKING:  # the chain modules (web3) load only for a node whose config uses a chain
+    from secretstore.chain.node_set import ContractNodeSet
+    from secretstore.chain.runtime import ChainRuntime
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +293,8 @@ class Node:
             )
             authority: AdminAuthority = ConfiguredAdmin(store.admin_public)
             if store.auto_migrates:  # the contract's migration master, for its migrations
+                from secretstore.chain.migration_session import MigrationAdmin
+
                 authority = MigrationAdmin(self.node_id, self._contract_node_set)
             admin = AdminSettings(
                 authority,
@@ -324,14 +327,8 @@ class Node:
             self._core = core
             membership = Membership(self.node_id, core, self._transport, nodes)
             self._membership = membership
-            change = None
-            if store.auto_migrates:
-                change = SessionNodeSetChange(
-                    self._key, core, self._storage, self._run_session, audit=audit
-                )
-            self._chain = build_chain(
-                store, self._key, membership, self._rng, self._transport.connected, change=change
-            )
+            if store.uses_chain:
+                self._chain = self._build_chain(store, core, membership, audit)
             access: AccessPolicy = self._chain.access if self._chain is not None else AllowAll()
             self._driver = ClusterDriver(
                 core,
@@ -397,6 +394,28 @@ class Node:
             storage, self._storage = self._storage, None
             storage.close()
             log.info("key storage closed")
+
+    def _build_chain(
+        self,
+        store: SecretStoreConfig,
+        core: NodeCore,
+        membership: Membership,
+        audit: AuditRecorder | None,
+    ) -> ChainRuntime | None:
+        """The chain side (imported here: web3 takes most of a second to load, which a node
+        without a chain need not spend at start-up)."""
+        from secretstore.chain.migration_session import SessionNodeSetChange
+        from secretstore.chain.runtime import build_chain
+
+        assert self._storage is not None and self._transport is not None
+        change = None
+        if store.auto_migrates:
+            change = SessionNodeSetChange(
+                self._key, core, self._storage, self._run_session, audit=audit
+            )
+        return build_chain(
+            store, self._key, membership, self._rng, self._transport.connected, change=change
+        )
 
     def _contract_node_set(self) -> ContractNodeSet | None:
         return self._chain.node_set if self._chain is not None else None
