@@ -72,6 +72,7 @@ bench: $(BENCH_STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/node_set_change.py
 	$(BIN)/python bench/chain.py
+	$(BIN)/python bench/services.py
 	$(BIN)/python bench/million.py
 	$(BIN)/python bench/scaling.py --real 4 8 16 --table --plot docs/scaling.png
 

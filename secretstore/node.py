@@ -1,12 +1,12 @@
 """The composition root: build one key-server node from its config, start and stop it in order.
 
 Start: key storage (LevelDB, with the audit log in it), then the mesh (listen and dial), then
-the chain (when a contract is configured: the ACL and the key server set follow the chain from
-its first block on), then the HTTP API. Stop, in reverse: the HTTP API (no new requests), the
-chain, the mesh (every link closed), the cluster driver (pending requests fail, timers stop),
-the key storage (flushed and unlocked). While it runs, `reload_nodes` (SIGHUP) applies a
-changed `nodes` list from the config file, through the same `Membership` a key server set
-contract drives.
+the chain (when a contract is configured: the ACL, the key server set and the service
+contracts follow the chain from its first block on), then the HTTP API. Stop, in reverse: the
+HTTP API (no new requests), the chain (the service listener first), the mesh (every link
+closed), the cluster driver (pending requests fail, timers stop), the key storage (flushed and
+unlocked). While it runs, `reload_nodes` (SIGHUP) applies a changed `nodes` list from the
+config file, through the same `Membership` a key server set contract drives.
 """
 
 from __future__ import annotations
@@ -350,6 +350,18 @@ class Node:
                 require_bound_requests=store.require_bound_requests,
                 ecdsa_signed=self._presigner.used if self._presigner is not None else None,
             )
+            if self._chain is not None:
+                from secretstore.chain.services.runtime import attach_services
+
+                self._chain.services = attach_services(
+                    store,
+                    self._chain.client,
+                    key_server=self.key_server,
+                    storage=self._storage,
+                    access=access,
+                    driver=self._driver,
+                    membership=membership,
+                )
             await self._transport.start()
             if self._chain is not None:
                 await self._chain.start()

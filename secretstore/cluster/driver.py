@@ -4,6 +4,8 @@ Effects of one event are carried out in order; a Persist is written (synced) bef
 effect of the same event, so nothing is sent that depends on a write that could still be lost.
 A Record goes to the audit log the same way: a release is logged before what it releases leaves
 the node, and a release that cannot be logged does not happen.
+A service contract's session (sessions/origin.py) is checked by the node's `OriginVerifier`
+(none: every such session is refused), and its end goes to the node's outcome handler.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.audit.recorder import AuditRecorder
@@ -33,6 +35,7 @@ from secretstore.sessions.base import (
     Wake,
 )
 from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
+from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
 from secretstore.storage.port import KeyStorage
 from secretstore.types import NodeId, SessionId
 from secretstore.wire import codec
@@ -49,6 +52,14 @@ class Released:
 
     value: Any
     receipts: ReleaseReceipts | None
+
+
+class OriginVerifier(Protocol):
+    """Reads a claimed service contract request from the contract (chain/services/origin.py)."""
+
+    async def verify(self, claim: OriginClaim) -> str | None:
+        """None when the contract holds exactly the claimed request, else why not."""
+        ...
 
 
 class ClusterDriver:
@@ -80,6 +91,16 @@ class ClusterDriver:
         self._answers: deque[tuple[SessionId, bool]] = deque()
         self._depth = 0
         self._short_self = core.ctx.self_id[:4].hex()
+        self._origins: OriginVerifier | None = None
+        self._on_outcome: Callable[[OriginOutcome], None] = lambda outcome: None
+
+    def serve_origins(
+        self, verifier: OriginVerifier, on_outcome: Callable[[OriginOutcome], None]
+    ) -> None:
+        """Take part in service contract sessions: `verifier` checks each one's request on its
+        contract, `on_outcome` gets each one's end (it must not block or raise)."""
+        self._origins = verifier
+        self._on_outcome = on_outcome
 
     # --- the API the key server calls --------------------------------------------------------
     async def request(self, request: Any) -> Any:
@@ -180,6 +201,10 @@ class ClusterDriver:
                 self._set_wake(effect.session_id, effect.seconds)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
+            elif isinstance(effect, CheckOrigin):
+                self._spawn(self._check_origin(effect))
+            elif isinstance(effect, OriginOutcome):
+                self._on_outcome(effect)
 
     def _persist(self, effect: Persist) -> None:
         if effect.create:
@@ -242,6 +267,23 @@ class ClusterDriver:
             log.exception("access check failed; treating as denied")
             allowed = False
         self._apply(self.core.on_access_checked(effect.session_id, allowed))
+
+    async def _check_origin(self, effect: CheckOrigin) -> None:
+        problem: str | None = "this node serves no service contracts"
+        try:
+            if self._origins is not None:
+                problem = await self._origins.verify(effect.claim)
+        except Exception as exc:  # the chain did not answer: not proven, so refused
+            problem = f"the contract could not be read: {exc}"
+        if problem is not None:
+            log.warning(
+                "session %s of node %s: %s refused: %s",
+                effect.session_id[:4].hex(),
+                effect.master[:4].hex(),
+                effect.claim.describe(),
+                problem,
+            )
+        self._apply(self.core.on_origin_checked(effect.session_id, problem))
 
     def _settle(
         self, sid: SessionId, result: Any = None, error: SecretStoreError | None = None
