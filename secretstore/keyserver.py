@@ -82,12 +82,16 @@ class KeyServer:
         *,
         require_bound_requests: bool = False,
         refresh_batch_size: int = DEFAULT_REFRESH_BATCH_SIZE,
+        ecdsa_signed: Callable[[ServerKeyId], None] | None = None,
     ) -> None:
         """`cluster_size`: the number of key servers (a function of none when the set can
         change at run time); `pin`: the access policy's block pin for the sessions that check
         access (AccessPolicy.pin), None without a chain; `require_bound_requests`: this
         node's policy (server-side document key generation is refused under it);
-        `refresh_batch_size`: keys per batch of a refresh of every key."""
+        `refresh_batch_size`: keys per batch of a refresh of every key; `ecdsa_signed`: told
+        the key of every ECDSA signing served (the presigner tops that key's presignatures
+        up)."""
+        self._ecdsa_signed = ecdsa_signed or (lambda key_id: None)
         self._cluster = cluster
         self._cluster_size = cluster_size if callable(cluster_size) else lambda: cluster_size
         self._rng = rng
@@ -233,6 +237,7 @@ class KeyServer:
         )
         released = await self._cluster.release(request)
         signed: bytes = released.value
+        self._ecdsa_signed(key_id)
         return EncryptedRelease(ecies_encrypt(requester, signed, self._rng), released.receipts)
 
     # --- lifecycle --------------------------------------------------------------------------
