@@ -22,6 +22,7 @@ from secretstore.audit.recorder import AuditRecorder
 from secretstore.cluster.access import AccessPolicy
 from secretstore.errors import AuditLogError, MalformedMessage, SecretStoreError, SessionTimeout
 from secretstore.mesh.port import Transport
+from secretstore.sessions.admin.delete import tombstone_pushes
 from secretstore.sessions.base import (
     CheckAccess,
     Deadline,
@@ -36,6 +37,7 @@ from secretstore.sessions.base import (
 )
 from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
+from secretstore.storage.model import Tombstone
 from secretstore.storage.port import KeyStorage
 from secretstore.types import NodeId, SessionId
 from secretstore.wire import codec
@@ -132,7 +134,13 @@ class ClusterDriver:
         self._apply(self.core.on_message(node, message))
 
     def on_connected(self, node: NodeId) -> None:
+        """A link came up: push every tombstone this node keeps, so a node that was away
+        when a key was deleted erases it now."""
         log.debug("node %s connected", node[:4].hex())
+        try:
+            self._push_tombstones(node, self.storage.tombstones())
+        except SecretStoreError as exc:
+            log.error("cannot read the tombstones to push to node %s: %s", node[:4].hex(), exc)
 
     def on_disconnected(self, node: NodeId) -> None:
         self._apply(self.core.on_node_disconnected(node))
@@ -179,7 +187,7 @@ class ClusterDriver:
                     self._storage_failed(effect, exc)
             elif isinstance(effect, Remove):
                 try:
-                    self.storage.remove(effect.key_id)
+                    self._remove(effect)
                 except SecretStoreError as exc:
                     failed[effect.session_id] = exc
                     self._storage_failed(effect, exc)
@@ -211,6 +219,19 @@ class ClusterDriver:
             self.storage.insert(effect.key_id, effect.share)
         else:
             self.storage.update(effect.key_id, effect.share)
+
+    def _remove(self, effect: Remove) -> None:
+        if effect.tombstone is None:
+            self.storage.remove(effect.key_id)
+            return
+        self.storage.bury(effect.key_id, effect.tombstone)
+        for node in sorted(self.transport.connected()):
+            self._push_tombstones(node, [effect.tombstone])
+
+    def _push_tombstones(self, node: NodeId, tombstones: Iterable[Tombstone]) -> None:
+        """Tell `node` of keys this node erased because their author deleted them."""
+        for push in tombstone_pushes(tombstones, self.core.new_session_id):
+            self._send(Send(node, push))
 
     def _record(self, effect: Record) -> None:
         if self.audit is None:

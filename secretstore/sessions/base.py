@@ -11,7 +11,7 @@ from secretstore.audit.model import AuditFacts
 from secretstore.audit.receipts import NodeSigner, ReleaseReceipts
 from secretstore.crypto.rng import Rng
 from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
-from secretstore.storage.model import KeyShare
+from secretstore.storage.model import KeyShare, Tombstone
 from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 
 if TYPE_CHECKING:
@@ -45,10 +45,13 @@ class Persist:
 
 @dataclass(frozen=True, slots=True)
 class Remove:
-    """Delete this node's share of `key_id` durably (a node leaving the node set)."""
+    """Delete this node's share of `key_id` durably (a node leaving the node set). With a
+    `tombstone` (the author deleted the key), the tombstone is kept in the same write
+    (KeyStorage.bury), and the driver pushes it to every connected node."""
 
     session_id: SessionId
     key_id: ServerKeyId
+    tombstone: Tombstone | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -724,3 +724,15 @@ def test_require_bound_requests(tmp_path: Path) -> None:
 def test_audit_sync(tmp_path: Path) -> None:
     assert parse({"audit_sync": True}, tmp_path).secretstore.audit_sync
     assert "true or false" in fails({"audit_sync": 1}, tmp_path, "secretstore.audit_sync")
+
+
+def test_refresh_schedule_options(tmp_path: Path) -> None:
+    store = parse({}, tmp_path).secretstore
+    assert store.refresh_interval == 0.0 and store.refresh_batch_size == 256
+    store = parse({"refresh_interval": 86400, "refresh_batch_size": 64}, tmp_path).secretstore
+    assert store.refresh_interval == 86400.0 and store.refresh_batch_size == 64
+    assert "0 (off) or 1..315360000" in fails(
+        {"refresh_interval": 0.5}, tmp_path, "secretstore.refresh_interval"
+    )
+    assert "seconds" in fails({"refresh_interval": "1d"}, tmp_path, "secretstore.refresh_interval")
+    assert "1..4096" in fails({"refresh_batch_size": 0}, tmp_path, "secretstore.refresh_batch_size")
