@@ -15,19 +15,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from secretstore import __version__
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
-from secretstore.audit.store import LevelDbAuditStore
-from secretstore.chain.migration_session import MigrationAdmin, SessionNodeSetChange
-from secretstore.chain.node_set import ContractNodeSet
-from secretstore.chain.runtime import ChainRuntime, build_chain
-from secretstore.chain.services.runtime import attach_services
+from secretstore.audit.store import AuditFlusher, LevelDbAuditStore
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.cluster.membership import Membership
+from secretstore.cluster.presigner import Presigner
+from secretstore.cluster.refresh import RefreshSchedule
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeConfig, SecretStoreConfig
 from secretstore.config.rules import check_startup
@@ -50,13 +48,21 @@ from secretstore.observe.peers import PeerWatch
 from secretstore.observe.recent import RecentSessions
 from secretstore.observe.routes import observe_routes
 from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
-from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.delete import DeleteSettings, delete_tables
+from secretstore.sessions.admin.factories import admin_tables, refresh_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
+from secretstore.sessions.admin.refresh import RefreshSession, RefreshSettings
 from secretstore.sessions.base import SessionContext
+from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.core import NodeCore
+from secretstore.sessions.presign import PresignPool
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.leveldb import LevelDbKeyStorage
 from secretstore.types import NodeId
+
+if TYPE_CHECKING:  # the chain modules (web3) load only for a node whose config uses a chain
+    from secretstore.chain.node_set import ContractNodeSet
+    from secretstore.chain.runtime import ChainRuntime
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,9 @@ class Node:
         self._key: KeyPair = store.key_pair
         self._rng: Rng = rng if rng is not None else OsRng()
         self._storage: LevelDbKeyStorage | None = None
+        self._flusher: AuditFlusher | None = None
+        self._presigns: PresignPool | None = None
+        self._presigner: Presigner | None = None
         self._transport: MeshTransport | None = None
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
@@ -99,6 +108,7 @@ class Node:
         self._membership: Membership | None = None
         self._chain: ChainRuntime | None = None
         self._core: NodeCore | None = None
+        self._schedule: RefreshSchedule | None = None
         self.key_server: KeyServer | None = None
         self._started_at = time.monotonic()
         self.metrics = NodeMetrics(__version__, time.time())
@@ -144,7 +154,25 @@ class Node:
             chain=self._chain.status() if self._chain is not None else None,
             isolated=self.node_id not in nodes,
             node_set_change=change.status() if isinstance(change, NodeSetChange) else None,
+            refresh=self._refresh_status(),
+            presignatures=self._presignature_status(),
         )
+
+    def _refresh_status(self) -> dict[str, Any] | None:
+        """The progress of the refresh running here (None when none runs)."""
+        sessions = self._core.sessions() if self._core is not None else []
+        refreshes = [session for session in sessions if isinstance(session, RefreshSession)]
+        return refreshes[0].status() if refreshes else None
+
+    def _presignature_status(self) -> dict[str, Any] | None:
+        """The ECDSA presignature pool's sizes and its refills (None: presignatures off)."""
+        if self._presigns is None:
+            return None
+        presignatures: dict[str, Any] = dict(self._presigns.sizes())
+        presigner = self._presigner
+        presignatures["refilling"] = presigner is not None and presigner.busy
+        presignatures["made"] = presigner.made if presigner is not None else 0
+        return presignatures
 
     # --- the configured node set at run time ----------------------------------------------
     def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> bool:
@@ -197,9 +225,13 @@ class Node:
         try:
             self._storage = LevelDbKeyStorage(store.path)
             signer = NodeSigner(self._key)
-            audit = AuditRecorder(LevelDbAuditStore(self._storage, sync=store.audit_sync), signer)
+            audit_store = LevelDbAuditStore(self._storage, sync=store.audit_sync)
+            audit = AuditRecorder(audit_store, signer)
             log.info("audit log: %d entries", audit.entries)
-            self.observer.keys = sum(1 for _ in self._storage.ids())
+            self.observer.keys = self._storage.count()
+            if not store.audit_sync:
+                self._flusher = AuditFlusher(audit_store)
+                self._flusher.start()
             limits = store.limits
             self._transport = MeshTransport(
                 self._key,
@@ -215,6 +247,8 @@ class Node:
             )
             authority: AdminAuthority = ConfiguredAdmin(store.admin_public)
             if store.auto_migrates:  # the contract's migration master, for its migrations
+                from secretstore.chain.migration_session import MigrationAdmin
+
                 authority = MigrationAdmin(self.node_id, self._contract_node_set)
             admin = AdminSettings(
                 authority,
@@ -224,10 +258,27 @@ class Node:
                 stall_timeout=2 * store.session_timeout,
             )
             admin_masters, admin_slaves = admin_tables(admin)
+            claims = KeyClaims()
+            delete_masters, delete_slaves = delete_tables(DeleteSettings(self._storage, claims))
+            refresh = RefreshSettings(
+                ConfiguredAdmin(store.admin_public),
+                self._storage,
+                claims,
+                self._transport.connected,
+                time.time,
+                scheduled=store.refresh_interval > 0,
+                stall_timeout=2 * store.session_timeout,
+            )
+            refresh_masters, refresh_slaves = refresh_tables(refresh)
+            pool = None
+            if store.ecdsa_presignatures > 0:
+                pool = PresignPool(self.node_id, depth=store.ecdsa_presignatures)
+            self._presigns = pool
             ctx = SessionContext(
                 self.node_id,
                 self._rng,
                 frozenset(nodes),
+                presigns=pool,
                 require_bound_requests=store.require_bound_requests,
                 require_shadow_retrieval=store.require_shadow_retrieval,
                 audit=signer,
@@ -235,9 +286,10 @@ class Node:
             core = NodeCore(
                 ctx,
                 self._storage,
-                {**MASTERS, **admin_masters},
-                {**SLAVES, **admin_slaves},
+                {**MASTERS, **admin_masters, **delete_masters, **refresh_masters},
+                {**SLAVES, **admin_slaves, **delete_slaves, **refresh_slaves},
                 max_sessions_per_peer=limits.max_sessions_per_peer,
+                claims=claims,
             )
             self._core = core
             membership = Membership(self.node_id, core, self._transport, nodes)
@@ -247,21 +299,10 @@ class Node:
                 configured=lambda: membership.peers,
                 keys=lambda: self.observer.keys,
             )
-            change = None
-            if store.auto_migrates:
-                change = SessionNodeSetChange(
-                    self._key,
-                    core,
-                    self._storage,
-                    self._run_session,
-                    audit=audit,
-                    observer=self.observer,
-                )
-            self._chain = build_chain(
-                store, self._key, membership, self._rng, self._transport.connected, change=change
-            )
-            if self._chain is not None:
-                self._watch_chain(self._chain, membership)
+            if store.uses_chain:
+                self._chain = self._build_chain(store, core, membership, audit)
+                if self._chain is not None:
+                    self._watch_chain(self._chain, membership)
             access: AccessPolicy = self._chain.access if self._chain is not None else AllowAll()
             self._driver = ClusterDriver(
                 core,
@@ -282,14 +323,20 @@ class Node:
                 },
             )
             self._transport.set_handler(self._watch)
+            if pool is not None:
+                self._presigner = Presigner(self._driver, pool)
             self.key_server = KeyServer(
                 cluster=self._driver,
                 cluster_size=lambda: membership.size,
                 rng=self._rng,
                 pin=access.pin,
                 require_bound_requests=store.require_bound_requests,
+                refresh_batch_size=store.refresh_batch_size,
+                ecdsa_signed=self._presigner.used if self._presigner is not None else None,
             )
             if self._chain is not None:
+                from secretstore.chain.services.runtime import attach_services
+
                 self._chain.services = attach_services(
                     store,
                     self._chain.client,
@@ -321,6 +368,19 @@ class Node:
                         on_request=self.metrics.http_request,
                     ),
                 )
+            if store.refresh_interval > 0:
+                transport = self._transport
+                self._schedule = RefreshSchedule(
+                    self._driver,
+                    self._storage,
+                    self_id=self.node_id,
+                    interval=store.refresh_interval,
+                    batch_size=store.refresh_batch_size,
+                    cluster=lambda: frozenset(membership.cluster),
+                    connected=transport.connected,
+                )
+                self._schedule.start()
+                log.info("refresh schedule: every %g s", store.refresh_interval)
         except BaseException:
             await self.stop()
             raise
@@ -330,6 +390,9 @@ class Node:
 
     async def stop(self) -> None:
         """Stop what runs, in reverse order; safe to call twice or after a failed start."""
+        if self._schedule is not None:
+            schedule, self._schedule = self._schedule, None
+            await schedule.stop()
         if self._http is not None:
             http, self._http = self._http, None
             await http.stop()
@@ -341,13 +404,46 @@ class Node:
         if self._transport is not None:
             transport, self._transport = self._transport, None
             await transport.stop()
+        if self._presigner is not None:
+            presigner, self._presigner = self._presigner, None
+            await presigner.close()
         if self._driver is not None:
             driver, self._driver = self._driver, None
             await driver.close()
+        if self._flusher is not None:
+            flusher, self._flusher = self._flusher, None
+            await flusher.stop()
         if self._storage is not None:
             storage, self._storage = self._storage, None
             storage.close()
             log.info("key storage closed")
+
+    def _build_chain(
+        self,
+        store: SecretStoreConfig,
+        core: NodeCore,
+        membership: Membership,
+        audit: AuditRecorder | None,
+    ) -> ChainRuntime | None:
+        """The chain side (imported here: web3 takes most of a second to load, which a node
+        without a chain need not spend at start-up)."""
+        from secretstore.chain.migration_session import SessionNodeSetChange
+        from secretstore.chain.runtime import build_chain
+
+        assert self._storage is not None and self._transport is not None
+        change = None
+        if store.auto_migrates:
+            change = SessionNodeSetChange(
+                self._key,
+                core,
+                self._storage,
+                self._run_session,
+                audit=audit,
+                observer=self.observer,
+            )
+        return build_chain(
+            store, self._key, membership, self._rng, self._transport.connected, change=change
+        )
 
     def _watch_chain(self, chain: ChainRuntime, membership: Membership) -> None:
         client = chain.client

@@ -1,4 +1,5 @@
-"""`secretstore encrypt|decrypt|sign-hash|servers-set-hash`: a user's files and signatures.
+"""`secretstore encrypt|decrypt|delete|sign-hash|servers-set-hash`: a user's files, keys and
+signatures.
 
 `encrypt` writes the file format of client/docfile.py (the key id, Parity's encrypted
 document, a MAC); `--raw` reads and writes Parity's bare encrypted document instead.
@@ -37,7 +38,7 @@ from secretstore.client.files import (
     encrypt_stream,
 )
 from secretstore.client.helpers import servers_set_hash, sign_raw_hash
-from secretstore.client.http_client import KeyServerClient
+from secretstore.client.http_client import KeyDeleted, KeyServerClient
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
@@ -48,6 +49,10 @@ from secretstore.types import NodeId
 DESCRIPTIONS = {
     "encrypt": "Encrypt a file with a new document key held by the cluster.",
     "decrypt": "Decrypt a file written by `secretstore encrypt` with its key from the cluster.",
+    "delete": (
+        "Delete a server key and its document key on every node (the key's author only): "
+        "afterwards no node can use it, and nodes that were away erase it when they return."
+    ),
     "sign-hash": "Sign a 32-byte hash (no prefix) with the requester key, locally.",
     "servers-set-hash": "keccak256 of the sorted node ids, as the administrator signs it.",
 }
@@ -84,6 +89,8 @@ def _parser(verb: str) -> argparse.ArgumentParser:
             default=True,
             help="retrieve the key as shadows so no node learns it (default: on)",
         )
+    elif verb == "delete":
+        add_node(p)
     elif verb == "sign-hash":
         p.add_argument("--hash", required=True, help="the 32-byte hash, hex")
     else:
@@ -237,6 +244,25 @@ def _decrypt(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _delete_key(node: str, key_id: bytes, requester: KeyPair) -> KeyDeleted:
+    async with KeyServerClient(node) as client:
+        return await client.delete_key(key_id, requester)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    key_id = hex_argument(args.key_id, 32, "--key-id")
+    deleted = asyncio.run(_delete_key(args.node, key_id, requester(args)))
+    print(f"deleted key {to_hex(deleted.key_id)}")
+    print(f"confirmed by {len(deleted.confirmed)} nodes:")
+    for node in deleted.confirmed:
+        print(f"  {to_hex(node)}")
+    if deleted.unconfirmed:
+        print(f"not confirmed by {len(deleted.unconfirmed)} (they erase it when they return):")
+        for node in deleted.unconfirmed:
+            print(f"  {to_hex(node)}")
+    return EXIT_OK
+
+
 def _sign_hash(args: argparse.Namespace) -> int:
     raw_hash = hex_argument(args.hash, 32, "--hash")
     print(to_hex(sign_raw_hash(requester(args), raw_hash)))
@@ -263,6 +289,7 @@ def main(argv: list[str], rng: Rng | None = None) -> int:
     actions = {
         "encrypt": lambda: _encrypt(args, rng if rng is not None else OsRng()),
         "decrypt": lambda: _decrypt(args),
+        "delete": lambda: _delete(args),
         "sign-hash": lambda: _sign_hash(args),
         "servers-set-hash": lambda: _servers_set_hash(args),
     }

@@ -19,6 +19,8 @@ VERBS: Final[dict[str, tuple[str, str]]] = {
     "status": ("status", "table of a cluster's nodes and their health"),
     "health": ("status", "one node's health (exit 0 if it answers); the image's health check"),
     "snapshot": ("snapshot", "copy a node's key database safely while the node runs, verified"),
+    "backup": ("backup", "a node's shares encrypted to a backup key, verifiable by anyone"),
+    "restore": ("restore", "rebuild a node's key database from its backup"),
     "import-parity": ("import_parity", "import a Parity Secret Store node's keys (its RocksDB)"),
     "audit": ("audit", "check a node's audit log of key releases (verify) or export it"),
     "admin": ("admin", "change the node set of a cluster: set hashes, a signed change, progress"),
@@ -31,6 +33,7 @@ VERBS: Final[dict[str, tuple[str, str]]] = {
     "sign-ecdsa": ("key_cmds", "ECDSA-sign a hash with a server key, verified here"),
     "encrypt": ("client_cmds", "encrypt a file with a new document key held by the cluster"),
     "decrypt": ("client_cmds", "decrypt a file with its document key from the cluster"),
+    "delete": ("client_cmds", "delete a server key and its document key on every node"),
     # local helpers
     "account": ("account", "manage the accounts of a keystore directory (new, list, import)"),
     "sign-hash": ("client_cmds", "sign a 32-byte hash with an account key"),

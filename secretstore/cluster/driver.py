@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from secretstore.cluster.access import AccessPolicy
 from secretstore.cluster.observer import ClusterObserver, NullObserver, session_kind
 from secretstore.errors import AuditLogError, MalformedMessage, SecretStoreError, SessionTimeout
 from secretstore.mesh.port import Transport
+from secretstore.sessions.admin.delete import tombstone_pushes
 from secretstore.sessions.base import (
     CheckAccess,
     Deadline,
@@ -32,9 +34,11 @@ from secretstore.sessions.base import (
     Record,
     Remove,
     Send,
+    Wake,
 )
 from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
+from secretstore.storage.model import Tombstone
 from secretstore.storage.port import KeyStorage
 from secretstore.types import NodeId, SessionId
 from secretstore.wire import codec
@@ -86,7 +90,11 @@ class ClusterDriver:
         self._results: dict[SessionId, asyncio.Future[Any]] = {}
         self._receipts: dict[SessionId, ReleaseReceipts] = {}
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
+        self._wakes: dict[SessionId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: access answers the policy knew at once, fed back once the effects in hand are done
+        self._answers: deque[tuple[SessionId, bool]] = deque()
+        self._depth = 0
         self._short_self = core.ctx.self_id[:4].hex()
         self._origins: OriginVerifier | None = None
         self._on_outcome: Callable[[OriginOutcome], None] = lambda outcome: None
@@ -140,13 +148,39 @@ class ClusterDriver:
         self._apply(effects)
 
     def on_connected(self, node: NodeId) -> None:
+        """A link came up: push every tombstone this node keeps, so a node that was away
+        when a key was deleted erases it now."""
         log.debug("node %s connected", node[:4].hex())
+        try:
+            self._push_tombstones(node, self.storage.tombstones())
+        except SecretStoreError as exc:
+            log.error("cannot read the tombstones to push to node %s: %s", node[:4].hex(), exc)
 
     def on_disconnected(self, node: NodeId) -> None:
         self._apply(self.core.on_node_disconnected(node))
 
     # --- effects ------------------------------------------------------------------------------
     def _apply(self, effects: Iterable[CoreEffect]) -> None:
+        self._depth += 1
+        try:
+            self._carry_out(effects)
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self._feed_known_answers()
+
+    def _feed_known_answers(self) -> None:
+        """Access answers the policy knew at once, each after every effect that came with its
+        CheckAccess (so a master's requests are out before its own part is computed)."""
+        self._depth += 1
+        try:
+            while self._answers:
+                sid, allowed = self._answers.popleft()
+                self._carry_out(self.core.on_access_checked(sid, allowed))
+        finally:
+            self._depth -= 1
+
+    def _carry_out(self, effects: Iterable[CoreEffect]) -> None:
         failed: dict[SessionId, SecretStoreError] = {}  # sessions whose write failed
         for effect in effects:
             if failed and self._replace_after_failure(effect, failed):
@@ -167,13 +201,16 @@ class ClusterDriver:
                     self._storage_failed(effect, exc)
             elif isinstance(effect, Remove):
                 try:
-                    if self.storage.remove(effect.key_id):
-                        self.observer.key_removed()
+                    self._remove(effect)
                 except SecretStoreError as exc:
                     failed[effect.session_id] = exc
                     self._storage_failed(effect, exc)
             elif isinstance(effect, CheckAccess):
-                self._spawn(self._check_access(effect))
+                known = self.access.known(effect.requester, effect.key_id, effect.block)
+                if known is None:
+                    self._spawn(self._check_access(effect))
+                else:
+                    self._answers.append((effect.session_id, known))
             elif isinstance(effect, Finish):
                 self._settle(effect.session_id, result=effect.result)
             elif isinstance(effect, Fail):
@@ -182,6 +219,8 @@ class ClusterDriver:
                 self._start_clock(effect.session_id)
             elif isinstance(effect, Deadline):
                 self._restart_clock(effect.session_id, effect.seconds)
+            elif isinstance(effect, Wake):
+                self._set_wake(effect.session_id, effect.seconds)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
             elif isinstance(effect, CheckOrigin):
@@ -195,6 +234,21 @@ class ClusterDriver:
             self.observer.key_created()
         else:
             self.storage.update(effect.key_id, effect.share)
+
+    def _remove(self, effect: Remove) -> None:
+        if effect.tombstone is None:
+            if self.storage.remove(effect.key_id):
+                self.observer.key_removed()
+            return
+        if self.storage.bury(effect.key_id, effect.tombstone):
+            self.observer.key_removed()
+        for node in sorted(self.transport.connected()):
+            self._push_tombstones(node, [effect.tombstone])
+
+    def _push_tombstones(self, node: NodeId, tombstones: Iterable[Tombstone]) -> None:
+        """Tell `node` of keys this node erased because their author deleted them."""
+        for push in tombstone_pushes(tombstones, self.core.new_session_id):
+            self._send(Send(node, push))
 
     def _record(self, effect: Record) -> None:
         if self.audit is None:
@@ -227,7 +281,7 @@ class ClusterDriver:
                 self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
                 return True
             return False
-        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline):
+        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline | Wake):
             return effect.session_id in failed
         return False
 
@@ -283,6 +337,9 @@ class ClusterDriver:
         timer = self._timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
+        wake = self._wakes.pop(sid, None)
+        if wake is not None:
+            wake.cancel()
         self.observer.session_ended(sid, error)
         future = self._results.get(sid)
         if future is None or future.done():
@@ -307,6 +364,19 @@ class ClusterDriver:
         loop = asyncio.get_running_loop()
         self._timers[sid] = loop.call_later(seconds, self._time_out, sid)
 
+    def _set_wake(self, sid: SessionId, seconds: float) -> None:
+        if self.core.session(sid) is None:
+            return  # ended already
+        old = self._wakes.pop(sid, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._wakes[sid] = loop.call_later(seconds, self._wake, sid)
+
+    def _wake(self, sid: SessionId) -> None:
+        self._wakes.pop(sid, None)
+        self._apply(self.core.on_wake(sid))
+
     def _time_out(self, sid: SessionId) -> None:
         self._timers.pop(sid, None)
         effects = self.core.on_timeout(sid)
@@ -320,9 +390,10 @@ class ClusterDriver:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for timer in self._timers.values():
+        for timer in [*self._timers.values(), *self._wakes.values()]:
             timer.cancel()
         self._timers.clear()
+        self._wakes.clear()
         for task in list(self._tasks):
             task.cancel()
         for future in self._results.values():

@@ -75,8 +75,14 @@ _KINDS: Final = {
     "SignEcdsa": "ecdsa_signing",
     "EcdsaSigningRequest": "ecdsa_signing",
     "DelegatedRequest": "delegation",
+    "Presign": "ecdsa_presigning",
+    "PresignRequest": "ecdsa_presigning",
     "ChangeNodeSet": "node_set_change",
     "NodeSetChangeInit": "node_set_change",
+    "RefreshKeys": "key_refresh",
+    "RefreshInit": "key_refresh",
+    "DeleteKey": "key_deletion",
+    "DeleteKeyInit": "key_deletion",
 }
 _CAMEL: Final = re.compile(r"(?<!^)(?=[A-Z])")
 

@@ -25,6 +25,12 @@ DEFAULT_KEEP_ALIVE_INTERVAL: Final = 10.0
 #: ours: how many keys a node set change moves at once (Parity: 64, fixed).
 DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 64
 MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 4096
+#: Keys per batch of a refresh of every key (and the most: the refresh's MAX_LISTED_KEYS).
+DEFAULT_REFRESH_BATCH_SIZE: Final = 256
+MAX_REFRESH_BATCH_SIZE: Final = 4096
+#: The shortest and longest refresh_interval (a second, for tests; ten years).
+MIN_REFRESH_INTERVAL: Final = 1.0
+MAX_REFRESH_INTERVAL: Final = 10 * 365 * 86400.0
 #: ours: the logging level of the node process.
 DEFAULT_LOG_LEVEL: Final = "info"
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
@@ -50,6 +56,11 @@ DEFAULT_CHAIN_POLL_INTERVAL: Final = 1.0
 
 
 # --- contract address sources -----------------------------------------------------------------
+
+
+#: Presignatures per key by default (`ecdsa_presignatures`), and the most allowed.
+DEFAULT_ECDSA_PRESIGNATURES: Final = 4
+MAX_ECDSA_PRESIGNATURES: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +184,8 @@ class SecretStoreConfig:
     #: ours: fsync every audit log entry before the release it records (off: an entry
     #: survives a crash of the node, not a power loss just after it)
     audit_sync: bool = False
+    #: ECDSA presignatures this node keeps per key it signs with (0: none; sessions/presign.py)
+    ecdsa_presignatures: int = DEFAULT_ECDSA_PRESIGNATURES
     #: ours: where the registry contract is (Parity read it from the chain spec)
     registry_address: Address | None = None
     #: ours: the block constants, Parity's by default (overridable for tests)
@@ -181,6 +194,10 @@ class SecretStoreConfig:
     chain_retry_interval: int = DEFAULT_CHAIN_RETRY_INTERVAL
     chain_poll_interval: float = DEFAULT_CHAIN_POLL_INTERVAL
     node_set_change_keys_in_flight: int = DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT
+    #: ours: refresh every key's shares every this many seconds (0: never on a schedule)
+    refresh_interval: float = 0.0
+    #: ours: keys per batch of a refresh of every key
+    refresh_batch_size: int = DEFAULT_REFRESH_BATCH_SIZE
 
     @property
     def uses_chain(self) -> bool:

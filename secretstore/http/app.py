@@ -36,8 +36,10 @@ from secretstore.http.parse import (
     BOUND_SIGNATURE_HEADER,
     ApiRequest,
     ChangeServersSet,
+    DeleteKey,
     GenerateDocumentKey,
     GenerateServerKey,
+    RefreshKeys,
     RetrieveDocumentKey,
     RetrieveDocumentKeyShadow,
     RetrieveServerKey,
@@ -55,7 +57,7 @@ MAX_BODY_SIZE: Final = 1024 * 1024
 #: Remote address, request line, status, response size, seconds taken.
 ACCESS_LOG_FORMAT: Final = '%a "%r" %s %b %Tf'
 #: What a CORS preflight may ask for.
-PREFLIGHT_METHODS: Final = "GET, POST"
+PREFLIGHT_METHODS: Final = "GET, POST, DELETE"
 
 #: (route, status, seconds) of every answered request, e.g. for metrics. The route is the
 #: Parity operation (`generate_server_key`, …), an extra route's path, or one of
@@ -243,6 +245,12 @@ async def _serve(api: KeyServerApi, request: ApiRequest, wants_receipts: bool) -
         case SignEcdsa(key_id, signature, message_hash, bound):
             released = await api.sign_ecdsa(key_id, signature, message_hash, bound_signature=bound)
             return _released(released, wants_receipts)
+        case RefreshKeys(expires, signature, key_ids):
+            summary = await api.refresh_keys(expires, signature, key_ids)
+            return _json(fmt.refresh_body(summary))
+        case DeleteKey(key_id, signature, bound):
+            deletion = await api.delete_key(key_id, signature, bound_signature=bound)
+            return _json(fmt.deletion_body(deletion))
         case ChangeServersSet(old_signature, new_signature, new_servers_set):
             await api.change_servers_set(old_signature, new_signature, new_servers_set)
             return _empty()

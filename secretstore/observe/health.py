@@ -1,7 +1,7 @@
 """What GET /health reports: who this node is, its version and uptime, its keys, its peers,
 whether it is ready (connected to every other node of the key server set) and, when not, why
-(which peers are missing, or that this node is not in the set); the chain's state and a running
-node set change when there are."""
+(which peers are missing, or that this node is not in the set); the chain's state, a running
+node set change or refresh, and the ECDSA presignature pool when there are."""
 
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ class Health:
     isolated: bool = False
     #: the node set change running here (None when none runs)
     node_set_change: dict[str, Any] | None = None
+    #: the refresh running here (None when none runs)
+    refresh: dict[str, Any] | None = None
+    #: this node's ECDSA presignatures: made as master ("own"), parts held for other
+    #: masters ("held"), keys with own ones, and whether a refill runs (None: no pool)
+    presignatures: dict[str, Any] | None = None
 
     @property
     def connected(self) -> frozenset[NodeId]:
@@ -112,4 +117,8 @@ class Health:
             body["chain"] = self.chain
         if self.node_set_change is not None:
             body["node_set_change"] = self.node_set_change
+        if self.refresh is not None:
+            body["refresh"] = self.refresh
+        if self.presignatures is not None:
+            body["presignatures"] = self.presignatures
         return body

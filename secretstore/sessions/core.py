@@ -46,6 +46,7 @@ from secretstore.sessions.base import (
     SessionContext,
     short,
 )
+from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome, claim_of
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
@@ -93,7 +94,10 @@ class NodeCore:
         slaves: Mapping[type[Any], SlaveFactory],
         *,
         max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
+        claims: KeyClaims | None = None,
     ) -> None:
+        """`claims`: the node's key claims, shared with sessions that claim keys themselves
+        (sessions/claims.py); a fresh table by default."""
         if max_sessions_per_peer < 1:
             raise ValueError("max_sessions_per_peer must be at least 1")
         self.ctx = ctx
@@ -101,7 +105,7 @@ class NodeCore:
         self._masters = dict(masters)
         self._slaves = dict(slaves)
         self._sessions: dict[SessionId, Session] = {}
-        self._writing: dict[ServerKeyId, SessionId] = {}
+        self.claims = claims if claims is not None else KeyClaims()
         self._exclusive: SessionId | None = None
         self.max_sessions_per_peer = max_sessions_per_peer
         #: open sessions per master, for masters other than this node
@@ -126,6 +130,10 @@ class NodeCore:
         """The exclusive session in the table (a node set change), if one is."""
         return None if self._exclusive is None else self._sessions.get(self._exclusive)
 
+    def sessions(self) -> list[Session]:
+        """Every session in the table."""
+        return list(self._sessions.values())
+
     def sessions_of(self, master: NodeId) -> int:
         """How many sessions the peer `master` has open here as their master (counting the
         requests of theirs whose origin check is under way)."""
@@ -133,8 +141,9 @@ class NodeCore:
         return self._by_master.get(master, 0) + held
 
     def is_writing(self, key_id: ServerKeyId) -> bool:
-        """Whether a session that writes `key_id` (generation, store) runs here now."""
-        return key_id in self._writing
+        """Whether a session that writes `key_id` (generation, store, a refresh or delete of
+        it) holds its claim here now."""
+        return self.claims.holder(key_id) is not None
 
     def on_exclusive_end(self, listener: Callable[[Session], None]) -> None:
         """Call `listener(session)` whenever an exclusive session (a node set change) leaves
@@ -268,6 +277,12 @@ class NodeCore:
             return []
         return self._settle(session, session.fail(error))
 
+    def on_wake(self, session_id: SessionId) -> list[CoreEffect]:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        return self._settle(session, session.on_wake())
+
     def on_timeout(self, session_id: SessionId) -> list[CoreEffect]:
         session = self._sessions.get(session_id)
         if session is None:
@@ -282,14 +297,12 @@ class NodeCore:
             if session.is_master:
                 return [Fail(sid, error)]
             return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
-        if session.WRITES_KEY and not session.finished:
-            other = self._writing.get(session.key_id)
-            if other is not None:
-                error = InvalidRequest("another session is writing this key")
-                if session.is_master:
-                    return [Fail(sid, error)]
-                return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
-            self._writing[session.key_id] = sid
+        writes = session.WRITES_KEY and not session.finished
+        if writes and not self.claims.claim(session.key_id, sid):
+            error = InvalidRequest("another session is writing this key")
+            if session.is_master:
+                return [Fail(sid, error)]
+            return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
         self._sessions[sid] = session
         if not session.is_master:
             self._by_master[session.master] = self.sessions_of(session.master) + 1
@@ -320,8 +333,7 @@ class NodeCore:
         """Drop an ended session from the table and free its master's slot."""
         if self._sessions.pop(session.session_id, None) is None:
             return []
-        if self._writing.get(session.key_id) == session.session_id:
-            del self._writing[session.key_id]
+        self.claims.release_all(session.session_id)
         if session.is_master:
             return []
         master = session.master

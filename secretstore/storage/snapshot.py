@@ -1,23 +1,33 @@
-"""A consistent copy of a key database directory, made while its node runs.
+"""Copies of a key database directory made while its node runs, and opening a database for
+reading (the audit log and the backup read it so).
 
 LevelDB's table files never change once written; its write-ahead log and MANIFEST only grow;
 CURRENT is replaced atomically. A copy therefore takes CURRENT first, then the MANIFEST it
 names, then every other file. Writes during the copy are harmless: the copied log ends in a
 whole record or in a torn one, which recovery drops (that write is after the snapshot's point
 in time). A compaction during the copy can delete a file the copied MANIFEST still needs; the
-copy then lacks it. So every copy is verified the only way that counts: it is opened as a key
-database (LevelDB's own recovery, which refuses missing files), and every share in it is
-read and decoded. A copy that fails is thrown away and made again, up to `attempts` times.
+copy then lacks it. So every copy is opened as a key database (LevelDB's own recovery, which
+refuses missing files) before it is used, and a copy that fails is thrown away and made again,
+up to `attempts` times. The copy is the database as it was at some moment during the copy.
 
-The snapshot directory is created with mode 0700 and every file in it with mode 0600, like the
-database itself: it holds this node's key shares.
+`snapshot_database` keeps its copy in a new directory, verified by reading and decoding every
+share in it. `open_database(path, snapshot=True)` opens a private copy next to the database and
+removes it afterwards (a running node holds its LevelDB's lock, so the database itself cannot
+be opened a second time); without `snapshot` it opens the database of a stopped node.
+
+Every copy's directory has mode 0700 and every file in it mode 0600, like the database itself:
+it holds this node's key shares.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -33,6 +43,10 @@ _CHUNK: Final = 1 << 20
 
 class SnapshotError(SecretStoreError):
     """A snapshot could not be made; names the directory and the cause."""
+
+
+class DatabaseInUse(StorageError):
+    """The database is locked by a running node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +149,64 @@ def snapshot_database(
         f"no consistent copy of {source} after {attempts} attempts (last: {last}); "
         "is the node compacting heavily? try again, or stop the node and copy"
     )
+
+
+def database_in_use(path: Path) -> bool:
+    """Whether another process holds the LevelDB lock of the database at `path`."""
+    lock = path / "LOCK"
+    if not lock.is_file():
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _opened_copy(path: Path, attempts: int) -> Iterator[LevelDbKeyStorage]:
+    last: BaseException | None = None
+    for attempt in range(1, attempts + 1):
+        copy = Path(tempfile.mkdtemp(prefix=f".{path.name}.copy-", dir=path.parent))
+        try:
+            try:
+                _copy_once(path, copy)
+                storage = LevelDbKeyStorage(copy, cache_size=0)
+            except (FileNotFoundError, StorageError) as exc:  # a compaction removed a file
+                last = exc
+            else:
+                with storage:
+                    yield storage
+                return
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
+        time.sleep(0.05 * attempt)
+    raise StorageError(f"no consistent copy of {path} after {attempts} attempts: {last}")
+
+
+@contextmanager
+def open_database(
+    path: Path, *, snapshot: bool = False, attempts: int = DEFAULT_ATTEMPTS
+) -> Iterator[LevelDbKeyStorage]:
+    """The key database at `path`, for reading (see the module docstring). DatabaseInUse
+    when its node runs and `snapshot` is False; StorageError when there is no database or it
+    cannot be read."""
+    path = Path(path)
+    if not (path / "CURRENT").is_file():
+        raise StorageError(f"{path} holds no key database (no CURRENT file)")
+    if snapshot:
+        with _opened_copy(path, attempts) as storage:
+            yield storage
+        return
+    if database_in_use(path):
+        raise DatabaseInUse(
+            f"the key database {path} is locked: its node is running. Stop the node, or pass "
+            "--snapshot to read a private copy of the database made while it runs"
+        )
+    with LevelDbKeyStorage(path, cache_size=0) as storage:
+        yield storage

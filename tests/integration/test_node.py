@@ -83,11 +83,13 @@ async def test_three_nodes_serve_a_key_and_keep_it_across_a_restart(tmp_path: Pa
             async with http.get(url(nodes[0], "/health")) as response:
                 health = await response.json()
             others = sorted(nodes[1:], key=lambda n: n.node_id)
-            assert {k: health[k] for k in ("node_id", "connected", "cluster_size", "ready")} == {
+            fields = ("node_id", "connected", "cluster_size", "ready", "presignatures")
+            assert {k: health[k] for k in fields} == {
                 "node_id": "0x" + nodes[0].node_id.hex(),
                 "connected": ["0x" + n.node_id.hex() for n in others],
                 "cluster_size": 3,
                 "ready": True,
+                "presignatures": {"own": 0, "held": 0, "keys": 0, "refilling": False, "made": 0},
             }
             assert health["version"] == __version__
             assert health["keys"] == 0
@@ -276,6 +278,16 @@ def test_health_names_the_missing_peers_and_their_addresses() -> None:
     assert [n["state"] for n in body["nodes"]] == ["this node", "connected", "not connected"]
     assert (body["version"], body["uptime_seconds"], body["keys"]) == ("1.2.3", 5.0, 7)
     assert "isolated" not in body and "chain" not in body and "node_set_change" not in body
+    assert "refresh" not in body and "presignatures" not in body
+
+
+def test_health_carries_a_running_refresh_and_the_presignature_pool() -> None:
+    keys = sorted(KeyPair.generate(SeededRng(i)).node_id for i in range(3))
+    nodes = tuple(PeerState(n, "127.0.0.1:12000", True, n == keys[0]) for n in keys)
+    refresh = {"master": "0x" + keys[1].hex(), "phase": "taking part", "keys_done": 1}
+    pool = {"own": 2, "held": 4, "keys": 1, "refilling": True, "made": 6}
+    body = Health(keys[0], "1.2.3", 1.0, 1, nodes, refresh=refresh, presignatures=pool).to_json()
+    assert (body["refresh"], body["presignatures"], body["ready"]) == (refresh, pool, True)
 
 
 def test_health_of_a_node_outside_the_key_server_set_says_so() -> None:

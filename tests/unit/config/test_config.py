@@ -112,6 +112,7 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
     assert store.require_bound_requests is False
     assert store.audit_sync is False
     assert store.require_shadow_retrieval is False  # Parity's behaviour by default
+    assert store.ecdsa_presignatures == 4
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -161,12 +162,20 @@ def test_local_cluster_options_need_no_chain(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["disable", "disable_http", "disable_auto_migrate", "require_shadow_retrieval"]
+    "key",
+    ["disable", "disable_http", "disable_auto_migrate", "require_shadow_retrieval", "audit_sync"],
 )
 def test_switches(key: str, tmp_path: Path) -> None:
     assert getattr(parse({key: True}, tmp_path).secretstore, key) is True
     assert getattr(parse({key: False}, tmp_path).secretstore, key) is False
     assert "true or false" in fails({key: "yes"}, tmp_path, f"secretstore.{key}")
+
+
+def test_ecdsa_presignatures(tmp_path: Path) -> None:
+    assert parse({"ecdsa_presignatures": 0}, tmp_path).secretstore.ecdsa_presignatures == 0
+    assert parse({"ecdsa_presignatures": 64}, tmp_path).secretstore.ecdsa_presignatures == 64
+    fails({"ecdsa_presignatures": 65}, tmp_path, "secretstore.ecdsa_presignatures")
+    fails({"ecdsa_presignatures": -1}, tmp_path, "secretstore.ecdsa_presignatures")
 
 
 # --- contracts ------------------------------------------------------------------------------
@@ -734,3 +743,15 @@ def test_require_bound_requests(tmp_path: Path) -> None:
 def test_audit_sync(tmp_path: Path) -> None:
     assert parse({"audit_sync": True}, tmp_path).secretstore.audit_sync
     assert "true or false" in fails({"audit_sync": 1}, tmp_path, "secretstore.audit_sync")
+
+
+def test_refresh_schedule_options(tmp_path: Path) -> None:
+    store = parse({}, tmp_path).secretstore
+    assert store.refresh_interval == 0.0 and store.refresh_batch_size == 256
+    store = parse({"refresh_interval": 86400, "refresh_batch_size": 64}, tmp_path).secretstore
+    assert store.refresh_interval == 86400.0 and store.refresh_batch_size == 64
+    assert "0 (off) or 1..315360000" in fails(
+        {"refresh_interval": 0.5}, tmp_path, "secretstore.refresh_interval"
+    )
+    assert "seconds" in fails({"refresh_interval": "1d"}, tmp_path, "secretstore.refresh_interval")
+    assert "1..4096" in fails({"refresh_batch_size": 0}, tmp_path, "secretstore.refresh_batch_size")

@@ -4,6 +4,8 @@ recent sessions and key count (a fake clock; the real prometheus registry)."""
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,10 +15,16 @@ from secretstore.errors import AccessDenied, ConsensusUnreachable
 from secretstore.observe.metrics import NodeMetrics
 from secretstore.observe.observer import NodeObserver
 from secretstore.observe.recent import RecentSessions
-from secretstore.sessions.admin.node_set_change import ChangeNodeSet
+from secretstore.sessions.admin.authority import ConfiguredAdmin
+from secretstore.sessions.admin.delete import DeleteSettings, delete_tables
+from secretstore.sessions.admin.factories import admin_tables, refresh_tables
+from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
+from secretstore.sessions.admin.refresh import RefreshSettings
+from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.registry import MASTERS, SLAVES
+from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import NodeSetChangeInit
 
@@ -66,12 +74,28 @@ DOCUMENTED_KINDS = {
     "schnorr_signing",
     "ecdsa_signing",
     "delegation",
+    "ecdsa_presigning",
     "node_set_change",
+    "key_refresh",
+    "key_deletion",
+    "tombstone_push",
 }
 
 
 def test_every_session_the_node_starts_has_a_documented_kind() -> None:
-    starters = [*MASTERS, *SLAVES, ChangeNodeSet, NodeSetChangeInit]
+    """Every table of session starters the node registers (node.py), each starter's kind."""
+    storage = MemoryKeyStorage()
+    connected: Callable[[], frozenset[NodeId]] = frozenset
+    tables = [
+        (MASTERS, SLAVES),
+        admin_tables(AdminSettings(ConfiguredAdmin(None), storage, connected)),
+        delete_tables(DeleteSettings(storage, KeyClaims())),
+        refresh_tables(
+            RefreshSettings(ConfiguredAdmin(None), storage, KeyClaims(), connected, time.time)
+        ),
+    ]
+    starters = [starter for masters, slaves in tables for starter in (*masters, *slaves)]
+    assert ChangeNodeSet in starters and NodeSetChangeInit in starters
     kinds = {session_kind(object.__new__(starter)) for starter in starters}
     kinds.add(session_kind(RetrieveDocumentKey(KEY, b"", shadow=True)))
     assert kinds == DOCUMENTED_KINDS
