@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from secretstore.crypto.rng import Rng
@@ -125,8 +125,16 @@ class Session(ABC):
         that need every node (generation, store) fail with `error` itself."""
         return self.on_peer_error(sender, str(error))
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The nodes this session waits to hear from now (named when it times out): by default
+        its master (a slave) or every other participant (a master). This node itself stands
+        for its own access policy."""
+        if self.is_master:
+            return self.participants - {self.ctx.self_id}
+        return frozenset({self.master})
+
     def on_timeout(self) -> list[Effect]:
-        return self.fail(SessionTimeout("the session did not finish in time"))
+        return self.fail(timed_out_waiting_for(self.waiting_for()))
 
     # --- helpers for subclasses ---------------------------------------------------------
     def finish(self, result: object = None) -> list[Effect]:
@@ -157,3 +165,11 @@ class ReplyOnly(Session):
 def short(node: NodeId) -> str:
     """A node id for messages and logs: the first 8 hex digits."""
     return node[:4].hex()
+
+
+def timed_out_waiting_for(nodes: Iterable[NodeId]) -> SessionTimeout:
+    """The error of a session whose time ran out while it waited for `nodes`."""
+    named = ", ".join(short(node) for node in sorted(nodes))
+    if not named:
+        return SessionTimeout("the session did not finish in time")
+    return SessionTimeout("did not answer before the session timed out", named)

@@ -367,6 +367,12 @@ class DecryptionSlave(Session):
     def participants(self) -> frozenset[NodeId]:
         return frozenset({self.master, self.ctx.self_id})
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """Its own access policy, then the master (a job, or the end)."""
+        if self.check.allowed is None:
+            return frozenset({self.ctx.self_id})
+        return frozenset({self.master})
+
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         if self.finished:
             return []

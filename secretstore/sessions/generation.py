@@ -167,6 +167,22 @@ class GenerationSession(Session):
     def participants(self) -> frozenset[NodeId]:
         return frozenset(self.id_numbers)
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """Whom this node waits for in its phase: the master's next step, the DKG round's
+        missing senders, or the nodes whose confirmation, ready or stored message is due."""
+        phase = self.phase
+        if phase is GenerationPhase.WAITING_FOR_CONFIRMATIONS:
+            return self.participants - self._confirmed
+        if phase is GenerationPhase.WAITING_FOR_DKG:
+            if self._share is None:
+                return self.dkg.waiting_for()
+            return self.participants - {self.ctx.self_id} - set(self._ready)
+        if phase is GenerationPhase.WAITING_FOR_STORED:
+            return self.participants - self._stored
+        if phase is GenerationPhase.FINISHED:
+            return frozenset()
+        return frozenset({self.master})
+
     # --- events ---------------------------------------------------------------------------
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """Every node must agree: the master passes a node's refusal on to its client."""

@@ -20,9 +20,16 @@ from secretstore.errors import (
     ProtocolViolation,
     SecretStoreError,
     ServerKeyNotFound,
-    SessionTimeout,
 )
-from secretstore.sessions.base import Effect, ReplyOnly, Send, Session, SessionContext, short
+from secretstore.sessions.base import (
+    Effect,
+    ReplyOnly,
+    Send,
+    Session,
+    SessionContext,
+    short,
+    timed_out_waiting_for,
+)
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
@@ -144,7 +151,8 @@ class KeyVersionSession(Session):
     |                        | counts as "holds nothing")          | the error of `result`)  |
 
     A slave's part is a single KeyVersions reply. On timeout the master decides with the
-    answers it has (SessionTimeout if it found nothing while nodes were still silent).
+    answers it has (SessionTimeout naming the silent nodes if it found nothing while they were
+    still silent).
     Subclasses turn the outcome into their own result (`conclude`).
     """
 
@@ -185,6 +193,9 @@ class KeyVersionSession(Session):
         self.negotiation.on_node_gone(sender)
         return self.try_decide()
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        return self.negotiation.waiting
+
     def on_timeout(self) -> list[Effect]:
         silent = self.negotiation.waiting
         for node in silent:
@@ -193,7 +204,7 @@ class KeyVersionSession(Session):
             outcome = self.negotiation.result()
         except SecretStoreError as exc:
             if silent:
-                return self.fail(SessionTimeout(f"{len(silent)} key servers did not answer"))
+                return self.fail(timed_out_waiting_for(silent))
             return self.fail(exc)
         return self.conclude(outcome)
 

@@ -157,6 +157,16 @@ class SigningMaster(Session):
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
         return self._guarded(lambda: self._lose(sender, f"failed: {reason[:200]}"))
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The candidates yet to answer, then the members whose nonce generation messages or
+        next answer are due."""
+        nonces = self.nonces
+        if nonces is None:
+            return self.consensus.pending - {self.ctx.self_id}
+        if not nonces.done:
+            return nonces.waiting_for()
+        return frozenset(self._missing(nonces)) - {self.ctx.self_id}
+
     def on_timeout(self) -> list[Effect]:
         if self.finished:
             return []
@@ -164,11 +174,10 @@ class SigningMaster(Session):
         if nonces is None:
             return self.fail(self.consensus.timeout_error())
         if not nonces.done:
-            silent = [node for node in nonces.nodes if node != self.ctx.self_id]
-            what = "did not end the nonce generation before the session timed out"
+            what = "did not send its nonce generation messages before the session timed out"
         else:
-            silent = self._missing(nonces)
             what = "did not answer before the session timed out"
+        silent = sorted(self.waiting_for())
         return self.fail(ProtocolViolation(names(silent) or short(self.ctx.self_id), what))
 
     # --- for subclasses -------------------------------------------------------------------

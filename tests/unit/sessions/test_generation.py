@@ -275,6 +275,34 @@ def test_disconnect_peer_error_and_timeout_fail() -> None:
     failed_with(session.on_timeout(), SessionTimeout)
 
 
+def test_a_timeout_names_the_nodes_the_session_waits_for() -> None:
+    ctxs, session, effects = master_of()
+    ids = [ctx.self_id for ctx in ctxs]
+    init = init_of(effects)
+    assert session.on_message(ids[1], ConfirmGenerationInitialization(SID, False)) == []
+    error = failed_with(session.on_timeout(), SessionTimeout)
+    assert isinstance(error, SessionTimeout) and error.node == short(ids[2])
+    slave = slave_of(ctxs, 1, init)
+    error = failed_with(slave.on_timeout(), SessionTimeout)  # waiting for the master's start
+    assert isinstance(error, SessionTimeout) and error.node == short(ids[0])
+
+
+def test_a_timeout_in_the_dkg_names_the_dealers_whose_round_is_missing() -> None:
+    ctxs, master, effects = master_of()
+    ids = [ctx.self_id for ctx in ctxs]
+    slave = slave_of(ctxs, 1, init_of(effects))
+    master.on_message(ids[1], ConfirmGenerationInitialization(SID, False))
+    dealt = master.on_message(ids[2], ConfirmGenerationInitialization(SID, False))
+    slave.on_message(ids[0], StartKeysDissemination(SID))
+    (keys,) = [
+        s.message for s in sends(dealt) if s.to == ids[1] and isinstance(s.message, GenerationDkg)
+    ]
+    assert slave.on_message(ids[0], keys) == []  # the master's keys; node 2's are missing
+    assert slave.waiting_for() == {ids[2]}
+    error = failed_with(slave.on_timeout(), SessionTimeout)
+    assert str(error) == f"node {short(ids[2])}: did not answer before the session timed out"
+
+
 # --- a whole run fed by hand ---------------------------------------------------------------------
 
 

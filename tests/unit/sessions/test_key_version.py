@@ -11,7 +11,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
     SessionTimeout,
 )
-from secretstore.sessions.base import Effect, Fail, Finish, Send, SessionContext
+from secretstore.sessions.base import Effect, Fail, Finish, Send, SessionContext, short
 from secretstore.sessions.key_version import (
     KeyVersionSession,
     NegotiatedVersion,
@@ -225,6 +225,7 @@ def test_timeout_without_a_usable_version_while_nodes_are_silent_is_a_timeout() 
     session.on_message(ids[1], KeyVersions(SID, NOTHING))
     (fail,) = session.on_timeout()
     assert isinstance(fail, Fail) and isinstance(fail.error, SessionTimeout)
+    assert fail.error.node == short(ids[2])  # the silent node, by name
 
 
 @pytest.mark.parametrize("message", [RequestKeyVersions(SID, KEY), "not a message"])
