@@ -116,8 +116,11 @@ class Session(ABC):
         return self.fail(ProtocolViolation(short(node), "disconnected during the session"))
 
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        """A participant reported that its side of the session failed."""
-        return self.fail(ProtocolViolation(short(sender), f"failed: {reason}"))
+        """A participant reported that its side of the session failed (perhaps it timed out
+        waiting for this node, which waits for another: `still_waiting` says for whom)."""
+        return self.fail(
+            ProtocolViolation(short(sender), f"failed: {reason}{self.still_waiting(sender)}")
+        )
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """A participant refused the request for a client-facing reason (`error`: e.g.
@@ -135,6 +138,15 @@ class Session(ABC):
 
     def on_timeout(self) -> list[Effect]:
         return self.fail(timed_out_waiting_for(self.waiting_for()))
+
+    def still_waiting(self, reporter: NodeId) -> str:
+        """ " (this node still waited for node …)" naming whom this session waits for besides
+        `reporter`, or "": added to a peer's failure, so that a peer that gave up waiting for
+        this node does not hide the node this one waits for."""
+        waiting = self.waiting_for() - {reporter, self.ctx.self_id}
+        if not waiting:
+            return ""
+        return f" (this node still waited for node {', '.join(short(n) for n in sorted(waiting))})"
 
     # --- helpers for subclasses ---------------------------------------------------------
     def finish(self, result: object = None) -> list[Effect]:

@@ -19,9 +19,10 @@ signature over the key id (never from the master's word), asks its access policy
 
 Outcomes (master): AccessDenied as soon as so many candidates refused that `needed` can no
 longer allow (or at once when the master's own policy refuses); ConsensusUnreachable when
-too few candidates are connected, too few remain after losses, or no group of `needed` avoids
-the broken links (the error names them); ProtocolViolation for an answer a node had no
-business sending. Errors never contain a secret.
+too few candidates are connected, too few remain after losses, or no group of `needed`
+avoids the broken links (the error names every node lost and link broken, with why, and the
+broken links); ProtocolViolation for an answer a node had no business sending. Errors never
+contain a secret.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Requester:
     address: Address
 
 
+#: How much of the reason for one lost node or broken link goes into an error.
+MAX_LOSS_TEXT: Final = 400
 #: How many recovered requesters one process remembers (see `recover_requester_of`).
 REQUESTER_CACHE_SIZE: Final = 1024
 
@@ -184,6 +187,8 @@ class AccessConsensus:
         self._denied: set[NodeId] = set()
         self._lost: set[NodeId] = set()
         self._broken: set[frozenset[NodeId]] = set()
+        #: what happened to the nodes lost and links broken, in order (for the error text)
+        self._losses: list[str] = []
         self._group: tuple[NodeId, ...] | None = None
         self._attempt = 0
         self._ended = False
@@ -290,7 +295,8 @@ class AccessConsensus:
         self._allowed.discard(node)
         if self._group is not None and node in self._group and not keep_group:
             self._group = None
-        return self._decide(f"node {short(node)} {why}; ")
+        self._losses.append(f"node {short(node)} {why[:MAX_LOSS_TEXT]}")
+        return self._decide()
 
     def on_link_broken(self, reporter: NodeId, node: NodeId, why: str = "") -> Decision:
         """`reporter` lost its connection to `node` (two distinct candidates). Neither is lost:
@@ -313,7 +319,8 @@ class AccessConsensus:
         if self._group is not None and pair <= set(self._group):
             self._group = None
         what = why or f"lost its link to {short(node)}"
-        return self._decide(f"node {short(reporter)} {what}; ")
+        self._losses.append(f"node {short(reporter)} {what[:MAX_LOSS_TEXT]}")
+        return self._decide()
 
     def completion(self) -> list[Effect]:
         """End the consensus well: tell every other candidate still taking part."""
@@ -335,7 +342,9 @@ class AccessConsensus:
         self._group = None
         return ConsensusFailed(error)
 
-    def _decide(self, context: str = "") -> Decision:
+    def _decide(self) -> Decision:
+        # every loss so far, not only the last: a node lost for waiting on another names it
+        context = "".join(f"{loss}; " for loss in self._losses)
         if len(self.candidates) - len(self._denied) < self.needed:
             return self._fail(AccessDenied("access denied"))
         if self._group is not None:

@@ -50,9 +50,11 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """A session joined the table: the driver starts its timeout clock."""
+    """A session joined the table: the driver starts its timeout clock (`master`: this node
+    is the session's master; a slave's clock is the shorter, cluster/driver.py)."""
 
     session_id: SessionId
+    master: bool
 
 
 CoreEffect = Effect | Notice | Admitted
@@ -195,7 +197,7 @@ class NodeCore:
         self._sessions[sid] = session
         if not session.is_master:
             self._by_master[session.master] = self.sessions_of(session.master) + 1
-        return [Admitted(sid), *self._settle(session, effects)]
+        return [Admitted(sid, session.is_master), *self._settle(session, effects)]
 
     def _refuse_over_limit(self, master: NodeId, sid: SessionId) -> list[CoreEffect]:
         count, limit = self.sessions_of(master), self.max_sessions_per_peer

@@ -220,7 +220,13 @@ class DecryptionMaster(Session):
         return self._lose(node, "disconnected")
 
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        return self._lose(sender, f"failed: {reason}")
+        return self._lose(sender, f"failed: {reason[:200]}{self.still_waiting(sender)}")
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The candidates yet to answer, then the members whose job response is due."""
+        if self._job is None:
+            return self.consensus.pending - {self.ctx.self_id}
+        return frozenset(self.awaiting) - {self.ctx.self_id}
 
     def on_timeout(self) -> list[Effect]:
         if self.finished:

@@ -155,7 +155,8 @@ class SigningMaster(Session):
         return self._guarded(lambda: self._lose(node, "disconnected"))
 
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        return self._guarded(lambda: self._lose(sender, f"failed: {reason[:200]}"))
+        why = f"failed: {reason[:200]}{self.still_waiting(sender)}"
+        return self._guarded(lambda: self._lose(sender, why))
 
     def waiting_for(self) -> frozenset[NodeId]:
         """The candidates yet to answer, then the members whose nonce generation messages or

@@ -29,7 +29,7 @@ from secretstore.errors import (
 )
 from secretstore.keyserver import KeyServer
 from secretstore.mesh.memory import MemoryNetwork
-from secretstore.sessions.base import SessionContext
+from secretstore.sessions.base import SessionContext, short
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.memory import MemoryKeyStorage
@@ -54,7 +54,7 @@ class DenyList:
 
 
 async def make_cluster(
-    n: int, seed: int = 1, denied: set[Address] | None = None
+    n: int, seed: int = 1, denied: set[Address] | None = None, session_timeout: float = 5.0
 ) -> tuple[MemoryNetwork, list[MemoryNode]]:
     rng = SeededRng(seed)
     keys = [KeyPair.generate(rng) for _ in range(n)]
@@ -67,7 +67,7 @@ async def make_cluster(
         core = NodeCore(ctx, storage, MASTERS, SLAVES)
         transport = network.transport(key.node_id)
         access = DenyList(denied) if denied is not None else AllowAll()
-        driver = ClusterDriver(core, transport, storage, access, session_timeout=5.0)
+        driver = ClusterDriver(core, transport, storage, access, session_timeout=session_timeout)
         transport.set_handler(driver)
         server = KeyServer(driver, n, SeededRng(seed * 1000 + i))
         nodes.append(MemoryNode(key, storage, driver, server))
@@ -223,6 +223,23 @@ async def test_concurrent_sessions_of_different_keys() -> None:
         )
     )
     assert list(results) == list(publics)
+
+
+async def test_a_node_silent_towards_a_slave_is_named_as_slave_clocks_run_out_first() -> None:
+    # node 2 sends nothing to node 1 (the link stays up): node 1 waits for node 2's DKG keys,
+    # node 2 and the master for node 1's share proof. The slaves' clocks run out first, each
+    # names the node it waited for, and the master's error carries the first report that
+    # reaches it; with the master's clock first it would name only node 1.
+    network, nodes = await make_cluster(3, seed=9, session_timeout=0.5)
+    ids = [node.key.node_id for node in nodes]
+    network.set_drop_rate(ids[2], ids[1], 1.0)
+    kid = key_id(9)
+    with pytest.raises(ProtocolViolation) as info:
+        await nodes[0].server.generate_server_key(kid, sig(REQUESTER, kid), 1)
+    assert info.value.node in (short(ids[1]), short(ids[2]))
+    assert short(ids[2]) in str(info.value) and "did not answer" in str(info.value)
+    for node in nodes:
+        await node.driver.close()
 
 
 class FailingStorage(MemoryKeyStorage):

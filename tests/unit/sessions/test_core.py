@@ -135,7 +135,7 @@ def test_slave_is_created_by_the_initialising_message_and_ends() -> None:
     b = core(B)
     sid = SessionId(b"\x01" * 32)
     effects = b.on_message(A, PokeInit(sid, KEY))
-    assert effects[0] == Admitted(sid)
+    assert effects[0] == Admitted(sid, False)
     assert Send(A, PokeDone(sid)) in effects
     assert len(b) == 1
 

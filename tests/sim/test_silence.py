@@ -1,0 +1,100 @@
+"""Silence is named: a node that sends nothing a session waits for, also when it is silent
+only towards another slave, ends that session with an error that names it (simulated
+network; sessions time out as the driver's clocks run: every slave's before its master's)."""
+
+from __future__ import annotations
+
+from secretstore.crypto.rng import SeededRng
+from secretstore.errors import ConsensusUnreachable, ProtocolViolation, SecretStoreError
+from secretstore.sessions.base import Fail, short
+from secretstore.sessions.generation import GenerateServerKey
+from secretstore.sessions.signing_ecdsa import SignEcdsa
+from secretstore.types import MessageHash, NodeId, SessionId
+from secretstore.wire.generation import ConfirmGenerationInitialization, GenerationDkg
+from secretstore.wire.signing import SigningNonceMessage, SigningNonceRequest
+from tests.sim.dealer import deal_key
+from tests.sim.key_sessions import KEY, MASTERS, SLAVES, proof_of, stored_shares
+from tests.sim.rogue import RogueNetwork, Tamper
+from tests.sim.test_signing import KEY_ID, requester_signature
+from tests.sim.test_signing import MASTERS as SIGN_MASTERS
+from tests.sim.test_signing import SLAVES as SIGN_SLAVES
+
+
+def dropping(rogue: NodeId, kind: type, to: NodeId | None = None) -> Tamper:
+    """Drops every `kind` message the rogue sends (to `to`, or to anyone)."""
+
+    def tamper(sender: NodeId, receiver: NodeId, message: object) -> object | None:
+        if sender == rogue and isinstance(message, kind) and to in (None, receiver):
+            return None
+        return message
+
+    return tamper
+
+
+def master_error(net: RogueNetwork, sid: SessionId) -> SecretStoreError:
+    outcome = net.result(0, sid)
+    assert isinstance(outcome, Fail), outcome
+    return outcome.error
+
+
+def generation_network(rogue: int) -> RogueNetwork:
+    net = RogueNetwork(3, MASTERS, SLAVES, seed=4)
+    net.rogue_index = rogue
+    return net
+
+
+def test_a_slave_silent_towards_another_slave_is_named_by_the_master() -> None:
+    # node 2 deals its DKG keys to the master but not to node 1: node 1 waits for node 2,
+    # the master for node 1's share proof; node 1's clock runs out first and names node 2
+    net = generation_network(2)
+    net.tamper = dropping(net.rogue.node_id, GenerationDkg, to=net.order[1])
+    sid = net.start(0, GenerateServerKey(KEY, proof_of(), 1))
+    net.run()
+    assert net.result(0, sid) is None
+    net.expire()
+    error = master_error(net, sid)
+    assert isinstance(error, ProtocolViolation) and error.node == short(net.order[1])
+    assert f"node {short(net.order[2])}: did not answer" in str(error)
+    assert not stored_shares(net) and net.open_sessions() == 0
+
+
+def test_a_slave_that_times_out_waiting_for_the_master_does_not_hide_the_silent_node() -> None:
+    # node 2 never confirms; node 1 waits for the master's start and times out first, naming
+    # the master: the master passes that on with the node it waits for itself
+    net = generation_network(2)
+    net.tamper = dropping(net.rogue.node_id, ConfirmGenerationInitialization)
+    sid = net.start(0, GenerateServerKey(KEY, proof_of(), 1))
+    net.run()
+    net.expire()
+    error = master_error(net, sid)
+    assert str(error).endswith(f"(this node still waited for node {short(net.order[2])})")
+    assert net.open_sessions() == 0
+
+
+def test_a_member_silent_towards_another_member_is_named_in_the_consensus_error() -> None:
+    # ECDSA among 3 of 4 holders: the rogue member sends its nonce messages to the master
+    # only. The master's own generations wait for the other member (which waits for the
+    # rogue); every slave's clock runs out before the master's, and the master's error lists
+    # each loss with its reason: the rogue's name is among them, whichever came first
+    net = RogueNetwork(4, SIGN_MASTERS, SIGN_SLAVES, seed=2)
+    key = deal_key(SeededRng(2), net.order, 1, with_document_key=False)
+    for node, share in key.shares.items():
+        net.nodes[node].storage.insert(KEY_ID, share)
+    _, signature = requester_signature()
+    request = SignEcdsa(KEY_ID, signature, MessageHash(b"\x31" * 32))
+    probe = RogueNetwork(4, SIGN_MASTERS, SIGN_SLAVES, seed=2)
+    for node, share in key.shares.items():
+        probe.nodes[node].storage.insert(KEY_ID, share)
+    probe.start(0, request)
+    probe.run()
+    (group,) = [m.nodes for _, _, m in probe.sent if isinstance(m, SigningNonceRequest)][:1]
+    rogue, other = (node for node in group if node != net.order[0])
+    net.rogue_index = net.order.index(rogue)
+    net.tamper = dropping(rogue, SigningNonceMessage, to=other)
+    sid = net.start(0, request)
+    net.run()
+    net.expire()
+    error = master_error(net, sid)
+    assert isinstance(error, ConsensusUnreachable)
+    assert f"node {short(rogue)}" in str(error)
+    assert net.open_sessions() == 0
