@@ -18,11 +18,12 @@ Slave side (`AccessCheck`): a candidate recovers the requester from the requeste
 signature over the key id (never from the master's word), asks its access policy and answers.
 
 Outcomes (master): AccessDenied as soon as so many candidates refused that `needed` can no
-longer allow (or at once when the master's own policy refuses); ConsensusUnreachable when
-too few candidates are connected, too few remain after losses, or no group of `needed`
-avoids the broken links (the error names every node lost and link broken, with why, and the
-broken links); ProtocolViolation for an answer a node had no business sending. Errors never
-contain a secret.
+longer allow (or at once when the master's own policy refuses), naming the nodes that
+refused (in the text only: the requester sees Parity's "Access denied");
+ConsensusUnreachable when too few candidates are connected, too few remain after losses, or
+no group of `needed` avoids the broken links (the error names every node lost and link
+broken, with why, and the broken links); ProtocolViolation for an answer a node had no
+business sending. Errors never contain a secret.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ class AccessConsensus:
         self._pending.discard(self_id)
         if not allowed:
             self._denied.add(self_id)
-            return self._fail(AccessDenied("access denied"))
+            return self._fail(self._denial())
         self._allowed.add(self_id)
         return self._decide()
 
@@ -342,11 +343,17 @@ class AccessConsensus:
         self._group = None
         return ConsensusFailed(error)
 
+    def _denial(self) -> AccessDenied:
+        """Names the nodes that refused: for the log; the requester sees only "Access
+        denied" (http/errors.py)."""
+        refused = ", ".join(short(node) for node in sorted(self._denied))
+        return AccessDenied(f"access denied (refused by node {refused})")
+
     def _decide(self) -> Decision:
         # every loss so far, not only the last: a node lost for waiting on another names it
         context = "".join(f"{loss}; " for loss in self._losses)
         if len(self.candidates) - len(self._denied) < self.needed:
-            return self._fail(AccessDenied("access denied"))
+            return self._fail(self._denial())
         if self._group is not None:
             return UNDECIDED
         self_id = self._ctx.self_id

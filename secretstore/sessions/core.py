@@ -63,6 +63,14 @@ CoreEffect = Effect | Notice | Admitted
 DEFAULT_MAX_SESSIONS_PER_PEER: Final = 256
 
 
+def attributed(node: NodeId, reason: str) -> str:
+    """A peer's refusal as this node passes it on: its text, prefixed with the peer's id
+    unless it names the peer first already (a peer cannot put its refusal in another's
+    name)."""
+    prefix = f"node {short(node)}: "
+    return reason if reason.startswith(prefix) else prefix + reason
+
+
 class NodeCore:
     """Every session of one node, keyed by session id."""
 
@@ -130,7 +138,7 @@ class NodeCore:
         if isinstance(message, SessionError):
             if session is None or sender not in session.participants:
                 return []
-            refusal = error_of(message.kind, message.reason)
+            refusal = error_of(message.kind, attributed(sender, message.reason))
             if refusal is not None:
                 return self._settle(session, session.on_peer_refusal(sender, refusal))
             return self._settle(session, session.on_peer_error(sender, message.reason))

@@ -161,6 +161,9 @@ def test_access_denied_as_soon_as_needed_is_out_of_reach() -> None:
     assert isinstance(decision, ConsensusFailed)
     assert isinstance(decision.error, AccessDenied)
     assert "access denied" in str(decision.error)
+    # for the log: the nodes that refused (the requester only sees "Access denied")
+    assert all(short(node) in str(decision.error) for node in nodes[1:4])
+    assert short(nodes[4]) not in str(decision.error)
 
 
 def test_losses_make_consensus_unreachable() -> None:

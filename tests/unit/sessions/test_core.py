@@ -19,7 +19,7 @@ from secretstore.errors import (
     SessionLimitReached,
     StorageError,
 )
-from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext
+from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
 from secretstore.sessions.core import Admitted, NodeCore, Notice
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.storage.model import KeyShare
@@ -220,6 +220,14 @@ def test_refusal_kind_is_reconstructed_for_the_session() -> None:
     effects = a.on_message(B, SessionError(sid, "stored already", kind))
     assert isinstance(seen[0], DocumentKeyAlreadyStored)
     assert isinstance(effects[0], Fail) and isinstance(effects[0].error, DocumentKeyAlreadyStored)
+    # the refusal is passed on in the refusing node's name, whatever its text claims
+    assert str(seen[0]) == f"node {short(B)}: stored already"
+    sid, _ = a.start(Poke(KEY), ALL)
+    a.on_message(B, SessionError(sid, f"node {short(C)}: refused", ErrorKind.ACCESS_DENIED))
+    assert str(seen[1]) == f"node {short(B)}: node {short(C)}: refused"
+    sid, _ = a.start(Poke(KEY), ALL)
+    a.on_message(B, SessionError(sid, f"node {short(B)}: has the key", kind))
+    assert str(seen[2]) == f"node {short(B)}: has the key"
 
 
 def test_message_from_a_non_participant_is_only_noticed() -> None:
