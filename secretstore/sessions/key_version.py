@@ -74,8 +74,12 @@ class VersionNegotiation:
     """The master's side: collect what each asked node holds, then choose a version.
 
     The master's own holding counts as an answer. The key's common data is the master's own
-    if it holds the key, else the first reported; a node reporting other common data, or
-    versions without common data, or answering twice or unasked, is a ProtocolViolation.
+    if it holds the key (a node reporting other data is then a ProtocolViolation at once);
+    a master without the key decides once every answer is in: the data most holders report,
+    naming the nodes that reported other data in a ProtocolViolation (every reporter, when
+    no data has more reporters than any other). A node reporting versions without common
+    data, data without versions, a version twice, or answering twice or unasked, is a
+    ProtocolViolation too.
     """
 
     def __init__(self, self_id: NodeId, share: KeyShare | None, asked: Iterable[NodeId]) -> None:
@@ -83,7 +87,8 @@ class VersionNegotiation:
         self.asked = frozenset(asked) - {self_id}
         self._waiting = set(self.asked)
         self._held: dict[NodeId, KeyVersionsHeld] = {}
-        self._common: CommonKeyData | None = None
+        #: the master's own key data, which every answer must match (None without a share)
+        self._own: CommonKeyData | None = None if share is None else describe_holding(share).common
         self._accept(self_id, describe_holding(share))
 
     @property
@@ -107,8 +112,10 @@ class VersionNegotiation:
 
     def result(self) -> NegotiatedVersion:
         """The newest version with t+1 answering holders. ServerKeyNotFound if no node that
-        answered holds the key; ConsensusUnreachable if no version has t+1 holders."""
-        if self._common is None:
+        answered holds the key; ConsensusUnreachable if no version has t+1 holders;
+        ProtocolViolation naming the nodes whose key data differs from most holders'."""
+        common = self._own if self._own is not None else self._agreed_common()
+        if common is None:
             raise ServerKeyNotFound("no key server holds this key")
         holders: dict[Hash256, set[NodeId]] = {}
         newness: dict[Hash256, int] = {}
@@ -116,14 +123,35 @@ class VersionNegotiation:
             for position, version in enumerate(held.versions):
                 holders.setdefault(version, set()).add(node)
                 newness[version] = max(newness.get(version, 0), position)
-        needed = self._common.threshold + 1
+        needed = common.threshold + 1
         usable = [v for v, nodes in holders.items() if len(nodes) >= needed]
         if not usable:
             raise ConsensusUnreachable(
                 f"no version of the key is held by {needed} reachable key servers"
             )
         best = max(usable, key=lambda v: (newness[v], len(holders[v]), v))
-        return NegotiatedVersion(best, frozenset(holders[best]), self._common)
+        return NegotiatedVersion(best, frozenset(holders[best]), common)
+
+    def _agreed_common(self) -> CommonKeyData | None:
+        """For a master without the key: the key data every holder reported, or (if they
+        differ) ProtocolViolation naming those outside the largest group."""
+        groups: dict[CommonKeyData, list[NodeId]] = {}
+        for node, held in sorted(self._held.items()):
+            if held.common is not None:
+                groups.setdefault(held.common, []).append(node)
+        if len(groups) <= 1:
+            return next(iter(groups), None)
+        sizes = sorted((len(nodes) for nodes in groups.values()), reverse=True)
+        largest = max(groups, key=lambda data: len(groups[data]))
+        if sizes[0] == sizes[1]:
+            odd = sorted(node for nodes in groups.values() for node in nodes)
+            what = "reported different authors, thresholds or publics (no majority)"
+        else:
+            odd = sorted(
+                node for data, nodes in groups.items() if data != largest for node in nodes
+            )
+            what = "reported another author, threshold or public than most holders"
+        raise ProtocolViolation(", ".join(short(node) for node in odd), what)
 
     def _accept(self, node: NodeId, held: KeyVersionsHeld) -> None:
         if held.common is None:
@@ -134,9 +162,7 @@ class VersionNegotiation:
             raise ProtocolViolation(short(node), "reported key data without versions")
         if len(set(held.versions)) != len(held.versions):
             raise ProtocolViolation(short(node), "reported a version twice")
-        if self._common is None:
-            self._common = held.common
-        elif held.common != self._common:
+        if self._own is not None and held.common != self._own:
             raise ProtocolViolation(short(node), "reported another author, threshold or public")
         self._held[node] = held
 

@@ -152,6 +152,35 @@ def test_inconsistent_answers_name_their_sender(answer: KeyVersionsHeld) -> None
     assert info.value.node == ids[1][:4].hex()
 
 
+OTHER = CommonKeyData(AUTHOR, 1, Point.base_mul(Scalar(8)))
+
+
+@pytest.mark.parametrize("liar", [1, 2, 3])
+def test_a_master_without_the_key_names_the_holder_whose_data_differs_from_the_others(
+    liar: int,
+) -> None:
+    # whichever answers first: a master that holds nothing has no data of its own to trust
+    _, ids = nodes_of(4)
+    v = version(ids[1:])
+    negotiation = VersionNegotiation(ids[0], None, ids)
+    for node in ids[1:]:
+        negotiation.on_versions(node, held(v, common=OTHER if node == ids[liar] else COMMON))
+    with pytest.raises(ProtocolViolation) as info:
+        negotiation.result()
+    assert info.value.node == short(ids[liar])
+
+
+def test_a_master_without_the_key_and_holders_split_evenly_names_them_all() -> None:
+    _, ids = nodes_of(3)
+    v = version(ids[1:])
+    negotiation = VersionNegotiation(ids[0], None, ids)
+    negotiation.on_versions(ids[1], held(v, common=OTHER))
+    negotiation.on_versions(ids[2], held(v))
+    with pytest.raises(ProtocolViolation) as info:
+        negotiation.result()
+    assert info.value.node == ", ".join(sorted([short(ids[1]), short(ids[2])]))
+
+
 def test_unasked_and_repeated_answers_are_violations() -> None:
     _, ids = nodes_of(3)
     negotiation = VersionNegotiation(ids[0], None, ids[:2])
