@@ -127,6 +127,11 @@ class Session(ABC):
             ProtocolViolation(short(sender), f"failed: {reason}{self.still_waiting(sender)}")
         )
 
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A participant's clock ran out before this node's (`reason` names whom it waited
+        for). By default, as any peer error."""
+        return self.on_peer_error(sender, reason)
+
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """A participant refused the request for a client-facing reason (`error`: e.g.
         AccessDenied, DocumentKeyAlreadyStored). By default, treated as a peer error; sessions
@@ -184,9 +189,47 @@ def short(node: NodeId) -> str:
     return node[:4].hex()
 
 
-def timed_out_waiting_for(nodes: Iterable[NodeId]) -> SessionTimeout:
-    """The error of a session whose time ran out while it waited for `nodes`."""
+def timed_out_waiting_for(
+    nodes: Iterable[NodeId], reports: TimeoutReports | None = None
+) -> SessionTimeout:
+    """The error of a session whose time ran out while it waited for `nodes`, with what the
+    participants that timed out first reported."""
     named = ", ".join(short(node) for node in sorted(nodes))
-    if not named:
-        return SessionTimeout("the session did not finish in time")
-    return SessionTimeout("did not answer before the session timed out", named)
+    if named:
+        what = "did not answer before the session timed out"
+    else:
+        what = "the session did not finish in time"
+    if reports:
+        what += f" ({reports.text()})"
+    return SessionTimeout(what, named)
+
+
+#: How much of one participant's timeout report a master keeps.
+MAX_REPORT_TEXT = 300
+
+
+class TimeoutReports:
+    """What the participants whose clocks ran out first reported (each names whom it waited
+    for), kept by a master whose own clock still runs: when a slave waited for another slave
+    that waited for a third, only their reports together name the node that was silent. A
+    master that keeps them fails once every node it waits for has reported (nothing more will
+    come from them), or when its own clock runs out."""
+
+    def __init__(self) -> None:
+        self._reports: dict[NodeId, str] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._reports)
+
+    def add(self, node: NodeId, reason: str) -> None:
+        self._reports.setdefault(node, reason[:MAX_REPORT_TEXT])
+
+    def cover(self, nodes: Iterable[NodeId]) -> bool:
+        """Whether every node of `nodes` has reported."""
+        return all(node in self._reports for node in nodes)
+
+    def text(self) -> str:
+        return "; ".join(
+            f"node {short(node)} timed out first: {reason}"
+            for node, reason in sorted(self._reports.items())
+        )

@@ -21,7 +21,7 @@ from secretstore.errors import InvalidRequest, SecretStoreError, SessionLimitRea
 from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
-from secretstore.wire.common import SessionError, error_of, kind_of
+from secretstore.wire.common import ErrorKind, SessionError, error_of, kind_of
 
 
 class ShareReader(Protocol):
@@ -143,6 +143,8 @@ class NodeCore:
         if isinstance(message, SessionError):
             if session is None or sender not in session.participants:
                 return []
+            if message.kind == ErrorKind.TIMED_OUT:
+                return self._settle(session, session.on_peer_timeout(sender, message.reason))
             refusal = error_of(message.kind, attributed(sender, message.reason))
             if refusal is not None:
                 return self._settle(session, session.on_peer_refusal(sender, refusal))

@@ -34,7 +34,9 @@ from secretstore.sessions.base import (
     Send,
     Session,
     SessionContext,
+    TimeoutReports,
     short,
+    timed_out_waiting_for,
 )
 from secretstore.sessions.consensus import Requester
 from secretstore.sessions.core import MasterFactory, SlaveFactory
@@ -162,6 +164,7 @@ class GenerationSession(Session):
         self._confirmed: set[NodeId] = {ctx.self_id}
         self._ready: dict[NodeId, Point] = {}
         self._stored: set[NodeId] = {ctx.self_id}
+        self._timeouts = TimeoutReports()
 
     @property
     def participants(self) -> frozenset[NodeId]:
@@ -184,6 +187,20 @@ class GenerationSession(Session):
         return frozenset({self.master})
 
     # --- events ---------------------------------------------------------------------------
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A master keeps its slaves' timeout reports until every node it waits for has
+        reported (a slave that waited for another names it), then fails with all of them."""
+        if not self.is_master:
+            return super().on_peer_timeout(sender, reason)
+        self._timeouts.add(sender, reason)
+        waiting = self.waiting_for()
+        if self._timeouts.cover(waiting):
+            return self.fail(timed_out_waiting_for(waiting, self._timeouts))
+        return []
+
+    def on_timeout(self) -> list[Effect]:
+        return self.fail(timed_out_waiting_for(self.waiting_for(), self._timeouts))
+
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """Every node must agree: the master passes a node's refusal on to its client."""
         if self.is_master:

@@ -5,7 +5,7 @@ network; sessions time out as the driver's clocks run: every slave's before its 
 from __future__ import annotations
 
 from secretstore.crypto.rng import SeededRng
-from secretstore.errors import ConsensusUnreachable, ProtocolViolation, SecretStoreError
+from secretstore.errors import ConsensusUnreachable, SecretStoreError, SessionTimeout
 from secretstore.sessions.base import Fail, short
 from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
@@ -53,21 +53,40 @@ def test_a_slave_silent_towards_another_slave_is_named_by_the_master() -> None:
     assert net.result(0, sid) is None
     net.expire()
     error = master_error(net, sid)
-    assert isinstance(error, ProtocolViolation) and error.node == short(net.order[1])
-    assert f"node {short(net.order[2])}: did not answer" in str(error)
+    assert isinstance(error, SessionTimeout) and error.node == short(net.order[1])
+    report = f"node {short(net.order[1])} timed out first: node {short(net.order[2])}: did not"
+    assert report in str(error)
     assert not stored_shares(net) and net.open_sessions() == 0
+
+
+def test_a_chain_of_waiting_slaves_is_followed_to_the_silent_node() -> None:
+    # 4 nodes, t = 2: node 3 deals to everyone but node 2. Node 2 waits for node 3; node 1,
+    # node 3 and the master wait for node 2's share proof. Node 1's report (naming node 2)
+    # may reach the master first: the master keeps reports until node 2's own (naming node
+    # 3) is in too, as it waits for node 2.
+    net = RogueNetwork(4, MASTERS, SLAVES, seed=4)
+    net.rogue_index = 3
+    net.tamper = dropping(net.rogue.node_id, GenerationDkg, to=net.order[2])
+    sid = net.start(0, GenerateServerKey(KEY, proof_of(), 2))
+    net.run()
+    net.expire()
+    error = master_error(net, sid)
+    assert isinstance(error, SessionTimeout) and error.node == short(net.order[2])
+    assert f"node {short(net.order[2])} timed out first: node {short(net.order[3])}" in str(error)
+    assert net.open_sessions() == 0
 
 
 def test_a_slave_that_times_out_waiting_for_the_master_does_not_hide_the_silent_node() -> None:
     # node 2 never confirms; node 1 waits for the master's start and times out first, naming
-    # the master: the master passes that on with the node it waits for itself
+    # the master: the master keeps that report and names the node it waits for itself
     net = generation_network(2)
     net.tamper = dropping(net.rogue.node_id, ConfirmGenerationInitialization)
     sid = net.start(0, GenerateServerKey(KEY, proof_of(), 1))
     net.run()
     net.expire()
     error = master_error(net, sid)
-    assert str(error).endswith(f"(this node still waited for node {short(net.order[2])})")
+    assert isinstance(error, SessionTimeout) and error.node == short(net.order[2])
+    assert f"node {short(net.order[1])} timed out first: node {short(net.order[0])}" in str(error)
     assert net.open_sessions() == 0
 
 

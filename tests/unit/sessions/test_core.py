@@ -17,6 +17,7 @@ from secretstore.errors import (
     SecretStoreError,
     ServerKeyNotFound,
     SessionLimitReached,
+    SessionTimeout,
     StorageError,
 )
 from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
@@ -257,6 +258,30 @@ def test_kinds_round_trip(error: SecretStoreError) -> None:
 def test_generic_errors_have_no_client_meaning() -> None:
     assert kind_of(ProtocolViolation("n", "w")) is ErrorKind.GENERIC
     assert error_of(ErrorKind.GENERIC, "x") is None
+
+
+def test_a_peer_s_timeout_reaches_its_own_hook_and_is_no_refusal() -> None:
+    assert kind_of(SessionTimeout("did not answer", "1a2b3c4d")) is ErrorKind.TIMED_OUT
+    assert error_of(ErrorKind.TIMED_OUT, "x") is None
+    seen: list[tuple[NodeId, str]] = []
+
+    class Recording(PokeSession):
+        def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+            seen.append((sender, reason))
+            return []
+
+    ctx = SessionContext(A, SeededRng(1), ALL)
+    a = NodeCore(
+        ctx, MemoryKeyStorage(), {Poke: lambda c, s, r, sh, cn: (Recording(c, s, A, False), [])}, {}
+    )
+    sid, _ = a.start(Poke(KEY), ALL)
+    assert a.on_message(B, SessionError(sid, "node C: did not answer", ErrorKind.TIMED_OUT)) == []
+    assert seen == [(B, "node C: did not answer")] and a.session(sid) is not None
+    # a session without the hook treats it as any peer error
+    b = core(A)
+    sid, _ = b.start(Poke(KEY), ALL)
+    (fail, *_) = b.on_message(B, SessionError(sid, "node C: did not answer", ErrorKind.TIMED_OUT))
+    assert isinstance(fail, Fail) and isinstance(fail.error, ProtocolViolation)
 
 
 def test_abort_fails_a_live_session_and_tells_the_others() -> None:
