@@ -1,0 +1,621 @@
+"""The sessions of the Byzantine suite, each with the ground truth its oracle checks.
+
+A `Scenario` is one session kind, one role of the rogue (a slave/member of an honest master's
+session, or the master of its own, the honest nodes then its slaves) and a shape (n, t). Its
+world is built the same way every time (seeded): the key, an earlier session of the same kind
+(whose messages the rogue replays), then the target session, in which the rogue's messages
+go through a fault plan.
+
+Each session kind (`Kind`) knows its ground truth and checks an outcome against it:
+- generation: the public the master returns is what every honest node stored, with the
+  author and threshold asked for, and any t+1 honest shares give its secret; whatever the
+  outcome, honest nodes that stored agree on one consistent key;
+- store: every honest holder stores the points the author asked for, or nothing;
+- negotiation and server key retrieval: the version, holders and key data (or public) of
+  the dealt key;
+- decryption (plain, shadow): the document key equals the stored one (shadow: as the
+  requester combines it);
+- Schnorr and ECDSA signing: the signature verifies (written-out Schnorr check; coincurve and
+  eth-keys for ECDSA) under the server key for the hash asked for;
+and no key share changes on an honest node in a session that writes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from secretstore.client.verify import DocumentKeyShadow
+from secretstore.crypto.bound import (
+    BoundOperation,
+    generation_payload,
+    sign_bound_request,
+    signing_payload,
+    store_payload,
+)
+from secretstore.crypto.curve import Point
+from secretstore.crypto.document import encrypt_secret
+from secretstore.crypto.ecies import ecies_encrypt
+from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.rng import SeededRng, random_scalar
+from secretstore.crypto.schnorr import SchnorrSignature
+from secretstore.errors import ShadowVerificationError
+from secretstore.sessions.base import Fail, Finish, Send, short
+from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
+from secretstore.sessions.encryption import StoreDocumentKey
+from secretstore.sessions.generation import GenerateServerKey
+from secretstore.sessions.key_version import NegotiatedVersion, NegotiateKeyVersion
+from secretstore.sessions.registry import MASTERS, SLAVES
+from secretstore.sessions.retrieval import RetrieveServerKey
+from secretstore.sessions.signing_ecdsa import SignEcdsa
+from secretstore.sessions.signing_schnorr import SignSchnorr
+from secretstore.sessions.signing_slave import SigningSlave
+from secretstore.storage.model import KeyShare
+from secretstore.types import Address, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.wire.decryption import DecryptionJobRequest, DecryptionJobResponse
+from secretstore.wire.negotiation import CommonKeyData
+from secretstore.wire.requester import RequesterProof
+from secretstore.wire.signing import (
+    EcdsaSignatureShare,
+    EcdsaSigningRequest,
+    SchnorrSignatureShare,
+    SchnorrSigningRequest,
+    SigningFault,
+    SigningNodeLost,
+    SigningNonceMessage,
+    SigningNonceRequest,
+)
+from tests.sim.byzantine import mutate
+from tests.sim.byzantine.network import ByzantineNetwork, Provocation
+from tests.sim.dealer import DealtKey, deal_key
+from tests.sim.key_sessions import reconstruct
+from tests.sim.test_signing import ecdsa_recovers, schnorr_verifies
+
+REQUESTER = KeyPair.generate(SeededRng(b"byzantine requester"))
+KEY = ServerKeyId(b"\x42" * 32)
+EARLIER_KEY = ServerKeyId(b"\x24" * 32)
+HASH = MessageHash(b"\x11" * 32)
+EARLIER_HASH = MessageHash(b"\x12" * 32)
+
+
+def requester_only(node: NodeId, requester: Address, key_id: ServerKeyId) -> bool:
+    """Every node's access policy: only the requester may use a key."""
+    return requester == REQUESTER.address
+
+
+def proof(key_id: ServerKeyId) -> RequesterProof:
+    return RequesterProof.signature(sign_recoverable(REQUESTER.secret, key_id))
+
+
+# --- the world of one case ----------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """A network with its ground truth, after the earlier session."""
+
+    scenario: Scenario
+    net: ByzantineNetwork
+    keys: dict[ServerKeyId, DealtKey] = field(default_factory=dict)
+    #: each honest node's share of KEY before the target session (None: none)
+    before: dict[NodeId, KeyShare | None] = field(default_factory=dict)
+    #: the sessions the earlier run left in each node's results
+    earlier_results: dict[NodeId, frozenset[SessionId]] = field(default_factory=dict)
+    earlier_sid: SessionId | None = None
+
+    @property
+    def rogue(self) -> NodeId:
+        return self.net.rogue.node_id
+
+    @property
+    def master(self) -> NodeId:
+        return self.net.order[self.scenario.master]
+
+    @property
+    def honest(self) -> list[NodeId]:
+        return [node for node in self.net.order if node != self.rogue]
+
+    @property
+    def rogue_is_master(self) -> bool:
+        return self.scenario.role == "master"
+
+    def share(self, node: NodeId, key_id: ServerKeyId = KEY) -> KeyShare | None:
+        return self.net.nodes[node].storage.get(key_id)
+
+    def start_target(self) -> SessionId:
+        request = self.scenario.kind.request(self, earlier=False)
+        return self.net.start_session(self.scenario.master, request)
+
+
+class RequesterRefused(AssertionError):
+    """The requester's own check refused a result, naming the rogue: a failure the requester
+    detects, not a wrong key (the oracle counts it as a failure naming the rogue)."""
+
+    def __init__(self, error: ShadowVerificationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Kind(ABC):
+    """A session kind: its key material, its requests, and its oracle."""
+
+    name: str
+    #: the request must carry a bound signature (and honest nodes require one) when the
+    #: rogue is the master: Parity's form leaves what it binds to the master (docs/PARITY.md)
+    binds = False
+    access = staticmethod(requester_only)
+    #: the message a consensus session's master sends the group it selected (None: every
+    #: node takes part)
+    group_message: type | None = None
+    #: the request that starts this kind of session (every request the key server serves
+    #: has a kind: the suite's coverage check)
+    request_type: type
+    #: honest nodes refuse plain retrieval (`require_shadow_retrieval`) when the rogue is the
+    #: master: a master of a plain retrieval learns the document key by design
+    shadow_policy = False
+    #: faults only this kind can make (mutate.Context.semantic)
+    semantic: ClassVar[Mapping[tuple[type, mutate.Path], Mapping[str, mutate.Semantic]]] = {}
+
+    def prepare(self, world: World) -> None:
+        """Put the key material in place (default: a dealt key with a document key)."""
+        deal(world, KEY, self.threshold(world), with_document_key=True)
+
+    def threshold(self, world: World) -> int:
+        return world.scenario.t
+
+    @abstractmethod
+    def request(self, world: World, *, earlier: bool) -> Any: ...
+
+    @abstractmethod
+    def check_result(self, world: World, value: object) -> None:
+        """The honest master's result is right (raise AssertionError otherwise)."""
+
+    def check_storage(self, world: World, finished: bool) -> None:
+        """What honest nodes hold of KEY afterwards (default: nothing changed)."""
+        for node in world.honest:
+            assert world.share(node) == world.before[node], f"node {short(node)}'s share changed"
+
+    def check_released(self, world: World, sid: SessionId) -> None:
+        """With a rogue master: what honest slaves gave it was asked for (default: they give
+        it nothing but what the storage check covers)."""
+        return
+
+
+def deal(
+    world: World,
+    key_id: ServerKeyId,
+    t: int,
+    *,
+    with_document_key: bool,
+    commitments: bool = True,
+) -> DealtKey:
+    net = world.net
+    dealt = deal_key(
+        SeededRng(key_id + bytes([t])),
+        net.order,
+        t,
+        with_document_key=with_document_key,
+        author=REQUESTER.address,
+        with_commitments=commitments,
+    )
+    for node, share in dealt.shares.items():
+        net.nodes[node].storage.insert(key_id, share)
+    world.keys[key_id] = dealt
+    return dealt
+
+
+class GenerationKind(Kind):
+    name = "generation"
+    binds = True
+    request_type = GenerateServerKey
+
+    def prepare(self, world: World) -> None:
+        pass
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        key_id = EARLIER_KEY if earlier else KEY
+        t = world.scenario.t
+        bound = None
+        if self.binds and world.rogue_is_master:
+            bound = sign_bound_request(
+                REQUESTER.secret,
+                BoundOperation.GENERATE_SERVER_KEY,
+                key_id,
+                generation_payload(t),
+            )
+        return GenerateServerKey(key_id, proof(key_id), t, bound)
+
+    def check_result(self, world: World, value: object) -> None:
+        assert isinstance(value, Point)
+        for node in world.honest:
+            share = world.share(node)
+            assert share is not None, f"honest node {short(node)} stored no share"
+            assert share.public == value, "the public returned is not the one stored"
+
+    def check_storage(self, world: World, finished: bool) -> None:
+        stored = {node: world.share(node) for node in world.honest}
+        shares = {node: s for node, s in stored.items() if s is not None}
+        if not shares:
+            return
+        first = next(iter(shares.values()))
+        for node, share in shares.items():
+            assert share.author == REQUESTER.address, f"{short(node)} stored another author"
+            assert share.threshold == world.scenario.t, f"{short(node)} stored another threshold"
+            assert share.public == first.public, "honest nodes stored different publics"
+            assert [v.hash for v in share.versions] == [v.hash for v in first.versions]
+            assert share.last_version().id_numbers == first.last_version().id_numbers
+            assert set(share.last_version().nodes) == set(world.net.order)
+        t = first.threshold
+        for subset in itertools.combinations(sorted(shares), t + 1):
+            secret = reconstruct(shares, subset)  # type: ignore[arg-type]
+            assert Point.base_mul(secret) == first.public, "honest shares do not fit the public"
+
+
+class StoreKind(Kind):
+    name = "store"
+    binds = True
+    request_type = StoreDocumentKey
+
+    def prepare(self, world: World) -> None:
+        for key_id in (KEY, EARLIER_KEY):
+            deal(world, key_id, world.scenario.t, with_document_key=False)
+
+    def points(self, world: World, key_id: ServerKeyId) -> tuple[Point, Point]:
+        rng = SeededRng(b"document key" + key_id)
+        secret = encrypt_secret(KeyPair.generate(rng).public, world.keys[key_id].public, rng)
+        return secret.common_point, secret.encrypted_point
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        key_id = EARLIER_KEY if earlier else KEY
+        common, encrypted = self.points(world, key_id)
+        bound = None
+        if self.binds and world.rogue_is_master:
+            bound = sign_bound_request(
+                REQUESTER.secret,
+                BoundOperation.STORE_DOCUMENT_KEY,
+                key_id,
+                store_payload(common, encrypted),
+            )
+        return StoreDocumentKey(key_id, proof(key_id), common, encrypted, bound)
+
+    def check_result(self, world: World, value: object) -> None:
+        assert value is None
+        asked = self.points(world, KEY)
+        for node in world.honest:
+            share = world.share(node)
+            assert share is not None
+            assert (share.common_point, share.encrypted_point) == asked, (
+                f"honest node {short(node)} did not store the document key"
+            )
+
+    def check_storage(self, world: World, finished: bool) -> None:
+        asked = self.points(world, KEY)
+        for node in world.honest:
+            share, before = world.share(node), world.before[node]
+            assert share is not None and before is not None
+            stored = (share.common_point, share.encrypted_point)
+            assert stored in ((None, None), asked), (
+                f"honest node {short(node)} stored a document key the author did not ask for"
+            )
+            assert share.versions == before.versions and share.author == before.author
+
+
+class NegotiationKind(Kind):
+    name = "negotiation"
+    request_type = NegotiateKeyVersion
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        return NegotiateKeyVersion(KEY)
+
+    def check_result(self, world: World, value: object) -> None:
+        assert isinstance(value, NegotiatedVersion)
+        dealt = world.keys[KEY]
+        version = next(iter(dealt.shares.values())).last_version()
+        assert value.version == version.hash
+        assert value.common == CommonKeyData(REQUESTER.address, dealt.threshold, dealt.public)
+        holders = set(dealt.shares)
+        assert value.holders <= holders, "a node that does not hold the version is a holder"
+        assert set(world.honest) & holders <= value.holders, "an honest holder was left out"
+
+
+class RetrievalKind(Kind):
+    """Server key retrieval at a master that holds no share (nodes 1.. hold the key)."""
+
+    name = "retrieval"
+    request_type = RetrieveServerKey
+
+    def prepare(self, world: World) -> None:
+        net = world.net
+        holders = net.order[1:]
+        dealt = deal_key(
+            SeededRng(b"retrieval"),
+            holders,
+            world.scenario.t,
+            with_document_key=False,
+            author=REQUESTER.address,
+        )
+        for node, share in dealt.shares.items():
+            net.nodes[node].storage.insert(KEY, share)
+        world.keys[KEY] = dealt
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        return RetrieveServerKey(KEY, REQUESTER.address)
+
+    def check_result(self, world: World, value: object) -> None:
+        assert value == world.keys[KEY].public, "the master returned another public"
+
+
+class DecryptionKind(Kind):
+    group_message = DecryptionJobRequest
+    request_type = RetrieveDocumentKey
+    shadow_policy = True
+    #: a well-formed decrypt shadow of a wrong d_i: only the requester can tell
+    semantic: ClassVar[Mapping[tuple[type, mutate.Path], Mapping[str, mutate.Semantic]]] = {
+        (DecryptionJobResponse, ("decrypt_shadow",)): {
+            "encrypted-to-the-requester-another-scalar": lambda value, ctx: ecies_encrypt(
+                REQUESTER.public, random_scalar(ctx.rng).to_bytes(), ctx.rng
+            )
+        }
+    }
+
+    def __init__(self, shadow: bool, *, commitments: bool = True) -> None:
+        self.shadow = shadow
+        self.commitments = commitments
+        name = "shadow-decryption" if shadow else "decryption"
+        self.name = name if commitments else f"{name}-without-commitments"
+
+    def prepare(self, world: World) -> None:
+        deal(world, KEY, world.scenario.t, with_document_key=True, commitments=self.commitments)
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        return RetrieveDocumentKey(KEY, sign_recoverable(REQUESTER.secret, KEY), self.shadow)
+
+    def check_result(self, world: World, value: object) -> None:
+        expected = world.keys[KEY].document_key
+        if not self.shadow:
+            assert value == expected, "the master returned a wrong document key"
+            return
+        assert isinstance(value, ShadowResult)
+        answer = DocumentKeyShadow(
+            value.decrypted_secret, value.common_point, value.decrypt_shadows, value.proofs
+        )
+        try:  # the requester's own check (secretstore.client), anchored at the server key
+            key = answer.document_key(
+                KEY,
+                REQUESTER,
+                server_key_public=world.keys[KEY].public,
+                require_proofs=self.commitments,
+            )
+        except ShadowVerificationError as error:
+            # the requester sees which node's contribution fails: the rogue's, or none
+            assert error.node == "0x" + world.rogue.hex(), f"the requester's check: {error}"
+            raise RequesterRefused(error) from None
+        assert key == expected, "the shadow result combines to a wrong document key"
+
+    def check_released(self, world: World, sid: SessionId) -> None:
+        for sender, _, message in world.net.sent:
+            if sender == world.rogue or not isinstance(message, DecryptionJobResponse):
+                continue
+            assert message.decrypt_shadow is not None, (
+                f"honest node {short(sender)} answered a plain job, against its policy"
+            )
+
+
+class SigningKind(Kind):
+    binds = True
+    group_message = SigningNonceRequest
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+        self.name = scheme
+        self.request_type = SignSchnorr if scheme == "schnorr" else SignEcdsa
+
+    def prepare(self, world: World) -> None:
+        deal(world, KEY, world.scenario.t, with_document_key=False)
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        message = EARLIER_HASH if earlier else HASH
+        signature = sign_recoverable(REQUESTER.secret, KEY)
+        bound = None
+        operation = (
+            BoundOperation.SIGN_SCHNORR if self.scheme == "schnorr" else (BoundOperation.SIGN_ECDSA)
+        )
+        if self.binds and world.rogue_is_master:
+            bound = sign_bound_request(REQUESTER.secret, operation, KEY, signing_payload(message))
+        cls = SignSchnorr if self.scheme == "schnorr" else SignEcdsa
+        return cls(KEY, signature, message, bound_signature=bound)
+
+    def check_result(self, world: World, value: object) -> None:
+        public = world.keys[KEY].public.to_bytes()
+        if self.scheme == "schnorr":
+            assert isinstance(value, SchnorrSignature)
+            assert schnorr_verifies(public, value.to_bytes(), HASH), "a bad Schnorr signature"
+        else:
+            assert isinstance(value, bytes)
+            assert ecdsa_recovers(public, value, HASH), "a bad ECDSA signature"
+
+    def check_released(self, world: World, sid: SessionId) -> None:
+        inits = {
+            node: init
+            for node, init in world.net.inits
+            if isinstance(init, SchnorrSigningRequest | EcdsaSigningRequest)
+            and init.session_id == sid
+        }
+        for sender, _, message in world.net.sent:
+            if sender == world.rogue or not isinstance(
+                message, SchnorrSignatureShare | EcdsaSignatureShare
+            ):
+                continue
+            if message.session_id != sid:
+                continue
+            init = inits.get(sender)
+            # the requester bound both hashes (HASH now, EARLIER_HASH in the earlier session):
+            # a replayed bound request signs a hash it asked for again, nothing else
+            assert init is not None and init.message_hash in (HASH, EARLIER_HASH), (
+                f"honest node {short(sender)} signed a hash the requester did not ask for"
+            )
+
+
+KINDS: Mapping[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        GenerationKind(),
+        StoreKind(),
+        NegotiationKind(),
+        RetrievalKind(),
+        DecryptionKind(shadow=False),
+        DecryptionKind(shadow=True),
+        DecryptionKind(shadow=False, commitments=False),
+        DecryptionKind(shadow=True, commitments=False),
+        SigningKind("schnorr"),
+        SigningKind("ecdsa"),
+    )
+}
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    session: str
+    role: str  # "member" (of an honest master's session) or "master"
+    n: int
+    t: int
+    slow: bool = False
+    #: what the rogue sends of its own accord (PROVOCATIONS), "" for nothing: the cases are
+    #: then those of the provoked messages only (the rest are the plain scenario's)
+    provocation: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        return KINDS[self.session]
+
+    @property
+    def name(self) -> str:
+        suffix = f"-{self.provocation}" if self.provocation else ""
+        return f"{self.session}-n{self.n}t{self.t}-{self.role}{suffix}"
+
+    @property
+    def master(self) -> int:
+        return 0
+
+    @property
+    def seed(self) -> int:
+        return seed_of(self)
+
+    @property
+    def rogue(self) -> int:
+        return rogue_of(self, self.seed)
+
+    def build(self, *, earlier: bool = True) -> World:
+        """The world up to the target session: the key, and (if `earlier`) an earlier session
+        of the same kind, run honestly. Every node's randomness is then reseeded, so the
+        target session runs the same way with or without the earlier one."""
+        return _build(self, self.seed, self.rogue, earlier=earlier)
+
+
+def _build(scenario: Scenario, seed: int, rogue: int, *, earlier: bool = True) -> World:
+    kind = scenario.kind
+    net = ByzantineNetwork(scenario.n, MASTERS, SLAVES, seed=seed, rogue=rogue, access=kind.access)
+    world = World(scenario, net)
+    if scenario.provocation:
+        net.provoke = PROVOCATIONS[scenario.provocation]
+    kind.prepare(world)
+    if world.rogue_is_master:
+        for index in range(scenario.n):
+            if index != rogue:
+                core = net.node(index).core
+                core.ctx = replace(
+                    core.ctx,
+                    require_bound_requests=kind.binds,
+                    require_shadow_retrieval=kind.shadow_policy,
+                )
+    if earlier:
+        request = kind.request(world, earlier=True)
+        world.earlier_sid = net.start_session(scenario.master, request)
+        net.run()
+        net.expire()
+    for index, node in enumerate(net.nodes.values()):
+        node.core.ctx = replace(node.core.ctx, rng=SeededRng(f"target {seed} {index}".encode()))
+    world.before = {node: world.share(node) for node in world.honest}
+    world.earlier_results = {node: frozenset(sim.results) for node, sim in net.nodes.items()}
+    return world
+
+
+def _report(make: Callable[[SessionId, int, NodeId], object]) -> Provocation:
+    """Before its first nonce message of a session, the rogue (a member) sends the master
+    `make(session, attempt, another member)`: a report no honest member would make."""
+
+    def provoke(net: ByzantineNetwork, send: Send) -> list[Send]:
+        message = send.message
+        if not isinstance(message, SigningNonceMessage):
+            return []
+        if any(
+            isinstance(m, SigningFault | SigningNodeLost) and m.session_id == message.session_id
+            for _, m in net.rogue_log
+        ):
+            return []
+        session = net.rogue.core.session(message.session_id)
+        assert isinstance(session, SigningSlave) and session.nonces is not None
+        others = [n for n in session.nonces.nodes if n not in (session.master, net.rogue.node_id)]
+        report = make(message.session_id, message.attempt, others[0])
+        return [Send(session.master, report)]
+
+    return provoke
+
+
+PROVOCATIONS: Mapping[str, Provocation] = {
+    # a false blame: "another member dealt me bad keys"
+    "accusing": _report(
+        lambda sid, attempt, node: SigningFault(
+            sid, attempt, node, "dealt keys that do not match its commitments"
+        )
+    ),
+    # a false loss report: "my link to another member broke"
+    "losing-a-link": _report(SigningNodeLost),
+}
+#: the message types each provocation makes the rogue send
+PROVOKED: Mapping[str, tuple[type, ...]] = {
+    "accusing": (SigningFault,),
+    "losing-a-link": (SigningNodeLost,),
+}
+
+
+def rogue_of(scenario: Scenario, seed: int) -> int:
+    """The node the rogue is: the master itself, or (a member) the last node, except for a
+    retrieval at a master without the key, where it is the holder whose answer the master
+    reads first (the one with the lowest node id)."""
+    if scenario.role == "master":
+        return 0
+    if scenario.session == "retrieval":
+        order = ByzantineNetwork(scenario.n, MASTERS, SLAVES, seed=seed, rogue=0).order
+        return order.index(min(order[1:]))
+    return scenario.n - 1
+
+
+@functools.cache
+def seed_of(scenario: Scenario) -> int:
+    """Seed 1, or for a member of a consensus session the first seed whose honest run has the
+    master select the rogue for its group (so that the rogue's job messages exist)."""
+    group_message = scenario.kind.group_message
+    if scenario.role == "master" or group_message is None:
+        return 1
+    for seed in range(1, 33):
+        world = _build(scenario, seed, rogue_of(scenario, seed), earlier=False)
+        world.start_target()
+        world.net.run()
+        if any(
+            sender == world.master and to == world.rogue and isinstance(m, group_message)
+            for sender, to, m in world.net.sent
+        ):
+            return seed
+    raise AssertionError(f"{scenario.name}: no seed puts the rogue in the group")
+
+
+def outcome(world: World, sid: SessionId) -> Finish | Fail | None:
+    return world.net.nodes[world.master].results.get(sid)
