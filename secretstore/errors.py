@@ -46,6 +46,18 @@ class ShadowVerificationError(CryptoError):
         self.what = what
 
 
+class ReceiptVerificationError(CryptoError):
+    """The receipts of a release do not verify: missing, not the named node's signature, or
+    of other facts. `node` is the 0x-hex id of the node at fault, or None when the fault lies
+    in facts common to every receipt (so with the key server that answered)."""
+
+    def __init__(self, node: str | None, what: str) -> None:
+        who = f"node {node}" if node is not None else "the answering key server"
+        super().__init__(f"release receipts do not verify: {who}: {what}")
+        self.node = node
+        self.what = what
+
+
 # --- client-facing outcomes (mapped to HTTP status codes in one place: http/errors) -------
 
 
@@ -85,6 +97,18 @@ class DocumentKeyAlreadyStored(InvalidRequest):
 class UnboundRequest(InvalidRequest):
     """The request carries no bound signature and this node's policy requires one
     (`require_bound_requests`; HTTP 400)."""
+
+
+class ExclusiveSessionActive(SecretStoreError):
+    """A node set change runs: no other session starts until it ends (HTTP 500)."""
+
+
+class HasActiveSessions(SecretStoreError):
+    """A node set change cannot start while other sessions run (HTTP 500)."""
+
+
+class NodeDisconnected(SecretStoreError):
+    """A node the operation needs is not connected (HTTP 500)."""
 
 
 # --- peers and local faults ----------------------------------------------------------------
@@ -138,6 +162,11 @@ class StorageError(SecretStoreError):
 
 class CorruptRecord(StorageError):
     """A stored record does not decode: wrong schema version, truncated or inconsistent."""
+
+
+class AuditLogError(StorageError):
+    """This node could not append to its audit log: the operation that needed the entry
+    ends, and nothing it would have released leaves the node."""
 
 
 class KeystoreError(SecretStoreError):

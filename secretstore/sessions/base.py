@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from secretstore.audit.model import AuditFacts
+from secretstore.audit.receipts import NodeSigner, ReleaseReceipts
 from secretstore.crypto.rng import Rng
 from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
 from secretstore.storage.model import KeyShare
@@ -38,6 +40,45 @@ class Persist:
 
 
 @dataclass(frozen=True, slots=True)
+class Remove:
+    """Delete this node's share of `key_id` durably (a node leaving the node set)."""
+
+    session_id: SessionId
+    key_id: ServerKeyId
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """Restart the session's timeout clock: `on_timeout` comes `seconds` from now unless the
+    session ends first (a long session pushes its deadline out as it makes progress)."""
+
+    session_id: SessionId
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the driver should log (a peer's misbehaviour, a late message, progress);
+    never a secret."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Append this node's entry of `facts` (with `receipt`, its signature of them) to its
+    audit log, synced, before any later effect is carried out. If it cannot be written, the
+    driver ends the session at once: none of its later effects happen, its messages become
+    SessionErrors, a master's caller gets the error. `receipts`: on the master of a release,
+    every participant's receipt, for the requester."""
+
+    session_id: SessionId
+    facts: AuditFacts
+    receipt: bytes
+    receipts: ReleaseReceipts | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CheckAccess:
     """Ask the access policy whether `requester` may use `key_id`; the answer comes back
     through `Session.on_access_checked`. `block`: the chain state the session's master pinned
@@ -65,7 +106,7 @@ class Fail:
     error: SecretStoreError
 
 
-Effect = Send | Persist | CheckAccess | Finish | Fail
+Effect = Send | Persist | Record | Remove | CheckAccess | Finish | Fail | Deadline | Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +123,9 @@ class SessionContext:
     #: this node's policy (config `require_shadow_retrieval`): it computes no plain-mode
     #: decryption job, as master or slave, so no node can obtain a document key
     require_shadow_retrieval: bool = False
+    #: this node's signer of audit receipts: sessions record what they release (`Record`)
+    #: and send their receipts; None on a node without an audit log (protocol-only tests)
+    audit: NodeSigner | None = None
 
 
 class Session(ABC):
@@ -89,6 +133,8 @@ class Session(ABC):
 
     #: True for sessions that write a key (generation, store): one such session per key
     WRITES_KEY: bool = False
+    #: True for a session during which no other session may start on its node (see core)
+    EXCLUSIVE: bool = False
 
     def __init__(
         self, ctx: SessionContext, session_id: SessionId, master: NodeId, key_id: ServerKeyId
@@ -157,6 +203,11 @@ class Session(ABC):
         if not waiting:
             return ""
         return f" (this node still waited for node {', '.join(short(n) for n in sorted(waiting))})"
+
+    def on_drained(self) -> list[Effect]:
+        """An EXCLUSIVE session: no other session is left on this node (called once; at
+        admission already when none was running)."""
+        return []
 
     # --- helpers for subclasses ---------------------------------------------------------
     def finish(self, result: object = None) -> list[Effect]:

@@ -12,7 +12,7 @@ the embedding session carries in its own messages); the master feeds the answers
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from secretstore.errors import (
@@ -110,10 +110,11 @@ class VersionNegotiation:
         """`node` will not answer (disconnected, failed, timed out); it holds nothing usable."""
         self._waiting.discard(node)
 
-    def result(self) -> NegotiatedVersion:
-        """The newest version with t+1 answering holders. ServerKeyNotFound if no node that
-        answered holds the key; ConsensusUnreachable if no version has t+1 holders;
-        ProtocolViolation naming the nodes whose key data differs from most holders'."""
+    def result(self, signers: Callable[[int], int] | None = None) -> NegotiatedVersion:
+        """The newest version with t+1 answering holders (`signers(t)` holders when given,
+        e.g. 2t+1 for ECDSA signing). ServerKeyNotFound if no node that answered holds the key;
+        ConsensusUnreachable if no version has enough holders; ProtocolViolation naming the
+        nodes whose key data differs from most holders'."""
         common = self._own if self._own is not None else self._agreed_common()
         if common is None:
             raise ServerKeyNotFound("no key server holds this key")
@@ -123,7 +124,7 @@ class VersionNegotiation:
             for position, version in enumerate(held.versions):
                 holders.setdefault(version, set()).add(node)
                 newness[version] = max(newness.get(version, 0), position)
-        needed = common.threshold + 1
+        needed = common.threshold + 1 if signers is None else signers(common.threshold)
         usable = [v for v, nodes in holders.items() if len(nodes) >= needed]
         if not usable:
             raise ConsensusUnreachable(

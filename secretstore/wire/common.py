@@ -10,7 +10,10 @@ from secretstore.errors import (
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
+    ExclusiveSessionActive,
+    HasActiveSessions,
     InvalidRequest,
+    NodeDisconnected,
     SecretStoreError,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
@@ -36,9 +39,12 @@ class ErrorKind(enum.IntEnum):
     #: the node has as many sessions of this master open as it allows (the master treats the
     #: node as lost for this session)
     SESSION_LIMIT = 8
+    EXCLUSIVE_SESSION_ACTIVE = 9
+    HAS_ACTIVE_SESSIONS = 10
+    NODE_DISCONNECTED = 11
     #: the sender's clock ran out first (a slave's is the shorter); `reason` names whom it
     #: was waiting for, which its master may still be waiting to hear of
-    TIMED_OUT = 9
+    TIMED_OUT = 12
 
 
 # Most specific first: ServerKeyAlreadyGenerated and DocumentKeyAlreadyStored are InvalidRequests.
@@ -51,6 +57,9 @@ _KINDS: tuple[tuple[type[SecretStoreError], ErrorKind], ...] = (
     (ServerKeyNotFound, ErrorKind.SERVER_KEY_NOT_FOUND),
     (DocumentKeyNotFound, ErrorKind.DOCUMENT_KEY_NOT_FOUND),
     (SessionLimitReached, ErrorKind.SESSION_LIMIT),
+    (ExclusiveSessionActive, ErrorKind.EXCLUSIVE_SESSION_ACTIVE),
+    (HasActiveSessions, ErrorKind.HAS_ACTIVE_SESSIONS),
+    (NodeDisconnected, ErrorKind.NODE_DISCONNECTED),
 )
 
 
