@@ -30,6 +30,7 @@ from secretstore.sessions.base import (
     short,
     timed_out_waiting_for,
 )
+from secretstore.sessions.consensus import MAX_LOSS_TEXT
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
@@ -87,6 +88,8 @@ class VersionNegotiation:
         self.asked = frozenset(asked) - {self_id}
         self._waiting = set(self.asked)
         self._held: dict[NodeId, KeyVersionsHeld] = {}
+        #: why each asked node that went away will not answer, in order (for the error text)
+        self._losses: list[str] = []
         #: the master's own key data, which every answer must match (None without a share)
         self._own: CommonKeyData | None = None if share is None else describe_holding(share).common
         self._accept(self_id, describe_holding(share))
@@ -106,9 +109,12 @@ class VersionNegotiation:
         self._waiting.discard(sender)
         self._accept(sender, held)
 
-    def on_node_gone(self, node: NodeId) -> None:
-        """`node` will not answer (disconnected, failed, timed out); it holds nothing usable."""
-        self._waiting.discard(node)
+    def on_node_gone(self, node: NodeId, why: str = "disconnected") -> None:
+        """`node` will not answer (disconnected, failed, timed out); it holds nothing usable.
+        `why` goes into the error if too few holders are left."""
+        if node in self._waiting:
+            self._waiting.discard(node)
+            self._losses.append(f"node {short(node)} {why[:MAX_LOSS_TEXT]}")
 
     def result(self, signers: Callable[[int], int] | None = None) -> NegotiatedVersion:
         """The newest version with t+1 answering holders (`signers(t)` holders when given,
@@ -127,8 +133,9 @@ class VersionNegotiation:
         needed = common.threshold + 1 if signers is None else signers(common.threshold)
         usable = [v for v, nodes in holders.items() if len(nodes) >= needed]
         if not usable:
+            lost = f" ({'; '.join(self._losses)})" if self._losses else ""
             raise ConsensusUnreachable(
-                f"no version of the key is held by {needed} reachable key servers"
+                f"no version of the key is held by {needed} reachable key servers{lost}"
             )
         best = max(usable, key=lambda v: (newness[v], len(holders[v]), v))
         return NegotiatedVersion(best, frozenset(holders[best]), common)
@@ -217,7 +224,7 @@ class KeyVersionSession(Session):
         return self.try_decide()
 
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        self.negotiation.on_node_gone(sender)
+        self.negotiation.on_node_gone(sender, f"failed: {reason}")
         return self.try_decide()
 
     def waiting_for(self) -> frozenset[NodeId]:
@@ -226,7 +233,7 @@ class KeyVersionSession(Session):
     def on_timeout(self) -> list[Effect]:
         silent = self.negotiation.waiting
         for node in silent:
-            self.negotiation.on_node_gone(node)
+            self.negotiation.on_node_gone(node, "did not answer before the session timed out")
         try:
             outcome = self.negotiation.result()
         except SecretStoreError as exc:

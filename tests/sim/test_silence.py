@@ -4,16 +4,31 @@ network; sessions time out as the driver's clocks run: every slave's before its 
 
 from __future__ import annotations
 
+from secretstore.crypto.keys import sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import ConsensusUnreachable, SecretStoreError, SessionTimeout
 from secretstore.sessions.base import Fail, short
+from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
+from secretstore.sessions.registry import MASTERS as ALL_MASTERS
+from secretstore.sessions.registry import SLAVES as ALL_SLAVES
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.types import MessageHash, NodeId, SessionId
+from secretstore.wire.common import SessionError
+from secretstore.wire.decryption import DecryptionJobRequest, DecryptionJobResponse
 from secretstore.wire.generation import ConfirmGenerationInitialization, GenerationDkg
+from secretstore.wire.negotiation import KeyVersions
 from secretstore.wire.signing import SigningNonceMessage, SigningNonceRequest
-from tests.sim.dealer import deal_key
-from tests.sim.key_sessions import KEY, MASTERS, SLAVES, proof_of, stored_shares
+from tests.sim.dealer import DealtKey, deal_key
+from tests.sim.key_sessions import (
+    AUTHOR,
+    AUTHOR_KEY,
+    KEY,
+    MASTERS,
+    SLAVES,
+    proof_of,
+    stored_shares,
+)
 from tests.sim.rogue import RogueNetwork, Tamper
 from tests.sim.test_signing import KEY_ID, requester_signature
 from tests.sim.test_signing import MASTERS as SIGN_MASTERS
@@ -116,4 +131,72 @@ def test_a_member_silent_towards_another_member_is_named_in_the_consensus_error(
     error = master_error(net, sid)
     assert isinstance(error, ConsensusUnreachable)
     assert f"node {short(rogue)}" in str(error)
+    assert net.open_sessions() == 0
+
+
+# --- decryption and signing that negotiate the key version ---------------------------------
+
+
+def holders_network(n: int, t: int, holders: range, rogue: int) -> tuple[RogueNetwork, DealtKey]:
+    """Every session on n nodes; the key (with a document key) dealt to `holders`."""
+    net = RogueNetwork(n, ALL_MASTERS, ALL_SLAVES, seed=6)
+    net.rogue_index = rogue
+    key = deal_key(SeededRng(6), [net.order[i] for i in holders], t, author=AUTHOR)
+    for node, share in key.shares.items():
+        net.nodes[node].storage.insert(KEY, share)
+    return net, key
+
+
+def retrieval() -> RetrieveDocumentKey:
+    return RetrieveDocumentKey(KEY, sign_recoverable(AUTHOR_KEY.secret, KEY), True)
+
+
+def test_a_job_member_silent_with_its_answer_is_named_when_no_other_version_can_serve() -> None:
+    # 3 nodes, t = 1: the master's group is itself and one member, which never answers its
+    # job; the master asks every node for its versions, finds only the one that failed, and
+    # its error still names the member that was silent
+    probe, _ = holders_network(3, 1, range(3), rogue=0)
+    probe.start(0, retrieval())
+    probe.run()
+    (member,) = {to for _, to, m in probe.sent if isinstance(m, DecryptionJobRequest)}
+    net, _ = holders_network(3, 1, range(3), rogue=probe.order.index(member))
+    net.tamper = dropping(member, DecryptionJobResponse)
+    sid = net.start(0, retrieval())
+    net.run()
+    net.expire()
+    error = master_error(net, sid)
+    assert isinstance(error, ConsensusUnreachable) and f"node {short(member)}" in str(error)
+    assert "no other version" in str(error)
+    assert net.open_sessions() == 0
+
+
+def test_a_holder_silent_in_the_version_negotiation_is_named() -> None:
+    # the master holds no share: it asks every node for its versions, and one holder
+    # never answers
+    net, _ = holders_network(4, 1, range(1, 4), rogue=3)
+    net.tamper = dropping(net.rogue.node_id, KeyVersions)
+    sid = net.start(0, retrieval())
+    net.run()
+    net.expire()
+    error = master_error(net, sid)
+    assert isinstance(error, SessionTimeout) and error.node == short(net.rogue.node_id)
+    assert net.open_sessions() == 0
+
+
+def test_a_holder_that_fails_the_version_negotiation_is_named_when_too_few_are_left() -> None:
+    # t = 2 on 3 holders of 4 nodes, the master without a share: a holder that answers with
+    # an error leaves 2 holders, too few, and the error says which node failed and how
+    net, _ = holders_network(4, 2, range(1, 4), rogue=3)
+
+    def fail(sender: NodeId, to: NodeId, message: object) -> object | None:
+        if isinstance(message, KeyVersions):
+            return SessionError(message.session_id, "disk on fire")
+        return message
+
+    net.tamper = fail
+    sid = net.start(0, retrieval())
+    net.run()
+    error = master_error(net, sid)
+    assert isinstance(error, ConsensusUnreachable)
+    assert f"node {short(net.rogue.node_id)} failed: disk on fire" in str(error)
     assert net.open_sessions() == 0

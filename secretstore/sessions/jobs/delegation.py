@@ -23,6 +23,9 @@ take part (the session fails with ConsensusUnreachable) — the master negotiate
 | DELEGATED                 | the delegate's result (checked)      | ENDED (result)              |
 |                           | the delegate's error / disconnect    | ENDED (that error)          |
 
+A failure names its nodes: no version that can serve ends with the first session's error (it
+lists the nodes lost) and why no other version helps; a timeout names whom the master waited for.
+
 Every node of the delegated session still recovers the requester from the requester's own
 signature and asks its own access policy; the origin learns what a master learns (a plain
 retrieval's document key, which it encrypts to the requester as ever).
@@ -55,6 +58,7 @@ from secretstore.sessions.base import (
     Session,
     SessionContext,
     short,
+    timed_out_waiting_for,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
@@ -102,6 +106,8 @@ class ResolvingMaster(Session):
         self._connected = connected
         self.inner: Session | None = None
         self._failed_version: bytes | None = None
+        #: why the first session could not serve (kept for the error if no version can)
+        self._abandoned: SecretStoreError | None = None
         self._retry = True
         self._negotiation: VersionNegotiation | None = None
         self._delegate: NodeId | None = None
@@ -142,7 +148,8 @@ class ResolvingMaster(Session):
             return self._negotiate()
         try:
             return self._run(None)
-        except (ServerKeyNotFound, ConsensusUnreachable):
+        except (ServerKeyNotFound, ConsensusUnreachable) as exc:
+            self._abandoned = exc
             return self._negotiate()
 
     def _run(self, version: bytes | None) -> list[Effect]:
@@ -207,7 +214,7 @@ class ResolvingMaster(Session):
                 return []
             return self.fail(ConsensusUnreachable(f"the delegate {short(node)} disconnected"))
         if self._negotiation is not None:
-            self._negotiation.on_node_gone(node)
+            self._negotiation.on_node_gone(node, "disconnected")
             return self._maybe_chosen()
         assert self.inner is not None
         return self._pass(self.inner.on_node_disconnected(node))
@@ -220,7 +227,7 @@ class ResolvingMaster(Session):
                 return []
             return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:200]}"))
         if self._negotiation is not None:
-            self._negotiation.on_node_gone(sender)
+            self._negotiation.on_node_gone(sender, f"failed: {reason}")
             return self._maybe_chosen()
         assert self.inner is not None
         return self._pass(self.inner.on_peer_error(sender, reason))
@@ -233,18 +240,29 @@ class ResolvingMaster(Session):
                 return []
             return self.fail(error)
         if self._negotiation is not None:
-            self._negotiation.on_node_gone(sender)
+            self._negotiation.on_node_gone(sender, f"refused: {error}")
             return self._maybe_chosen()
         assert self.inner is not None
         return self._pass(self.inner.on_peer_refusal(sender, error))
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        if self._delegate is not None:
+            return frozenset({self._delegate})
+        if self._negotiation is not None:
+            return self._negotiation.waiting
+        if self.inner is not None:
+            return self.inner.waiting_for()
+        return frozenset()
 
     def on_timeout(self) -> list[Effect]:
         if self.finished:
             return []
         if self.inner is not None and self._negotiation is None and self._delegate is None:
             return self._pass(self.inner.on_timeout())
-        what = "the delegate did not answer" if self._delegate else "no version was agreed"
-        return self.fail(SessionTimeout(f"{what} before the session timed out"))
+        error = timed_out_waiting_for(self.waiting_for())
+        if self._delegate is None:
+            error = SessionTimeout(f"no version was agreed: {error.what}", error.node)
+        return self.fail(error)
 
     # --- internals ------------------------------------------------------------------------
     def _pass(self, effects: list[Effect]) -> list[Effect]:
@@ -256,6 +274,7 @@ class ResolvingMaster(Session):
                 self._checks += 1
             if isinstance(effect, Fail) and effect.session_id == self.session_id:
                 if self._retry and isinstance(effect.error, ConsensusUnreachable):
+                    self._abandoned = effect.error
                     return out + self._abandon_and_negotiate()
                 self.finished = True
                 return out + effects[index:]
@@ -280,22 +299,27 @@ class ResolvingMaster(Session):
             return []
         try:
             chosen = negotiation.result(self.served.signers)
+        except ConsensusUnreachable as exc:
+            return self.fail(self._unreachable(str(exc)))
         except SecretStoreError as exc:
             return self.fail(exc)
         self._negotiation = None
         self._public = chosen.common.public
         if self.ctx.self_id in chosen.holders:
             if chosen.version == self._failed_version:
-                return self.fail(
-                    ConsensusUnreachable(
-                        "too few holders of the key take part; no other version has enough"
-                    )
-                )
+                return self.fail(self._unreachable("no other version has enough holders"))
             try:
                 return self._run(chosen.version)
             except SecretStoreError as exc:
                 return self.fail(exc)
         return self._delegate_to(chosen)
+
+    def _unreachable(self, why: str) -> ConsensusUnreachable:
+        """No version can serve: the first session's failure (which names the nodes it lost),
+        then `why`."""
+        if self._abandoned is None:
+            return ConsensusUnreachable(why)
+        return ConsensusUnreachable(f"{self._abandoned}; {why}")
 
     def _delegate_to(self, chosen: NegotiatedVersion) -> list[Effect]:
         holders = sorted(chosen.holders)
