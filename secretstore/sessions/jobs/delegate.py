@@ -122,6 +122,13 @@ class DelegateSession(Session):
             return self.finish()  # the origin gave up
         return self.relay(self.inner.on_peer_error(sender, reason))
 
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        if sender == self.origin:
+            return self.finish()  # the origin gave up
+        return self.relay(self.inner.on_peer_timeout(sender, reason))
+
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
             return []

@@ -232,6 +232,13 @@ class ResolvingMaster(Session):
         assert self.inner is not None
         return self._pass(self.inner.on_peer_error(sender, reason))
 
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        if self.inner is not None and self._negotiation is None and self._delegate is None:
+            return self._pass(self.inner.on_peer_timeout(sender, reason))
+        return self.on_peer_error(sender, reason)
+
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
             return []
