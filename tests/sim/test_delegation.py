@@ -12,16 +12,22 @@ from hypothesis import strategies as st
 
 from secretstore.crypto.curve import ONE, Scalar
 from secretstore.crypto.keys import recover_public, sign_recoverable
+from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.errors import AccessDenied, ProtocolViolation, ServerKeyNotFound
 from secretstore.sessions.base import Fail, Finish, short
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.jobs.delegation import ResolvingMaster
+from secretstore.sessions.registry import MASTERS as REGISTRY_MASTERS
+from secretstore.sessions.registry import SLAVES as REGISTRY_SLAVES
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.types import NodeId, ServerKeyId
-from secretstore.wire.delegation import DelegatedSignature
+from secretstore.wire.common import SessionError
+from secretstore.wire.delegation import DelegatedRequest, DelegatedSignature
 from tests.sim.admin_world import MESSAGE, REQUESTER, AdminWorld, document_key, key_id, make_world
+from tests.sim.dealer import deal_key
+from tests.sim.rogue import RogueNetwork
 
 seeds = st.integers(0, 2**32)
 KEY = key_id(0)
@@ -155,3 +161,27 @@ def test_a_resolving_master_reports_its_phase() -> None:
     session = node.core.session(sid)
     assert isinstance(session, ResolvingMaster)
     assert session.phase.name == "NEGOTIATING"
+
+
+def test_a_delegate_whose_origin_gives_up_ends_its_session_on_every_node() -> None:
+    # the origin fails while its delegate's signing runs: the delegate ends, and so do the
+    # other holders' sides of its signing at once (they would otherwise wait for the delegate
+    # until their clocks ran out), naming the origin
+    net = RogueNetwork(4, REGISTRY_MASTERS, REGISTRY_SLAVES, seed=3)
+    dealt = deal_key(SeededRng(3), net.order[1:], 1, with_document_key=False)
+    for node, share in dealt.shares.items():
+        net.nodes[node].storage.insert(KEY, share)
+    origin = net.order[0]
+    sid = net.start(0, SignSchnorr(KEY, signature(), MESSAGE))
+    while not any(isinstance(m, DelegatedRequest) for _, _, m in net.sent):
+        net.run(max_steps=1)
+    (delegate,) = {to for _, to, m in net.sent if isinstance(m, DelegatedRequest)}
+    while not any(sender == delegate for sender, _, _ in net.sent):
+        net.run(max_steps=1)
+    net.inject(delegate, SessionError(sid, "gave up"))
+    net.run()
+    assert net.open_sessions() == 1  # the origin's own, which nothing ended
+    others = {node for node in net.order[1:] if node != delegate}
+    notices = [(to, m) for s, to, m in net.sent if s == delegate and isinstance(m, SessionError)]
+    assert {to for to, _ in notices} == others
+    assert all(f"the origin {short(origin)} gave up" in m.reason for _, m in notices)

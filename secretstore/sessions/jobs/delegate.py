@@ -19,6 +19,7 @@ from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId
+from secretstore.wire.common import SessionError
 from secretstore.wire.delegation import (
     DelegatedDocumentKey,
     DelegatedRequest,
@@ -119,15 +120,24 @@ class DelegateSession(Session):
         if self.finished:
             return []
         if sender == self.origin:
-            return self.finish()  # the origin gave up
+            return self._origin_gave_up(reason)
         return self.relay(self.inner.on_peer_error(sender, reason))
 
     def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
         if self.finished:
             return []
         if sender == self.origin:
-            return self.finish()  # the origin gave up
+            return self._origin_gave_up(reason)
         return self.relay(self.inner.on_peer_timeout(sender, reason))
+
+    def _origin_gave_up(self, reason: str) -> list[Effect]:
+        """End quietly, and end the inner session on its other nodes too (they would wait
+        for this node until their clocks ran out), naming the origin."""
+        notice = SessionError(
+            self.session_id, f"the origin {short(self.origin)} gave up: {reason[:200]}"
+        )
+        others = self.inner.participants - {self.ctx.self_id, self.origin}
+        return [Send(node, notice) for node in sorted(others)] + self.finish()
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
