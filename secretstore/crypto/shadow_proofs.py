@@ -98,7 +98,7 @@ class JobStatement:
         points = (self.requester, self.common_point, self.encrypted_point, *self.commitments)
         if not self.commitments or any(point.is_identity() for point in points):
             raise InvalidRequest("commitments and job points must be points, not the identity")
-        group = tuple(sorted(self.group))
+        group = tuple(sorted(self.group, key=lambda member: member[0]))
         if len(group) != len(self.commitments):
             raise InvalidRequest(
                 f"a job of threshold {len(self.commitments) - 1} has "

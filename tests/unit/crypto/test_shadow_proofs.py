@@ -450,6 +450,7 @@ def test_the_requester_check_refuses_a_malformed_participant_list() -> None:
         {"proofs": dataclasses.replace(answer.proofs, commitments=answer.key.commitments[:1])},
         {"decrypt_shadows": answer.decrypt_shadows[:1]},
         {"proofs": _participant(answer, 1, id_number=first.id_number)},
+        {"proofs": _participant(answer, 1, node=first.node)},  # one node, two id numbers
     ]:
         with pytest.raises(ShadowVerificationError, match="the answering key server"):
             answer.verify(**changes)
