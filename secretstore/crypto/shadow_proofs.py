@@ -250,6 +250,50 @@ def _server_fault(what: str) -> ShadowVerificationError:
     return ShadowVerificationError(None, what)
 
 
+def verify_shadow_answer(
+    *,
+    key_id: bytes,
+    requester: Point,
+    server_key_public: Point,
+    decrypted_secret: Point,
+    common_point: Point,
+    shadow_count: int,
+    proofs: ShadowRetrievalProofs,
+) -> JobStatement:
+    """The checks of a shadow retrieval answer anyone can make (the decrypt shadows are
+    encrypted to the requester): the commitments anchor at `server_key_public` (``C_0 == Y``)
+    and number ``t+1``; t+1 participants with distinct node ids and id numbers, one per
+    decrypt shadow (`shadow_count`); each participant's proof (for this key, requester and
+    job); and ``D == E ∓ a⁻¹·Σ P_i``. Returns the job's statement, else raises
+    ShadowVerificationError naming the node at fault."""
+    t = proofs.threshold
+    statement = _proven_statement(
+        key_id=key_id,
+        requester=requester,
+        server_key_public=server_key_public,
+        threshold=t,
+        session_id=proofs.session_id,
+        attempt=proofs.attempt,
+        commitments=proofs.commitments,
+        common_point=common_point,
+        encrypted_point=proofs.encrypted_point,
+        access_key=proofs.access_key,
+        participants=[
+            (p.node, p.id_number, p.shadow_point, p.blinded_public, p.proof)
+            for p in proofs.participants
+        ],
+        shares=shadow_count,
+    )
+    joint = point_sum(p.shadow_point for p in proofs.participants)
+    try:
+        expected = decrypt_with_joint_shadow(t, proofs.access_key, proofs.encrypted_point, joint)
+    except CryptoError as exc:
+        raise _server_fault(f"the job values do not combine: {exc}") from None
+    if expected != decrypted_secret:
+        raise _server_fault("decrypted_secret is not E ∓ a⁻¹·Σ P_i of the proven shadow points")
+    return statement
+
+
 def verify_shadow_retrieval(
     *,
     key_id: bytes,
@@ -264,41 +308,141 @@ def verify_shadow_retrieval(
     ShadowVerificationError naming the node at fault.
 
     `common_point` is the answer's ``C'``; `decrypt_shadows` are the opened ``d_i`` in the
-    answer's order. Checks: the commitments anchor at `server_key_public` (``C_0 == Y``)
-    and number ``t+1``; t+1 participants with distinct node ids and id numbers, one per
-    decrypt shadow; each participant's proof (for this key, requester and job); each
-    ``d_i·G == Q_i - ν_i·G``; and ``D == E ∓ a⁻¹·Σ P_i``.
+    answer's order. Checks: those of `verify_shadow_answer`, then each
+    ``d_i·G == Q_i - ν_i·G``.
     """
+    statement = verify_shadow_answer(
+        key_id=key_id,
+        requester=requester,
+        server_key_public=server_key_public,
+        decrypted_secret=decrypted_secret,
+        common_point=common_point,
+        shadow_count=len(decrypt_shadows),
+        proofs=proofs,
+    )
+    for p, shadow in zip(proofs.participants, decrypt_shadows, strict=True):
+        if not decrypt_shadow_matches(statement, p.node, p.blinded_public, shadow):
+            raise ShadowVerificationError(
+                _hex(p.node), "its decrypt shadow does not match the blinding it proved"
+            )
+    try:
+        return decrypt_with_shadow_coefficients(decrypted_secret, common_point, decrypt_shadows)
+    except CryptoError as exc:
+        raise _server_fault(f"the answer does not combine to a document key: {exc}") from None
+
+
+# --- a node's check of a plain retrieval another node served (delegation) ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlainParticipant:
+    """One participant of a plain retrieval's job: its node id and id number, ``P_i`` and
+    the proof."""
+
+    node: NodeId
+    id_number: Scalar
+    shadow_point: Point
+    proof: DleqProof
+
+
+@dataclass(frozen=True, slots=True)
+class PlainRetrievalProofs:
+    """What the master of a plain retrieval shows the node it served (a delegate's origin):
+    the threshold, the session and attempt of the job, the key version's commitments, the
+    document key's common and encrypted points ``C`` and ``E``, the access key ``a`` and each
+    participant. Each participant's proof binds ``C``, ``E`` and the commitments it used."""
+
+    threshold: int
+    session_id: bytes
+    attempt: int
+    commitments: tuple[Point, ...]
+    common_point: Point
+    encrypted_point: Point
+    access_key: Scalar
+    participants: tuple[PlainParticipant, ...]
+
+
+def verify_plain_retrieval(
+    *, key_id: bytes, requester: Point, server_key_public: Point, proofs: PlainRetrievalProofs
+) -> Point:
+    """The document key ``M = E ∓ a⁻¹·Σ P_i`` of a plain retrieval once the commitments
+    anchor at `server_key_public`, t+1 distinct participants and each one's proof for this
+    key, requester and job check out; else ShadowVerificationError naming the node at fault
+    (None: the node that served)."""
     t = proofs.threshold
-    if isinstance(t, bool) or t < 0 or len(proofs.commitments) != t + 1:
-        raise _server_fault(f"{len(proofs.commitments)} commitments for threshold {t}")
-    if proofs.commitments[0] != server_key_public:
+    _proven_statement(
+        key_id=key_id,
+        requester=requester,
+        server_key_public=server_key_public,
+        threshold=t,
+        session_id=proofs.session_id,
+        attempt=proofs.attempt,
+        commitments=proofs.commitments,
+        common_point=proofs.common_point,
+        encrypted_point=proofs.encrypted_point,
+        access_key=proofs.access_key,
+        participants=[
+            (p.node, p.id_number, p.shadow_point, None, p.proof) for p in proofs.participants
+        ],
+        shares=len(proofs.participants),
+    )
+    joint = point_sum(p.shadow_point for p in proofs.participants)
+    try:
+        return decrypt_with_joint_shadow(t, proofs.access_key, proofs.encrypted_point, joint)
+    except CryptoError as exc:
+        raise _server_fault(f"the job values do not combine: {exc}") from None
+
+
+def _proven_statement(
+    *,
+    key_id: bytes,
+    requester: Point,
+    server_key_public: Point,
+    threshold: int,
+    session_id: bytes,
+    attempt: int,
+    commitments: tuple[Point, ...],
+    common_point: Point,
+    encrypted_point: Point,
+    access_key: Scalar,
+    participants: Sequence[tuple[NodeId, Scalar, Point, Point | None, DleqProof]],
+    shares: int,
+) -> JobStatement:
+    """The statement of a job whose every participant's proof verifies, anchored at the
+    server key (`common_point`: the answer's C' of a shadow job, C of a plain one; `shares`:
+    how many contributions the answer carries, one per participant)."""
+    t = threshold
+    if isinstance(t, bool) or t < 0 or len(commitments) != t + 1:
+        raise _server_fault(f"{len(commitments)} commitments for threshold {t}")
+    if commitments[0] != server_key_public:
         raise _server_fault("the commitments are not those of this server key (C_0 != Y)")
-    participants = proofs.participants
-    if len(participants) != t + 1 or len(decrypt_shadows) != t + 1:
+    if len(participants) != t + 1 or shares != t + 1:
+        what = "decrypt shadows" if participants and participants[0][3] is not None else "shares"
         raise _server_fault(
-            f"{len(participants)} participants and {len(decrypt_shadows)} decrypt shadows "
-            f"for threshold {t}: {t + 1} of each are needed"
+            f"{len(participants)} participants and {shares} {what} for threshold {t}: "
+            f"{t + 1} of each are needed"
         )
+    shadow = participants[0][3] is not None
     try:
         statement = JobStatement(
             key_id=key_id,
-            session_id=proofs.session_id,
-            attempt=proofs.attempt,
+            session_id=session_id,
+            attempt=attempt,
             requester=requester,
-            common_point=make_common_shadow_point(t, common_point),
-            encrypted_point=proofs.encrypted_point,
-            access_key=proofs.access_key,
-            commitments=proofs.commitments,
-            group=tuple((p.node, p.id_number) for p in participants),
-            shadow=True,
+            common_point=make_common_shadow_point(t, common_point) if shadow else common_point,
+            encrypted_point=encrypted_point,
+            access_key=access_key,
+            commitments=commitments,
+            group=tuple((node, number) for node, number, _, _, _ in participants),
+            shadow=shadow,
         )
     except (InvalidRequest, CryptoError) as exc:
         raise _server_fault(f"the participants or job values are not usable: {exc}") from None
     failed = [
-        p.node
-        for p in participants
-        if not verify_job_answer(statement, p.node, p.shadow_point, p.blinded_public, p.proof)
+        node
+        for node, _, point, blinded, proof in participants
+        if (blinded is not None) != shadow
+        or not verify_job_answer(statement, node, point, blinded, proof)
     ]
     if failed and len(failed) == len(participants) and len(participants) > 1:
         raise _server_fault(
@@ -310,19 +454,4 @@ def verify_shadow_retrieval(
         raise ShadowVerificationError(
             _hex(failed[0]), "its shadow point does not carry a valid proof for this job"
         )
-    for p, shadow in zip(participants, decrypt_shadows, strict=True):
-        if not decrypt_shadow_matches(statement, p.node, p.blinded_public, shadow):
-            raise ShadowVerificationError(
-                _hex(p.node), "its decrypt shadow does not match the blinding it proved"
-            )
-    joint = point_sum(p.shadow_point for p in participants)
-    try:
-        expected = decrypt_with_joint_shadow(t, proofs.access_key, proofs.encrypted_point, joint)
-    except CryptoError as exc:
-        raise _server_fault(f"the job values do not combine: {exc}") from None
-    if expected != decrypted_secret:
-        raise _server_fault("decrypted_secret is not E ∓ a⁻¹·Σ P_i of the proven shadow points")
-    try:
-        return decrypt_with_shadow_coefficients(decrypted_secret, common_point, decrypt_shadows)
-    except CryptoError as exc:
-        raise _server_fault(f"the answer does not combine to a document key: {exc}") from None
+    return statement

@@ -49,6 +49,8 @@ from secretstore.crypto.shadow import (
 from secretstore.crypto.shadow_proofs import (
     JobStatement,
     ParticipantProof,
+    PlainParticipant,
+    PlainRetrievalProofs,
     ShadowRetrievalProofs,
     answer_job,
     verify_job_answer,
@@ -301,6 +303,9 @@ class DecryptionMaster(Session):
         self._job: _Job | None = None
         #: members whose job answer was rejected, and why (they are out of the session)
         self.rejected: dict[NodeId, str] = {}
+        #: a finished plain retrieval's job with every member's proof (None without
+        #: commitments): what a delegate shows its origin (sessions/jobs/delegate.py)
+        self.plain_proofs: PlainRetrievalProofs | None = None
 
     @property
     def phase(self) -> DecryptionPhase:
@@ -503,7 +508,9 @@ class DecryptionMaster(Session):
                 ProtocolViolation(names, "the job responses do not combine to a document key")
             )
         result: Point | ShadowResult = decrypted
-        if self.shadow:
+        if not self.shadow:
+            self.plain_proofs = self._plain_proofs(job)
+        else:
             shadows = tuple(job.responses[node].decrypt_shadow or b"" for node in job.nodes)
             result = ShadowResult(
                 decrypted,
@@ -548,6 +555,31 @@ class DecryptionMaster(Session):
             session_id=self.session_id,
             attempt=job.attempt,
             commitments=statement.commitments,
+            encrypted_point=statement.encrypted_point,
+            access_key=statement.access_key,
+            participants=tuple(participants),
+        )
+
+    def _plain_proofs(self, job: _Job) -> PlainRetrievalProofs | None:
+        statement = job.statement
+        if statement is None:
+            return None
+        participants = []
+        for node in job.nodes:
+            response = job.responses[node]
+            if response.proof is None:  # checked on receipt
+                return None
+            participants.append(
+                PlainParticipant(
+                    node, statement.id_number(node), response.shadow_point, response.proof
+                )
+            )
+        return PlainRetrievalProofs(
+            threshold=statement.threshold,
+            session_id=self.session_id,
+            attempt=job.attempt,
+            commitments=statement.commitments,
+            common_point=statement.common_point,
             encrypted_point=statement.encrypted_point,
             access_key=statement.access_key,
             participants=tuple(participants),

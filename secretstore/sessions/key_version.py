@@ -52,11 +52,13 @@ class NegotiateKeyVersion:
 @dataclass(frozen=True, slots=True)
 class NegotiatedVersion:
     """The newest version held by at least `threshold + 1` reachable nodes (`holders`, all
-    that reported it), with the key's common data."""
+    that reported it), with the key's common data; `proven_by`: the holders that keep its
+    commitments (an answer served with that version must carry proofs)."""
 
     version: Hash256
     holders: frozenset[NodeId]
     common: CommonKeyData
+    proven_by: frozenset[NodeId] = frozenset()
 
     @property
     def threshold(self) -> int:
@@ -68,7 +70,9 @@ def describe_holding(share: KeyShare | None) -> KeyVersionsHeld:
     if share is None:
         return KeyVersionsHeld(None, ())
     common = CommonKeyData(share.author, share.threshold, share.public)
-    return KeyVersionsHeld(common, tuple(Hash256(v.hash) for v in share.versions))
+    versions = tuple(Hash256(v.hash) for v in share.versions)
+    proven = tuple(Hash256(v.hash) for v in share.versions if v.commitments is not None)
+    return KeyVersionsHeld(common, versions, proven)
 
 
 class VersionNegotiation:
@@ -79,8 +83,8 @@ class VersionNegotiation:
     a master without the key decides once every answer is in: the data most holders report,
     naming the nodes that reported other data in a ProtocolViolation (every reporter, when
     no data has more reporters than any other). A node reporting versions without common
-    data, data without versions, a version twice, or answering twice or unasked, is a
-    ProtocolViolation too.
+    data, data without versions, a version twice, commitments of a version it does not
+    list, or answering twice or unasked, is a ProtocolViolation too.
     """
 
     def __init__(self, self_id: NodeId, share: KeyShare | None, asked: Iterable[NodeId]) -> None:
@@ -138,7 +142,8 @@ class VersionNegotiation:
                 f"no version of the key is held by {needed} reachable key servers{lost}"
             )
         best = max(usable, key=lambda v: (newness[v], len(holders[v]), v))
-        return NegotiatedVersion(best, frozenset(holders[best]), common)
+        proven_by = frozenset(node for node in holders[best] if best in self._held[node].proven)
+        return NegotiatedVersion(best, frozenset(holders[best]), common, proven_by)
 
     def _agreed_common(self) -> CommonKeyData | None:
         """For a master without the key: the key data every holder reported, or (if they
@@ -170,6 +175,8 @@ class VersionNegotiation:
             raise ProtocolViolation(short(node), "reported key data without versions")
         if len(set(held.versions)) != len(held.versions):
             raise ProtocolViolation(short(node), "reported a version twice")
+        if not set(held.proven) <= set(held.versions) or len(set(held.proven)) != len(held.proven):
+            raise ProtocolViolation(short(node), "reported commitments of versions it lacks")
         if self._own is not None and held.common != self._own:
             raise ProtocolViolation(short(node), "reported another author, threshold or public")
         self._held[node] = held

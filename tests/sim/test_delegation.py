@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secretstore.crypto.curve import ONE, Scalar
+from secretstore.crypto.curve import ONE, G, Scalar
 from secretstore.crypto.keys import recover_public, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
@@ -24,7 +24,12 @@ from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.types import NodeId, ServerKeyId
 from secretstore.wire.common import SessionError
-from secretstore.wire.delegation import DelegatedRequest, DelegatedSignature
+from secretstore.wire.delegation import (
+    DelegatedDocumentKey,
+    DelegatedRequest,
+    DelegatedShadow,
+    DelegatedSignature,
+)
 from tests.sim.admin_world import MESSAGE, REQUESTER, AdminWorld, document_key, key_id, make_world
 from tests.sim.dealer import deal_key
 from tests.sim.rogue import RogueNetwork
@@ -185,3 +190,36 @@ def test_a_delegate_whose_origin_gives_up_ends_its_session_on_every_node() -> No
     notices = [(to, m) for s, to, m in net.sent if s == delegate and isinstance(m, SessionError)]
     assert {to for to, _ in notices} == others
     assert all(f"the origin {short(origin)} gave up" in m.reason for _, m in notices)
+
+
+@pytest.mark.parametrize(
+    "lie",
+    ["another key", "no proofs", "a shadow point off its proof", "another decrypted secret"],
+)
+def test_the_origin_names_a_delegate_whose_answer_does_not_verify(lie: str) -> None:
+    # the origin holds no share, but knows the server key (the holders' common data) and
+    # which holders keep the version's commitments: it checks every participant's proof in
+    # the relayed answer, and a plain answer's key against them, before it relays anything
+    w = world(11, 12, holders=[0, 1, 2])
+    shadow = lie in ("a shadow point off its proof", "another decrypted secret")
+    liar: list[NodeId] = []
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object:
+        if isinstance(message, DelegatedDocumentKey):
+            liar.append(sender)
+            if lie == "another key":
+                return replace(message, document_key=message.document_key + G)
+            return replace(message, proofs=None)
+        if isinstance(message, DelegatedShadow) and message.proofs is not None:
+            liar.append(sender)
+            if lie == "another decrypted secret":
+                return replace(message, decrypted_secret=message.decrypted_secret + G)
+            first, *rest = message.proofs.participants
+            moved = replace(first, shadow_point=first.shadow_point + G)
+            return replace(message, proofs=replace(message.proofs, participants=(moved, *rest)))
+        return message
+
+    w.net.tamper = tamper
+    outcome = ask(w, w.ids[4], RetrieveDocumentKey(KEY, signature(), shadow))
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
+    assert outcome.error.node == short(liar[0]), outcome.error

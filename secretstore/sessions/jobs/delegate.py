@@ -172,7 +172,9 @@ class DelegateSession(Session):
                 result.proofs,
             )
         if isinstance(result, Point):
-            return DelegatedDocumentKey(sid, result)
+            inner = self.inner
+            proofs = inner.plain_proofs if isinstance(inner, decryption.DecryptionMaster) else None
+            return DelegatedDocumentKey(sid, result, proofs)
         if isinstance(result, SchnorrSignature):
             return DelegatedSignature(sid, result.to_bytes())
         assert isinstance(result, bytes)

@@ -33,20 +33,24 @@ retrieval's document key, which it encrypts to the requester as ever).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import recover_public
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
+from secretstore.crypto.shadow_proofs import verify_plain_retrieval, verify_shadow_answer
 from secretstore.errors import (
     ConsensusUnreachable,
     CryptoError,
+    InvalidRequest,
     ProtocolViolation,
     SecretStoreError,
     ServerKeyNotFound,
     SessionTimeout,
+    ShadowVerificationError,
 )
 from secretstore.sessions import signing_ecdsa
 from secretstore.sessions.base import (
@@ -65,6 +69,7 @@ from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.jobs import delegate
 from secretstore.sessions.jobs.delegate import SERVED, ServedRequest, kind_of_request
 from secretstore.sessions.key_version import NegotiatedVersion, VersionNegotiation
+from secretstore.sessions.signing_common import names
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.storage.model import KeyShare
@@ -78,6 +83,8 @@ from secretstore.wire.delegation import (
     DelegationKind,
 )
 from secretstore.wire.negotiation import KeyVersions, RequestKeyVersions
+
+T = TypeVar("T")
 
 
 class ResolvePhase(Enum):
@@ -112,6 +119,8 @@ class ResolvingMaster(Session):
         self._negotiation: VersionNegotiation | None = None
         self._delegate: NodeId | None = None
         self._public: Point | None = share.public if share is not None else None
+        #: the holders that keep the delegated version's commitments (its answers are proven)
+        self._proven_by: frozenset[NodeId] = frozenset()
         self._checks = 0  # access checks the running inner session is owed
         self._stale = 0  # answers still to come for an abandoned inner session
 
@@ -329,6 +338,7 @@ class ResolvingMaster(Session):
         return ConsensusUnreachable(f"{self._abandoned}; {why}")
 
     def _delegate_to(self, chosen: NegotiatedVersion) -> list[Effect]:
+        self._proven_by = chosen.proven_by
         holders = sorted(chosen.holders)
         index = int.from_bytes(self.ctx.rng.random_bytes(4), "big") % len(holders)
         delegate = holders[index]
@@ -364,8 +374,38 @@ class ResolvingMaster(Session):
         delegate = self._delegate or self.ctx.self_id
         kind = kind_of_request(request)
         if isinstance(message, DelegatedDocumentKey) and kind is DelegationKind.DOCUMENT_KEY:
-            return message.document_key
+            plain = message.proofs
+            if plain is None:
+                self._unproven(delegate, "a document key")
+                return message.document_key
+            key = self._checked(
+                delegate,
+                lambda requester, public: verify_plain_retrieval(
+                    key_id=self.key_id, requester=requester, server_key_public=public, proofs=plain
+                ),
+            )
+            if key != message.document_key:
+                raise ProtocolViolation(
+                    short(delegate), "relayed a document key its job's shadow points do not give"
+                )
+            return key
         if isinstance(message, DelegatedShadow) and kind is DelegationKind.DOCUMENT_KEY_SHADOW:
+            proofs = message.proofs
+            if proofs is None:
+                self._unproven(delegate, "a shadow answer")
+            else:
+                self._checked(
+                    delegate,
+                    lambda requester, public: verify_shadow_answer(
+                        key_id=self.key_id,
+                        requester=requester,
+                        server_key_public=public,
+                        decrypted_secret=message.decrypted_secret,
+                        common_point=message.common_point,
+                        shadow_count=len(message.decrypt_shadows),
+                        proofs=proofs,
+                    ),
+                )
             return ShadowResult(
                 message.decrypted_secret,
                 message.common_point,
@@ -393,6 +433,32 @@ class ResolvingMaster(Session):
                 raise ProtocolViolation(short(delegate), "relayed a signature that fails")
             return message.signature
         raise ProtocolViolation(short(delegate), f"sent {type(message).__name__}")
+
+    def _unproven(self, delegate: NodeId, what: str) -> None:
+        """A delegated answer without proofs is relayed only for a version no holder keeps
+        the commitments of (a key record written before records kept them)."""
+        if self._proven_by:
+            raise ProtocolViolation(
+                short(delegate),
+                f"relayed {what} without the proofs of its key version, whose commitments "
+                f"{names(sorted(self._proven_by))} keep",
+            )
+
+    def _checked(self, delegate: NodeId, check: Callable[[Point, Point], T]) -> T:
+        """`check(requester public, server key public)` of a delegated answer, its failure
+        the delegate's: it checked every participant's answer (or should have)."""
+        public = self._public
+        assert public is not None
+        try:
+            requester = recover_public(self.request.requester_signature, self.key_id)
+        except CryptoError as exc:
+            raise InvalidRequest(f"the requester signature does not recover: {exc}") from None
+        try:
+            return check(requester, public)
+        except ShadowVerificationError as exc:
+            raise ProtocolViolation(
+                short(delegate), f"relayed an answer that does not verify: {exc}"
+            ) from None
 
 
 # --- factories -------------------------------------------------------------------------------

@@ -471,3 +471,66 @@ def test_the_requester_check_holds_for_any_key(case: tuple[int, int], seed: int)
     with pytest.raises(ShadowVerificationError) as caught:
         answer.verify(decrypt_shadows=tuple(shadows))
     assert caught.value.node == _named(answer.proofs.participants[0].node)
+
+
+# --- a node's check of a plain retrieval it did not serve ---------------------------------
+
+
+def plain_retrieval(t: int, n: int, seed: int) -> tuple[Key, Point, sp.PlainRetrievalProofs]:
+    key = deal(t, n, seed)
+    requester = Point.base_mul(random_scalar(SeededRng(seed + 9)))
+    statement = statement_for(key, key.nodes[: t + 1], False, seed, requester)
+    rng = SeededRng(seed + 10)
+    participants = tuple(
+        sp.PlainParticipant(
+            node,
+            key.id_numbers[node],
+            (answer := sp.answer_job(statement, node, key.shares[node], rng)).shadow_point,
+            answer.proof,
+        )
+        for node in statement.nodes
+    )
+    proofs = sp.PlainRetrievalProofs(
+        t,
+        statement.session_id,
+        statement.attempt,
+        key.commitments,
+        key.common_point,
+        key.encrypted_point,
+        statement.access_key,
+        participants,
+    )
+    return key, requester, proofs
+
+
+def _plain_check(key: Key, requester: Point, proofs: sp.PlainRetrievalProofs) -> Point:
+    return sp.verify_plain_retrieval(
+        key_id=b"\x11" * 32, requester=requester, server_key_public=key.public, proofs=proofs
+    )
+
+
+@pytest.mark.parametrize(("t", "n"), CASES)
+def test_a_proven_plain_retrieval_gives_the_document_key(t: int, n: int) -> None:
+    key, requester, proofs = plain_retrieval(t, n, 60 + t * 10 + n)
+    assert _plain_check(key, requester, proofs) == key.document_key
+
+
+def test_a_plain_retrieval_that_lies_is_refused_naming_the_node_at_fault() -> None:
+    key, requester, proofs = plain_retrieval(1, 3, 61)
+    first, second = proofs.participants
+    moved = dataclasses.replace(second, shadow_point=second.shadow_point + G)
+    cases: list[tuple[sp.PlainRetrievalProofs, str | None]] = [
+        (dataclasses.replace(proofs, participants=(first, moved)), _named(second.node)),
+        (dataclasses.replace(proofs, encrypted_point=proofs.encrypted_point + G), None),
+        (dataclasses.replace(proofs, common_point=proofs.common_point + G), None),
+        (dataclasses.replace(proofs, commitments=(G, proofs.commitments[1])), None),
+        (dataclasses.replace(proofs, participants=(first,)), None),
+        (dataclasses.replace(proofs, participants=(first, first)), None),
+    ]
+    for lie, culprit in cases:
+        with pytest.raises(ShadowVerificationError) as caught:
+            _plain_check(key, requester, lie)
+        assert caught.value.node == culprit, lie
+    other = Point.base_mul(random_scalar(SeededRng(5)))
+    with pytest.raises(ShadowVerificationError):  # the proofs are bound to the requester
+        _plain_check(key, other, proofs)

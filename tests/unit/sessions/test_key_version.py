@@ -68,6 +68,15 @@ def test_describe_holding_lists_versions_oldest_first() -> None:
     assert describe_holding(share([old, new])) == held(old, new)
 
 
+def test_describe_holding_says_which_versions_keep_their_commitments() -> None:
+    _, ids = nodes_of(3)
+    old = version(ids[:2])
+    new = KeyShareVersion.create(
+        {n: Scalar(i + 1) for i, n in enumerate(ids)}, Scalar(5), [PUBLIC, PUBLIC]
+    )
+    assert describe_holding(share([old, new])).proven == (Hash256(new.hash),)
+
+
 # --- VersionNegotiation ------------------------------------------------------------------------
 
 
@@ -281,3 +290,21 @@ def test_slave_answers_with_its_holding_and_ends() -> None:
     assert session.participants == frozenset(ids)
     _, effects = answer_negotiation(ctxs[1], ids[0], RequestKeyVersions(SID, KEY), None)
     assert effects[0] == Send(ids[0], KeyVersions(SID, NOTHING))
+
+
+def test_the_holders_that_keep_the_chosen_versions_commitments_are_named() -> None:
+    _, ids = nodes_of(3)
+    v = version(ids)
+    negotiation = VersionNegotiation(ids[0], None, ids)
+    negotiation.on_versions(ids[1], KeyVersionsHeld(COMMON, (Hash256(v.hash),), (Hash256(v.hash),)))
+    negotiation.on_versions(ids[2], held(v))
+    assert negotiation.result().proven_by == frozenset({ids[1]})
+
+
+def test_commitments_of_a_version_a_node_does_not_list_are_a_violation() -> None:
+    _, ids = nodes_of(3)
+    v, other = version(ids), version(ids[:2])
+    negotiation = VersionNegotiation(ids[0], None, ids)
+    lie = KeyVersionsHeld(COMMON, (Hash256(v.hash),), (Hash256(other.hash),))
+    with pytest.raises(ProtocolViolation, match=short(ids[1])):
+        negotiation.on_versions(ids[1], lie)
