@@ -33,8 +33,8 @@ ADMIN = KeyPair.generate(SeededRng(b"node set change admin"))
 REQUESTER = KeyPair.generate(SeededRng(b"node set change requester"))
 MESSAGE = MessageHash(b"\x5a" * 32)
 
-#: (sender, receiver, message) -> the message actually sent
-Tamper = Callable[[NodeId, NodeId, object], object]
+#: (sender, receiver, message) -> the message actually sent (None: nothing)
+Tamper = Callable[[NodeId, NodeId, object], object | None]
 
 
 def key_id(index: int) -> ServerKeyId:
@@ -53,10 +53,13 @@ class AdminNetwork(SimNetwork):
     def _apply(self, node: SimNode, effects: Any) -> None:
         tamper = self.tamper
         if tamper is not None:
-            effects = [
-                Send(e.to, tamper(node.node_id, e.to, e.message)) if isinstance(e, Send) else e
-                for e in effects
-            ]
+            changed = []
+            for effect in effects:
+                if not isinstance(effect, Send):
+                    changed.append(effect)
+                elif (message := tamper(node.node_id, effect.to, effect.message)) is not None:
+                    changed.append(Send(effect.to, message))
+            effects = changed
         super()._apply(node, effects)
 
 

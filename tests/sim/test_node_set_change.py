@@ -21,11 +21,12 @@ from secretstore.errors import (
     InvalidRequest,
     NodeDisconnected,
     ProtocolViolation,
+    SessionTimeout,
 )
 from secretstore.sessions.base import Fail, Finish, short
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.types import Hash256, NodeId
-from secretstore.wire.admin import KeyMoved, KeySubshare
+from secretstore.wire.admin import KeyMoved, KeySubshare, NodeSetChangeFinished
 from tests.sim.admin_world import (
     REQUESTER,
     AdminWorld,
@@ -296,6 +297,7 @@ def test_a_key_with_too_few_holders_blocks_the_change_before_anything_moves() ->
     error = failure(world, ids[3], sid)
     assert isinstance(error, InvalidRequest)
     assert broken.hex() in str(error) and "nothing was changed" in str(error)
+    assert f"there are 1 ({short(ids[2])})" in str(error)  # the holders left are named
     assert version_counts(world) == before
     assert world.sessions_left() == 0
 
@@ -450,3 +452,54 @@ def test_a_target_reporting_a_share_off_the_key_is_named() -> None:
     assert isinstance(error, ProtocolViolation) and "does not fit the key" in str(error)
     assert error.node == short(liar)  # four new holders of a t = 1 key: the misfit is found
     assert world.sessions_left() == 0
+
+
+# --- silence is named --------------------------------------------------------------------------
+
+
+def _silent_run(kind: type, towards_master: bool) -> tuple[AdminWorld, NodeId, NodeId, object]:
+    """A change adding a node in which the first node to send a `kind` message sends none of
+    them (to the master only, or to everyone but the master); every clock then runs out, the
+    slaves' first. Returns the world, the master, the silent node and the master's error."""
+    world = make_world(4, seed=8, schedule=9, holders=[0, 1, 2], threshold=1, keys=1)
+    ids = world.ids
+    master = ids[3]
+    silent: list[NodeId] = []
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object | None:
+        if isinstance(message, kind) and sender != master:
+            if not silent:
+                silent.append(sender)
+            if sender == silent[0] and (to == master) == towards_master:
+                return None
+        return message
+
+    world.net.tamper = tamper
+    sid = world.change(master, ids)
+    world.net.run()
+    world.net.expire()
+    return world, master, silent[0], failure(world, master, sid)
+
+
+def test_a_dealer_silent_towards_a_target_is_named_by_the_target_and_the_master() -> None:
+    world, master, dealer, error = _silent_run(KeySubshare, towards_master=False)
+    assert isinstance(error, SessionTimeout) and f"node {short(dealer)}" in str(error)
+    targets = [node for node in world.ids if node not in (master, dealer)]
+    named = []
+    for node in targets:
+        for outcome in world.net.nodes[node].results.values():
+            if isinstance(outcome, Fail):
+                named.append(isinstance(outcome.error, SessionTimeout) and outcome.error.node)
+    assert short(dealer) in named  # a target that waited for its subshare names its dealer
+    assert world.sessions_left() == 0
+
+
+def test_a_dealer_silent_towards_the_master_is_named_by_the_master() -> None:
+    # the master is a target too: it waits for the dealer's subshare, its slaves for it
+    _, _, dealer, error = _silent_run(KeySubshare, towards_master=True)
+    assert isinstance(error, SessionTimeout) and f"node {short(dealer)}" in str(error)
+
+
+def test_a_node_that_never_reports_its_end_is_named() -> None:
+    _, _, quiet, error = _silent_run(NodeSetChangeFinished, towards_master=True)
+    assert isinstance(error, SessionTimeout) and error.node == short(quiet)

@@ -103,7 +103,31 @@ class NodeSetChangeMaster(NodeSetChange):
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
         if self.finished:
             return []
-        return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:300]}"))
+        what = f"failed: {reason[:300]}{self.still_waiting(sender)}"
+        return self.fail(ProtocolViolation(short(sender), what))
+
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        what = f"timed out first: {reason[:300]}{self.still_waiting(sender)}"
+        return self.fail(SessionTimeout(what, short(sender)))
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The nodes whose answer the change waits for now: acceptances and inventories, then
+        the new holders of each key in flight (and the dealers of this node's own subshares),
+        then every node's Finished."""
+        if self.ending:
+            waiting = self.others - self._finished_nodes
+        elif self._plan is None:
+            waiting = (self.others - self._accepted) | (self.old_set - self._inventoried)
+        else:
+            waiting = self._missing_dealers()
+            for move in self._moving.values():
+                waiting |= self.new_set - set(move.moved)
+                if self.ctx.self_id in self.new_set and self.ctx.self_id not in move.moved:
+                    if move.plan.key_id not in self._receipts:  # none of its subshares came
+                        waiting |= frozenset(move.plan.dealers)
+        return frozenset(waiting) - {self.ctx.self_id}
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
@@ -111,7 +135,9 @@ class NodeSetChangeMaster(NodeSetChange):
         return self.fail(type(error)(f"node {short(sender)}: {error}"))
 
     def _stalled(self) -> list[Effect]:
-        return self.fail(SessionTimeout(f"no progress in time; {self._silent_text()}"))
+        waiting = sorted(self.waiting_for())
+        what = f"made no progress in time ({self._progress_text()})"
+        return self.fail(SessionTimeout(what, names(waiting)))
 
     def _moved_here(self, moved: KeyMoved) -> list[Effect]:
         return self._on_moved(self.ctx.self_id, moved)
@@ -289,12 +315,3 @@ class NodeSetChangeMaster(NodeSetChange):
     def _progress_messages(self) -> list[Effect]:
         total = self.total or 0
         return self.broadcast(NodeSetChangeProgress(self.session_id, self.done, total), self.others)
-
-    def _silent_text(self) -> str:
-        if self._plan is None:
-            waiting = sorted((self.others - self._accepted) | (self.old_set - self._inventoried))
-            return f"waiting for {names(waiting) or 'none'}"
-        silent: set[NodeId] = set()
-        for move in self._moving.values():
-            silent |= self.new_set - set(move.moved)
-        return f"{self._progress_text()}; no answer from {names(sorted(silent)) or 'none'}"

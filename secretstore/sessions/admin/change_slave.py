@@ -8,7 +8,7 @@ from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeo
 from secretstore.sessions.admin.node_set_change import ChangePhase, NodeSetChange
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
 from secretstore.sessions.admin.share_change import KeyFault
-from secretstore.sessions.base import Effect, Send, short
+from secretstore.sessions.base import Effect, Send, short, timed_out_waiting_for
 from secretstore.types import NodeId
 from secretstore.wire.admin import (
     InventoryPage,
@@ -73,8 +73,15 @@ class NodeSetChangeSlave(NodeSetChange):
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         return self.on_peer_error(sender, str(error))
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The dealers whose subshares of a key this node has begun to receive are still
+        missing; else the master (its next key, or the end)."""
+        return self._missing_dealers() or frozenset({self.master})
+
     def _stalled(self) -> list[Effect]:
-        return self.fail(SessionTimeout("the node set change made no progress in time"))
+        error = timed_out_waiting_for(self.waiting_for())
+        what = f"{error.what} (the node set change made no progress)"
+        return self.fail(SessionTimeout(what, error.node))
 
     def _moved_here(self, moved: KeyMoved) -> list[Effect]:
         return [Send(self.master, moved)]

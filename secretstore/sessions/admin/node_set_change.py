@@ -353,6 +353,16 @@ class NodeSetChange(Session):
         return record(self.ctx, facts)[0]
 
     # --- helpers --------------------------------------------------------------------------
+    def _missing_dealers(self) -> frozenset[NodeId]:
+        """The dealers whose subshares of a key this node has begun to receive are still
+        missing."""
+        return frozenset(
+            dealer
+            for receipt in self._receipts.values()
+            for dealer in receipt.dealers
+            if dealer not in receipt.received
+        )
+
     def _touch(self) -> Deadline:
         return Deadline(self.session_id, self.settings.stall_timeout)
 
