@@ -132,10 +132,12 @@ class NewShare:
 
 @dataclass(slots=True)
 class KeyReceipt:
-    """A target's collection of one key's subshares (one per dealer)."""
+    """A target's collection of one key's subshares (one per dealer). `opener`: the dealer
+    whose subshare came first and named the dealers."""
 
     key_id: ServerKeyId
     dealers: tuple[NodeId, ...]
+    opener: NodeId
     received: dict[NodeId, KeySubshare] = field(default_factory=dict)
 
     @classmethod
@@ -152,13 +154,15 @@ class KeyReceipt:
         new_nodes = [pair.node for pair in message.new_numbers]
         if new_nodes != sorted(new_set) or self_id not in new_set:
             raise KeyFault(message.key_id, [sender], "sent a new version that is not the new set")
-        return cls(message.key_id, dealers)
+        return cls(message.key_id, dealers, sender)
 
     def add(self, sender: NodeId, message: KeySubshare) -> bool:
-        """Keep a dealer's subshare; True once every dealer's is in. KeyFault for a sender
-        outside the dealers or a second, different subshare."""
-        if sender not in self.dealers:
-            raise KeyFault(self.key_id, [sender], "sent a subshare it is not a dealer of")
+        """Keep a dealer's subshare; True once every dealer's is in. KeyFault for a second,
+        different subshare, and (naming it and the opener, one of which lies) for a sender
+        outside the dealers the first subshare named."""
+        if sender not in self.dealers:  # one of the two lies about who deals
+            culprits = sorted({self.opener, sender})
+            raise KeyFault(self.key_id, culprits, "disagree on the dealers of the key")
         known = self.received.get(sender)
         if known is not None and known != message:
             raise KeyFault(self.key_id, [sender], "sent two different subshares")

@@ -201,11 +201,27 @@ def test_a_stranger_or_a_second_different_subshare_is_refused() -> None:
     dealt, request = setup()
     sent = dealings(dealt, request)
     receipt = KeyReceipt.start(D, A, sent[A][D], NEW_SET)
-    with pytest.raises(KeyFault, match="not a dealer"):
+    with pytest.raises(KeyFault, match="disagree on the dealers") as caught:
         receipt.add(C, sent[A][D])
+    assert caught.value.culprits == tuple(sorted((A, C)))  # which of them lies is unknown
     receipt.add(A, sent[A][D])
     assert not receipt.add(A, sent[A][D])  # the same again is fine
     with pytest.raises(KeyFault, match="two different"):
         receipt.add(A, replace(sent[A][D], value=sent[A][D].value + ONE))
     with pytest.raises(KeyFault, match="not the new set"):
         KeyReceipt.start(D, A, sent[A][D], frozenset({A, B, C}))
+
+
+def test_a_first_subshare_naming_other_dealers_gets_no_real_dealer_blamed_alone() -> None:
+    # A's subshare comes first and names A and C as the dealers: B, a real dealer, is then
+    # outside them, and D cannot tell which of A and B lies: both are named
+    dealt, request = setup()
+    sent = dealings(dealt, request)
+    lie = sent[A][D]
+    numbers = tuple(
+        sorted((lie.dealer_numbers[0], NodeNumber(C, Scalar(77))), key=lambda p: p.node)
+    )
+    receipt = KeyReceipt.start(D, A, replace(lie, dealer_numbers=numbers), NEW_SET)
+    with pytest.raises(KeyFault) as caught:
+        receipt.add(B, sent[B][D])
+    assert caught.value.culprits == tuple(sorted((A, B)))
