@@ -132,7 +132,7 @@ class NodeSetChangeMaster(NodeSetChange):
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
             return []
-        return self.fail(type(error)(f"node {short(sender)}: {error}"))
+        return self.fail(error)  # in the sender's name already (sessions/core.py)
 
     def _stalled(self) -> list[Effect]:
         waiting = sorted(self.waiting_for())
