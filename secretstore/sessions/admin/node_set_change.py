@@ -292,13 +292,15 @@ class NodeSetChange(Session):
         key_id = message.key_id
         if key_id in self._received:
             return []  # late: this node has moved the key already
-        if self.ctx.self_id not in self.new_set:
-            raise KeyFault(key_id, [sender], "sent a subshare to a node outside the new set")
+        if self.ctx.self_id not in self.new_set:  # the sender's change has another new set
+            raise KeyFault(
+                key_id, [sender, self.master], "sent a subshare to a node outside the new set"
+            )
         receipt = self._receipts.get(key_id)
         if receipt is None:
             if len(self._receipts) >= MAX_OPEN_RECEIPTS:
                 raise KeyFault(key_id, [sender], "sent subshares of too many keys at once")
-            receipt = KeyReceipt.start(self.ctx.self_id, sender, message, self.new_set)
+            receipt = KeyReceipt.start(self.ctx.self_id, sender, message, self.new_set, self.master)
             self._receipts[key_id] = receipt
         if not receipt.add(sender, message):
             return []
