@@ -503,3 +503,32 @@ def test_a_dealer_silent_towards_the_master_is_named_by_the_master() -> None:
 def test_a_node_that_never_reports_its_end_is_named() -> None:
     _, _, quiet, error = _silent_run(NodeSetChangeFinished, towards_master=True)
     assert isinstance(error, SessionTimeout) and error.node == short(quiet)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_master_waits_for_every_report_before_it_names_whom_the_change_waited_for(
+    seed: int,
+) -> None:
+    # the key moves off one of its holders, and the master (which holds nothing) leaves: a
+    # dealer sends none of its subshares. The targets wait for the dealer, a node that deals
+    # nothing for the master; whichever report comes first, the master's error names the
+    # silent dealer
+    world = make_world(5, seed=seed, schedule=seed, holders=[1, 2, 3], threshold=1, keys=1)
+    ids = world.ids
+    master = ids[0]
+    silent: list[NodeId] = []
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object | None:
+        if isinstance(message, KeySubshare) and sender != master:
+            if not silent:
+                silent.append(sender)
+            if sender == silent[0]:
+                return None
+        return message
+
+    world.net.tamper = tamper
+    sid = world.change(master, ids[2:])
+    world.net.run()
+    world.net.expire()
+    error = failure(world, master, sid)
+    assert isinstance(error, SessionTimeout) and f"node {short(silent[0])}" in str(error)

@@ -17,7 +17,15 @@ from secretstore.sessions.admin.node_set_change import (
 from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
 from secretstore.sessions.admin.share_change import KeyFault
-from secretstore.sessions.base import Deadline, Effect, Send, SessionContext, short
+from secretstore.sessions.base import (
+    Deadline,
+    Effect,
+    Send,
+    SessionContext,
+    TimeoutReports,
+    short,
+    timed_out_waiting_for,
+)
 from secretstore.sessions.signing_common import locate_misfit, names, share_publics_fit
 from secretstore.storage.model import version_hash
 from secretstore.types import NodeId, ServerKeyId, SessionId
@@ -64,6 +72,7 @@ class NodeSetChangeMaster(NodeSetChange):
         self._next = 0
         self._moving: dict[ServerKeyId, _Move] = {}
         self._finished_nodes: set[NodeId] = set()
+        self._timeouts = TimeoutReports()
         self._launching = False
 
     @property
@@ -107,10 +116,16 @@ class NodeSetChangeMaster(NodeSetChange):
         return self.fail(ProtocolViolation(short(sender), what))
 
     def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A slave's clock ran out first: its report is kept until every node this one waits
+        for has reported (a slave that waited for a dealer names it), then the change fails
+        with all of them."""
         if self.finished:
             return []
-        what = f"timed out first: {reason[:300]}{self.still_waiting(sender)}"
-        return self.fail(SessionTimeout(what, short(sender)))
+        self._timeouts.add(sender, reason)
+        waiting = self.waiting_for() - {sender}
+        if self._timeouts.cover(waiting):
+            return self._stalled()
+        return []
 
     def waiting_for(self) -> frozenset[NodeId]:
         """The nodes whose answer the change waits for now: acceptances and inventories, then
@@ -124,9 +139,9 @@ class NodeSetChangeMaster(NodeSetChange):
             waiting = self._missing_dealers()
             for move in self._moving.values():
                 waiting |= self.new_set - set(move.moved)
-                if self.ctx.self_id in self.new_set and self.ctx.self_id not in move.moved:
-                    if move.plan.key_id not in self._receipts:  # none of its subshares came
-                        waiting |= frozenset(move.plan.dealers)
+                mine = self.ctx.self_id in self.new_set and self.ctx.self_id not in move.moved
+                if mine and move.plan.key_id not in self._receipts:  # none of its subshares
+                    waiting |= frozenset(move.plan.dealers)
         return frozenset(waiting) - {self.ctx.self_id}
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
@@ -135,9 +150,9 @@ class NodeSetChangeMaster(NodeSetChange):
         return self.fail(error)  # in the sender's name already (sessions/core.py)
 
     def _stalled(self) -> list[Effect]:
-        waiting = sorted(self.waiting_for())
-        what = f"made no progress in time ({self._progress_text()})"
-        return self.fail(SessionTimeout(what, names(waiting)))
+        error = timed_out_waiting_for(self.waiting_for(), self._timeouts)
+        what = f"{error.what}; the change made no progress in time ({self._progress_text()})"
+        return self.fail(SessionTimeout(what, error.node))
 
     def _moved_here(self, moved: KeyMoved) -> list[Effect]:
         return self._on_moved(self.ctx.self_id, moved)
