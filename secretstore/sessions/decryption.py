@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from secretstore.audit.model import AuditFacts, Operation, facts_of
-from secretstore.crypto.curve import Point
+from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.ecies import OVERHEAD, ecies_encrypt
 from secretstore.crypto.rng import random_scalar
 from secretstore.crypto.shadow import (
@@ -197,19 +197,23 @@ def compute_job_response(
         raise InvalidRequest("a job group must hold the key version and include this node")
     statement = job_statement(share, version, key_id, job, requester)
     blinded_public, proof = None, None
+
+    def seal(decrypt_shadow: Scalar) -> bytes:
+        return ecies_encrypt(requester, decrypt_shadow.to_bytes(), ctx.rng)
+
+    encrypted = None
     if statement is not None:
-        answer = answer_job(statement, ctx.self_id, version.secret_share, ctx.rng)
-        point, decrypt_shadow = answer.shadow_point, answer.decrypt_shadow
+        answer = answer_job(statement, ctx.self_id, version.secret_share, ctx.rng, seal)
+        point, encrypted = answer.shadow_point, answer.sealed_shadow
         blinded_public, proof = answer.blinded_public, answer.proof
     else:
         others = [numbers[node] for node in job.nodes if node != ctx.self_id]
         node_shadow = compute_node_shadow(version.secret_share, numbers[ctx.self_id], others)
         blinding = random_scalar(ctx.rng) if job.shadow else None
         computed = compute_node_shadow_point(job.access_key, common_point, node_shadow, blinding)
-        point, decrypt_shadow = computed.shadow_point, computed.decrypt_shadow
-    encrypted = None
-    if decrypt_shadow is not None:
-        encrypted = ecies_encrypt(requester, decrypt_shadow.to_bytes(), ctx.rng)
+        point = computed.shadow_point
+        if computed.decrypt_shadow is not None:
+            encrypted = seal(computed.decrypt_shadow)
     return DecryptionJobResponse(
         job.session_id, job.attempt, point, encrypted, blinded_public, proof
     )
@@ -483,7 +487,12 @@ class DecryptionMaster(Session):
         if self.shadow != (message.blinded_public is not None):
             return "sent a blinded public only a shadow retrieval has, or none in one"
         if not verify_job_answer(
-            statement, sender, message.shadow_point, message.blinded_public, message.proof
+            statement,
+            sender,
+            message.shadow_point,
+            message.blinded_public,
+            message.proof,
+            sealed=message.decrypt_shadow,
         ):
             return "sent a shadow point whose proof does not verify"
         return None

@@ -402,7 +402,7 @@ class ResolvingMaster(Session):
                         server_key_public=public,
                         decrypted_secret=message.decrypted_secret,
                         common_point=message.common_point,
-                        shadow_count=len(message.decrypt_shadows),
+                        sealed_shadows=message.decrypt_shadows,
                         proofs=proofs,
                     ),
                 )
