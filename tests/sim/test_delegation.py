@@ -185,7 +185,7 @@ def test_a_delegate_whose_origin_gives_up_ends_its_session_on_every_node() -> No
         net.run(max_steps=1)
     net.inject(delegate, SessionError(sid, "gave up"))
     net.run()
-    assert net.open_sessions() == 1  # the origin's own, which nothing ended
+
     others = {node for node in net.order[1:] if node != delegate}
     notices = [(to, m) for s, to, m in net.sent if s == delegate and isinstance(m, SessionError)]
     assert {to for to, _ in notices} == others
@@ -194,14 +194,24 @@ def test_a_delegate_whose_origin_gives_up_ends_its_session_on_every_node() -> No
 
 @pytest.mark.parametrize(
     "lie",
-    ["another key", "no proofs", "a shadow point off its proof", "another decrypted secret"],
+    [
+        "another key",
+        "no proofs",
+        "a shadow point off its proof",
+        "another decrypted secret",
+        "two decrypt shadows swapped",
+    ],
 )
 def test_the_origin_names_a_delegate_whose_answer_does_not_verify(lie: str) -> None:
     # the origin holds no share, but knows the server key (the holders' common data) and
     # which holders keep the version's commitments: it checks every participant's proof in
     # the relayed answer, and a plain answer's key against them, before it relays anything
     w = world(11, 12, holders=[0, 1, 2])
-    shadow = lie in ("a shadow point off its proof", "another decrypted secret")
+    shadow = lie in (
+        "a shadow point off its proof",
+        "another decrypted secret",
+        "two decrypt shadows swapped",
+    )
     liar: list[NodeId] = []
 
     def tamper(sender: NodeId, to: NodeId, message: object) -> object:
@@ -214,6 +224,10 @@ def test_the_origin_names_a_delegate_whose_answer_does_not_verify(lie: str) -> N
             liar.append(sender)
             if lie == "another decrypted secret":
                 return replace(message, decrypted_secret=message.decrypted_secret + G)
+            if lie == "two decrypt shadows swapped":  # each proof binds its node's shadow
+                first_shadow, second_shadow, *others = message.decrypt_shadows
+                shadows = (second_shadow, first_shadow, *others)
+                return replace(message, decrypt_shadows=shadows)
             first, *rest = message.proofs.participants
             moved = replace(first, shadow_point=first.shadow_point + G)
             return replace(message, proofs=replace(message.proofs, participants=(moved, *rest)))
@@ -223,3 +237,32 @@ def test_the_origin_names_a_delegate_whose_answer_does_not_verify(lie: str) -> N
     outcome = ask(w, w.ids[4], RetrieveDocumentKey(KEY, signature(), shadow))
     assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
     assert outcome.error.node == short(liar[0]), outcome.error
+
+
+@pytest.mark.parametrize("kind", ["schnorr", "shadow"])
+def test_an_origin_that_delegates_one_request_to_two_holders_is_named_by_both(kind: str) -> None:
+    # each holder runs the session as its master and sees the other open it too: neither can
+    # tell whether the origin delegated twice or the other holder lies, so both name both
+    net = RogueNetwork(4, REGISTRY_MASTERS, REGISTRY_SLAVES, seed=5)
+    dealt = deal_key(SeededRng(5), net.order[1:], 1, with_document_key=kind == "shadow")
+    for node, share in dealt.shares.items():
+        net.nodes[node].storage.insert(KEY, share)
+    origin = net.order[0]
+    request = (
+        SignSchnorr(KEY, signature(), MESSAGE)
+        if kind == "schnorr"
+        else RetrieveDocumentKey(KEY, signature(), True)
+    )
+    sid = net.start(0, request)
+    while not any(isinstance(m, DelegatedRequest) for _, _, m in net.sent):
+        net.run(max_steps=1)
+    ((delegate, delegated),) = [(to, m) for _, to, m in net.sent if isinstance(m, DelegatedRequest)]
+    other = next(node for node in net.order[1:] if node != delegate)
+    net.inject(other, delegated)
+    net.run()
+    for holder in (delegate, other):
+        outcome = net.nodes[holder].results.get(sid)
+        assert isinstance(outcome, Fail), (short(holder), outcome)
+        assert short(origin) in str(outcome.error), outcome.error
+
+    assert net.open_sessions() == 0

@@ -81,7 +81,10 @@ def request_of(message: DelegatedRequest) -> ServedRequest:
 
 class DelegateSession(Session):
     """A holder serving a request another node delegated: the inner master session runs
-    here (this node is its master); its result goes to the origin."""
+    here (this node is its master); its result goes to the origin. Another holder that
+    opens the same session as its master (the inner session's first message, which only a
+    master sends) ends it naming that holder and the origin: the origin delegated the
+    request twice, or the holder lies, and this node cannot tell which."""
 
     def __init__(
         self, ctx: SessionContext, origin: NodeId, message: DelegatedRequest, inner: Session
@@ -90,6 +93,8 @@ class DelegateSession(Session):
         self.origin = origin
         self.message = message
         self.inner = inner
+        #: the type of the first message the inner session sent (its opening request)
+        self._opening: type | None = None
 
     @property
     def participants(self) -> frozenset[NodeId]:
@@ -102,6 +107,15 @@ class DelegateSession(Session):
             if message == self.message:
                 return []
             return self.fail(ProtocolViolation(short(sender), f"sent {type(message).__name__}"))
+        if type(message) is self._opening:
+            return self.fail(
+                ProtocolViolation(
+                    f"{short(self.origin)}, {short(sender)}",
+                    f"{short(sender)} opened this session as its master too (sent "
+                    f"{type(message).__name__}): the origin {short(self.origin)} delegated it "
+                    f"to both of us, or {short(sender)} lies",
+                )
+            )
         return self.relay(self.inner.on_message(sender, message))
 
     def on_access_checked(self, allowed: bool) -> list[Effect]:
@@ -158,6 +172,8 @@ class DelegateSession(Session):
                 return out + self.finish()
             if isinstance(effect, Fail) and effect.session_id == self.session_id:
                 return out + self.fail(effect.error)
+            if isinstance(effect, Send) and self._opening is None:
+                self._opening = type(effect.message)
             out.append(effect)
         return out
 
