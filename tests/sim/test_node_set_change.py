@@ -26,7 +26,13 @@ from secretstore.errors import (
 from secretstore.sessions.base import Fail, Finish, short
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.types import Hash256, NodeId
-from secretstore.wire.admin import KeyMoved, KeySubshare, NodeSetChangeFinished
+from secretstore.wire.admin import (
+    KeyDeal,
+    KeyMoved,
+    KeySubshare,
+    NodeSetChangeCompleted,
+    NodeSetChangeFinished,
+)
 from tests.sim.admin_world import (
     REQUESTER,
     AdminWorld,
@@ -207,6 +213,40 @@ def test_a_bad_subshare_names_its_dealer_and_changes_nothing_usable(
     finished(world, master, again)
     for key in world.keys:
         world.assert_on(key, frozenset(ids))
+
+
+@given(seed=seeds, schedule=seeds, data=st.data())
+@settings(max_examples=25)
+def test_a_master_that_says_the_change_is_complete_early_has_no_key_erased_before_it_moved(
+    seed: int, schedule: int, data: st.DataObject
+) -> None:
+    # the key on nodes 1..3, the new set 0, 3, 4 (1 and 2 leave); the master (node 0) tells
+    # every node the change is complete instead of having some or all keys dealt: the
+    # leaving nodes erase only the keys every new-set node confirmed to them: every key stays
+    # on t+1 holders of one version, the new set's when a leaving node erased it
+    world = make_world(5, seed=seed, schedule=seed, holders=[1, 2, 3], threshold=1, keys=2)
+    ids = world.ids
+    master, new_set = ids[0], [ids[0], ids[3], ids[4]]
+    dealt_keys = data.draw(st.integers(0, 1))  # how many keys the master lets move first
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object:
+        if sender == master and isinstance(message, KeyDeal):
+            if message.key_id in sorted(world.keys)[:dealt_keys]:
+                return message
+            return NodeSetChangeCompleted(message.session_id)
+        return message
+
+    world.net.tamper = tamper
+    world.change(master, new_set)
+    world.net.run()
+    world.net.expire()
+    world.net.tamper = None
+    leaving = (ids[1], ids[2])
+    for key in world.keys:
+        erased = [node for node in leaving if world.net.nodes[node].storage.get(key) is None]
+        assert not erased or dealt_keys, "a key no node was asked to deal was erased"
+        up = new_set if erased else ids[1:4]  # an erased key is on the new set
+        world.serve_with(key, up, up[-1])
 
 
 @given(seed=seeds, schedule=seeds, data=st.data())
