@@ -330,7 +330,12 @@ class NodeSetChange(Session):
     def _on_confirmed(self, sender: NodeId, moved: KeyMoved) -> None:
         """A new-set node wrote its new share of a key (to a node that leaves the set)."""
         if self.ctx.self_id in self.new_set or sender not in self.new_set:
-            raise ProtocolViolation(short(sender), "sent KeyMoved to a node that stays")
+            # either the master gave the two nodes different new sets, or the sender lies
+            raise ProtocolViolation(
+                f"{short(sender)}, {short(self.master)}",
+                "KeyMoved from a node outside the new set, or to a node that stays, by the "
+                f"new set the master {short(self.master)} gave this node",
+            )
         self._confirmed.setdefault(moved.key_id, set()).add(sender)
 
     def _unconfirmed(self) -> frozenset[NodeId]:
