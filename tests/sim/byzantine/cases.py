@@ -22,6 +22,7 @@ The oracle (`judge`), after the network is quiet and every session timed out:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections import Counter
@@ -33,8 +34,11 @@ from secretstore.errors import (
     AccessDenied,
     ConsensusUnreachable,
     DocumentKeyNotFound,
+    ExclusiveSessionActive,
+    HasActiveSessions,
     InvalidRequest,
     MalformedMessage,
+    NodeDisconnected,
     ProtocolViolation,
     ServerKeyNotFound,
     SessionLimitReached,
@@ -48,6 +52,8 @@ from tests.sim.byzantine.network import (
     FaultPlan,
     Target,
     label,
+    last_of,
+    later_of,
     message_types,
     previous_of,
     replay_source,
@@ -64,6 +70,9 @@ DOCUMENTED = (
     DocumentKeyNotFound,
     SessionLimitReached,
     SessionTimeout,
+    ExclusiveSessionActive,
+    HasActiveSessions,
+    NodeDisconnected,
 )
 
 #: An honest node's own refusal of a request (its access or request policy): a decision, not
@@ -90,6 +99,19 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("schnorr", "member", 4, 2, provocation="losing-a-link"),
     Scenario("ecdsa", "member", 4, 1),
     Scenario("ecdsa", "master", 4, 1),
+    Scenario("delegated-decryption", "member", 3, 1),
+    Scenario("delegated-decryption", "master", 3, 1),
+    Scenario("delegated-shadow-decryption", "member", 4, 1),
+    Scenario("delegated-shadow-decryption", "master", 3, 1),
+    Scenario("delegated-schnorr", "member", 3, 1),
+    Scenario("delegated-schnorr", "master", 3, 1),
+    Scenario("delegated-ecdsa", "member", 4, 1),
+    Scenario("delegated-ecdsa", "master", 4, 1),
+    Scenario("node-set-change", "member", 4, 1),
+    Scenario("node-set-change", "master", 4, 1),
+    Scenario("node-set-change", "member", 4, 1, provocation="blaming-a-dealer"),
+    Scenario("node-set-change-replacing", "master", 5, 1),
+    Scenario("node-set-change-replacing", "member", 5, 1),
     # the slow sweep: other shapes (no spare node for ECDSA; t = 2)
     Scenario("generation", "member", 4, 2, slow=True),
     Scenario("store", "member", 4, 2, slow=True),
@@ -126,10 +148,11 @@ def baseline(scenario: Scenario) -> Baseline:
     sent = tuple(world.net.sent_by_rogue(sid))
     assert world.earlier_sid is not None
     earlier = tuple(world.net.sent_by_rogue(world.earlier_sid))
-    alone = scenario.build(earlier=False)  # the target session runs alike without it
-    alone_sid = alone.start_target()
-    alone.net.run()
-    assert alone_sid == sid and tuple(alone.net.sent_by_rogue(sid)) == sent
+    if not scenario.kind.earlier_always:  # the target session runs alike without it
+        alone = scenario.build(earlier=False)
+        alone_sid = alone.start_target()
+        alone.net.run()
+        assert alone_sid == sid and tuple(alone.net.sent_by_rogue(sid)) == sent
     samples: dict[type, object] = {}
     for _, message in sent:
         for _path, _tp, value in mutate.walk(message, type(message)):
@@ -178,10 +201,22 @@ class Case:
         return set()
 
 
-#: The whole-message faults of the quick tier that stand for several alike: refusals of these
-#: kinds (the others are refusals too) and one kind of undecodable bytes (all are dropped).
-QUICK_REFUSALS = frozenset({"refusal-GENERIC", "refusal-ACCESS_DENIED", "refusal-SESSION_LIMIT"})
-QUICK_UNDECODABLE = frozenset({"truncated"})
+#: The whole-message faults of the quick tier, each standing for several alike: undecodable
+#: bytes (all are dropped), the message dropped and the sender silent from there on, a
+#: refusal (the other kinds are refusals too), a step taken early, the message twice, the
+#: earlier session's message with the new session id and with its own.
+QUICK_WHOLE = frozenset(
+    {
+        "truncated",
+        "dropped",
+        "silent",
+        "refusal-GENERIC",
+        "later-message",
+        "duplicated",
+        "earlier-session",
+        "earlier-session-own-id",
+    }
+)
 
 
 def shape(message: object) -> tuple[str, tuple[int, ...]]:
@@ -194,16 +229,14 @@ def shape(message: object) -> tuple[str, tuple[int, ...]]:
 
 
 def quick(fault: mutate.Fault, first_receiver: bool, first_of_shape: bool) -> bool:
-    """Whether a fault of a quick scenario runs in the quick tier: every whole-message fault
-    (but the refusals and undecodable bytes that stand for others), and every field fault of
-    the first message of each shape to its first receiver. The slow sweep runs the rest."""
-    if not fault.path:
-        if fault.op.startswith("refusal-"):
-            return fault.op in QUICK_REFUSALS
-        if fault.kind == mutate.MALFORMED:
-            return fault.op in QUICK_UNDECODABLE
-        return True
-    return first_receiver and first_of_shape
+    """Whether a fault of a quick scenario may run in the quick tier: the whole-message
+    faults that stand for the others (`QUICK_WHOLE`), and field faults, of the first message
+    of each kind (and, for field faults, of each shape) to its first receiver. `all_cases`
+    keeps one field fault of each kind per field of a message kind and role. The slow sweep
+    runs the rest."""
+    if not first_receiver:
+        return False
+    return fault.op in QUICK_WHOLE if not fault.path else first_of_shape
 
 
 def cases_of(scenario: Scenario) -> list[Case]:
@@ -246,7 +279,9 @@ def degenerate(case: Case, base: Baseline, message: object, earlier: list[object
     its session id, with the new id): no case."""
     if case.fault.kind not in (mutate.WRONG, mutate.REPLAY) or case.fault.op in mutate.BYTE_OPS:
         return False
-    to = case.target.receiver if case.target.receiver is not None else base.sent[0][0]
+    to = case.target.receiver
+    if to is None:  # to everyone: the receiver of the first such message
+        to = next(r for r, m in base.sent if label(m) == case.message_label)
     ctx = context(base, case.scenario, to, earlier, message, SeededRng(case.id.encode()))
     return mutate.apply(case.fault, message, ctx) == [message]
 
@@ -277,6 +312,8 @@ def context(
         rng=plan.rng,
         samples=base.samples,
         previous=previous_of(earlier, message),
+        later=later_of(base.sent, label(message), to),
+        last=last_of(base.sent, label(message), to),
         earlier=_replay_source(base, label(message), to),
         semantic=plan.semantic,
     )
@@ -288,8 +325,24 @@ def _replay_source(base: Baseline, name: str, to: NodeId) -> object | None:
 
 
 @functools.cache
+@functools.cache
 def all_cases() -> tuple[Case, ...]:
-    return tuple(case for scenario in SCENARIOS for case in cases_of(scenario))
+    """Every case of every scenario. Of the field faults `quick` lets into the quick tier,
+    the first of each kind per top-level field of a message kind, in a role, stays there
+    (the same message kind in another scenario of the role takes the same faults alike); the
+    others go to the sweep."""
+    out = []
+    seen: set[tuple[str, str, object, str]] = set()
+    for scenario in SCENARIOS:
+        for case in cases_of(scenario):
+            kept = case
+            if not case.slow and case.fault.path:
+                key = (case.role, case.message_label, case.fault.path[0], case.fault.kind)
+                if key in seen:
+                    kept = dataclasses.replace(case, slow=True)
+                seen.add(key)
+            out.append(kept)
+    return tuple(out)
 
 
 # --- documented limits ----------------------------------------------------------------------
@@ -369,6 +422,7 @@ def run_case(case: Case) -> Verdict:
         base.samples,
         base.earlier,
         scenario.kind.semantic,
+        baseline=base.sent,
     )
     world.net.plan = plan
     sid = world.start_target()

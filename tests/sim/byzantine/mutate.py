@@ -15,7 +15,8 @@ nothing. The fault kinds:
   a stranger's; another session id; a flipped bit in a hash, key id, address or bytes; another
   enum member; an optional dropped or filled in; two items of a tuple swapped; a nested
   message of another type), and whole-message substitutes (the sender's last message of
-  another kind again, the message twice, a SessionError of some kind instead);
+  another kind again, its next one or its last one early, the message twice, a
+  SessionError of some kind instead);
 - REPLAY: the corresponding message of an earlier session, with its own or the new session
   id, and each field that differs in it put into the new message (a value the sender saw
   elsewhere: an old signature, an old shadow point);
@@ -100,6 +101,12 @@ class Context:
     samples: dict[type, object] = field(default_factory=dict)
     #: the sender's last message of the session of another kind (None if none)
     previous: object | None = None
+    #: the sender's next message of another kind in an honest run (None if none): a step
+    #: taken early
+    later: object | None = None
+    #: the sender's last message to the receiver in an honest run, if of another kind
+    #: (None if none): the end of the session skipped to
+    last: object | None = None
     #: the corresponding message of an earlier session (None if it had none)
     earlier: object | None = None
     #: faults only a scenario can make: (message type, path) -> {op: new value of the field}
@@ -253,6 +260,10 @@ def whole_message_faults(message: Any, ctx: Context) -> list[Fault]:
     ]
     if ctx.previous is not None:
         out.append(Fault(WRONG, (), "previous-message"))
+    if ctx.later is not None:
+        out.append(Fault(WRONG, (), "later-message"))
+    if ctx.last is not None:
+        out.append(Fault(WRONG, (), "last-message"))
     if not isinstance(message, SessionError):
         out += [Fault(WRONG, (), f"refusal-{kind.name}") for kind in ErrorKind]
         out.append(Fault(WRONG, (), "error-framing-another-node"))
@@ -328,7 +339,31 @@ def _ops(tp: Any, value: Any, ctx: Context) -> list[tuple[str, str]]:
         if len(value) >= 2 and value[0] != value[1]:
             ops.append((WRONG, "first-two-swapped"))
         return ops
-    return []  # records and fixed tuples: their fields carry the faults
+    if is_record(tp) or typing.get_origin(tp) is tuple:
+        return []  # records and fixed tuples: their fields carry the faults
+    raise TypeError(f"the mutator has no faults for a field of type {tp!r}: teach _ops it")
+
+
+#: The leaf types `_ops` has faults for (besides enums, optionals and tuples of them).
+LEAVES: Final = (bool, int, str, bytes, NodeId, SessionId, Scalar, Point, *_FIXED_IDS)
+
+
+def unknown_types(tp: Any) -> set[str]:
+    """The field types inside `tp` (a message class, a record, a field's declared type) that
+    the mutator has no faults for: none, or a message type would get no field faults."""
+    inner = optional_inner(tp)
+    if inner is not None:
+        return unknown_types(inner)
+    if tp in LEAVES or is_enum(tp) or tp is codec.AnyMessage:
+        return set()
+    item = var_item(tp)
+    if item is not None:
+        return unknown_types(item)
+    if typing.get_origin(tp) is tuple:
+        return set().union(*(unknown_types(arg) for arg in typing.get_args(tp)))
+    if is_record(tp):
+        return set().union(*(unknown_types(ftp) for _, ftp in field_types(tp)))
+    return {repr(tp)}
 
 
 def _is_inner(cls: type) -> bool:
@@ -376,9 +411,16 @@ def _whole(op: str, message: Any, ctx: Context) -> Outgoing:
         return [patch_bytes(message, (), op)]
     if op == "duplicated":
         return [message, message]
-    if op == "previous-message":
-        assert ctx.previous is not None
-        return [ctx.previous]
+    # a fault of every message of a kind to every receiver was listed for the first one:
+    # where another has no such substitute, its message goes as it is
+    substitutes = {
+        "previous-message": ctx.previous,
+        "later-message": ctx.later,
+        "last-message": ctx.last,
+    }
+    if op in substitutes:
+        substitute = substitutes[op]
+        return [message if substitute is None else substitute]
     sid = message.session_id
     if op == "error-framing-another-node":
         framed = next(node for node in ctx.nodes if node != ctx.receiver)

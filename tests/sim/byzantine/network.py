@@ -61,6 +61,27 @@ def previous_of(sent: Sequence[object], message: object) -> object | None:
     return next((m for m in reversed(sent) if label(m) != name), None)
 
 
+def later_of(sent: Sequence[tuple[NodeId, object]], name: str, to: NodeId) -> object | None:
+    """In an honest run's `sent` (receiver, message), the first message of another kind than
+    `name` after the first one of kind `name` to `to`: to `to` if there is one, else to
+    anyone (None if none)."""
+    index = next((i for i, (r, m) in enumerate(sent) if r == to and label(m) == name), None)
+    if index is None:
+        return None
+    after = [(r, m) for r, m in sent[index + 1 :] if label(m) != name]
+    return next((m for r, m in after if r == to), after[0][1] if after else None)
+
+
+def last_of(sent: Sequence[tuple[NodeId, object]], name: str, to: NodeId) -> object | None:
+    """In an honest run's `sent`, the last message to `to`, if it is of another kind than
+    `name` and comes after the first one of kind `name` to `to` (None otherwise)."""
+    mine = [m for r, m in sent if r == to]
+    names = [label(m) for m in mine]
+    if name not in names or names[-1] == name or names.index(name) == len(mine) - 1:
+        return None
+    return mine[-1]
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Which of the rogue's messages of session `session_id` the fault hits: those of `label`
@@ -92,6 +113,8 @@ class FaultPlan:
     silent: bool = False
     #: the rogue's messages of the session so far (before faults)
     sent: list[object] = field(default_factory=list)
+    #: what the rogue sent in an honest run of the session: (receiver, message)
+    baseline: Sequence[tuple[NodeId, object]] = ()
 
     def outgoing(self, to: NodeId, message: object) -> list[object]:
         if getattr(message, "session_id", None) != self.session_id:
@@ -114,6 +137,8 @@ class FaultPlan:
             rng=self.rng,
             samples=self.samples,
             previous=previous_of(self.sent, message),
+            later=later_of(self.baseline, self.target.label, to),
+            last=last_of(self.baseline, self.target.label, to),
             earlier=self.replay_source(to),
             semantic=self.semantic,
         )
@@ -153,7 +178,7 @@ class ByzantineNetwork(RogueNetwork):
     ) -> None:
         #: (node, the initialising message) of every slave session opened, in order
         self.inits: list[tuple[NodeId, object]] = []
-        super().__init__(n, masters, self._recording(slaves), seed=seed, access=access)
+        super().__init__(n, masters, self.recording(slaves), seed=seed, access=access)
         self.rogue_index = rogue
         self.plan: FaultPlan | None = None
         #: what the rogue's sessions sent, before any fault: (receiver, message)
@@ -164,7 +189,9 @@ class ByzantineNetwork(RogueNetwork):
         #: honest run makes it send (e.g. a false blame report)
         self.provoke: Provocation | None = None
 
-    def _recording(self, slaves: Mapping[type[Any], SlaveFactory]) -> dict[type[Any], SlaveFactory]:
+    def recording(self, slaves: Mapping[type[Any], SlaveFactory]) -> dict[type[Any], SlaveFactory]:
+        """`slaves` with every session they open recorded in `inits`."""
+
         def wrap(factory: SlaveFactory) -> SlaveFactory:
             def join(
                 ctx: SessionContext, sender: NodeId, message: Any, share: KeyShare | None

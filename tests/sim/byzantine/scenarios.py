@@ -43,8 +43,14 @@ from secretstore.crypto.ecies import ecies_encrypt
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng, random_scalar
 from secretstore.crypto.schnorr import SchnorrSignature
+from secretstore.crypto.shadow_proofs import share_public
+from secretstore.crypto.shamir import reconstruct_secret
 from secretstore.errors import ShadowVerificationError
+from secretstore.sessions.admin.authority import ConfiguredAdmin
+from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
 from secretstore.sessions.base import Fail, Finish, Send, short
+from secretstore.sessions.core import NodeCore
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
@@ -56,7 +62,9 @@ from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare
 from secretstore.types import Address, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.wire.admin import KeyChangeFault, KeyMoved, KeySubshare
 from secretstore.wire.decryption import DecryptionJobRequest, DecryptionJobResponse
+from secretstore.wire.delegation import DelegatedDocumentKey, DelegatedRequest, DelegatedSignature
 from secretstore.wire.negotiation import CommonKeyData
 from secretstore.wire.requester import RequesterProof
 from secretstore.wire.signing import (
@@ -69,6 +77,7 @@ from secretstore.wire.signing import (
     SigningNonceMessage,
     SigningNonceRequest,
 )
+from tests.sim.admin_world import ADMIN, sign_set
 from tests.sim.byzantine import mutate
 from tests.sim.byzantine.network import ByzantineNetwork, Provocation
 from tests.sim.dealer import DealtKey, deal_key
@@ -159,6 +168,32 @@ class Kind(ABC):
     shadow_policy = False
     #: faults only this kind can make (mutate.Context.semantic)
     semantic: ClassVar[Mapping[tuple[type, mutate.Path], Mapping[str, mutate.Semantic]]] = {}
+
+    #: the earlier session runs in every case (not only replays): the session changes the
+    #: keys, so the target session runs on what the earlier one left
+    earlier_always = False
+
+    def configure(self, world: World) -> None:
+        """Install what the nodes need beyond the client sessions (default: nothing)."""
+        return
+
+    #: the seed is chosen so that the earlier session gives a member rogue its part too (its
+    #: messages of the earlier session are the replays' source)
+    selects_in_earlier = False
+
+    def rogue_member(self, n: int) -> int:
+        """The rogue's index as a member (default: the last node)."""
+        return n - 1
+
+    def selects_rogue(self, world: World, sid: SessionId) -> bool:
+        """Whether an honest run of the target session `sid` gives a member rogue the part
+        its cases need (default: the master sent it `group_message`, if any)."""
+        if world.rogue_is_master or self.group_message is None:
+            return True
+        return any(
+            sender == world.master and to == world.rogue and isinstance(m, self.group_message)
+            for sender, to, m in world.net.sent
+        )
 
     def prepare(self, world: World) -> None:
         """Put the key material in place (default: a dealt key with a document key)."""
@@ -460,6 +495,244 @@ class SigningKind(Kind):
             )
 
 
+class DelegatedKind(Kind):
+    """A decryption or signing asked of a node without the key (node 0): it negotiates the
+    version and delegates to a holder, which runs the session among the holders and sends
+    the result back (the origin checks a signature; the requester, a shadow answer)."""
+
+    group_message = DelegatedRequest
+    selects_in_earlier = True  # the origin picks a holder at random for each request
+
+    def __init__(self, inner: DecryptionKind | SigningKind) -> None:
+        self.inner = inner
+        self.name = f"delegated-{inner.name}"
+        self.binds = inner.binds
+        self.shadow_policy = inner.shadow_policy
+        self.request_type = inner.request_type
+        self.semantic = inner.semantic
+
+    def prepare(self, world: World) -> None:
+        net = world.net
+        holders = net.order[1:]
+        dealt = deal_key(
+            SeededRng(b"delegated" + self.name.encode()),
+            holders,
+            world.scenario.t,
+            with_document_key=isinstance(self.inner, DecryptionKind),
+            author=REQUESTER.address,
+        )
+        for node, share in dealt.shares.items():
+            net.nodes[node].storage.insert(KEY, share)
+        world.keys[KEY] = dealt
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        return self.inner.request(world, earlier=earlier)
+
+    def selects_rogue(self, world: World, sid: SessionId) -> bool:
+        """A member rogue is the delegate of the target session and of the earlier one."""
+        if world.rogue_is_master:
+            return True
+        delegated = {
+            m.session_id
+            for sender, to, m in world.net.sent
+            if sender == world.master and to == world.rogue and isinstance(m, DelegatedRequest)
+        }
+        return {sid, world.earlier_sid} <= delegated
+
+    def check_result(self, world: World, value: object) -> None:
+        self.inner.check_result(world, value)
+
+    def check_released(self, world: World, sid: SessionId) -> None:
+        self.inner.check_released(world, sid)
+        for sender, to, message in world.net.sent:
+            if sender == world.rogue or to != world.rogue:
+                continue
+            assert not isinstance(message, DelegatedDocumentKey), (
+                f"honest node {short(sender)} served a plain retrieval, against its policy"
+            )
+            if isinstance(message, DelegatedSignature):
+                public = world.keys[KEY].public.to_bytes()
+                signed = [
+                    h
+                    for h in (HASH, EARLIER_HASH)
+                    if (
+                        schnorr_verifies(public, message.signature, h)
+                        if len(message.signature) == 64
+                        else ecdsa_recovers(public, message.signature, h)
+                    )
+                ]
+                assert signed, f"honest node {short(sender)} signed a hash nobody asked for"
+
+
+class NodeSetChangeKind(Kind):
+    """A node set change on n nodes: the key on nodes 0..n-2 (node n-1 holds nothing); the
+    earlier change adds node n-1, the target change removes it again (or, if the earlier
+    change failed, adds it: the same change run again). The rogue member is node n-2, a
+    dealer of the key in both changes (the seed is chosen for it)."""
+
+    name = "node-set-change"
+    request_type = ChangeNodeSet
+    earlier_always = True
+
+    def configure(self, world: World) -> None:
+        net = world.net
+        for node_id, node in net.nodes.items():
+            settings = AdminSettings(
+                ConfiguredAdmin(ADMIN.public),
+                node.storage,
+                lambda node_id=node_id: net.connected() - {node_id},  # type: ignore[misc]
+            )
+            masters, slaves = admin_tables(settings)
+            node.core = NodeCore(
+                node.core.ctx,
+                node.storage,
+                {**MASTERS, **masters},
+                net.recording({**SLAVES, **slaves}),
+            )
+
+    def rogue_member(self, n: int) -> int:
+        return n - 2
+
+    def selects_rogue(self, world: World, sid: SessionId) -> bool:
+        earlier = world.earlier_sid
+        dealt = {
+            m.session_id
+            for to, m in world.net.rogue_log
+            if isinstance(m, KeySubshare) and m.session_id in (sid, earlier)
+        }
+        return dealt == {sid, earlier}
+
+    def prepare(self, world: World) -> None:
+        net = world.net
+        dealt = deal_key(
+            SeededRng(b"node set change"),
+            net.order[:-1],
+            world.scenario.t,
+            with_document_key=True,
+            author=REQUESTER.address,
+        )
+        for node, share in dealt.shares.items():
+            net.nodes[node].storage.insert(KEY, share)
+        world.keys[KEY] = dealt
+
+    def new_set(self, world: World, *, earlier: bool) -> frozenset[NodeId]:
+        nodes = world.net.order
+        added = world.before.get(nodes[-1]) is not None
+        return frozenset(nodes[:-1] if not earlier and added else nodes)
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        new = self.new_set(world, earlier=earlier)
+        old = frozenset(world.net.order)
+        return ChangeNodeSet(new, sign_set(old), sign_set(new))
+
+    def check_result(self, world: World, value: object) -> None:
+        assert value is None
+        new = self.new_set(world, earlier=False)
+        shares = {node: world.share(node) for node in world.honest}
+        for node, share in shares.items():
+            if node not in new:
+                assert share is None, f"honest node {short(node)} left the set and kept a share"
+        held = {node: s for node, s in shares.items() if s is not None}
+        newest = {s.last_version().hash for s in held.values()}
+        assert len(newest) == 1, "honest new holders disagree on the newest version"
+        version = next(iter(held.values())).last_version()
+        assert set(version.nodes) == new, "the new version is not on the new set"
+        assert all(node in held for node in world.honest if node in new), "a new holder lacks it"
+
+    def check_storage(self, world: World, finished: bool) -> None:
+        """Whatever the outcome: every honest share keeps the key's data; each version honest
+        nodes hold is one sharing (the same record, shares on its commitments, any t+1 honest
+        holders give the secret); some version t+1 honest nodes hold gives the key."""
+        dealt = world.keys[KEY]
+        shares = {node: s for node in world.honest if (s := world.share(node)) is not None}
+        before = {node: s for node, s in world.before.items() if s is not None}
+        recoverable = False
+        by_version: dict[bytes, dict[NodeId, Any]] = {}
+        for node, share in shares.items():
+            assert (share.public, share.threshold, share.author) == (
+                dealt.public,
+                dealt.threshold,
+                REQUESTER.address,
+            ), f"honest node {short(node)} holds other key data"
+            first = before.get(node)
+            if first is not None:
+                assert (share.common_point, share.encrypted_point) == (
+                    first.common_point,
+                    first.encrypted_point,
+                ), f"honest node {short(node)} holds another document key"
+                kept = {v.hash: v for v in share.versions}
+                for old in first.versions:
+                    assert kept.get(old.hash) == old, f"{short(node)} lost or changed a version"
+            for version in share.versions:
+                by_version.setdefault(version.hash, {})[node] = version
+        for hash_, versions in by_version.items():
+            records = {(v.id_numbers, v.commitments) for v in versions.values()}
+            assert len(records) == 1, f"honest nodes hold version {hash_.hex()[:8]} differently"
+            for node, version in versions.items():
+                if version.commitments is not None:
+                    number = version.id_number(node)
+                    assert number is not None
+                    assert share_public(version.commitments, number) == Point.base_mul(
+                        version.secret_share
+                    ), f"honest node {short(node)} holds a share off its version's commitments"
+            if len(versions) > dealt.threshold:
+                subset = sorted(versions)[: dealt.threshold + 1]
+                secret = reconstruct_secret(
+                    dealt.threshold,
+                    [versions[node].secret_share for node in subset],
+                    [versions[node].id_number(node) for node in subset],  # type: ignore[misc]
+                )
+                assert secret == dealt.secret, "honest shares of one version give another key"
+                recoverable = True
+        assert recoverable, "no version of the key is held by t+1 honest nodes: it is lost"
+
+    def check_released(self, world: World, sid: SessionId) -> None:
+        # the administrator's signatures cover the sets, not the session (as Parity's): a rogue
+        # master can start the earlier change again (docs/THREAT_MODEL.md), so a node of
+        # either signed new set may get subshares, and no other node
+        new = self.new_set(world, earlier=False) | self.new_set(world, earlier=True)
+        for sender, to, message in world.net.sent:
+            if sender != world.rogue and isinstance(message, KeySubshare):
+                assert to in new, f"honest node {short(sender)} dealt to a node outside the set"
+
+
+class ReplacingChangeKind(NodeSetChangeKind):
+    """A node set change that moves the key off the nodes that hold it: on 5 nodes, the key on
+    nodes 1..3; the new set is nodes 0, 3 and 4 (nodes 1 and 2 leave, 0 and 4 get shares).
+    The earlier change moves nothing (its new set is the holders: it only runs the messages
+    around a change, for replays). The rogue member is node 1, a dealer that leaves."""
+
+    name = "node-set-change-replacing"
+    earlier_always = False
+
+    def rogue_member(self, n: int) -> int:
+        return 1
+
+    def selects_rogue(self, world: World, sid: SessionId) -> bool:
+        if world.rogue_is_master:
+            return True
+        return any(
+            isinstance(m, KeySubshare) and m.session_id == sid for _, m in world.net.rogue_log
+        )
+
+    def prepare(self, world: World) -> None:
+        net = world.net
+        dealt = deal_key(
+            SeededRng(b"node set change, replacing"),
+            net.order[1:4],
+            world.scenario.t,
+            with_document_key=True,
+            author=REQUESTER.address,
+        )
+        for node, share in dealt.shares.items():
+            net.nodes[node].storage.insert(KEY, share)
+        world.keys[KEY] = dealt
+
+    def new_set(self, world: World, *, earlier: bool) -> frozenset[NodeId]:
+        nodes = world.net.order
+        return frozenset(nodes[1:4] if earlier else (nodes[0], nodes[3], nodes[4]))
+
+
 KINDS: Mapping[str, Kind] = {
     kind.name: kind
     for kind in (
@@ -473,6 +746,12 @@ KINDS: Mapping[str, Kind] = {
         DecryptionKind(shadow=True, commitments=False),
         SigningKind("schnorr"),
         SigningKind("ecdsa"),
+        DelegatedKind(DecryptionKind(shadow=False)),
+        DelegatedKind(DecryptionKind(shadow=True)),
+        DelegatedKind(SigningKind("schnorr")),
+        DelegatedKind(SigningKind("ecdsa")),
+        NodeSetChangeKind(),
+        ReplacingChangeKind(),
     )
 }
 
@@ -525,6 +804,7 @@ def _build(scenario: Scenario, seed: int, rogue: int, *, earlier: bool = True) -
     world = World(scenario, net)
     if scenario.provocation:
         net.provoke = PROVOCATIONS[scenario.provocation]
+    kind.configure(world)
     kind.prepare(world)
     if world.rogue_is_master:
         for index in range(scenario.n):
@@ -535,7 +815,7 @@ def _build(scenario: Scenario, seed: int, rogue: int, *, earlier: bool = True) -
                     require_bound_requests=kind.binds,
                     require_shadow_retrieval=kind.shadow_policy,
                 )
-    if earlier:
+    if earlier or kind.earlier_always:
         request = kind.request(world, earlier=True)
         world.earlier_sid = net.start_session(scenario.master, request)
         net.run()
@@ -569,6 +849,29 @@ def _report(make: Callable[[SessionId, int, NodeId], object]) -> Provocation:
     return provoke
 
 
+def _blaming_a_dealer(net: ByzantineNetwork, send: Send) -> list[Send]:
+    """Before its first KeyMoved of a change, the rogue (a target) reports that another dealer
+    sent it a subshare off its commitments: a report no honest target would make."""
+    message = send.message
+    if not isinstance(message, KeyMoved) or any(
+        isinstance(m, KeyChangeFault) and m.session_id == message.session_id
+        for _, m in net.rogue_log
+    ):
+        return []
+    dealers = {
+        sender
+        for sender, to, m in net.sent
+        if to == net.rogue.node_id
+        and isinstance(m, KeySubshare)
+        and m.session_id == message.session_id
+    }
+    (accused, *_) = sorted(dealers - {net.rogue.node_id})
+    report = KeyChangeFault(
+        message.session_id, message.key_id, (accused,), "sent a subshare off its commitments"
+    )
+    return [Send(send.to, report)]
+
+
 PROVOCATIONS: Mapping[str, Provocation] = {
     # a false blame: "another member dealt me bad keys"
     "accusing": _report(
@@ -578,11 +881,14 @@ PROVOCATIONS: Mapping[str, Provocation] = {
     ),
     # a false loss report: "my link to another member broke"
     "losing-a-link": _report(SigningNodeLost),
+    # a false blame in a node set change: "another dealer sent me a bad subshare"
+    "blaming-a-dealer": _blaming_a_dealer,
 }
 #: the message types each provocation makes the rogue send
 PROVOKED: Mapping[str, tuple[type, ...]] = {
     "accusing": (SigningFault,),
     "losing-a-link": (SigningNodeLost,),
+    "blaming-a-dealer": (KeyChangeFault,),
 }
 
 
@@ -592,6 +898,8 @@ def rogue_of(scenario: Scenario, seed: int) -> int:
     reads first (the one with the lowest node id)."""
     if scenario.role == "master":
         return 0
+    if scenario.session.startswith("node-set-change"):
+        return scenario.kind.rogue_member(scenario.n)
     if scenario.session == "retrieval":
         order = ByzantineNetwork(scenario.n, MASTERS, SLAVES, seed=seed, rogue=0).order
         return order.index(min(order[1:]))
@@ -600,21 +908,18 @@ def rogue_of(scenario: Scenario, seed: int) -> int:
 
 @functools.cache
 def seed_of(scenario: Scenario) -> int:
-    """Seed 1, or for a member of a consensus session the first seed whose honest run has the
-    master select the rogue for its group (so that the rogue's job messages exist)."""
-    group_message = scenario.kind.group_message
-    if scenario.role == "master" or group_message is None:
-        return 1
-    for seed in range(1, 33):
-        world = _build(scenario, seed, rogue_of(scenario, seed), earlier=False)
-        world.start_target()
+    """Seed 1, or the first seed whose honest run gives the rogue the part its cases need
+    (`Kind.selects_rogue`: e.g. a member of a consensus session selected for the group, so
+    that its job messages exist)."""
+    kind = scenario.kind
+    for seed in range(1, 65):
+        earlier = kind.earlier_always or kind.selects_in_earlier
+        world = _build(scenario, seed, rogue_of(scenario, seed), earlier=earlier)
+        sid = world.start_target()
         world.net.run()
-        if any(
-            sender == world.master and to == world.rogue and isinstance(m, group_message)
-            for sender, to, m in world.net.sent
-        ):
+        if kind.selects_rogue(world, sid):
             return seed
-    raise AssertionError(f"{scenario.name}: no seed puts the rogue in the group")
+    raise AssertionError(f"{scenario.name}: no seed gives the rogue its part")
 
 
 def outcome(world: World, sid: SessionId) -> Finish | Fail | None:
