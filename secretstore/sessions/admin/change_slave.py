@@ -61,7 +61,7 @@ class NodeSetChangeSlave(NodeSetChange):
             self.done, self.total = message.done, message.total
             return [self._touch()]
         if isinstance(message, NodeSetChangeCompleted):
-            self._completed = True
+            self.completed = True
             return [self._touch(), *self._end_when_confirmed()]
         if message == self.init:
             return []
@@ -80,7 +80,7 @@ class NodeSetChangeSlave(NodeSetChange):
         missing; after the master's word that the change is complete, the new-set nodes
         that have not confirmed a key of this leaving node; else the master (its next key,
         or the end)."""
-        if self._completed:
+        if self.completed:
             return self._unconfirmed() or frozenset({self.master})
         return self._missing_dealers() or frozenset({self.master})
 
@@ -89,7 +89,7 @@ class NodeSetChangeSlave(NodeSetChange):
         leaving one once every new-set node but the master confirmed each of its keys (their
         KeyMoved may come after the master's word), or `anyway` (no progress for
         `stall_timeout`), then erases what was confirmed and keeps the rest."""
-        if not self._completed:
+        if not self.completed:
             return []
         if not anyway and self.ctx.self_id not in self.new_set and self._unconfirmed():
             return []
@@ -98,7 +98,7 @@ class NodeSetChangeSlave(NodeSetChange):
         return effects + self.finish()
 
     def _stalled(self) -> list[Effect]:
-        if self._completed:
+        if self.completed:
             return self._end_when_confirmed(anyway=True)
         error = timed_out_waiting_for(self.waiting_for())
         what = f"{error.what} (the node set change made no progress)"
