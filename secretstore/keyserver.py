@@ -21,6 +21,7 @@ from secretstore.crypto.rng import Rng
 from secretstore.errors import InvalidRequest, UnboundRequest
 from secretstore.http.port import EncryptedRelease, ShadowRetrieval
 from secretstore.sessions.admin.node_set_change import ChangeNodeSet
+from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
 from secretstore.sessions.consensus import Requester, recover_requester_of
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
@@ -29,7 +30,7 @@ from secretstore.sessions.retrieval import RetrieveServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId
-from secretstore.wire.requester import RequesterProof
+from secretstore.wire.requester import RequesterProof, ServiceOrigin
 
 #: Why server-side document key generation is refused where bound requests are required.
 UNBOUND_GENERATION: Final = (
@@ -65,11 +66,15 @@ class KeyServer:
         pin: Callable[[], BlockRef | None] | None = None,
         *,
         require_bound_requests: bool = False,
+        ecdsa_signed: Callable[[ServerKeyId], None] | None = None,
     ) -> None:
         """`cluster_size`: the number of key servers (a function of none when the set can
         change at run time); `pin`: the access policy's block pin for the sessions that check
         access (AccessPolicy.pin), None without a chain; `require_bound_requests`: this
-        node's policy (server-side document key generation is refused under it)."""
+        node's policy (server-side document key generation is refused under it);
+        `ecdsa_signed`: told the key of every ECDSA signing served (the presigner tops that
+        key's presignatures up)."""
+        self._ecdsa_signed = ecdsa_signed or (lambda key_id: None)
         self._cluster = cluster
         self._cluster_size = cluster_size if callable(cluster_size) else lambda: cluster_size
         self._rng = rng
@@ -162,6 +167,29 @@ class KeyServer:
             released.receipts,
         )
 
+    # --- service contract requests ----------------------------------------------------------
+    async def generate_server_key_for_service(
+        self, key_id: ServerKeyId, origin: ServiceOrigin, threshold: int
+    ) -> Point:
+        """Generate server key `key_id` for a service contract's request (`origin` names the
+        contract, the block it is pending at and the author's account; every node reads it
+        there itself)."""
+        self._check_threshold(threshold)
+        request = GenerateServerKey(key_id, origin.to_proof(), threshold)
+        public: Point = await self._cluster.request(request)
+        return public
+
+    async def retrieve_document_key_personal(
+        self, key_id: ServerKeyId, origin: ServiceOrigin
+    ) -> PersonalShare | ServedByMembers:
+        """The personal part of a service contract's shadow retrieval (`origin` names the
+        requester's public): a broadcast shadow decryption whose every member publishes its
+        own part; this node's part, or ServedByMembers when this node holds no share of the
+        version and a holder served it (this node then publishes nothing)."""
+        request = RetrieveDocumentKey(key_id, b"", shadow=True, block=self._pin(), origin=origin)
+        share: PersonalShare | ServedByMembers = await self._cluster.request(request)
+        return share
+
     # --- signing ----------------------------------------------------------------------------
     async def sign_schnorr(
         self,
@@ -191,6 +219,7 @@ class KeyServer:
         )
         released = await self._cluster.release(request)
         signed: bytes = released.value
+        self._ecdsa_signed(key_id)
         return EncryptedRelease(ecies_encrypt(requester, signed, self._rng), released.receipts)
 
     # --- administration ---------------------------------------------------------------------

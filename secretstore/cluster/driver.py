@@ -4,15 +4,18 @@ Effects of one event are carried out in order; a Persist is written (synced) bef
 effect of the same event, so nothing is sent that depends on a write that could still be lost.
 A Record goes to the audit log the same way: a release is logged before what it releases leaves
 the node, and a release that cannot be logged does not happen.
+A service contract's session (sessions/origin.py) is checked by the node's `OriginVerifier`
+(none: every such session is refused), and its end goes to the node's outcome handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.audit.recorder import AuditRecorder
@@ -29,8 +32,10 @@ from secretstore.sessions.base import (
     Record,
     Remove,
     Send,
+    Wake,
 )
 from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
+from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
 from secretstore.storage.port import KeyStorage
 from secretstore.types import NodeId, SessionId
 from secretstore.wire import codec
@@ -52,6 +57,14 @@ class Released:
 
     value: Any
     receipts: ReleaseReceipts | None
+
+
+class OriginVerifier(Protocol):
+    """Reads a claimed service contract request from the contract (chain/services/origin.py)."""
+
+    async def verify(self, claim: OriginClaim) -> str | None:
+        """None when the contract holds exactly the claimed request, else why not."""
+        ...
 
 
 class ClusterDriver:
@@ -77,8 +90,22 @@ class ClusterDriver:
         self._results: dict[SessionId, asyncio.Future[Any]] = {}
         self._receipts: dict[SessionId, ReleaseReceipts] = {}
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
+        self._wakes: dict[SessionId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: access answers the policy knew at once, fed back once the effects in hand are done
+        self._answers: deque[tuple[SessionId, bool]] = deque()
+        self._depth = 0
         self._short_self = core.ctx.self_id[:4].hex()
+        self._origins: OriginVerifier | None = None
+        self._on_outcome: Callable[[OriginOutcome], None] = lambda outcome: None
+
+    def serve_origins(
+        self, verifier: OriginVerifier, on_outcome: Callable[[OriginOutcome], None]
+    ) -> None:
+        """Take part in service contract sessions: `verifier` checks each one's request on its
+        contract, `on_outcome` gets each one's end (it must not block or raise)."""
+        self._origins = verifier
+        self._on_outcome = on_outcome
 
     # --- the API the key server calls --------------------------------------------------------
     async def request(self, request: Any) -> Any:
@@ -117,6 +144,26 @@ class ClusterDriver:
 
     # --- effects ------------------------------------------------------------------------------
     def _apply(self, effects: Iterable[CoreEffect]) -> None:
+        self._depth += 1
+        try:
+            self._carry_out(effects)
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self._feed_known_answers()
+
+    def _feed_known_answers(self) -> None:
+        """Access answers the policy knew at once, each after every effect that came with its
+        CheckAccess (so a master's requests are out before its own part is computed)."""
+        self._depth += 1
+        try:
+            while self._answers:
+                sid, allowed = self._answers.popleft()
+                self._carry_out(self.core.on_access_checked(sid, allowed))
+        finally:
+            self._depth -= 1
+
+    def _carry_out(self, effects: Iterable[CoreEffect]) -> None:
         failed: dict[SessionId, SecretStoreError] = {}  # sessions whose write failed
         for effect in effects:
             if failed and self._replace_after_failure(effect, failed):
@@ -142,7 +189,11 @@ class ClusterDriver:
                     failed[effect.session_id] = exc
                     self._storage_failed(effect, exc)
             elif isinstance(effect, CheckAccess):
-                self._spawn(self._check_access(effect))
+                known = self.access.known(effect.requester, effect.key_id, effect.block)
+                if known is None:
+                    self._spawn(self._check_access(effect))
+                else:
+                    self._answers.append((effect.session_id, known))
             elif isinstance(effect, Finish):
                 self._settle(effect.session_id, result=effect.result)
             elif isinstance(effect, Fail):
@@ -151,8 +202,14 @@ class ClusterDriver:
                 self._start_clock(effect.session_id, effect.master)
             elif isinstance(effect, Deadline):
                 self._restart_clock(effect.session_id, effect.seconds)
+            elif isinstance(effect, Wake):
+                self._set_wake(effect.session_id, effect.seconds)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
+            elif isinstance(effect, CheckOrigin):
+                self._spawn(self._check_origin(effect))
+            elif isinstance(effect, OriginOutcome):
+                self._on_outcome(effect)
 
     def _persist(self, effect: Persist) -> None:
         if effect.create:
@@ -191,7 +248,7 @@ class ClusterDriver:
                 self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
                 return True
             return False
-        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline):
+        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline | Wake):
             return effect.session_id in failed
         return False
 
@@ -216,12 +273,32 @@ class ClusterDriver:
             allowed = False
         self._apply(self.core.on_access_checked(effect.session_id, allowed))
 
+    async def _check_origin(self, effect: CheckOrigin) -> None:
+        problem: str | None = "this node serves no service contracts"
+        try:
+            if self._origins is not None:
+                problem = await self._origins.verify(effect.claim)
+        except Exception as exc:  # the chain did not answer: not proven, so refused
+            problem = f"the contract could not be read: {exc}"
+        if problem is not None:
+            log.warning(
+                "session %s of node %s: %s refused: %s",
+                effect.session_id[:4].hex(),
+                effect.master[:4].hex(),
+                effect.claim.describe(),
+                problem,
+            )
+        self._apply(self.core.on_origin_checked(effect.session_id, problem))
+
     def _settle(
         self, sid: SessionId, result: Any = None, error: SecretStoreError | None = None
     ) -> None:
         timer = self._timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
+        wake = self._wakes.pop(sid, None)
+        if wake is not None:
+            wake.cancel()
         future = self._results.get(sid)
         if future is None or future.done():
             if error is not None:
@@ -246,6 +323,19 @@ class ClusterDriver:
         loop = asyncio.get_running_loop()
         self._timers[sid] = loop.call_later(seconds, self._time_out, sid)
 
+    def _set_wake(self, sid: SessionId, seconds: float) -> None:
+        if self.core.session(sid) is None:
+            return  # ended already
+        old = self._wakes.pop(sid, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._wakes[sid] = loop.call_later(seconds, self._wake, sid)
+
+    def _wake(self, sid: SessionId) -> None:
+        self._wakes.pop(sid, None)
+        self._apply(self.core.on_wake(sid))
+
     def _time_out(self, sid: SessionId) -> None:
         self._timers.pop(sid, None)
         effects = self.core.on_timeout(sid)
@@ -259,9 +349,10 @@ class ClusterDriver:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for timer in self._timers.values():
+        for timer in [*self._timers.values(), *self._wakes.values()]:
             timer.cancel()
         self._timers.clear()
+        self._wakes.clear()
         for task in list(self._tasks):
             task.cancel()
         for future in self._results.values():

@@ -11,6 +11,7 @@ from secretstore.config.model import (
     DEFAULT_CHAIN_MIGRATION_DELAY,
     DEFAULT_CHAIN_POLL_INTERVAL,
     DEFAULT_CHAIN_RETRY_INTERVAL,
+    DEFAULT_ECDSA_PRESIGNATURES,
     DEFAULT_HTTP_PORT,
     DEFAULT_KEEP_ALIVE_INTERVAL,
     DEFAULT_KEYS_PATH,
@@ -18,6 +19,7 @@ from secretstore.config.model import (
     DEFAULT_PATH,
     DEFAULT_PORT,
     DEFAULT_SESSION_TIMEOUT,
+    MAX_ECDSA_PRESIGNATURES,
     MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
     NodeAddress,
     NodeConfig,
@@ -78,6 +80,7 @@ OUR_SECRETSTORE_KEYS: Final = (
     "node_set_change_keys_in_flight",
     "require_shadow_retrieval",
     "audit_sync",
+    "ecdsa_presignatures",
     "registry_address", "chain_confirmations", "chain_migration_delay", "chain_retry_interval",
     "chain_poll_interval",
 )  # fmt: skip
@@ -92,8 +95,6 @@ CHAIN_OPTIONS: Final = (
     ("service_contract_doc_sretr", "none"),
     ("server_set_contract", "registry"),
 )
-#: The contract options this version does not serve yet (the service contracts).
-UNSUPPORTED_OPTIONS: Final = tuple(key for key, _ in CHAIN_OPTIONS if key.startswith("service_"))
 
 
 def load_config(path: Path) -> NodeConfig:
@@ -188,6 +189,13 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         ),
         require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
         audit_sync=get_bool(store, "secretstore.audit_sync", False),
+        ecdsa_presignatures=get_int(
+            store,
+            "secretstore.ecdsa_presignatures",
+            DEFAULT_ECDSA_PRESIGNATURES,
+            0,
+            MAX_ECDSA_PRESIGNATURES,
+        ),
         registry_address=parse_address(store, "secretstore.registry_address"),
         chain_confirmations=get_int(
             store, "secretstore.chain_confirmations", DEFAULT_CHAIN_CONFIRMATIONS, 0, 1000
@@ -209,13 +217,6 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         password_files=password_files,
         source=source,
     )
-
-
-def unsupported_options(config: NodeConfig | SecretStoreConfig) -> list[str]:
-    """The key paths of the options in use that this version does not serve (the service
-    contracts)."""
-    store = config.secretstore if isinstance(config, NodeConfig) else config
-    return [f"secretstore.{key}" for key in UNSUPPORTED_OPTIONS if getattr(store, key) is not None]
 
 
 def read_password_files(files: tuple[Path, ...]) -> list[str]:

@@ -52,6 +52,11 @@ DEFAULT_CHAIN_POLL_INTERVAL: Final = 1.0
 # --- contract address sources -----------------------------------------------------------------
 
 
+#: Presignatures per key by default (`ecdsa_presignatures`), and the most allowed.
+DEFAULT_ECDSA_PRESIGNATURES: Final = 4
+MAX_ECDSA_PRESIGNATURES: Final = 64
+
+
 @dataclass(frozen=True, slots=True)
 class ContractFromRegistry:
     """The contract's address is read from the chain's registry (Parity's "registry")."""
@@ -173,6 +178,8 @@ class SecretStoreConfig:
     #: ours: fsync every audit log entry before the release it records (off: an entry
     #: survives a crash of the node, not a power loss just after it)
     audit_sync: bool = False
+    #: ECDSA presignatures this node keeps per key it signs with (0: none; sessions/presign.py)
+    ecdsa_presignatures: int = DEFAULT_ECDSA_PRESIGNATURES
     #: ours: where the registry contract is (Parity read it from the chain spec)
     registry_address: Address | None = None
     #: ours: the block constants, Parity's by default (overridable for tests)
@@ -185,7 +192,19 @@ class SecretStoreConfig:
     @property
     def uses_chain(self) -> bool:
         """True when a contract option other than "none" needs the chain."""
-        return self.acl_contract is not None or self.server_set_contract is not None
+        return any(source is not None for source in self.contract_sources().values())
+
+    def contract_sources(self) -> dict[str, ContractSource]:
+        """Every contract option by its key (None: "none")."""
+        return {
+            "acl_contract": self.acl_contract,
+            "service_contract": self.service_contract,
+            "service_contract_srv_gen": self.service_contract_srv_gen,
+            "service_contract_srv_retr": self.service_contract_srv_retr,
+            "service_contract_doc_store": self.service_contract_doc_store,
+            "service_contract_doc_sretr": self.service_contract_doc_sretr,
+            "server_set_contract": self.server_set_contract,
+        }
 
     @property
     def auto_migrates(self) -> bool:

@@ -11,15 +11,36 @@ from secretstore.wire.codec import message
 from secretstore.wire.consensus import AccessRequest
 
 
+@dataclass(frozen=True, slots=True)
+class DecryptionJob:
+    """The job of one attempt inside a request (a field, not a message): the fields of a
+    DecryptionJobRequest without the session id."""
+
+    attempt: int
+    access_key: Scalar
+    nodes: tuple[NodeId, ...]
+    shadow: bool
+
+    def request(self, session_id: SessionId) -> DecryptionJobRequest:
+        return DecryptionJobRequest(
+            session_id, self.attempt, self.access_key, self.nodes, self.shadow
+        )
+
+
 @message(0x0400)
 @dataclass(frozen=True, slots=True)
 class DecryptionRequest:
-    """Master -> every candidate: may this requester use this key? (initialising message;
-    answered with a ConsensusResponse)."""
+    """Master -> a candidate: may this requester use this key? (initialising message).
+
+    Without `job` (a candidate asked after the first group could not serve): answered with a
+    ConsensusResponse. With `job` (a member of the group the master picked at once): the
+    receiver decides access itself and, if it allows, answers with its DecryptionJobResponse
+    (which says it allowed); if it refuses, with ConsensusResponse(allowed=False)."""
 
     session_id: SessionId
     key_id: ServerKeyId
     access: AccessRequest
+    job: DecryptionJob | None = None
 
 
 @message(0x0401)
@@ -60,3 +81,29 @@ class DecryptionJobResponse:
     blinded_public: Point | None = None
     proof: DleqProof | None = None
     receipt: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAnswer:
+    """One group member's accepted answer to a job, as the master passes it on: its shadow
+    point and, with commitments, its blinded public and proof, and its decrypt shadow sealed
+    for the requester (which the proof binds; the member publishes it on the contract too)."""
+
+    node: NodeId
+    shadow_point: Point
+    blinded_public: Point | None
+    proof: DleqProof | None
+    sealed_shadow: bytes | None
+
+
+@message(0x0403)
+@dataclass(frozen=True, slots=True)
+class DecryptionJobResults:
+    """Master -> every other group member of a broadcast (service contract) shadow retrieval,
+    before its ConsensusCompleted: every member's answer to job `attempt`, in the group's
+    order. Each member checks every proof itself and computes the decrypted secret, so that it
+    can publish its own part (the contract's `documentKeyPersonalRetrieved`)."""
+
+    session_id: SessionId
+    attempt: int
+    answers: tuple[MemberAnswer, ...]

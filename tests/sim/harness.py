@@ -27,6 +27,7 @@ from secretstore.sessions.base import (
     Remove,
     Send,
     SessionContext,
+    Wake,
 )
 from secretstore.sessions.core import (
     DEFAULT_MAX_SESSIONS_PER_PEER,
@@ -36,6 +37,8 @@ from secretstore.sessions.core import (
     Notice,
     SlaveFactory,
 )
+from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
+from secretstore.sessions.presign import PresignPool
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
@@ -47,6 +50,14 @@ def allow_all(node: NodeId, requester: Address, key_id: ServerKeyId) -> bool:
     return True
 
 
+#: A node's reading of a claimed contract request: None when it is there, else why not.
+OriginPolicy = Callable[[NodeId, OriginClaim], str | None]
+
+
+def no_contracts(node: NodeId, claim: OriginClaim) -> str | None:
+    return "this node serves no service contracts"
+
+
 @dataclass
 class SimNode:
     key: KeyPair
@@ -54,10 +65,13 @@ class SimNode:
     storage: MemoryKeyStorage
     results: dict[SessionId, Finish | Fail] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    outcomes: list[OriginOutcome] = field(default_factory=list)
     #: the audit entries this node asked for, in order
     records: list[Record] = field(default_factory=list)
     #: the latest Deadline each session asked for
     deadlines: dict[SessionId, float] = field(default_factory=dict)
+    #: the latest Wake each session asked for, until it is fired (`SimNetwork.wake_all`)
+    wakes: dict[SessionId, float] = field(default_factory=dict)
 
     @property
     def node_id(self) -> NodeId:
@@ -114,10 +128,13 @@ class SimNetwork:
         scheduler: Scheduler | None = None,
         max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
         keys: Sequence[KeyPair] = (),
+        origins: OriginPolicy = no_contracts,
         audit: bool = False,
+        presignatures: int = 0,
     ) -> None:
         """`keys`: the nodes' key pairs (n of them); by default n keys drawn from `seed`.
-        `audit`: every node keeps an audit log (signs receipts, emits Records)."""
+        `audit`: every node keeps an audit log (signs receipts, emits Records);
+        `presignatures`: every node keeps an ECDSA presigning pool of this depth per key."""
         rng = SeededRng(seed)
         keys = list(keys) or [KeyPair.generate(rng) for _ in range(n)]
         assert len(keys) == n, f"{len(keys)} keys for {n} nodes"
@@ -126,7 +143,10 @@ class SimNetwork:
         for i, key in enumerate(keys):
             storage = MemoryKeyStorage()
             signer = NodeSigner(key) if audit else None
-            ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids, audit=signer)
+            pool = PresignPool(key.node_id, depth=presignatures) if presignatures else None
+            ctx = SessionContext(
+                key.node_id, SeededRng(seed * 1000 + i), ids, audit=signer, presigns=pool
+            )
             core = NodeCore(
                 ctx, storage, masters, slaves, max_sessions_per_peer=max_sessions_per_peer
             )
@@ -135,7 +155,9 @@ class SimNetwork:
         self.access = access
         self.scheduler = scheduler or Scheduler()
         self.pending: list[Pending] = []
-        self.access_checks: list[tuple[NodeId, CheckAccess]] = []
+        self.access_checks: list[tuple[NodeId, CheckAccess | CheckOrigin]] = []
+        self.origins = origins
+        self.origin_checks: list[tuple[NodeId, CheckOrigin]] = []
         self.down: set[NodeId] = set()
         self.cut_links: set[frozenset[NodeId]] = set()
         self.delivered = 0
@@ -173,6 +195,10 @@ class SimNetwork:
             else:
                 node_id, check = self.access_checks.pop(i - len(self.pending))
                 node = self.nodes[node_id]
+                if isinstance(check, CheckOrigin):
+                    problem = self.origins(node_id, check.claim)
+                    self._apply(node, node.core.on_origin_checked(check.session_id, problem))
+                    continue
                 allowed = self.access(node_id, check.requester, check.key_id)
                 self._apply(node, node.core.on_access_checked(check.session_id, allowed))
         return steps
@@ -192,6 +218,13 @@ class SimNetwork:
         self.pending = [p for p in self.pending if {p.sender, p.to} != {a, b}]
         self._apply(self.nodes[a], self.nodes[a].core.on_node_disconnected(b))
         self._apply(self.nodes[b], self.nodes[b].core.on_node_disconnected(a))
+
+    def wake_all(self) -> None:
+        """The time of every session's pending Wake has come."""
+        for node in self.nodes.values():
+            for sid in list(node.wakes):
+                del node.wakes[sid]
+                self._apply(node, node.core.on_wake(sid))
 
     def time_out_all(self) -> None:
         """Time out every open session at once (their errors are delivered by `run`)."""
@@ -264,8 +297,15 @@ class SimNetwork:
                 node.storage.remove(effect.key_id)
             elif isinstance(effect, Deadline):
                 node.deadlines[effect.session_id] = effect.seconds
+            elif isinstance(effect, Wake):
+                node.wakes[effect.session_id] = effect.seconds
             elif isinstance(effect, CheckAccess):
                 self.access_checks.append((node.node_id, effect))
+            elif isinstance(effect, CheckOrigin):
+                self.origin_checks.append((node.node_id, effect))
+                self.access_checks.append((node.node_id, effect))
+            elif isinstance(effect, OriginOutcome):
+                node.outcomes.append(effect)
             elif isinstance(effect, Finish | Fail):
                 node.results[effect.session_id] = effect
             elif isinstance(effect, Admitted):

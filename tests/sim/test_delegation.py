@@ -4,6 +4,7 @@ access policy of every node in force and relayed signatures checked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -11,25 +12,37 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secretstore.crypto.curve import ONE, G, Scalar
-from secretstore.crypto.keys import recover_public, sign_recoverable
+from secretstore.crypto.document import decrypt_with_shadow_coefficients
+from secretstore.crypto.ecies import ecies_decrypt
+from secretstore.crypto.keys import KeyPair, recover_public, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
-from secretstore.errors import AccessDenied, ProtocolViolation, ServerKeyNotFound
+from secretstore.crypto.shadow import make_common_shadow_point
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    ProtocolViolation,
+    ServerKeyNotFound,
+)
 from secretstore.sessions.base import Fail, Finish, short
+from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.jobs.delegation import ResolvingMaster
+from secretstore.sessions.origin import OriginClaim
 from secretstore.sessions.registry import MASTERS as REGISTRY_MASTERS
 from secretstore.sessions.registry import SLAVES as REGISTRY_SLAVES
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
-from secretstore.types import NodeId, ServerKeyId
+from secretstore.types import Address, BlockRef, Hash256, NodeId, ServerKeyId
 from secretstore.wire.common import SessionError
 from secretstore.wire.delegation import (
     DelegatedDocumentKey,
+    DelegatedPersonal,
     DelegatedRequest,
     DelegatedShadow,
     DelegatedSignature,
 )
+from secretstore.wire.requester import ServiceOrigin
 from tests.sim.admin_world import MESSAGE, REQUESTER, AdminWorld, document_key, key_id, make_world
 from tests.sim.dealer import deal_key
 from tests.sim.rogue import RogueNetwork
@@ -241,8 +254,11 @@ def test_the_origin_names_a_delegate_whose_answer_does_not_verify(lie: str) -> N
 
 @pytest.mark.parametrize("kind", ["schnorr", "shadow"])
 def test_an_origin_that_delegates_one_request_to_two_holders_is_named_by_both(kind: str) -> None:
-    # each holder runs the session as its master and sees the other open it too: neither can
-    # tell whether the origin delegated twice or the other holder lies, so both name both
+    # each holder runs the session as its master; one that sees the other open it too cannot
+    # tell whether the origin delegated twice or the other holder lies, so it names both. A
+    # signing needs all three holders, so both see it; a retrieval's first group is t+1 of
+    # them, so a holder refused by the other may finish with a group of its own: its answer
+    # to the origin is a proven one, as any delegate's
     net = RogueNetwork(4, REGISTRY_MASTERS, REGISTRY_SLAVES, seed=5)
     dealt = deal_key(SeededRng(5), net.order[1:], 1, with_document_key=kind == "shadow")
     for node, share in dealt.shares.items():
@@ -260,9 +276,143 @@ def test_an_origin_that_delegates_one_request_to_two_holders_is_named_by_both(ki
     other = next(node for node in net.order[1:] if node != delegate)
     net.inject(other, delegated)
     net.run()
+    failed = []
     for holder in (delegate, other):
         outcome = net.nodes[holder].results.get(sid)
-        assert isinstance(outcome, Fail), (short(holder), outcome)
-        assert short(origin) in str(outcome.error), outcome.error
-
+        if isinstance(outcome, Fail):
+            assert short(origin) in str(outcome.error), outcome.error
+            failed.append(holder)
+        else:
+            assert kind == "shadow", (short(holder), outcome)
+            [answer] = [m for s, _, m in net.sent if s == holder and isinstance(m, DelegatedShadow)]
+            assert answer.proofs is not None
+    assert len(failed) == (2 if kind == "schnorr" else 1)
     assert net.open_sessions() == 0
+
+
+def test_a_slow_first_group_is_left_through_the_resolving_master() -> None:
+    """The master's session in the table is the ResolvingMaster: the Wake of its retrieval
+    reaches the inner session, which asks the holders it had not asked."""
+    w = world(3, 3, holders=[0, 1, 2, 3, 4])
+    master = w.ids[0]
+    sid = w._start(master, RetrieveDocumentKey(KEY, signature(), True))
+    session = w.net.nodes[master].core.session(sid)
+    assert isinstance(session, ResolvingMaster)
+    asked = {p.to for p in w.net.pending}
+    silent = sorted(asked)[0]
+    w.net.pending = [p for p in w.net.pending if p.to != silent]
+    w.net.access_checks = [c for c in w.net.access_checks if c[0] != silent]
+    before = len(w.net.sent)
+    assert w.net.nodes[master].wakes
+    w.net.wake_all()
+    newly = {to for sender, to, _ in w.net.sent[before:] if sender == master}
+    assert newly and not newly & asked  # the holders not asked before
+
+
+# --- a service contract's broadcast retrieval on a node without the key ----------------------
+
+CONTRACT = Address(b"\xcc" * 20)
+BLOCK = BlockRef(77, Hash256(b"\x77" * 32))
+
+
+def pending(requester: bytes | None) -> Callable[[NodeId, OriginClaim], str | None]:
+    """What every node reads from the contract: a shadow retrieval of KEY for `requester`."""
+
+    def check(node: NodeId, claim: OriginClaim) -> str | None:
+        origin = claim.origin
+        if (origin.contract, origin.block, claim.key_id) != (CONTRACT, BLOCK, KEY):
+            return "not pending there"
+        return None if origin.requester == requester else "another request is pending there"
+
+    return check
+
+
+def personal() -> RetrieveDocumentKey:
+    origin = ServiceOrigin(CONTRACT, BLOCK, REQUESTER.node_id)
+    return RetrieveDocumentKey(KEY, b"", shadow=True, origin=origin)
+
+
+@given(seed=seeds, schedule=seeds, t=st.integers(0, 2))
+def test_a_range_owner_without_the_key_has_a_holder_serve_the_broadcast_retrieval(
+    seed: int, schedule: int, t: int
+) -> None:
+    w = make_world(
+        5, seed=seed, schedule=schedule, holders=[0, 1, 2, 3], threshold=t, keys=1, audit=True
+    )
+    w.net.origins = pending(REQUESTER.node_id)
+    newcomer = w.ids[4]
+    sid = w._start(newcomer, personal())
+    w.net.run()
+    assert w.sessions_left() == 0
+    served = value(w.net.nodes[newcomer].results[sid])
+    assert isinstance(served, ServedByMembers)
+    members = served.participants
+    assert len(members) == t + 1 and served.delegate in members
+    assert set(members) <= set(w.ids[:4])
+    assert w.net.nodes[newcomer].outcomes == []  # it holds nothing and publishes nothing
+    assert any(node == served.delegate for node, _ in w.net.origin_checks)  # read it itself
+    parts = {}
+    for node in members:
+        [outcome] = [o for o in w.net.nodes[node].outcomes if o.result is not None]
+        assert isinstance(outcome.result, PersonalShare)
+        assert outcome.result.participants == members
+        parts[node] = outcome.result
+        # every member logged its release to the requester the contract names, before it
+        # answered; the delegate (the master) logged the whole release with the receipts
+        [entry] = [r for r in w.net.nodes[node].records if r.session_id == sid]
+        assert entry.facts.requester == REQUESTER.address
+        assert entry.facts.participants == members
+        assert (entry.receipts is not None) == (node == served.delegate)
+    assert [r for r in w.net.nodes[newcomer].records if r.session_id == sid] == []
+    secrets = {part.decrypted_secret for part in parts.values()}
+    assert len(secrets) == 1
+    # what the requester does with the t+1 events: the document key
+    dealt = w.keys[KEY]
+    common = make_common_shadow_point(t, dealt.shares[w.ids[0]].common_point)
+    coefficients = [
+        Scalar.from_bytes(ecies_decrypt(REQUESTER.secret, part.decrypt_shadow))
+        for part in parts.values()
+    ]
+    recovered = decrypt_with_shadow_coefficients(secrets.pop(), common, coefficients)
+    assert recovered == dealt.document_key
+
+
+def test_a_delegate_that_cannot_find_the_request_serves_nothing() -> None:
+    w = world(11, 12, holders=[0, 1, 2])
+    w.net.origins = pending(KeyPair.generate(SeededRng(b"someone else")).node_id)
+    outcome = ask(w, w.ids[4], personal())
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ConsensusUnreachable)
+    assert "cannot confirm the request on the contract" in str(outcome.error)
+    assert all(node.outcomes == [] for node in w.net.nodes.values())
+
+
+def test_a_delegated_service_retrieval_without_its_origin_is_refused() -> None:
+    w = world(13, 14, holders=[0, 1, 2])
+    w.net.origins = pending(REQUESTER.node_id)
+
+    def strip(sender: NodeId, to: NodeId, message: object) -> object:
+        if isinstance(message, DelegatedRequest):
+            return replace(message, origin=None)
+        return message
+
+    w.net.tamper = strip
+    outcome = ask(w, w.ids[4], personal())
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
+    assert "without its origin" in str(outcome.error)
+    assert all(node.outcomes == [] for node in w.net.nodes.values())
+
+
+def test_a_delegate_that_misnames_the_members_is_caught() -> None:
+    w = world(15, 16, holders=[0, 1, 2])
+    w.net.origins = pending(REQUESTER.node_id)
+    outsider = w.ids[3]
+
+    def misname(sender: NodeId, to: NodeId, message: object) -> object:
+        if isinstance(message, DelegatedPersonal):
+            return replace(message, participants=tuple(sorted({outsider, *message.participants})))
+        return message
+
+    w.net.tamper = misname
+    outcome = ask(w, w.ids[4], personal())
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
+    assert "cannot be its group" in str(outcome.error)

@@ -12,7 +12,17 @@ from secretstore.crypto.ecdsa import signers_needed
 from secretstore.crypto.schnorr import SchnorrSignature
 from secretstore.errors import ConsensusUnreachable, ProtocolViolation, SecretStoreError
 from secretstore.sessions import decryption, signing_ecdsa, signing_schnorr
-from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
+from secretstore.sessions.base import (
+    Effect,
+    Fail,
+    Finish,
+    Notice,
+    Send,
+    Session,
+    SessionContext,
+    short,
+)
+from secretstore.sessions.broadcast import PersonalShare
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.signing_ecdsa import SignEcdsa
@@ -22,6 +32,7 @@ from secretstore.types import NodeId
 from secretstore.wire.common import SessionError
 from secretstore.wire.delegation import (
     DelegatedDocumentKey,
+    DelegatedPersonal,
     DelegatedRequest,
     DelegatedShadow,
     DelegatedSignature,
@@ -53,6 +64,8 @@ SERVED: dict[type, Served] = {
 
 def kind_of_request(request: ServedRequest) -> DelegationKind:
     if isinstance(request, RetrieveDocumentKey):
+        if request.origin is not None:
+            return DelegationKind.DOCUMENT_KEY_PERSONAL
         return DelegationKind.DOCUMENT_KEY_SHADOW if request.shadow else DelegationKind.DOCUMENT_KEY
     if isinstance(request, SignSchnorr):
         return DelegationKind.SCHNORR
@@ -62,6 +75,16 @@ def kind_of_request(request: ServedRequest) -> DelegationKind:
 def request_of(message: DelegatedRequest) -> ServedRequest:
     """The request a delegate serves, pinned to the delegated version."""
     kind = message.kind
+    if kind is DelegationKind.DOCUMENT_KEY_PERSONAL:
+        if message.origin is None or message.requester_signature:
+            raise ProtocolViolation(
+                "origin", "delegated a service contract's retrieval without its origin"
+            )
+        return RetrieveDocumentKey(
+            message.key_id, b"", True, message.version, origin=message.origin
+        )
+    if message.origin is not None:
+        raise ProtocolViolation("origin", f"delegated a {kind.name} request with an origin")
     if kind in (DelegationKind.DOCUMENT_KEY, DelegationKind.DOCUMENT_KEY_SHADOW):
         shadow = kind is DelegationKind.DOCUMENT_KEY_SHADOW
         return RetrieveDocumentKey(
@@ -81,10 +104,12 @@ def request_of(message: DelegatedRequest) -> ServedRequest:
 
 class DelegateSession(Session):
     """A holder serving a request another node delegated: the inner master session runs
-    here (this node is its master); its result goes to the origin. Another holder that
-    opens the same session as its master (the inner session's first message, which only a
-    master sends) ends it naming that holder and the origin: the origin delegated the
-    request twice, or the holder lies, and this node cannot tell which."""
+    here (this node is its master); its result goes to the origin. A service contract's
+    retrieval ends here with this node's PersonalShare (this node publishes it, as every
+    member does); the origin is only told who the members are. Another holder that opens
+    the same session as its master (the inner session's first message, which only a master
+    sends) ends it naming that holder and the origin: the origin delegated the request twice,
+    or the holder lies, and this node cannot tell which."""
 
     def __init__(
         self, ctx: SessionContext, origin: NodeId, message: DelegatedRequest, inner: Session
@@ -98,7 +123,9 @@ class DelegateSession(Session):
 
     @property
     def participants(self) -> frozenset[NodeId]:
-        return self.inner.participants | {self.origin}
+        # every holder the origin named: one the inner session has not asked (yet) may still
+        # open the same session as its master, which is how a double delegation shows
+        return self.inner.participants | {self.origin} | set(self.message.holders)
 
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
         if self.finished:
@@ -116,6 +143,8 @@ class DelegateSession(Session):
                     f"to both of us, or {short(sender)} lies",
                 )
             )
+        if sender not in self.inner.participants:
+            return [Notice(f"node {short(sender)} is not in session {self.session_id[:4].hex()}")]
         return self.relay(self.inner.on_message(sender, message))
 
     def on_access_checked(self, allowed: bool) -> list[Effect]:
@@ -169,7 +198,8 @@ class DelegateSession(Session):
         for effect in effects:
             if isinstance(effect, Finish) and effect.session_id == self.session_id:
                 out.append(Send(self.origin, self._result_message(effect.result)))
-                return out + self.finish()
+                mine = effect.result if isinstance(effect.result, PersonalShare) else None
+                return out + self.finish(mine)
             if isinstance(effect, Fail) and effect.session_id == self.session_id:
                 return out + self.fail(effect.error)
             if isinstance(effect, Send) and self._opening is None:
@@ -179,6 +209,8 @@ class DelegateSession(Session):
 
     def _result_message(self, result: object) -> object:
         sid = self.session_id
+        if isinstance(result, PersonalShare):
+            return DelegatedPersonal(sid, result.participants)
         if isinstance(result, ShadowResult):
             return DelegatedShadow(
                 sid,

@@ -175,10 +175,18 @@ class ByzantineNetwork(RogueNetwork):
         seed: int,
         rogue: int,
         access: AccessPolicy = allow_all,
+        presignatures: int = 0,
     ) -> None:
         #: (node, the initialising message) of every slave session opened, in order
         self.inits: list[tuple[NodeId, object]] = []
-        super().__init__(n, masters, self.recording(slaves), seed=seed, access=access)
+        super().__init__(
+            n,
+            masters,
+            self.recording(slaves),
+            seed=seed,
+            access=access,
+            presignatures=presignatures,
+        )
         self.rogue_index = rogue
         self.plan: FaultPlan | None = None
         #: what the rogue's sessions sent, before any fault: (receiver, message)

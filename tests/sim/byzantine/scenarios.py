@@ -37,12 +37,13 @@ from secretstore.crypto.bound import (
     signing_payload,
     store_payload,
 )
-from secretstore.crypto.curve import Point
-from secretstore.crypto.document import encrypt_secret
-from secretstore.crypto.ecies import ecies_encrypt
+from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.document import decrypt_with_shadow_coefficients, encrypt_secret
+from secretstore.crypto.ecies import ecies_decrypt, ecies_encrypt
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng, random_scalar
 from secretstore.crypto.schnorr import SchnorrSignature
+from secretstore.crypto.shadow import make_common_shadow_point
 from secretstore.crypto.shadow_proofs import share_public
 from secretstore.crypto.shamir import reconstruct_secret
 from secretstore.errors import ShadowVerificationError
@@ -50,26 +51,44 @@ from secretstore.sessions.admin.authority import ConfiguredAdmin
 from secretstore.sessions.admin.factories import admin_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
 from secretstore.sessions.base import Fail, Finish, Send, short
+from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.key_version import NegotiatedVersion, NegotiateKeyVersion
+from secretstore.sessions.origin import OriginClaim
+from secretstore.sessions.presign import Presignature
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.sessions.retrieval import RetrieveServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
+from secretstore.sessions.signing_presign import Presign
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import (
+    Address,
+    BlockRef,
+    Hash256,
+    MessageHash,
+    NodeId,
+    ServerKeyId,
+    SessionId,
+)
 from secretstore.wire.admin import KeyChangeFault, KeyMoved, KeySubshare
-from secretstore.wire.decryption import DecryptionJobRequest, DecryptionJobResponse
+from secretstore.wire.decryption import (
+    DecryptionJobRequest,
+    DecryptionJobResponse,
+    DecryptionJobResults,
+    DecryptionRequest,
+)
 from secretstore.wire.delegation import DelegatedDocumentKey, DelegatedRequest, DelegatedSignature
 from secretstore.wire.negotiation import CommonKeyData
-from secretstore.wire.requester import RequesterProof
+from secretstore.wire.requester import RequesterProof, ServiceOrigin
 from secretstore.wire.signing import (
     EcdsaSignatureShare,
     EcdsaSigningRequest,
+    PresignRequest,
     SchnorrSignatureShare,
     SchnorrSigningRequest,
     SigningFault,
@@ -172,6 +191,8 @@ class Kind(ABC):
     #: the earlier session runs in every case (not only replays): the session changes the
     #: keys, so the target session runs on what the earlier one left
     earlier_always = False
+    #: every node keeps an ECDSA presigning pool of this depth per key (0: none)
+    presignatures = 0
 
     def configure(self, world: World) -> None:
         """Install what the nodes need beyond the client sessions (default: nothing)."""
@@ -191,9 +212,13 @@ class Kind(ABC):
         if world.rogue_is_master or self.group_message is None:
             return True
         return any(
-            sender == world.master and to == world.rogue and isinstance(m, self.group_message)
+            sender == world.master and to == world.rogue and self.selects(m)
             for sender, to, m in world.net.sent
         )
+
+    def selects(self, message: object) -> bool:
+        """Whether `message` from the master puts its receiver in the group."""
+        return self.group_message is not None and isinstance(message, self.group_message)
 
     def prepare(self, world: World) -> None:
         """Put the key material in place (default: a dealt key with a document key)."""
@@ -385,6 +410,7 @@ class RetrievalKind(Kind):
 
 
 class DecryptionKind(Kind):
+    #: the first group's job comes with the access request; a later group's alone
     group_message = DecryptionJobRequest
     request_type = RetrieveDocumentKey
     shadow_policy = True
@@ -402,6 +428,11 @@ class DecryptionKind(Kind):
         self.commitments = commitments
         name = "shadow-decryption" if shadow else "decryption"
         self.name = name if commitments else f"{name}-without-commitments"
+
+    def selects(self, message: object) -> bool:
+        if isinstance(message, DecryptionRequest):
+            return message.job is not None
+        return isinstance(message, DecryptionJobRequest)
 
     def prepare(self, world: World) -> None:
         deal(world, KEY, world.scenario.t, with_document_key=True, commitments=self.commitments)
@@ -438,6 +469,173 @@ class DecryptionKind(Kind):
             assert message.decrypt_shadow is not None, (
                 f"honest node {short(sender)} answered a plain job, against its policy"
             )
+
+
+class AskingAgainKind(DecryptionKind):
+    """A shadow retrieval on 4 nodes whose first group is refused: honest node 1's own policy
+    refuses the requester, so when the master picked it for the first group (the seed is
+    chosen for it), the master asks the holders it had not asked (DecryptionRequest without a
+    job, ConsensusResponse) and sends the second group its job alone (DecryptionJobRequest).
+    The rogue member is one of that second group."""
+
+    def __init__(self) -> None:
+        super().__init__(shadow=True)
+        self.name = "shadow-decryption-asking-again"
+
+    def configure(self, world: World) -> None:
+        refusing = world.net.order[1]
+
+        def access(node: NodeId, requester: Address, key_id: ServerKeyId) -> bool:
+            return node != refusing and requester_only(node, requester, key_id)
+
+        world.net.access = access
+
+    #: the earlier session asks again too, of the same nodes (its job is the replays' source)
+    selects_in_earlier = True
+
+    def selects_rogue(self, world: World, sid: SessionId) -> bool:
+        def second_group(session: SessionId | None) -> set[NodeId]:
+            return {
+                to
+                for sender, to, m in world.net.sent
+                if sender == world.master
+                and isinstance(m, DecryptionJobRequest)
+                and m.session_id == session
+            }
+
+        target = second_group(sid)
+        if target != second_group(world.earlier_sid):
+            return False
+        return bool(target) if world.rogue_is_master else world.rogue in target
+
+
+CONTRACT = Address(b"\xcc" * 20)
+BLOCK = BlockRef(77, Hash256(b"\x77" * 32))
+EARLIER_BLOCK = BlockRef(76, Hash256(b"\x76" * 32))
+
+
+def service_requests(node: NodeId, claim: OriginClaim) -> str | None:
+    """What every node reads from the service contract: the requester's shadow retrievals of
+    KEY at BLOCK (the target) and EARLIER_BLOCK (the earlier session), nothing else."""
+    origin = claim.origin
+    if origin.contract != CONTRACT or origin.block not in (BLOCK, EARLIER_BLOCK):
+        return "not pending there"
+    if claim.key_id != KEY or origin.requester != REQUESTER.node_id:
+        return "another request is pending there"
+    return None
+
+
+class BroadcastKind(DecryptionKind):
+    """A service contract's shadow retrieval (broadcast): the master passes every member's
+    answer on (DecryptionJobResults) and each member checks every proof itself, then ends with
+    its own part (PersonalShare: the participants, the decrypted secret D and its own decrypt
+    shadow), which it would publish on the contract. Ground truth: every honest node's part is
+    one the requester combines, with the decrypt shadows the proofs bind, into the stored
+    document key; honest nodes that end with a part agree on the participants and D."""
+
+    def __init__(self) -> None:
+        super().__init__(shadow=True)
+        self.name = "broadcast-shadow-decryption"
+
+    def configure(self, world: World) -> None:
+        world.net.origins = service_requests
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        origin = ServiceOrigin(CONTRACT, EARLIER_BLOCK if earlier else BLOCK, REQUESTER.node_id)
+        return RetrieveDocumentKey(KEY, b"", shadow=True, origin=origin)
+
+    def check_result(self, world: World, value: object) -> None:
+        assert isinstance(value, PersonalShare), f"the master's result: {value!r}"
+        check_parts(world, world.net.target_sid)
+
+    def check_released(self, world: World, sid: SessionId) -> None:
+        super().check_released(world, sid)
+        check_parts(world, sid)
+
+
+def parts_of(world: World, sid: SessionId | None) -> dict[NodeId, PersonalShare]:
+    """The part every honest node ended session `sid` with (its OriginOutcome's)."""
+    out = {}
+    for node in world.honest:
+        for outcome in world.net.nodes[node].outcomes:
+            if outcome.session_id == sid and isinstance(outcome.result, PersonalShare):
+                out[node] = outcome.result
+    return out
+
+
+def check_parts(world: World, sid: SessionId | None) -> None:
+    """Every honest node's part of the broadcast retrieval `sid` gives the document key: its
+    decrypted secret, with the decrypt shadows of the results it sent or checked (each
+    member's sealed for the requester, its own from its part), opens to the stored key."""
+    parts = parts_of(world, sid)
+    dealt = world.keys[KEY]
+    common = make_common_shadow_point(
+        dealt.threshold, next(iter(dealt.shares.values())).common_point
+    )
+    for node, part in parts.items():
+        results = [
+            m
+            for sender, to, m in world.net.sent
+            if isinstance(m, DecryptionJobResults)
+            and m.session_id == sid
+            and (to == node or sender == node)
+        ]
+        assert results, f"honest node {short(node)} ended with a part without the results"
+        answers = {a.node: a for a in results[-1].answers}
+        assert tuple(answers) == part.participants, f"{short(node)}'s part names other members"
+        sealed = [
+            part.decrypt_shadow if member == node else answers[member].sealed_shadow
+            for member in part.participants
+        ]
+        assert all(item is not None for item in sealed)
+        coefficients = [
+            Scalar.from_bytes(ecies_decrypt(REQUESTER.secret, item))  # type: ignore[arg-type]
+            for item in sealed
+        ]
+        key = decrypt_with_shadow_coefficients(part.decrypted_secret, common, coefficients)
+        assert key == dealt.document_key, f"honest node {short(node)}'s part gives a wrong key"
+    agreed = {(part.participants, part.decrypted_secret) for part in parts.values()}
+    assert len(agreed) <= 1, "honest nodes ended with parts of different retrievals"
+
+
+class PresignKind(Kind):
+    """ECDSA presigning on 3 nodes (t = 1: the group is every node). Ground truth: the honest
+    master's presignature, alone in its pool, serves a signing of HASH at once (its group
+    answers with signature shares, no nonce generation runs) and the signature verifies."""
+
+    name = "presign"
+    request_type = Presign
+    group_message = PresignRequest
+    presignatures = 4
+
+    def prepare(self, world: World) -> None:
+        deal(world, KEY, world.scenario.t, with_document_key=False)
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        return Presign(KEY)
+
+    def check_result(self, world: World, value: object) -> None:
+        assert isinstance(value, Presignature) and value.inversed_nonce_coeff is not None
+        net = world.net
+        pool = net.nodes[world.master].core.ctx.presigns
+        assert pool is not None
+        pool.forget(KEY)
+        pool.put(value)
+        signature = sign_recoverable(REQUESTER.secret, KEY)
+        sid = net.start_session(world.scenario.master, SignEcdsa(KEY, signature, HASH))
+        net.run()
+        net.expire()
+        outcome = net.nodes[world.master].results.get(sid)
+        assert isinstance(outcome, Finish), f"a signing with the presignature: {outcome}"
+        public = world.keys[KEY].public.to_bytes()
+        assert isinstance(outcome.result, bytes) and ecdsa_recovers(public, outcome.result, HASH)
+        used = [
+            m for _, _, m in net.sent if isinstance(m, EcdsaSigningRequest) and m.session_id == sid
+        ]
+        assert used and all(m.presigned is not None for m in used), "the presignature was not used"
+        assert not any(
+            isinstance(m, SigningNonceRequest) and m.session_id == sid for _, _, m in net.sent
+        ), "the signing ran nonce generations: the presignature did not serve"
 
 
 class SigningKind(Kind):
@@ -539,7 +737,23 @@ class DelegatedKind(Kind):
         }
         return {sid, world.earlier_sid} <= delegated
 
+    def configure(self, world: World) -> None:
+        self.inner.configure(world)
+
     def check_result(self, world: World, value: object) -> None:
+        if isinstance(self.inner, BroadcastKind):
+            # the origin holds no share and publishes nothing: it is told who the members are
+            # (the delegate's word, checked to be a group of the holders with the delegate in
+            # it, and only logged: the members publish their parts themselves, which is what
+            # is judged here; a rogue delegate can name another such group, e.g. the earlier
+            # session's, and the origin cannot tell)
+            assert isinstance(value, ServedByMembers), f"the origin's result: {value!r}"
+            holders = set(world.keys[KEY].shares)
+            assert value.delegate in value.participants and set(value.participants) <= holders
+            assert len(value.participants) == world.keys[KEY].threshold + 1
+            assert world.master not in parts_of(world, world.net.target_sid)
+            check_parts(world, world.net.target_sid)
+            return
         self.inner.check_result(world, value)
 
     def check_released(self, world: World, sid: SessionId) -> None:
@@ -755,6 +969,10 @@ KINDS: Mapping[str, Kind] = {
         DelegatedKind(DecryptionKind(shadow=True)),
         DelegatedKind(SigningKind("schnorr")),
         DelegatedKind(SigningKind("ecdsa")),
+        AskingAgainKind(),
+        BroadcastKind(),
+        DelegatedKind(BroadcastKind()),
+        PresignKind(),
         NodeSetChangeKind(),
         ReplacingChangeKind(),
     )
@@ -805,7 +1023,15 @@ class Scenario:
 
 def _build(scenario: Scenario, seed: int, rogue: int, *, earlier: bool = True) -> World:
     kind = scenario.kind
-    net = ByzantineNetwork(scenario.n, MASTERS, SLAVES, seed=seed, rogue=rogue, access=kind.access)
+    net = ByzantineNetwork(
+        scenario.n,
+        MASTERS,
+        SLAVES,
+        seed=seed,
+        rogue=rogue,
+        access=kind.access,
+        presignatures=kind.presignatures,
+    )
     world = World(scenario, net)
     if scenario.provocation:
         net.provoke = PROVOCATIONS[scenario.provocation]
