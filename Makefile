@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 NODES   ?= 3
 THRESHOLD ?= 1
 
-.PHONY: install devtools contracts check test cluster chain-cluster bench bench-quick lint typecheck clean
+.PHONY: install devtools contracts check test byzantine cluster chain-cluster bench bench-quick lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,11 +38,15 @@ typecheck: $(STAMP)
 
 # The quick loop: lint, types, import rules and the fast tests (under a minute).
 check: lint typecheck
-	$(BIN)/pytest -q -m "not e2e and not slow and not chain" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not e2e and not slow and not chain and not sweep" -p no:cacheprovider
 
-# The whole suite, as CI runs it.
+# The whole suite, as CI runs it (the Byzantine suite's quick tier included, not its sweep).
 test: lint typecheck $(NPM_STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -m "not sweep" -p no:cacheprovider
+
+# The Byzantine suite's whole sweep (tests/sim/byzantine, tens of thousands of cases: long).
+byzantine: $(STAMP)
+	$(BIN)/pytest -q -m sweep -p no:cacheprovider tests/sim/byzantine
 
 # A local cluster of $(NODES) nodes on embedded defaults (no chain, acl_contract = "none").
 cluster: $(STAMP)

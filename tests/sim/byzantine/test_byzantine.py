@@ -4,8 +4,9 @@ Each case is one fault (tests/sim/byzantine/mutate.py) in one message the rogue 
 scenario (tests/sim/byzantine/scenarios.py), judged by the oracle (cases.judge). Test ids say
 `scenario|message|receiver|fault kind:field:fault`. The quick tier runs in `make check`; the
 sweep (more shapes, the remaining refusal kinds and undecodable forms, field faults of every
-message of each kind to every receiver at once) is marked slow. `python -m
-tests.sim.byzantine` prints the count of cases by session, role and fault kind.
+message of each kind to every receiver at once) is marked `sweep` and runs apart, in `make
+byzantine` (neither `make test` nor `make check` runs it). `python -m tests.sim.byzantine`
+prints the count of cases by session, role and fault kind.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def test_one_dishonest_node(case: Case) -> None:
     run_case(case)
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 @pytest.mark.parametrize("case", params(SWEEP))
 def test_one_dishonest_node_sweep(case: Case) -> None:
     run_case(case)
