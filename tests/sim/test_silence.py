@@ -17,7 +17,10 @@ from secretstore.sessions.registry import SLAVES as ALL_SLAVES
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.types import MessageHash, NodeId, SessionId
 from secretstore.wire.common import SessionError
-from secretstore.wire.decryption import DecryptionJobRequest, DecryptionJobResponse
+from secretstore.wire.decryption import (
+    DecryptionJobResponse,
+    DecryptionRequest,
+)
 from secretstore.wire.generation import ConfirmGenerationInitialization, GenerationDkg
 from secretstore.wire.negotiation import KeyVersions
 from secretstore.wire.signing import SigningNonceMessage, SigningNonceRequest
@@ -161,14 +164,17 @@ def retrieval() -> RetrieveDocumentKey:
 
 
 def test_a_job_member_silent_with_its_answer_is_named_when_no_other_version_can_serve() -> None:
-    # 3 nodes, t = 1: the master's group is itself and one member, which never answers its
-    # job; the master asks every node for its versions, finds only the one that failed, and
-    # its error still names the member that was silent
-    probe, _ = holders_network(3, 1, range(3), rogue=0)
+    # 3 nodes, t = 1, the key on two of them: the master's group is itself and the other
+    # holder, which never answers its job (no holder is left to ask instead); the master asks
+    # every node for its versions, finds only the one that failed, and its error still names
+    # the member that was silent
+    probe, _ = holders_network(3, 1, range(2), rogue=0)
     probe.start(0, retrieval())
     probe.run()
-    (member,) = {to for _, to, m in probe.sent if isinstance(m, DecryptionJobRequest)}
-    net, _ = holders_network(3, 1, range(3), rogue=probe.order.index(member))
+    (member,) = {  # the job comes with the access request to the first group
+        to for _, to, m in probe.sent if isinstance(m, DecryptionRequest) and m.job is not None
+    }
+    net, _ = holders_network(3, 1, range(2), rogue=probe.order.index(member))
     net.tamper = dropping(member, DecryptionJobResponse)
     sid = net.start(0, retrieval())
     net.run()

@@ -126,6 +126,8 @@ class FaultPlan:
             and self.target.receiver in (None, to)
             and (self.target.every or self.applied == 0)
         )
+        if hit and self.fault.path and not _has_path(message, self.fault.path):
+            hit = False  # e.g. a field of an optional part this message of the kind lacks
         if not hit:
             self.sent.append(message)
             return [message]
@@ -154,6 +156,10 @@ class FaultPlan:
         """The earlier session's message of the target's label, to the same receiver if it
         had one, else to anyone."""
         return replay_source(self.earlier, self.target.label, to)
+
+
+def _has_path(message: object, path: mutate.Path) -> bool:
+    return any(node_path == path for node_path, _, _ in mutate.walk(message, type(message)))
 
 
 def replay_source(earlier: Sequence[tuple[NodeId, object]], name: str, to: NodeId) -> object | None:
