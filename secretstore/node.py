@@ -18,13 +18,14 @@ from aiohttp import web
 from secretstore.cluster.access import AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.config.loader import unsupported_options
-from secretstore.config.model import NodeConfig, SecretStoreConfig
+from secretstore.config.model import Deadlines, NodeConfig, SecretStoreConfig
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError
 from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
+from secretstore.http.guard import GuardLimits
 from secretstore.keyserver import KeyServer
 from secretstore.logs import short_node
 from secretstore.mesh.admission import AdmissionLimits
@@ -59,11 +60,15 @@ def check_supported(config: NodeConfig) -> None:
     )
 
 
-def mesh_timings(keep_alive_interval: float) -> MeshTimings:
-    """The mesh's keep-alive settings from the config's `keep_alive_interval`."""
+def mesh_timings(keep_alive_interval: float, deadlines: Deadlines | None = None) -> MeshTimings:
+    """The mesh's keep-alive and deadline settings from the config's `keep_alive_interval`,
+    `peer_timeout` and `handshake_timeout`."""
+    chosen = deadlines or Deadlines()
     return MeshTimings(
+        handshake_timeout=chosen.handshake_timeout,
         ping_interval=keep_alive_interval,
         dead_after=keep_alive_interval * DEAD_AFTER_INTERVALS,
+        response_timeout=chosen.peer_timeout,
     )
 
 
@@ -200,7 +205,8 @@ class Node:
                 (store.interface, store.port),
                 nodes,
                 rng=self._rng,
-                timings=mesh_timings(store.keep_alive_interval),
+                timings=mesh_timings(store.keep_alive_interval, store.deadlines),
+                dial_all=True,
                 admission=AdmissionLimits(
                     max_pending=limits.max_pending_handshakes,
                     max_pending_per_address=limits.max_pending_handshakes_per_address,
@@ -208,7 +214,12 @@ class Node:
                 ),
             )
             self._driver = ClusterDriver(
-                core, self._transport, self._storage, AllowAll(), store.session_timeout
+                core,
+                self._transport,
+                self._storage,
+                AllowAll(),
+                store.session_timeout,
+                response_timeout=store.deadlines.peer_timeout,
             )
             self._watch = _MeshWatch(self._driver, self._transport, len(nodes) - 1)
             self._transport.set_handler(self._watch)
@@ -226,6 +237,9 @@ class Node:
                     store.http_port,
                     store.http_cors,
                     extra_routes=[web.get(HEALTH_PATH, self._health_route)],
+                    limits=GuardLimits(
+                        store.deadlines.http_read_timeout, store.deadlines.http_max_requests
+                    ),
                 )
         except BaseException:
             await self.stop()

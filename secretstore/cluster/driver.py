@@ -2,6 +2,8 @@
 
 Effects of one event are carried out in order; a Persist is written (synced) before any later
 effect of the same event, so nothing is sent that depends on a write that could still be lost.
+A peer that sessions wait on and that goes silent or cannot be reached is lost for them within
+the response deadline (cluster/liveness.py); the session timeout is only the backstop.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from secretstore.cluster.access import AccessPolicy
-from secretstore.errors import MalformedMessage, SecretStoreError, SessionTimeout
+from secretstore.cluster.liveness import DEFAULT_RESPONSE_TIMEOUT, PeerLiveness
+from secretstore.errors import MalformedMessage, SecretStoreError, SessionTimeout, describe
 from secretstore.mesh.port import Transport
 from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send
 from secretstore.sessions.core import Admitted, CoreEffect, NodeCore, Notice
@@ -36,6 +39,8 @@ class ClusterDriver:
         storage: KeyStorage,
         access: AccessPolicy,
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        *,
+        response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
     ) -> None:
         self.core = core
         self.transport = transport
@@ -46,6 +51,9 @@ class ClusterDriver:
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._short_self = core.ctx.self_id[:4].hex()
+        self.liveness = PeerLiveness(
+            transport, core.peers_in_sessions, self._on_node_lost, response_timeout
+        )
 
     # --- the API the key server calls --------------------------------------------------------
     async def request(self, request: Any) -> Any:
@@ -72,9 +80,15 @@ class ClusterDriver:
 
     def on_connected(self, node: NodeId) -> None:
         log.debug("node %s connected", node[:4].hex())
+        self.liveness.on_connected(node)
 
     def on_disconnected(self, node: NodeId) -> None:
-        self._apply(self.core.on_node_disconnected(node))
+        reason = self.transport.close_reason(node) or "disconnected"
+        self._apply(self.core.on_node_disconnected(node, reason))
+
+    def _on_node_lost(self, sid: SessionId, node: NodeId, why: str) -> None:
+        """One session's message could not reach `node` in time (liveness rule 2)."""
+        self._apply(self.core.on_node_unreachable(sid, node, why))
 
     # --- effects ------------------------------------------------------------------------------
     def _apply(self, effects: Iterable[CoreEffect]) -> None:
@@ -100,6 +114,7 @@ class ClusterDriver:
                 self._start_clock(effect.session_id)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
+        self.liveness.sessions_changed()
 
     def _persist(self, effect: Persist) -> None:
         if effect.create:
@@ -133,9 +148,15 @@ class ClusterDriver:
         return False
 
     def _send(self, effect: Send) -> None:
-        if not self.transport.send(effect.to, codec.encode(effect.message)):
-            # Not connected: the disconnect event tells the sessions; nothing else to do here.
-            log.debug("node %s unreachable; message dropped", effect.to[:4].hex())
+        payload = codec.encode(effect.message)
+        if self.transport.send(effect.to, payload):
+            return
+        if effect.to in self.core.ctx.cluster_nodes:
+            # Not connected (yet): held until the link comes up or the deadline passes.
+            sid: SessionId = getattr(effect.message, "session_id", SessionId(b""))
+            self.liveness.hold(effect.to, sid, payload)
+        else:
+            log.debug("node %s is not in the node set; message dropped", effect.to[:4].hex())
 
     async def _check_access(self, effect: CheckAccess) -> None:
         try:
@@ -154,7 +175,7 @@ class ClusterDriver:
         future = self._results.get(sid)
         if future is None or future.done():
             if error is not None:
-                log.info("session %s failed: %s", sid[:4].hex(), error)
+                log.info("session %s failed: %s", sid[:4].hex(), describe(error))
             return
         if error is not None:
             future.set_exception(error)
@@ -178,6 +199,7 @@ class ClusterDriver:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self.liveness.close()
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

@@ -13,6 +13,7 @@ from secretstore.config.model import (
     DEFAULT_PATH,
     DEFAULT_PORT,
     DEFAULT_SESSION_TIMEOUT,
+    Deadlines,
     NodeAddress,
     NodeConfig,
     ResourceLimits,
@@ -68,6 +69,7 @@ OUR_SECRETSTORE_KEYS: Final = (
     "max_sessions_per_peer", "max_pending_handshakes", "max_pending_handshakes_per_address",
     "reserved_handshakes_for_nodes",
     "require_bound_requests",
+    "peer_timeout", "handshake_timeout", "http_read_timeout", "http_max_requests",
 )  # fmt: skip
 KNOWN_SECRETSTORE_KEYS: Final = frozenset(PARITY_SECRETSTORE_KEYS + OUR_SECRETSTORE_KEYS)
 #: The options that need an Ethereum chain: (key, Parity's default when absent).
@@ -165,6 +167,7 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         log_level=parse_log_level(store),
         limits=_limits(store),
         require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
+        deadlines=_deadlines(store),
     )
     return NodeConfig(
         secretstore=secretstore,
@@ -219,6 +222,22 @@ def _limits(store: dict[str, Any]) -> ResourceLimits:
             min(default.reserved_handshakes_for_nodes, total // 2),
             0,
             total,
+        ),
+    )
+
+
+def _deadlines(store: dict[str, Any]) -> Deadlines:
+    default = Deadlines()
+    return Deadlines(
+        peer_timeout=get_seconds(store, "secretstore.peer_timeout", default.peer_timeout),
+        handshake_timeout=get_seconds(
+            store, "secretstore.handshake_timeout", default.handshake_timeout
+        ),
+        http_read_timeout=get_seconds(
+            store, "secretstore.http_read_timeout", default.http_read_timeout
+        ),
+        http_max_requests=get_int(
+            store, "secretstore.http_max_requests", default.http_max_requests, 1, 65536
         ),
     )
 

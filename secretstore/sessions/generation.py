@@ -338,7 +338,7 @@ def start_generation(
     if missing:
         raise ConsensusUnreachable(
             f"key generation needs every key server; {len(missing)} of {len(nodes)} are "
-            "not connected"
+            f"not connected: {', '.join(short(node) for node in sorted(missing))}"
         )
     id_numbers = dict(zip(nodes, random_id_numbers(len(nodes), ctx.rng), strict=True))
     session = GenerationSession(

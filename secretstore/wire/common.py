@@ -11,6 +11,7 @@ from secretstore.errors import (
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
     InvalidRequest,
+    NodeDisconnected,
     SecretStoreError,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
@@ -35,6 +36,8 @@ class ErrorKind(enum.IntEnum):
     #: the node has as many sessions of this master open as it allows (the master treats the
     #: node as lost for this session)
     SESSION_LIMIT = 8
+    #: a node the sender's side needs is disconnected or did not answer (the reason names it)
+    NODE_DISCONNECTED = 11
 
 
 # Most specific first: ServerKeyAlreadyGenerated and DocumentKeyAlreadyStored are InvalidRequests.
@@ -47,6 +50,7 @@ _KINDS: tuple[tuple[type[SecretStoreError], ErrorKind], ...] = (
     (ServerKeyNotFound, ErrorKind.SERVER_KEY_NOT_FOUND),
     (DocumentKeyNotFound, ErrorKind.DOCUMENT_KEY_NOT_FOUND),
     (SessionLimitReached, ErrorKind.SESSION_LIMIT),
+    (NodeDisconnected, ErrorKind.NODE_DISCONNECTED),
 )
 
 
