@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -84,3 +87,24 @@ async def create(
     if not stored.ok:
         return stored, None
     return stored, StoredKey(key_id, secret)
+
+
+_labels = itertools.count(1)
+
+
+def fresh_key(prefix: str) -> bytes:
+    """A key id no test of this run used before."""
+    return key_id_of(f"{prefix}-{next(_labels)}-")
+
+
+async def until_generation_succeeds(
+    session: aiohttp.ClientSession, node: NetNode, timeout: float = 60.0
+) -> float:
+    """Seconds until a generation at `node` answers 200 (one attempt at a time)."""
+    began = time.monotonic()
+    while True:
+        answer = await generate(session, node, fresh_key("until"))
+        if answer.ok:
+            return time.monotonic() - began
+        assert time.monotonic() - began < timeout, answer
+        await asyncio.sleep(0.1)

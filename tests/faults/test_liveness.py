@@ -10,7 +10,6 @@ the liveness deadline apart from the session timeout backstop).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,9 +24,10 @@ from tests.faults.ops import (
     CONSENSUS_UNREACHABLE,
     NODE_DISCONNECTED,
     create,
+    fresh_key,
     generate,
-    key_id_of,
     retrieve,
+    until_generation_succeeds,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
@@ -35,11 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 #: The backstop every fault-test node has (FAULT_OPTIONS); a liveness verdict must come far
 #: sooner, at the peer timeout (2 s by default).
 SESSION_TIMEOUT = 30.0
-_labels = itertools.count(1)
-
-
-def fresh_key(prefix: str) -> bytes:
-    return key_id_of(f"{prefix}-{next(_labels)}-")
 
 
 def in_session(body: Callable[[aiohttp.ClientSession], Awaitable[Any]]) -> Any:
@@ -55,19 +50,6 @@ def assert_names(answer: Answer, node: NetNode, *reasons: str) -> None:
     assert answer.cause is not None, answer
     assert node.short_id in answer.cause, answer
     assert any(reason in answer.cause for reason in reasons), answer
-
-
-async def until_generation_succeeds(
-    session: aiohttp.ClientSession, node: NetNode, timeout: float = 60.0
-) -> float:
-    """Seconds until a generation at `node` answers 200 (one attempt at a time)."""
-    began = time.monotonic()
-    while True:
-        answer = await generate(session, node, fresh_key("until"))
-        if answer.ok:
-            return time.monotonic() - began
-        assert time.monotonic() - began < timeout, answer
-        await asyncio.sleep(0.1)
 
 
 def started(net_cluster: Any, count: int = 3, **options: Any) -> NetCluster:
@@ -99,14 +81,12 @@ def test_a_hung_peer_fails_generation_fast_by_name_and_retrieval_goes_on(
             got, secret = await retrieve(session, master, stored.key_id)
             assert got.ok and secret == stored.secret, (got, cluster.logs())
             record("hung peer (SIGSTOP): retrieval", got.seconds, "s")
-        finally:
+        except BaseException:
             hung.resume()
-        cluster.wait_ready()
-        record(
-            "hung peer resumed: generation succeeds after",
-            await until_generation_succeeds(session, master),
-            "s",
-        )
+            raise
+        hung.resume()
+        resumed = await until_generation_succeeds(session, master)
+        record("hung peer resumed: generation succeeds after", resumed, "s")
 
     in_session(body)
     line = master.wait_for_log(rf"failed \(500\): NodeDisconnected: .*{hung.short_id}.*did not")
