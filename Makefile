@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 NODES   ?= 3
 THRESHOLD ?= 1
 
-.PHONY: install check test soak mutation cluster bench lint typecheck clean
+.PHONY: install devtools contracts check test soak mutation cluster chain-cluster bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,6 +15,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The dev chain (anvil) and the Solidity compiler (solc's JS API), from npm into node_modules.
+NPM_STAMP := node_modules/.installed
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed for the chain tests"; exit 1; }
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(NPM_STAMP)
+
+devtools: $(NPM_STAMP)
+
+# Recompile contracts/src into contracts/build (the compiled ABIs and bytecode are committed).
+contracts: $(NPM_STAMP)
+	node contracts/build.js
 
 lint: $(STAMP)
 	$(BIN)/ruff check secretstore tests bench
@@ -29,7 +42,7 @@ check: lint typecheck
 
 # The whole suite, as CI runs it: the fault suite's quick part included (real nodes in network
 # namespaces; it prints its figures at the end), the soak left out.
-test: lint typecheck
+test: lint typecheck $(NPM_STAMP)
 	@sh scripts/ensure-iptables
 	$(BIN)/pytest -q -p no:cacheprovider -m "not soak"
 
@@ -49,14 +62,20 @@ mutation: $(STAMP)
 cluster: $(STAMP)
 	$(BIN)/secretstore cluster --nodes $(NODES) --dir .cluster
 
+# The same on a local dev chain: anvil, the Registry, ACL and key server set contracts deployed,
+# every node configured with "registry" (the deployed addresses are printed).
+chain-cluster: $(STAMP) $(NPM_STAMP)
+	$(BIN)/secretstore chain-cluster --nodes $(NODES) --dir .chain-cluster
+
 # Figures, not tests: every script prints a table (the cluster ones start real node processes).
-bench: $(STAMP)
+bench: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/crypto.py
 	$(BIN)/python bench/sessions.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/chain.py
 
 clean:
-	rm -rf $(VENV) .cluster .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .cluster .chain-cluster node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,8 +1,9 @@
 """HTTP API figures of a real local cluster of `secretstore-node` processes on loopback.
 
-1. Shadow retrieval (GET /shadow/{id}/{sig}) on 3 nodes, t=1: latency one request at a time,
-   then throughput with `--clients` concurrent clients. Requests go round-robin over the nodes
-   and `--keys` document keys, so every node is the master of a third of them.
+1. Shadow retrieval (GET /shadow/{id}/{sig}) and plain retrieval (GET /{id}/{sig}) on 3
+   nodes, t=1: latency one request at a time, then throughput with `--clients` concurrent
+   clients. Requests go round-robin over the nodes and `--keys` document keys, so every node
+   is the master of a third of them.
 2. Server key generation (POST /shadow/{id}/{sig}/{t}), one at a time: n=5 t=2, n=16 t=5.
 3. Signing (GET /schnorr/… and GET /ecdsa/{id}/{sig}/{hash}) on 3 nodes, t=1, one request at a
    time, round-robin over the nodes, `--sign-keys` server keys and a few message hashes (ECDSA
@@ -353,6 +354,11 @@ class Bench:
             self.measure(cluster, "GET /shadow n=3 t=1, 1 client", once)
             load = LoadSpec("GET", urls, clients, 0, seconds, 200)
             self.measure(cluster, f"GET /shadow n=3 t=1, {clients} clients", load)
+            plain = tuple(f"{node.url}/{path}" for path in paths for node in cluster)
+            once = LoadSpec("GET", plain, 1, requests, 0.0, 100)
+            self.measure(cluster, "GET /{key}/{sig} plain n=3 t=1, 1 client", once)
+            load = LoadSpec("GET", plain, clients, 0, seconds, 200)
+            self.measure(cluster, f"GET /{{key}}/{{sig}} plain n=3 t=1, {clients} clients", load)
         finally:
             cluster.terminate_all()
 

@@ -16,10 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coincurve import PublicKey
 
-from secretstore.crypto import dkg, ecdsa, schnorr, shadow
-from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto import dkg, ecdsa, schnorr, shadow, shamir
+from secretstore.crypto import shadow_proofs as sp
+from secretstore.crypto.curve import G, Point, Scalar
 from secretstore.crypto.rng import SeededRng, random_scalar
 from secretstore.crypto.shamir import random_id_numbers
+from secretstore.types import NodeId
 
 
 def measure(operation: Callable[[], object], seconds: float) -> tuple[float, int]:
@@ -103,6 +105,8 @@ def operations(seconds: float) -> list[tuple[str, Callable[[], object] | None]]:
         ),
     ]
     ops += ecies_operations(seconds)
+    for proof_t in (1, 2):
+        ops += shadow_proof_operations(proof_t, rng)
 
     nonce_coeff = random_scalar(rng)
     combined = schnorr.combine_message_hash_with_public(message, point)
@@ -155,6 +159,81 @@ def operations(seconds: float) -> list[tuple[str, Callable[[], object] | None]]:
         ),
     ]
     return ops
+
+
+def shadow_proof_operations(t: int, rng: SeededRng) -> list[tuple[str, Callable[[], object]]]:
+    """What verifiable decryption adds: a member's proven answer, the master's check of one,
+    and the requester's check of a whole shadow answer (t+1 participants, ECIES not counted)."""
+    polynomial = [random_scalar(rng) for _ in range(t + 1)]
+    commitments = tuple(Point.base_mul(c) for c in polynomial)
+    ids = random_id_numbers(t + 1, rng)
+    nodes = [NodeId(Point.base_mul(random_scalar(rng)).to_bytes()) for _ in range(t + 1)]
+    shares = {n: shamir.evaluate_polynomial(polynomial, x) for n, x in zip(nodes, ids, strict=True)}
+    common, encrypted = Point.base_mul(random_scalar(rng)), Point.base_mul(random_scalar(rng))
+
+    def statement(shadow_mode: bool) -> sp.JobStatement:
+        return sp.JobStatement(
+            key_id=bytes(32),
+            session_id=bytes(32),
+            attempt=1,
+            requester=Point.base_mul(random_scalar(rng)),
+            common_point=common,
+            encrypted_point=encrypted,
+            access_key=random_scalar(rng),
+            commitments=commitments,
+            group=tuple(zip(nodes, ids, strict=True)),
+            shadow=shadow_mode,
+        )
+
+    plain, blinded = statement(False), statement(True)
+    node = nodes[0]
+    plain_answer = sp.answer_job(plain, node, shares[node], rng)
+    answers = [sp.answer_job(blinded, n, shares[n], rng) for n in nodes]
+    shadow_answer = answers[0]
+    joint = shadow.compute_joint_shadow_point(a.shadow_point for a in answers)
+    proofs = sp.ShadowRetrievalProofs(
+        t, blinded.session_id, 1, commitments, encrypted, blinded.access_key,
+        tuple(
+            sp.ParticipantProof(n, x, a.shadow_point, a.blinded_public or G, a.proof)
+            for n, x, a in zip(nodes, ids, answers, strict=True)
+        ),
+    )  # fmt: skip
+    check = {
+        "key_id": bytes(32),
+        "requester": blinded.requester,
+        "server_key_public": commitments[0],
+        "decrypted_secret": shadow.decrypt_with_joint_shadow(
+            t, blinded.access_key, encrypted, joint
+        ),
+        "common_point": shadow.make_common_shadow_point(t, common),
+        "decrypt_shadows": [a.decrypt_shadow for a in answers if a.decrypt_shadow is not None],
+        "proofs": proofs,
+    }
+    assert sp.verify_shadow_retrieval(**check)  # type: ignore[arg-type]
+    return [
+        (f"proven plain answer t={t}", lambda: sp.answer_job(plain, node, shares[node], rng)),
+        (f"proven shadow answer t={t}", lambda: sp.answer_job(blinded, node, shares[node], rng)),
+        (
+            f"master checks a plain answer t={t}",
+            lambda: sp.verify_job_answer(
+                plain, node, plain_answer.shadow_point, None, plain_answer.proof
+            ),
+        ),
+        (
+            f"master checks a shadow answer t={t}",
+            lambda: sp.verify_job_answer(
+                blinded,
+                node,
+                shadow_answer.shadow_point,
+                shadow_answer.blinded_public,
+                shadow_answer.proof,
+            ),
+        ),
+        (
+            f"requester checks a shadow answer t={t} ({t + 1} nodes)",
+            lambda: sp.verify_shadow_retrieval(**check),  # type: ignore[arg-type]
+        ),
+    ]
 
 
 def main() -> int:

@@ -41,6 +41,18 @@ class DecryptionError(CryptoError):
     """A ciphertext that is too short, of an unknown version, or whose MAC does not match."""
 
 
+class ShadowVerificationError(CryptoError):
+    """A shadow retrieval answer whose contributions do not verify. `node` is the 0x-hex id
+    of the participant at fault, or None when the fault lies in values common to every
+    participant (so with the key server that answered)."""
+
+    def __init__(self, node: str | None, what: str) -> None:
+        who = f"node {node}" if node is not None else "the answering key server"
+        super().__init__(f"shadow retrieval does not verify: {who}: {what}")
+        self.node = node
+        self.what = what
+
+
 # --- client-facing outcomes (mapped to HTTP status codes in one place: http/errors) -------
 
 
@@ -50,6 +62,11 @@ class InvalidRequest(SecretStoreError):
 
 class AccessDenied(SecretStoreError):
     """The requester may not use this key (HTTP 403)."""
+
+
+class PlainRetrievalRefused(AccessDenied):
+    """A node's policy (`require_shadow_retrieval`) refuses plain document key retrieval,
+    where a node computes the document key itself; shadow retrieval works (HTTP 403)."""
 
 
 class ConsensusUnreachable(SecretStoreError):
@@ -104,6 +121,11 @@ class SessionTimeout(SecretStoreError):
 class SessionLimitReached(SecretStoreError):
     """A node refused to open another session for a master that already has as many open
     there as `max_sessions_per_peer` allows; the text names the node, the count and the limit."""
+
+
+class ChainUnavailable(SecretStoreError):
+    """The node has no trusted blockchain client right now: the chain's RPC does not answer,
+    answers errors, or is still syncing (Parity: "without trusted blockchain client")."""
 
 
 class ConfigError(SecretStoreError):

@@ -9,6 +9,7 @@ over the whole request), never an address: every node recovers the requester its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from secretstore.crypto.curve import Point
@@ -25,7 +26,7 @@ from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.retrieval import RetrieveServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
-from secretstore.types import MessageHash, NodeId, ServerKeyId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId
 from secretstore.wire.requester import RequesterProof
 
 #: Why server-side document key generation is refused where bound requests are required.
@@ -54,21 +55,26 @@ class KeyServer:
     def __init__(
         self,
         cluster: SessionRunner,
-        cluster_size: int,
+        cluster_size: int | Callable[[], int],
         rng: Rng,
+        pin: Callable[[], BlockRef | None] | None = None,
         *,
         require_bound_requests: bool = False,
     ) -> None:
+        """`cluster_size`: the number of key servers (a function of none when the set can
+        change at run time); `pin`: the access policy's block pin for the sessions that check
+        access (AccessPolicy.pin), None without a chain; `require_bound_requests`: this
+        node's policy (server-side document key generation is refused under it)."""
         self._cluster = cluster
-        self._cluster_size = cluster_size
+        self._cluster_size = cluster_size if callable(cluster_size) else lambda: cluster_size
         self._rng = rng
         self._require_bound_requests = require_bound_requests
+        self._pin = pin or (lambda: None)
 
     def _check_threshold(self, threshold: int) -> None:
-        if not 0 <= threshold < self._cluster_size:
-            raise InvalidRequest(
-                f"threshold {threshold} is not below the number of nodes ({self._cluster_size})"
-            )
+        size = self._cluster_size()
+        if not 0 <= threshold < size:
+            raise InvalidRequest(f"threshold {threshold} is not below the number of nodes ({size})")
 
     # --- server keys ------------------------------------------------------------------------
     async def generate_server_key(
@@ -127,7 +133,7 @@ class KeyServer:
     async def retrieve_document_key(self, key_id: ServerKeyId, signature: bytes) -> bytes:
         requester = _requester(signature, key_id).public
         document_key: Point = await self._cluster.request(
-            RetrieveDocumentKey(key_id, signature, shadow=False)
+            RetrieveDocumentKey(key_id, signature, shadow=False, block=self._pin())
         )
         return ecies_encrypt(requester, document_key.to_bytes(), self._rng)
 
@@ -136,10 +142,13 @@ class KeyServer:
     ) -> ShadowRetrieval:
         _requester(signature, key_id)
         result: ShadowResult = await self._cluster.request(
-            RetrieveDocumentKey(key_id, signature, shadow=True)
+            RetrieveDocumentKey(key_id, signature, shadow=True, block=self._pin())
         )
         return ShadowRetrieval(
-            result.decrypted_secret, result.common_point, tuple(result.decrypt_shadows)
+            result.decrypted_secret,
+            result.common_point,
+            tuple(result.decrypt_shadows),
+            result.proofs,
         )
 
     # --- signing ----------------------------------------------------------------------------
@@ -151,7 +160,9 @@ class KeyServer:
         bound_signature: bytes | None = None,
     ) -> bytes:
         requester = _requester(signature, key_id).public
-        request = SignSchnorr(key_id, signature, message_hash, bound_signature=bound_signature)
+        request = SignSchnorr(
+            key_id, signature, message_hash, bound_signature=bound_signature, block=self._pin()
+        )
         result = await self._cluster.request(request)
         return ecies_encrypt(requester, result.to_bytes(), self._rng)
 
@@ -163,7 +174,9 @@ class KeyServer:
         bound_signature: bytes | None = None,
     ) -> bytes:
         requester = _requester(signature, key_id).public
-        request = SignEcdsa(key_id, signature, message_hash, bound_signature=bound_signature)
+        request = SignEcdsa(
+            key_id, signature, message_hash, bound_signature=bound_signature, block=self._pin()
+        )
         result: bytes = await self._cluster.request(request)
         return ecies_encrypt(requester, result, self._rng)
 

@@ -1,24 +1,28 @@
 """The composition root: build one key-server node from its config, start and stop it in order.
 
-Start: key storage (LevelDB), then the mesh (listen and dial), then the HTTP API. Stop, in
-reverse: the HTTP API (no new requests), the mesh (every link closed), the cluster driver
-(pending requests fail, timers stop), the key storage (flushed and unlocked).
+Start: key storage (LevelDB), then the mesh (listen and dial), then the chain (when a contract
+is configured: the ACL and the key server set follow the chain from its first block on), then
+the HTTP API. Stop, in reverse: the HTTP API (no new requests), the chain, the mesh (every link
+closed), the cluster driver (pending requests fail, timers stop), the key storage (flushed and
+unlocked).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
 
-from secretstore.cluster.access import AllowAll
+from secretstore.chain.runtime import ChainRuntime, build_chain
+from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
-from secretstore.config.loader import unsupported_options
+from secretstore.cluster.membership import Membership
 from secretstore.config.model import Deadlines, NodeConfig, SecretStoreConfig
+from secretstore.config.rules import check_startup
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
@@ -46,18 +50,9 @@ HEALTH_PATH: Final = "/health"
 
 
 def check_supported(config: NodeConfig) -> None:
-    """Refuse options this node cannot serve yet (those that need a chain): ConfigError naming
-    them and saying what to set instead."""
-    paths = unsupported_options(config)
-    if not paths:
-        return
-    keys = [path.rsplit(".", 1)[-1] for path in paths]
-    fix = ", ".join(f'{key} = "none"' for key in keys)
-    raise ConfigError(
-        paths[0],
-        f"{', '.join(paths)} need an Ethereum chain (contracts), which this version does not "
-        f"support; to run without one, set {fix} in [secretstore]",
-    )
+    """Refuse a config this node cannot run (config/rules.py): ConfigError naming the option
+    and saying what to set instead."""
+    check_startup(config)
 
 
 def mesh_timings(keep_alive_interval: float, deadlines: Deadlines | None = None) -> MeshTimings:
@@ -79,26 +74,38 @@ class Health:
     node_id: NodeId
     connected: frozenset[NodeId]
     cluster_size: int
+    #: the chain's state (trusted, latest block, problem) when a contract is configured
+    chain: dict[str, Any] | None = None
+    #: True when this node is not in the key server set (it holds no connections)
+    isolated: bool = False
 
     @property
     def ready(self) -> bool:
-        """True when every other configured node is connected."""
-        return len(self.connected) == self.cluster_size - 1
+        """True when every other node of the key server set is connected (never while this
+        node is isolated: not in the set)."""
+        return not self.isolated and len(self.connected) == self.cluster_size - 1
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "node_id": to_hex(self.node_id),
             "connected": [to_hex(node) for node in sorted(self.connected)],
             "cluster_size": self.cluster_size,
             "ready": self.ready,
         }
+        if self.isolated:
+            body["isolated"] = True
+        if self.chain is not None:
+            body["chain"] = self.chain
+        return body
 
 
 class _MeshWatch:
     """The transport's handler: passes every event to the driver and logs when the mesh
     becomes complete or stops being so."""
 
-    def __init__(self, driver: ClusterDriver, transport: MeshTransport, peers: int) -> None:
+    def __init__(
+        self, driver: ClusterDriver, transport: MeshTransport, peers: Callable[[], int]
+    ) -> None:
         self._driver = driver
         self._transport = transport
         self._peers = peers
@@ -120,12 +127,12 @@ class _MeshWatch:
     def _update(self) -> None:
         if self.quiet:
             return
-        connected = len(self._transport.connected())
-        complete = connected == self._peers
+        connected, peers = len(self._transport.connected()), self._peers()
+        complete = peers > 0 and connected == peers
         if complete and not self._complete:
-            log.info("mesh complete: all %d other nodes connected", self._peers)
+            log.info("mesh complete: all %d other nodes connected", peers)
         elif self._complete and not complete:
-            log.info("mesh incomplete: %d of %d other nodes connected", connected, self._peers)
+            log.info("mesh incomplete: %d of %d other nodes connected", connected, peers)
         self._complete = complete
 
 
@@ -147,6 +154,8 @@ class Node:
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
         self._watch: _MeshWatch | None = None
+        self._membership: Membership | None = None
+        self._chain: ChainRuntime | None = None
         self.key_server: KeyServer | None = None
 
     # --- identity and state ---------------------------------------------------------------
@@ -156,6 +165,12 @@ class Node:
 
     @property
     def cluster_nodes(self) -> Mapping[NodeId, HostPort]:
+        """The key servers now: the configured `nodes`, or the contract's current set (empty,
+        i.e. isolated, until the first block is read)."""
+        if self._membership is not None:
+            return self._membership.cluster
+        if self._store.server_set_contract is not None:
+            return {}
         return {n.node_id: (n.host, n.port) for n in self._store.nodes}
 
     @property
@@ -168,7 +183,9 @@ class Node:
 
     def health(self) -> Health:
         connected = self._transport.connected() if self._transport is not None else frozenset()
-        return Health(self.node_id, connected, len(self._store.nodes))
+        chain = self._chain.status() if self._chain is not None else None
+        nodes = self.cluster_nodes
+        return Health(self.node_id, connected, len(nodes), chain, self.node_id not in nodes)
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -191,6 +208,7 @@ class Node:
                 self._rng,
                 frozenset(nodes),
                 require_bound_requests=store.require_bound_requests,
+                require_shadow_retrieval=store.require_shadow_retrieval,
             )
             limits = store.limits
             core = NodeCore(
@@ -213,23 +231,32 @@ class Node:
                     reserved_for_nodes=limits.reserved_handshakes_for_nodes,
                 ),
             )
+            membership = Membership(self.node_id, core, self._transport, nodes)
+            self._membership = membership
+            self._chain = build_chain(
+                store, self._key, membership, self._rng, self._transport.connected
+            )
+            access: AccessPolicy = self._chain.access if self._chain is not None else AllowAll()
             self._driver = ClusterDriver(
                 core,
                 self._transport,
                 self._storage,
-                AllowAll(),
+                access,
                 store.session_timeout,
                 response_timeout=store.deadlines.peer_timeout,
             )
-            self._watch = _MeshWatch(self._driver, self._transport, len(nodes) - 1)
+            self._watch = _MeshWatch(self._driver, self._transport, lambda: membership.peers)
             self._transport.set_handler(self._watch)
             self.key_server = KeyServer(
                 cluster=self._driver,
-                cluster_size=len(nodes),
+                cluster_size=lambda: membership.size,
                 rng=self._rng,
+                pin=access.pin,
                 require_bound_requests=store.require_bound_requests,
             )
             await self._transport.start()
+            if self._chain is not None:
+                await self._chain.start()
             if not store.disable_http:
                 self._http = await start_http(
                     self.key_server,
@@ -253,6 +280,9 @@ class Node:
         if self._http is not None:
             http, self._http = self._http, None
             await http.stop()
+        if self._chain is not None:
+            chain, self._chain = self._chain, None
+            await chain.stop()
         if self._watch is not None:
             self._watch.quiet = True
         if self._transport is not None:

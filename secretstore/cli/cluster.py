@@ -36,6 +36,9 @@ SUMMARY_NAME: Final = "cluster.json"
 MAX_NODES: Final = 256
 
 TomlValue = str | int | float | bool
+#: The policy a written cluster config turns on: no node may compute a document key itself
+#: (plain retrieval refused; shadow retrieval only).
+EXAMPLE_POLICY: Final[Mapping[str, TomlValue]] = {"require_shadow_retrieval": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +220,7 @@ def prepare_cluster(
             nodes=everyone,
             mesh_port=node.mesh_port,
             http_port=node.http_port,
+            extra=EXAMPLE_POLICY,
         )
         write_private(node.config_path, text)
         actions.append(action)

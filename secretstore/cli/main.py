@@ -9,6 +9,7 @@ import sys
 VERBS: dict[str, tuple[str, str]] = {
     "keygen": ("keygen", "print a new node key pair (secret, public = node id, address)"),
     "cluster": ("cluster", "write configs for a local N-node cluster and run it"),
+    "chain-cluster": ("chain_cluster", "a local cluster on a local dev chain with contracts"),
     "account": ("account", "manage the accounts of a keystore directory (new, list, import)"),
     "import-parity": ("import_parity", "import a Parity Secret Store node's keys (its RocksDB)"),
     "rpc": ("rpc", "serve Parity's secretstore_* JSON-RPC helpers over a keystore"),

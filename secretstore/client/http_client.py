@@ -21,7 +21,8 @@ import aiohttp
 from yarl import URL
 
 from secretstore.client import safejson
-from secretstore.client.helpers import key_from_shadow, unwrap_document_key
+from secretstore.client.helpers import unwrap_document_key
+from secretstore.client.verify import PROOFS_FIELD, DocumentKeyShadow, parse_proofs
 from secretstore.crypto.bound import (
     BoundOperation,
     generation_payload,
@@ -191,15 +192,6 @@ def servers_set_change_request(
 # --- responses -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentKeyShadow:
-    """The shadow retrieval answer: D, C' and the ECIES-encrypted coefficients d_i."""
-
-    decrypted_secret: Point
-    common_point: Point
-    decrypt_shadows: tuple[bytes, ...]
-
-
 def _json(body: bytes) -> Any:
     try:
         return safejson.loads(body)
@@ -229,10 +221,12 @@ def parse_shadow_body(body: bytes) -> DocumentKeyShadow:
         raise InvalidEncoding("document key shadow: decrypted_secret and common_point needed")
     if not isinstance(shadows, list) or not all(isinstance(s, str) for s in shadows):
         raise InvalidEncoding("document key shadow: decrypt_shadows must be hex strings")
+    proofs = value.get(PROOFS_FIELD)
     return DocumentKeyShadow(
         Point.from_bytes(parse_hex(secret, 64, what="decrypted_secret")),
         Point.from_bytes(parse_hex(common, 64, what="common_point")),
         tuple(parse_hex(s, what="decrypt_shadow") for s in shadows),
+        None if proofs is None else parse_proofs(proofs),
     )
 
 
@@ -291,7 +285,9 @@ class KeyServerClient:
     """Async client of one key server node; every method is one HTTP call or a documented flow.
 
     `bound_requests` (default True): server key generations, stores and signings also send
-    the bound signature header; False sends exactly Parity's requests."""
+    the bound signature header; False sends exactly Parity's requests. `require_proofs`:
+    every shadow retrieval must carry proofs (else ShadowVerificationError); answers that
+    carry them are checked either way."""
 
     def __init__(
         self,
@@ -300,10 +296,13 @@ class KeyServerClient:
         rng: Rng | None = None,
         timeout: float = 120.0,
         bound_requests: bool = True,
+        *,
+        require_proofs: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidRequest(f"key server URL must start with http:// or https://: {base_url}")
         self.base_url = base_url.rstrip("/")
+        self.require_proofs = require_proofs
         self._session = session
         self._owns_session = session is None
         self._rng: Rng = rng if rng is not None else OsRng()
@@ -400,11 +399,24 @@ class KeyServerClient:
         request = document_key_shadow_request(key_id, requester_signature(requester, key_id))
         return parse_shadow_body(await self.send(request))
 
-    async def retrieve_document_key_shadow(self, key_id: bytes, requester: KeyPair) -> Point:
-        """M = D + (Σ d_i)·C', computed here: the node never sees M."""
+    async def retrieve_document_key_shadow(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        *,
+        server_key_public: Point | None = None,
+        require_proofs: bool | None = None,
+    ) -> Point:
+        """M = D + (Σ d_i)·C', computed here: the node never sees M. When the answer carries
+        proofs every node's contribution is checked first (anchored at `server_key_public`
+        when given: then even the node that answered cannot pass off another key);
+        `require_proofs` (default: the client's) refuses an answer without them."""
         shadow = await self.retrieve_document_key_shadow_raw(key_id, requester)
-        return key_from_shadow(
-            requester, shadow.decrypted_secret, shadow.common_point, shadow.decrypt_shadows
+        return shadow.document_key(
+            key_id,
+            requester,
+            server_key_public=server_key_public,
+            require_proofs=self.require_proofs if require_proofs is None else require_proofs,
         )
 
     async def sign_schnorr(
@@ -443,9 +455,18 @@ class KeyServerClient:
         )
         return document_key
 
-    async def retrieve_key(self, key_id: bytes, requester: KeyPair, shadow: bool = True) -> Point:
+    async def retrieve_key(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        shadow: bool = True,
+        *,
+        server_key_public: Point | None = None,
+    ) -> Point:
         if shadow:
-            return await self.retrieve_document_key_shadow(key_id, requester)
+            return await self.retrieve_document_key_shadow(
+                key_id, requester, server_key_public=server_key_public
+            )
         return await self.retrieve_document_key(key_id, requester)
 
     async def encrypt_document(
@@ -455,9 +476,17 @@ class KeyServerClient:
         return encrypt_document(key, data, self._rng)
 
     async def decrypt_document(
-        self, key_id: bytes, requester: KeyPair, encrypted: bytes, shadow: bool = True
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        encrypted: bytes,
+        shadow: bool = True,
+        *,
+        server_key_public: Point | None = None,
     ) -> bytes:
-        key = await self.retrieve_key(key_id, requester, shadow)
+        key = await self.retrieve_key(
+            key_id, requester, shadow, server_key_public=server_key_public
+        )
         return decrypt_document(key, encrypted)
 
 
@@ -473,10 +502,16 @@ class SyncKeyServerClient:
         rng: Rng | None = None,
         timeout: float = 120.0,
         bound_requests: bool = True,
+        *,
+        require_proofs: bool = False,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._client = KeyServerClient(
-            base_url, rng=rng, timeout=timeout, bound_requests=bound_requests
+            base_url,
+            rng=rng,
+            timeout=timeout,
+            bound_requests=bound_requests,
+            require_proofs=require_proofs,
         )
 
     def __enter__(self) -> SyncKeyServerClient:
@@ -515,8 +550,22 @@ class SyncKeyServerClient:
     def retrieve_document_key(self, key_id: bytes, requester: KeyPair) -> Point:
         return self._run(self._client.retrieve_document_key(key_id, requester))
 
-    def retrieve_document_key_shadow(self, key_id: bytes, requester: KeyPair) -> Point:
-        return self._run(self._client.retrieve_document_key_shadow(key_id, requester))
+    def retrieve_document_key_shadow(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        *,
+        server_key_public: Point | None = None,
+        require_proofs: bool | None = None,
+    ) -> Point:
+        return self._run(
+            self._client.retrieve_document_key_shadow(
+                key_id,
+                requester,
+                server_key_public=server_key_public,
+                require_proofs=require_proofs,
+            )
+        )
 
     def sign_schnorr(
         self, key_id: bytes, requester: KeyPair, message_hash: bytes
@@ -534,8 +583,19 @@ class SyncKeyServerClient:
     def create_document_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
         return self._run(self._client.create_document_key(key_id, requester, threshold))
 
-    def retrieve_key(self, key_id: bytes, requester: KeyPair, shadow: bool = True) -> Point:
-        return self._run(self._client.retrieve_key(key_id, requester, shadow))
+    def retrieve_key(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        shadow: bool = True,
+        *,
+        server_key_public: Point | None = None,
+    ) -> Point:
+        return self._run(
+            self._client.retrieve_key(
+                key_id, requester, shadow, server_key_public=server_key_public
+            )
+        )
 
     def encrypt_document(
         self, key_id: bytes, requester: KeyPair, threshold: int, data: bytes
@@ -543,6 +603,16 @@ class SyncKeyServerClient:
         return self._run(self._client.encrypt_document(key_id, requester, threshold, data))
 
     def decrypt_document(
-        self, key_id: bytes, requester: KeyPair, encrypted: bytes, shadow: bool = True
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        encrypted: bytes,
+        shadow: bool = True,
+        *,
+        server_key_public: Point | None = None,
     ) -> bytes:
-        return self._run(self._client.decrypt_document(key_id, requester, encrypted, shadow))
+        return self._run(
+            self._client.decrypt_document(
+                key_id, requester, encrypted, shadow, server_key_public=server_key_public
+            )
+        )

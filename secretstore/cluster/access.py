@@ -1,20 +1,39 @@
-"""The access-policy port: may this requester use this key? (ACL contract or "none")."""
+"""The access-policy port: may this requester use this key? (ACL contract or "none").
+
+A master pins the chain state its session decides at (`pin`, None without a chain); every node
+of the access consensus then answers `check` at that block, so all of them read the same state.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from secretstore.types import Address, ServerKeyId
+from secretstore.types import Address, BlockRef, ServerKeyId
 
 
 class AccessPolicy(Protocol):
     """Answers the consensus step's question on this node."""
 
-    async def check(self, requester: Address, key_id: ServerKeyId) -> bool: ...
+    def pin(self) -> BlockRef | None:
+        """The block a session this node masters decides at (None: no chain). Raises
+        ChainUnavailable when the chain cannot be trusted now."""
+        ...
+
+    async def check(
+        self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
+    ) -> bool:
+        """True if `requester` may use `key_id`, decided at `block` (the latest when None).
+        Raises (a SecretStoreError) when it cannot decide there: the session ends."""
+        ...
 
 
 class AllowAll:
     """`acl_contract = "none"`: everyone may use every key (Parity's testing mode)."""
 
-    async def check(self, requester: Address, key_id: ServerKeyId) -> bool:
+    def pin(self) -> BlockRef | None:
+        return None
+
+    async def check(
+        self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
+    ) -> bool:
         return True

@@ -160,7 +160,15 @@ class ClusterDriver:
 
     async def _check_access(self, effect: CheckAccess) -> None:
         try:
-            allowed = await self.access.check(effect.requester, effect.key_id)
+            allowed = await self.access.check(effect.requester, effect.key_id, effect.block)
+        except SecretStoreError as exc:
+            # The policy cannot decide (no trusted chain, the pinned block is not here): the
+            # session ends with that error, here and (through the core) on the other side.
+            sid = effect.session_id
+            log.warning("session %s: access check failed: %s", sid[:4].hex(), exc)
+            self._settle(sid, error=exc)
+            self._apply(self.core.abort(sid, exc))
+            return
         except Exception:
             log.exception("access check failed; treating as denied")
             allowed = False

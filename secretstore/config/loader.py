@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from secretstore.config.model import (
+    DEFAULT_CHAIN_CONFIRMATIONS,
+    DEFAULT_CHAIN_MIGRATION_DELAY,
+    DEFAULT_CHAIN_POLL_INTERVAL,
+    DEFAULT_CHAIN_RETRY_INTERVAL,
     DEFAULT_HTTP_PORT,
     DEFAULT_KEEP_ALIVE_INTERVAL,
     DEFAULT_KEYS_PATH,
@@ -27,6 +31,7 @@ from secretstore.config.values import (
     get_seconds,
     get_str,
     get_str_list,
+    parse_address,
     parse_admin_public,
     parse_contract,
     parse_cors,
@@ -70,6 +75,9 @@ OUR_SECRETSTORE_KEYS: Final = (
     "reserved_handshakes_for_nodes",
     "require_bound_requests",
     "peer_timeout", "handshake_timeout", "http_read_timeout", "http_max_requests",
+    "require_shadow_retrieval",
+    "registry_address", "chain_confirmations", "chain_migration_delay", "chain_retry_interval",
+    "chain_poll_interval",
 )  # fmt: skip
 KNOWN_SECRETSTORE_KEYS: Final = frozenset(PARITY_SECRETSTORE_KEYS + OUR_SECRETSTORE_KEYS)
 #: The options that need an Ethereum chain: (key, Parity's default when absent).
@@ -82,6 +90,8 @@ CHAIN_OPTIONS: Final = (
     ("service_contract_doc_sretr", "none"),
     ("server_set_contract", "registry"),
 )
+#: The contract options this version does not serve yet (the service contracts).
+UNSUPPORTED_OPTIONS: Final = tuple(key for key, _ in CHAIN_OPTIONS if key.startswith("service_"))
 
 
 def load_config(path: Path) -> NodeConfig:
@@ -168,6 +178,20 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         limits=_limits(store),
         require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
         deadlines=_deadlines(store),
+        require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
+        registry_address=parse_address(store, "secretstore.registry_address"),
+        chain_confirmations=get_int(
+            store, "secretstore.chain_confirmations", DEFAULT_CHAIN_CONFIRMATIONS, 0, 1000
+        ),
+        chain_migration_delay=get_int(
+            store, "secretstore.chain_migration_delay", DEFAULT_CHAIN_MIGRATION_DELAY, 0, 10000
+        ),
+        chain_retry_interval=get_int(
+            store, "secretstore.chain_retry_interval", DEFAULT_CHAIN_RETRY_INTERVAL, 1, 10000
+        ),
+        chain_poll_interval=get_seconds(
+            store, "secretstore.chain_poll_interval", DEFAULT_CHAIN_POLL_INTERVAL
+        ),
     )
     return NodeConfig(
         secretstore=secretstore,
@@ -179,9 +203,10 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
 
 
 def unsupported_options(config: NodeConfig | SecretStoreConfig) -> list[str]:
-    """The key paths of the options in use that need an Ethereum chain (contracts)."""
+    """The key paths of the options in use that this version does not serve (the service
+    contracts)."""
     store = config.secretstore if isinstance(config, NodeConfig) else config
-    return [f"secretstore.{key}" for key, _ in CHAIN_OPTIONS if getattr(store, key) is not None]
+    return [f"secretstore.{key}" for key in UNSUPPORTED_OPTIONS if getattr(store, key) is not None]
 
 
 def read_password_files(files: tuple[Path, ...]) -> list[str]:

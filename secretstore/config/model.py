@@ -36,6 +36,14 @@ DEFAULT_MAX_PENDING_HANDSHAKES: Final = 64
 DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS: Final = 4
 #: ours: of the pending handshakes, how many only configured nodes' addresses may use.
 DEFAULT_RESERVED_HANDSHAKES_FOR_NODES: Final = 16
+#: Parity's: contract state is read this many blocks below the latest (registry, requests).
+DEFAULT_CHAIN_CONFIRMATIONS: Final = 3
+#: Parity's: a changed new key server set waits this many blocks before a migration starts.
+DEFAULT_CHAIN_MIGRATION_DELAY: Final = 5
+#: Parity's: a migration transaction is sent again after this many blocks.
+DEFAULT_CHAIN_RETRY_INTERVAL: Final = 30
+#: ours: how often the node asks the chain for its latest block (seconds).
+DEFAULT_CHAIN_POLL_INTERVAL: Final = 1.0
 
 
 # --- contract address sources -----------------------------------------------------------------
@@ -138,7 +146,7 @@ class SecretStoreConfig:
     disable: bool
     disable_http: bool
     disable_auto_migrate: bool
-    # contracts (need the chain; see loader.unsupported_options)
+    # contracts (need the chain: chain_rpc_url, and registry_address for "registry")
     acl_contract: ContractSource
     service_contract: ContractSource
     service_contract_srv_gen: ContractSource
@@ -173,6 +181,20 @@ class SecretStoreConfig:
     #: checks with its own setting); off by default, as Parity's clients send none
     require_bound_requests: bool = False
     deadlines: Deadlines = Deadlines()
+    #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
+    require_shadow_retrieval: bool = False
+    #: ours: where the registry contract is (Parity read it from the chain spec)
+    registry_address: Address | None = None
+    #: ours: the block constants, Parity's by default (overridable for tests)
+    chain_confirmations: int = DEFAULT_CHAIN_CONFIRMATIONS
+    chain_migration_delay: int = DEFAULT_CHAIN_MIGRATION_DELAY
+    chain_retry_interval: int = DEFAULT_CHAIN_RETRY_INTERVAL
+    chain_poll_interval: float = DEFAULT_CHAIN_POLL_INTERVAL
+
+    @property
+    def uses_chain(self) -> bool:
+        """True when a contract option other than "none" needs the chain."""
+        return self.acl_contract is not None or self.server_set_contract is not None
 
     @property
     def key_pair(self) -> KeyPair:

@@ -153,6 +153,17 @@ def parse_contract(store: dict[str, Any], key: str, default: str) -> ContractSou
         ) from None
 
 
+def parse_address(store: dict[str, Any], key_path: str) -> Address | None:
+    """An optional 20-byte hex address (0x optional, any case)."""
+    raw = get_str(store, key_path)
+    if raw is None:
+        return None
+    try:
+        return Address(parse_hex(raw.strip(), 20, what="address"))
+    except InvalidEncoding as exc:
+        raise ConfigError(key_path, f"expected a 20-byte hex address ({exc})") from None
+
+
 def parse_public(raw: str, key_path: str) -> Point:
     try:
         return Point.from_bytes(parse_hex(raw.strip(), 64, what="public key"))

@@ -21,6 +21,9 @@ One generation run, on each of the ``n`` nodes ``i`` (id number ``x_i``), for th
    shift its free term after seeing the others'). The joint public is ``Y = Σ_i F_i0``
    (``compute_joint_public``) and the joint secret ``x = Σ_i f_i(0)`` is never assembled;
    ``s_j·G`` of any node follows from the Feldman commitments (``secret_share_public``).
+   Their pointwise sums ``C_k = Σ_i F_ik`` (``joint_commitments``) are the Feldman
+   commitments of the joint polynomial ``f = Σ_i f_i``: ``C_0 = Y`` and
+   ``s_j·G = Σ_k C_k·x_j^k``, which a key record keeps.
 
 Errors: wrong numbers of commitments raise InvalidRequest, a zero id number InvalidScalar, an
 identity joint public InvalidPoint; a bad dealing from a peer raises ProtocolViolation naming it.
@@ -252,6 +255,18 @@ def secret_share_public(id_number: Scalar, share_proofs: Iterable[Sequence[Point
     anyone holding every dealer's Feldman commitments (used to check signature shares)."""
     check_id_numbers([id_number])
     return point_sum(evaluate_point_polynomial(proof, id_number) for proof in share_proofs)
+
+
+def joint_commitments(share_proofs: Iterable[Sequence[Point]]) -> tuple[Point, ...]:
+    """``C_k = Σ_i F_ik``: the Feldman commitments of the joint polynomial ``Σ_i f_i``, from
+    every dealer's (same length, at least one point each; InvalidRequest otherwise)."""
+    proofs = [tuple(proof) for proof in share_proofs]
+    if not proofs or not proofs[0]:
+        raise InvalidRequest("joint commitments need at least one dealer with commitments")
+    length = len(proofs[0])
+    if any(len(proof) != length for proof in proofs):
+        raise InvalidRequest("every dealer's commitments must have the same length")
+    return tuple(point_sum(proof[k] for proof in proofs) for k in range(length))
 
 
 def publics_footprint(publics_by_node: Mapping[B, Sequence[Point]]) -> bytes:

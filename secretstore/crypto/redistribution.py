@@ -19,7 +19,10 @@ The new shares lie on ``H = Σ λ_i·h_i``, of degree ``t'``, with ``H(0) = Σ �
 the joint secret and so the joint public ``Y`` are unchanged, any ``t'+1`` new shares
 reconstruct ``x``, and old shares are useless with new ones. Anyone holding the commitments
 can confirm ``Σ λ_i·C_i0 = Y`` (``verify_redistributed_public``: the holders used their real
-shares) and compute each new share public ``s'_j·G`` (``new_share_public``).
+shares) and compute each new share public ``s'_j·G`` (``new_share_public``). The new
+version's own Feldman commitments are ``C'_k = Σ_i λ_i·C_ik`` (``redistributed_commitments``),
+the commitments of ``H``: ``C'_0 = Y`` and ``s'_j·G = Σ_k C'_k·x'_j^k``, what a key record of
+the new version stores.
 
 Errors: id number problems as in shamir (InvalidScalar / InvalidRequest); the wrong number of
 commitments or of old holders raises InvalidRequest.
@@ -129,6 +132,23 @@ def new_share_public(
     return point_sum(
         evaluate_point_polynomial(c, new_id_number) * w
         for c, w in zip(commitments, weights, strict=True)
+    )
+
+
+def redistributed_commitments(
+    old_id_numbers: Sequence[Scalar], commitments: Sequence[Sequence[Point]]
+) -> tuple[Point, ...]:
+    """``C'_k = Σ_i λ_i·C_ik``: the Feldman commitments of the new sharing ``H = Σ λ_i·h_i``
+    (old holders in the same order in both sequences; every vector of the same length
+    ``t'+1``, InvalidRequest otherwise)."""
+    _check_holders(old_id_numbers, commitments)
+    length = len(commitments[0])
+    if any(len(vector) != length for vector in commitments):
+        raise InvalidRequest("every holder's commitments must have the same length")
+    weights = lagrange_coefficients(old_id_numbers)
+    return tuple(
+        point_sum(vector[k] * weight for vector, weight in zip(commitments, weights, strict=True))
+        for k in range(length)
     )
 
 

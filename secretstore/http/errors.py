@@ -14,6 +14,7 @@ from typing import Final
 
 from secretstore.errors import (
     AccessDenied,
+    ChainUnavailable,
     ConsensusUnreachable,
     CryptoError,
     DecryptionError,
@@ -25,6 +26,7 @@ from secretstore.errors import (
     InvalidScalar,
     InvalidSignature,
     NodeDisconnected,
+    PlainRetrievalRefused,
     ProtocolViolation,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
@@ -44,6 +46,11 @@ INTERNAL_SERVER_ERROR: Final = 500
 PARSE_FAILURE_TEXT: Final = "Failed to parse request"
 #: The text of any failure not listed below.
 INTERNAL_ERROR_TEXT: Final = "Internal error"
+#: Ours: plain retrieval refused by the cluster's `require_shadow_retrieval` policy (403).
+PLAIN_RETRIEVAL_REFUSED_TEXT: Final = (
+    "Access denied: plain document key retrieval is disabled on this key server; "
+    "use shadow retrieval (GET /shadow/{key_id}/{signature})"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,7 @@ class ErrorResponse:
 # Checked in order: subclasses before their bases. A None text means "the exception's own
 # message", used only for InvalidRequest, whose messages describe the client's input.
 _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
+    (PlainRetrievalRefused, FORBIDDEN, PLAIN_RETRIEVAL_REFUSED_TEXT),
     (AccessDenied, FORBIDDEN, "Access denied"),
     (ConsensusUnreachable, FORBIDDEN, "Consensus unreachable"),
     (ServerKeyNotFound, NOT_FOUND, "Server key with this ID is not found"),
@@ -85,6 +93,7 @@ _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
     (TimeoutError, INTERNAL_SERVER_ERROR, "Session timeout"),
     (ProtocolViolation, INTERNAL_SERVER_ERROR, "invalid message is received"),
     (StorageError, INTERNAL_SERVER_ERROR, "Database error"),
+    (ChainUnavailable, INTERNAL_SERVER_ERROR, "Internal error: no trusted blockchain client"),
 )
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Final
 
 from secretstore.crypto.curve import Point
+from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
 from secretstore.encoding import to_hex
 from secretstore.http.port import ShadowRetrieval
 
@@ -30,11 +31,43 @@ def public_body(point: Point) -> bytes:
     return json_string(to_hex(point.to_bytes()))
 
 
+#: The name of our extra field in the shadow retrieval body (after Parity's three).
+PROOFS_FIELD: Final = "proofs"
+
+
 def shadow_body(shadow: ShadowRetrieval) -> bytes:
-    """Parity's SerializableEncryptedDocumentKeyShadow, fields in its order, no spaces."""
-    value = {
+    """Parity's SerializableEncryptedDocumentKeyShadow, fields in its order, no spaces; then,
+    for a key with commitments, our `proofs` field (`proofs_json`), which Parity's clients
+    ignore."""
+    value: dict[str, object] = {
         "decrypted_secret": to_hex(shadow.decrypted_secret.to_bytes()),
         "common_point": to_hex(shadow.common_point.to_bytes()),
         "decrypt_shadows": [to_hex(item) for item in shadow.decrypt_shadows],
     }
+    if shadow.proofs is not None:
+        value[PROOFS_FIELD] = proofs_json(shadow.proofs)
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def proofs_json(proofs: ShadowRetrievalProofs) -> dict[str, object]:
+    """The `proofs` field: everything a requester needs to check each participant's part
+    (secretstore.client.verify): hex as everywhere in the API, numbers as JSON numbers, a
+    proof as the 64 bytes challenge ‖ response."""
+    return {
+        "threshold": proofs.threshold,
+        "session": to_hex(proofs.session_id),
+        "attempt": proofs.attempt,
+        "commitments": [to_hex(point.to_bytes()) for point in proofs.commitments],
+        "encrypted_point": to_hex(proofs.encrypted_point.to_bytes()),
+        "access_key": to_hex(proofs.access_key.to_bytes()),
+        "participants": [
+            {
+                "node": to_hex(p.node),
+                "id_number": to_hex(p.id_number.to_bytes()),
+                "shadow_point": to_hex(p.shadow_point.to_bytes()),
+                "blinded_public": to_hex(p.blinded_public.to_bytes()),
+                "proof": to_hex(p.proof.challenge.to_bytes() + p.proof.response.to_bytes()),
+            }
+            for p in proofs.participants
+        ],
+    }

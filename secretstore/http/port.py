@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from secretstore.crypto.curve import Point
+from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
 from secretstore.types import MessageHash, NodeId, ServerKeyId
 
 
@@ -15,11 +16,13 @@ class ShadowRetrieval:
 
     `decrypted_secret` is D and `common_point` is C'; each of `decrypt_shadows` is an ECIES
     ciphertext (to the requester) of a 32-byte coefficient d_i, so that M = D + (Σ d_i)·C'.
+    `proofs` (ours, for a key with commitments) lets the requester check every participant.
     """
 
     decrypted_secret: Point
     common_point: Point
     decrypt_shadows: tuple[bytes, ...]
+    proofs: ShadowRetrievalProofs | None = None
 
 
 class KeyServerApi(Protocol):

@@ -192,13 +192,15 @@ class MeshTransport:
         return self._admission
 
     def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> None:
-        """Replace the known nodes: drop links to removed ones, dial new ones (new addresses
-        apply to the next dial)."""
-        self._nodes = self._without_self(nodes)
+        """Replace the known nodes: drop links to removed ones and to those whose address
+        changed (they are dialed again at the new address), dial new ones."""
+        old, self._nodes = self._nodes, self._without_self(nodes)
         self._update_node_addresses()
         for node, connection in list(self._connections.items()):
             if node not in self._nodes:
                 connection.close("removed from the node set")
+            elif old.get(node) != self._nodes[node]:
+                connection.close("its address changed")
         for node, task in list(self._dialers.items()):
             if node not in self._nodes:
                 task.cancel()

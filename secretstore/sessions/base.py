@@ -14,7 +14,7 @@ from secretstore.errors import (
     SessionTimeout,
 )
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 
 # --- effects: what a session asks its driver to do, in order --------------------------
 
@@ -45,11 +45,13 @@ class Persist:
 @dataclass(frozen=True, slots=True)
 class CheckAccess:
     """Ask the access policy whether `requester` may use `key_id`; the answer comes back
-    through `Session.on_access_checked`."""
+    through `Session.on_access_checked`. `block`: the chain state the session's master pinned
+    (None without one): the policy decides at that block or refuses."""
 
     session_id: SessionId
     requester: Address
     key_id: ServerKeyId
+    block: BlockRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,9 @@ class SessionContext:
     #: this node's policy: refuse generation, store and signing requests without a bound
     #: signature
     require_bound_requests: bool = False
+    #: this node's policy (config `require_shadow_retrieval`): it computes no plain-mode
+    #: decryption job, as master or slave, so no node can obtain a document key
+    require_shadow_retrieval: bool = False
 
 
 class Session(ABC):

@@ -46,7 +46,7 @@ from secretstore.errors import (
 )
 from secretstore.sessions.base import CheckAccess, Effect, Send, SessionContext, short
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import Address, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 
 # --- what every consensus-based session needs before it starts ---------------------------
@@ -158,8 +158,10 @@ class AccessConsensus:
         version: KeyShareVersion,
         connected: Iterable[NodeId],
         needed: int,
+        block: BlockRef | None = None,
     ) -> None:
-        """Raises InvalidRequest for `needed` < 1, ServerKeyNotFound when this node does not
+        """`block`: the chain block the master pinned for every node's access decision.
+        Raises InvalidRequest for `needed` < 1, ServerKeyNotFound when this node does not
         hold `version`, ConsensusUnreachable when fewer than `needed` holders are connected."""
         if needed < 1:
             raise InvalidRequest(f"a consensus needs at least one node, not {needed}")
@@ -177,6 +179,7 @@ class AccessConsensus:
         self._session_id = session_id
         self._key_id = key_id
         self._requester = requester
+        self.block = block
         self.needed = needed
         self.candidates = candidates
         self._pending: set[NodeId] = set(candidates)
@@ -230,9 +233,12 @@ class AccessConsensus:
 
     # --- events -----------------------------------------------------------------------------
     def start(self, request: object) -> list[Effect]:
-        """The master's own access check and `request` (the owner's initialising message,
-        which carries an AccessRequest) to every other candidate."""
-        effects: list[Effect] = [CheckAccess(self._session_id, self._requester, self._key_id)]
+        """The master's own access check (at the pinned block) and `request` (the owner's
+        initialising message, which carries an AccessRequest with that block) to every other
+        candidate."""
+        effects: list[Effect] = [
+            CheckAccess(self._session_id, self._requester, self._key_id, self.block)
+        ]
         effects += [
             Send(node, request) for node in sorted(self.candidates) if node != self._ctx.self_id
         ]
@@ -406,6 +412,7 @@ class AccessCheck:
         if self.version.id_number(master) is None:
             raise ProtocolViolation(short(master), "asked for access to a key version it lacks")
         self.requester = recover_requester_of(request.requester_signature, key_id)
+        self._block = request.block
         self._session_id = session_id
         self._master = master
         self._key_id = key_id
@@ -427,7 +434,7 @@ class AccessCheck:
         )
 
     def start(self) -> list[Effect]:
-        return [CheckAccess(self._session_id, self.requester.address, self._key_id)]
+        return [CheckAccess(self._session_id, self.requester.address, self._key_id, self._block)]
 
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         """Record the policy's answer and send it to the master (once)."""

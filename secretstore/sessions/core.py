@@ -14,7 +14,7 @@ burst is noticed; the burst ends when the peer is down to half the limit again.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from secretstore.errors import InvalidRequest, SecretStoreError, SessionLimitReached, describe
@@ -97,6 +97,11 @@ class NodeCore:
     def sessions_of(self, master: NodeId) -> int:
         """How many sessions the peer `master` has open here as their master."""
         return self._by_master.get(master, 0)
+
+    def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
+        """The cluster's node set changed (the key server set contract): sessions created from
+        now on see `nodes`; running sessions keep the set they started with."""
+        self.ctx = replace(self.ctx, cluster_nodes=frozenset(nodes))
 
     def new_session_id(self) -> SessionId:
         while True:

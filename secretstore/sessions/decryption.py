@@ -12,12 +12,22 @@ P_i = a·ν_i·C for a fresh access key a (crypto/shadow.py) and the master comb
   D = E - (-1)^t·Σ δ_i·ν_i·C; the result is `ShadowResult(D, C', [ECIES(d_i)])` and only the
   requester can compute M = D + (Σ d_i)·C'.
 
-A group member that is lost during the job (disconnects or reports an error) is replaced by
-another consenting node when enough remain (a new attempt with a new access key); otherwise
-the session fails with ConsensusUnreachable. A job answer that breaks the protocol fails it
-with ProtocolViolation naming the node. Every node recovers the requester itself from the
-requester's signature; the decrypt shadows are encrypted to that recovered key, never to a
-key the master names.
+Verifiable answers: when the key version has commitments (crypto/shadow_proofs.py), every
+member also sends a DLEQ proof bound to the job (plain: P_i was made with its share; shadow:
+P_i and the published Q_i = δ_i·ν_i·G share their log), and the master checks every other
+member's. A member whose answer fails a check (its proof, a missing or extra decrypt shadow,
+an identity point) is named and treated as lost: another consenting node replaces it when
+enough remain (a new attempt with a new access key); otherwise the session fails with
+ProtocolViolation naming it. A shadow result then carries everything the requester needs to
+check every contribution itself (`ShadowResult.proofs`). A key without commitments (a record
+of schema 1) is served as before, without proofs.
+
+A group member that is lost during the job (disconnects or reports an error) is replaced the
+same way; otherwise the session fails with ConsensusUnreachable. Every node recovers the
+requester itself from the requester's signature; the decrypt shadows are encrypted to that
+recovered key, never to a key the master names. A node whose context has
+`require_shadow_retrieval` computes no plain-mode job: as master it refuses the request
+(PlainRetrievalRefused), as slave it refuses the job, whatever the master says.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.curve import Point
 from secretstore.crypto.ecies import OVERHEAD, ecies_encrypt
 from secretstore.crypto.rng import random_scalar
 from secretstore.crypto.shadow import (
@@ -35,7 +45,22 @@ from secretstore.crypto.shadow import (
     decrypt_with_joint_shadow,
     make_common_shadow_point,
 )
-from secretstore.errors import DocumentKeyNotFound, InvalidRequest, ProtocolViolation
+from secretstore.crypto.shadow_proofs import (
+    JobStatement,
+    ParticipantProof,
+    ShadowRetrievalProofs,
+    answer_job,
+    verify_job_answer,
+)
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    DocumentKeyNotFound,
+    InvalidRequest,
+    PlainRetrievalRefused,
+    ProtocolViolation,
+    SecretStoreError,
+)
 from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
 from secretstore.sessions.consensus import (
     AccessCheck,
@@ -50,7 +75,8 @@ from secretstore.sessions.consensus import (
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, NodeId, ServerKeyId, SessionId
+from secretstore.wire.common import SessionError
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 from secretstore.wire.decryption import (
     DecryptionJobRequest,
@@ -68,23 +94,35 @@ class RetrieveDocumentKey:
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from it);
     `shadow`: shadow retrieval (result ShadowResult) instead of plain (result Point);
-    `version`: the key version hash to use, None for the master's newest.
+    `version`: the key version hash to use, None for the master's newest;
+    `block`: the chain block the access decisions are pinned to (None without a chain ACL).
     """
 
     key_id: ServerKeyId
     requester_signature: bytes
     shadow: bool = False
     version: bytes | None = None
+    block: BlockRef | None = None
+
+
+#: The text of a plain retrieval refused by a node's policy.
+PLAIN_REFUSED = (
+    "plain document key retrieval is refused by this key server's policy "
+    "(require_shadow_retrieval): use shadow retrieval"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ShadowResult:
     """Result of a shadow retrieval: M = decrypted_secret + (Σ d_i)·common_point, where each
-    d_i is the 32-byte scalar in ECIES(requester, d_i) = decrypt_shadows[i]."""
+    d_i is the 32-byte scalar in ECIES(requester, d_i) = decrypt_shadows[i]. `proofs`: what
+    the requester needs to check every participant's contribution (None for a key without
+    commitments)."""
 
     decrypted_secret: Point
     common_point: Point
     decrypt_shadows: tuple[bytes, ...]
+    proofs: ShadowRetrievalProofs | None = None
 
 
 class DecryptionPhase(Enum):
@@ -97,41 +135,96 @@ class DecryptionPhase(Enum):
     ENDED = "ended"
 
 
+def job_statement(
+    share: KeyShare,
+    version: KeyShareVersion,
+    key_id: ServerKeyId,
+    job: DecryptionJobRequest,
+    requester: Point,
+) -> JobStatement | None:
+    """What the proofs of `job` are bound to, as this node sees it (its own stored C, E and
+    commitments, the requester it recovered); None for a version without commitments.
+    InvalidRequest when the group does not hold the version."""
+    commitments = version.commitments
+    if commitments is None:
+        return None
+    common_point, encrypted_point = share.common_point, share.encrypted_point
+    if common_point is None or encrypted_point is None:
+        raise DocumentKeyNotFound("no document key is stored with this server key")
+    numbers = version.id_numbers_map()
+    if any(node not in numbers for node in job.nodes):
+        raise InvalidRequest("a job group must hold the key version")
+    return JobStatement(
+        key_id=key_id,
+        session_id=job.session_id,
+        attempt=job.attempt,
+        requester=requester,
+        common_point=common_point,
+        encrypted_point=encrypted_point,
+        access_key=job.access_key,
+        commitments=commitments,
+        group=tuple((node, numbers[node]) for node in job.nodes),
+        shadow=job.shadow,
+    )
+
+
 def compute_job_response(
     ctx: SessionContext,
     share: KeyShare,
     version: KeyShareVersion,
+    key_id: ServerKeyId,
+    job: DecryptionJobRequest,
     *,
-    nodes: tuple[NodeId, ...],
-    access_key: Scalar,
-    shadow: bool,
     requester: Point,
-) -> tuple[Point, bytes | None]:
-    """This node's part of a job over `nodes`: P_i, and ECIES(requester, d_i) when `shadow`.
+) -> DecryptionJobResponse:
+    """This node's part of `job`: P_i, ECIES(requester, d_i) when shadow, and with
+    commitments Q_i (shadow) and the proof.
 
-    The caller has checked that every node of `nodes` holds `version`, self included."""
+    Raises PlainRetrievalRefused for a plain job when this node's policy requires shadow
+    retrieval; DocumentKeyNotFound; InvalidRequest unless every node of the group holds
+    `version`, self included."""
+    if not job.shadow and ctx.require_shadow_retrieval:
+        raise PlainRetrievalRefused(PLAIN_REFUSED)
     common_point = share.common_point
     if common_point is None:
         raise DocumentKeyNotFound("no document key is stored with this server key")
     numbers = version.id_numbers_map()
-    if ctx.self_id not in nodes or any(node not in numbers for node in nodes):
+    if ctx.self_id not in job.nodes or any(node not in numbers for node in job.nodes):
         raise InvalidRequest("a job group must hold the key version and include this node")
-    others = [numbers[node] for node in nodes if node != ctx.self_id]
-    node_shadow = compute_node_shadow(version.secret_share, numbers[ctx.self_id], others)
-    blinding = random_scalar(ctx.rng) if shadow else None
-    computed = compute_node_shadow_point(access_key, common_point, node_shadow, blinding)
+    statement = job_statement(share, version, key_id, job, requester)
+    blinded_public, proof = None, None
+    if statement is not None:
+        answer = answer_job(statement, ctx.self_id, version.secret_share, ctx.rng)
+        point, decrypt_shadow = answer.shadow_point, answer.decrypt_shadow
+        blinded_public, proof = answer.blinded_public, answer.proof
+    else:
+        others = [numbers[node] for node in job.nodes if node != ctx.self_id]
+        node_shadow = compute_node_shadow(version.secret_share, numbers[ctx.self_id], others)
+        blinding = random_scalar(ctx.rng) if job.shadow else None
+        computed = compute_node_shadow_point(job.access_key, common_point, node_shadow, blinding)
+        point, decrypt_shadow = computed.shadow_point, computed.decrypt_shadow
     encrypted = None
-    if computed.decrypt_shadow is not None:
-        encrypted = ecies_encrypt(requester, computed.decrypt_shadow.to_bytes(), ctx.rng)
-    return computed.shadow_point, encrypted
+    if decrypt_shadow is not None:
+        encrypted = ecies_encrypt(requester, decrypt_shadow.to_bytes(), ctx.rng)
+    return DecryptionJobResponse(
+        job.session_id, job.attempt, point, encrypted, blinded_public, proof
+    )
 
 
 @dataclass(slots=True)
 class _Job:
-    attempt: int
-    access_key: Scalar
-    nodes: tuple[NodeId, ...]
-    responses: dict[NodeId, tuple[Point, bytes | None]] = field(default_factory=dict)
+    request: DecryptionJobRequest
+    #: what the members' proofs are bound to; None for a key without commitments
+    statement: JobStatement | None
+    responses: dict[NodeId, DecryptionJobResponse] = field(default_factory=dict)
+
+    @property
+    def attempt(self) -> int:
+        return self.request.attempt
+
+    @property
+    def nodes(self) -> tuple[NodeId, ...]:
+        return self.request.nodes
 
 
 class DecryptionMaster(Session):
@@ -143,10 +236,13 @@ class DecryptionMaster(Session):
     | (own check, ConsensusResp.) | too many refused / self refused| ENDED: AccessDenied       |
     |                             | too few left to reach t+1      | ENDED: ConsensusUnreachable|
     | WAITING_FOR_JOB_RESPONSES   | all t+1 responses in           | ENDED: result             |
-    | (DecryptionJobResponse)     | member lost, t+1 allowed remain| WAITING_FOR_JOB_RESPONSES |
-    |                             | member lost, answers pending   | WAITING_FOR_ACCESS        |
+    | (DecryptionJobResponse)     | member lost or its answer      | WAITING_FOR_JOB_RESPONSES |
+    |                             | rejected, t+1 allowed remain   | (a new group)             |
+    |                             | the same, answers pending      | WAITING_FOR_ACCESS        |
     |                             | member lost, too few left      | ENDED: ConsensusUnreachable|
-    |                             | a response breaks the protocol | ENDED: ProtocolViolation  |
+    |                             | answer rejected, too few left  | ENDED: ProtocolViolation  |
+    |                             | an answer out of turn          | ENDED: ProtocolViolation  |
+    |                             | a member refuses plain by policy| ENDED: PlainRetrievalRefused|
     """
 
     def __init__(
@@ -174,8 +270,11 @@ class DecryptionMaster(Session):
             version=version,
             connected=connected,
             needed=share.threshold + 1,
+            block=request.block,
         )
         self._job: _Job | None = None
+        #: members whose job answer was rejected, and why (they are out of the session)
+        self.rejected: dict[NodeId, str] = {}
 
     @property
     def phase(self) -> DecryptionPhase:
@@ -198,7 +297,7 @@ class DecryptionMaster(Session):
         return tuple(node for node in job.nodes if node not in job.responses)
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self._version.hash)
+        access = AccessRequest(self._signature, self._version.hash, block=self.consensus.block)
         return self.consensus.start(DecryptionRequest(self.session_id, self.key_id, access))
 
     # --- events -------------------------------------------------------------------------------
@@ -222,11 +321,25 @@ class DecryptionMaster(Session):
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
         return self._lose(sender, f"failed: {reason}")
 
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        """A group member refusing a plain job by its policy ends the retrieval with that
+        refusal (no other node is asked to compute the document key instead)."""
+        job = self._job
+        if (
+            not self.finished
+            and not self.shadow
+            and isinstance(error, AccessDenied)
+            and job is not None
+            and sender in job.nodes
+        ):
+            return self.fail(PlainRetrievalRefused(f"node {short(sender)}: {error}"))
+        return super().on_peer_refusal(sender, error)
+
     def on_timeout(self) -> list[Effect]:
         if self.finished:
             return []
         if self._job is None:
-            return self.fail(self.consensus.timeout_error())
+            return self.fail(self._named(self.consensus.timeout_error()))
         names = ", ".join(short(node) for node in self.awaiting)
         return self.fail(ProtocolViolation(names, "no job response before the session timed out"))
 
@@ -240,28 +353,50 @@ class DecryptionMaster(Session):
             self._job = None
         return self._follow(self.consensus.on_node_lost(node, why, keep_group=answered))
 
+    def _reject(self, node: NodeId, what: str) -> list[Effect]:
+        """`node`'s answer to the running job is wrong: it is out of the session (and told
+        so), and another consenting node takes its place if enough remain."""
+        self.rejected[node] = what
+        self._job = None
+        notice = SessionError(self.session_id, f"the master rejected its job answer: {what}")
+        effects: list[Effect] = [Send(node, notice)]
+        decision = self.consensus.on_node_lost(node, what)
+        if isinstance(decision, ConsensusFailed) and isinstance(
+            decision.error, ConsensusUnreachable
+        ):
+            return effects + self.fail(
+                ProtocolViolation(
+                    short(node), f"{what}; too few other consenting nodes remain to replace it"
+                )
+            )
+        return effects + self._follow(decision)
+
+    def _named(self, error: SecretStoreError) -> SecretStoreError:
+        """A consensus failure after rejected answers names the nodes rejected."""
+        if not self.rejected or not isinstance(error, ConsensusUnreachable):
+            return error
+        names = ", ".join(short(node) for node in self.rejected)
+        whys = "; ".join(self.rejected.values())
+        return ProtocolViolation(names, f"{whys}; and then: {error}")
+
     def _follow(self, decision: Decision) -> list[Effect]:
         if isinstance(decision, ConsensusFailed):
-            return self.fail(decision.error)
+            return self.fail(self._named(decision.error))
         if isinstance(decision, GroupSelected):
             return self._start_job(decision)
         return []
 
     def _start_job(self, group: GroupSelected) -> list[Effect]:
-        job = _Job(group.attempt, random_scalar(self.ctx.rng), group.nodes)
-        self._job = job
         request = DecryptionJobRequest(
-            self.session_id, job.attempt, job.access_key, job.nodes, self.shadow
+            self.session_id, group.attempt, random_scalar(self.ctx.rng), group.nodes, self.shadow
         )
+        requester = self._requester.public
+        statement = job_statement(self._share, self._version, self.key_id, request, requester)
+        job = _Job(request, statement)
+        self._job = job
         effects: list[Effect] = self.broadcast(request, job.nodes)
         job.responses[self.ctx.self_id] = compute_job_response(
-            self.ctx,
-            self._share,
-            self._version,
-            nodes=job.nodes,
-            access_key=job.access_key,
-            shadow=self.shadow,
-            requester=self._requester.public,
+            self.ctx, self._share, self._version, self.key_id, request, requester=requester
         )
         return effects + self._complete_if_ready()
 
@@ -273,27 +408,45 @@ class DecryptionMaster(Session):
             return []  # an answer to an abandoned group
         if sender not in job.nodes:
             return self._violation(sender, "answered a job it was not given")
-        answer = (message.shadow_point, message.decrypt_shadow)
         if sender in job.responses:
-            if job.responses[sender] == answer:
+            if job.responses[sender] == message:
                 return []  # the same answer again
             return self._violation(sender, "answered its job twice, differently")
+        problem = self._answer_problem(job, sender, message)
+        if problem is not None:
+            return self._reject(sender, problem)
+        job.responses[sender] = message
+        return self._complete_if_ready()
+
+    def _answer_problem(
+        self, job: _Job, sender: NodeId, message: DecryptionJobResponse
+    ) -> str | None:
+        """What is wrong with a group member's answer to the running job, or None."""
         if message.shadow_point.is_identity():
-            return self._violation(sender, "sent the identity as its shadow point")
+            return "sent the identity as its shadow point"
         if self.shadow and message.decrypt_shadow is None:
-            return self._violation(sender, "sent no decrypt shadow for a shadow retrieval")
+            return "sent no decrypt shadow for a shadow retrieval"
         if not self.shadow and message.decrypt_shadow is not None:
-            return self._violation(sender, "sent a decrypt shadow for a plain retrieval")
+            return "sent a decrypt shadow for a plain retrieval"
         if message.decrypt_shadow is not None and len(message.decrypt_shadow) != (
             DECRYPT_SHADOW_LENGTH
         ):
-            return self._violation(
-                sender,
+            return (
                 f"sent a decrypt shadow of {len(message.decrypt_shadow)} bytes, "
-                f"not {DECRYPT_SHADOW_LENGTH}",
+                f"not {DECRYPT_SHADOW_LENGTH}"
             )
-        job.responses[sender] = answer
-        return self._complete_if_ready()
+        statement = job.statement
+        if statement is None:
+            return None  # a key without commitments: nothing to check the point against
+        if message.proof is None:
+            return "sent no proof of its shadow point"
+        if self.shadow != (message.blinded_public is not None):
+            return "sent a blinded public only a shadow retrieval has, or none in one"
+        if not verify_job_answer(
+            statement, sender, message.shadow_point, message.blinded_public, message.proof
+        ):
+            return "sent a shadow point whose proof does not verify"
+        return None
 
     def _complete_if_ready(self) -> list[Effect]:
         job = self._job
@@ -304,9 +457,9 @@ class DecryptionMaster(Session):
         encrypted_point = share.encrypted_point
         if common_point is None or encrypted_point is None:  # checked by the factory
             return self.fail(DocumentKeyNotFound("no document key is stored with this key"))
-        joint = compute_joint_shadow_point(job.responses[node][0] for node in job.nodes)
+        joint = compute_joint_shadow_point(job.responses[node].shadow_point for node in job.nodes)
         decrypted = decrypt_with_joint_shadow(
-            share.threshold, job.access_key, encrypted_point, joint
+            share.threshold, job.request.access_key, encrypted_point, joint
         )
         if decrypted.is_identity():
             others = [node for node in job.nodes if node != self.ctx.self_id]
@@ -316,11 +469,42 @@ class DecryptionMaster(Session):
             )
         result: Point | ShadowResult = decrypted
         if self.shadow:
-            shadows = tuple(job.responses[node][1] or b"" for node in job.nodes)
+            shadows = tuple(job.responses[node].decrypt_shadow or b"" for node in job.nodes)
             result = ShadowResult(
-                decrypted, make_common_shadow_point(share.threshold, common_point), shadows
+                decrypted,
+                make_common_shadow_point(share.threshold, common_point),
+                shadows,
+                self._proofs(job),
             )
         return self.consensus.completion() + self.finish(result)
+
+    def _proofs(self, job: _Job) -> ShadowRetrievalProofs | None:
+        statement = job.statement
+        if statement is None:
+            return None
+        participants = []
+        for node in job.nodes:
+            response = job.responses[node]
+            if response.blinded_public is None or response.proof is None:  # checked on receipt
+                return None
+            participants.append(
+                ParticipantProof(
+                    node,
+                    statement.id_number(node),
+                    response.shadow_point,
+                    response.blinded_public,
+                    response.proof,
+                )
+            )
+        return ShadowRetrievalProofs(
+            threshold=statement.threshold,
+            session_id=self.session_id,
+            attempt=job.attempt,
+            commitments=statement.commitments,
+            encrypted_point=statement.encrypted_point,
+            access_key=statement.access_key,
+            participants=tuple(participants),
+        )
 
     def _violation(self, node: NodeId, what: str) -> list[Effect]:
         return self.fail(ProtocolViolation(short(node), what))
@@ -337,8 +521,11 @@ class DecryptionSlave(Session):
     | WAITING_FOR_JOB            | valid job (response sent)   | WAITING_FOR_JOB          |
     | (DecryptionJobRequest,     | ConsensusCompleted          | ENDED                    |
     |  ConsensusCompleted)       | invalid job                 | ENDED: ProtocolViolation |
+    |                            | plain job, this node has    | ENDED:                   |
+    |                            | require_shadow_retrieval    | PlainRetrievalRefused    |
     A job request before this node allowed access is a violation by the master; so is a job
-    for an older attempt. The master reporting an error ends the session quietly.
+    for an older attempt. The master reporting an error (e.g. rejecting this node's answer)
+    ends the session quietly.
     """
 
     def __init__(
@@ -403,16 +590,17 @@ class DecryptionSlave(Session):
         if problem is not None:
             return self._violation(problem)
         self._last_job = job
-        point, encrypted = compute_job_response(
-            self.ctx,
-            self._share,
-            self.check.version,
-            nodes=job.nodes,
-            access_key=job.access_key,
-            shadow=job.shadow,
-            requester=self.check.requester.public,
-        )
-        response = DecryptionJobResponse(self.session_id, job.attempt, point, encrypted)
+        try:
+            response = compute_job_response(
+                self.ctx,
+                self._share,
+                self.check.version,
+                self.key_id,
+                job,
+                requester=self.check.requester.public,
+            )
+        except SecretStoreError as exc:  # e.g. this node's policy refuses plain retrieval
+            return self.fail(exc)
         return [Send(self.master, response)]
 
     def _job_problem(self, job: DecryptionJobRequest) -> str | None:
@@ -443,9 +631,12 @@ def start_decryption(
     share: KeyShare | None,
     connected: frozenset[NodeId],
 ) -> tuple[Session, list[Effect]]:
-    """Master factory. Raises InvalidRequest (signature), ServerKeyNotFound (no share here:
+    """Master factory. Raises PlainRetrievalRefused (a plain request on a node whose policy
+    requires shadow retrieval), InvalidRequest (signature), ServerKeyNotFound (no share here:
     Parity would delegate to a holder; we answer 404), DocumentKeyNotFound, or
     ConsensusUnreachable (fewer than t+1 holders connected)."""
+    if not request.shadow and ctx.require_shadow_retrieval:
+        raise PlainRetrievalRefused(PLAIN_REFUSED)
     requester = recover_requester_of(request.requester_signature, request.key_id)
     held = require_share(share, request.key_id)
     if not held.has_document_key():

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from secretstore.crypto import dkg
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.rng import Rng
-from secretstore.crypto.shamir import check_id_numbers, check_threshold
+from secretstore.crypto.shamir import check_id_numbers, check_threshold, evaluate_point_polynomial
 from secretstore.errors import InvalidRequest, ProtocolViolation
 from secretstore.sessions.base import short
 from secretstore.types import Hash256, NodeId
@@ -91,6 +91,23 @@ class DkgResult:
         if id_number is None or self.share_proofs is None:
             raise InvalidRequest("share publics need a run with publics and a participant")
         return dkg.secret_share_public(id_number, [proof for _, proof in self.share_proofs])
+
+    def key_commitments(self, node: NodeId) -> tuple[Point, ...]:
+        """The Feldman commitments ``C_k = Σ_i F_ik`` of the joint polynomial, as participant
+        `node` (this node) stores them with its share, after checking ``C_0`` is the joint
+        public and ``s_j·G = Σ_k C_k·x_j^k`` for its own share (InvalidRequest otherwise, or
+        for a run without publics or of a zero secret)."""
+        if self.share_proofs is None or self.joint_public is None:
+            raise InvalidRequest("key commitments need a run with publics of a nonzero secret")
+        commitments = dkg.joint_commitments(proof for _, proof in self.share_proofs)
+        id_number = dict(self.id_numbers).get(node)
+        if id_number is None or commitments[0] != self.joint_public:
+            raise InvalidRequest("the joint commitments do not commit to the joint public")
+        if evaluate_point_polynomial(commitments, id_number) != Point.base_mul(self.secret_share):
+            raise InvalidRequest("the joint commitments do not match this node's share")
+        if any(point.is_identity() for point in commitments):
+            raise InvalidRequest("a joint commitment is the identity")
+        return commitments
 
     def _proofs_of(self, node: NodeId) -> tuple[Point, ...]:
         proofs = dict(self.share_proofs or ())

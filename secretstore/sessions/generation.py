@@ -275,7 +275,12 @@ class GenerationSession(Session):
             raise InvalidRequest("the DKG of a server key produced no joint public")
         self.public = result.joint_public
         self._share = KeyShare.from_generation(
-            self.author, self.threshold, self.public, self.id_numbers, result.secret_share
+            self.author,
+            self.threshold,
+            self.public,
+            self.id_numbers,
+            result.secret_share,
+            commitments=result.key_commitments(self.ctx.self_id),
         )
         if self.is_master:
             return effects + self._try_commit()

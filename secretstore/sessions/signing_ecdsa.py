@@ -65,7 +65,7 @@ from secretstore.sessions.signing_common import (
 from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest
 from secretstore.wire.signing import (
     EcdsaInversedNonceShare,
@@ -85,7 +85,8 @@ class SignEcdsa:
 
     `requester_signature`: 65 bytes r‖s‖v over `key_id`; `version`: the key version hash to
     use, None for the master's newest; `bound_signature`: the requester's signature over
-    this very signing (crypto/bound.py), or None for Parity's form.
+    this very signing (crypto/bound.py), or None for Parity's form; `block`: the chain block
+    the access decisions are pinned to (None without a chain ACL).
     Result: 65 bytes r‖s‖v (bytes).
     """
 
@@ -94,6 +95,7 @@ class SignEcdsa:
     message_hash: MessageHash
     version: bytes | None = None
     bound_signature: bytes | None = None
+    block: BlockRef | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -441,6 +443,7 @@ def start_ecdsa_signing(
         needed=_needed(held, request.key_id, len(version.nodes)),
         connected=connected,
         bound_signature=request.bound_signature,
+        block=request.block,
     )
     return session, session.start()
 

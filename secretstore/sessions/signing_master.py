@@ -33,7 +33,7 @@ from secretstore.sessions.signing_common import (
     names,
 )
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest, ConsensusResponse
 from secretstore.wire.signing import (
     NonceKind,
@@ -62,6 +62,7 @@ class SigningMaster(Session):
         needed: int,
         connected: frozenset[NodeId],
         bound_signature: bytes | None = None,
+        block: BlockRef | None = None,
     ) -> None:
         super().__init__(ctx, session_id, ctx.self_id, key_id)
         self.share = share
@@ -80,6 +81,7 @@ class SigningMaster(Session):
             version=version,
             connected=connected,
             needed=needed,
+            block=block,
         )
         #: Y_i = s_i·G of every candidate that reported it (this node's own included)
         self.share_publics: dict[NodeId, Point] = {
@@ -134,7 +136,12 @@ class SigningMaster(Session):
         return self.consensus.in_play | {self.ctx.self_id}
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self.version.hash, self._bound_signature)
+        access = AccessRequest(
+            self._signature,
+            self.version.hash,
+            bound_signature=self._bound_signature,
+            block=self.consensus.block,
+        )
         return self.consensus.start(self._init_message(access))
 
     # --- events ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from secretstore.sessions.signing_common import (
 from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest
 from secretstore.wire.signing import NonceKind, SchnorrSignatureShare, SchnorrSigningRequest
 
@@ -70,7 +70,8 @@ class SignSchnorr:
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from
     it); `version`: the key version hash to use, None for the master's newest;
     `bound_signature`: the requester's signature over this very signing (crypto/bound.py),
-    or None for Parity's form.
+    or None for Parity's form; `block`: the chain block the access decisions are pinned to
+    (None without a chain ACL).
     Result: SchnorrSignature.
     """
 
@@ -79,6 +80,7 @@ class SignSchnorr:
     message_hash: MessageHash
     version: bytes | None = None
     bound_signature: bytes | None = None
+    block: BlockRef | None = None
 
 
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
@@ -283,6 +285,7 @@ def start_schnorr_signing(
         needed=held.threshold + 1,
         connected=connected,
         bound_signature=request.bound_signature,
+        block=request.block,
     )
     return session, session.start()
 

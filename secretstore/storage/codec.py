@@ -16,9 +16,23 @@ Schema version 1 (integers are unsigned big-endian):
          32   secret share (below n)
     u32  CRC-32 of every byte before it
 
+Schema version 2 is version 1 (with 2 as its first byte) where every version ends, after its
+secret share, with the Feldman commitments of the version's key polynomial:
+
+         u8   commitments flag (0 or 1), then if 1:
+              u32  commitment count (= threshold + 1)
+              64   per commitment C_0..C_t (C_0 = public; none the identity)
+
+`encode_key_share` writes schema 1 when no version has commitments (the bytes of a record
+written before schema 2 existed, so a key that was never given commitments stays readable by
+an older secretstore) and schema 2 otherwise. A version 1 record decodes as versions without
+commitments; rewriting it (a document key stored, a version added) keeps it schema 1 and
+without commitments until a version with commitments is added.
+
 Decoding rejects anything else with CorruptRecord saying what was wrong: an unknown schema
 version, a truncated field, trailing bytes, a bad flag, a checksum mismatch, an invalid
-point or scalar, or fields that break a KeyShare invariant.
+point or scalar, or fields that break a KeyShare invariant (e.g. commitments whose number is
+not threshold + 1 or whose first is not the public).
 """
 
 from __future__ import annotations
@@ -34,20 +48,25 @@ from secretstore.errors import CorruptRecord, CryptoError, InvalidKeyShare
 from secretstore.storage.model import KeyShare, KeyShareVersion
 from secretstore.types import Address, NodeId
 
-#: The schema version written by `encode_key_share`.
-SCHEMA_VERSION: Final = 1
+#: The schema version `encode_key_share` writes for a share with commitments.
+SCHEMA_VERSION: Final = 2
+#: The schema version it writes for a share without any (the original layout).
+SCHEMA_VERSION_WITHOUT_COMMITMENTS: Final = 1
 #: Every schema version `decode_key_share` reads.
-SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({1})
+SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({1, 2})
 
 _U32: Final = struct.Struct(">I")
 _NODE_SIZE: Final = 64 + 32
 _MIN_VERSION_SIZE: Final = 32 + 4 + _NODE_SIZE + 32
+_POINT_SIZE: Final = 64
 _CHECKSUM_SIZE: Final = 4
 
 
 def encode_key_share(share: KeyShare) -> bytes:
-    """The schema-version-1 record of `share`."""
-    out = bytearray([SCHEMA_VERSION])
+    """The record of `share`: schema 2 if a version has commitments, else schema 1."""
+    with_commitments = any(version.commitments is not None for version in share.versions)
+    schema = SCHEMA_VERSION if with_commitments else SCHEMA_VERSION_WITHOUT_COMMITMENTS
+    out = bytearray([schema])
     out += share.author
     out += _U32.pack(share.threshold)
     out += share.public.to_bytes()
@@ -65,6 +84,13 @@ def encode_key_share(share: KeyShare) -> bytes:
             out += node
             out += number.to_bytes()
         out += version.secret_share.to_bytes()
+        if with_commitments:
+            if version.commitments is None:
+                out.append(0)
+            else:
+                out.append(1)
+                out += _U32.pack(len(version.commitments))
+                out += b"".join(point.to_bytes() for point in version.commitments)
     out += _U32.pack(zlib.crc32(out))
     return bytes(out)
 
@@ -77,6 +103,7 @@ class _RawVersion:
     hash: bytes
     id_numbers: tuple[tuple[bytes, bytes], ...]
     secret_share: bytes
+    commitments: tuple[bytes, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,18 +160,19 @@ class _Reader:
             )
         return value
 
-    def optional(self, size: int, what: str) -> bytes | None:
+    def flag(self, what: str) -> bool:
         flag = self.u8(f"{what} flag")
-        if flag == 0:
-            return None
-        if flag != 1:
+        if flag > 1:
             raise CorruptRecord(f"{what} flag is {flag}, not 0 or 1")
-        return self.take(size, what)
+        return flag == 1
+
+    def optional(self, size: int, what: str) -> bytes | None:
+        return self.take(size, what) if self.flag(what) else None
 
 
-def _read_layout_v1(data: bytes) -> _RawShare:
+def _read_layout(data: bytes) -> _RawShare:
     reader = _Reader(data)
-    reader.take(1, "schema version")
+    schema = reader.u8("schema version")
     author = reader.take(20, "author")
     threshold = reader.u32("threshold")
     public = reader.take(64, "public")
@@ -162,7 +190,13 @@ def _read_layout_v1(data: bytes) -> _RawShare:
             for i in range(nodes)
         )
         secret_share = reader.take(32, f"secret share of version {v}")
-        versions.append(_RawVersion(hash_, pairs, secret_share))
+        commitments = None
+        if schema >= 2 and reader.flag(f"commitments of version {v}"):
+            count = reader.count(f"commitment count of version {v}", _POINT_SIZE)
+            commitments = tuple(
+                reader.take(_POINT_SIZE, f"commitment {k} of version {v}") for k in range(count)
+            )
+        versions.append(_RawVersion(hash_, pairs, secret_share, commitments))
     body_end = reader.position
     checksum = reader.u32("checksum")
     if reader.remaining:
@@ -196,8 +230,14 @@ def _build_version(raw: _RawVersion, v: int) -> KeyShareVersion:
         for i, (node, number) in enumerate(raw.id_numbers)
     )
     secret_share = _scalar(raw.secret_share, f"secret share of version {v}")
+    commitments = None
+    if raw.commitments is not None:
+        commitments = tuple(
+            _point(point, f"commitment {k} of version {v}")
+            for k, point in enumerate(raw.commitments)
+        )
     try:
-        return KeyShareVersion(raw.hash, pairs, secret_share)
+        return KeyShareVersion(raw.hash, pairs, secret_share, commitments)
     except InvalidKeyShare as exc:
         raise CorruptRecord(f"version {v}: {exc}") from exc
 
@@ -214,7 +254,7 @@ def decode_key_share(data: bytes | bytearray | memoryview) -> KeyShare:
         raise CorruptRecord(
             f"unknown schema version {schema} (supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})"
         )
-    raw = _read_layout_v1(data)
+    raw = _read_layout(data)
     common_point = None if raw.common_point is None else _point(raw.common_point, "common_point")
     encrypted_point = (
         None if raw.encrypted_point is None else _point(raw.encrypted_point, "encrypted_point")

@@ -39,21 +39,32 @@ def _check_point(value: object, what: str) -> Point:
 @dataclass(frozen=True, slots=True, repr=False)
 class KeyShareVersion:
     """One version of a node's share: the id number of every node holding the version
-    (sorted by node id on construction) and this node's secret share.
+    (sorted by node id on construction), this node's secret share, and the Feldman
+    commitments ``C_0..C_t`` of the version's key polynomial when the record has them
+    (None for a key written before they were stored: its decryptions carry no proofs).
 
     Invariants: `hash` is 32 bytes; at least one node; node ids are distinct curve points;
-    id numbers are nonzero and distinct.
+    id numbers are nonzero and distinct; commitments, if any, are at least one point and
+    none the identity (the KeyShare checks their number and ``C_0``).
     """
 
     hash: bytes
     id_numbers: IdNumbers
     secret_share: Scalar
+    commitments: tuple[Point, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.hash, bytes) or len(self.hash) != 32:
             raise InvalidKeyShare("a version hash is 32 bytes")
         if not isinstance(self.secret_share, Scalar):
             raise InvalidKeyShare("the secret share must be a Scalar")
+        if self.commitments is not None:
+            commitments = tuple(self.commitments)
+            if not commitments:
+                raise InvalidKeyShare("a version's commitments are at least one point")
+            for k, point in enumerate(commitments):
+                _check_point(point, f"commitment {k}")
+            object.__setattr__(self, "commitments", commitments)
         pairs: list[tuple[NodeId, Scalar]] = []
         for pair in self.id_numbers:
             if not isinstance(pair, tuple) or len(pair) != 2:
@@ -76,10 +87,12 @@ class KeyShareVersion:
         cls,
         id_numbers: Mapping[NodeId, Scalar] | Iterable[tuple[NodeId, Scalar]],
         secret_share: Scalar,
+        commitments: Iterable[Point] | None = None,
     ) -> KeyShareVersion:
         """A new version whose hash is computed from its id numbers (`version_hash`)."""
         pairs = tuple(id_numbers.items() if isinstance(id_numbers, Mapping) else id_numbers)
-        version = cls(bytes(32), pairs, secret_share)
+        points = None if commitments is None else tuple(commitments)
+        version = cls(bytes(32), pairs, secret_share, points)
         return replace(version, hash=version_hash(version.id_numbers))
 
     @property
@@ -99,7 +112,10 @@ class KeyShareVersion:
         return dict(self.id_numbers)
 
     def __repr__(self) -> str:
-        return f"KeyShareVersion(hash=0x{self.hash.hex()}, nodes={len(self.id_numbers)})"
+        return (
+            f"KeyShareVersion(hash=0x{self.hash.hex()}, nodes={len(self.id_numbers)}, "
+            f"commitments={self.commitments is not None})"
+        )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -108,7 +124,8 @@ class KeyShare:
 
     Invariants: `author` is 20 bytes; `threshold` ≥ 0 and below the node count of every
     version; `public` is not the identity; `common_point` and `encrypted_point` are both set
-    (a document key is stored) or both None; at least one version; version hashes distinct.
+    (a document key is stored) or both None; at least one version; version hashes distinct;
+    a version's commitments, when it has them, are ``t+1`` points with ``C_0 = public``.
     Versions are kept oldest first.
     """
 
@@ -143,6 +160,18 @@ class KeyShare:
                     f"threshold {self.threshold} needs more than {self.threshold} nodes, "
                     f"version 0x{version.hash.hex()} has {len(version.id_numbers)}"
                 )
+            commitments = version.commitments
+            if commitments is not None:
+                if len(commitments) != self.threshold + 1:
+                    raise InvalidKeyShare(
+                        f"threshold {self.threshold} needs {self.threshold + 1} commitments, "
+                        f"version 0x{version.hash.hex()} has {len(commitments)}"
+                    )
+                if commitments[0] != self.public:
+                    raise InvalidKeyShare(
+                        f"the first commitment of version 0x{version.hash.hex()} is not the "
+                        "server key public"
+                    )
         if len({version.hash for version in versions}) != len(versions):
             raise InvalidKeyShare("version hashes must be distinct")
         object.__setattr__(self, "versions", versions)
@@ -155,9 +184,12 @@ class KeyShare:
         public: Point,
         id_numbers: Mapping[NodeId, Scalar] | Iterable[tuple[NodeId, Scalar]],
         secret_share: Scalar,
+        *,
+        commitments: Iterable[Point] | None = None,
     ) -> KeyShare:
-        """The share a node stores after key generation: one version, no document key."""
-        version = KeyShareVersion.create(id_numbers, secret_share)
+        """The share a node stores after key generation: one version (with the key's
+        commitments when given), no document key."""
+        version = KeyShareVersion.create(id_numbers, secret_share, commitments)
         return cls(author, threshold, public, None, None, (version,))
 
     def has_document_key(self) -> bool:

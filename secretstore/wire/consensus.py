@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from secretstore.types import SessionId
+from secretstore.types import BlockRef, SessionId
 from secretstore.wire.codec import message
 from secretstore.wire.requester import check_bound_signature
 
@@ -29,11 +29,14 @@ class AccessRequest:
     the master's word. `version`: the hash of the key version the session will use.
     `bound_signature`: the requester's signature over the whole request (crypto/bound.py;
     signing checks it), or None for Parity's form.
+    `block`: the chain block (number and hash) the master pinned for the session's access
+    decisions; every node decides at that block or refuses (None: no chain ACL on the master).
     """
 
     requester_signature: bytes
     version: bytes
     bound_signature: bytes | None = None
+    block: BlockRef | None = None
 
     def __post_init__(self) -> None:
         if len(self.requester_signature) != REQUESTER_SIGNATURE_LENGTH:

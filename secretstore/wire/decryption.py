@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.dleq import DleqProof
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import message
 from secretstore.wire.consensus import AccessRequest
@@ -43,9 +44,17 @@ class DecryptionJobRequest:
 @dataclass(frozen=True, slots=True)
 class DecryptionJobResponse:
     """Group member -> master: `shadow_point` P_i and, for shadow retrieval only,
-    `decrypt_shadow`: ECIES(requester, d_i) of the 32-byte scalar d_i."""
+    `decrypt_shadow`: ECIES(requester, d_i) of the 32-byte scalar d_i.
+
+    When the key version has commitments (crypto/shadow_proofs.py): `proof`, the DLEQ proof
+    that P_i was made with the sender's share (plain: log_G(ν_i·G) = log_{a·C}(P_i)) or with
+    the blinding it publishes (shadow: log_G(Q_i) = log_{a·C}(P_i)), bound to this job; and,
+    for shadow retrieval, `blinded_public` Q_i = δ_i·ν_i·G. Both None for a key without
+    commitments."""
 
     session_id: SessionId
     attempt: int
     shadow_point: Point
     decrypt_shadow: bytes | None
+    blinded_public: Point | None = None
+    proof: DleqProof | None = None

@@ -234,7 +234,11 @@ BASE = (
         (BASE + 'nodes = ["abc@127.0.0.1:1"]\n', ["secretstore.nodes[0]"]),
         (
             f'[secretstore]\nself_secret = "{SECRET}"\n',
-            ["secretstore.acl_contract", 'acl_contract = "none"', 'server_set_contract = "none"'],
+            [
+                "secretstore.chain_rpc_url",
+                "acl_contract and server_set_contract need an Ethereum JSON-RPC endpoint",
+                'acl_contract = "none", server_set_contract = "none"',
+            ],
         ),
     ],
     ids=["port", "unknown-option", "nodes", "chain-options"],

@@ -34,7 +34,7 @@ from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, MessageHash, ServerKeyId
+from secretstore.types import Address, BlockRef, MessageHash, ServerKeyId
 
 
 @dataclass
@@ -49,7 +49,12 @@ class DenyList:
     def __init__(self, denied: set[Address]) -> None:
         self.denied = denied
 
-    async def check(self, requester: Address, key_id: ServerKeyId) -> bool:
+    def pin(self) -> BlockRef | None:
+        return None
+
+    async def check(
+        self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
+    ) -> bool:
         return requester not in self.denied
 
 

@@ -155,16 +155,67 @@ async def test_a_disabled_config_runs_nothing(tmp_path: Path) -> None:
     assert raised.value.key_path == "secretstore.disable"
 
 
-def test_chain_options_are_refused_naming_the_keys(tmp_path: Path) -> None:
-    [cfg] = configs(tmp_path, 1, acl_contract="registry", service_contract_srv_gen="registry")
+def test_service_contract_options_are_refused_naming_the_keys(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1, service_contract_srv_gen="registry", service_contract="none")
     with pytest.raises(ConfigError) as raised:
         check_supported(cfg)
-    assert raised.value.key_path == "secretstore.acl_contract"
-    assert "secretstore.service_contract_srv_gen" in str(raised.value)
-    assert 'acl_contract = "none"' in str(raised.value)
+    assert raised.value.key_path == "secretstore.service_contract_srv_gen"
     assert 'service_contract_srv_gen = "none"' in str(raised.value)
     with pytest.raises(ConfigError):
         Node(cfg)
+
+
+@pytest.mark.parametrize(
+    ("options", "key_path", "says"),
+    [
+        ({"acl_contract": "registry"}, "secretstore.chain_rpc_url", 'acl_contract = "none"'),
+        (
+            {"server_set_contract": "0x" + "ab" * 20},
+            "secretstore.chain_rpc_url",
+            "JSON-RPC endpoint",
+        ),
+        (
+            {"acl_contract": "registry", "chain_rpc_url": "http://127.0.0.1:8545"},
+            "secretstore.registry_address",
+            "registry_address",
+        ),
+        (
+            {"acl_contract": "registry", "chain_rpc_url": "ws://127.0.0.1:8546"},
+            "secretstore.chain_rpc_url",
+            "http://",
+        ),
+        (
+            {"admin_public": KeyPair.generate(SeededRng(b"admin")).node_id.hex()},
+            "secretstore.admin_public",
+            "disable_auto_migrate = true",
+        ),
+    ],
+)
+def test_start_up_rules_name_the_option_and_the_fix(
+    tmp_path: Path, options: dict[str, str], key_path: str, says: str
+) -> None:
+    [cfg] = configs(tmp_path, 1, **options)
+    with pytest.raises(ConfigError) as raised:
+        check_supported(cfg)
+    assert raised.value.key_path == key_path
+    assert says in str(raised.value)
+    with pytest.raises(ConfigError):
+        Node(cfg)
+
+
+def test_chain_configs_that_pass_the_start_up_rules(tmp_path: Path) -> None:
+    admin = KeyPair.generate(SeededRng(b"admin")).node_id.hex()
+    [manual] = configs(tmp_path / "a", 1, admin_public=admin, disable_auto_migrate=True)
+    check_supported(manual)
+    [chain] = configs(
+        tmp_path / "b",
+        1,
+        acl_contract="registry",
+        server_set_contract="0x" + "cd" * 20,
+        chain_rpc_url="http://127.0.0.1:8545",
+        registry_address="0x" + "ab" * 20,
+    )
+    check_supported(chain)
 
 
 def test_keep_alive_maps_to_the_mesh_timings() -> None:

@@ -34,9 +34,11 @@ def deal_key(
     threshold: int,
     with_document_key: bool = True,
     author: Address = NO_AUTHOR,
+    with_commitments: bool = True,
 ) -> DealtKey:
     """Shares of a random server key for `nodes` (one version), with a random document key
-    M stored as (C, E) when `with_document_key`."""
+    M stored as (C, E) when `with_document_key`, and the key polynomial's Feldman
+    commitments in the version when `with_commitments` (without: a schema-1 record)."""
     secret = random_scalar(rng)
     polynomial = random_polynomial(threshold, rng, free_term=secret)
     numbers = random_id_numbers(len(nodes), rng)
@@ -44,10 +46,16 @@ def deal_key(
     public = Point.base_mul(secret)
     document_key = KeyPair.generate(rng).public if with_document_key else None
     encrypted = encrypt_secret(document_key, public, rng) if document_key is not None else None
+    commitments = tuple(Point.base_mul(c) for c in polynomial) if with_commitments else None
     shares: dict[NodeId, KeyShare] = {}
     for node, number in id_numbers.items():
         share = KeyShare.from_generation(
-            author, threshold, public, id_numbers, evaluate_polynomial(polynomial, number)
+            author,
+            threshold,
+            public,
+            id_numbers,
+            evaluate_polynomial(polynomial, number),
+            commitments=commitments,
         )
         if encrypted is not None:
             share = share.with_document_key(encrypted.common_point, encrypted.encrypted_point)

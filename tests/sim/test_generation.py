@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secretstore.crypto.curve import Point, Scalar
+from secretstore.crypto.shamir import evaluate_point_polynomial
 from secretstore.errors import (
     ConsensusUnreachable,
     InvalidRequest,
@@ -65,6 +66,16 @@ def test_generation_stores_a_consistent_key_on_every_node(
     assert version.hash == version_hash(version.id_numbers)
     assert set(version.nodes) == set(net.nodes)
     assert all_sessions_ended(net)
+    # every node stores the same commitments of the key: C_0 = Y, and each node's share
+    # public Y_j = Σ_k C_k·x_j^k is s_j·G
+    commitments = version.commitments
+    assert commitments is not None and len(commitments) == t + 1
+    assert commitments[0] == public
+    for node, stored in shares.items():
+        assert stored.last_version().commitments == commitments
+        x = version.id_numbers_map()[node]
+        share_public = evaluate_point_polynomial(commitments, x)
+        assert share_public == Point.base_mul(stored.last_version().secret_share)
 
 
 def test_single_node_generates_alone() -> None:

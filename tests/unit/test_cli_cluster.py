@@ -50,6 +50,7 @@ def test_every_config_loads_as_a_runnable_node_of_the_cluster(tmp_path: Path) ->
         assert store.path == (tmp_path / f"node{index}" / "db").resolve()
         assert unsupported_options(config) == []  # acl_contract and server_set_contract "none"
         assert not store.disable and not store.disable_http
+        assert store.require_shadow_retrieval  # the example cluster turns the policy on
 
 
 def test_configs_are_private_and_the_summary_holds_no_secret(tmp_path: Path) -> None:

@@ -119,6 +119,14 @@ def test_layers_import_only_downwards(layer: str) -> None:
                 )
 
 
+def test_only_the_chain_layer_uses_web3() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.is_relative_to(PACKAGE / "chain"):
+            continue
+        chain_libraries = {n for n in _imports(path) if n.split(".")[0] in ("web3", "eth_abi")}
+        assert not chain_libraries, f"{path.relative_to(PACKAGE)} imports {sorted(chain_libraries)}"
+
+
 def test_the_rule_sees_a_banned_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import asyncio\nfrom time import monotonic\n")

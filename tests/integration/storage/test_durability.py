@@ -3,6 +3,7 @@ the schema record, and opening without reading the shares."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import plyvel
 import pytest
 
+from secretstore.crypto.curve import Point, Scalar
 from secretstore.errors import CorruptRecord, StorageError
 from secretstore.storage.leveldb import (
     DB_SCHEMA_VERSION,
@@ -252,3 +254,41 @@ def test_a_share_key_of_the_wrong_length_is_reported_by_ids(tmp_path: Path) -> N
     db.close()
     with LevelDbKeyStorage(path) as storage, pytest.raises(CorruptRecord, match="wrong length"):
         list(storage.ids())
+
+
+# --- records of the first schema in a real database ----------------------------------------
+
+
+def test_schema_1_records_in_a_database_keep_working_and_stay_schema_1(tmp_path: Path) -> None:
+    """A database filled by a secretstore that wrote schema 1 records (the committed bytes of
+    its encoder): its shares read as versions without commitments; storing a document key
+    rewrites them as schema 1 still; a share with commitments beside them is schema 2."""
+    fixtures = json.loads((ROOT / "tests/unit/storage/data/key_records_v1.json").read_text())[
+        "records"
+    ]
+    path = tmp_path / "keys"
+    LevelDbKeyStorage(path).close()
+    db = _raw_db(path)
+    for i, entry in enumerate(fixtures):
+        db.put(share_record_key(sample_key_id(100 + i)), bytes.fromhex(entry["record"]))
+    db.close()
+    with LevelDbKeyStorage(path) as storage:
+        first = storage.get(sample_key_id(100))
+        assert first is not None
+        assert all(version.commitments is None for version in first.versions)
+        storage.update(
+            sample_key_id(100),
+            first.with_document_key(Point.base_mul(Scalar(2)), Point.base_mul(Scalar(3))),
+        )
+        storage.insert(sample_key_id(1), sample_share(1, with_commitments=True))
+    db = _raw_db(path)
+    try:
+        assert db.get(share_record_key(sample_key_id(100)))[0] == 1
+        assert db.get(share_record_key(sample_key_id(101))) == bytes.fromhex(fixtures[1]["record"])
+        assert db.get(share_record_key(sample_key_id(1)))[0] == 2
+    finally:
+        db.close()
+    with LevelDbKeyStorage(path) as storage:
+        reread = storage.get(sample_key_id(100))
+        assert reread is not None and reread.has_document_key()
+        assert storage.get(sample_key_id(1)) == sample_share(1, with_commitments=True)

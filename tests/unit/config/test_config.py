@@ -112,6 +112,7 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
         reserved_handshakes_for_nodes=16,
     )
     assert store.require_bound_requests is False
+    assert store.require_shadow_retrieval is False  # Parity's behaviour by default
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -119,11 +120,38 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
 
 
 def test_default_contracts_need_the_chain(tmp_path: Path) -> None:
-    config = parse({}, tmp_path)
-    assert unsupported_options(config) == [
-        "secretstore.acl_contract",
-        "secretstore.server_set_contract",
-    ]
+    store = parse({}, tmp_path).secretstore
+    assert store.uses_chain
+    assert store.acl_contract == store.server_set_contract == ContractFromRegistry()
+    assert unsupported_options(store) == []  # served: they need chain_rpc_url (config.rules)
+    assert store.registry_address is None
+    assert (store.chain_confirmations, store.chain_migration_delay) == (3, 5)
+    assert (store.chain_retry_interval, store.chain_poll_interval) == (30, 1.0)
+
+
+def test_chain_options_of_our_own(tmp_path: Path) -> None:
+    store = parse(
+        {
+            "registry_address": "AB" * 20,
+            "chain_confirmations": 0,
+            "chain_migration_delay": 1,
+            "chain_retry_interval": 2,
+            "chain_poll_interval": 0.25,
+        },
+        tmp_path,
+    ).secretstore
+    assert store.registry_address == bytes.fromhex("ab" * 20)
+    assert (store.chain_confirmations, store.chain_migration_delay) == (0, 1)
+    assert (store.chain_retry_interval, store.chain_poll_interval) == (2, 0.25)
+    assert "20 bytes" in fails(
+        {"registry_address": "0x" + "ab" * 19}, tmp_path, "secretstore.registry_address"
+    )
+    assert "0..1000" in fails(
+        {"chain_confirmations": -1}, tmp_path, "secretstore.chain_confirmations"
+    )
+    assert "1..10000" in fails(
+        {"chain_retry_interval": 0}, tmp_path, "secretstore.chain_retry_interval"
+    )
 
 
 def test_local_cluster_options_need_no_chain(tmp_path: Path) -> None:
@@ -135,7 +163,9 @@ def test_local_cluster_options_need_no_chain(tmp_path: Path) -> None:
 # --- switches -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["disable", "disable_http", "disable_auto_migrate"])
+@pytest.mark.parametrize(
+    "key", ["disable", "disable_http", "disable_auto_migrate", "require_shadow_retrieval"]
+)
 def test_switches(key: str, tmp_path: Path) -> None:
     assert getattr(parse({key: True}, tmp_path).secretstore, key) is True
     assert getattr(parse({key: False}, tmp_path).secretstore, key) is False
@@ -155,7 +185,9 @@ def test_contract_sources(key: str, tmp_path: Path) -> None:
     expected = ContractAtAddress(Address(bytes.fromhex("ab" * 20)))
     assert source(CONTRACT) == expected
     assert source(CONTRACT[2:].upper()) == expected
-    assert unsupported_options(parse({key: CONTRACT}, tmp_path)).count(f"secretstore.{key}") == 1
+    unsupported = key.startswith("service_contract")
+    listed = unsupported_options(parse({key: CONTRACT}, tmp_path)).count(f"secretstore.{key}")
+    assert listed == (1 if unsupported else 0)
 
 
 @pytest.mark.parametrize(

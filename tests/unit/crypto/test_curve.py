@@ -230,6 +230,15 @@ def test_group_law(a: int, b: int) -> None:
     assert bg + ag == ag + bg
 
 
+@given(ints_mod_n)
+def test_multiplying_the_generator_takes_the_base_path_with_the_same_result(a: int) -> None:
+    k = Scalar(a)
+    generic = Point._from_pk(G.public_key().multiply(k.to_bytes())) if a else Point.identity()
+    assert G * k == generic == Point.base_mul(k)
+    assert Point.from_bytes(G.to_bytes()) * k == generic  # any object holding G
+    assert (G + G) * k == Point.base_mul(k + k)  # other points keep the generic path
+
+
 @given(st.lists(ints_mod_n, max_size=6), st.booleans())
 def test_point_sum_matches_pairwise_addition(values: list[int], cancel: bool) -> None:
     points = [Point.base_mul(Scalar(v)) for v in values]

@@ -243,3 +243,30 @@ def test_negative_threshold_is_invalid_request() -> None:
         dkg.deal(-1, Point.base_mul(ONE), SeededRng(0))
     with pytest.raises(InvalidRequest):
         dkg.find_faulty_senders(-1, Point.base_mul(ONE), ONE, {})
+
+
+@given(generation_case())
+def test_joint_commitments_commit_to_the_joint_polynomial(
+    case: tuple[int, int, list[int], int],
+) -> None:
+    t, n, _, seed = case
+    gen = run_key_generation(t, n, SeededRng(seed))
+    joint = dkg.joint_commitments(d.share_proof for d in gen.dealings)
+    assert len(joint) == t + 1
+    assert joint[0] == gen.joint_public
+    summed = [scalar_sum(d.polynomial1[k] for d in gen.dealings) for k in range(t + 1)]
+    assert joint == tuple(Point.base_mul(a) for a in summed)
+    for node in range(n):
+        x = gen.id_numbers[node]
+        assert shamir.evaluate_point_polynomial(joint, x) == Point.base_mul(gen.secret_shares[node])
+
+
+def test_joint_commitments_need_dealers_of_one_length() -> None:
+    g = Point.base_mul(ONE)
+    with pytest.raises(InvalidRequest):
+        dkg.joint_commitments([])
+    with pytest.raises(InvalidRequest):
+        dkg.joint_commitments([()])
+    with pytest.raises(InvalidRequest):
+        dkg.joint_commitments([(g, g), (g,)])
+    assert dkg.joint_commitments([(g,), (g,)]) == (g + g,)

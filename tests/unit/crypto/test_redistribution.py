@@ -249,3 +249,44 @@ def test_malformed_inputs() -> None:
     with pytest.raises(InvalidRequest):
         rd.deal_subshares(ONE, -1, rng)
     assert rd.find_faulty_subshare_senders(1, ONE, {"a": ONE}, {"a": dealing.commitments}) == ["a"]
+
+
+@given(
+    st.integers(min_value=1, max_value=4).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(min_value=0, max_value=n - 1))
+    ),
+    st.integers(min_value=0, max_value=3),
+    st.integers(min_value=1, max_value=5),
+    seeds,
+)
+def test_redistributed_commitments_are_those_of_the_new_shares(
+    case: tuple[int, int], new_threshold: int, extra_nodes: int, seed: int
+) -> None:
+    n, t = case
+    rng = SeededRng(seed)
+    old, _, public = generated(t, n, rng)
+    new_count = new_threshold + extra_nodes
+    new_ids = shamir.random_id_numbers(new_count, rng)
+    done = redistribute(old, range(n - t - 1, n), new_threshold, new_ids, rng)
+    commitments = rd.redistributed_commitments(
+        done.holder_ids, [d.commitments for d in done.dealings]
+    )
+    assert len(commitments) == new_threshold + 1
+    assert commitments[0] == public  # C'_0 = Y
+    for x_new, share in zip(done.new.id_numbers, done.new.secret_shares, strict=True):
+        assert shamir.evaluate_point_polynomial(commitments, x_new) == Point.base_mul(share)
+        assert rd.new_share_public(
+            x_new, done.holder_ids, [d.commitments for d in done.dealings]
+        ) == Point.base_mul(share)
+
+
+def test_redistributed_commitments_refuse_mismatched_holders() -> None:
+    rng = SeededRng(5)
+    dealings = [rd.deal_subshares(random_scalar(rng), 1, rng) for _ in range(2)]
+    ids = shamir.random_id_numbers(2, rng)
+    with pytest.raises(InvalidRequest):
+        rd.redistributed_commitments(ids[:1], [d.commitments for d in dealings])
+    with pytest.raises(InvalidRequest):
+        rd.redistributed_commitments(ids, [dealings[0].commitments, dealings[1].commitments[:1]])
+    with pytest.raises(InvalidRequest):
+        rd.redistributed_commitments([], [])

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from secretstore.client.http_client import error_from_response
 from secretstore.errors import (
     AccessDenied,
+    ChainUnavailable,
     ConfigError,
     ConsensusUnreachable,
     CorruptRecord,
@@ -24,6 +25,7 @@ from secretstore.errors import (
     InvalidScalar,
     InvalidSignature,
     MalformedMessage,
+    PlainRetrievalRefused,
     ProtocolViolation,
     SecretStoreError,
     ServerKeyAlreadyGenerated,
@@ -46,6 +48,12 @@ def _parity_body(text: str) -> bytes:
     ("error", "status", "text"),
     [
         (AccessDenied(SECRET), 403, "Access denied"),
+        (
+            PlainRetrievalRefused(SECRET),
+            403,
+            "Access denied: plain document key retrieval is disabled on this key server; "
+            "use shadow retrieval (GET /shadow/{key_id}/{signature})",
+        ),
         (ConsensusUnreachable(SECRET), 403, "Consensus unreachable"),
         (ServerKeyNotFound(SECRET), 404, "Server key with this ID is not found"),
         (DocumentKeyNotFound(SECRET), 404, "Document key with this ID is not found"),
@@ -63,6 +71,7 @@ def _parity_body(text: str) -> bytes:
         (ProtocolViolation("node-a", SECRET), 500, "invalid message is received"),
         (StorageError(SECRET), 500, "Database error"),
         (CorruptRecord(SECRET), 500, "Database error"),
+        (ChainUnavailable(SECRET), 500, "Internal error: no trusted blockchain client"),
         (MalformedMessage(SECRET), 500, "Internal error"),
         (ConfigError("a.b", SECRET), 500, "Internal error"),
         (SecretStoreError(SECRET), 500, "Internal error"),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from secretstore.client.verify import DocumentKeyShadow, verify_document_key_shadow
 from secretstore.crypto.curve import ZERO, Point, Scalar
 from secretstore.crypto.document import decrypt_with_shadow_coefficients
 from secretstore.crypto.ecies import ecies_decrypt
@@ -17,6 +18,7 @@ from secretstore.errors import (
     DecryptionError,
     DocumentKeyNotFound,
     InvalidRequest,
+    PlainRetrievalRefused,
     ProtocolViolation,
     ServerKeyNotFound,
 )
@@ -37,6 +39,7 @@ from secretstore.sessions.decryption import (
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
+from secretstore.wire.common import SessionError, error_of, kind_of
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 from secretstore.wire.decryption import (
     DecryptionJobRequest,
@@ -91,10 +94,10 @@ class Setup:
         return session
 
 
-def setup(n: int = 3, t: int = 1, seed: int = 1) -> Setup:
+def setup(n: int = 3, t: int = 1, seed: int = 1, with_commitments: bool = True) -> Setup:
     rng = SeededRng(seed)
     node_keys = sorted((KeyPair.generate(rng) for _ in range(n)), key=lambda k: k.node_id)
-    key = deal_key(rng, [k.node_id for k in node_keys], t)
+    key = deal_key(rng, [k.node_id for k in node_keys], t, with_commitments=with_commitments)
     requester = KeyPair.generate(rng)
     return Setup(node_keys, key, requester, sign_recoverable(requester.secret, KEY_ID))
 
@@ -277,40 +280,100 @@ def test_slave_errors_during_consensus_leave_too_few() -> None:
 
 
 def bad_response(s: Setup, shadow: bool, change: dict[str, object]) -> Exception:
+    """The failure of a 2-node (t = 1) retrieval whose only helper answers wrongly: there is
+    nobody to replace it, so the session fails naming it (and tells it so)."""
+    assert len(s.nodes) == 2
     master, _ = s.start(shadow=shadow)
     job = reach_job(s, master)
     response = replace(slave_response(s, 1, job), **change)  # type: ignore[arg-type]
-    return failure(master.on_message(s.nodes[1], response))
+    effects = master.on_message(s.nodes[1], response)
+    told = only_send(effects)
+    assert told.to == s.nodes[1] and isinstance(told.message, SessionError)
+    return failure(effects)
 
 
-def test_identity_shadow_point_is_named() -> None:
-    s = setup()
-    error = bad_response(s, False, {"shadow_point": Point.identity()})
+BAD_ANSWERS: list[tuple[bool, dict[str, object], str]] = [
+    (False, {"shadow_point": Point.identity()}, "identity"),
+    (True, {"decrypt_shadow": None}, "no decrypt shadow"),
+    (False, {"decrypt_shadow": b"\x04" * DECRYPT_SHADOW_LENGTH}, "decrypt shadow for a plain"),
+    (True, {"decrypt_shadow": b"\x04" * 10}, "10 bytes"),
+    (False, {"proof": None}, "no proof"),
+    (True, {"proof": None}, "no proof"),
+    (True, {"blinded_public": None}, "blinded public"),
+    (False, {"blinded_public": Point.generator()}, "blinded public"),
+    (False, {"shadow_point": Point.generator()}, "does not verify"),
+    (True, {"shadow_point": Point.generator()}, "does not verify"),
+    (True, {"blinded_public": Point.generator()}, "does not verify"),
+]
+
+
+@pytest.mark.parametrize(("shadow", "change", "expected"), BAD_ANSWERS)
+def test_a_wrong_answer_without_a_replacement_fails_naming_its_node(
+    shadow: bool, change: dict[str, object], expected: str
+) -> None:
+    s = setup(n=2)
+    error = bad_response(s, shadow, change)
     assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
-    assert "identity" in str(error)
+    assert expected in str(error) and "too few other consenting nodes" in str(error)
 
 
-def test_missing_decrypt_shadow_is_named() -> None:
+@pytest.mark.parametrize(("shadow", "change", "expected"), BAD_ANSWERS)
+def test_a_wrong_answer_is_replaced_by_another_consenting_node(
+    shadow: bool, change: dict[str, object], expected: str
+) -> None:
     s = setup()
-    error = bad_response(s, True, {"decrypt_shadow": None})
+    master, _ = s.start(shadow=shadow)
+    job = reach_job(s, master, helper=1)
+    assert master.on_message(s.nodes[2], ConsensusResponse(SID, True)) == []  # a spare
+    wrong = replace(slave_response(s, 1, job), **change)  # type: ignore[arg-type]
+    effects = master.on_message(s.nodes[1], wrong)
+    told, retry = sends(effects)
+    assert told.to == s.nodes[1] and isinstance(told.message, SessionError)
+    assert expected in told.message.reason
+    assert retry.to == s.nodes[2] and isinstance(retry.message, DecryptionJobRequest)
+    assert retry.message.attempt == 2 and retry.message.nodes == (s.nodes[0], s.nodes[2])
+    assert s.nodes[1] not in master.participants and expected in master.rejected[s.nodes[1]]
+    value = result(master.on_message(s.nodes[2], slave_response(s, 2, retry.message)))
+    assert open_result(s, value) == s.key.document_key
+
+
+def test_a_wrong_answer_waits_for_a_pending_node_then_names_the_liar() -> None:
+    s = setup()
+    master, _ = s.start()
+    job = reach_job(s, master, helper=1)
+    wrong = replace(slave_response(s, 1, job), shadow_point=Point.generator())
+    assert len(sends(master.on_message(s.nodes[1], wrong))) == 1  # only the notice
+    assert master.phase is DecryptionPhase.WAITING_FOR_ACCESS
+    error = failure(master.on_message(s.nodes[2], ConsensusResponse(SID, False)))
     assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
-
-
-def test_decrypt_shadow_in_a_plain_retrieval_is_named() -> None:
-    s = setup()
-    error = bad_response(s, False, {"decrypt_shadow": b"\x04" * DECRYPT_SHADOW_LENGTH})
+    assert "does not verify" in str(error)
+    master, _ = s.start()
+    job = reach_job(s, master, helper=1)
+    master.on_message(s.nodes[1], replace(slave_response(s, 1, job), proof=None))
+    error = failure(master.on_node_disconnected(s.nodes[2]))
     assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+    assert "no proof" in str(error) and short(s.nodes[2]) in str(error)
 
 
-def test_decrypt_shadow_of_the_wrong_length_is_named() -> None:
-    s = setup()
-    error = bad_response(s, True, {"decrypt_shadow": b"\x04" * 10})
-    assert isinstance(error, ProtocolViolation) and "10 bytes" in str(error)
+def open_result(s: Setup, value: object) -> Point:
+    """The document key in a plain or shadow result, as the requester gets it."""
+    if isinstance(value, Point):
+        return value
+    assert isinstance(value, ShadowResult)
+    coefficients = [
+        Scalar.from_bytes(ecies_decrypt(s.requester.secret, c)) for c in value.decrypt_shadows
+    ]
+    return decrypt_with_shadow_coefficients(
+        value.decrypted_secret, value.common_point, coefficients
+    )
 
 
 def test_answer_to_a_future_attempt_is_named() -> None:
     s = setup()
-    error = bad_response(s, False, {"attempt": 2})
+    master, _ = s.start()
+    job = reach_job(s, master)
+    response = replace(slave_response(s, 1, job), attempt=2)
+    error = failure(master.on_message(s.nodes[1], response))
     assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
 
 
@@ -348,18 +411,13 @@ def test_same_answer_twice_is_ignored_a_different_one_is_named() -> None:
 
 
 def test_responses_that_cancel_to_nothing_name_the_group() -> None:
-    s = setup()
+    """A key without commitments: no proof to catch the forgery, only the identity check."""
+    s = setup(with_commitments=False)
     master, _ = s.start()
     job = reach_job(s, master)
-    own, _ = compute_job_response(
-        s.ctx(0),
-        s.share(0),
-        s.share(0).last_version(),
-        nodes=job.nodes,
-        access_key=job.access_key,
-        shadow=False,
-        requester=s.requester.public,
-    )
+    own = compute_job_response(
+        s.ctx(0), s.share(0), s.share(0).last_version(), KEY_ID, job, requester=s.requester.public
+    ).shadow_point
     encrypted_point = s.share(0).encrypted_point
     assert encrypted_point is not None
     # t = 1 is odd: D = E + a⁻¹·(P_0 + P_1), the identity when P_1 = -a·E - P_0
@@ -589,16 +647,16 @@ def test_slave_other_messages() -> None:
 def test_compute_job_response_checks_its_group() -> None:
     s = setup()
     outsider = KeyPair.generate(SeededRng(77)).node_id
-    with pytest.raises(InvalidRequest):
-        compute_job_response(
-            s.ctx(1),
-            s.share(1),
-            s.share(1).last_version(),
-            nodes=(s.nodes[0], outsider),
-            access_key=Scalar(3),
-            shadow=False,
-            requester=s.requester.public,
-        )
+    for nodes in [(s.nodes[0], outsider), (s.nodes[0], s.nodes[2])]:
+        with pytest.raises(InvalidRequest):
+            compute_job_response(
+                s.ctx(1),
+                s.share(1),
+                s.share(1).last_version(),
+                KEY_ID,
+                job_for(s, nodes=nodes),
+                requester=s.requester.public,
+            )
 
 
 def test_decryption_messages_round_trip() -> None:
@@ -611,3 +669,130 @@ def test_decryption_messages_round_trip() -> None:
     ]
     for msg in messages:
         assert codec.decode(codec.encode(msg)) == msg
+
+
+# --- proofs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shadow", [False, True])
+def test_answers_carry_proofs_when_the_key_has_commitments(shadow: bool) -> None:
+    s = setup()
+    master, _ = s.start(shadow=shadow)
+    response = slave_response(s, 1, reach_job(s, master))
+    assert response.proof is not None
+    assert (response.blinded_public is not None) == shadow
+    v1 = setup(with_commitments=False)
+    master, _ = v1.start(shadow=shadow)
+    response = slave_response(v1, 1, reach_job(v1, master))
+    assert response.proof is None and response.blinded_public is None
+
+
+def test_a_shadow_result_carries_proofs_the_requester_can_check() -> None:
+    s = setup(n=4, t=2)
+    master, _ = s.start(shadow=True)
+    master.on_access_checked(True)
+    master.on_message(s.nodes[1], ConsensusResponse(SID, True))
+    jobs = sends(master.on_message(s.nodes[2], ConsensusResponse(SID, True)))
+    end: list[Effect] = []
+    for i, job in zip((1, 2), jobs, strict=True):
+        assert isinstance(job.message, DecryptionJobRequest)
+        end = master.on_message(s.nodes[i], slave_response(s, i, job.message))
+    value = result(end)
+    assert isinstance(value, ShadowResult) and value.proofs is not None
+    proofs = value.proofs
+    assert proofs.threshold == 2 and proofs.session_id == SID and proofs.attempt == 1
+    assert [p.node for p in proofs.participants] == s.nodes[:3]
+    commitments = s.share(0).last_version().commitments
+    assert proofs.commitments == commitments
+    answer = DocumentKeyShadow(
+        value.decrypted_secret, value.common_point, value.decrypt_shadows, proofs
+    )
+    found = verify_document_key_shadow(KEY_ID, answer, s.requester, s.key.public)
+    assert found == s.key.document_key
+    v1 = setup(with_commitments=False)
+    master, _ = v1.start(shadow=True)
+    response = slave_response(v1, 1, reach_job(v1, master))
+    plain_v1 = result(master.on_message(v1.nodes[1], response))
+    assert isinstance(plain_v1, ShadowResult) and plain_v1.proofs is None
+    assert open_result(v1, plain_v1) == v1.key.document_key
+
+
+def test_a_proof_made_for_another_session_or_node_is_rejected() -> None:
+    s = setup(n=2)
+    for change in [{"session_id": SessionId(b"\x06" * 32)}, {"attempt": 7}]:
+        master, _ = s.start()
+        job = reach_job(s, master)
+        other = replace(job, **change)  # type: ignore[arg-type]
+        replayed = compute_job_response(
+            s.ctx(1), s.share(1), s.share(1).last_version(), KEY_ID, other,
+            requester=s.requester.public,
+        )  # fmt: skip
+        response = replace(slave_response(s, 1, job), proof=replayed.proof)
+        error = failure(master.on_message(s.nodes[1], response))
+        assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+    # the master's own valid answer, passed off as node 1's
+    master, _ = s.start()
+    job = reach_job(s, master)
+    own = compute_job_response(
+        s.ctx(0), s.share(0), s.share(0).last_version(), KEY_ID, job, requester=s.requester.public
+    )
+    error = failure(master.on_message(s.nodes[1], own))
+    assert isinstance(error, ProtocolViolation) and error.node == short(s.nodes[1])
+
+
+# --- require_shadow_retrieval -------------------------------------------------------------------
+
+
+def policy_ctx(s: Setup, i: int) -> SessionContext:
+    return replace(s.ctx(i), require_shadow_retrieval=True)
+
+
+def test_a_master_with_the_policy_refuses_plain_retrieval_up_front() -> None:
+    s = setup()
+    request = RetrieveDocumentKey(KEY_ID, s.signature, shadow=False)
+    with pytest.raises(PlainRetrievalRefused, match="require_shadow_retrieval"):
+        start_decryption(policy_ctx(s, 0), SID, request, s.share(0), frozenset(s.nodes))
+    shadow = RetrieveDocumentKey(KEY_ID, s.signature, shadow=True)
+    _, effects = start_decryption(policy_ctx(s, 0), SID, shadow, s.share(0), frozenset(s.nodes))
+    assert len(sends(effects)) == 2
+
+
+def test_a_slave_with_the_policy_refuses_a_plain_job_whatever_the_master_says() -> None:
+    s = setup()
+    master, _ = s.start(shadow=False)  # a master without the policy (or ignoring it)
+    job = reach_job(s, master)
+    slave, _ = join_decryption(policy_ctx(s, 1), s.nodes[0], s.init(), s.share(1))
+    slave.on_access_checked(True)
+    effects = slave.on_message(s.nodes[0], job)
+    assert sends(effects) == []  # no shadow point leaves the node
+    error = failure(effects)
+    assert isinstance(error, PlainRetrievalRefused)
+    # the refusal reaches the master as a SessionError of kind ACCESS_DENIED
+    refusal = error_of(kind_of(error), str(error))
+    assert isinstance(refusal, AccessDenied)
+    outcome = failure(master.on_peer_refusal(s.nodes[1], refusal))
+    assert isinstance(outcome, PlainRetrievalRefused) and short(s.nodes[1]) in str(outcome)
+    # a shadow job is served as usual
+    master, _ = s.start(shadow=True)
+    job = reach_job(s, master)
+    slave, _ = join_decryption(policy_ctx(s, 1), s.nodes[0], s.init(), s.share(1))
+    slave.on_access_checked(True)
+    assert isinstance(only_send(slave.on_message(s.nodes[0], job)).message, DecryptionJobResponse)
+
+
+def test_the_policy_also_stops_the_master_computing_a_plain_job_itself() -> None:
+    s = setup()
+    job = job_for(s)
+    with pytest.raises(PlainRetrievalRefused):
+        compute_job_response(
+            policy_ctx(s, 0), s.share(0), s.share(0).last_version(), KEY_ID, job,
+            requester=s.requester.public,
+        )  # fmt: skip
+
+
+def test_proof_fields_round_trip_through_the_codec() -> None:
+    s = setup()
+    master, _ = s.start(shadow=True)
+    response = slave_response(s, 1, reach_job(s, master))
+    assert response.proof is not None and response.blinded_public is not None
+    assert codec.decode(codec.encode(response)) == response

@@ -126,6 +126,27 @@ def test_any_t_plus_1_shares_give_the_secret_of_the_joint_public(
         assert runs[node].done and runs[node].phase is DkgPhase.DONE
 
 
+def test_key_commitments_are_checked_against_the_joint_public_and_the_own_share() -> None:
+    runs = make_runs(make_nodes(3, 8), 1, 8)
+    run_all(runs, 8)
+    nodes = sorted(runs)
+    result = runs[nodes[0]].result
+    assert result is not None and result.share_proofs is not None
+    commitments = result.key_commitments(nodes[0])
+    assert commitments[0] == result.joint_public
+    for node in nodes:  # every node computes the same ones for itself
+        other = runs[node].result
+        assert other is not None and other.key_commitments(node) == commitments
+    with pytest.raises(InvalidRequest, match="this node's share"):
+        replace(result, secret_share=result.secret_share + Scalar(1)).key_commitments(nodes[0])
+    with pytest.raises(InvalidRequest, match="this node's share"):
+        result.key_commitments(nodes[1])  # another node's share is not this one
+    with pytest.raises(InvalidRequest, match="joint public"):
+        replace(result, joint_public=Point.base_mul(Scalar(5))).key_commitments(nodes[0])
+    with pytest.raises(InvalidRequest, match="run with publics"):
+        replace(result, share_proofs=None).key_commitments(nodes[0])
+
+
 def test_t_shares_do_not_give_the_secret() -> None:
     runs = make_runs(make_nodes(4, 3), 2, 3)
     run_all(runs, 3)

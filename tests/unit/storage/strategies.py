@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import strategies as st
 
 from secretstore.crypto.curve import N, Point, Scalar
@@ -33,10 +35,24 @@ def key_shares(draw: st.DrawFn) -> KeyShare:
     threshold = draw(st.integers(0, smallest - 1))
     document_key = draw(st.none() | st.tuples(points, points))
     common, encrypted = document_key if document_key else (None, None)
+    public = draw(points)
+    if draw(st.booleans()):  # some versions with commitments (C_0 = public, t+1 points)
+        versions = [
+            dataclasses.replace(
+                version,
+                commitments=(
+                    public,
+                    *draw(st.lists(points, min_size=threshold, max_size=threshold)),
+                ),
+            )
+            if draw(st.booleans())
+            else version
+            for version in versions
+        ]
     return KeyShare(
         author=Address(draw(st.binary(min_size=20, max_size=20))),
         threshold=threshold,
-        public=draw(points),
+        public=public,
         common_point=common,
         encrypted_point=encrypted,
         versions=tuple(versions),
@@ -57,14 +73,22 @@ def sample_version(tag: int, nodes: int = 3) -> KeyShareVersion:
     return KeyShareVersion.create(id_numbers, _scalar(tag, 3000))
 
 
-def sample_share(tag: int, threshold: int = 1, nodes: int = 3) -> KeyShare:
-    """A deterministic share without a document key, different for every tag."""
+def sample_share(
+    tag: int, threshold: int = 1, nodes: int = 3, with_commitments: bool = False
+) -> KeyShare:
+    """A deterministic share without a document key, different for every tag (with
+    commitments ``C_0 = public, C_1..C_t`` when asked)."""
+    public = Point.base_mul(_scalar(tag, 0))
+    commitments = None
+    if with_commitments:
+        commitments = (public, *(Point.base_mul(_scalar(tag, 4000 + k)) for k in range(threshold)))
     return KeyShare.from_generation(
         author=Address(keccak256(b"author-%d" % tag)[:20]),
         threshold=threshold,
-        public=Point.base_mul(_scalar(tag, 0)),
+        public=public,
         id_numbers=sample_version(tag, nodes).id_numbers,
         secret_share=_scalar(tag, 3000),
+        commitments=commitments,
     )
 
 

@@ -218,6 +218,7 @@ def test_repr_does_not_depend_on_secret_shares_or_id_numbers(share: KeyShare) ->
                 v.hash,
                 tuple((node, number * Scalar(2)) for node, number in v.id_numbers),
                 v.secret_share + Scalar(1),
+                v.commitments,
             )
             for v in share.versions
         ),
@@ -233,3 +234,52 @@ def test_equal_versions_hash_equal(version: KeyShareVersion) -> None:
     copy = KeyShareVersion(version.hash, tuple(reversed(version.id_numbers)), version.secret_share)
     assert copy == version
     assert hash(copy) == hash(version)
+
+
+# --- commitments ---------------------------------------------------------------------------
+
+
+def _commitments(share: KeyShare, extra: int = 0) -> tuple[Point, ...]:
+    rest = tuple(Point.base_mul(Scalar(100 + k)) for k in range(share.threshold + extra))
+    return (share.public, *rest)
+
+
+def test_a_version_may_carry_the_commitments_of_its_key() -> None:
+    share = sample_share(4, threshold=2, nodes=3, with_commitments=True)
+    commitments = share.last_version().commitments
+    assert commitments is not None
+    assert len(commitments) == 3
+    assert commitments[0] == share.public
+    assert sample_share(4, threshold=2, nodes=3).last_version().commitments is None
+    version = KeyShareVersion.create(_pairs(2), Scalar(3), iter(_commitments(share)[:2]))
+    assert version.commitments == _commitments(share)[:2]
+
+
+def test_commitments_must_be_t_plus_1_points_starting_with_the_public() -> None:
+    base = sample_share(5, threshold=1, nodes=3)
+    version = base.last_version()
+    good = _commitments(base)
+    KeyShare(AUTHOR, 1, base.public, None, None, (dataclasses.replace(version, commitments=good),))
+    for wrong, message in [
+        (good[:1], "needs 2 commitments"),
+        (_commitments(base, extra=1), "needs 2 commitments"),
+        ((Point.base_mul(Scalar(9)), good[1]), "not the server key public"),
+    ]:
+        bad = dataclasses.replace(version, commitments=wrong)
+        with pytest.raises(InvalidKeyShare, match=message):
+            KeyShare(AUTHOR, 1, base.public, None, None, (bad,))
+    with pytest.raises(InvalidKeyShare, match="at least one point"):
+        dataclasses.replace(version, commitments=())
+    with pytest.raises(InvalidKeyShare, match="commitment 1"):
+        dataclasses.replace(version, commitments=(good[0], Point.identity()))
+    with pytest.raises(InvalidKeyShare, match="commitment 0"):
+        dataclasses.replace(version, commitments=(b"not a point",))  # type: ignore[arg-type]
+
+
+def test_document_key_and_new_versions_keep_the_commitments() -> None:
+    share = sample_share(6, threshold=1, nodes=3, with_commitments=True)
+    stored = share.with_document_key(Point.base_mul(Scalar(2)), Point.base_mul(Scalar(3)))
+    assert stored.versions[0].commitments == share.versions[0].commitments
+    grown = stored.with_version(sample_version(7, nodes=2))
+    assert grown.versions[0].commitments == share.versions[0].commitments
+    assert grown.versions[1].commitments is None

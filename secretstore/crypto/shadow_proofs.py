@@ -1,0 +1,328 @@
+"""Verifiable decryption shares: DLEQ proofs that a node's shadow point came from its key share.
+
+Public shares. A key version keeps the Feldman commitments ``C_0..C_t`` of its key polynomial
+(``C_0 = Y``, the server key public). Node ``j``'s share public is
+``Y_j = s_j·G = Σ_k C_k·x_j^k`` (``share_public``). In a job over the group ``S`` node ``i``'s
+shadow ``ν_i = (-1)^t·λ_i·s_i`` (crypto/shadow.py) has the public ``ν_i·G = (-1)^t·λ_i·Y_i``
+(``JobStatement.node_shadow_public``): anyone holding the commitments can compute it.
+
+What each member of a job answers and proves (``answer_job``, ``verify_job_answer``), with
+``a`` the access key and ``C`` the document key's common point:
+
+- plain job: ``P_i = a·ν_i·C``, and a proof that ``log_G(ν_i·G) = log_{a·C}(P_i)``: the point
+  was made with this node's own share;
+- shadow job: for a fresh random blinding ``δ_i``, ``β_i = δ_i·ν_i``, ``P_i = a·β_i·C``, the
+  published ``Q_i = β_i·G``, the decrypt shadow ``d_i = β_i - ν_i`` (encrypted to the
+  requester by the caller), and a proof that ``log_G(Q_i) = log_{a·C}(P_i)``. Whoever opens
+  ``d_i`` checks ``d_i·G == Q_i - ν_i·G`` (``decrypt_shadow_matches``). Together the two
+  checks make ``P_i`` and ``d_i`` exactly what ``ν_i`` gives for some blinding, so
+  ``M = D + (Σ d_i)·C'`` holds (crypto/shadow.py).
+
+Every proof's context (``JobStatement.context``) binds the key id, the session and attempt,
+the prover's node id, the requester's public, ``C``, the encrypted point ``E``, ``a``, the
+commitments, the group (node ids and id numbers) and the mode, so a proof cannot be replayed
+in another session, attempt, group or mode, nor passed off as another node's, and an honest
+node's proof pins the ``C``, ``E`` and commitments it used.
+
+``verify_shadow_retrieval`` is the requester's whole check of a shadow retrieval answer
+(``ShadowRetrievalProofs``), anchored at the server key public the requester knows. Its
+errors are ShadowVerificationError naming the node at fault (None: the answering key server,
+for values common to every participant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from secretstore.crypto.curve import G, Point, Scalar, point_sum
+from secretstore.crypto.dleq import DleqProof, prove_equal_logs, verify_equal_logs
+from secretstore.crypto.document import decrypt_with_shadow_coefficients
+from secretstore.crypto.hashing import keccak256
+from secretstore.crypto.rng import Rng, random_scalar
+from secretstore.crypto.shadow import (
+    compute_node_shadow,
+    decrypt_with_joint_shadow,
+    make_common_shadow_point,
+)
+from secretstore.crypto.shamir import evaluate_point_polynomial, shadow_mul
+from secretstore.errors import (
+    CryptoError,
+    InvalidRequest,
+    InvalidScalar,
+    ShadowVerificationError,
+)
+from secretstore.types import NodeId
+
+_LABEL = b"secretstore-decryption-job-v1"
+_MAX_ATTEMPT = (1 << 64) - 1
+
+
+def share_public(commitments: Sequence[Point], id_number: Scalar) -> Point:
+    """``Y_j = Σ_k C_k·x_j^k``: the public of the share of the node with id number ``x_j``."""
+    return evaluate_point_polynomial(commitments, id_number)
+
+
+def commitments_digest(commitments: Sequence[Point]) -> bytes:
+    """keccak256 of the commitments in order (64 bytes each)."""
+    return keccak256(b"".join(point.to_bytes() for point in commitments))
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatement:
+    """What every proof of one decryption job is about and bound to (the same for each member).
+
+    `group`: (node id, id number) of every member, t+1 of them (t = len(commitments) - 1).
+    Construction raises InvalidRequest when the fields do not fit together.
+    """
+
+    key_id: bytes
+    session_id: bytes
+    attempt: int
+    requester: Point
+    common_point: Point
+    encrypted_point: Point
+    access_key: Scalar
+    commitments: tuple[Point, ...]
+    group: tuple[tuple[NodeId, Scalar], ...]
+    shadow: bool
+    _base: Point = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.key_id) != 32 or len(self.session_id) != 32:
+            raise InvalidRequest("a key id and a session id are 32 bytes")
+        if isinstance(self.attempt, bool) or not 0 <= self.attempt <= _MAX_ATTEMPT:
+            raise InvalidRequest("an attempt is an unsigned 64-bit number")
+        if self.access_key.is_zero():
+            raise InvalidRequest("the access key is zero")
+        points = (self.requester, self.common_point, self.encrypted_point, *self.commitments)
+        if not self.commitments or any(point.is_identity() for point in points):
+            raise InvalidRequest("commitments and job points must be points, not the identity")
+        group = tuple(sorted(self.group))
+        if len(group) != len(self.commitments):
+            raise InvalidRequest(
+                f"a job of threshold {len(self.commitments) - 1} has "
+                f"{len(self.commitments)} members, not {len(group)}"
+            )
+        nodes = [node for node, _ in group]
+        numbers = [number.to_int() for _, number in group]
+        if len(set(nodes)) != len(nodes) or len(set(numbers)) != len(numbers):
+            raise InvalidRequest("the members of a job have distinct node ids and id numbers")
+        if any(len(node) != 64 for node in nodes) or 0 in numbers:
+            raise InvalidRequest("a member is a 64-byte node id with a nonzero id number")
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "_base", self.common_point * self.access_key)
+
+    @property
+    def threshold(self) -> int:
+        return len(self.commitments) - 1
+
+    @property
+    def nodes(self) -> tuple[NodeId, ...]:
+        return tuple(node for node, _ in self.group)
+
+    def id_number(self, node: NodeId) -> Scalar:
+        for member, number in self.group:
+            if member == node:
+                return number
+        raise InvalidRequest("not a member of the job")
+
+    def _others(self, node: NodeId) -> list[Scalar]:
+        return [number for member, number in self.group if member != node]
+
+    def node_shadow_public(self, node: NodeId) -> Point:
+        """``ν_i·G = (-1)^t·λ_i·Y_i`` of member `node` over the group."""
+        coefficient = shadow_mul(Scalar(1), self.id_number(node), self._others(node))
+        return share_public(self.commitments, self.id_number(node)) * coefficient
+
+    def context(self, node: NodeId) -> bytes:
+        """The proof context of member `node`."""
+        self.id_number(node)
+        out = bytearray(_LABEL)
+        out.append(1 if self.shadow else 0)
+        out += self.key_id + self.session_id + self.attempt.to_bytes(8, "big") + node
+        for point in (self.requester, self.common_point, self.encrypted_point):
+            out += point.to_bytes()
+        out += self.access_key.to_bytes()
+        out += commitments_digest(self.commitments)
+        out += len(self.group).to_bytes(4, "big")
+        for member, number in self.group:
+            out += member + number.to_bytes()
+        return bytes(out)
+
+    def proof_base(self) -> Point:
+        """``a·C``: the second base of every proof of the job (computed once)."""
+        return self._base
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class JobAnswer:
+    """One member's answer: ``P_i``, ``Q_i`` and ``d_i`` (shadow jobs only), the proof."""
+
+    shadow_point: Point
+    blinded_public: Point | None
+    decrypt_shadow: Scalar | None
+    proof: DleqProof
+
+    def __repr__(self) -> str:
+        return f"JobAnswer(shadow_point={self.shadow_point!r})"
+
+
+def answer_job(statement: JobStatement, node: NodeId, secret_share: Scalar, rng: Rng) -> JobAnswer:
+    """Member `node`'s answer with its share ``s_i`` (a fresh blinding in a shadow job)."""
+    node_shadow = compute_node_shadow(
+        secret_share, statement.id_number(node), statement._others(node)
+    )
+    base = statement.proof_base()
+    context = statement.context(node)
+    if not statement.shadow:
+        proof = prove_equal_logs(node_shadow, G, base, rng, context=context)
+        return JobAnswer(base * node_shadow, None, None, proof)
+    blinded = random_scalar(rng) * node_shadow
+    if blinded.is_zero():
+        raise InvalidScalar("the blinded shadow is zero")
+    proof = prove_equal_logs(blinded, G, base, rng, context=context)
+    return JobAnswer(base * blinded, Point.base_mul(blinded), blinded - node_shadow, proof)
+
+
+def verify_job_answer(
+    statement: JobStatement,
+    node: NodeId,
+    shadow_point: Point,
+    blinded_public: Point | None,
+    proof: DleqProof,
+) -> bool:
+    """Whether member `node`'s ``P_i`` (and ``Q_i``) carry a valid proof for `statement`:
+    plain, ``log_G(ν_i·G) = log_{a·C}(P_i)``; shadow, ``log_G(Q_i) = log_{a·C}(P_i)``. A
+    ``Q_i`` in a plain job, or none in a shadow job, does not verify."""
+    if statement.shadow != (blinded_public is not None):
+        return False
+    public = statement.node_shadow_public(node) if blinded_public is None else blinded_public
+    base = statement.proof_base()
+    context = statement.context(node)
+    return verify_equal_logs(proof, G, public, base, shadow_point, context=context)
+
+
+def decrypt_shadow_matches(
+    statement: JobStatement, node: NodeId, blinded_public: Point, decrypt_shadow: Scalar
+) -> bool:
+    """``d_i·G == Q_i - ν_i·G``: the decrypt shadow fits the blinding the node proved."""
+    expected = blinded_public - statement.node_shadow_public(node)
+    return Point.base_mul(decrypt_shadow) == expected
+
+
+# --- the requester's check of a whole shadow retrieval answer ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantProof:
+    """What a shadow retrieval answer says about one participant: its node id and id
+    number, ``P_i``, ``Q_i`` and the proof."""
+
+    node: NodeId
+    id_number: Scalar
+    shadow_point: Point
+    blinded_public: Point
+    proof: DleqProof
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRetrievalProofs:
+    """Everything a requester needs to check a shadow retrieval without trusting the master:
+    the threshold, the session and attempt of the job, the key version's commitments, the
+    encrypted point ``E``, the access key ``a`` and each participant (in the order of the
+    decrypt shadows)."""
+
+    threshold: int
+    session_id: bytes
+    attempt: int
+    commitments: tuple[Point, ...]
+    encrypted_point: Point
+    access_key: Scalar
+    participants: tuple[ParticipantProof, ...]
+
+
+def _hex(node: NodeId) -> str:
+    return "0x" + bytes(node).hex()
+
+
+def _server_fault(what: str) -> ShadowVerificationError:
+    return ShadowVerificationError(None, what)
+
+
+def verify_shadow_retrieval(
+    *,
+    key_id: bytes,
+    requester: Point,
+    server_key_public: Point,
+    decrypted_secret: Point,
+    common_point: Point,
+    decrypt_shadows: Sequence[Scalar],
+    proofs: ShadowRetrievalProofs,
+) -> Point:
+    """The document key ``M = D + (Σ d_i)·C'`` once every check passed, else
+    ShadowVerificationError naming the node at fault.
+
+    `common_point` is the answer's ``C'``; `decrypt_shadows` are the opened ``d_i`` in the
+    answer's order. Checks: the commitments anchor at `server_key_public` (``C_0 == Y``)
+    and number ``t+1``; t+1 participants with distinct node ids and id numbers, one per
+    decrypt shadow; each participant's proof (for this key, requester and job); each
+    ``d_i·G == Q_i - ν_i·G``; and ``D == E ∓ a⁻¹·Σ P_i``.
+    """
+    t = proofs.threshold
+    if isinstance(t, bool) or t < 0 or len(proofs.commitments) != t + 1:
+        raise _server_fault(f"{len(proofs.commitments)} commitments for threshold {t}")
+    if proofs.commitments[0] != server_key_public:
+        raise _server_fault("the commitments are not those of this server key (C_0 != Y)")
+    participants = proofs.participants
+    if len(participants) != t + 1 or len(decrypt_shadows) != t + 1:
+        raise _server_fault(
+            f"{len(participants)} participants and {len(decrypt_shadows)} decrypt shadows "
+            f"for threshold {t}: {t + 1} of each are needed"
+        )
+    try:
+        statement = JobStatement(
+            key_id=key_id,
+            session_id=proofs.session_id,
+            attempt=proofs.attempt,
+            requester=requester,
+            common_point=make_common_shadow_point(t, common_point),
+            encrypted_point=proofs.encrypted_point,
+            access_key=proofs.access_key,
+            commitments=proofs.commitments,
+            group=tuple((p.node, p.id_number) for p in participants),
+            shadow=True,
+        )
+    except (InvalidRequest, CryptoError) as exc:
+        raise _server_fault(f"the participants or job values are not usable: {exc}") from None
+    failed = [
+        p.node
+        for p in participants
+        if not verify_job_answer(statement, p.node, p.shadow_point, p.blinded_public, p.proof)
+    ]
+    if failed and len(failed) == len(participants) and len(participants) > 1:
+        raise _server_fault(
+            "no participant's proof verifies: the values common to all of them (commitments, "
+            "id numbers, common or encrypted point, access key, session) are not the ones "
+            "the nodes used"
+        )
+    if failed:
+        raise ShadowVerificationError(
+            _hex(failed[0]), "its shadow point does not carry a valid proof for this job"
+        )
+    for p, shadow in zip(participants, decrypt_shadows, strict=True):
+        if not decrypt_shadow_matches(statement, p.node, p.blinded_public, shadow):
+            raise ShadowVerificationError(
+                _hex(p.node), "its decrypt shadow does not match the blinding it proved"
+            )
+    joint = point_sum(p.shadow_point for p in participants)
+    try:
+        expected = decrypt_with_joint_shadow(t, proofs.access_key, proofs.encrypted_point, joint)
+    except CryptoError as exc:
+        raise _server_fault(f"the job values do not combine: {exc}") from None
+    if expected != decrypted_secret:
+        raise _server_fault("decrypted_secret is not E ∓ a⁻¹·Σ P_i of the proven shadow points")
+    try:
+        return decrypt_with_shadow_coefficients(decrypted_secret, common_point, decrypt_shadows)
+    except CryptoError as exc:
+        raise _server_fault(f"the answer does not combine to a document key: {exc}") from None

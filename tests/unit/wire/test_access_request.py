@@ -1,0 +1,50 @@
+"""The access request's pinned block on the wire: optional, at the end, strictly decoded."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from secretstore.errors import MalformedMessage
+from secretstore.types import BlockRef, Hash256, ServerKeyId, SessionId
+from secretstore.wire import codec
+from secretstore.wire.consensus import AccessRequest
+from secretstore.wire.decryption import DecryptionRequest
+
+SIGNATURE = b"\x01" * 65
+VERSION = b"\x02" * 32
+BLOCK = BlockRef(123456, Hash256(b"\xab" * 32))
+
+
+def request(block: BlockRef | None) -> DecryptionRequest:
+    return DecryptionRequest(
+        SessionId(b"\x03" * 32),
+        ServerKeyId(b"\x04" * 32),
+        AccessRequest(SIGNATURE, VERSION, block=block),
+    )
+
+
+@pytest.mark.parametrize("block", [None, BLOCK, BlockRef(0, Hash256(bytes(32)))])
+def test_round_trip(block: BlockRef | None) -> None:
+    message = request(block)
+    assert codec.decode(codec.encode(message)) == message
+
+
+def test_the_block_is_the_last_field_number_then_hash() -> None:
+    without, with_block = codec.encode(request(None)), codec.encode(request(BLOCK))
+    assert without[-1] == 0  # the optional flag: absent
+    assert with_block[: len(without) - 1] == without[:-1]
+    assert with_block[len(without) - 1 :] == b"\x01" + (123456).to_bytes(8, "big") + b"\xab" * 32
+
+
+def test_a_truncated_or_padded_block_is_malformed() -> None:
+    data = codec.encode(request(BLOCK))
+    for bad in (data[:-1], data + b"\x00", data[:-41] + b"\x02" + data[-40:]):
+        with pytest.raises(MalformedMessage):
+            codec.decode(bad)
+
+
+def test_the_default_is_no_block() -> None:
+    assert AccessRequest(SIGNATURE, VERSION).block is None
+    assert replace(AccessRequest(SIGNATURE, VERSION), block=BLOCK).block == BLOCK
