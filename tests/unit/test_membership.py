@@ -7,12 +7,14 @@ from collections.abc import Mapping
 from secretstore.cluster.membership import Membership
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
+from secretstore.errors import ConsensusUnreachable
 from secretstore.sessions.base import Fail, SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.memory import MemoryKeyStorage
-from secretstore.types import Address, NodeId, ServerKeyId
+from secretstore.types import NodeId, ServerKeyId
+from tests.sim.key_sessions import proof_of
 
 KEYS = [KeyPair.generate(SeededRng(f"member-{i}".encode())) for i in range(4)]
 N = [key.node_id for key in KEYS]
@@ -41,7 +43,7 @@ def make(nodes: dict[NodeId, tuple[str, int]]) -> tuple[Membership, NodeCore, Re
 def test_a_new_set_reaches_new_sessions_and_the_mesh() -> None:
     membership, core, mesh = make(at(0, 1, 2))
     key = ServerKeyId(b"\x01" * 32)
-    running, _ = core.start(GenerateServerKey(key, Address(bytes(20)), 1), frozenset(N[1:3]))
+    running, _ = core.start(GenerateServerKey(key, proof_of(key_id=key), 1), frozenset(N[1:3]))
     assert membership.update(at(0, 1, 2, 3), at(0, 1, 2, 3))
     assert core.ctx.cluster_nodes == frozenset(N)
     assert mesh.updates == [at(0, 1, 2, 3)]
@@ -67,7 +69,7 @@ def test_an_isolated_node_holds_no_connections() -> None:
     assert mesh.updates == [{}]
     assert core.ctx.cluster_nodes == frozenset(N[1:3])
     # a generation master refuses: this node is no key server now
-    _, effects = core.start(
-        GenerateServerKey(ServerKeyId(b"\x02" * 32), Address(bytes(20)), 0), frozenset()
-    )
-    assert any(isinstance(effect, Fail) for effect in effects)
+    other = ServerKeyId(b"\x02" * 32)
+    _, effects = core.start(GenerateServerKey(other, proof_of(key_id=other), 0), frozenset())
+    failures = [effect for effect in effects if isinstance(effect, Fail)]
+    assert failures and isinstance(failures[0].error, ConsensusUnreachable)
