@@ -48,7 +48,7 @@ test: lint typecheck $(NPM_STAMP)
 
 # The long fault run: kills, SIGSTOPs and partitions during $(SOAK_OPERATIONS) operations on
 # 5 nodes; prints its figures.
-SOAK_OPERATIONS ?= 6000
+SOAK_OPERATIONS ?= 20000
 soak: $(STAMP)
 	@sh scripts/ensure-iptables
 	SOAK_OPERATIONS=$(SOAK_OPERATIONS) $(BIN)/pytest -q -p no:cacheprovider -m soak tests/faults

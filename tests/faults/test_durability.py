@@ -109,7 +109,7 @@ def test_kill_9_during_1000_mixed_operations_loses_nothing_acknowledged(
 def test_soak_kills_stops_and_partitions_lose_nothing(
     net_cluster: Any, need_iptables: None
 ) -> None:
-    operations = int(os.environ.get("SOAK_OPERATIONS", "6000"))
+    operations = int(os.environ.get("SOAK_OPERATIONS", "20000"))
     cluster: NetCluster = net_cluster(5)
     cluster.start()
     cluster.wait_ready()
