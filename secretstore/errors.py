@@ -94,6 +94,14 @@ class UnboundRequest(InvalidRequest):
     (`require_bound_requests`; HTTP 400)."""
 
 
+class ExclusiveSessionActive(SecretStoreError):
+    """A node set change runs: no other session starts until it ends (HTTP 500)."""
+
+
+class HasActiveSessions(SecretStoreError):
+    """A node set change cannot start while other sessions run (HTTP 500)."""
+
+
 class NodeDisconnected(SecretStoreError):
     """A node the operation needs is not connected (HTTP 500)."""
 

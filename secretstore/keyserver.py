@@ -19,6 +19,7 @@ from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import Rng
 from secretstore.errors import InvalidRequest, UnboundRequest
 from secretstore.http.port import ShadowRetrieval
+from secretstore.sessions.admin.node_set_change import ChangeNodeSet
 from secretstore.sessions.consensus import Requester, recover_requester_of
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
@@ -187,4 +188,8 @@ class KeyServer:
         new_set_signature: bytes,
         new_servers_set: frozenset[NodeId],
     ) -> None:
-        raise InvalidRequest("servers set change is not supported by this version")
+        """Move every key to `new_servers_set` (Parity's servers set change); returns when the
+        whole change is done on every node."""
+        await self._cluster.request(
+            ChangeNodeSet(frozenset(new_servers_set), old_set_signature, new_set_signature)
+        )

@@ -4,7 +4,8 @@ Start: key storage (LevelDB), then the mesh (listen and dial), then the chain (w
 is configured: the ACL and the key server set follow the chain from its first block on), then
 the HTTP API. Stop, in reverse: the HTTP API (no new requests), the chain, the mesh (every link
 closed), the cluster driver (pending requests fail, timers stop), the key storage (flushed and
-unlocked).
+unlocked). While it runs, `reload_nodes` (SIGHUP) applies a changed `nodes` list from the
+config file, through the same `Membership` a key server set contract drives.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from secretstore.chain.runtime import ChainRuntime, build_chain
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.cluster.membership import Membership
+from secretstore.config.loader import load_config
 from secretstore.config.model import Deadlines, NodeConfig, SecretStoreConfig
 from secretstore.config.rules import check_startup
 from secretstore.crypto.keys import KeyPair
@@ -35,6 +37,9 @@ from secretstore.logs import short_node
 from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
+from secretstore.sessions.admin.authority import ConfiguredAdmin
+from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.registry import MASTERS, SLAVES
@@ -78,6 +83,8 @@ class Health:
     chain: dict[str, Any] | None = None
     #: True when this node is not in the key server set (it holds no connections)
     isolated: bool = False
+    #: the node set change running here (None when none runs)
+    node_set_change: dict[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
@@ -86,7 +93,7 @@ class Health:
         return not self.isolated and len(self.connected) == self.cluster_size - 1
 
     def to_json(self) -> dict[str, Any]:
-        body = {
+        body: dict[str, Any] = {
             "node_id": to_hex(self.node_id),
             "connected": [to_hex(node) for node in sorted(self.connected)],
             "cluster_size": self.cluster_size,
@@ -96,6 +103,8 @@ class Health:
             body["isolated"] = True
         if self.chain is not None:
             body["chain"] = self.chain
+        if self.node_set_change is not None:
+            body["node_set_change"] = self.node_set_change
         return body
 
 
@@ -156,6 +165,7 @@ class Node:
         self._watch: _MeshWatch | None = None
         self._membership: Membership | None = None
         self._chain: ChainRuntime | None = None
+        self._core: NodeCore | None = None
         self.key_server: KeyServer | None = None
 
     # --- identity and state ---------------------------------------------------------------
@@ -185,7 +195,39 @@ class Node:
         connected = self._transport.connected() if self._transport is not None else frozenset()
         chain = self._chain.status() if self._chain is not None else None
         nodes = self.cluster_nodes
-        return Health(self.node_id, connected, len(nodes), chain, self.node_id not in nodes)
+        change = self._core.exclusive_session if self._core is not None else None
+        status = change.status() if isinstance(change, NodeSetChange) else None
+        return Health(self.node_id, connected, len(nodes), chain, self.node_id not in nodes, status)
+
+    # --- the configured node set at run time ----------------------------------------------
+    def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> bool:
+        """Work with the configured `nodes` (this node added if missing) from now on, through
+        the membership: the mesh drops links to nodes no longer listed and dials new ones, new
+        sessions see the new set (running ones keep theirs). False when nothing changed or the
+        node set follows a contract."""
+        membership = self._membership
+        if membership is None or self._store.server_set_contract is not None:
+            return False
+        wanted = {NodeId(bytes(node)): address for node, address in nodes.items()}
+        wanted.setdefault(self.node_id, membership.cluster.get(self.node_id, ("", 0)))
+        return membership.update(wanted, wanted)
+
+    def reload_nodes(self) -> bool:
+        """Read the config file again and apply its `nodes` list (SIGHUP). Other options take
+        effect at the next start. ConfigError for a config that does not load or names another
+        key for this node; False when the node set is unchanged (or follows a contract)."""
+        source = self.config.source
+        if source is None:
+            raise ConfigError("config", "this node was not started from a config file")
+        store = load_config(source).secretstore
+        if store.self_key is None or store.self_key.node_id != self.node_id:
+            raise ConfigError(
+                f"{source}: secretstore.self_secret", "changed: restart the node to use a new key"
+            )
+        if self._store.server_set_contract is not None:
+            log.info("the node set follows the key server set contract: `nodes` is not used")
+            return False
+        return self.update_nodes({n.node_id: (n.host, n.port) for n in store.nodes})
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -203,21 +245,7 @@ class Node:
         warn_if_exposed(self.config)
         try:
             self._storage = LevelDbKeyStorage(store.path)
-            ctx = SessionContext(
-                self.node_id,
-                self._rng,
-                frozenset(nodes),
-                require_bound_requests=store.require_bound_requests,
-                require_shadow_retrieval=store.require_shadow_retrieval,
-            )
             limits = store.limits
-            core = NodeCore(
-                ctx,
-                self._storage,
-                MASTERS,
-                SLAVES,
-                max_sessions_per_peer=limits.max_sessions_per_peer,
-            )
             self._transport = MeshTransport(
                 self._key,
                 (store.interface, store.port),
@@ -231,6 +259,29 @@ class Node:
                     reserved_for_nodes=limits.reserved_handshakes_for_nodes,
                 ),
             )
+            admin = AdminSettings(
+                ConfiguredAdmin(store.admin_public),
+                self._storage,
+                self._transport.connected,
+                keys_in_flight=store.node_set_change_keys_in_flight,
+                stall_timeout=2 * store.session_timeout,
+            )
+            admin_masters, admin_slaves = admin_tables(admin)
+            ctx = SessionContext(
+                self.node_id,
+                self._rng,
+                frozenset(nodes),
+                require_bound_requests=store.require_bound_requests,
+                require_shadow_retrieval=store.require_shadow_retrieval,
+            )
+            core = NodeCore(
+                ctx,
+                self._storage,
+                {**MASTERS, **admin_masters},
+                {**SLAVES, **admin_slaves},
+                max_sessions_per_peer=limits.max_sessions_per_peer,
+            )
+            self._core = core
             membership = Membership(self.node_id, core, self._transport, nodes)
             self._membership = membership
             self._chain = build_chain(
@@ -312,15 +363,37 @@ def warn_if_exposed(config: NodeConfig) -> None:
             log.warning("%s", warning)
 
 
-async def run_node(config: NodeConfig, stop: asyncio.Event, *, rng: Rng | None = None) -> None:
-    """Run a node until `stop` is set, then shut it down. A disabled config returns at once."""
+async def run_node(
+    config: NodeConfig,
+    stop: asyncio.Event,
+    *,
+    rng: Rng | None = None,
+    hangup: asyncio.Event | None = None,
+) -> None:
+    """Run a node until `stop` is set, then shut it down; each time `hangup` is set, re-read
+    the config's `nodes` (a bad config is logged and changes nothing). A disabled config
+    returns at once."""
     if config.secretstore.disable:
         log.info("the secret store is disabled (secretstore.disable = true); nothing to run")
         return
     node = Node(config, rng=rng)
     await node.start()
     try:
-        await stop.wait()
+        while not stop.is_set():
+            if hangup is None:
+                await stop.wait()
+                break
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, hangup)]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if hangup.is_set() and not stop.is_set():
+                hangup.clear()
+                try:
+                    if not node.reload_nodes():
+                        log.info("config read again: the node set is unchanged")
+                except ConfigError as exc:
+                    log.error("config not applied: %s", exc)
         log.info("shutting down")
     finally:
         await node.stop()

@@ -1,11 +1,13 @@
 """`secretstore cluster`: write the keys and configs of a local N-node cluster, then run it.
 
 Layout under DIR: `nodeI/node.toml` (the node's config, holding its secret key, mode 0600),
-`nodeI/db/` (its key storage), `nodeI/node.log` (its log) and `cluster.json` (node ids, ports
-and URLs; no secrets). Node I (1-based) listens on base_port + I - 1 for other nodes and on
-http_base_port + I - 1 for HTTP, both on 127.0.0.1. Running the command again reuses the keys
-(and so the stored key shares); a config is rewritten, with the same key, only when the cluster's
-layout changed.
+`nodeI/db/` (its key storage), `nodeI/node.log` (its log), `cluster.json` (the member nodes'
+ids, ports and URLs; no secrets) and `admin/` (the administrator account that signs node set
+changes: a keystore, its password file; every config names its public as `admin_public`).
+Node I (1-based) listens on base_port + I - 1 for other nodes and on http_base_port + I - 1 for
+HTTP, both on 127.0.0.1. Running the command again reuses the keys (and so the stored key
+shares) and the members `secretstore cluster add` / `remove` left (cluster_change.py); a config
+is rewritten, with the same key, only when the cluster's layout changed.
 """
 
 from __future__ import annotations
@@ -21,19 +23,22 @@ from typing import Final
 
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeAddress
+from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import KeyPair
-from secretstore.crypto.rng import OsRng, Rng
-from secretstore.encoding import to_hex
-from secretstore.errors import ConfigError
+from secretstore.crypto.rng import OsRng, Rng, random_scalar
+from secretstore.encoding import parse_hex, to_hex
+from secretstore.errors import ConfigError, CryptoError, InvalidEncoding
 from secretstore.filemodes import make_private_dir, open_private
-from secretstore.types import NodeId
+from secretstore.types import Address, NodeId
 
 HOST: Final = "127.0.0.1"
 CONFIG_NAME: Final = "node.toml"
 LOG_NAME: Final = "node.log"
 DB_NAME: Final = "db"
 SUMMARY_NAME: Final = "cluster.json"
+ADMIN_DIR: Final = "admin"
 MAX_NODES: Final = 256
+DEFAULT_NODES: Final = 3
 
 TomlValue = str | int | float | bool
 #: The policy a written cluster config turns on: no node may compute a document key itself
@@ -80,10 +85,54 @@ class ClusterNode:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminAccount:
+    """The administrator of a local cluster: a keystore account and its password file."""
+
+    keystore: Path
+    address: Address
+    password_file: Path
+    public: Point
+
+    def unlock(self) -> KeyPair:
+        from secretstore.keystore import Keystore  # eth-account is slow to import
+
+        password = self.password_file.read_text(encoding="utf-8").splitlines()[0]
+        return Keystore(self.keystore).unlock(self.address, password)
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedCluster:
     nodes: tuple[ClusterNode, ...]
     #: what was done to each config: "new", "kept" or "rewritten (…)"
     actions: tuple[str, ...]
+    admin: AdminAccount | None = None
+
+
+def ensure_admin(directory: Path, rng: Rng) -> AdminAccount:
+    """DIR/admin: the cluster's administrator account, created on first use (a keystore
+    account with a random password in `password`, mode 0600; its address and public in
+    `account` and `public`)."""
+    from secretstore.keystore import Keystore
+
+    folder = Path(directory) / ADMIN_DIR
+    keystore, password_file = folder / "keys", folder / "password"
+    account_file, public_file = folder / "account", folder / "public"
+    if account_file.exists() and public_file.exists() and password_file.exists():
+        try:
+            address = Address(parse_hex(account_file.read_text().strip(), 20))
+            public = Point.from_bytes(parse_hex(public_file.read_text().strip(), 64))
+        except (InvalidEncoding, CryptoError) as exc:
+            raise ConfigError(str(folder), f"unreadable administrator files: {exc}") from None
+        return AdminAccount(keystore, address, password_file, public)
+    password = rng.random_bytes(24).hex()
+    write_private(password_file, password + "\n")
+    secret = random_scalar(rng)
+    # pbkdf2: a local cluster's account unlocks in a fraction of a second (scrypt takes ~1 s)
+    address = Keystore(keystore, kdf="pbkdf2").import_secret(secret, password)
+    public = KeyPair.from_secret(secret).public
+    write_private(account_file, address.hex() + "\n")
+    write_private(public_file, public.to_bytes().hex() + "\n")
+    return AdminAccount(keystore, address, password_file, public)
 
 
 def check_ports(count: int, base_port: int, http_base_port: int) -> None:
@@ -173,28 +222,43 @@ def _existing_key(config_path: Path) -> KeyPair | None:
     return store.self_key
 
 
-def _layout_difference(node: ClusterNode, everyone: Sequence[NodeAddress]) -> str | None:
+def _layout_difference(
+    node: ClusterNode, everyone: Sequence[NodeAddress], admin: Point | None
+) -> str | None:
     """What makes an existing config differ from the cluster's layout, or None."""
     store = load_config(node.config_path).secretstore
     if set(store.nodes) != set(everyone):
         return "the node set changed"
     if store.port != node.mesh_port or store.http_port != node.http_port:
         return "the ports changed"
+    if store.admin_public != admin or not store.disable_auto_migrate:
+        return "the administrator changed"
     return None
 
 
 def prepare_cluster(
-    directory: Path, count: int, base_port: int, http_base_port: int, rng: Rng
+    directory: Path,
+    count: int,
+    base_port: int,
+    http_base_port: int,
+    rng: Rng,
+    *,
+    members: Sequence[int] | None = None,
 ) -> PreparedCluster:
-    """Create or update DIR/nodeI/node.toml for I = 1..count and DIR/cluster.json.
+    """Create or update DIR/nodeI/node.toml for I = 1..count (or I in `members`), the
+    administrator account and DIR/cluster.json.
 
-    Existing configs keep their keys; one is rewritten only when its node set or ports differ
-    from the layout asked for. Raises ConfigError for bad options or an unreadable config."""
-    check_ports(count, base_port, http_base_port)
+    Existing configs keep their keys; one is rewritten only when its node set, ports or
+    administrator differ from the layout asked for. Raises ConfigError for bad options or an
+    unreadable config."""
+    indices = sorted(set(members)) if members is not None else list(range(1, count + 1))
+    check_ports(max(indices, default=0), base_port, http_base_port)
     directory = Path(directory)
+    admin = ensure_admin(directory, rng)
+    admin_hex = admin.public.to_bytes().hex()
     nodes: list[ClusterNode] = []
     fresh: set[int] = set()
-    for index in range(1, count + 1):
+    for index in indices:
         node_dir = directory / f"node{index}"
         key = _existing_key(node_dir / CONFIG_NAME)
         if key is None:
@@ -209,7 +273,7 @@ def prepare_cluster(
         if node.index in fresh:
             action = "new"
         else:
-            difference = _layout_difference(node, everyone)
+            difference = _layout_difference(node, everyone, admin.public)
             if difference is None:
                 actions.append("kept")
                 continue
@@ -220,12 +284,39 @@ def prepare_cluster(
             nodes=everyone,
             mesh_port=node.mesh_port,
             http_port=node.http_port,
-            extra=EXAMPLE_POLICY,
+            extra={**EXAMPLE_POLICY, "admin_public": admin_hex, "disable_auto_migrate": True},
         )
         write_private(node.config_path, text)
         actions.append(action)
     write_summary(directory, nodes)
-    return PreparedCluster(tuple(nodes), tuple(actions))
+    return PreparedCluster(tuple(nodes), tuple(actions), admin)
+
+
+def recorded_members(directory: Path) -> list[int] | None:
+    """The node indices DIR/cluster.json lists (the members after add/remove), or None."""
+    path = Path(directory) / SUMMARY_NAME
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        names = [entry["name"] for entry in data["nodes"]]
+        return sorted(int(name.removeprefix("node")) for name in names)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(str(path), f"unreadable cluster summary: {exc}") from None
+
+
+def load_members(directory: Path) -> list[ClusterNode]:
+    """The member nodes DIR/cluster.json lists, from their configs (keys and ports)."""
+    directory = Path(directory)
+    indices = recorded_members(directory)
+    if indices is None:
+        raise ConfigError(str(directory / SUMMARY_NAME), "no cluster here")
+    nodes: list[ClusterNode] = []
+    for index in indices:
+        node_dir = directory / f"node{index}"
+        store = load_config(node_dir / CONFIG_NAME).secretstore
+        nodes.append(ClusterNode(index, node_dir, store.key_pair, store.port, store.http_port))
+    return nodes
 
 
 def _refuse_duplicate_keys(nodes: Sequence[ClusterNode]) -> None:
@@ -283,7 +374,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Ctrl-C (or SIGTERM) stops every node gracefully. Full node ids are in "
         "DIR/cluster.json; each node's log is DIR/nodeI/node.log.",
     )
-    parser.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        help="number of nodes (default: the members of an existing DIR, else 3)",
+    )
     parser.add_argument("--dir", type=Path, default=Path(".cluster"), help="default .cluster")
     parser.add_argument("--base-port", type=int, default=12000, help="first mesh port")
     parser.add_argument("--http-base-port", type=int, default=8082, help="first HTTP port")
@@ -300,11 +395,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _members(directory: Path, nodes: int | None) -> tuple[int, list[int] | None]:
+    """The node count and members to lay out: what DIR records after add/remove (when
+    --nodes is not given), else 1..--nodes; ConfigError when they disagree."""
+    recorded = recorded_members(directory)
+    if nodes is None:
+        return (len(recorded), recorded) if recorded else (DEFAULT_NODES, None)
+    if recorded is not None and recorded != list(range(1, len(recorded) + 1)):
+        raise ConfigError(
+            "--nodes",
+            f"{directory} holds a cluster whose members changed with `secretstore cluster "
+            f"add/remove` (nodes {', '.join(map(str, recorded))}): run without --nodes",
+        )
+    return nodes, None
+
+
 def main(argv: list[str], rng: Rng | None = None) -> int:
+    if argv and argv[0] in ("add", "remove"):
+        from secretstore.cli.cluster_change import main as change_main
+
+        return change_main(argv, rng)
     args = _parser().parse_args(argv)
     try:
+        count, members = _members(args.dir, args.nodes)
         prepared = prepare_cluster(
-            args.dir, args.nodes, args.base_port, args.http_base_port, rng or OsRng()
+            args.dir, count, args.base_port, args.http_base_port, rng or OsRng(), members=members
         )
     except (ConfigError, OSError) as exc:
         print(f"secretstore cluster: {exc}", file=sys.stderr)
@@ -320,4 +435,9 @@ def main(argv: list[str], rng: Rng | None = None) -> int:
         return 0
     from secretstore.cli.cluster_run import run_cluster
 
-    return run_cluster(prepared.nodes, log_level=args.log_level, ready_timeout=args.ready_timeout)
+    return run_cluster(
+        prepared.nodes,
+        log_level=args.log_level,
+        ready_timeout=args.ready_timeout,
+        directory=Path(args.dir),
+    )

@@ -3,7 +3,10 @@
 Each node is `python -m secretstore.cli.node --config nodeI/node.toml`, its output appended to
 nodeI/node.log. Readiness is every node's GET /health answering `"ready": true`. SIGINT or
 SIGTERM sends SIGTERM to every node and waits for its graceful exit (SIGKILL after a grace
-period). A node that exits before the cluster is ready stops the whole cluster.
+period). A node that exits before the cluster is ready stops the whole cluster. The runner's
+pid is in DIR/cluster.pid; SIGHUP makes it read DIR's members again (`secretstore cluster
+add/remove` sends it): new members start, removed ones stop, the others get SIGHUP and read
+their changed `nodes`.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 import aiohttp
 
-from secretstore.cli.cluster import ClusterNode
+from secretstore.cli.cluster import ClusterNode, load_members
+from secretstore.errors import ConfigError
 from secretstore.filemodes import open_private
+
+PID_NAME: Final = "cluster.pid"
 
 #: Seconds a node has to exit after SIGTERM before it is killed.
 STOP_GRACE: Final = 15.0
@@ -63,14 +70,55 @@ class _Cluster:
 
     async def start(self) -> None:
         for node in self.nodes:
-            descriptor = open_private(node.log_path, os.O_WRONLY | os.O_APPEND)
-            with os.fdopen(descriptor, "ab") as log_file:
-                self.processes[node.index] = await asyncio.create_subprocess_exec(
-                    *node_command(node, self.log_level),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=log_file,
-                )
+            await self._start_one(node)
+
+    async def _start_one(self, node: ClusterNode) -> None:
+        descriptor = open_private(node.log_path, os.O_WRONLY | os.O_APPEND)
+        with os.fdopen(descriptor, "ab") as log_file:
+            self.processes[node.index] = await asyncio.create_subprocess_exec(
+                *node_command(node, self.log_level),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+            )
+
+    async def reload(self, directory: Path) -> None:
+        """Follow DIR's members: start new ones, stop removed ones, SIGHUP the others."""
+        try:
+            members = load_members(directory)
+        except (ConfigError, OSError) as exc:
+            print(f"cannot read the cluster's members: {exc}")
+            return
+        wanted = {node.index: node for node in members}
+        for node in list(self.nodes):
+            if node.index not in wanted:
+                print(f"{node.name} left the cluster; stopping it")
+                await self._stop_one(node)
+                self.nodes.remove(node)
+        for index, node in wanted.items():
+            process = self.processes.get(index)
+            if process is not None and process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGHUP)
+            elif all(n.index != index for n in self.nodes):
+                print(f"{node.name} joined the cluster; starting it")
+                self.nodes.append(node)
+                await self._start_one(node)
+        self.nodes.sort(key=lambda n: n.index)
+        sys.stdout.flush()
+
+    async def _stop_one(self, node: ClusterNode) -> None:
+        process = self.processes.pop(node.index, None)
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
 
     def exited(self) -> list[ClusterNode]:
         """Nodes whose process has ended and was not reported yet (reports them)."""
@@ -136,12 +184,29 @@ class _Cluster:
         return clean
 
 
-async def _run(nodes: Sequence[ClusterNode], log_level: str | None, ready_timeout: float) -> int:
+async def _run(
+    nodes: Sequence[ClusterNode],
+    log_level: str | None,
+    ready_timeout: float,
+    directory: Path | None,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     cluster = _Cluster(nodes, log_level)
+    reloads: set[asyncio.Task[None]] = set()
+    pid_file = directory / PID_NAME if directory is not None else None
+    if directory is not None:
+
+        def on_hangup() -> None:
+            task = loop.create_task(cluster.reload(directory))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
     status = 0
     try:
         await cluster.start()
@@ -163,9 +228,14 @@ async def _run(nodes: Sequence[ClusterNode], log_level: str | None, ready_timeou
     finally:
         print("stopping the nodes")
         sys.stdout.flush()
+        for task in list(reloads):
+            with contextlib.suppress(BaseException):
+                await task
         clean = await cluster.stop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
     if not clean:
         status = status or 1
     print("all nodes stopped" + ("" if clean else " (some not cleanly)"))
@@ -173,7 +243,12 @@ async def _run(nodes: Sequence[ClusterNode], log_level: str | None, ready_timeou
 
 
 def run_cluster(
-    nodes: Sequence[ClusterNode], *, log_level: str | None = None, ready_timeout: float = 60.0
+    nodes: Sequence[ClusterNode],
+    *,
+    log_level: str | None = None,
+    ready_timeout: float = 60.0,
+    directory: Path | None = None,
 ) -> int:
-    """Run the nodes until SIGINT/SIGTERM; the exit status of `secretstore cluster`."""
-    return asyncio.run(_run(nodes, log_level, ready_timeout))
+    """Run the nodes until SIGINT/SIGTERM (following DIR's members on SIGHUP when
+    `directory` is given); the exit status of `secretstore cluster`."""
+    return asyncio.run(_run(nodes, log_level, ready_timeout, directory))

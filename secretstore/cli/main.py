@@ -17,6 +17,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "decrypt": ("client_cmds", "decrypt a file with its document key from the cluster"),
     "sign-hash": ("client_cmds", "sign a 32-byte hash with an account key"),
     "servers-set-hash": ("client_cmds", "hash of a set of node ids, as the admin signs it"),
+    "admin": ("admin", "change the node set of a cluster: set hashes, a signed change, progress"),
 }
 
 

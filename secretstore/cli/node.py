@@ -33,7 +33,8 @@ _EPILOG = """\
 The config is Parity Ethereum's TOML with a [secretstore] table (see docs/CONFIG.md);
 `secretstore cluster --write-only` writes working examples. Logs go to stderr, one line per
 record. SIGINT or SIGTERM stops the node gracefully: the HTTP API stops, connections to other
-nodes close, the key database is flushed and closed.
+nodes close, the key database is flushed and closed. SIGHUP reads the config again and applies
+a changed `nodes` list (other options need a restart).
 """
 
 
@@ -79,9 +80,16 @@ async def _serve(config: NodeConfig) -> None:
         # cannot kill the node mid-shutdown. SIGKILL still ends it at once.
         _ignore_stop_signals()
 
+    hangup = asyncio.Event()
+
+    def on_hangup() -> None:
+        log.info("SIGHUP received: reading the config's node set again")
+        hangup.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
-    await run_node(config, stop)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    await run_node(config, stop, hangup=hangup)
 
 
 def _ignore_stop_signals() -> None:

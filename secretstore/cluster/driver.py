@@ -17,8 +17,17 @@ from secretstore.cluster.access import AccessPolicy
 from secretstore.cluster.liveness import DEFAULT_RESPONSE_TIMEOUT, PeerLiveness
 from secretstore.errors import MalformedMessage, SecretStoreError, SessionTimeout, describe
 from secretstore.mesh.port import Transport
-from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send
-from secretstore.sessions.core import Admitted, CoreEffect, NodeCore, Notice
+from secretstore.sessions.base import (
+    CheckAccess,
+    Deadline,
+    Fail,
+    Finish,
+    Notice,
+    Persist,
+    Remove,
+    Send,
+)
+from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
 from secretstore.storage.port import KeyStorage
 from secretstore.types import NodeId, SessionId
 from secretstore.wire import codec
@@ -104,6 +113,12 @@ class ClusterDriver:
                 except SecretStoreError as exc:
                     failed[effect.session_id] = exc
                     self._storage_failed(effect, exc)
+            elif isinstance(effect, Remove):
+                try:
+                    self.storage.remove(effect.key_id)
+                except SecretStoreError as exc:
+                    failed[effect.session_id] = exc
+                    self._storage_failed(effect, exc)
             elif isinstance(effect, CheckAccess):
                 self._spawn(self._check_access(effect))
             elif isinstance(effect, Finish):
@@ -112,6 +127,8 @@ class ClusterDriver:
                 self._settle(effect.session_id, error=effect.error)
             elif isinstance(effect, Admitted):
                 self._start_clock(effect.session_id)
+            elif isinstance(effect, Deadline):
+                self._restart_clock(effect.session_id, effect.seconds)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
         self.liveness.sessions_changed()
@@ -122,7 +139,7 @@ class ClusterDriver:
         else:
             self.storage.update(effect.key_id, effect.share)
 
-    def _storage_failed(self, effect: Persist, error: SecretStoreError) -> None:
+    def _storage_failed(self, effect: Persist | Remove, error: SecretStoreError) -> None:
         """A key share could not be written: end its session now instead of at its timeout."""
         sid = effect.session_id
         log.error(
@@ -143,7 +160,7 @@ class ClusterDriver:
                 self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
                 return True
             return False
-        if isinstance(effect, Persist | Finish | Fail):
+        if isinstance(effect, Persist | Remove | Finish | Fail | Deadline):
             return effect.session_id in failed
         return False
 
@@ -193,6 +210,15 @@ class ClusterDriver:
     def _start_clock(self, sid: SessionId) -> None:
         loop = asyncio.get_running_loop()
         self._timers[sid] = loop.call_later(self.session_timeout, self._time_out, sid)
+
+    def _restart_clock(self, sid: SessionId, seconds: float) -> None:
+        if self.core.session(sid) is None:
+            return  # ended already: nothing to time
+        timer = self._timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[sid] = loop.call_later(seconds, self._time_out, sid)
 
     def _time_out(self, sid: SessionId) -> None:
         self._timers.pop(sid, None)

@@ -22,6 +22,9 @@ DEFAULT_KEYS_PATH: Final = "$BASE/keys"
 DEFAULT_SESSION_TIMEOUT: Final = 30.0
 #: ours: how often an idle mesh connection sends a keep-alive.
 DEFAULT_KEEP_ALIVE_INTERVAL: Final = 10.0
+#: ours: how many keys a node set change moves at once (Parity: 64, fixed).
+DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 64
+MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 4096
 #: ours: the logging level of the node process.
 DEFAULT_LOG_LEVEL: Final = "info"
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
@@ -190,6 +193,7 @@ class SecretStoreConfig:
     chain_migration_delay: int = DEFAULT_CHAIN_MIGRATION_DELAY
     chain_retry_interval: int = DEFAULT_CHAIN_RETRY_INTERVAL
     chain_poll_interval: float = DEFAULT_CHAIN_POLL_INTERVAL
+    node_set_change_keys_in_flight: int = DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT
 
     @property
     def uses_chain(self) -> bool:

@@ -20,6 +20,8 @@ from secretstore.errors import (
     DecryptionError,
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
+    ExclusiveSessionActive,
+    HasActiveSessions,
     InvalidEncoding,
     InvalidPoint,
     InvalidRequest,
@@ -83,6 +85,8 @@ _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
     (InvalidEncoding, BAD_REQUEST, "cryptographic error: malformed input"),
     (DecryptionError, BAD_REQUEST, "cryptographic error: decryption failed"),
     (CryptoError, BAD_REQUEST, "cryptographic error"),
+    (ExclusiveSessionActive, INTERNAL_SERVER_ERROR, "Exclusive session active"),
+    (HasActiveSessions, INTERNAL_SERVER_ERROR, "Unable to start exclusive session"),
     (
         NodeDisconnected,
         INTERNAL_SERVER_ERROR,

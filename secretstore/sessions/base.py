@@ -43,6 +43,31 @@ class Persist:
 
 
 @dataclass(frozen=True, slots=True)
+class Remove:
+    """Delete this node's share of `key_id` durably (a node leaving the node set)."""
+
+    session_id: SessionId
+    key_id: ServerKeyId
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """Restart the session's timeout clock: `on_timeout` comes `seconds` from now unless the
+    session ends first (a long session pushes its deadline out as it makes progress)."""
+
+    session_id: SessionId
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the driver should log (a peer's misbehaviour, a late message, progress);
+    never a secret."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class CheckAccess:
     """Ask the access policy whether `requester` may use `key_id`; the answer comes back
     through `Session.on_access_checked`. `block`: the chain state the session's master pinned
@@ -70,7 +95,7 @@ class Fail:
     error: SecretStoreError
 
 
-Effect = Send | Persist | CheckAccess | Finish | Fail
+Effect = Send | Persist | Remove | CheckAccess | Finish | Fail | Deadline | Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +119,8 @@ class Session(ABC):
 
     #: True for sessions that write a key (generation, store): one such session per key
     WRITES_KEY: bool = False
+    #: True for a session during which no other session may start on its node (see core)
+    EXCLUSIVE: bool = False
 
     def __init__(
         self, ctx: SessionContext, session_id: SessionId, master: NodeId, key_id: ServerKeyId
@@ -138,6 +165,11 @@ class Session(ABC):
 
     def on_timeout(self) -> list[Effect]:
         return self.fail(SessionTimeout("the session did not finish in time"))
+
+    def on_drained(self) -> list[Effect]:
+        """An EXCLUSIVE session: no other session is left on this node (called once; at
+        admission already when none was running)."""
+        return []
 
     # --- helpers for subclasses ---------------------------------------------------------
     def finish(self, result: object = None) -> list[Effect]:

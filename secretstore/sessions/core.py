@@ -3,6 +3,10 @@
 Pure: the async driver (cluster/) and the simulated network (tests/sim) both run it. It reads
 key shares through a synchronous port and returns effects; it never writes, sends or sleeps.
 
+Exclusive sessions (the node set change): while one is in the table no other session starts
+here (a master fails, a slave's master is told, both with ExclusiveSessionActive); sessions
+already running go on, and the exclusive session hears `on_drained` once it is alone.
+
 Session limit: a peer may have at most `max_sessions_per_peer` sessions open here as their
 master. An initialising message beyond that is refused before its slave factory runs, with a
 SessionError of kind SESSION_LIMIT naming this node, the count and the limit; the master then
@@ -17,8 +21,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
-from secretstore.errors import InvalidRequest, SecretStoreError, SessionLimitReached, describe
-from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
+from secretstore.errors import (
+    ExclusiveSessionActive,
+    InvalidRequest,
+    SecretStoreError,
+    SessionLimitReached,
+    describe,
+)
+from secretstore.sessions.base import (
+    Effect,
+    Fail,
+    Finish,
+    Notice,
+    Send,
+    Session,
+    SessionContext,
+    short,
+)
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError, error_of, kind_of
@@ -39,13 +58,6 @@ MasterFactory = Callable[
 SlaveFactory = Callable[
     [SessionContext, NodeId, Any, KeyShare | None], tuple[Session, list[Effect]]
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something the driver should log (a peer's misbehaviour, a late message); no secrets."""
-
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +93,7 @@ class NodeCore:
         self._slaves = dict(slaves)
         self._sessions: dict[SessionId, Session] = {}
         self._writing: dict[ServerKeyId, SessionId] = {}
+        self._exclusive: SessionId | None = None
         self.max_sessions_per_peer = max_sessions_per_peer
         #: open sessions per master, for masters other than this node
         self._by_master: dict[NodeId, int] = {}
@@ -94,13 +107,18 @@ class NodeCore:
     def session(self, session_id: SessionId) -> Session | None:
         return self._sessions.get(session_id)
 
+    @property
+    def exclusive_session(self) -> Session | None:
+        """The exclusive session in the table (a node set change), if one is."""
+        return None if self._exclusive is None else self._sessions.get(self._exclusive)
+
     def sessions_of(self, master: NodeId) -> int:
         """How many sessions the peer `master` has open here as their master."""
         return self._by_master.get(master, 0)
 
     def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
-        """The cluster's node set changed (the key server set contract): sessions created from
-        now on see `nodes`; running sessions keep the set they started with."""
+        """The cluster's node set changed (the key server set contract, or `nodes` re-read on
+        SIGHUP): sessions created from now on see `nodes`; running sessions keep theirs."""
         self.ctx = replace(self.ctx, cluster_nodes=frozenset(nodes))
 
     def new_session_id(self) -> SessionId:
@@ -119,6 +137,8 @@ class NodeCore:
         if factory is None:
             raise TypeError(f"no session serves {type(request).__name__}")
         key_id: ServerKeyId = request.key_id
+        if self._exclusive is not None:
+            return sid, [Fail(sid, ExclusiveSessionActive("Exclusive session active"))]
         try:
             session, effects = factory(
                 self.ctx, sid, request, self._shares.get(key_id), connected | {self.ctx.self_id}
@@ -148,6 +168,9 @@ class NodeCore:
         if self.sessions_of(sender) >= self.max_sessions_per_peer:
             return self._refuse_over_limit(sender, sid)
         key_id: ServerKeyId = message.key_id
+        if self._exclusive is not None:
+            error = ExclusiveSessionActive("Exclusive session active")
+            return [Send(sender, SessionError(sid, str(error), kind_of(error)))]
         try:
             session, effects = factory(self.ctx, sender, message, self._shares.get(key_id))
         except SecretStoreError as exc:
@@ -228,7 +251,11 @@ class NodeCore:
         self._sessions[sid] = session
         if not session.is_master:
             self._by_master[session.master] = self.sessions_of(session.master) + 1
-        return [Admitted(sid), *self._settle(session, effects)]
+        admitted: list[CoreEffect] = [Admitted(sid), *self._settle(session, effects)]
+        if session.EXCLUSIVE and not session.finished:
+            self._exclusive = sid
+            admitted += self._drained()
+        return admitted
 
     def _refuse_over_limit(self, master: NodeId, sid: SessionId) -> list[CoreEffect]:
         count, limit = self.sessions_of(master), self.max_sessions_per_peer
@@ -279,6 +306,8 @@ class NodeCore:
             return out
         sid = session.session_id
         out += self._forget(session)
+        if self._exclusive == sid:
+            self._exclusive = None
         failure = next((e for e in effects if isinstance(e, Fail)), None)
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})
@@ -290,4 +319,13 @@ class NodeCore:
             ]
         elif not any(isinstance(e, Finish) for e in effects):
             out.append(Finish(sid, None))
+        if self._exclusive is not None and self._exclusive != sid:
+            out += self._drained()
         return out
+
+    def _drained(self) -> list[CoreEffect]:
+        """`on_drained` for the exclusive session once no other session is left."""
+        exclusive = self.exclusive_session
+        if exclusive is None or len(self._sessions) != 1:
+            return []
+        return self._settle(exclusive, exclusive.on_drained())

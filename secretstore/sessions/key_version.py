@@ -12,7 +12,7 @@ the embedding session carries in its own messages); the master feeds the answers
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from secretstore.errors import (
@@ -98,9 +98,10 @@ class VersionNegotiation:
         """`node` will not answer (disconnected, failed, timed out); it holds nothing usable."""
         self._waiting.discard(node)
 
-    def result(self) -> NegotiatedVersion:
-        """The newest version with t+1 answering holders. ServerKeyNotFound if no node that
-        answered holds the key; ConsensusUnreachable if no version has t+1 holders."""
+    def result(self, signers: Callable[[int], int] | None = None) -> NegotiatedVersion:
+        """The newest version with t+1 answering holders (`signers(t)` holders when given,
+        e.g. 2t+1 for ECDSA signing). ServerKeyNotFound if no node that answered holds the key;
+        ConsensusUnreachable if no version has enough holders."""
         if self._common is None:
             raise ServerKeyNotFound("no key server holds this key")
         holders: dict[Hash256, set[NodeId]] = {}
@@ -109,7 +110,8 @@ class VersionNegotiation:
             for position, version in enumerate(held.versions):
                 holders.setdefault(version, set()).add(node)
                 newness[version] = max(newness.get(version, 0), position)
-        needed = self._common.threshold + 1
+        threshold = self._common.threshold
+        needed = threshold + 1 if signers is None else signers(threshold)
         usable = [v for v, nodes in holders.items() if len(nodes) >= needed]
         if not usable:
             raise ConsensusUnreachable(

@@ -1,5 +1,9 @@
 """Every session kind of the key server: which request starts which master, which message
-starts which slave. The composition root hands these to NodeCore."""
+starts which slave. The composition root hands these to NodeCore (with the node set change's
+factories, which need the node's settings: sessions/admin/node_set_change.admin_tables).
+
+Decryption and signing requests start through sessions/jobs/delegation.py, which runs their
+own sessions and negotiates or delegates when the master cannot serve them itself."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from secretstore.sessions import (
     signing_schnorr,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.jobs import delegation
 
 _MODULES = (
     generation,
@@ -37,5 +42,8 @@ def _merge(tables: list[dict[type, Any]]) -> dict[type, Any]:
     return merged
 
 
-MASTERS: dict[type, MasterFactory] = _merge([m.MASTERS for m in _MODULES])
-SLAVES: dict[type, SlaveFactory] = _merge([m.SLAVES for m in _MODULES])
+MASTERS: dict[type, MasterFactory] = {
+    **_merge([m.MASTERS for m in _MODULES]),
+    **delegation.MASTERS,  # decryption and signing masters, able to delegate
+}
+SLAVES: dict[type, SlaveFactory] = _merge([*(m.SLAVES for m in _MODULES), delegation.SLAVES])

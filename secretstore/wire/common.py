@@ -10,6 +10,8 @@ from secretstore.errors import (
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
+    ExclusiveSessionActive,
+    HasActiveSessions,
     InvalidRequest,
     NodeDisconnected,
     SecretStoreError,
@@ -36,6 +38,8 @@ class ErrorKind(enum.IntEnum):
     #: the node has as many sessions of this master open as it allows (the master treats the
     #: node as lost for this session)
     SESSION_LIMIT = 8
+    EXCLUSIVE_SESSION_ACTIVE = 9
+    HAS_ACTIVE_SESSIONS = 10
     #: a node the sender's side needs is disconnected or did not answer (the reason names it)
     NODE_DISCONNECTED = 11
 
@@ -50,6 +54,8 @@ _KINDS: tuple[tuple[type[SecretStoreError], ErrorKind], ...] = (
     (ServerKeyNotFound, ErrorKind.SERVER_KEY_NOT_FOUND),
     (DocumentKeyNotFound, ErrorKind.DOCUMENT_KEY_NOT_FOUND),
     (SessionLimitReached, ErrorKind.SESSION_LIMIT),
+    (ExclusiveSessionActive, ErrorKind.EXCLUSIVE_SESSION_ACTIVE),
+    (HasActiveSessions, ErrorKind.HAS_ACTIVE_SESSIONS),
     (NodeDisconnected, ErrorKind.NODE_DISCONNECTED),
 )
 

@@ -15,7 +15,16 @@ from typing import Any
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import MalformedMessage
-from secretstore.sessions.base import CheckAccess, Fail, Finish, Persist, Send, SessionContext
+from secretstore.sessions.base import (
+    CheckAccess,
+    Deadline,
+    Fail,
+    Finish,
+    Persist,
+    Remove,
+    Send,
+    SessionContext,
+)
 from secretstore.sessions.core import (
     DEFAULT_MAX_SESSIONS_PER_PEER,
     Admitted,
@@ -42,6 +51,8 @@ class SimNode:
     storage: MemoryKeyStorage
     results: dict[SessionId, Finish | Fail] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    #: the latest Deadline each session asked for
+    deadlines: dict[SessionId, float] = field(default_factory=dict)
 
     @property
     def node_id(self) -> NodeId:
@@ -219,6 +230,10 @@ class SimNetwork:
                     node.storage.insert(effect.key_id, effect.share)
                 else:
                     node.storage.update(effect.key_id, effect.share)
+            elif isinstance(effect, Remove):
+                node.storage.remove(effect.key_id)
+            elif isinstance(effect, Deadline):
+                node.deadlines[effect.session_id] = effect.seconds
             elif isinstance(effect, CheckAccess):
                 self.access_checks.append((node.node_id, effect))
             elif isinstance(effect, Finish | Fail):

@@ -261,6 +261,92 @@ def test_abort_fails_a_live_session_and_tells_the_others() -> None:
     assert a.abort(sid, StorageError("again")) == []
 
 
+# --- exclusive sessions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusive:
+    key_id: ServerKeyId = KEY
+
+
+class ExclusiveSession(Session):
+    """Finishes when told; records when it was drained."""
+
+    EXCLUSIVE = True
+
+    def __init__(self, ctx: SessionContext, sid: SessionId) -> None:
+        super().__init__(ctx, sid, ctx.self_id, KEY)
+        self.drained = 0
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return frozenset({self.ctx.self_id})
+
+    def on_message(self, sender: NodeId, msg: object) -> list[Effect]:
+        return []
+
+    def on_drained(self) -> list[Effect]:
+        self.drained += 1
+        return []
+
+
+def exclusive_core(node: NodeId) -> NodeCore:
+    def start_exclusive(
+        ctx: SessionContext, sid: SessionId, req: Any, share: Any, conn: Any
+    ) -> tuple[Session, list[Effect]]:
+        return ExclusiveSession(ctx, sid), []
+
+    ctx = SessionContext(node, SeededRng(node), ALL)
+    return NodeCore(
+        ctx,
+        MemoryKeyStorage(),
+        {Poke: start_poke, Exclusive: start_exclusive},
+        {PokeInit: join_poke},
+    )
+
+
+def test_an_exclusive_session_waits_for_running_ones_and_blocks_new_ones() -> None:
+    a = exclusive_core(A)
+    poke, _ = a.start(Poke(KEY), ALL)
+    sid, _ = a.start(Exclusive(), ALL)
+    exclusive = a.exclusive_session
+    assert isinstance(exclusive, ExclusiveSession) and exclusive.session_id == sid
+    assert exclusive.drained == 0  # the poke still runs
+    # no new session, master or slave, while the exclusive one is in the table
+    _, refused = a.start(Poke(KEY), ALL)
+    assert [type(e) for e in refused] == [Fail]
+    assert refused[0].error.__class__.__name__ == "ExclusiveSessionActive"  # type: ignore[union-attr]
+    slave = a.on_message(B, PokeInit(SessionId(b"\x09" * 32), KEY))
+    assert len(slave) == 1 and isinstance(slave[0], Send)
+    assert slave[0].message.kind == ErrorKind.EXCLUSIVE_SESSION_ACTIVE
+    # the running poke goes on and ends; then the exclusive session is drained, once
+    a.on_message(B, PokeDone(poke))
+    a.on_message(C, PokeDone(poke))
+    assert exclusive.drained == 1
+    assert len(a) == 1
+    # once it ends, sessions start again
+    a.on_timeout(sid)
+    assert a.exclusive_session is None
+    _, again = a.start(Poke(KEY), ALL)
+    assert isinstance(again[0], Admitted)
+
+
+def test_an_exclusive_session_on_an_idle_node_is_drained_at_once() -> None:
+    a = exclusive_core(A)
+    a.start(Exclusive(), ALL)
+    exclusive = a.exclusive_session
+    assert isinstance(exclusive, ExclusiveSession) and exclusive.drained == 1
+    # a second exclusive session is refused like any other
+    _, refused = a.start(Exclusive(), ALL)
+    assert isinstance(refused[0], Fail)
+
+
+def test_a_changed_node_set_reaches_new_sessions() -> None:
+    a = exclusive_core(A)
+    a.set_cluster_nodes(frozenset({A, B}))
+    assert a.ctx.cluster_nodes == frozenset({A, B})
+
+
 # --- the session limit per peer -----------------------------------------------------------
 
 

@@ -1,0 +1,300 @@
+"""The master's part of a node set change: the init, every node's inventory, the plan,
+keys in flight, the checks of every key's new holders, the completion (see node_set_change.py
+for the phase table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from secretstore.crypto.curve import ZERO
+from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreError, SessionTimeout
+from secretstore.sessions.admin.node_set_change import (
+    PROGRESS_EVERY,
+    AdminSettings,
+    ChangePhase,
+    NodeSetChange,
+)
+from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan
+from secretstore.sessions.admin.plan import inventory_pages as read_inventory
+from secretstore.sessions.admin.share_change import KeyFault
+from secretstore.sessions.base import Deadline, Effect, Send, SessionContext, short
+from secretstore.sessions.signing_common import locate_misfit, names, share_publics_fit
+from secretstore.storage.model import version_hash
+from secretstore.types import NodeId, ServerKeyId, SessionId
+from secretstore.wire.admin import (
+    InventoryPage,
+    KeyChangeFault,
+    KeyDeal,
+    KeyMoved,
+    KeySubshare,
+    NodeNumber,
+    NodeSetChangeAccepted,
+    NodeSetChangeCompleted,
+    NodeSetChangeFinished,
+    NodeSetChangeInit,
+    NodeSetChangeProgress,
+)
+
+
+@dataclass(slots=True)
+class _Move:
+    """The master's state of one key in flight."""
+
+    plan: KeyPlan
+    moved: dict[NodeId, KeyMoved] = field(default_factory=dict)
+
+
+class NodeSetChangeMaster(NodeSetChange):
+    """The node the administrator asked: it plans the change and drives every key."""
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        settings: AdminSettings,
+        init: NodeSetChangeInit,
+    ) -> None:
+        super().__init__(ctx, session_id, ctx.self_id, settings, init)
+        self.ending = False
+        self._accepted: set[NodeId] = set()
+        self._pages: dict[NodeId, int] = {}
+        self._inventoried: set[NodeId] = set()
+        self._inventory = Inventory()
+        self._plan: ChangePlan | None = None
+        self._next = 0
+        self._moving: dict[ServerKeyId, _Move] = {}
+        self._finished_nodes: set[NodeId] = set()
+        self._launching = False
+
+    @property
+    def phase(self) -> ChangePhase:
+        if self.finished:
+            return ChangePhase.ENDED
+        if not self.drained:
+            return ChangePhase.DRAINING
+        if self.ending:
+            return ChangePhase.WAITING_FOR_FINISH
+        if self._plan is None:
+            return ChangePhase.WAITING_FOR_NODES
+        return ChangePhase.MOVING_KEYS
+
+    def start(self) -> list[Effect]:
+        """The first effects: the init to every other node, the drain deadline."""
+        effects: list[Effect] = [self._notice(self._summary())]
+        effects += self.broadcast(self.init, self.others)
+        return [*effects, Deadline(self.session_id, self.settings.drain_timeout)]
+
+    # --- events ---------------------------------------------------------------------------
+    def _on_drained(self) -> list[Effect]:
+        for page in read_inventory(self.settings.keys):
+            self._inventory.add(self.ctx.self_id, page)
+        self._inventoried.add(self.ctx.self_id)
+        return [self._touch(), *self._maybe_plan()]
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        if self.finished:
+            return []
+        if self.ending:
+            self._finished_nodes.add(node)
+            effects: list[Effect] = [self._notice(f"node {short(node)} left before it finished")]
+            return effects + self._maybe_finish()
+        return super().on_node_disconnected(node)
+
+    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:300]}"))
+
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        if self.finished:
+            return []
+        return self.fail(type(error)(f"node {short(sender)}: {error}"))
+
+    def _stalled(self) -> list[Effect]:
+        return self.fail(SessionTimeout(f"no progress in time; {self._silent_text()}"))
+
+    def _moved_here(self, moved: KeyMoved) -> list[Effect]:
+        return self._on_moved(self.ctx.self_id, moved)
+
+    def _fault(self, fault: KeyFault) -> list[Effect]:
+        return self.fail(fault.violation())
+
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        if isinstance(message, KeyMoved):
+            return [self._touch(), *self._on_moved(sender, message)]
+        if isinstance(message, KeySubshare):
+            return self._on_subshare(sender, message)
+        if isinstance(message, NodeSetChangeAccepted):
+            self._accepted.add(sender)
+            return [self._touch()]
+        if isinstance(message, InventoryPage):
+            return [self._touch(), *self._on_page(sender, message)]
+        if isinstance(message, KeyChangeFault):
+            what = message.what[:300]
+            culprits = names(message.culprits) or short(sender)
+            return self.fail(
+                ProtocolViolation(
+                    culprits, f"{what} (key 0x{message.key_id.hex()}, seen by {short(sender)})"
+                )
+            )
+        if isinstance(message, NodeSetChangeFinished) and self.ending:
+            self._finished_nodes.add(sender)
+            return self._maybe_finish()
+        raise ProtocolViolation(short(sender), f"sent {type(message).__name__} out of turn")
+
+    def _on_page(self, sender: NodeId, page: InventoryPage) -> list[Effect]:
+        if sender not in self._accepted or self._plan is not None:
+            raise ProtocolViolation(short(sender), "sent an inventory out of turn")
+        expected = self._pages.get(sender, 0)
+        if page.index < expected:
+            return []  # the same page again
+        if page.index > expected or sender in self._inventoried:
+            raise ProtocolViolation(short(sender), f"sent inventory page {page.index} out of order")
+        self._pages[sender] = expected + 1
+        self._inventory.add(sender, page.entries)
+        if page.last:
+            self._inventoried.add(sender)
+        return self._maybe_plan()
+
+    def _maybe_plan(self) -> list[Effect]:
+        if not self.drained or self._accepted != self.others or self._inventoried != self.old_set:
+            return []
+        plan = self._inventory.plan(self.new_set, self.ctx.rng)
+        if plan.problems:
+            return self.fail(InvalidRequest(plan.refusal()))
+        self._plan = plan
+        self.total = plan.total
+        self.done = plan.in_place
+        effects: list[Effect] = [
+            self._notice(
+                f"{len(plan.moves)} keys to move, {plan.in_place} already on the new set "
+                f"(at most {self.settings.keys_in_flight} at once)"
+            )
+        ]
+        effects += self._progress_messages()
+        return effects + self._launch()
+
+    def _launch(self) -> list[Effect]:
+        plan = self._plan
+        assert plan is not None
+        effects: list[Effect] = []
+        limit = max(1, self.settings.keys_in_flight)
+        self._launching = True  # keys that complete at once do not launch again (recursion)
+        try:
+            effects += self._fill(plan, limit)
+        finally:
+            self._launching = False
+        if not self._moving and self._next == len(plan.moves) and not self.ending:
+            effects += self._complete()
+        return effects
+
+    def _fill(self, plan: ChangePlan, limit: int) -> list[Effect]:
+        effects: list[Effect] = []
+        while len(self._moving) < limit and self._next < len(plan.moves):
+            key = plan.moves[self._next]
+            self._next += 1
+            self._moving[key.key_id] = _Move(key)
+            request = KeyDeal(
+                self.session_id,
+                key.key_id,
+                key.version,
+                key.dealers,
+                tuple(NodeNumber(node, number) for node, number in key.fresh),
+            )
+            for dealer in key.dealers:
+                if dealer == self.ctx.self_id:
+                    effects += self._on_deal(self.ctx.self_id, request)
+                else:
+                    effects.append(Send(dealer, request))
+        return effects
+
+    def _on_moved(self, sender: NodeId, moved: KeyMoved) -> list[Effect]:
+        move = self._moving.get(moved.key_id)
+        if move is None:
+            if moved.key_id in self._received:
+                return []  # an answer about a key that is done already
+            raise ProtocolViolation(short(sender), "reported moving a key that is not moving")
+        if sender not in self.new_set:
+            raise ProtocolViolation(short(sender), "reported a key moved to a node not in the set")
+        known = move.moved.setdefault(sender, moved)
+        if known != moved:
+            raise ProtocolViolation(short(sender), "reported a key moved twice, differently")
+        if len(move.moved) < len(self.new_set):
+            return []
+        self._check_moved(move)
+        del self._moving[moved.key_id]
+        self._received.add(moved.key_id)
+        self.done += 1
+        effects: list[Effect] = []
+        assert self.total is not None
+        step = max(1, min(PROGRESS_EVERY, self.total // 20))
+        if self.done % step == 0 or self.done == self.total:
+            effects += self._progress_messages()
+        tenth = max(1, self.total // 10)
+        if self.done % tenth == 0 or self.done == self.total:
+            effects.append(self._notice(f"{self.done} of {self.total} keys on the new set"))
+        if self._launching:
+            return effects
+        return effects + self._launch()
+
+    def _check_moved(self, move: _Move) -> None:
+        """Every new holder reports the same new version, with the id numbers the plan gave,
+        and the new share publics lie on one polynomial of degree t through the key."""
+        plan = move.plan
+        reports = move.moved
+        hashes = {m.version for m in reports.values()}
+        key = f"key 0x{plan.key_id.hex()}"
+        if len(hashes) != 1:
+            raise ProtocolViolation(names(sorted(reports)), f"reported different versions of {key}")
+        for node, number in plan.fresh:
+            if reports[node].number != number:
+                raise ProtocolViolation(short(node), f"took another id number for {key}")
+        pairs = [(node, m.number) for node, m in reports.items()]
+        if len({m.number for m in reports.values()}) != len(pairs):
+            raise ProtocolViolation(names(sorted(reports)), f"reported one id number twice ({key})")
+        if version_hash(pairs) != next(iter(hashes)):
+            raise ProtocolViolation(
+                names(sorted(reports)), f"reported a version of {key} that their id numbers lack"
+            )
+        points = [(ZERO, plan.public)] + [(m.number, m.share_public) for m in reports.values()]
+        if not share_publics_fit(plan.threshold, points):
+            misfit = locate_misfit(
+                plan.threshold,
+                plan.public,
+                {node: m.share_public for node, m in reports.items()},
+                {node: m.number for node, m in reports.items()},
+                sorted(reports),
+            )
+            blamed = short(misfit) if misfit is not None else names(sorted(reports))
+            raise ProtocolViolation(blamed, f"holds a new share of {key} that does not fit the key")
+
+    def _complete(self) -> list[Effect]:
+        self.ending = True
+        left = len(self.removed)
+        effects: list[Effect] = [
+            self._notice(
+                f"every key is on the new set ({self.done} keys); "
+                f"{left} {'node leaves' if left == 1 else 'nodes leave'} the set"
+            )
+        ]
+        effects += self.broadcast(NodeSetChangeCompleted(self.session_id), self.others)
+        effects += self._erase_if_removed()
+        return effects + self._maybe_finish()
+
+    def _maybe_finish(self) -> list[Effect]:
+        if self.ending and self._finished_nodes >= self.others:
+            return self.finish(None)
+        return []
+
+    def _progress_messages(self) -> list[Effect]:
+        total = self.total or 0
+        return self.broadcast(NodeSetChangeProgress(self.session_id, self.done, total), self.others)
+
+    def _silent_text(self) -> str:
+        if self._plan is None:
+            waiting = sorted((self.others - self._accepted) | (self.old_set - self._inventoried))
+            return f"waiting for {names(waiting) or 'none'}"
+        silent: set[NodeId] = set()
+        for move in self._moving.values():
+            silent |= self.new_set - set(move.moved)
+        return f"{self._progress_text()}; no answer from {names(sorted(silent)) or 'none'}"

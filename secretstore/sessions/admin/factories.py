@@ -1,0 +1,121 @@
+"""How a node set change starts: the master's checks before anything is sent, a slave's
+checks of the init (its own administrator key, its own view of the old set)."""
+
+from __future__ import annotations
+
+from secretstore.crypto.curve import Point
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    InvalidRequest,
+    NodeDisconnected,
+    ProtocolViolation,
+)
+from secretstore.sessions.admin.authority import AdminAuthority, check_admin_signatures
+from secretstore.sessions.admin.change_master import NodeSetChangeMaster
+from secretstore.sessions.admin.change_slave import NodeSetChangeSlave
+from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
+from secretstore.sessions.base import Deadline, Effect, Session, SessionContext, short
+from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.signing_common import names
+from secretstore.storage.model import KeyShare
+from secretstore.types import Hash256, NodeId, SessionId
+from secretstore.wire.admin import NodeSetChangeInit
+
+
+def _admin_key(
+    authority: AdminAuthority,
+    master: NodeId,
+    migration_id: Hash256 | None,
+    new_set: frozenset[NodeId],
+    self_id: NodeId,
+) -> Point:
+    key = authority.admin_key(master, migration_id, new_set)
+    if key is None:
+        what = "this migration" if migration_id is not None else "a node set change"
+        raise AccessDenied(
+            f"node {short(self_id)} accepts no administrator for {what} (admin_public is not set)"
+        )
+    return key
+
+
+def admin_tables(
+    settings: AdminSettings,
+) -> tuple[dict[type, MasterFactory], dict[type, SlaveFactory]]:
+    """The master and slave factories of the node set change on one node."""
+
+    def start(
+        ctx: SessionContext,
+        session_id: SessionId,
+        request: ChangeNodeSet,
+        share: KeyShare | None,
+        connected: frozenset[NodeId],
+    ) -> tuple[Session, list[Effect]]:
+        self_id = ctx.self_id
+        admin = request.admin_public
+        if admin is None:
+            admin = _admin_key(
+                settings.authority, self_id, request.migration_id, request.new_set, self_id
+            )
+        new_set = frozenset(request.new_set)
+        if not new_set:
+            raise InvalidRequest(
+                "the new node set is empty: a change must leave at least one node holding the keys"
+            )
+        old_set = frozenset(connected) | {self_id}
+        outside = new_set - old_set
+        if outside:
+            raise InvalidRequest(
+                f"nodes of the new set are not connected to this node: {names(sorted(outside))}"
+            )
+        missing = ctx.cluster_nodes - old_set
+        if missing:
+            raise NodeDisconnected(f"configured nodes are not connected: {names(sorted(missing))}")
+        check_admin_signatures(
+            admin, old_set, new_set, request.old_signature, request.new_signature
+        )
+        init = NodeSetChangeInit(
+            session_id,
+            request.migration_id,
+            tuple(sorted(old_set)),
+            tuple(sorted(new_set)),
+            request.old_signature,
+            request.new_signature,
+        )
+        session = NodeSetChangeMaster(ctx, session_id, settings, init)
+        return session, session.start()
+
+    def join(
+        ctx: SessionContext, sender: NodeId, message: NodeSetChangeInit, share: KeyShare | None
+    ) -> tuple[Session, list[Effect]]:
+        self_id = ctx.self_id
+        old_set = frozenset(message.old_set)
+        new_set = frozenset(message.new_set)
+        if len(old_set) != len(message.old_set) or len(new_set) != len(message.new_set):
+            raise ProtocolViolation(short(sender), "sent a node set with a node twice")
+        if not new_set or not new_set <= old_set or {self_id, sender} - old_set:
+            raise ProtocolViolation(short(sender), "sent node sets that do not fit together")
+        admin = _admin_key(settings.authority, sender, message.migration_id, new_set, self_id)
+        check_admin_signatures(
+            admin, old_set, new_set, message.old_signature, message.new_signature
+        )
+        connected = settings.connected() | {self_id}
+        view = ctx.cluster_nodes & connected | {self_id}
+        unreachable = (ctx.cluster_nodes - connected) | (old_set - connected)
+        if unreachable:
+            raise NodeDisconnected(
+                f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
+            )
+        if view != old_set:
+            raise ConsensusUnreachable(
+                f"node {short(self_id)} sees another node set: {len(view)} nodes, "
+                f"the change's old set has {len(old_set)}"
+            )
+        session = NodeSetChangeSlave(ctx, message.session_id, sender, settings, message)
+        effects: list[Effect] = [
+            session._notice(session._summary()),
+            Deadline(message.session_id, settings.drain_timeout),
+        ]
+        return session, effects
+
+    return {ChangeNodeSet: start}, {NodeSetChangeInit: join}

@@ -1,0 +1,329 @@
+"""The node set change (Parity's servers set change): move every key to a new set of nodes.
+
+Request `ChangeNodeSet(new_set, old_signature, new_signature)` on the node the administrator
+asked (the master); result None once every key is on the new set and every node is done. The
+old set is every node the master is connected to, plus itself. One session runs on every
+node of the old set; it is exclusive (sessions/core.py): no other session starts on a node
+while it runs there, and it waits (at most `drain_timeout`) for running ones to end.
+
+| phase (role)             | waits for                            | next                          |
+|--------------------------|--------------------------------------|-------------------------------|
+| DRAINING (both)          | the node's other sessions to end     | master: WAITING_FOR_NODES;    |
+|                          | (timeout: HasActiveSessions)         | slave: Accepted + inventory   |
+|                          |                                      | sent → RUNNING                |
+| WAITING_FOR_NODES        | Accepted and every InventoryPage of  | plan: a key without t+1       |
+| (master)                 | every node (a refusal ends it with   | holders → ENDED: InvalidReq.; |
+|                          | the refusal's error)                 | else MOVING_KEYS              |
+| MOVING_KEYS (master)     | KeyMoved from every new-set node of  | all keys moved → Completed    |
+|                          | each key in flight (at most          | sent → WAITING_FOR_FINISH     |
+|                          | `keys_in_flight`; KeyDeal per key to |                               |
+|                          | its dealers)                         |                               |
+| RUNNING (slave)          | KeyDeal (deal: KeySubshare to every  | Completed: erase every key if |
+|                          | new-set node), KeySubshare (all t+1  | not in the new set, Finished  |
+|                          | in: check, persist, KeyMoved),       | sent → ENDED                  |
+|                          | Progress                             |                               |
+| WAITING_FOR_FINISH       | Finished from every other node       | ENDED (None)                  |
+| (master)                 | (a node lost now counts as finished) |                               |
+
+This module: the request, the settings, the part master and slaves share (dealing, receiving,
+erasing); change_master.py and change_slave.py: each role; factories.py: how a change starts.
+
+Failures end the whole change: a refusal (AccessDenied, ConsensusUnreachable,
+NodeDisconnected, HasActiveSessions), a lost node (NodeDisconnected), a bad message
+(ProtocolViolation naming the node; a bad subshare names its dealer), no progress for
+`stall_timeout` (SessionTimeout). Keys moved before the failure keep their new version, the
+others keep the old one, nothing is erased; running the same change again finishes it.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from secretstore.crypto.curve import Point
+from secretstore.errors import (
+    HasActiveSessions,
+    NodeDisconnected,
+    ProtocolViolation,
+    SecretStoreError,
+)
+from secretstore.sessions.admin.authority import AdminAuthority
+from secretstore.sessions.admin.plan import KeyReader
+from secretstore.sessions.admin.share_change import KeyFault, KeyReceipt, deal
+from secretstore.sessions.base import (
+    Deadline,
+    Effect,
+    Notice,
+    Persist,
+    Remove,
+    Send,
+    Session,
+    SessionContext,
+    short,
+)
+from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
+from secretstore.wire.admin import (
+    NO_KEY,
+    KeyDeal,
+    KeyMoved,
+    KeySubshare,
+    NodeSetChangeInit,
+)
+
+#: Parity keeps 64 keys in flight; so do we unless configured otherwise.
+DEFAULT_KEYS_IN_FLIGHT = 64
+#: How long a node waits for its running sessions to end before refusing the change.
+DEFAULT_DRAIN_TIMEOUT = 5.0
+#: How long the change may go without progress before it fails.
+DEFAULT_STALL_TIMEOUT = 60.0
+#: The master tells every node how far it is after every this many keys (or every 5 %).
+PROGRESS_EVERY = 64
+#: The most keys a target collects subshares for at once (bounds a peer's flood).
+MAX_OPEN_RECEIPTS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeNodeSet:
+    """Request: move every key to `new_set` (Parity's servers set change).
+
+    `old_signature` / `new_signature`: the administrator's recoverable signatures of the
+    servers set hash of the old set (every node the master is connected to, plus itself) and
+    of `new_set`. `migration_id`: set for a contract-driven migration; `admin_public`: the key
+    the signatures must recover to (the migration master's node key), instead of the key
+    this node's AdminAuthority names. Result: None.
+    """
+
+    new_set: frozenset[NodeId]
+    old_signature: bytes
+    new_signature: bytes
+    migration_id: Hash256 | None = None
+    admin_public: Point | None = None
+
+    @property
+    def key_id(self) -> ServerKeyId:
+        return NO_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """What the change needs of its node beyond the session context."""
+
+    #: which key must have signed a change
+    authority: AdminAuthority
+    #: every key share of this node
+    keys: KeyReader
+    #: the other nodes this node is connected to now
+    connected: Callable[[], frozenset[NodeId]]
+    keys_in_flight: int = DEFAULT_KEYS_IN_FLIGHT
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+
+
+class ChangePhase(Enum):
+    DRAINING = "waiting for other sessions to end"
+    WAITING_FOR_NODES = "waiting for every node's acceptance and inventory"
+    MOVING_KEYS = "moving keys"
+    RUNNING = "taking part"
+    WAITING_FOR_FINISH = "waiting for every node to finish"
+    ENDED = "ended"
+
+
+class NodeSetChange(Session):
+    """One node's part in a node set change (see the module docstring); the roles are
+    NodeSetChangeMaster and NodeSetChangeSlave."""
+
+    EXCLUSIVE = True
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        master: NodeId,
+        settings: AdminSettings,
+        init: NodeSetChangeInit,
+    ) -> None:
+        super().__init__(ctx, session_id, master, NO_KEY)
+        self.settings = settings
+        self.init = init
+        self.old_set = frozenset(init.old_set)
+        self.new_set = frozenset(init.new_set)
+        self.drained = False
+        self.done = 0
+        self.total: int | None = None
+        self._dealt: dict[ServerKeyId, KeyDeal] = {}
+        self._receipts: dict[ServerKeyId, KeyReceipt] = {}
+        self._received: set[ServerKeyId] = set()
+
+    # --- roles ----------------------------------------------------------------------------
+    @abstractmethod
+    def _on_drained(self) -> list[Effect]:
+        """This node has no other session left: start this role's part."""
+
+    @abstractmethod
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        """A message of the change."""
+
+    @abstractmethod
+    def _moved_here(self, moved: KeyMoved) -> list[Effect]:
+        """This node wrote its new version of a key (the Persist is already among the
+        effects): tell the master."""
+
+    @abstractmethod
+    def _fault(self, fault: KeyFault) -> list[Effect]:
+        """A node sent something wrong for one key."""
+
+    @abstractmethod
+    def _stalled(self) -> list[Effect]:
+        """No progress for `stall_timeout`."""
+
+    @property
+    @abstractmethod
+    def phase(self) -> ChangePhase: ...
+
+    # --- state ----------------------------------------------------------------------------
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return self.old_set
+
+    @property
+    def others(self) -> frozenset[NodeId]:
+        return self.old_set - {self.ctx.self_id}
+
+    @property
+    def removed(self) -> frozenset[NodeId]:
+        return self.old_set - self.new_set
+
+    def status(self) -> dict[str, Any]:
+        """What /health shows of the change on this node."""
+        return {
+            "master": "0x" + self.master.hex(),
+            "role": "master" if self.is_master else "slave",
+            "phase": self.phase.value,
+            "old_set": len(self.old_set),
+            "new_set": len(self.new_set),
+            "keys_total": self.total,
+            "keys_done": self.done,
+        }
+
+    # --- events ---------------------------------------------------------------------------
+    def on_drained(self) -> list[Effect]:
+        if self.finished or self.drained:
+            return []
+        self.drained = True
+        return self._guarded(self._on_drained)
+
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        if self.finished:
+            return []
+        return self._guarded(lambda: self._dispatch(sender, message))
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        if self.finished:
+            return []
+        return self.fail(
+            NodeDisconnected(
+                f"node {short(node)} disconnected during the node set change "
+                f"({self._progress_text()})"
+            )
+        )
+
+    def on_timeout(self) -> list[Effect]:
+        if self.finished:
+            return []
+        if not self.drained:
+            return self.fail(
+                HasActiveSessions(
+                    f"node {short(self.ctx.self_id)}: other sessions still ran after "
+                    f"{self.settings.drain_timeout:g} s"
+                )
+            )
+        return self._stalled()
+
+    # --- both: dealing, receiving, erasing ------------------------------------------------
+    def _guarded(self, step: Callable[[], list[Effect]]) -> list[Effect]:
+        try:
+            return step()
+        except KeyFault as fault:
+            return self._fault(fault)
+        except SecretStoreError as exc:
+            return self.fail(exc)
+
+    def _on_deal(self, sender: NodeId, request: KeyDeal) -> list[Effect]:
+        known = self._dealt.get(request.key_id)
+        if known is not None:
+            if known == request:
+                return []
+            raise ProtocolViolation(short(sender), "asked to deal one key twice, differently")
+        self._dealt[request.key_id] = request
+        share = self.settings.keys.get(request.key_id)
+        subshares = deal(
+            self.ctx.self_id,
+            self.session_id,
+            request,
+            master=self.master,
+            share=share,
+            new_set=self.new_set,
+            rng=self.ctx.rng,
+        )
+        effects: list[Effect] = []
+        for node, subshare in subshares:
+            if node == self.ctx.self_id:
+                effects += self._on_subshare(node, subshare)
+            else:
+                effects.append(Send(node, subshare))
+        return effects
+
+    def _on_subshare(self, sender: NodeId, message: KeySubshare) -> list[Effect]:
+        key_id = message.key_id
+        if key_id in self._received:
+            return []  # late: this node has moved the key already
+        if self.ctx.self_id not in self.new_set:
+            raise KeyFault(key_id, [sender], "sent a subshare to a node outside the new set")
+        receipt = self._receipts.get(key_id)
+        if receipt is None:
+            if len(self._receipts) >= MAX_OPEN_RECEIPTS:
+                raise KeyFault(key_id, [sender], "sent subshares of too many keys at once")
+            receipt = KeyReceipt.start(self.ctx.self_id, sender, message, self.new_set)
+            self._receipts[key_id] = receipt
+        if not receipt.add(sender, message):
+            return []
+        del self._receipts[key_id]
+        self._received.add(key_id)
+        new = receipt.complete(self.ctx.self_id, self.settings.keys.get(key_id))
+        number = new.version.id_number(self.ctx.self_id)
+        assert number is not None
+        moved = KeyMoved(
+            self.session_id, key_id, Hash256(new.version.hash), number, new.share_public
+        )
+        effects: list[Effect] = [Persist(self.session_id, key_id, new.record, new.create)]
+        return effects + self._moved_here(moved)
+
+    def _erase_if_removed(self) -> list[Effect]:
+        if self.ctx.self_id in self.new_set:
+            return []
+        ids = list(self.settings.keys.ids())
+        effects: list[Effect] = [Remove(self.session_id, key_id) for key_id in ids]
+        effects.append(self._notice(f"this node left the node set: {len(ids)} keys erased"))
+        return effects
+
+    # --- helpers --------------------------------------------------------------------------
+    def _touch(self) -> Deadline:
+        return Deadline(self.session_id, self.settings.stall_timeout)
+
+    def _notice(self, text: str) -> Notice:
+        return Notice(f"node set change {self.session_id[:4].hex()}: {text}")
+
+    def _summary(self) -> str:
+        added = len(self.new_set - self.old_set)
+        return (
+            f"master {short(self.master)}; old set {len(self.old_set)} nodes, new set "
+            f"{len(self.new_set)} nodes ({len(self.removed)} leaving, {added} not in the old set)"
+        )
+
+    def _progress_text(self) -> str:
+        if self.total is None:
+            return "no key had moved"
+        return f"{self.done} of {self.total} keys on the new set"

@@ -1,0 +1,183 @@
+"""The holder's side of a delegated request, and what both sides share: which requests can
+be delegated, how each is served, and how a delegated request is rebuilt (see delegation.py
+for the rule and the phase table)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from secretstore.crypto.curve import Point
+from secretstore.crypto.ecdsa import signers_needed
+from secretstore.crypto.schnorr import SchnorrSignature
+from secretstore.errors import ConsensusUnreachable, ProtocolViolation, SecretStoreError
+from secretstore.sessions import decryption, signing_ecdsa, signing_schnorr
+from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
+from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
+from secretstore.sessions.signing_ecdsa import SignEcdsa
+from secretstore.sessions.signing_schnorr import SignSchnorr
+from secretstore.storage.model import KeyShare
+from secretstore.types import NodeId
+from secretstore.wire.delegation import (
+    DelegatedDocumentKey,
+    DelegatedRequest,
+    DelegatedShadow,
+    DelegatedSignature,
+    DelegationKind,
+)
+
+ServedRequest = RetrieveDocumentKey | SignSchnorr | SignEcdsa
+
+
+def _decryption_signers(threshold: int) -> int:
+    return threshold + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """How one kind of request is served: its session's master factory and how many holders
+    of a version it needs."""
+
+    factory: MasterFactory
+    signers: Callable[[int], int]
+
+
+SERVED: dict[type, Served] = {
+    RetrieveDocumentKey: Served(decryption.start_decryption, _decryption_signers),
+    SignSchnorr: Served(signing_schnorr.start_schnorr_signing, _decryption_signers),
+    SignEcdsa: Served(signing_ecdsa.start_ecdsa_signing, signers_needed),
+}
+
+
+def kind_of_request(request: ServedRequest) -> DelegationKind:
+    if isinstance(request, RetrieveDocumentKey):
+        return DelegationKind.DOCUMENT_KEY_SHADOW if request.shadow else DelegationKind.DOCUMENT_KEY
+    if isinstance(request, SignSchnorr):
+        return DelegationKind.SCHNORR
+    return DelegationKind.ECDSA
+
+
+def request_of(message: DelegatedRequest) -> ServedRequest:
+    """The request a delegate serves, pinned to the delegated version."""
+    kind = message.kind
+    if kind in (DelegationKind.DOCUMENT_KEY, DelegationKind.DOCUMENT_KEY_SHADOW):
+        shadow = kind is DelegationKind.DOCUMENT_KEY_SHADOW
+        return RetrieveDocumentKey(
+            message.key_id, message.requester_signature, shadow, message.version
+        )
+    if message.message_hash is None:
+        raise ProtocolViolation("origin", "delegated a signing without a message hash")
+    signing = SignSchnorr if kind is DelegationKind.SCHNORR else SignEcdsa
+    return signing(
+        message.key_id,
+        message.requester_signature,
+        message.message_hash,
+        message.version,
+        message.bound_signature,
+    )
+
+
+class DelegateSession(Session):
+    """A holder serving a request another node delegated: the inner master session runs
+    here (this node is its master); its result goes to the origin."""
+
+    def __init__(
+        self, ctx: SessionContext, origin: NodeId, message: DelegatedRequest, inner: Session
+    ) -> None:
+        super().__init__(ctx, message.session_id, ctx.self_id, message.key_id)
+        self.origin = origin
+        self.message = message
+        self.inner = inner
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        return self.inner.participants | {self.origin}
+
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        if self.finished:
+            return []
+        if sender == self.origin:
+            if message == self.message:
+                return []
+            return self.fail(ProtocolViolation(short(sender), f"sent {type(message).__name__}"))
+        return self.relay(self.inner.on_message(sender, message))
+
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        if self.finished:
+            return []
+        return self.relay(self.inner.on_access_checked(allowed))
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        if self.finished:
+            return []
+        if node == self.origin:
+            return self.fail(ConsensusUnreachable(f"the origin {short(node)} disconnected"))
+        return self.relay(self.inner.on_node_disconnected(node))
+
+    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        if sender == self.origin:
+            return self.finish()  # the origin gave up
+        return self.relay(self.inner.on_peer_error(sender, reason))
+
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        if self.finished:
+            return []
+        return self.relay(self.inner.on_peer_refusal(sender, error))
+
+    def on_timeout(self) -> list[Effect]:
+        if self.finished:
+            return []
+        return self.relay(self.inner.on_timeout())
+
+    def relay(self, effects: list[Effect]) -> list[Effect]:
+        """The inner session's effects; its result goes to the origin."""
+        out: list[Effect] = []
+        for effect in effects:
+            if isinstance(effect, Finish) and effect.session_id == self.session_id:
+                out.append(Send(self.origin, self._result_message(effect.result)))
+                return out + self.finish()
+            if isinstance(effect, Fail) and effect.session_id == self.session_id:
+                return out + self.fail(effect.error)
+            out.append(effect)
+        return out
+
+    def _result_message(self, result: object) -> object:
+        sid = self.session_id
+        if isinstance(result, ShadowResult):
+            return DelegatedShadow(
+                sid,
+                result.decrypted_secret,
+                result.common_point,
+                tuple(result.decrypt_shadows),
+                result.proofs,
+            )
+        if isinstance(result, Point):
+            return DelegatedDocumentKey(sid, result)
+        if isinstance(result, SchnorrSignature):
+            return DelegatedSignature(sid, result.to_bytes())
+        assert isinstance(result, bytes)
+        return DelegatedSignature(sid, result)
+
+
+# --- factory -------------------------------------------------------------------------------
+
+
+def join_delegated(
+    ctx: SessionContext, sender: NodeId, message: DelegatedRequest, share: KeyShare | None
+) -> tuple[Session, list[Effect]]:
+    """Slave factory: serve a delegated request among the holders the origin found."""
+    holders = frozenset(message.holders)
+    if sender in holders or ctx.self_id not in holders:
+        raise ProtocolViolation(short(sender), "delegated to a node outside the holders")
+    request = request_of(message)
+    inner, effects = SERVED[type(request)].factory(
+        ctx, message.session_id, request, share, holders | {ctx.self_id}
+    )
+    session = DelegateSession(ctx, sender, message, inner)
+    return session, session.relay(effects)
+
+
+SLAVES: dict[type, SlaveFactory] = {DelegatedRequest: join_delegated}

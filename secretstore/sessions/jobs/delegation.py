@@ -1,0 +1,386 @@
+"""Serving decryption and signing on any node: another key version, or a holder that serves.
+
+A client may ask any node. The master of a document key retrieval (plain or shadow) or of a
+Schnorr/ECDSA signing usually holds the key's newest version and enough holders of it take
+part: then its session runs as it always did, with no extra round trip (`ResolvingMaster`
+only passes events through). Otherwise — the master holds no share of the key (a newly added
+node, an isolated one), its newest version has too few connected holders, or too few of them
+take part (the session fails with ConsensusUnreachable) — the master negotiates the version
+(key_version.py: the newest version that t+1, for ECDSA 2t+1, answering nodes hold), then
+
+- runs its session again on that version when it holds it, or
+- delegates: sends `DelegatedRequest` to one holder of that version (chosen at random), which
+  runs the session as master among the holders (`DelegateSession`, delegate.py) and sends the
+  result back; signatures are verified against the key before they are relayed.
+
+| phase (ResolvingMaster)   | on                                   | next                        |
+|---------------------------|--------------------------------------|-----------------------------|
+| RUNNING (inner session)   | the inner session's events           | its result → ENDED          |
+|                           | inner fails ConsensusUnreachable     | NEGOTIATING (once)          |
+| NEGOTIATING               | KeyVersions from every asked node    | holds the version: RUNNING; |
+|                           |                                      | else DELEGATED; no version: |
+|                           |                                      | ENDED (its error)           |
+| DELEGATED                 | the delegate's result (checked)      | ENDED (result)              |
+|                           | the delegate's error / disconnect    | ENDED (that error)          |
+
+Every node of the delegated session still recovers the requester from the requester's own
+signature and asks its own access policy; the origin learns what a master learns (a plain
+retrieval's document key, which it encrypts to the requester as ever).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from enum import Enum
+from typing import Any
+
+from secretstore.crypto.curve import Point
+from secretstore.crypto.keys import recover_public
+from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
+from secretstore.errors import (
+    ConsensusUnreachable,
+    CryptoError,
+    ProtocolViolation,
+    SecretStoreError,
+    ServerKeyNotFound,
+    SessionTimeout,
+)
+from secretstore.sessions import signing_ecdsa
+from secretstore.sessions.base import (
+    CheckAccess,
+    Effect,
+    Fail,
+    Finish,
+    Send,
+    Session,
+    SessionContext,
+    short,
+)
+from secretstore.sessions.core import MasterFactory, SlaveFactory
+from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
+from secretstore.sessions.jobs import delegate
+from secretstore.sessions.jobs.delegate import SERVED, ServedRequest, kind_of_request
+from secretstore.sessions.key_version import NegotiatedVersion, VersionNegotiation
+from secretstore.sessions.signing_ecdsa import SignEcdsa
+from secretstore.sessions.signing_schnorr import SignSchnorr
+from secretstore.storage.model import KeyShare
+from secretstore.types import Hash256, MessageHash, NodeId, SessionId
+from secretstore.wire.common import SessionError
+from secretstore.wire.delegation import (
+    DelegatedDocumentKey,
+    DelegatedRequest,
+    DelegatedShadow,
+    DelegatedSignature,
+    DelegationKind,
+)
+from secretstore.wire.negotiation import KeyVersions, RequestKeyVersions
+
+
+class ResolvePhase(Enum):
+    RUNNING = "running the session here"
+    NEGOTIATING = "negotiating the key version"
+    DELEGATED = "waiting for the delegate's result"
+    ENDED = "ended"
+
+
+class ResolvingMaster(Session):
+    """The master of a decryption or signing that may negotiate, retry or delegate."""
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        request: ServedRequest,
+        *,
+        share: KeyShare | None,
+        connected: frozenset[NodeId],
+    ) -> None:
+        super().__init__(ctx, session_id, ctx.self_id, request.key_id)
+        self.request = request
+        self.served = SERVED[type(request)]
+        self._share = share
+        self._connected = connected
+        self.inner: Session | None = None
+        self._failed_version: bytes | None = None
+        self._retry = True
+        self._negotiation: VersionNegotiation | None = None
+        self._delegate: NodeId | None = None
+        self._public: Point | None = share.public if share is not None else None
+        self._checks = 0  # access checks the running inner session is owed
+        self._stale = 0  # answers still to come for an abandoned inner session
+
+    @property
+    def phase(self) -> ResolvePhase:
+        if self.finished:
+            return ResolvePhase.ENDED
+        if self._delegate is not None:
+            return ResolvePhase.DELEGATED
+        if self._negotiation is not None:
+            return ResolvePhase.NEGOTIATING
+        return ResolvePhase.RUNNING
+
+    @property
+    def participants(self) -> frozenset[NodeId]:
+        nodes = {self.ctx.self_id}
+        if self.inner is not None:
+            nodes |= self.inner.participants
+        if self._negotiation is not None:
+            nodes |= self._negotiation.asked
+        if self._delegate is not None:
+            nodes.add(self._delegate)
+        return frozenset(nodes)
+
+    # --- starting -------------------------------------------------------------------------
+    def start(self) -> list[Effect]:
+        share = self._share
+        if share is None:
+            return self._negotiate()
+        version = share.last_version()
+        online = self._connected | {self.ctx.self_id}
+        holders = sum(1 for node in version.nodes if node in online)
+        if holders < self.served.signers(share.threshold):
+            return self._negotiate()
+        try:
+            return self._run(None)
+        except (ServerKeyNotFound, ConsensusUnreachable):
+            return self._negotiate()
+
+    def _run(self, version: bytes | None) -> list[Effect]:
+        """Start the inner session (on `version`, else the newest); raises its factory's
+        errors."""
+        request = self.request if version is None else replace(self.request, version=version)
+        self._failed_version = version if version is not None else self._newest_hash()
+        inner, effects = self.served.factory(
+            self.ctx, self.session_id, request, self._share, self._connected
+        )
+        self.inner = inner
+        return self._pass(effects)
+
+    def _newest_hash(self) -> bytes | None:
+        return self._share.last_version().hash if self._share is not None else None
+
+    def _negotiate(self) -> list[Effect]:
+        self._retry = False
+        self.inner = None
+        self._stale += self._checks
+        self._checks = 0
+        negotiation = VersionNegotiation(self.ctx.self_id, self._share, self._connected)
+        self._negotiation = negotiation
+        effects: list[Effect] = self.broadcast(
+            RequestKeyVersions(self.session_id, self.key_id), negotiation.asked
+        )
+        return effects + self._maybe_chosen()
+
+    # --- events ---------------------------------------------------------------------------
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._delegate is not None:
+            return self._on_delegate_message(sender, message)
+        if self._negotiation is not None:
+            if isinstance(message, KeyVersions) and sender in self._negotiation.waiting:
+                try:
+                    self._negotiation.on_versions(sender, message.held)
+                except SecretStoreError as exc:
+                    return self.fail(exc)
+                return self._maybe_chosen()
+            return []  # a late message of the abandoned session
+        assert self.inner is not None
+        return self._pass(self.inner.on_message(sender, message))
+
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._stale:
+            self._stale -= 1
+            return []
+        if self.inner is None or self._negotiation is not None or self._delegate is not None:
+            return []
+        self._checks -= 1
+        return self._pass(self.inner.on_access_checked(allowed))
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._delegate is not None:
+            if node != self._delegate:
+                return []
+            return self.fail(ConsensusUnreachable(f"the delegate {short(node)} disconnected"))
+        if self._negotiation is not None:
+            self._negotiation.on_node_gone(node)
+            return self._maybe_chosen()
+        assert self.inner is not None
+        return self._pass(self.inner.on_node_disconnected(node))
+
+    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._delegate is not None:
+            if sender != self._delegate:
+                return []
+            return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:200]}"))
+        if self._negotiation is not None:
+            self._negotiation.on_node_gone(sender)
+            return self._maybe_chosen()
+        assert self.inner is not None
+        return self._pass(self.inner.on_peer_error(sender, reason))
+
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._delegate is not None:
+            if sender != self._delegate:
+                return []
+            return self.fail(error)
+        if self._negotiation is not None:
+            self._negotiation.on_node_gone(sender)
+            return self._maybe_chosen()
+        assert self.inner is not None
+        return self._pass(self.inner.on_peer_refusal(sender, error))
+
+    def on_timeout(self) -> list[Effect]:
+        if self.finished:
+            return []
+        if self.inner is not None and self._negotiation is None and self._delegate is None:
+            return self._pass(self.inner.on_timeout())
+        what = "the delegate did not answer" if self._delegate else "no version was agreed"
+        return self.fail(SessionTimeout(f"{what} before the session timed out"))
+
+    # --- internals ------------------------------------------------------------------------
+    def _pass(self, effects: list[Effect]) -> list[Effect]:
+        """The inner session's effects, its end turned into this session's end (or a retry
+        on another version)."""
+        out: list[Effect] = []
+        for index, effect in enumerate(effects):
+            if isinstance(effect, CheckAccess):
+                self._checks += 1
+            if isinstance(effect, Fail) and effect.session_id == self.session_id:
+                if self._retry and isinstance(effect.error, ConsensusUnreachable):
+                    return out + self._abandon_and_negotiate()
+                self.finished = True
+                return out + effects[index:]
+            if isinstance(effect, Finish) and effect.session_id == self.session_id:
+                self.finished = True
+                return out + effects[index:]
+            out.append(effect)
+        return out
+
+    def _abandon_and_negotiate(self) -> list[Effect]:
+        """End the inner session on the other nodes (their side ends quietly), then ask every
+        node which versions it holds."""
+        inner = self.inner
+        others = inner.participants - {self.ctx.self_id} if inner is not None else frozenset()
+        notice = SessionError(self.session_id, "retrying with another key version")
+        effects: list[Effect] = [Send(node, notice) for node in sorted(others)]
+        return effects + self._negotiate()
+
+    def _maybe_chosen(self) -> list[Effect]:
+        negotiation = self._negotiation
+        if negotiation is None or not negotiation.done:
+            return []
+        try:
+            chosen = negotiation.result(self.served.signers)
+        except SecretStoreError as exc:
+            return self.fail(exc)
+        self._negotiation = None
+        self._public = chosen.common.public
+        if self.ctx.self_id in chosen.holders:
+            if chosen.version == self._failed_version:
+                return self.fail(
+                    ConsensusUnreachable(
+                        "too few holders of the key take part; no other version has enough"
+                    )
+                )
+            try:
+                return self._run(chosen.version)
+            except SecretStoreError as exc:
+                return self.fail(exc)
+        return self._delegate_to(chosen)
+
+    def _delegate_to(self, chosen: NegotiatedVersion) -> list[Effect]:
+        holders = sorted(chosen.holders)
+        index = int.from_bytes(self.ctx.rng.random_bytes(4), "big") % len(holders)
+        delegate = holders[index]
+        self._delegate = delegate
+        request = self.request
+        message_hash: MessageHash | None = None
+        bound: bytes | None = None
+        if not isinstance(request, RetrieveDocumentKey):
+            message_hash, bound = request.message_hash, request.bound_signature
+        message = DelegatedRequest(
+            self.session_id,
+            self.key_id,
+            kind_of_request(request),
+            request.requester_signature,
+            message_hash,
+            Hash256(chosen.version),
+            tuple(holders),
+            bound,
+        )
+        return [Send(delegate, message)]
+
+    def _on_delegate_message(self, sender: NodeId, message: object) -> list[Effect]:
+        if sender != self._delegate:
+            return []  # a late message of the abandoned session or negotiation
+        request = self.request
+        try:
+            result = self._relayed(request, message)
+        except SecretStoreError as exc:
+            return self.fail(exc)
+        return self.finish(result)
+
+    def _relayed(self, request: ServedRequest, message: object) -> Any:
+        delegate = self._delegate or self.ctx.self_id
+        kind = kind_of_request(request)
+        if isinstance(message, DelegatedDocumentKey) and kind is DelegationKind.DOCUMENT_KEY:
+            return message.document_key
+        if isinstance(message, DelegatedShadow) and kind is DelegationKind.DOCUMENT_KEY_SHADOW:
+            return ShadowResult(
+                message.decrypted_secret,
+                message.common_point,
+                message.decrypt_shadows,
+                message.proofs,
+            )
+        if isinstance(message, DelegatedSignature) and isinstance(request, SignSchnorr | SignEcdsa):
+            public = self._public
+            assert public is not None
+            if isinstance(request, SignSchnorr):
+                try:
+                    signature = SchnorrSignature.from_bytes(message.signature)
+                except CryptoError:
+                    signature = None
+                if signature is None or not verify_schnorr_signature(
+                    public, signature, request.message_hash
+                ):
+                    raise ProtocolViolation(short(delegate), "relayed a signature that fails")
+                return signature
+            try:
+                recovered = recover_public(message.signature, request.message_hash)
+            except CryptoError:
+                recovered = None
+            if recovered != public or len(message.signature) != signing_ecdsa.SIGNATURE_LENGTH:
+                raise ProtocolViolation(short(delegate), "relayed a signature that fails")
+            return message.signature
+        raise ProtocolViolation(short(delegate), f"sent {type(message).__name__}")
+
+
+# --- factories -------------------------------------------------------------------------------
+
+
+def start_resolving(
+    ctx: SessionContext,
+    session_id: SessionId,
+    request: ServedRequest,
+    share: KeyShare | None,
+    connected: frozenset[NodeId],
+) -> tuple[Session, list[Effect]]:
+    """Master factory of decryption and signing: as their own factories when the request
+    names a version; else a ResolvingMaster."""
+    if request.version is not None:
+        return SERVED[type(request)].factory(ctx, session_id, request, share, connected)
+    session = ResolvingMaster(ctx, session_id, request, share=share, connected=connected)
+    return session, session.start()
+
+
+MASTERS: dict[type, MasterFactory] = {kind: start_resolving for kind in SERVED}
+SLAVES: dict[type, SlaveFactory] = delegate.SLAVES

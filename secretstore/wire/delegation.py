@@ -1,0 +1,73 @@
+"""Messages of session delegation (codes 0x0b00–0x0bff): a node that does not hold the key
+version asks a holder to serve a client's request and relay the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from secretstore.crypto.curve import Point
+from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
+from secretstore.types import Hash256, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.wire.codec import message
+
+
+class DelegationKind(IntEnum):
+    """Which client request is delegated."""
+
+    DOCUMENT_KEY = 0
+    DOCUMENT_KEY_SHADOW = 1
+    SCHNORR = 2
+    ECDSA = 3
+
+
+@message(0x0B00)
+@dataclass(frozen=True, slots=True)
+class DelegatedRequest:
+    """Origin -> a holder of `version`: serve this request as master and send the result.
+
+    `requester_signature`: exactly as the client gave it (every node recovers the requester
+    itself); `message_hash`: for signing only; `bound_signature`: the requester's signature
+    over the whole signing request, when the client gave one; `holders`: the nodes that
+    reported holding `version` (the delegate runs its session among them)."""
+
+    session_id: SessionId
+    key_id: ServerKeyId
+    kind: DelegationKind
+    requester_signature: bytes
+    message_hash: MessageHash | None
+    version: Hash256
+    holders: tuple[NodeId, ...]
+    bound_signature: bytes | None = None
+
+
+@message(0x0B01)
+@dataclass(frozen=True, slots=True)
+class DelegatedDocumentKey:
+    """Delegate -> origin: the document key of a plain retrieval."""
+
+    session_id: SessionId
+    document_key: Point
+
+
+@message(0x0B02)
+@dataclass(frozen=True, slots=True)
+class DelegatedShadow:
+    """Delegate -> origin: the result of a shadow retrieval (the shadows are encrypted to the
+    requester by the nodes that computed them; `proofs` for the requester's check, None for a
+    key without commitments)."""
+
+    session_id: SessionId
+    decrypted_secret: Point
+    common_point: Point
+    decrypt_shadows: tuple[bytes, ...]
+    proofs: ShadowRetrievalProofs | None = None
+
+
+@message(0x0B03)
+@dataclass(frozen=True, slots=True)
+class DelegatedSignature:
+    """Delegate -> origin: a Schnorr signature c‖s (64 bytes) or an ECDSA r‖s‖v (65)."""
+
+    session_id: SessionId
+    signature: bytes
