@@ -75,6 +75,7 @@ bench: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/node_set_change.py
 	$(BIN)/python bench/chain.py
 

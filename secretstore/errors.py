@@ -53,6 +53,18 @@ class ShadowVerificationError(CryptoError):
         self.what = what
 
 
+class ReceiptVerificationError(CryptoError):
+    """The receipts of a release do not verify: missing, not the named node's signature, or
+    of other facts. `node` is the 0x-hex id of the node at fault, or None when the fault lies
+    in facts common to every receipt (so with the key server that answered)."""
+
+    def __init__(self, node: str | None, what: str) -> None:
+        who = f"node {node}" if node is not None else "the answering key server"
+        super().__init__(f"release receipts do not verify: {who}: {what}")
+        self.node = node
+        self.what = what
+
+
 # --- client-facing outcomes (mapped to HTTP status codes in one place: http/errors) -------
 
 
@@ -151,6 +163,11 @@ class StorageError(SecretStoreError):
 
 class CorruptRecord(StorageError):
     """A stored record does not decode: wrong schema version, truncated or inconsistent."""
+
+
+class AuditLogError(StorageError):
+    """This node could not append to its audit log: the operation that needed the entry
+    ends, and nothing it would have released leaves the node."""
 
 
 class KeystoreError(SecretStoreError):

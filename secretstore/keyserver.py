@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from secretstore.cluster.driver import Released
 from secretstore.crypto.curve import Point
 from secretstore.crypto.document import encrypt_secret
 from secretstore.crypto.ecies import ecies_encrypt
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import Rng
 from secretstore.errors import InvalidRequest, UnboundRequest
-from secretstore.http.port import ShadowRetrieval
+from secretstore.http.port import EncryptedRelease, ShadowRetrieval
 from secretstore.sessions.admin.node_set_change import ChangeNodeSet
 from secretstore.sessions.consensus import Requester, recover_requester_of
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
@@ -38,9 +39,12 @@ UNBOUND_GENERATION: Final = (
 
 
 class SessionRunner(Protocol):
-    """What the key server needs of the cluster: run a session as master, return its result."""
+    """What the key server needs of the cluster: run a session as master, return its result
+    (`release`: with the participants' receipts of a release)."""
 
     async def request(self, request: Any) -> Any: ...
+
+    async def release(self, request: Any) -> Released: ...
 
 
 def _requester(signature: bytes, key_id: ServerKeyId) -> Requester:
@@ -131,25 +135,31 @@ class KeyServer:
         )
         return ecies_encrypt(requester, document_key.to_bytes(), self._rng)
 
-    async def retrieve_document_key(self, key_id: ServerKeyId, signature: bytes) -> bytes:
+    async def retrieve_document_key(
+        self, key_id: ServerKeyId, signature: bytes
+    ) -> EncryptedRelease:
         requester = _requester(signature, key_id).public
-        document_key: Point = await self._cluster.request(
+        released = await self._cluster.release(
             RetrieveDocumentKey(key_id, signature, shadow=False, block=self._pin())
         )
-        return ecies_encrypt(requester, document_key.to_bytes(), self._rng)
+        document_key: Point = released.value
+        encrypted = ecies_encrypt(requester, document_key.to_bytes(), self._rng)
+        return EncryptedRelease(encrypted, released.receipts)
 
     async def retrieve_document_key_shadow(
         self, key_id: ServerKeyId, signature: bytes
     ) -> ShadowRetrieval:
         _requester(signature, key_id)
-        result: ShadowResult = await self._cluster.request(
+        released = await self._cluster.release(
             RetrieveDocumentKey(key_id, signature, shadow=True, block=self._pin())
         )
+        result: ShadowResult = released.value
         return ShadowRetrieval(
             result.decrypted_secret,
             result.common_point,
             tuple(result.decrypt_shadows),
             result.proofs,
+            released.receipts,
         )
 
     # --- signing ----------------------------------------------------------------------------
@@ -159,13 +169,14 @@ class KeyServer:
         signature: bytes,
         message_hash: MessageHash,
         bound_signature: bytes | None = None,
-    ) -> bytes:
+    ) -> EncryptedRelease:
         requester = _requester(signature, key_id).public
         request = SignSchnorr(
             key_id, signature, message_hash, bound_signature=bound_signature, block=self._pin()
         )
-        result = await self._cluster.request(request)
-        return ecies_encrypt(requester, result.to_bytes(), self._rng)
+        released = await self._cluster.release(request)
+        encrypted = ecies_encrypt(requester, released.value.to_bytes(), self._rng)
+        return EncryptedRelease(encrypted, released.receipts)
 
     async def sign_ecdsa(
         self,
@@ -173,13 +184,14 @@ class KeyServer:
         signature: bytes,
         message_hash: MessageHash,
         bound_signature: bytes | None = None,
-    ) -> bytes:
+    ) -> EncryptedRelease:
         requester = _requester(signature, key_id).public
         request = SignEcdsa(
             key_id, signature, message_hash, bound_signature=bound_signature, block=self._pin()
         )
-        result: bytes = await self._cluster.request(request)
-        return ecies_encrypt(requester, result, self._rng)
+        released = await self._cluster.release(request)
+        signed: bytes = released.value
+        return EncryptedRelease(ecies_encrypt(requester, signed, self._rng), released.receipts)
 
     # --- administration ---------------------------------------------------------------------
     async def change_servers_set(

@@ -1,11 +1,12 @@
 """The composition root: build one key-server node from its config, start and stop it in order.
 
-Start: key storage (LevelDB), then the mesh (listen and dial), then the chain (when a contract
-is configured: the ACL and the key server set follow the chain from its first block on), then
-the HTTP API. Stop, in reverse: the HTTP API (no new requests), the chain, the mesh (every link
-closed), the cluster driver (pending requests fail, timers stop), the key storage (flushed and
-unlocked). While it runs, `reload_nodes` (SIGHUP) applies a changed `nodes` list from the
-config file, through the same `Membership` a key server set contract drives.
+Start: key storage (LevelDB, with the audit log in it), then the mesh (listen and dial), then
+the chain (when a contract is configured: the ACL and the key server set follow the chain from
+its first block on), then the HTTP API. Stop, in reverse: the HTTP API (no new requests), the
+chain, the mesh (every link closed), the cluster driver (pending requests fail, timers stop),
+the key storage (flushed and unlocked). While it runs, `reload_nodes` (SIGHUP) applies a
+changed `nodes` list from the config file, through the same `Membership` a key server set
+contract drives.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from secretstore.audit.receipts import NodeSigner
+from secretstore.audit.recorder import AuditRecorder
+from secretstore.audit.store import LevelDbAuditStore
 from secretstore.chain.runtime import ChainRuntime, build_chain
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
@@ -245,6 +249,9 @@ class Node:
         warn_if_exposed(self.config)
         try:
             self._storage = LevelDbKeyStorage(store.path)
+            signer = NodeSigner(self._key)
+            audit = AuditRecorder(LevelDbAuditStore(self._storage), signer)
+            log.info("audit log: %d entries", audit.entries)
             limits = store.limits
             self._transport = MeshTransport(
                 self._key,
@@ -273,6 +280,7 @@ class Node:
                 frozenset(nodes),
                 require_bound_requests=store.require_bound_requests,
                 require_shadow_retrieval=store.require_shadow_retrieval,
+                audit=signer,
             )
             core = NodeCore(
                 ctx,
@@ -295,6 +303,7 @@ class Node:
                 access,
                 store.session_timeout,
                 response_timeout=store.deadlines.peer_timeout,
+                audit=audit,
             )
             self._watch = _MeshWatch(self._driver, self._transport, lambda: membership.peers)
             self._transport.set_handler(self._watch)

@@ -12,6 +12,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "chain-cluster": ("chain_cluster", "a local cluster on a local dev chain with contracts"),
     "account": ("account", "manage the accounts of a keystore directory (new, list, import)"),
     "import-parity": ("import_parity", "import a Parity Secret Store node's keys (its RocksDB)"),
+    "audit": ("audit", "check a node's audit log of key releases (verify) or export it"),
     "rpc": ("rpc", "serve Parity's secretstore_* JSON-RPC helpers over a keystore"),
     "encrypt": ("client_cmds", "encrypt a file with a new document key held by the cluster"),
     "decrypt": ("client_cmds", "decrypt a file with its document key from the cluster"),

@@ -5,14 +5,20 @@ over the key id, the
 requester's bound signature over the whole request in the X-Secretstore-Bound-Signature
 header (secretstore/crypto/bound.py), unless the client is made with `bound_requests=False`.
 Parity's key servers ignore the header; ours check it on every node.
+
+Releases (retrievals, signings) ask for every participant's receipt (the
+X-Secretstore-Receipts request header; a shadow retrieval has them in its body) and check the
+receipts an answer carries (client/receipts.py): against the cluster's node ids when the
+client is given them (`nodes`), and refusing answers without receipts when `require_receipts`.
+The `*_released` methods return the checked receipts with the value.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -20,8 +26,18 @@ from typing import Any, TypeVar
 import aiohttp
 from yarl import URL
 
+from secretstore.audit.jsonform import parse_receipts
+from secretstore.audit.model import Operation
+from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.client import safejson
 from secretstore.client.helpers import unwrap_document_key
+from secretstore.client.receipts import (
+    RECEIPTS_FIELD,
+    RECEIPTS_HEADER,
+    Released,
+    check_receipts,
+    receipts_from_header,
+)
 from secretstore.client.verify import PROOFS_FIELD, DocumentKeyShadow, parse_proofs
 from secretstore.crypto.bound import (
     BoundOperation,
@@ -33,7 +49,7 @@ from secretstore.crypto.bound import (
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.document import decrypt_document, encrypt_document, encrypt_secret
 from secretstore.crypto.ecies import ecies_decrypt
-from secretstore.crypto.keys import KeyPair, sign_recoverable
+from secretstore.crypto.keys import KeyPair, address_of, sign_recoverable
 from secretstore.crypto.rng import OsRng, Rng, random_scalar
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import (
@@ -222,11 +238,13 @@ def parse_shadow_body(body: bytes) -> DocumentKeyShadow:
     if not isinstance(shadows, list) or not all(isinstance(s, str) for s in shadows):
         raise InvalidEncoding("document key shadow: decrypt_shadows must be hex strings")
     proofs = value.get(PROOFS_FIELD)
+    receipts = value.get(RECEIPTS_FIELD)
     return DocumentKeyShadow(
         Point.from_bytes(parse_hex(secret, 64, what="decrypted_secret")),
         Point.from_bytes(parse_hex(common, 64, what="common_point")),
         tuple(parse_hex(s, what="decrypt_shadow") for s in shadows),
         None if proofs is None else parse_proofs(proofs),
+        None if receipts is None else parse_receipts(receipts),
     )
 
 
@@ -287,7 +305,9 @@ class KeyServerClient:
     `bound_requests` (default True): server key generations, stores and signings also send
     the bound signature header; False sends exactly Parity's requests. `require_proofs`:
     every shadow retrieval must carry proofs (else ShadowVerificationError); answers that
-    carry them are checked either way."""
+    carry them are checked either way. `nodes`: the cluster's node ids, against which the
+    receipts of a release are checked; `require_receipts`: every release must carry them (else
+    ReceiptVerificationError); receipts an answer carries are checked either way."""
 
     def __init__(
         self,
@@ -298,11 +318,15 @@ class KeyServerClient:
         bound_requests: bool = True,
         *,
         require_proofs: bool = False,
+        nodes: Iterable[NodeId] | None = None,
+        require_receipts: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InvalidRequest(f"key server URL must start with http:// or https://: {base_url}")
         self.base_url = base_url.rstrip("/")
         self.require_proofs = require_proofs
+        self.nodes: frozenset[NodeId] | None = None if nodes is None else frozenset(nodes)
+        self.require_receipts = require_receipts
         self._session = session
         self._owns_session = session is None
         self._rng: Rng = rng if rng is not None else OsRng()
@@ -324,6 +348,11 @@ class KeyServerClient:
 
     async def send(self, request: ApiRequest) -> bytes:
         """Perform one call; the body of a 200 answer, or the mapped error."""
+        body, _ = await self.exchange(request)
+        return body
+
+    async def exchange(self, request: ApiRequest) -> tuple[bytes, Mapping[str, str]]:
+        """Perform one call; the body and headers of a 200 answer, or the mapped error."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         url = URL(self.base_url + request.path, encoded=True)
@@ -336,11 +365,12 @@ class KeyServerClient:
             ) as response:
                 body = await response.read()
                 status = response.status
+                answer_headers = dict(response.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SecretStoreError(f"key server {self.base_url} unreachable: {exc!r}") from exc
         if status != 200:
             raise error_from_response(status, body)
-        return body
+        return body, answer_headers
 
     def _bound_signing(
         self, requester: KeyPair, operation: BoundOperation, key_id: bytes, message_hash: bytes
@@ -352,6 +382,45 @@ class KeyServerClient:
     async def _decrypted(self, request: ApiRequest, requester: KeyPair, what: str) -> bytes:
         cipher = parse_hex_body(await self.send(request), what)
         return ecies_decrypt(requester.secret, cipher)
+
+    async def _released(
+        self,
+        request: ApiRequest,
+        requester: KeyPair,
+        what: str,
+        *,
+        operation: Operation,
+        key_id: bytes,
+        message_hash: bytes | None = None,
+    ) -> Released[bytes]:
+        """A release answered with a bare string: decrypted, its receipts header checked."""
+        asking = replace(request, headers=(*request.headers, (RECEIPTS_HEADER, "1")))
+        body, headers = await self.exchange(asking)
+        receipts = self._check(
+            receipts_from_header(headers), operation, key_id, requester, message_hash
+        )
+        plain = ecies_decrypt(requester.secret, parse_hex_body(body, what))
+        return Released(plain, receipts)
+
+    def _check(
+        self,
+        receipts: ReleaseReceipts | None,
+        operation: Operation,
+        key_id: bytes,
+        requester: KeyPair,
+        message_hash: bytes | None = None,
+        **more: Any,
+    ) -> ReleaseReceipts | None:
+        return check_receipts(
+            receipts,
+            operation=operation,
+            key_id=key_id,
+            requester=address_of(requester.public),
+            message_hash=message_hash,
+            nodes=self.nodes,
+            require=self.require_receipts,
+            **more,
+        )
 
     # one call each ------------------------------------------------------------------------
     async def generate_server_key(self, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
@@ -389,9 +458,23 @@ class KeyServerClient:
         return parse_public_body(await self.send(request))
 
     async def retrieve_document_key(self, key_id: bytes, requester: KeyPair) -> Point:
+        return (await self.retrieve_document_key_released(key_id, requester)).value
+
+    async def retrieve_document_key_released(
+        self, key_id: bytes, requester: KeyPair
+    ) -> Released[Point]:
+        """Plain retrieval, with the participants' checked receipts."""
         request = document_key_request(key_id, requester_signature(requester, key_id))
-        cipher = parse_hex_body(await self.send(request), "encrypted document key")
-        return unwrap_document_key(requester, cipher)
+        released = await self._released(
+            request,
+            requester,
+            "encrypted document key",
+            operation=Operation.RETRIEVAL,
+            key_id=key_id,
+        )
+        if len(released.value) != 64:
+            raise InvalidEncoding(f"document key: expected 64 bytes, got {len(released.value)}")
+        return Released(Point.from_bytes(released.value), released.receipts)
 
     async def retrieve_document_key_shadow_raw(
         self, key_id: bytes, requester: KeyPair
@@ -411,33 +494,87 @@ class KeyServerClient:
         proofs every node's contribution is checked first (anchored at `server_key_public`
         when given: then even the node that answered cannot pass off another key);
         `require_proofs` (default: the client's) refuses an answer without them."""
+        released = await self.retrieve_document_key_shadow_released(
+            key_id, requester, server_key_public=server_key_public, require_proofs=require_proofs
+        )
+        return released.value
+
+    async def retrieve_document_key_shadow_released(
+        self,
+        key_id: bytes,
+        requester: KeyPair,
+        *,
+        server_key_public: Point | None = None,
+        require_proofs: bool | None = None,
+    ) -> Released[Point]:
+        """As `retrieve_document_key_shadow`, with the participants' receipts, checked: one
+        per decrypt shadow, by the nodes the proofs name (when the answer has proofs)."""
         shadow = await self.retrieve_document_key_shadow_raw(key_id, requester)
-        return shadow.document_key(
+        key = shadow.document_key(
             key_id,
             requester,
             server_key_public=server_key_public,
             require_proofs=self.require_proofs if require_proofs is None else require_proofs,
         )
+        proofs = shadow.proofs
+        receipts = self._check(
+            shadow.receipts,
+            Operation.SHADOW_RETRIEVAL,
+            key_id,
+            requester,
+            participants=None if proofs is None else [p.node for p in proofs.participants],
+            min_participants=len(shadow.decrypt_shadows),
+            session_id=None if proofs is None else proofs.session_id,
+        )
+        return Released(key, receipts)
 
     async def sign_schnorr(
         self, key_id: bytes, requester: KeyPair, message_hash: bytes
     ) -> tuple[Scalar, Scalar]:
+        return (await self.sign_schnorr_released(key_id, requester, message_hash)).value
+
+    async def sign_schnorr_released(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> Released[tuple[Scalar, Scalar]]:
+        """Schnorr signing (c, s), with the signers' checked receipts."""
         bound = self._bound_signing(requester, BoundOperation.SIGN_SCHNORR, key_id, message_hash)
         signature = requester_signature(requester, key_id)
         request = schnorr_request(key_id, signature, message_hash, bound)
-        plain = await self._decrypted(request, requester, "schnorr signature")
+        released = await self._released(
+            request,
+            requester,
+            "schnorr signature",
+            operation=Operation.SCHNORR,
+            key_id=key_id,
+            message_hash=message_hash,
+        )
+        plain = released.value
         if len(plain) != 64:
             raise InvalidEncoding(f"schnorr signature: expected 64 bytes, got {len(plain)}")
-        return Scalar.from_bytes(plain[:32]), Scalar.from_bytes(plain[32:])
+        value = (Scalar.from_bytes(plain[:32]), Scalar.from_bytes(plain[32:]))
+        return Released(value, released.receipts)
 
     async def sign_ecdsa(self, key_id: bytes, requester: KeyPair, message_hash: bytes) -> bytes:
+        return (await self.sign_ecdsa_released(key_id, requester, message_hash)).value
+
+    async def sign_ecdsa_released(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> Released[bytes]:
+        """ECDSA signing r‖s‖v, with the signers' checked receipts."""
         bound = self._bound_signing(requester, BoundOperation.SIGN_ECDSA, key_id, message_hash)
         signature = requester_signature(requester, key_id)
         request = ecdsa_request(key_id, signature, message_hash, bound)
-        plain = await self._decrypted(request, requester, "ecdsa signature")
-        if len(plain) != 65:
-            raise InvalidEncoding(f"ecdsa signature: expected 65 bytes, got {len(plain)}")
-        return plain
+        released = await self._released(
+            request,
+            requester,
+            "ecdsa signature",
+            operation=Operation.ECDSA,
+            key_id=key_id,
+            message_hash=message_hash,
+        )
+        if len(released.value) != 65:
+            raise InvalidEncoding(f"ecdsa signature: expected 65 bytes, got {len(released.value)}")
+        return released
 
     async def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, node_ids: Iterable[NodeId]
@@ -504,6 +641,8 @@ class SyncKeyServerClient:
         bound_requests: bool = True,
         *,
         require_proofs: bool = False,
+        nodes: Iterable[NodeId] | None = None,
+        require_receipts: bool = False,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._client = KeyServerClient(
@@ -512,6 +651,8 @@ class SyncKeyServerClient:
             timeout=timeout,
             bound_requests=bound_requests,
             require_proofs=require_proofs,
+            nodes=nodes,
+            require_receipts=require_receipts,
         )
 
     def __enter__(self) -> SyncKeyServerClient:
@@ -574,6 +715,25 @@ class SyncKeyServerClient:
 
     def sign_ecdsa(self, key_id: bytes, requester: KeyPair, message_hash: bytes) -> bytes:
         return self._run(self._client.sign_ecdsa(key_id, requester, message_hash))
+
+    def sign_schnorr_released(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> Released[tuple[Scalar, Scalar]]:
+        return self._run(self._client.sign_schnorr_released(key_id, requester, message_hash))
+
+    def sign_ecdsa_released(
+        self, key_id: bytes, requester: KeyPair, message_hash: bytes
+    ) -> Released[bytes]:
+        return self._run(self._client.sign_ecdsa_released(key_id, requester, message_hash))
+
+    def retrieve_document_key_shadow_released(
+        self, key_id: bytes, requester: KeyPair, *, server_key_public: Point | None = None
+    ) -> Released[Point]:
+        return self._run(
+            self._client.retrieve_document_key_shadow_released(
+                key_id, requester, server_key_public=server_key_public
+            )
+        )
 
     def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, node_ids: Sequence[NodeId]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.client.helpers import key_from_shadow, unwrap_shadow_coefficient
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.dleq import DleqProof
@@ -51,12 +52,14 @@ _PARTICIPANT_KEYS = ("node", "id_number", "shadow_point", "blinded_public", "pro
 @dataclass(frozen=True, slots=True)
 class DocumentKeyShadow:
     """The shadow retrieval answer: D, C' and the ECIES-encrypted coefficients d_i, and our
-    key servers' `proofs` of every contribution when the answer has them."""
+    key servers' `proofs` of every contribution and `receipts` of every participant when the
+    answer has them (the receipts as sent: client/receipts.py checks them)."""
 
     decrypted_secret: Point
     common_point: Point
     decrypt_shadows: tuple[bytes, ...]
     proofs: ShadowRetrievalProofs | None = None
+    receipts: ReleaseReceipts | None = None
 
     def document_key(
         self,

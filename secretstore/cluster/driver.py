@@ -2,8 +2,10 @@
 
 Effects of one event are carried out in order; a Persist is written (synced) before any later
 effect of the same event, so nothing is sent that depends on a write that could still be lost.
-A peer that sessions wait on and that goes silent or cannot be reached is lost for them within
-the response deadline (cluster/liveness.py); the session timeout is only the backstop.
+A Record goes to the audit log the same way: a release is logged before what it releases leaves
+the node, and a release that cannot be logged does not happen. A peer that sessions wait on and
+that goes silent or cannot be reached is lost for them within the response deadline
+(cluster/liveness.py); the session timeout is only the backstop.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from secretstore.audit.receipts import ReleaseReceipts
+from secretstore.audit.recorder import AuditRecorder
 from secretstore.cluster.access import AccessPolicy
 from secretstore.cluster.liveness import DEFAULT_RESPONSE_TIMEOUT, PeerLiveness
-from secretstore.errors import MalformedMessage, SecretStoreError, SessionTimeout, describe
+from secretstore.errors import (
+    AuditLogError,
+    MalformedMessage,
+    SecretStoreError,
+    SessionTimeout,
+    describe,
+)
 from secretstore.mesh.port import Transport
 from secretstore.sessions.base import (
     CheckAccess,
@@ -24,6 +35,7 @@ from secretstore.sessions.base import (
     Finish,
     Notice,
     Persist,
+    Record,
     Remove,
     Send,
 )
@@ -38,6 +50,14 @@ log = logging.getLogger(__name__)
 DEFAULT_SESSION_TIMEOUT = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A master's result and, for a release, every participant's receipt of it."""
+
+    value: Any
+    receipts: ReleaseReceipts | None
+
+
 class ClusterDriver:
     """Runs one node's sessions over a transport, a key storage and an access policy."""
 
@@ -50,13 +70,17 @@ class ClusterDriver:
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
         *,
         response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
+        audit: AuditRecorder | None = None,
     ) -> None:
+        """`audit`: this node's audit log; a session's Record fails its session without."""
         self.core = core
         self.transport = transport
         self.storage = storage
         self.access = access
         self.session_timeout = session_timeout
+        self.audit = audit
         self._results: dict[SessionId, asyncio.Future[Any]] = {}
+        self._receipts: dict[SessionId, ReleaseReceipts] = {}
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._short_self = core.ctx.self_id[:4].hex()
@@ -67,6 +91,10 @@ class ClusterDriver:
     # --- the API the key server calls --------------------------------------------------------
     async def request(self, request: Any) -> Any:
         """Run a session as master for `request` and return its result (or raise its error)."""
+        return (await self.release(request)).value
+
+    async def release(self, request: Any) -> Released:
+        """As `request`, with the receipts of the release when the session recorded one."""
         loop = asyncio.get_running_loop()
         sid = self.core.new_session_id()
         future: asyncio.Future[Any] = loop.create_future()
@@ -74,9 +102,11 @@ class ClusterDriver:
         try:
             _, effects = self.core.start(request, self.transport.connected(), sid)
             self._apply(effects)
-            return await future
+            value = await future
+            return Released(value, self._receipts.pop(sid, None))
         finally:
             self._results.pop(sid, None)
+            self._receipts.pop(sid, None)
 
     # --- transport events (the Transport's handler) -------------------------------------------
     def on_message(self, node: NodeId, payload: bytes) -> None:
@@ -113,6 +143,12 @@ class ClusterDriver:
                 except SecretStoreError as exc:
                     failed[effect.session_id] = exc
                     self._storage_failed(effect, exc)
+            elif isinstance(effect, Record):
+                try:
+                    self._record(effect)
+                except SecretStoreError as exc:
+                    failed[effect.session_id] = exc
+                    self._storage_failed(effect, exc)
             elif isinstance(effect, Remove):
                 try:
                     self.storage.remove(effect.key_id)
@@ -139,12 +175,22 @@ class ClusterDriver:
         else:
             self.storage.update(effect.key_id, effect.share)
 
-    def _storage_failed(self, effect: Persist | Remove, error: SecretStoreError) -> None:
-        """A key share could not be written: end its session now instead of at its timeout."""
+    def _record(self, effect: Record) -> None:
+        if self.audit is None:
+            raise AuditLogError("this node keeps no audit log; nothing was released")
+        self.audit.append(effect.facts, effect.receipt)
+        if effect.receipts is not None and effect.session_id in self._results:
+            self._receipts[effect.session_id] = effect.receipts
+
+    def _storage_failed(self, effect: Persist | Remove | Record, error: SecretStoreError) -> None:
+        """A key share could not be written or removed, or an audit entry written: end its
+        session now instead of at its timeout."""
         sid = effect.session_id
-        log.error(
-            "session %s: writing key 0x%s failed: %s", sid[:4].hex(), effect.key_id.hex(), error
+        key_id = effect.facts.key_id if isinstance(effect, Record) else effect.key_id
+        what = {Persist: "writing key", Remove: "removing key"}.get(
+            type(effect), "logging the release of key"
         )
+        log.error("session %s: %s 0x%s failed: %s", sid[:4].hex(), what, key_id.hex(), error)
         self._settle(sid, error=error)
         self._apply(self.core.abort(sid, error))
 
@@ -160,7 +206,7 @@ class ClusterDriver:
                 self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
                 return True
             return False
-        if isinstance(effect, Persist | Remove | Finish | Fail | Deadline):
+        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline):
             return effect.session_id in failed
         return False
 

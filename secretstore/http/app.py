@@ -16,6 +16,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
+from secretstore.audit.jsonform import receipts_header
 from secretstore.config.model import CorsOrigins
 from secretstore.errors import InvalidRequest, SecretStoreError, describe
 from secretstore.http import format as fmt
@@ -42,7 +43,7 @@ from secretstore.http.parse import (
     StoreDocumentKey,
     parse_request,
 )
-from secretstore.http.port import KeyServerApi
+from secretstore.http.port import EncryptedRelease, KeyServerApi
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,9 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         log.info("ignoring invalid %s %s: %s", method, raw_path, exc)
         return _error(parse_failure(exc), decision)
 
+    wants_receipts = fmt.RECEIPTS_HEADER in request.headers
     try:
-        response = await _serve(request.app[_API_KEY], api_request)
+        response = await _serve(request.app[_API_KEY], api_request, wants_receipts)
     except Exception as exc:
         answer = error_response(exc)
         _log_failure(method, raw_path, answer, exc)
@@ -164,8 +166,9 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _serve(api: KeyServerApi, request: ApiRequest) -> web.Response:
-    """Call the key server for a parsed request; the 200 response with Parity's body."""
+async def _serve(api: KeyServerApi, request: ApiRequest, wants_receipts: bool) -> web.Response:
+    """Call the key server for a parsed request; the 200 response with Parity's body (and,
+    when asked for, the receipts header of a release answered with a bare string)."""
     match request:
         case GenerateServerKey(key_id, signature, threshold, bound):
             public = await api.generate_server_key(
@@ -184,19 +187,19 @@ async def _serve(api: KeyServerApi, request: ApiRequest) -> web.Response:
             public = await api.retrieve_server_key(key_id, signature)
             return _json(fmt.public_body(public))
         case RetrieveDocumentKey(key_id, signature):
-            encrypted = await api.retrieve_document_key(key_id, signature)
-            return _json(fmt.bytes_body(encrypted))
+            released = await api.retrieve_document_key(key_id, signature)
+            return _released(released, wants_receipts)
         case RetrieveDocumentKeyShadow(key_id, signature):
             shadow = await api.retrieve_document_key_shadow(key_id, signature)
             return _json(fmt.shadow_body(shadow))
         case SignSchnorr(key_id, signature, message_hash, bound):
-            encrypted = await api.sign_schnorr(
+            released = await api.sign_schnorr(
                 key_id, signature, message_hash, bound_signature=bound
             )
-            return _json(fmt.bytes_body(encrypted))
+            return _released(released, wants_receipts)
         case SignEcdsa(key_id, signature, message_hash, bound):
-            encrypted = await api.sign_ecdsa(key_id, signature, message_hash, bound_signature=bound)
-            return _json(fmt.bytes_body(encrypted))
+            released = await api.sign_ecdsa(key_id, signature, message_hash, bound_signature=bound)
+            return _released(released, wants_receipts)
         case ChangeServersSet(old_signature, new_signature, new_servers_set):
             await api.change_servers_set(old_signature, new_signature, new_servers_set)
             return _empty()
@@ -209,6 +212,16 @@ def _json(body: bytes, status: int = 200) -> web.Response:
     return web.Response(
         status=status, body=body, headers={hdrs.CONTENT_TYPE: fmt.JSON_CONTENT_TYPE}
     )
+
+
+def _released(released: EncryptedRelease, wants_receipts: bool) -> web.Response:
+    """Parity's `"0x…"` body; the receipts in our header when the request asked for them
+    (a header, not the body, which must stay Parity's exact string)."""
+    response = _json(fmt.bytes_body(released.encrypted))
+    if wants_receipts and released.receipts is not None:
+        response.headers[fmt.RECEIPTS_HEADER] = receipts_header(released.receipts)
+        response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = fmt.RECEIPTS_HEADER
+    return response
 
 
 def _empty() -> web.Response:

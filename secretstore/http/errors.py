@@ -14,6 +14,7 @@ from typing import Final
 
 from secretstore.errors import (
     AccessDenied,
+    AuditLogError,
     ChainUnavailable,
     ConsensusUnreachable,
     CryptoError,
@@ -48,6 +49,10 @@ INTERNAL_SERVER_ERROR: Final = 500
 PARSE_FAILURE_TEXT: Final = "Failed to parse request"
 #: The text of any failure not listed below.
 INTERNAL_ERROR_TEXT: Final = "Internal error"
+#: Ours: a release (or key write) this key server could not write to its audit log (500).
+AUDIT_LOG_FAILURE_TEXT: Final = (
+    "Database error: this key server could not write its audit log; nothing was released"
+)
 #: Ours: plain retrieval refused by the cluster's `require_shadow_retrieval` policy (403).
 PLAIN_RETRIEVAL_REFUSED_TEXT: Final = (
     "Access denied: plain document key retrieval is disabled on this key server; "
@@ -96,6 +101,7 @@ _MAPPING: Final[tuple[tuple[type[BaseException], int, str | None], ...]] = (
     (SessionLimitReached, INTERNAL_SERVER_ERROR, "Too many sessions: a key server is busy"),
     (TimeoutError, INTERNAL_SERVER_ERROR, "Session timeout"),
     (ProtocolViolation, INTERNAL_SERVER_ERROR, "invalid message is received"),
+    (AuditLogError, INTERNAL_SERVER_ERROR, AUDIT_LOG_FAILURE_TEXT),
     (StorageError, INTERNAL_SERVER_ERROR, "Database error"),
     (ChainUnavailable, INTERNAL_SERVER_ERROR, "Internal error: no trusted blockchain client"),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
+from secretstore.audit.jsonform import receipts_json
 from secretstore.crypto.curve import Point
 from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
 from secretstore.encoding import to_hex
@@ -33,12 +34,17 @@ def public_body(point: Point) -> bytes:
 
 #: The name of our extra field in the shadow retrieval body (after Parity's three).
 PROOFS_FIELD: Final = "proofs"
+#: Our field of the participants' receipts in the shadow retrieval body (after `proofs`).
+RECEIPTS_FIELD: Final = "receipts"
+#: The response header of the receipts of a release answered with a bare JSON string
+#: (plain retrieval, Schnorr, ECDSA): sent when the request carries it (any value).
+RECEIPTS_HEADER: Final = "X-Secretstore-Receipts"
 
 
 def shadow_body(shadow: ShadowRetrieval) -> bytes:
     """Parity's SerializableEncryptedDocumentKeyShadow, fields in its order, no spaces; then,
-    for a key with commitments, our `proofs` field (`proofs_json`), which Parity's clients
-    ignore."""
+    for a key with commitments, our `proofs` field (`proofs_json`), and our `receipts` field
+    (audit/jsonform.py), which Parity's clients ignore."""
     value: dict[str, object] = {
         "decrypted_secret": to_hex(shadow.decrypted_secret.to_bytes()),
         "common_point": to_hex(shadow.common_point.to_bytes()),
@@ -46,6 +52,8 @@ def shadow_body(shadow: ShadowRetrieval) -> bytes:
     }
     if shadow.proofs is not None:
         value[PROOFS_FIELD] = proofs_json(shadow.proofs)
+    if shadow.receipts is not None:
+        value[RECEIPTS_FIELD] = receipts_json(shadow.receipts)
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 

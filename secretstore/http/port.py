@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.crypto.curve import Point
 from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
 from secretstore.types import MessageHash, NodeId, ServerKeyId
@@ -16,13 +17,24 @@ class ShadowRetrieval:
 
     `decrypted_secret` is D and `common_point` is C'; each of `decrypt_shadows` is an ECIES
     ciphertext (to the requester) of a 32-byte coefficient d_i, so that M = D + (Σ d_i)·C'.
-    `proofs` (ours, for a key with commitments) lets the requester check every participant.
+    `proofs` (ours, for a key with commitments) lets the requester check every participant;
+    `receipts` (ours) are every participant's signed receipt of the release.
     """
 
     decrypted_secret: Point
     common_point: Point
     decrypt_shadows: tuple[bytes, ...]
     proofs: ShadowRetrievalProofs | None = None
+    receipts: ReleaseReceipts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedRelease:
+    """A release answered with Parity's bare JSON string: `encrypted` (ECIES to the
+    requester: a document key or a signature) and every participant's receipt (ours)."""
+
+    encrypted: bytes
+    receipts: ReleaseReceipts | None = None
 
 
 class KeyServerApi(Protocol):
@@ -59,7 +71,9 @@ class KeyServerApi(Protocol):
 
     async def retrieve_server_key(self, key_id: ServerKeyId, signature: bytes) -> Point: ...
 
-    async def retrieve_document_key(self, key_id: ServerKeyId, signature: bytes) -> bytes: ...
+    async def retrieve_document_key(
+        self, key_id: ServerKeyId, signature: bytes
+    ) -> EncryptedRelease: ...
 
     async def retrieve_document_key_shadow(
         self, key_id: ServerKeyId, signature: bytes
@@ -71,7 +85,7 @@ class KeyServerApi(Protocol):
         signature: bytes,
         message_hash: MessageHash,
         bound_signature: bytes | None = None,
-    ) -> bytes: ...
+    ) -> EncryptedRelease: ...
 
     async def sign_ecdsa(
         self,
@@ -79,7 +93,7 @@ class KeyServerApi(Protocol):
         signature: bytes,
         message_hash: MessageHash,
         bound_signature: bytes | None = None,
-    ) -> bytes: ...
+    ) -> EncryptedRelease: ...
 
     async def change_servers_set(
         self,

@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from secretstore.audit.model import AuditFacts
+from secretstore.audit.receipts import NodeSigner, ReleaseReceipts
 from secretstore.crypto.rng import Rng
 from secretstore.errors import (
     NodeDisconnected,
@@ -68,6 +70,20 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class Record:
+    """Append this node's entry of `facts` (with `receipt`, its signature of them) to its
+    audit log, synced, before any later effect is carried out. If it cannot be written, the
+    driver ends the session at once: none of its later effects happen, its messages become
+    SessionErrors, a master's caller gets the error. `receipts`: on the master of a release,
+    every participant's receipt, for the requester."""
+
+    session_id: SessionId
+    facts: AuditFacts
+    receipt: bytes
+    receipts: ReleaseReceipts | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CheckAccess:
     """Ask the access policy whether `requester` may use `key_id`; the answer comes back
     through `Session.on_access_checked`. `block`: the chain state the session's master pinned
@@ -95,7 +111,7 @@ class Fail:
     error: SecretStoreError
 
 
-Effect = Send | Persist | Remove | CheckAccess | Finish | Fail | Deadline | Notice
+Effect = Send | Persist | Record | Remove | CheckAccess | Finish | Fail | Deadline | Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +128,9 @@ class SessionContext:
     #: this node's policy (config `require_shadow_retrieval`): it computes no plain-mode
     #: decryption job, as master or slave, so no node can obtain a document key
     require_shadow_retrieval: bool = False
+    #: this node's signer of audit receipts: sessions record what they release (`Record`)
+    #: and send their receipts; None on a node without an audit log (protocol-only tests)
+    audit: NodeSigner | None = None
 
 
 class Session(ABC):

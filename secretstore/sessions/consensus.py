@@ -433,6 +433,11 @@ class AccessCheck:
             share=share,
         )
 
+    @property
+    def block(self) -> BlockRef | None:
+        """The chain block the master pinned for this session's access decisions."""
+        return self._block
+
     def start(self) -> list[Effect]:
         return [CheckAccess(self._session_id, self.requester.address, self._key_id, self._block)]
 

@@ -32,9 +32,10 @@ recovered key, never to a key the master names. A node whose context has
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from secretstore.audit.model import AuditFacts, Operation, facts_of
 from secretstore.crypto.curve import Point
 from secretstore.crypto.ecies import OVERHEAD, ecies_encrypt
 from secretstore.crypto.rng import random_scalar
@@ -61,6 +62,7 @@ from secretstore.errors import (
     ProtocolViolation,
     SecretStoreError,
 )
+from secretstore.sessions.audit import master_record, receipt_problem, record
 from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
 from secretstore.sessions.consensus import (
     AccessCheck,
@@ -75,7 +77,7 @@ from secretstore.sessions.consensus import (
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import BlockRef, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 from secretstore.wire.decryption import (
@@ -208,6 +210,30 @@ def compute_job_response(
         encrypted = ecies_encrypt(requester, decrypt_shadow.to_bytes(), ctx.rng)
     return DecryptionJobResponse(
         job.session_id, job.attempt, point, encrypted, blinded_public, proof
+    )
+
+
+def release_facts(
+    key_id: ServerKeyId,
+    job: DecryptionJobRequest,
+    *,
+    master: NodeId,
+    requester: Address,
+    version: KeyShareVersion,
+    block: BlockRef | None,
+) -> AuditFacts:
+    """What every member of `job` records and signs: its group released a document key (or
+    its shadows) of `key_id` to `requester` through `master`, access decided at `block`."""
+    operation = Operation.SHADOW_RETRIEVAL if job.shadow else Operation.RETRIEVAL
+    return facts_of(
+        operation,
+        key_id,
+        session_id=job.session_id,
+        master=master,
+        requester=requester,
+        participants=job.nodes,
+        key_version=version.hash,
+        block=block,
     )
 
 
@@ -435,6 +461,9 @@ class DecryptionMaster(Session):
                 f"sent a decrypt shadow of {len(message.decrypt_shadow)} bytes, "
                 f"not {DECRYPT_SHADOW_LENGTH}"
             )
+        receipt = receipt_problem(self.ctx, sender, self._facts(job), message.receipt)
+        if receipt is not None:
+            return receipt
         statement = job.statement
         if statement is None:
             return None  # a key without commitments: nothing to check the point against
@@ -476,7 +505,19 @@ class DecryptionMaster(Session):
                 shadows,
                 self._proofs(job),
             )
-        return self.consensus.completion() + self.finish(result)
+        receipts = {node: job.responses[node].receipt for node in job.nodes}
+        effects = master_record(self.ctx, self._facts(job), receipts)
+        return effects + self.consensus.completion() + self.finish(result)
+
+    def _facts(self, job: _Job) -> AuditFacts:
+        return release_facts(
+            self.key_id,
+            job.request,
+            master=self.ctx.self_id,
+            requester=self._requester.address,
+            version=self._version,
+            block=self.consensus.block,
+        )
 
     def _proofs(self, job: _Job) -> ShadowRetrievalProofs | None:
         statement = job.statement
@@ -601,7 +642,17 @@ class DecryptionSlave(Session):
             )
         except SecretStoreError as exc:  # e.g. this node's policy refuses plain retrieval
             return self.fail(exc)
-        return [Send(self.master, response)]
+        check = self.check
+        facts = release_facts(
+            self.key_id,
+            job,
+            master=self.master,
+            requester=check.requester.address,
+            version=check.version,
+            block=check.block,
+        )
+        recorded, receipt = record(self.ctx, facts)
+        return [*recorded, Send(self.master, replace(response, receipt=receipt))]
 
     def _job_problem(self, job: DecryptionJobRequest) -> str | None:
         needed = self._share.threshold + 1

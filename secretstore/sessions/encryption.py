@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation, facts_of
 from secretstore.crypto.bound import BoundOperation, store_payload
 from secretstore.crypto.curve import Point
 from secretstore.errors import (
@@ -23,6 +24,7 @@ from secretstore.errors import (
     SecretStoreError,
     ServerKeyNotFound,
 )
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import Effect, Persist, Send, Session, SessionContext, short
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.requester import check_binding, requester_of
@@ -157,6 +159,7 @@ class EncryptionSession(Session):
         ):
             self.phase = EncryptionPhase.FINISHED
             return [
+                *self._record(),
                 Persist(self.session_id, self.key_id, self.share, create=False),
                 Send(self.master, EncryptionStored(self.session_id)),
                 *self.finish(),
@@ -176,9 +179,24 @@ class EncryptionSession(Session):
         if self._confirmed != self.holders:
             return []
         self.phase = EncryptionPhase.WAITING_FOR_STORED
-        effects: list[Effect] = [Persist(self.session_id, self.key_id, self.share, create=False)]
+        effects = self._record()
+        effects.append(Persist(self.session_id, self.key_id, self.share, create=False))
         effects += self.broadcast(CommitEncryption(self.session_id), self.holders)
         return effects + self._try_finish()
+
+    def _record(self) -> list[Effect]:
+        """The audit entry of this store, before the document key is stored (the requester
+        is the key's author: only the author may store)."""
+        facts = facts_of(
+            Operation.STORE,
+            self.key_id,
+            session_id=self.session_id,
+            master=self.master,
+            requester=self.share.author,
+            participants=self.holders,
+            key_version=self.share.last_version().hash,
+        )
+        return record(self.ctx, facts)[0]
 
     def _try_finish(self) -> list[Effect]:
         if self._stored != self.holders:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation, facts_of
 from secretstore.crypto.bound import BoundOperation, generation_payload
 from secretstore.crypto.curve import Point, Scalar, hash_to_point
 from secretstore.crypto.hashing import keccak256
@@ -27,6 +28,7 @@ from secretstore.errors import (
     SecretStoreError,
     ServerKeyAlreadyGenerated,
 )
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import (
     Effect,
     Persist,
@@ -225,6 +227,7 @@ class GenerationSession(Session):
             assert self._share is not None
             self.phase = GenerationPhase.FINISHED
             return [
+                *self._record(self._share),
                 Persist(self.session_id, self.key_id, self._share, create=True),
                 Send(self.master, GenerationKeyStored(self.session_id)),
                 *self.finish(),
@@ -294,13 +297,27 @@ class GenerationSession(Session):
         for node, public in sorted(self._ready.items()):
             if public != self.public:
                 raise ProtocolViolation(short(node), "ended the DKG with another public")
-        effects: list[Effect] = [Persist(self.session_id, self.key_id, self._share, create=True)]
+        effects = self._record(self._share)
+        effects.append(Persist(self.session_id, self.key_id, self._share, create=True))
         effects += self.broadcast(CommitGeneration(self.session_id), self.participants)
         self.phase = GenerationPhase.WAITING_FOR_STORED
         if self._stored == self.participants:
             self.phase = GenerationPhase.FINISHED
             effects += self.finish(self.public)
         return effects
+
+    def _record(self, share: KeyShare) -> list[Effect]:
+        """The audit entry of this generation, before the share is stored."""
+        facts = facts_of(
+            Operation.GENERATION,
+            self.key_id,
+            session_id=self.session_id,
+            master=self.master,
+            requester=self.author,
+            participants=self.participants,
+            key_version=share.last_version().hash,
+        )
+        return record(self.ctx, facts)[0]
 
 
 # --- factories -----------------------------------------------------------------------------

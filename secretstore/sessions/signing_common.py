@@ -7,12 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from secretstore.audit.model import AuditFacts, Operation, facts_of
 from secretstore.crypto.curve import ZERO, Point, Scalar, hash_to_point
 from secretstore.crypto.shamir import interpolate_point_at_zero
 from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreError
 from secretstore.sessions.base import Send, SessionContext, short
 from secretstore.sessions.dkg import DkgResult, DkgRun
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.storage.model import KeyShareVersion
+from secretstore.types import Address, BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage
 from secretstore.wire.signing import NonceKind, SigningNonceMessage
 
@@ -40,6 +42,33 @@ def check_message_hash(message_hash: bytes) -> MessageHash:
     if not isinstance(message_hash, bytes) or len(message_hash) != MESSAGE_HASH_LENGTH:
         raise InvalidRequest(f"a message hash is {MESSAGE_HASH_LENGTH} bytes")
     return MessageHash(message_hash)
+
+
+def signing_facts(
+    operation: Operation,
+    key_id: ServerKeyId,
+    *,
+    session_id: SessionId,
+    master: NodeId,
+    requester: Address,
+    group: tuple[NodeId, ...],
+    version: KeyShareVersion,
+    message_hash: MessageHash,
+    block: BlockRef | None,
+) -> AuditFacts:
+    """What every member of a signing group records and signs: the message hash (public:
+    the requester chose it), never the signature or a share of it."""
+    return facts_of(
+        operation,
+        key_id,
+        session_id=session_id,
+        master=master,
+        requester=requester,
+        participants=group,
+        key_version=version.hash,
+        message_hash=message_hash,
+        block=block,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation
 from secretstore.crypto.bound import BoundOperation, signing_payload
 from secretstore.crypto.curve import G, Point, Scalar
 from secretstore.crypto.dleq import DleqProof, prove_equal_logs, verify_equal_logs
@@ -159,6 +160,7 @@ class EcdsaSigningMaster(SigningMaster):
     |                          |                                   |  naming the broken links   |
     """
 
+    OPERATION = Operation.ECDSA
     _inverse_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
     _signature_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
     _inversed_nonce_coeff: Scalar | None
@@ -191,7 +193,7 @@ class EcdsaSigningMaster(SigningMaster):
         signature = sign_recoverable(self.version.secret_share, self.message_hash)
         if recover_public(signature, self.message_hash) != self.share.public:
             return self.misfit(group.nodes)
-        return self.complete(signature)
+        return self.complete(signature, group.nodes, group.attempt)
 
     def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
         k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
@@ -215,6 +217,7 @@ class EcdsaSigningMaster(SigningMaster):
             if self._inversed_nonce_coeff is None:
                 raise ProtocolViolation(short(sender), "sent a signature share unasked")
             self._keep(self._signature_shares, sender, message.share, message.proof)
+            self.take_receipt(sender, nonces, message.receipt)
             return self._try_sign(nonces)
         return None
 
@@ -290,7 +293,7 @@ class EcdsaSigningMaster(SigningMaster):
             return self.misfit(nonces.nodes)
         if recovered != self.share.public:
             return self.misfit(nonces.nodes)
-        return self.complete(signature)
+        return self.complete(signature, nonces.nodes, nonces.attempt)
 
     def _signature_share_holds(self, nonces: NonceRuns, node: NodeId) -> bool:
         share, proof = self._signature_shares[node]
@@ -329,6 +332,7 @@ class EcdsaSigningSlave(SigningSlave):
     |                          | the master breaks the protocol       | ENDED: ProtocolViolation  |
     """
 
+    OPERATION = Operation.ECDSA
     _signature_request: EcdsaSignatureRequest | None
 
     def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
@@ -388,7 +392,7 @@ class EcdsaSigningSlave(SigningSlave):
         context = proof_context(b"s", self.session_id, nonces.attempt, self.ctx.self_id)
         proof = prove_equal_logs(e, G, base, self.ctx.rng, context=context)
         reply = EcdsaSignatureShare(self.session_id, nonces.attempt, share, proof)
-        return [Send(self.master, reply)]
+        return self.release(nonces, reply)
 
 
 # --- factories ---------------------------------------------------------------------------

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from typing import ClassVar
 
+from secretstore.audit.model import AuditFacts, Operation
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
+from secretstore.sessions.audit import master_record, receipt_problem
 from secretstore.sessions.base import Effect, Session, SessionContext, short
 from secretstore.sessions.consensus import (
     AccessConsensus,
@@ -31,6 +34,7 @@ from secretstore.sessions.signing_common import (
     SigningPhase,
     misfit_error,
     names,
+    signing_facts,
 )
 from secretstore.storage.model import KeyShare, KeyShareVersion
 from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
@@ -47,6 +51,9 @@ from secretstore.wire.signing import (
 
 class SigningMaster(Session):
     """Master half. `needed` nodes (the master among them) run each attempt."""
+
+    #: what the audit log calls this signing
+    OPERATION: ClassVar[Operation]
 
     def __init__(
         self,
@@ -70,6 +77,9 @@ class SigningMaster(Session):
         self.threshold = share.threshold
         self.message_hash = message_hash
         self.id_numbers = version.id_numbers_map()
+        self.requester = requester
+        #: (attempt, member) -> the member's receipt of that attempt's signing
+        self.receipts: dict[tuple[int, NodeId], bytes | None] = {}
         self._signature = requester_signature
         #: forwarded to every candidate, which checks it itself (sessions/requester.py)
         self._bound_signature = bound_signature
@@ -191,9 +201,33 @@ class SigningMaster(Session):
             raise ProtocolViolation(short(sender), f"is not in the group of attempt {attempt}")
         return nonces
 
-    def complete(self, result: object) -> list[Effect]:
-        """End well: tell the candidates, then hand `result` to the caller."""
-        return self.consensus.completion() + self.finish(result)
+    def release_facts(self, group: tuple[NodeId, ...]) -> AuditFacts:
+        return signing_facts(
+            self.OPERATION,
+            self.key_id,
+            session_id=self.session_id,
+            master=self.ctx.self_id,
+            requester=self.requester.address,
+            group=group,
+            version=self.version,
+            message_hash=self.message_hash,
+            block=self.consensus.block,
+        )
+
+    def take_receipt(self, sender: NodeId, nonces: NonceRuns, receipt: bytes | None) -> None:
+        """Keep a member's receipt of the running attempt; ProtocolViolation naming it when
+        the receipt is missing or not its signature of this signing."""
+        problem = receipt_problem(self.ctx, sender, self.release_facts(nonces.nodes), receipt)
+        if problem is not None:
+            raise ProtocolViolation(short(sender), problem)
+        self.receipts[(nonces.attempt, sender)] = receipt
+
+    def complete(self, result: object, group: tuple[NodeId, ...], attempt: int) -> list[Effect]:
+        """End well: record the release (with every member's receipt), tell the candidates,
+        then hand `result` to the caller."""
+        receipts = {node: self.receipts.get((attempt, node)) for node in group}
+        recorded = master_record(self.ctx, self.release_facts(group), receipts)
+        return recorded + self.consensus.completion() + self.finish(result)
 
     def misfit(self, group: tuple[NodeId, ...]) -> list[Effect]:
         """Fail: the checked shares of `group` do not combine to a valid signature."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation
 from secretstore.crypto.bound import BoundOperation, signing_payload
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.schnorr import (
@@ -37,7 +38,7 @@ from secretstore.crypto.schnorr import (
 )
 from secretstore.crypto.shamir import lagrange_coefficient
 from secretstore.errors import ProtocolViolation
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.base import Effect, Session, SessionContext, short
 from secretstore.sessions.consensus import (
     AccessCheck,
     recover_requester_of,
@@ -139,6 +140,7 @@ class SchnorrSigningMaster(SigningMaster):
     Shares may arrive before the master's own generation ended; they are kept.
     """
 
+    OPERATION = Operation.SCHNORR
     _shares: dict[NodeId, Scalar]
 
     def _init_message(self, access: AccessRequest) -> object:
@@ -172,6 +174,7 @@ class SchnorrSigningMaster(SigningMaster):
             if known == message.share:
                 return []  # the same share again
             raise ProtocolViolation(short(sender), "sent two different signature shares")
+        self.take_receipt(sender, nonces, message.receipt)
         self._shares[sender] = message.share
         return self._try_complete(nonces)
 
@@ -195,7 +198,7 @@ class SchnorrSigningMaster(SigningMaster):
         signature = SchnorrSignature(combined, compute_schnorr_signature(self._shares.values()))
         if not verify_schnorr_signature(self.share.public, signature, self.message_hash):
             return self.misfit(nonces.nodes)
-        return self.complete(signature)
+        return self.complete(signature, nonces.nodes, nonces.attempt)
 
     def _share_fits(
         self, node: NodeId, nonces: NonceRuns, nonce_public: Point, combined: Scalar
@@ -231,6 +234,8 @@ class SchnorrSigningSlave(SigningSlave):
     Nonce messages of an attempt this node has not been asked for yet are kept until it is.
     """
 
+    OPERATION = Operation.SCHNORR
+
     def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
         return _specs(self.threshold)
 
@@ -242,7 +247,7 @@ class SchnorrSigningSlave(SigningSlave):
 
     def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
         share = compute_share(self.ctx, self.threshold, self.version, nonces, self.message_hash)
-        return [Send(self.master, SchnorrSignatureShare(self.session_id, nonces.attempt, share))]
+        return self.release(nonces, SchnorrSignatureShare(self.session_id, nonces.attempt, share))
 
     def _on_job_message(self, message: object) -> list[Effect] | None:
         return None

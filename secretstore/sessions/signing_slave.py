@@ -13,10 +13,14 @@ EcdsaSigningSlave).
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import replace
 from itertools import pairwise
+from typing import Any, ClassVar
 
+from secretstore.audit.model import Operation
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import Effect, Send, Session, SessionContext, lost_node, short
 from secretstore.sessions.consensus import AccessCheck, max_attempts
 from secretstore.sessions.signing_common import (
@@ -24,6 +28,7 @@ from secretstore.sessions.signing_common import (
     NonceSpec,
     SigningPhase,
     culprit_of,
+    signing_facts,
     what_of,
 )
 from secretstore.storage.model import KeyShare
@@ -45,6 +50,9 @@ MESSAGES_PER_GENERATION = 3
 
 class SigningSlave(Session):
     """Slave half: a candidate of someone else's signing session."""
+
+    #: what the audit log calls this signing
+    OPERATION: ClassVar[Operation]
 
     def __init__(
         self,
@@ -156,6 +164,23 @@ class SigningSlave(Session):
     # --- for subclasses -------------------------------------------------------------------
     def violation(self, what: str) -> ProtocolViolation:
         return ProtocolViolation(short(self.master), what)
+
+    def release(self, nonces: NonceRuns, share_message: Any) -> list[Effect]:
+        """Send this node's signature share (a message with a `receipt` field) to the
+        master, recorded in the audit log first, with this node's receipt in it."""
+        facts = signing_facts(
+            self.OPERATION,
+            self.key_id,
+            session_id=self.session_id,
+            master=self.master,
+            requester=self.check.requester.address,
+            group=nonces.nodes,
+            version=self.version,
+            message_hash=self.message_hash,
+            block=self.check.block,
+        )
+        recorded, receipt = record(self.ctx, facts)
+        return [*recorded, Send(self.master, replace(share_message, receipt=receipt))]
 
     # --- internals ------------------------------------------------------------------------
     def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:

@@ -3,6 +3,7 @@
 Layout (DB schema version 1):
     b"\\x00meta/schema"          → the DB schema version in ASCII decimal (b"1")
     b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
+    b"\\x02audit/" + u64 index   → an audit log entry (secretstore/audit/store.py)
 
 A directory holding a Parity Secret Store database (parity_db/layout.py) is refused with a
 message pointing to `secretstore import-parity`, never opened or written into.
@@ -14,11 +15,11 @@ the same time for an empty database as for one holding millions of keys.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import plyvel
 
@@ -42,6 +43,8 @@ DB_SCHEMA_VERSION: Final = 1
 SCHEMA_KEY: Final = b"\x00meta/schema"
 #: The prefix of every share record's key (metadata keys start with 0x00, so never collide).
 SHARE_PREFIX: Final = b"\x01share/"
+
+T = TypeVar("T")
 
 
 def share_record_key(key_id: ServerKeyId) -> bytes:
@@ -144,6 +147,13 @@ class LevelDbKeyStorage:
             raise StorageError(
                 f"{action} in the key database {self._path}: {_message(exc)}"
             ) from exc
+
+    def with_db(self, action: str, use: Callable[[Any], T]) -> T:
+        """`use(db)` on the open plyvel database, under this storage's lock, a plyvel error
+        raised as StorageError naming `action`: for the database's other records (the audit
+        log, whose keys start with a prefix of its own, never 0x00 or 0x01)."""
+        with self._lock, self._plyvel_errors(action):
+            return use(self._require_open())
 
     # --- the KeyStorage port --------------------------------------------------------------
     def insert(self, key_id: ServerKeyId, share: KeyShare) -> None:

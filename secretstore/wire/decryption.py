@@ -50,7 +50,8 @@ class DecryptionJobResponse:
     that P_i was made with the sender's share (plain: log_G(ν_i·G) = log_{a·C}(P_i)) or with
     the blinding it publishes (shadow: log_G(Q_i) = log_{a·C}(P_i)), bound to this job; and,
     for shadow retrieval, `blinded_public` Q_i = δ_i·ν_i·G. Both None for a key without
-    commitments."""
+    commitments. `receipt`: the member's signed receipt of this release
+    (secretstore/audit/receipts.py), None from a node without an audit log."""
 
     session_id: SessionId
     attempt: int
@@ -58,3 +59,4 @@ class DecryptionJobResponse:
     decrypt_shadow: bytes | None
     blinded_public: Point | None = None
     proof: DleqProof | None = None
+    receipt: bytes | None = None

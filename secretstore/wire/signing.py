@@ -114,11 +114,14 @@ class SchnorrSigningRequest:
 @dataclass(frozen=True, slots=True)
 class SchnorrSignatureShare:
     """Group member -> master, once its nonce generation ended:
-    ``σ_i = λ_i·k_i - c·λ_i·s_i`` with ``c = keccak256(m ‖ R.x)``."""
+    ``σ_i = λ_i·k_i - c·λ_i·s_i`` with ``c = keccak256(m ‖ R.x)``; `receipt`: the member's
+    signed receipt of the signing (secretstore/audit/receipts.py), None from a node without
+    an audit log."""
 
     session_id: SessionId
     attempt: int
     share: Scalar
+    receipt: bytes | None = None
 
 
 # --- ECDSA ------------------------------------------------------------------------------
@@ -164,9 +167,11 @@ class EcdsaSignatureRequest:
 class EcdsaSignatureShare:
     """Group member -> master: ``σ'_i = w·e_i·(h + s_i·r) + z'_i`` (``z'_i`` its share of the
     attempt's SIGNATURE_ZERO sharing) and a proof that ``σ'_i·G - Z'_i = e_i·w·(h·G + r·Y_i)``
-    with ``E_i = e_i·G`` (``Z'_i``: the member's share public of that sharing)."""
+    with ``E_i = e_i·G`` (``Z'_i``: the member's share public of that sharing); `receipt`:
+    the member's signed receipt of the signing, None from a node without an audit log."""
 
     session_id: SessionId
     attempt: int
     share: Scalar
     proof: DleqProof
+    receipt: bytes | None = None

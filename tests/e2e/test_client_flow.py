@@ -233,8 +233,14 @@ async def test_parity_tutorial_flow_over_json_rpc_and_http(
         )
         assert (status, content_type) == (200, JSON_CONTENT_TYPE), body
         shadow = json.loads(body)
-        # Parity's three fields first, in its order; our proofs after them (ignored here)
-        assert list(shadow) == ["decrypted_secret", "common_point", "decrypt_shadows", "proofs"]
+        # Parity's three fields first, in its order; our proofs and receipts after them
+        assert list(shadow) == [
+            "decrypted_secret",
+            "common_point",
+            "decrypt_shadows",
+            "proofs",
+            "receipts",
+        ]
         assert len(shadow["decrypt_shadows"]) == 2  # t + 1
         # 7. Bob decrypts the document with it.
         document = await rpc(

@@ -172,7 +172,10 @@ def shadow_key_of(requester: KeyPair, answer: Answer, threshold: int) -> Point:
     (Parity's three fields first, in its order; our `proofs` after them, ignored here)."""
     expect_json(answer)
     body = answer.json()
-    assert list(body)[:3] == PARITY_SHADOW_FIELDS and list(body)[3:] in ([], ["proofs"]), body
+    assert list(body)[:3] == PARITY_SHADOW_FIELDS and list(body)[3:] in (
+        ["receipts"],
+        ["proofs", "receipts"],
+    ), body
     assert answer.body == json.dumps(body, separators=(",", ":")).encode(), answer
     hex_pattern = r"0x(?:[0-9a-f]{2})+"
     assert all(re.fullmatch(hex_pattern, body[k]) for k in ("decrypted_secret", "common_point"))

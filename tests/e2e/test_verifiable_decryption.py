@@ -95,7 +95,13 @@ async def test_shadow_answers_carry_proofs_our_client_verifies_from_every_node(
             status, body = await get(http, node.url, f"/shadow/{path_of(requester, key_id)}")
             assert status == 200, body
             fields = list(json.loads(body))
-            assert fields == ["decrypted_secret", "common_point", "decrypt_shadows", "proofs"]
+            assert fields == [
+                "decrypted_secret",
+                "common_point",
+                "decrypt_shadows",
+                "proofs",
+                "receipts",
+            ]
             answer = parse_shadow_body(body)
             assert answer.proofs is not None
             assert answer.proofs.commitments[0] == public

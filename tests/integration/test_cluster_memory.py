@@ -1,4 +1,5 @@
-"""The async driver and the key server over the in-memory transport: every user operation."""
+"""The async driver and the key server over the in-memory transport: every user operation,
+each node keeping its audit log (in memory)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from secretstore.audit.chain import verify_log
+from secretstore.audit.model import Operation
+from secretstore.audit.receipts import NodeSigner
+from secretstore.audit.recorder import AuditRecorder
+from secretstore.audit.store import MemoryAuditStore
 from secretstore.cluster.access import AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.crypto.curve import Point, Scalar
@@ -18,6 +24,7 @@ from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.errors import (
     AccessDenied,
+    AuditLogError,
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
     DocumentKeyNotFound,
@@ -43,6 +50,7 @@ class MemoryNode:
     storage: MemoryKeyStorage
     driver: ClusterDriver
     server: KeyServer
+    audit: MemoryAuditStore
 
 
 class DenyList:
@@ -68,14 +76,23 @@ async def make_cluster(
     nodes = []
     for i, key in enumerate(keys):
         storage = MemoryKeyStorage()
-        ctx = SessionContext(key.node_id, SeededRng(seed * 100 + i), ids)
+        signer = NodeSigner(key)
+        audit = MemoryAuditStore()
+        ctx = SessionContext(key.node_id, SeededRng(seed * 100 + i), ids, audit=signer)
         core = NodeCore(ctx, storage, MASTERS, SLAVES)
         transport = network.transport(key.node_id)
         access = DenyList(denied) if denied is not None else AllowAll()
-        driver = ClusterDriver(core, transport, storage, access, session_timeout=5.0)
+        driver = ClusterDriver(
+            core,
+            transport,
+            storage,
+            access,
+            session_timeout=5.0,
+            audit=AuditRecorder(audit, signer),
+        )
         transport.set_handler(driver)
         server = KeyServer(driver, n, SeededRng(seed * 1000 + i))
-        nodes.append(MemoryNode(key, storage, driver, server))
+        nodes.append(MemoryNode(key, storage, driver, server, audit))
     for node in nodes:
         await network.transport(node.key.node_id).start()
     for _ in range(100):
@@ -122,7 +139,7 @@ async def test_every_operation_end_to_end(cluster: tuple[MemoryNetwork, list[Mem
         await nodes[2].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
 
     for node in nodes:
-        encrypted = await node.server.retrieve_document_key(kid, s)
+        encrypted = (await node.server.retrieve_document_key(kid, s)).encrypted
         assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted)) == document_key
         shadow = await node.server.retrieve_document_key_shadow(kid, s)
         coefficients = [
@@ -135,7 +152,7 @@ async def test_every_operation_end_to_end(cluster: tuple[MemoryNetwork, list[Mem
         assert got == document_key
 
     message = MessageHash(b"\x42" * 32)
-    schnorr = await nodes[0].server.sign_schnorr(kid, s, message)
+    schnorr = (await nodes[0].server.sign_schnorr(kid, s, message)).encrypted
     signature = SchnorrSignature.from_bytes(ecies_decrypt(REQUESTER.secret, schnorr))
     assert verify_schnorr_signature(public, signature, message)
 
@@ -146,7 +163,7 @@ async def test_ecdsa_needs_two_t_plus_one_and_recovers_to_the_key() -> None:
     s = sig(REQUESTER, kid)
     public = await nodes[0].server.generate_server_key(kid, s, 1)
     message = MessageHash(b"\x17" * 32)
-    encrypted = await nodes[1].server.sign_ecdsa(kid, s, message)
+    encrypted = (await nodes[1].server.sign_ecdsa(kid, s, message)).encrypted
     signature = ecies_decrypt(REQUESTER.secret, encrypted)
     assert len(signature) == 65
     assert recover_public(signature, message) == public
@@ -160,7 +177,7 @@ async def test_server_side_document_key_generation(
     s = sig(REQUESTER, kid)
     encrypted = await nodes[0].server.generate_document_key(kid, s, 1)
     document_key = Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted))
-    again = await nodes[1].server.retrieve_document_key(kid, s)
+    again = (await nodes[1].server.retrieve_document_key(kid, s)).encrypted
     assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, again)) == document_key
 
 
@@ -204,7 +221,7 @@ async def test_one_node_down_generation_fails_retrieval_goes_on() -> None:
     document_key = Point.from_bytes(ecies_decrypt(REQUESTER.secret, encrypted))
     network.isolate(nodes[2].key.node_id)
     await asyncio.sleep(0.01)
-    got = await nodes[0].server.retrieve_document_key(kid, s)
+    got = (await nodes[0].server.retrieve_document_key(kid, s)).encrypted
     assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, got)) == document_key
     with pytest.raises(ConsensusUnreachable):
         await nodes[0].server.generate_server_key(key_id(7), sig(REQUESTER, key_id(7)), 1)
@@ -253,3 +270,79 @@ async def test_a_failed_write_ends_the_session_at_once_not_at_its_timeout(failin
     await asyncio.sleep(0.05)
     for node in nodes:
         assert len(node.driver.core) == 0  # no session is left waiting anywhere
+
+
+# --- the audit log ----------------------------------------------------------------------------
+
+
+def _log_of(node: MemoryNode) -> list[tuple[Operation, bytes]]:
+    report = verify_log(node.audit.records(), node.key.node_id)
+    assert report.ok, report.problems
+    return [(item.entry.facts.operation, item.entry.facts.key_id) for item in report.entries]
+
+
+async def test_every_node_logs_what_it_took_part_in(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]],
+) -> None:
+    _, nodes = cluster
+    kid = key_id(11)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    enc = encrypt_secret(KeyPair.generate(SeededRng(5)).public, public, SeededRng(6))
+    await nodes[1].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    for node in nodes:
+        assert _log_of(node) == [(Operation.GENERATION, kid), (Operation.STORE, kid)]
+    shadow = await nodes[2].server.retrieve_document_key_shadow(kid, s)
+    signed = await nodes[0].server.sign_schnorr(kid, s, MessageHash(b"\x42" * 32))
+    for released, operation in ((shadow, Operation.SHADOW_RETRIEVAL), (signed, Operation.SCHNORR)):
+        receipts = released.receipts
+        assert receipts is not None and receipts.facts.operation is operation
+        for node in nodes:
+            entries = _log_of(node)
+            took_part = node.key.node_id in receipts.facts.participants
+            assert ((operation, kid) in entries) == took_part
+
+
+async def test_a_master_that_cannot_log_releases_nothing(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]],
+) -> None:
+    _, nodes = cluster
+    kid = key_id(12)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    enc = encrypt_secret(KeyPair.generate(SeededRng(5)).public, public, SeededRng(6))
+    await nodes[0].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    before = len(_log_of(nodes[0]))
+    nodes[0].audit.fail = "No space left on device"
+    with pytest.raises(AuditLogError, match="No space left on device; nothing was released"):
+        await nodes[0].server.retrieve_document_key_shadow(kid, s)
+    with pytest.raises(AuditLogError, match="could not write audit entry"):
+        await nodes[0].server.sign_ecdsa(kid, s, MessageHash(b"\x43" * 32))
+    with pytest.raises(AuditLogError):
+        await nodes[0].server.generate_server_key(key_id(13), sig(REQUESTER, key_id(13)), 1)
+    assert len(_log_of(nodes[0])) == before
+    for node in nodes:  # the refused generation stored nowhere
+        assert node.storage.get(key_id(13)) is None
+    nodes[0].audit.fail = None
+    assert (await nodes[0].server.retrieve_document_key_shadow(kid, s)).receipts is not None
+
+
+async def test_a_member_that_cannot_log_is_replaced_and_releases_nothing(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]],
+) -> None:
+    _, nodes = cluster
+    kid = key_id(14)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    enc = encrypt_secret(KeyPair.generate(SeededRng(5)).public, public, SeededRng(6))
+    await nodes[0].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    broken = nodes[2]
+    before = len(_log_of(broken))
+    broken.audit.fail = "Input/output error"
+    for i in range(4):
+        shadow = await nodes[0].server.retrieve_document_key_shadow(kid, s)
+        signed = await nodes[1].server.sign_schnorr(kid, s, MessageHash(bytes([i]) * 32))
+        for released in (shadow, signed):
+            assert released.receipts is not None
+            assert broken.key.node_id not in released.receipts.facts.participants
+    assert len(_log_of(broken)) == before

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from secretstore.audit.receipts import NodeSigner
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.document import decrypt_with_shadow_coefficients
 from secretstore.crypto.ecies import ecies_decrypt
@@ -225,9 +226,11 @@ def make_world(
     configured: dict[int, Sequence[int]] | None = None,
     authority: Callable[[NodeId], AdminAuthority] | None = None,
     keys_in_flight: int = 2,
+    audit: bool = False,
 ) -> AdminWorld:
     """n nodes (ascending ids); `keys` keys dealt to the nodes at `holders`; node i is
-    configured with `configured[i]` (default: every node)."""
+    configured with `configured[i]` (default: every node); `audit`: every node keeps an
+    audit log (SimNode.records)."""
     net = AdminNetwork(n, MASTERS, SLAVES, seed=seed, scheduler=RandomScheduler(schedule))
     ids = sorted(net.order)
     net.order = ids
@@ -238,7 +241,8 @@ def make_world(
     world = AdminWorld(net, {}, sets)
     for node_id in ids:
         node = net.nodes[node_id]
-        ctx = SessionContext(node_id, node.core.ctx.rng, sets[node_id])
+        signer = NodeSigner(node.key) if audit else None
+        ctx = SessionContext(node_id, node.core.ctx.rng, sets[node_id], audit=signer)
         settings = AdminSettings(
             authority(node_id) if authority is not None else ConfiguredAdmin(ADMIN.public),
             node.storage,

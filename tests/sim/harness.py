@@ -3,7 +3,8 @@
 Every message goes through the wire codec, so the codec is exercised by every simulated run;
 bytes that do not decode are dropped (and kept in `undecodable`), as the driver drops them.
 Delivery order, drops and duplicates are chosen by a `Scheduler`, which hypothesis can drive.
-Every message a node sends is kept in `sent` (sender, receiver, message), in order.
+Every message a node sends is kept in `sent` (sender, receiver, message), in order. With
+`audit=True` every node signs receipts (its node key) and keeps the Records it asked for.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretstore.audit.receipts import NodeSigner
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import MalformedMessage
@@ -21,6 +23,7 @@ from secretstore.sessions.base import (
     Fail,
     Finish,
     Persist,
+    Record,
     Remove,
     Send,
     SessionContext,
@@ -51,6 +54,8 @@ class SimNode:
     storage: MemoryKeyStorage
     results: dict[SessionId, Finish | Fail] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    #: the audit entries this node asked for, in order
+    records: list[Record] = field(default_factory=list)
     #: the latest Deadline each session asked for
     deadlines: dict[SessionId, float] = field(default_factory=dict)
 
@@ -109,8 +114,10 @@ class SimNetwork:
         scheduler: Scheduler | None = None,
         max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
         keys: Sequence[KeyPair] = (),
+        audit: bool = False,
     ) -> None:
-        """`keys`: the nodes' key pairs (n of them); by default n keys drawn from `seed`."""
+        """`keys`: the nodes' key pairs (n of them); by default n keys drawn from `seed`.
+        `audit`: every node keeps an audit log (signs receipts, emits Records)."""
         rng = SeededRng(seed)
         keys = list(keys) or [KeyPair.generate(rng) for _ in range(n)]
         assert len(keys) == n, f"{len(keys)} keys for {n} nodes"
@@ -118,7 +125,8 @@ class SimNetwork:
         self.nodes: dict[NodeId, SimNode] = {}
         for i, key in enumerate(keys):
             storage = MemoryKeyStorage()
-            ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids)
+            signer = NodeSigner(key) if audit else None
+            ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids, audit=signer)
             core = NodeCore(
                 ctx, storage, masters, slaves, max_sessions_per_peer=max_sessions_per_peer
             )
@@ -230,6 +238,8 @@ class SimNetwork:
                     node.storage.insert(effect.key_id, effect.share)
                 else:
                     node.storage.update(effect.key_id, effect.share)
+            elif isinstance(effect, Record):
+                node.records.append(effect)
             elif isinstance(effect, Remove):
                 node.storage.remove(effect.key_id)
             elif isinstance(effect, Deadline):

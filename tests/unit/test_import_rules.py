@@ -19,7 +19,13 @@ PURE = [
     "parity_db/record.py",
     "parity_db/checks.py",
     "parity_db/publics.py",
+    "audit/model.py",
+    "audit/receipts.py",
+    "audit/chain.py",
+    "audit/jsonform.py",
 ]
+#: the audit modules sessions may use (the driver's recorder and the store do I/O)
+PURE_AUDIT = {f"secretstore.audit.{name}" for name in ("model", "receipts", "chain", "jsonform")}
 BANNED = {
     "asyncio",
     "aiohttp",
@@ -36,6 +42,7 @@ BANNED = {
 # Layers may only import downwards: crypto <- wire <- sessions <- cluster <- keyserver <- ...
 LAYER_BANS = {
     "crypto": {
+        "audit",
         "wire",
         "sessions",
         "cluster",
@@ -50,6 +57,7 @@ LAYER_BANS = {
         "node",
     },
     "wire": {
+        "audit",
         "sessions",
         "cluster",
         "mesh",
@@ -117,6 +125,17 @@ def test_layers_import_only_downwards(layer: str) -> None:
                 assert parts[1] not in LAYER_BANS[layer], (
                     f"{path.relative_to(PACKAGE)} imports {name} from a higher layer"
                 )
+
+
+@pytest.mark.parametrize("layer", ["sessions", "audit"])
+def test_pure_code_uses_only_the_pure_audit_modules(layer: str) -> None:
+    paths = sorted((PACKAGE / layer).rglob("*.py"))
+    if layer == "audit":
+        paths = [PACKAGE / entry for entry in PURE if entry.startswith("audit/")]
+    for path in paths:
+        for name in _imports(path):
+            if name.startswith("secretstore.audit."):
+                assert name in PURE_AUDIT, f"{path.relative_to(PACKAGE)} imports {name}"
 
 
 def test_only_the_chain_layer_uses_web3() -> None:

@@ -28,6 +28,10 @@ while it runs there, and it waits (at most `drain_timeout`) for running ones to 
 This module: the request, the settings, the part master and slaves share (dealing, receiving,
 erasing); change_master.py and change_slave.py: each role; factories.py: how a change starts.
 
+Audit: every node records each key it deals or receives (NODE_SET_CHANGE: the dealers and
+the new set, the version redistributed, the administrator as requester) before its subshares
+leave or its new share is written, and each share it erases (DELETE) before erasing it.
+
 Failures end the whole change: a refusal (AccessDenied, ConsensusUnreachable,
 NodeDisconnected, HasActiveSessions), a lost node (NodeDisconnected), a bad message
 (ProtocolViolation naming the node; a bad subshare names its dealer), no progress for
@@ -38,21 +42,24 @@ others keep the old one, nothing is erased; running the same change again finish
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from secretstore.audit.model import Operation, facts_of
 from secretstore.crypto.curve import Point
+from secretstore.crypto.keys import address_of
 from secretstore.errors import (
     HasActiveSessions,
     NodeDisconnected,
     ProtocolViolation,
     SecretStoreError,
 )
-from secretstore.sessions.admin.authority import AdminAuthority
+from secretstore.sessions.admin.authority import AdminAuthority, signer_of
 from secretstore.sessions.admin.plan import KeyReader
 from secretstore.sessions.admin.share_change import KeyFault, KeyReceipt, deal
+from secretstore.sessions.audit import record
 from secretstore.sessions.base import (
     Deadline,
     Effect,
@@ -64,7 +71,7 @@ from secretstore.sessions.base import (
     SessionContext,
     short,
 )
-from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
+from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import (
     NO_KEY,
     KeyDeal,
@@ -156,6 +163,11 @@ class NodeSetChange(Session):
         self._dealt: dict[ServerKeyId, KeyDeal] = {}
         self._receipts: dict[ServerKeyId, KeyReceipt] = {}
         self._received: set[ServerKeyId] = set()
+        #: keys this node has recorded in its audit log (once each, dealer or target)
+        self._audited: set[ServerKeyId] = set()
+        admin = signer_of(init.new_signature, init.new_set)
+        #: the administrator who signed the change: the requester in the audit log
+        self.admin: Address | None = None if admin is None else address_of(admin)
 
     # --- roles ----------------------------------------------------------------------------
     @abstractmethod
@@ -268,7 +280,7 @@ class NodeSetChange(Session):
             new_set=self.new_set,
             rng=self.ctx.rng,
         )
-        effects: list[Effect] = []
+        effects = self._audit_key(request.key_id, request.version, request.dealers)
         for node, subshare in subshares:
             if node == self.ctx.self_id:
                 effects += self._on_subshare(node, subshare)
@@ -298,16 +310,47 @@ class NodeSetChange(Session):
         moved = KeyMoved(
             self.session_id, key_id, Hash256(new.version.hash), number, new.share_public
         )
-        effects: list[Effect] = [Persist(self.session_id, key_id, new.record, new.create)]
+        dealers = [number.node for number in message.dealer_numbers]
+        effects = self._audit_key(key_id, message.version, dealers)
+        effects.append(Persist(self.session_id, key_id, new.record, new.create))
         return effects + self._moved_here(moved)
 
     def _erase_if_removed(self) -> list[Effect]:
         if self.ctx.self_id in self.new_set:
             return []
         ids = list(self.settings.keys.ids())
-        effects: list[Effect] = [Remove(self.session_id, key_id) for key_id in ids]
+        effects: list[Effect] = []
+        for key_id in ids:
+            facts = facts_of(
+                Operation.DELETE,
+                key_id,
+                session_id=self.session_id,
+                master=self.master,
+                requester=self.admin,
+                participants=(self.ctx.self_id,),
+            )
+            effects += record(self.ctx, facts)[0]
+            effects.append(Remove(self.session_id, key_id))
         effects.append(self._notice(f"this node left the node set: {len(ids)} keys erased"))
         return effects
+
+    def _audit_key(
+        self, key_id: ServerKeyId, version: bytes, dealers: Iterable[NodeId]
+    ) -> list[Effect]:
+        """The audit entry of moving `key_id` (once per key on this node)."""
+        if key_id in self._audited:
+            return []
+        self._audited.add(key_id)
+        facts = facts_of(
+            Operation.NODE_SET_CHANGE,
+            key_id,
+            session_id=self.session_id,
+            master=self.master,
+            requester=self.admin,
+            participants=frozenset(dealers) | self.new_set,
+            key_version=version,
+        )
+        return record(self.ctx, facts)[0]
 
     # --- helpers --------------------------------------------------------------------------
     def _touch(self) -> Deadline:

@@ -119,7 +119,7 @@ async def test_grant_then_revoke_decide_retrieval_at_the_pinned_block(
     caplog.set_level(logging.INFO, logger="secretstore.chain.acl")
     pinned = nodes[2].policy.pin()
     assert pinned is not None
-    secret = await nodes[2].server.retrieve_document_key(KEY_ID, SIGNATURE)
+    secret = (await nodes[2].server.retrieve_document_key(KEY_ID, SIGNATURE)).encrypted
     assert Point.from_bytes(ecies_decrypt(REQUESTER.secret, secret)) == document_key
     # every node that answered decided at the master's block
     decisions = [r.getMessage() for r in caplog.records if "access allowed" in r.getMessage()]

@@ -10,13 +10,14 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 import pytest
 from yarl import URL
 
+from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.config.model import CorsOrigins
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.errors import (
@@ -31,7 +32,7 @@ from secretstore.errors import (
     SessionTimeout,
 )
 from secretstore.http.app import MAX_BODY_SIZE, HttpServer, start_http
-from secretstore.http.port import ShadowRetrieval
+from secretstore.http.port import EncryptedRelease, ShadowRetrieval
 from secretstore.types import MessageHash, NodeId, ServerKeyId
 
 K = "0000000000000000000000000000000000000000000000000000000000000001"
@@ -61,6 +62,8 @@ class FakeKeyServer:
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     error: BaseException | None = None
     gate: asyncio.Event | None = None
+    #: the receipts every release answers with
+    receipts: ReleaseReceipts | None = None
 
     async def _call(self, name: str, *args: Any) -> None:
         self.calls.append((name, args))
@@ -101,15 +104,17 @@ class FakeKeyServer:
         await self._call("retrieve_server_key", key_id, signature)
         return SERVER_PUBLIC
 
-    async def retrieve_document_key(self, key_id: ServerKeyId, signature: bytes) -> bytes:
+    async def retrieve_document_key(
+        self, key_id: ServerKeyId, signature: bytes
+    ) -> EncryptedRelease:
         await self._call("retrieve_document_key", key_id, signature)
-        return ENCRYPTED_KEY
+        return EncryptedRelease(ENCRYPTED_KEY, self.receipts)
 
     async def retrieve_document_key_shadow(
         self, key_id: ServerKeyId, signature: bytes
     ) -> ShadowRetrieval:
         await self._call("retrieve_document_key_shadow", key_id, signature)
-        return SHADOW
+        return replace(SHADOW, receipts=self.receipts)
 
     async def sign_schnorr(
         self,
@@ -117,9 +122,9 @@ class FakeKeyServer:
         signature: bytes,
         message_hash: MessageHash,
         bound_signature: bytes | None = None,
-    ) -> bytes:
+    ) -> EncryptedRelease:
         await self._call("sign_schnorr", key_id, signature, message_hash, bound_signature)
-        return SIGNATURE_CIPHER
+        return EncryptedRelease(SIGNATURE_CIPHER, self.receipts)
 
     async def sign_ecdsa(
         self,
@@ -127,9 +132,9 @@ class FakeKeyServer:
         signature: bytes,
         message_hash: MessageHash,
         bound_signature: bytes | None = None,
-    ) -> bytes:
+    ) -> EncryptedRelease:
         await self._call("sign_ecdsa", key_id, signature, message_hash, bound_signature)
-        return SIGNATURE_CIPHER
+        return EncryptedRelease(SIGNATURE_CIPHER, self.receipts)
 
     async def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, new_servers_set: frozenset[NodeId]
