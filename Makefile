@@ -43,14 +43,14 @@ check: lint typecheck
 # The whole suite, as CI runs it: the fault suite's quick part included (real nodes in network
 # namespaces; it prints its figures at the end), the soak left out.
 test: lint typecheck $(NPM_STAMP)
-	@sh scripts/ensure-iptables
+	@sh scripts/ensure-fault-tools
 	$(BIN)/pytest -q -p no:cacheprovider -m "not soak"
 
 # The long fault run: kills, SIGSTOPs and partitions during $(SOAK_OPERATIONS) operations on
 # 5 nodes; prints its figures.
 SOAK_OPERATIONS ?= 20000
 soak: $(STAMP)
-	@sh scripts/ensure-iptables
+	@sh scripts/ensure-fault-tools
 	SOAK_OPERATIONS=$(SOAK_OPERATIONS) $(BIN)/pytest -q -p no:cacheprovider -m soak tests/faults
 
 # Mutation testing (mutmut) over crypto/, sessions/, the driver and storage: long, not in
