@@ -88,6 +88,16 @@ class ClusterDriver:
             transport, core.peers_in_sessions, self._on_node_lost, response_timeout
         )
 
+    @property
+    def clocks_running(self) -> int:
+        """How many session timeout clocks run (each is stopped when its session ends)."""
+        return len(self._timers)
+
+    @property
+    def requests_waiting(self) -> int:
+        """How many `request`/`release` calls wait for their session here."""
+        return len(self._results)
+
     # --- the API the key server calls --------------------------------------------------------
     async def request(self, request: Any) -> Any:
         """Run a session as master for `request` and return its result (or raise its error)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from secretstore.cluster.access import AllowAll
+from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
@@ -40,8 +40,10 @@ async def memory_cluster(
     session_timeout: float = 5.0,
     response_timeout: float = 2.0,
     storages: dict[int, KeyStorage] | None = None,
+    policies: dict[int, AccessPolicy] | None = None,
 ) -> tuple[MemoryNetwork, list[MemoryNode]]:
-    """`n` nodes sorted by id, every link up; `storages` replaces some nodes' storage."""
+    """`n` nodes sorted by id, every link up; `storages` and `policies` replace some nodes'
+    storage and access policy (AllowAll by default)."""
     rng = SeededRng(seed)
     keys = sorted((KeyPair.generate(rng) for _ in range(n)), key=lambda k: k.node_id)
     ids = frozenset(k.node_id for k in keys)
@@ -56,7 +58,7 @@ async def memory_cluster(
             core,
             transport,
             storage,
-            AllowAll(),
+            (policies or {}).get(i) or AllowAll(),
             session_timeout=session_timeout,
             response_timeout=response_timeout,
         )

@@ -1,9 +1,10 @@
 """NodeCore's part in liveness: who the live sessions wait on, and a lost node's reason in the
-error of every session that fails for it (and in what the other nodes are told)."""
+error of every session that fails for it (and in what the other nodes are told); a peer that
+reports its own failure is named with its reason too."""
 
 from __future__ import annotations
 
-from secretstore.errors import NodeDisconnected, describe
+from secretstore.errors import NodeDisconnected, ProtocolViolation, describe
 from secretstore.sessions.base import Fail, Send, short
 from secretstore.wire.common import ErrorKind, SessionError
 from tests.unit.sessions.test_core import ALL, KEY, A, B, C, Poke, PokeInit, core, sid_of
@@ -47,3 +48,22 @@ def test_an_unreachable_node_is_lost_for_one_session_only() -> None:
     assert b.session(second) is not None
     assert b.on_node_unreachable(first, C, "again") == []  # ended already
     assert b.on_node_unreachable(second, B, "self") == []  # never loses itself
+
+
+def test_a_peer_that_reports_a_failure_is_named_with_its_reason() -> None:
+    a = core(A)
+    sid, _ = a.start(Poke(KEY), ALL)
+    effects = a.on_message(C, SessionError(sid, "its disk is full", ErrorKind.GENERIC))
+    [fail] = [e for e in effects if isinstance(e, Fail)]
+    assert isinstance(fail.error, ProtocolViolation)
+    text = describe(fail.error)
+    assert short(C) in text and "failed: its disk is full" in text, text
+
+
+def test_a_peer_refusal_that_the_session_does_not_pass_on_names_the_peer_and_why() -> None:
+    a = core(A)
+    sid, _ = a.start(Poke(KEY), ALL)
+    effects = a.on_message(B, SessionError(sid, "not allowed", ErrorKind.ACCESS_DENIED))
+    [fail] = [e for e in effects if isinstance(e, Fail)]
+    text = describe(fail.error)
+    assert short(B) in text and "not allowed" in text, text
