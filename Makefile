@@ -55,8 +55,10 @@ soak: $(STAMP)
 
 # Mutation testing (mutmut) over crypto/, sessions/, the driver and storage: long, not in
 # `make test`; the surviving mutants are listed at the end (`mutmut results`).
+# MUTANTS="secretstore.cluster.driver.*" (re)runs only the mutants those patterns name.
+MUTANTS ?=
 mutation: $(STAMP)
-	sh scripts/mutation
+	sh scripts/mutation $(MUTANTS)
 
 # A local cluster of $(NODES) nodes on embedded defaults (no chain, acl_contract = "none").
 cluster: $(STAMP)

@@ -75,6 +75,7 @@ async def _chaos(
     kinds: tuple[str, ...],
     stop: asyncio.Event,
 ) -> None:
+    turn = 0
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), every)
@@ -82,12 +83,17 @@ async def _chaos(
         except TimeoutError:
             pass
         victim: NetNode = rng.choice(cluster.nodes)
-        kind = rng.choice(kinds)
+        kind = kinds[turn % len(kinds)]  # in turn: every kind is played, however short the run
+        turn += 1
         report.faults[kind] += 1
         if kind == "kill":
             victim.kill()
             await asyncio.sleep(rng.uniform(0.2, 1.5))
             victim.start()
+        elif kind == "kill-all":  # every node at once: a power cut
+            cluster.kill_all()
+            await asyncio.sleep(rng.uniform(0.2, 1.0))
+            cluster.start()
         elif kind == "stop":
             victim.pause()
             await asyncio.sleep(rng.uniform(0.5, 3.0))
@@ -109,8 +115,9 @@ async def run_chaos(
     seed: int = 1,
     pace: float = 0.05,
 ) -> ChaosReport:
-    """`operations` mixed operations by `workers` clients while faults of `kinds` hit one
-    node every `fault_every` seconds (each worker waits `pace` s on average between its
+    """`operations` mixed operations by `workers` clients while faults of `kinds` ("kill",
+    "kill-all", "stop", "partition", played in turn) hit one node (every node for
+    "kill-all") every `fault_every` seconds (each worker waits `pace` s on average between its
     operations, so that healthy stretches and faults alternate); then every acknowledged
     key is retrieved from every node (once the cluster is whole again) and the lost ones
     are listed."""
