@@ -282,6 +282,13 @@ class ClusterDriver:
         if not effects:
             self._settle(sid, error=SessionTimeout("the session did not finish in time"))
         self._apply(effects)
+        if self.core.session(sid) is not None and sid not in self._timers:
+            # The session went on past its timeout without a new deadline: it would never
+            # end, so the backstop ends it here (here and on the other side).
+            error = SessionTimeout("the session did not finish in time")
+            log.warning("session %s: still running at its timeout; ended", sid[:4].hex())
+            self._settle(sid, error=error)
+            self._apply(self.core.abort(sid, error))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

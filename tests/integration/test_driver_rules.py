@@ -19,12 +19,14 @@ from secretstore.crypto.ecies import ecies_decrypt
 from secretstore.errors import (
     AccessDenied,
     ChainUnavailable,
+    ConsensusUnreachable,
     NodeDisconnected,
     SessionTimeout,
     describe,
 )
-from secretstore.sessions.base import short
-from secretstore.types import Address, BlockRef, ServerKeyId
+from secretstore.sessions.base import Notice, short
+from secretstore.sessions.core import CoreEffect
+from secretstore.types import Address, BlockRef, ServerKeyId, SessionId
 from tests.integration.cluster_builder import (
     REQUESTER,
     MemoryNode,
@@ -185,3 +187,38 @@ async def test_a_closing_node_answers_its_waiting_requests() -> None:
         with pytest.raises(SessionTimeout, match="shutting down"):
             await request
     assert nodes[0].driver.clocks_running == 0
+
+
+async def test_a_session_that_times_out_answers_with_its_own_error() -> None:
+    """At the timeout the session says what it lacks (here: which nodes never answered the
+    access consensus), not the driver's generic timeout."""
+    network, nodes = await memory_cluster(3, seed=68, session_timeout=0.5)
+    kid = key_id(68)
+    await nodes[0].server.generate_document_key(kid, signature(kid), 1)
+    for silent in nodes[1:]:
+        network.set_drop_rate(silent.node_id, nodes[0].node_id, 1.0)
+    with pytest.raises(ConsensusUnreachable) as failure:
+        await nodes[0].server.retrieve_document_key(kid, signature(kid))
+    text = describe(failure.value)
+    assert all(short(silent.node_id) in text for silent in nodes[1:]), text
+
+
+async def test_a_session_that_goes_on_past_its_timeout_is_ended_by_the_backstop() -> None:
+    """A session whose timeout only starts more work (and sets no new deadline) would never
+    end; the driver ends it with SessionTimeout, everywhere."""
+    network, nodes = await memory_cluster(3, seed=69, session_timeout=0.3)
+    master = nodes[0]
+    network.set_drop_rate(nodes[2].node_id, master.node_id, 1.0)  # the session waits
+    core = master.driver.core
+    calls: list[SessionId] = []
+
+    def on_timeout_that_goes_on(sid: SessionId) -> list[CoreEffect]:
+        calls.append(sid)
+        return [Notice("still working")]
+
+    core.on_timeout = on_timeout_that_goes_on  # type: ignore[method-assign]
+    kid = key_id(69)
+    with pytest.raises(SessionTimeout, match="did not finish in time"):
+        await asyncio.wait_for(master.server.generate_server_key(kid, signature(kid), 1), 5.0)
+    assert len(calls) == 1
+    await until(lambda: settled(nodes))

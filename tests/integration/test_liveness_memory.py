@@ -206,3 +206,30 @@ async def test_a_link_that_drops_again_while_held_messages_go_out_keeps_the_rest
 def test_the_response_deadline_must_be_positive(timeout: float) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         PeerLiveness(FlakyTransport(0), frozenset, lambda *_: None, timeout)  # type: ignore[arg-type]
+
+
+async def test_a_link_that_comes_up_with_nothing_held_is_no_event() -> None:
+    _, liveness, b, receiver, losses = await two_apart(0.05)
+    liveness.on_connected(b)  # nothing waited for it
+    await asyncio.sleep(0.1)
+    assert receiver.got == [] and losses == [] and liveness.held_for(b) == 0
+
+
+async def test_messages_kept_when_the_link_drops_again_keep_their_session_and_deadline() -> None:
+    b = NodeId(b"\x02" * 64)
+    transport = FlakyTransport(ok=1)
+    losses: list[tuple[SessionId, NodeId, str]] = []
+    liveness = PeerLiveness(
+        transport,  # type: ignore[arg-type]
+        frozenset,
+        lambda s, node, why: losses.append((s, node, why)),
+        0.05,
+    )
+    for i in range(3):
+        liveness.hold(b, sid(i), b"m%d" % i)
+    liveness.on_connected(b)  # m0 goes out, then the link is gone again
+    await asyncio.sleep(0.15)
+    assert losses == [
+        (sid(1), b, "was not connected for 0.05 s"),
+        (sid(2), b, "was not connected for 0.05 s"),
+    ]
