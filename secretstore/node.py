@@ -22,6 +22,8 @@ from aiohttp import web
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.audit.store import LevelDbAuditStore
+from secretstore.chain.migration_session import MigrationAdmin, SessionNodeSetChange
+from secretstore.chain.node_set import ContractNodeSet
 from secretstore.chain.runtime import ChainRuntime, build_chain
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
@@ -32,7 +34,7 @@ from secretstore.config.rules import check_startup
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
 from secretstore.encoding import to_hex
-from secretstore.errors import ConfigError
+from secretstore.errors import ConfigError, SecretStoreError
 from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
 from secretstore.http.guard import GuardLimits
@@ -41,7 +43,7 @@ from secretstore.logs import short_node
 from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
-from secretstore.sessions.admin.authority import ConfiguredAdmin
+from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
 from secretstore.sessions.admin.factories import admin_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
@@ -250,7 +252,7 @@ class Node:
         try:
             self._storage = LevelDbKeyStorage(store.path)
             signer = NodeSigner(self._key)
-            audit = AuditRecorder(LevelDbAuditStore(self._storage), signer)
+            audit = AuditRecorder(LevelDbAuditStore(self._storage, sync=store.audit_sync), signer)
             log.info("audit log: %d entries", audit.entries)
             limits = store.limits
             self._transport = MeshTransport(
@@ -266,8 +268,11 @@ class Node:
                     reserved_for_nodes=limits.reserved_handshakes_for_nodes,
                 ),
             )
+            authority: AdminAuthority = ConfiguredAdmin(store.admin_public)
+            if store.auto_migrates:  # the contract's migration master, for its migrations
+                authority = MigrationAdmin(self.node_id, self._contract_node_set)
             admin = AdminSettings(
-                ConfiguredAdmin(store.admin_public),
+                authority,
                 self._storage,
                 self._transport.connected,
                 keys_in_flight=store.node_set_change_keys_in_flight,
@@ -292,8 +297,13 @@ class Node:
             self._core = core
             membership = Membership(self.node_id, core, self._transport, nodes)
             self._membership = membership
+            change = None
+            if store.auto_migrates:
+                change = SessionNodeSetChange(
+                    self._key, core, self._storage, self._run_session, audit=audit
+                )
             self._chain = build_chain(
-                store, self._key, membership, self._rng, self._transport.connected
+                store, self._key, membership, self._rng, self._transport.connected, change=change
             )
             access: AccessPolicy = self._chain.access if self._chain is not None else AllowAll()
             self._driver = ClusterDriver(
@@ -355,6 +365,15 @@ class Node:
             storage, self._storage = self._storage, None
             storage.close()
             log.info("key storage closed")
+
+    def _contract_node_set(self) -> ContractNodeSet | None:
+        return self._chain.node_set if self._chain is not None else None
+
+    async def _run_session(self, request: Any) -> Any:
+        """Run a session as this node's master (auto-migration's node set change)."""
+        if self._driver is None:
+            raise SecretStoreError("the node is not running")
+        return await self._driver.request(request)
 
     async def _health_route(self, request: web.Request) -> web.Response:
         return web.json_response(self.health().to_json())

@@ -239,9 +239,13 @@ class ChainClient:
         return Hash256(bytes(block_hash)) if block_hash is not None else None
 
     # --- transactions -------------------------------------------------------------------------
-    async def transact(self, to: Address, function: Function, *args: Any) -> Hash256:
+    async def transact(
+        self, to: Address, function: Function, *args: Any, gas_floor: int = 0
+    ) -> Hash256:
         """Send one transaction calling `function(*args)` at `to`, signed with the node key;
-        its hash. ContractCallFailed when the chain says it would revert (nothing is sent)."""
+        its hash. ContractCallFailed when the chain says it would revert (nothing is sent).
+        The gas limit is the estimate with a margin, and at least `gas_floor` (for a call
+        whose cost depends on transactions not mined yet; unused gas is not paid)."""
         from secretstore.ethaccount import Account
 
         self.require_trusted(f"{function.name}")
@@ -265,7 +269,7 @@ class ChainClient:
                     **call,
                     "chainId": self._chain_id,
                     "nonce": nonce,
-                    "gas": int(estimate * GAS_MARGIN),
+                    "gas": max(int(estimate * GAS_MARGIN), gas_floor),
                     "gasPrice": await eth.gas_price,
                 }
                 signed = Account.sign_transaction(transaction, self._key.secret.to_bytes())

@@ -7,8 +7,9 @@ with the migration id, send `confirmMigration`, forget a session. Parity's state
 (connection_trigger_with_migration.rs), as data:
 
 The migration state, for this node:
-- IDLE: this node is in neither the current nor the migration set, or the members do not
-  change (an address change only reconnects);
+- IDLE: the members do not change (an address change only reconnects), or this node takes
+  no part: it is in neither the current set nor the migration set (nor, before a migration
+  starts, the new set);
 - REQUIRED: the new set's members differ from the current set's, no migration on chain yet;
 - STARTED: a migration is on chain.
 
@@ -16,9 +17,10 @@ The migration state, for this node:
 |-----------|----------------------|---------------------------------------------------------------|
 | IDLE      | none                 | nothing                                                       |
 | REQUIRED  | none                 | the chosen master: StartMigration(a fresh random id)          |
-| STARTED   | none                 | the migration's master, once linked to every migration node: |
-|           |                      | RunChange(id, the migration set); a node whose change of this |
-|           |                      | id finished: ConfirmMigration(id) if not confirmed on chain   |
+| STARTED   | none                 | the migration's master, once linked to every migration node  |
+|           |                      | and a block after it first saw the migration: RunChange(id,   |
+|           |                      | the migration set); a node whose change of this id finished: |
+|           |                      | ConfirmMigration(id) if not confirmed on chain                |
 | STARTED   | running, same id     | nothing                                                       |
 | STARTED   | finished, same id    | in the migration set: ConfirmMigration(id) + DropSession;     |
 |           |                      | otherwise DropSession                                         |
@@ -30,9 +32,21 @@ else of current; STARTED: the migration's master. A transaction for the same mig
 not sent again within `retry_interval` blocks (Parity: 30); a failed change is run again only
 `retry_interval` blocks after it failed (Parity 1.0: at once; later versions: after 60 s).
 
+A node of the current set that the migration leaves out is *leaving*; once the contract shows
+that migration completed (no migration, the current set = its migration set, this node not
+in it) it gets LeaveSet(id, master): every node of the new set confirmed holding the keys, so the
+leaving node erases its own (Parity's nodes kept them; its admin session erased them only
+for a node that took part).
+
+The master waits one block (`settle`) after it first saw a migration before it runs the
+change, so that every node has read the migration when the change asks it to join (a node
+that has not refuses it, and the change is run again only after a pause).
+
 Connections: while a session runs they are left as they are; IDLE: the current set; STARTED:
-the migration set; REQUIRED: the current and the new set together (Parity connected to the
-migration set, empty until the migration starts, so every node dropped its links meanwhile).
+the migration set; REQUIRED: the current and the new set together, a node only in the new set
+too, so that every link the change needs exists when the migration starts (Parity connected to
+the migration set, empty until the migration starts, so every node dropped its links
+meanwhile).
 A node not in the set it should connect to holds no connections (isolated).
 """
 
@@ -53,6 +67,8 @@ from secretstore.crypto.rng import Rng
 from secretstore.types import Hash256, NodeId
 
 DEFAULT_RETRY_INTERVAL: Final = 30
+#: Blocks the master waits after it first saw a migration before it runs the change.
+DEFAULT_SETTLE: Final = 1
 
 
 class MigrationState(Enum):
@@ -111,7 +127,16 @@ class DropSession:
     """Forget this node's node set change session (finished, failed or not wanted)."""
 
 
-Decision = StartMigration | RunChange | ConfirmMigration | DropSession
+@dataclass(frozen=True, slots=True)
+class LeaveSet:
+    """The migration `migration_id` of `master`, which left this node out, has completed
+    (every node of its set confirmed holding the keys): erase this node's keys."""
+
+    migration_id: Hash256
+    master: NodeId
+
+
+Decision = StartMigration | RunChange | ConfirmMigration | DropSession | LeaveSet
 
 
 class Connect(Enum):
@@ -137,13 +162,15 @@ class Step:
 
 def migration_state(self_id: NodeId, snapshot: KeyServerSetSnapshot) -> MigrationState:
     migration = snapshot.migration
-    if self_id not in snapshot.current and (migration is None or self_id not in migration.nodes):
-        return MigrationState.IDLE
     if migration is not None:
-        return MigrationState.STARTED
+        if self_id in snapshot.current or self_id in migration.nodes:
+            return MigrationState.STARTED
+        return MigrationState.IDLE
     if not migration_required(snapshot.current, snapshot.new):
         return MigrationState.IDLE
-    return MigrationState.REQUIRED
+    if self_id in snapshot.current or self_id in snapshot.new:
+        return MigrationState.REQUIRED
+    return MigrationState.IDLE
 
 
 def select_master(snapshot: KeyServerSetSnapshot) -> NodeId | None:
@@ -215,16 +242,26 @@ class AutoMigration:
     """Auto-migration for one node: feed it a block's view, carry out what it returns."""
 
     def __init__(
-        self, self_id: NodeId, rng: Rng, *, retry_interval: int = DEFAULT_RETRY_INTERVAL
+        self,
+        self_id: NodeId,
+        rng: Rng,
+        *,
+        retry_interval: int = DEFAULT_RETRY_INTERVAL,
+        settle: int = DEFAULT_SETTLE,
     ) -> None:
         self.self_id = self_id
         self.retry_interval = retry_interval
+        self.settle = settle
         self._rng = rng
         self._start_sent: _Sent | None = None
         self._confirm_sent: _Sent | None = None
         self._failed: _Sent | None = None
+        #: the migration on chain and the block this node first saw it at
+        self._seen: _Sent | None = None
         #: the migration whose change finished on this node (it is not run again)
         self._done: Hash256 | None = None
+        #: the migration that leaves this node out, until it completes
+        self._leaving: Migration | None = None
 
     def step(
         self,
@@ -236,6 +273,11 @@ class AutoMigration:
         """The decisions for block number `block`. `session`: this node's node set change
         session; `connected`: the nodes linked to this one now."""
         decisions: list[Decision] = []
+        migration = snapshot.migration
+        if migration is not None and (
+            self._seen is None or self._seen.migration_id != migration.id
+        ):
+            self._seen = _Sent(migration.id, block)
         state = migration_state(self.self_id, snapshot)
         rule = rule_for(state, snapshot, session)
         if rule is Rule.DROP_AND_RETRY:
@@ -245,6 +287,7 @@ class AutoMigration:
         decisions += self._decide(rule, block, snapshot, session, connected)
         if any(isinstance(d, DropSession) for d in decisions):
             session = NO_SESSION
+        decisions += self._left(snapshot)
         connect, connections = connections_for(self.self_id, state, snapshot, session)
         return Step(state, tuple(decisions), connect, connections)
 
@@ -287,6 +330,9 @@ class AutoMigration:
             others = set(migration.nodes) - {self.self_id}
             if not others <= connected:
                 return []
+            seen = self._seen
+            if seen is not None and block < seen.block + self.settle:
+                return []  # every node reads the migration first
             failed = self._failed
             if failed and failed.migration_id == migration.id and self._recent(failed, block):
                 return []  # a pause after a failure
@@ -300,6 +346,27 @@ class AutoMigration:
                 self._failed = _Sent(session.migration_id, block)
             return [DropSession()]
         return []
+
+    def _left(self, snapshot: KeyServerSetSnapshot) -> list[Decision]:
+        """LeaveSet once the migration that leaves this node out has completed: the current
+        set is that migration's set, without this node."""
+        decisions: list[Decision] = []
+        leaving = self._leaving
+        current = snapshot.current
+        if (
+            leaving is not None
+            and self.self_id not in current
+            and current.keys() == leaving.nodes.keys()
+        ):
+            decisions.append(LeaveSet(leaving.id, leaving.master))
+            self._leaving = None
+        migration = snapshot.migration
+        if migration is not None:
+            if self.self_id in migration.nodes:
+                self._leaving = None
+            elif self.self_id in current:
+                self._leaving = migration
+        return decisions
 
     def _confirm(self, migration_id: Hash256, migration: Migration, block: int) -> list[Decision]:
         """ConfirmMigration, unless this node needs not (not a migration node, confirmed

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from secretstore.chain.abi import CONFIRM_MIGRATION, START_MIGRATION
 from secretstore.chain.client import ChainClient, ContractCallFailed
@@ -28,6 +28,7 @@ from secretstore.chain.migration import (
     ConfirmMigration,
     Decision,
     DropSession,
+    LeaveSet,
     RunChange,
     SessionState,
     StartMigration,
@@ -40,6 +41,18 @@ from secretstore.types import BlockRef, Hash256, NodeId
 
 log = logging.getLogger(__name__)
 
+#: The gas a confirmMigration may need: the last one copies the migration set into the
+#: current set (our contract needs about 180k + 76k per server of the migration set), while
+#: every node estimates its own before the others' confirmations are mined, as a cheap one
+#: (60k to 100k). A third more than what our contract needs; unused gas is not paid.
+CONFIRM_GAS_BASE: Final = 250_000
+CONFIRM_GAS_PER_SERVER: Final = 100_000
+
+
+def confirm_gas(servers: int) -> int:
+    """The gas limit of a confirmMigration for a migration set of `servers` nodes."""
+    return CONFIRM_GAS_BASE + CONFIRM_GAS_PER_SERVER * servers
+
 
 class NodeSetChange(Protocol):
     """The node set change session, as auto-migration drives it.
@@ -48,8 +61,9 @@ class NodeSetChange(Protocol):
     its migration id). `start(migration_id, nodes)`: run the session as its master with that
     migration id, old set = new set = `nodes`, both signed with this node's key (Parity's
     auto-migration); it returns once started, and `state()` reports the outcome. `drop()`:
-    forget a finished or failed session. `available`: False while this node has no such
-    session; auto-migration then starts no migration."""
+    forget a finished or failed session. `leave(migration_id, master)`: that migration, which
+    left this node out, has completed: erase this node's keys. `available`: False while this node
+    has no such session; auto-migration then starts no migration."""
 
     @property
     def available(self) -> bool: ...
@@ -59,6 +73,8 @@ class NodeSetChange(Protocol):
     async def start(self, migration_id: Hash256, nodes: frozenset[NodeId]) -> None: ...
 
     def drop(self) -> None: ...
+
+    async def leave(self, migration_id: Hash256, master: NodeId) -> None: ...
 
 
 class NoNodeSetChange:
@@ -73,6 +89,9 @@ class NoNodeSetChange:
         raise SecretStoreError("the node set change session is not available in this version")
 
     def drop(self) -> None:
+        pass
+
+    async def leave(self, migration_id: Hash256, master: NodeId) -> None:
         pass
 
 
@@ -103,6 +122,14 @@ class ContractNodeSet:
         self._warned: set[str] = set()
         #: the snapshot as last applied (the new set hidden while it waits)
         self.snapshot = KeyServerSetSnapshot()
+
+    def admin_for(self, migration_id: Hash256 | None, nodes: frozenset[NodeId]) -> NodeId | None:
+        """The node that may run a node set change with `migration_id` to `nodes`: the
+        contract's migration master when both are its migration's (`AutoMigration.admin_for`
+        on the last snapshot); None without auto-migration or for any other change."""
+        if self._migration is None:
+            return None
+        return self._migration.admin_for(self.snapshot, migration_id, nodes)
 
     async def on_block(self, head: BlockRef) -> None:
         address = await self._contract.refresh(head)
@@ -162,7 +189,20 @@ class ContractNodeSet:
                 await self._client.transact(address, START_MIGRATION, decision.migration_id)
             elif isinstance(decision, ConfirmMigration):
                 log.info("confirming migration 0x%s", decision.migration_id.hex())
-                await self._client.transact(address, CONFIRM_MIGRATION, decision.migration_id)
+                migration = self.snapshot.migration
+                servers = len(migration.nodes) if migration is not None else 0
+                await self._client.transact(
+                    address,
+                    CONFIRM_MIGRATION,
+                    decision.migration_id,
+                    gas_floor=confirm_gas(max(servers, 1)),
+                )
+            elif isinstance(decision, LeaveSet):
+                log.warning(
+                    "migration 0x%s has completed without this node: erasing its keys",
+                    decision.migration_id.hex(),
+                )
+                await self._change.leave(decision.migration_id, decision.master)
             elif isinstance(decision, RunChange):
                 log.info(
                     "running the node set change of migration 0x%s (%d nodes)",

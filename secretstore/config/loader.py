@@ -79,6 +79,7 @@ OUR_SECRETSTORE_KEYS: Final = (
     "peer_timeout", "handshake_timeout", "http_read_timeout", "http_max_requests",
     "node_set_change_keys_in_flight",
     "require_shadow_retrieval",
+    "audit_sync",
     "registry_address", "chain_confirmations", "chain_migration_delay", "chain_retry_interval",
     "chain_poll_interval",
 )  # fmt: skip
@@ -189,6 +190,7 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
             MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
         ),
         require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
+        audit_sync=get_bool(store, "secretstore.audit_sync", False),
         registry_address=parse_address(store, "secretstore.registry_address"),
         chain_confirmations=get_int(
             store, "secretstore.chain_confirmations", DEFAULT_CHAIN_CONFIRMATIONS, 0, 1000

@@ -186,6 +186,9 @@ class SecretStoreConfig:
     deadlines: Deadlines = Deadlines()
     #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
     require_shadow_retrieval: bool = False
+    #: ours: fsync every audit log entry before the release it records (off: an entry
+    #: survives a crash of the node, not a power loss just after it)
+    audit_sync: bool = False
     #: ours: where the registry contract is (Parity read it from the chain spec)
     registry_address: Address | None = None
     #: ours: the block constants, Parity's by default (overridable for tests)
@@ -199,6 +202,12 @@ class SecretStoreConfig:
     def uses_chain(self) -> bool:
         """True when a contract option other than "none" needs the chain."""
         return self.acl_contract is not None or self.server_set_contract is not None
+
+    @property
+    def auto_migrates(self) -> bool:
+        """True when the node set follows a key server set contract that migrates by itself
+        (a contract set, `disable_auto_migrate` false)."""
+        return self.server_set_contract is not None and not self.disable_auto_migrate
 
     @property
     def key_pair(self) -> KeyPair:

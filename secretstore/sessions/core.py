@@ -5,7 +5,8 @@ key shares through a synchronous port and returns effects; it never writes, send
 
 Exclusive sessions (the node set change): while one is in the table no other session starts
 here (a master fails, a slave's master is told, both with ExclusiveSessionActive); sessions
-already running go on, and the exclusive session hears `on_drained` once it is alone.
+already running go on, and the exclusive session hears `on_drained` once it is alone. When it
+leaves the table (finished or failed) every `on_exclusive_end` listener is called with it.
 
 Session limit: a peer may have at most `max_sessions_per_peer` sessions open here as their
 master. An initialising message beyond that is refused before its slave factory runs, with a
@@ -99,6 +100,7 @@ class NodeCore:
         self._by_master: dict[NodeId, int] = {}
         #: masters refused in the current burst → how many sessions were refused
         self._refused: dict[NodeId, int] = {}
+        self._exclusive_ended: list[Callable[[Session], None]] = []
 
     # --- queries --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -115,6 +117,11 @@ class NodeCore:
     def sessions_of(self, master: NodeId) -> int:
         """How many sessions the peer `master` has open here as their master."""
         return self._by_master.get(master, 0)
+
+    def on_exclusive_end(self, listener: Callable[[Session], None]) -> None:
+        """Call `listener(session)` whenever an exclusive session (a node set change) leaves
+        the table, finished or failed (the session says which); it must not raise."""
+        self._exclusive_ended.append(listener)
 
     def set_cluster_nodes(self, nodes: frozenset[NodeId]) -> None:
         """The cluster's node set changed (the key server set contract, or `nodes` re-read on
@@ -308,6 +315,8 @@ class NodeCore:
         out += self._forget(session)
         if self._exclusive == sid:
             self._exclusive = None
+            for listener in self._exclusive_ended:
+                listener(session)
         failure = next((e for e in effects if isinstance(e, Fail)), None)
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})

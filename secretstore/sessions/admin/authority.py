@@ -6,9 +6,10 @@ ascending byte order, once for the old set and once for the new set.
 
 Which key must have signed comes from an `AdminAuthority`, asked by every node for every
 change it is asked to join: `ConfiguredAdmin` answers with `[secretstore] admin_public` (and
-refuses migrations); a contract-driven node set answers, for a migration whose id and node
-set match the contract's, with the migration master's node key (the master signs the
-migration set as both the old and the new set).
+refuses migrations); with auto-migration, `chain.migration_session.MigrationAdmin` answers, for
+a migration whose id, master and node set are the contract's, with the migration master's node
+key (the master signs the migration set as both the old and the new set), and refuses every
+other change.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ class AdminAuthority(Protocol):
         migration_id: Hash256 | None,
         new_set: frozenset[NodeId],
     ) -> Point | None:
-        """The key that must have signed the change `master` started; None when this node
-        accepts no change of this kind (no administrator configured, or a migration the
-        node set contract does not know): the change is refused with AccessDenied."""
+        """The key that must have signed the change `master` started; None (or AccessDenied
+        naming the reason) when this node accepts no change of this kind (no administrator
+        configured, or a migration the node set contract does not know): the change is
+        refused with AccessDenied."""
         ...
 
 

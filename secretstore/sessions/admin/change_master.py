@@ -283,6 +283,7 @@ class NodeSetChangeMaster(NodeSetChange):
 
     def _maybe_finish(self) -> list[Effect]:
         if self.ending and self._finished_nodes >= self.others:
+            self.completed = True
             return self.finish(None)
         return []
 

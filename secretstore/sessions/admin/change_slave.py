@@ -58,6 +58,7 @@ class NodeSetChangeSlave(NodeSetChange):
             self.done, self.total = message.done, message.total
             return [self._touch()]
         if isinstance(message, NodeSetChangeCompleted):
+            self.completed = True
             effects = self._erase_if_removed()
             effects.append(Send(self.master, NodeSetChangeFinished(self.session_id)))
             return effects + self.finish()

@@ -1,5 +1,12 @@
 """How a node set change starts: the master's checks before anything is sent, a slave's
-checks of the init (its own administrator key, its own view of the old set)."""
+checks of the init (its own administrator key, its own view of the old set).
+
+A contract-driven migration (the request or the init carries a migration id) is Parity's
+auto-migration: its old set is its new set, the contract's migration set, and only that set
+takes part (nodes the contract removed are not asked, and nodes the contract adds are not in
+the current set yet), so every node of it must be linked, and the nodes' configured view is
+not compared; who may run it is the contract's business (the node's AdminAuthority).
+"""
 
 from __future__ import annotations
 
@@ -32,9 +39,14 @@ def _admin_key(
 ) -> Point:
     key = authority.admin_key(master, migration_id, new_set)
     if key is None:
-        what = "this migration" if migration_id is not None else "a node set change"
+        if migration_id is not None:
+            raise AccessDenied(
+                f"node {short(self_id)} takes part in no migration of node {short(master)}: it "
+                "does not follow a key server set contract with auto-migration"
+            )
         raise AccessDenied(
-            f"node {short(self_id)} accepts no administrator for {what} (admin_public is not set)"
+            f"node {short(self_id)} accepts no administrator for a node set change "
+            "(admin_public is not set)"
         )
     return key
 
@@ -62,15 +74,24 @@ def admin_tables(
             raise InvalidRequest(
                 "the new node set is empty: a change must leave at least one node holding the keys"
             )
-        old_set = frozenset(connected) | {self_id}
-        outside = new_set - old_set
-        if outside:
-            raise InvalidRequest(
-                f"nodes of the new set are not connected to this node: {names(sorted(outside))}"
-            )
-        missing = ctx.cluster_nodes - old_set
+        linked = frozenset(connected) | {self_id}
+        if request.migration_id is not None:
+            if self_id not in new_set:
+                raise InvalidRequest("the master of a migration must be in its node set")
+            old_set = new_set
+            missing = new_set - linked
+            what = "nodes of the migration set"
+        else:
+            old_set = linked
+            outside = new_set - old_set
+            if outside:
+                raise InvalidRequest(
+                    f"nodes of the new set are not connected to this node: {names(sorted(outside))}"
+                )
+            missing = ctx.cluster_nodes - old_set
+            what = "configured nodes"
         if missing:
-            raise NodeDisconnected(f"configured nodes are not connected: {names(sorted(missing))}")
+            raise NodeDisconnected(f"{what} are not connected: {names(sorted(missing))}")
         check_admin_signatures(
             admin, old_set, new_set, request.old_signature, request.new_signature
         )
@@ -95,13 +116,19 @@ def admin_tables(
             raise ProtocolViolation(short(sender), "sent a node set with a node twice")
         if not new_set or not new_set <= old_set or {self_id, sender} - old_set:
             raise ProtocolViolation(short(sender), "sent node sets that do not fit together")
+        if message.migration_id is not None and old_set != new_set:
+            raise ProtocolViolation(short(sender), "sent a migration whose old and new sets differ")
         admin = _admin_key(settings.authority, sender, message.migration_id, new_set, self_id)
         check_admin_signatures(
             admin, old_set, new_set, message.old_signature, message.new_signature
         )
         connected = settings.connected() | {self_id}
-        view = ctx.cluster_nodes & connected | {self_id}
-        unreachable = (ctx.cluster_nodes - connected) | (old_set - connected)
+        if message.migration_id is not None:
+            unreachable = old_set - connected
+            view = old_set
+        else:
+            unreachable = (ctx.cluster_nodes - connected) | (old_set - connected)
+            view = ctx.cluster_nodes & connected | {self_id}
         if unreachable:
             raise NodeDisconnected(
                 f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"

@@ -158,6 +158,9 @@ class NodeSetChange(Session):
         self.old_set = frozenset(init.old_set)
         self.new_set = frozenset(init.new_set)
         self.drained = False
+        #: True once this node's part ended with the whole change done (a slave: the master's
+        #: Completed came; the master: every node finished); False while it runs or if it failed
+        self.completed = False
         self.done = 0
         self.total: int | None = None
         self._dealt: dict[ServerKeyId, KeyDeal] = {}
@@ -208,6 +211,11 @@ class NodeSetChange(Session):
     def removed(self) -> frozenset[NodeId]:
         return self.old_set - self.new_set
 
+    @property
+    def migration_id(self) -> Hash256 | None:
+        """The contract migration this change runs for (None: an administrator's change)."""
+        return self.init.migration_id
+
     def status(self) -> dict[str, Any]:
         """What /health shows of the change on this node."""
         return {
@@ -218,6 +226,7 @@ class NodeSetChange(Session):
             "new_set": len(self.new_set),
             "keys_total": self.total,
             "keys_done": self.done,
+            **({"migration_id": "0x" + self.migration_id.hex()} if self.migration_id else {}),
         }
 
     # --- events ---------------------------------------------------------------------------

@@ -7,7 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import plyvel
 import pytest
@@ -170,3 +172,33 @@ def test_bad_arguments_are_refused_before_reading(
     assert audit_main(["export", "--db", str(path), "--requester", "0x12"]) == 2
     assert audit_main(["nothing"]) == 2
     assert AUDIT_PREFIX.startswith(b"\x02")
+
+
+class _SpyDb:
+    """Records the write options of every put (LevelDB's own handle does not expose them)."""
+
+    def __init__(self) -> None:
+        self.puts: list[bool] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        return None
+
+    def put(self, key: bytes, value: bytes, *, sync: bool = False) -> None:
+        self.puts.append(sync)
+
+
+class _SpyStorage:
+    def __init__(self) -> None:
+        self.db = _SpyDb()
+
+    def with_db(self, what: str, action: Callable[[Any], Any]) -> Any:
+        return action(self.db)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_appends_follow_the_audit_sync_option(sync: bool) -> None:
+    storage = _SpyStorage()
+    store = LevelDbAuditStore(storage, sync=sync)  # type: ignore[arg-type]
+    store.append(0, b"entry")
+    store.append(1, b"entry")
+    assert storage.db.puts == [sync, sync]

@@ -1,6 +1,7 @@
 """The key server set from the contract, on real in-process nodes (TCP mesh, LevelDB) and a
 real anvil: the contract's set forms the cluster, an isolated node holds no connections, set
-changes reconnect, and auto-migration's traps and its missing session are clear errors."""
+changes reconnect, auto-migration adds and removes nodes with their keys, and its traps are
+clear errors."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
+from web3 import Web3
 
 from secretstore.chain import abi
+from secretstore.chain.client import ChainClient
 from secretstore.chain.devchain import (
     ADD_KEY_SERVER,
     REMOVE_KEY_SERVER,
@@ -21,12 +24,15 @@ from secretstore.chain.devchain import (
     DevChain,
     deploy_secret_store,
 )
+from secretstore.chain.node_set import confirm_gas
 from secretstore.cli.cluster import render_config
 from secretstore.config.loader import parse_config
 from secretstore.config.model import NodeAddress, NodeConfig
-from secretstore.crypto.keys import KeyPair
+from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.node import Node
+from secretstore.storage.leveldb import LevelDbKeyStorage
+from secretstore.types import Hash256, ServerKeyId
 from tests.e2e.cluster import free_ports
 
 pytestmark = pytest.mark.chain
@@ -171,7 +177,33 @@ async def test_an_address_change_reconnects_at_the_new_address(
     await wait_for(lambda: first.health().ready and moved.health().ready, "the new address")
 
 
-async def test_auto_migration_without_the_change_session_starts_nothing(
+async def mine_until(dev: DevChain, condition: Callable[[], bool], what: str) -> None:
+    """Mine a block every 50 ms until `condition` holds (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        dev.mine(1)
+        await asyncio.sleep(0.05)
+
+
+def migration_done(dev: DevChain, deployment: Deployment, members: Sequence[KeyPair]) -> bool:
+    current = set(dev.call(deployment.server_set, abi.GET_CURRENT_KEY_SERVERS))
+    migrating = list(dev.call(deployment.server_set, abi.GET_MIGRATION_KEY_SERVERS))
+    return not migrating and current == {k.address for k in members}
+
+
+def stored(path: Path) -> dict[bytes, frozenset[bytes]]:
+    """Key id → the nodes of its newest version, from a stopped node's LevelDB."""
+    with LevelDbKeyStorage(path) as storage:
+        out = {}
+        for key_id in storage.ids():
+            share = storage.get(key_id)
+            assert share is not None
+            out[bytes(key_id)] = frozenset(share.last_version().nodes)
+        return out
+
+
+async def test_auto_migration_adds_a_node_then_removes_one(
     tmp_path: Path,
     anvil: Anvil,
     dev: DevChain,
@@ -181,24 +213,112 @@ async def test_auto_migration_without_the_change_session_starts_nothing(
     caplog.set_level(logging.INFO)
     ports = free_ports(2 * len(KEYS))
     deployment = deploy_secret_store(dev, servers(ports, [0, 1, 2]))  # the migrating set
-    configs = node_configs(tmp_path, anvil, deployment, ports)  # auto-migrate on (Parity's)
+    configs = node_configs(tmp_path, anvil, deployment, ports, acl_contract="none")
     nodes = [Node(config, rng=SeededRng(i)) for i, config in enumerate(configs)]
     for node in nodes:
         await node.start()
         started.append(node)
-    await wait_for(lambda: all(n.health().ready for n in nodes[:3]), "the contract's 3 nodes")
+    await mine_until(dev, lambda: all(n.health().ready for n in nodes[:3]), "the 3 nodes")
+    requester = KeyPair.generate(SeededRng(b"node set requester"))
+    key_ids = [ServerKeyId(bytes([i + 1]) * 32) for i in range(4)]
+    for key_id in key_ids:
+        signature = sign_recoverable(requester.secret, key_id)
+        assert nodes[0].key_server is not None
+        await nodes[0].key_server.generate_server_key(key_id, signature, 1)
+
+    # the owner adds the 4th (with ether for its confirmation): the nodes migrate by themselves
+    dev.fund(KEYS[3].address)
     dev.transact(deployment.server_set, ADD_KEY_SERVER, *servers(ports, [3])[0])
+    await mine_until(dev, lambda: migration_done(dev, deployment, KEYS), "the migration to 4")
+    await mine_until(
+        dev, lambda: all(n.health().ready and n.health().cluster_size == 4 for n in nodes), "4"
+    )
+    assert "running the node set change of migration" in caplog.text
+    assert "confirming migration" in caplog.text
 
-    def refused() -> bool:
-        dev.mine(1)  # blocks go by: past the migration delay (2 blocks)
-        return "cannot run the node set change session" in caplog.text
+    # then removes the 1st: the 3 others migrate, the 1st erases its keys once it completed
+    dev.transact(deployment.server_set, REMOVE_KEY_SERVER, KEYS[0].address)
+    await mine_until(dev, lambda: migration_done(dev, deployment, KEYS[1:]), "the migration to 3")
+    await mine_until(dev, lambda: "keys erased" in caplog.text, "the 1st to erase its keys")
+    assert nodes[0].health().isolated
+    for node in nodes:
+        await node.stop()
+    started.clear()
+    assert stored(tmp_path / "db0") == {}
+    rest = frozenset(k.node_id for k in KEYS[1:])
+    for i in (1, 2, 3):
+        assert stored(tmp_path / f"db{i}") == {key_id: rest for key_id in key_ids}
 
-    await wait_for(refused, "the refusal")
-    for _ in range(5):
+
+@pytest.mark.parametrize("floor", [True, False])
+async def test_every_confirmation_lands_in_one_block_the_completing_one_too(
+    anvil: Anvil, dev: DevChain, floor: bool
+) -> None:
+    """Each node estimates its confirmMigration before the others' are mined, as a cheap one;
+    the one mined last copies the migration set into the current set. With the gas floor it
+    does not run out of gas (without it, it does: the migration stays unfinished)."""
+    keys = KEYS
+    deployment = deploy_secret_store(
+        dev, [(k.node_id, f"127.0.0.1:{1000 + i}") for i, k in enumerate(keys[:3])]
+    )
+    dev.fund(keys[3].address)
+    dev.transact(deployment.server_set, ADD_KEY_SERVER, keys[3].node_id, "127.0.0.1:2000")
+    migration_id = Hash256(b"\x33" * 32)
+    dev.transact(deployment.server_set, abi.START_MIGRATION, migration_id, sender=keys[0].address)
+    clients = [ChainClient(anvil.url, key) for key in keys]
+    dev.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        for client in clients:
+            await client.start()
+        for client in clients:
+            gas = confirm_gas(len(keys)) if floor else 0
+            await client.transact(
+                deployment.server_set, abi.CONFIRM_MIGRATION, migration_id, gas_floor=gas
+            )
         dev.mine(1)
-        await asyncio.sleep(0.06)
-    assert list(dev.call(deployment.server_set, abi.GET_MIGRATION_KEY_SERVERS)) == []
-    assert all(n.health().cluster_size == 3 for n in nodes[:3])  # the current set stays
+    finally:
+        dev.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+        for client in clients:
+            await client.stop()
+    migrating = list(dev.call(deployment.server_set, abi.GET_MIGRATION_KEY_SERVERS))
+    current = set(dev.call(deployment.server_set, abi.GET_CURRENT_KEY_SERVERS))
+    if floor:
+        assert migrating == [] and current == {k.address for k in keys}
+    else:
+        assert len(migrating) == 4 and len(current) == 3
+
+
+@pytest.mark.parametrize(("size", "remove"), [(3, False), (16, False), (16, True)])
+def test_the_confirmation_gas_covers_completing_the_migration(
+    dev: DevChain, size: int, remove: bool
+) -> None:
+    """What the completing confirmMigration needs (estimated once every other node has
+    confirmed), for a set growing or shrinking, is below the gas limit nodes send."""
+    keys = [KeyPair.generate(SeededRng(b"gas %d" % i)) for i in range(size + 1)]
+    deployment = deploy_secret_store(
+        dev, [(k.node_id, f"127.0.0.1:{1000 + i}") for i, k in enumerate(keys[:size])]
+    )
+    dev.fund(keys[size].address)
+    if remove:
+        dev.transact(deployment.server_set, REMOVE_KEY_SERVER, keys[0].address)
+        members = keys[1:size]
+    else:
+        dev.transact(deployment.server_set, ADD_KEY_SERVER, keys[size].node_id, "127.0.0.1:9")
+        members = keys
+    migration_id = Hash256(b"\x44" * 32)
+    dev.transact(
+        deployment.server_set, abi.START_MIGRATION, migration_id, sender=members[0].address
+    )
+    for key in members[:-1]:
+        dev.transact(deployment.server_set, abi.CONFIRM_MIGRATION, migration_id, sender=key.address)
+    needed = dev.w3.eth.estimate_gas(
+        {
+            "from": Web3.to_checksum_address("0x" + members[-1].address.hex()),
+            "to": Web3.to_checksum_address("0x" + deployment.server_set.hex()),
+            "data": "0x" + abi.CONFIRM_MIGRATION.calldata(migration_id).hex(),
+        }
+    )
+    assert needed < confirm_gas(len(members)), (needed, confirm_gas(len(members)))
 
 
 async def test_the_simple_set_with_auto_migration_on_is_a_clear_error(

@@ -14,6 +14,7 @@ from secretstore.chain.migration import (
     ConfirmMigration,
     Connect,
     DropSession,
+    LeaveSet,
     MigrationState,
     Rule,
     RunChange,
@@ -70,8 +71,10 @@ def test_migration_states() -> None:
     assert migration_state(N[0], snap((0, 1, 2), (0, 1, 2))) is MigrationState.IDLE
     assert migration_state(N[0], snap((0, 1, 2), (0, 1, 2, 3))) is MigrationState.REQUIRED
     assert migration_state(N[0], snap((0, 1, 2), (0, 1))) is MigrationState.REQUIRED
-    # a node in neither the current nor the migration set takes no part
-    assert migration_state(N[4], snap((0, 1, 2), (0, 1, 2, 4))) is MigrationState.IDLE
+    # a node only in the new set takes part (it links to the others before the migration)
+    assert migration_state(N[4], snap((0, 1, 2), (0, 1, 2, 4))) is MigrationState.REQUIRED
+    # a node in neither the current, the new nor the migration set takes no part
+    assert migration_state(N[3], snap((0, 1, 2), (0, 1, 2, 4))) is MigrationState.IDLE
     assert migration_state(N[3], snap((0, 1, 2), (0, 1, 2, 3), started())) is MigrationState.STARTED
     assert migration_state(N[4], snap((0, 1, 2), (0, 1, 2, 3), started())) is MigrationState.IDLE
 
@@ -115,11 +118,14 @@ def test_the_chosen_master_starts_a_migration_with_a_fresh_id() -> None:
     [decision] = master.step(10, snapshot, NO_SESSION, ALL).decisions
     assert isinstance(decision, StartMigration)
     assert decision.migration_id != bytes(32)
-    # the others do not; and while required, every node links the current and new sets
-    step = machine(1).step(10, snapshot, NO_SESSION, ALL)
-    assert step.decisions == ()
-    assert step.connect is Connect.CURRENT_AND_NEW
-    assert step.connections == nodes(0, 1, 2, 3)
+    # the others do not; and while required, every node links the current and new sets,
+    # the node that is only in the new set too
+    for other in (1, 3):
+        step = machine(other).step(10, snapshot, NO_SESSION, ALL)
+        assert step.decisions == ()
+        assert step.connect is Connect.CURRENT_AND_NEW
+        assert step.connections == nodes(0, 1, 2, 3)
+    assert machine(4).step(10, snapshot, NO_SESSION, ALL).connections == {}
 
 
 def test_start_migration_is_not_resent_within_the_retry_interval() -> None:
@@ -138,12 +144,32 @@ def test_the_migration_master_runs_the_change_once_linked_to_every_migration_nod
     snapshot = snap((0, 1, 2), (0, 1, 2, 3), started(master=0))
     master = machine(0)
     assert master.step(5, snapshot, NO_SESSION, frozenset(N[1:3])).decisions == ()
-    step = master.step(5, snapshot, NO_SESSION, frozenset(N[1:4]))
+    assert master.step(6, snapshot, NO_SESSION, frozenset(N[1:3])).decisions == ()
+    step = master.step(6, snapshot, NO_SESSION, frozenset(N[1:4]))
     assert step.decisions == (RunChange(ID, frozenset(N[:4])),)
     assert step.connect is Connect.MIGRATION
     assert step.connections == nodes(0, 1, 2, 3)
     # a node that is not the migration's master waits
     assert machine(1).step(5, snapshot, NO_SESSION, ALL).decisions == ()
+
+
+def test_the_master_waits_a_block_after_it_first_saw_the_migration() -> None:
+    """So that every node has read the migration when it is asked to join the change."""
+    snapshot = snap((0, 1, 2), (0, 1, 2, 3), started(master=0))
+    master = machine(0)
+    assert master.step(5, snapshot, NO_SESSION, ALL).decisions == ()
+    assert master.step(5, snapshot, NO_SESSION, ALL).decisions == ()
+    assert master.step(6, snapshot, NO_SESSION, ALL).decisions == (RunChange(ID, frozenset(N[:4])),)
+    # a later migration (another id) waits its own block
+    later = snap((0, 1, 2, 3), (0, 1, 2), Migration(OTHER, nodes(0, 1, 2), N[0], False))
+    assert master.step(9, later, NO_SESSION, ALL).decisions == ()
+    assert master.step(10, later, NO_SESSION, ALL).decisions == (
+        RunChange(OTHER, frozenset(N[:3])),
+    )
+    patient = AutoMigration(N[0], SeededRng(b"m"), settle=3)
+    assert patient.step(5, snapshot, NO_SESSION, ALL).decisions == ()
+    assert patient.step(7, snapshot, NO_SESSION, ALL).decisions == ()
+    assert patient.step(8, snapshot, NO_SESSION, ALL).decisions != ()
 
 
 def test_nothing_changes_while_the_change_runs() -> None:
@@ -173,6 +199,42 @@ def test_a_removed_node_does_not_confirm() -> None:
     step = auto.step(7, snapshot, finished(), ALL)
     assert step.decisions == (DropSession(),)
     assert step.connections == {}  # not in the migration set: isolated
+
+
+def test_a_node_the_completed_migration_left_out_erases_its_keys() -> None:
+    removing = started(members=(0, 1, 2))
+    auto = machine(3)
+    assert auto.step(7, snap((0, 1, 2, 3), (0, 1, 2), removing), NO_SESSION, ALL).decisions == ()
+    # a read without the migration (a failed call) while the current set still has it: nothing
+    assert auto.step(8, snap((0, 1, 2, 3), (0, 1, 2)), NO_SESSION, ALL).decisions == ()
+    done = snap((0, 1, 2), (0, 1, 2))
+    step = auto.step(9, done, NO_SESSION, ALL)
+    assert step.decisions == (LeaveSet(ID, N[0]),)
+    assert step.connections == {}
+    assert auto.step(10, done, NO_SESSION, ALL).decisions == ()  # once
+
+
+def test_only_a_completed_migration_makes_a_node_leave() -> None:
+    removing = started(members=(0, 1, 2))
+    # the nodes that stay never leave
+    for node in range(3):
+        auto = machine(node)
+        auto.step(7, snap((0, 1, 2, 3), (0, 1, 2), removing), running(), ALL)
+        step = auto.step(9, snap((0, 1, 2), (0, 1, 2)), NO_SESSION, ALL)
+        assert not any(isinstance(d, LeaveSet) for d in step.decisions)
+    # a node that never saw the migration (down meanwhile, or never in the set) keeps its keys
+    assert machine(3).step(9, snap((0, 1, 2), (0, 1, 2)), NO_SESSION, ALL).decisions == ()
+    assert machine(4).step(9, snap((0, 1, 2), (0, 1, 2)), NO_SESSION, ALL).decisions == ()
+    # an unreadable contract (no set at all) is not a completion
+    auto = machine(3)
+    auto.step(7, snap((0, 1, 2, 3), (0, 1, 2), removing), NO_SESSION, ALL)
+    assert auto.step(8, KeyServerSetSnapshot(), NO_SESSION, ALL).decisions == ()
+    # nor is a current set other than the migration's
+    assert auto.step(9, snap((0, 1), (0, 1)), NO_SESSION, ALL).decisions == ()
+    # a later migration that takes the node back in cancels its leaving
+    back = Migration(OTHER, nodes(0, 1, 2, 3), N[0], False)
+    auto.step(10, snap((0, 1, 2, 3), (0, 1, 2, 3), back), NO_SESSION, ALL)
+    assert auto.step(11, snap((0, 1, 2), (0, 1, 2)), NO_SESSION, ALL).decisions == ()
 
 
 def test_a_failed_change_is_dropped_and_run_again_after_a_pause() -> None:

@@ -112,6 +112,7 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
         reserved_handshakes_for_nodes=16,
     )
     assert store.require_bound_requests is False
+    assert store.audit_sync is False
     assert store.require_shadow_retrieval is False  # Parity's behaviour by default
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
@@ -741,3 +742,8 @@ def test_bad_deadlines_name_their_key(
     key: str, value: object, problem: str, tmp_path: Path
 ) -> None:
     assert problem in fails({key: value}, tmp_path, f"secretstore.{key}")
+
+
+def test_audit_sync(tmp_path: Path) -> None:
+    assert parse({"audit_sync": True}, tmp_path).secretstore.audit_sync
+    assert "true or false" in fails({"audit_sync": 1}, tmp_path, "secretstore.audit_sync")
