@@ -80,6 +80,7 @@ bench: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/node_set_change.py
 	$(BIN)/python bench/chain.py
+	$(BIN)/python bench/services.py
 
 clean:
 	rm -rf $(VENV) .cluster .chain-cluster node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -21,6 +21,7 @@ from secretstore.crypto.rng import Rng
 from secretstore.errors import InvalidRequest, UnboundRequest
 from secretstore.http.port import EncryptedRelease, ShadowRetrieval
 from secretstore.sessions.admin.node_set_change import ChangeNodeSet
+from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
 from secretstore.sessions.consensus import Requester, recover_requester_of
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
@@ -29,7 +30,7 @@ from secretstore.sessions.retrieval import RetrieveServerKey
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId
-from secretstore.wire.requester import RequesterProof
+from secretstore.wire.requester import RequesterProof, ServiceOrigin
 
 #: Why server-side document key generation is refused where bound requests are required.
 UNBOUND_GENERATION: Final = (
@@ -161,6 +162,29 @@ class KeyServer:
             result.proofs,
             released.receipts,
         )
+
+    # --- service contract requests ----------------------------------------------------------
+    async def generate_server_key_for_service(
+        self, key_id: ServerKeyId, origin: ServiceOrigin, threshold: int
+    ) -> Point:
+        """Generate server key `key_id` for a service contract's request (`origin` names the
+        contract, the block it is pending at and the author's account; every node reads it
+        there itself)."""
+        self._check_threshold(threshold)
+        request = GenerateServerKey(key_id, origin.to_proof(), threshold)
+        public: Point = await self._cluster.request(request)
+        return public
+
+    async def retrieve_document_key_personal(
+        self, key_id: ServerKeyId, origin: ServiceOrigin
+    ) -> PersonalShare | ServedByMembers:
+        """The personal part of a service contract's shadow retrieval (`origin` names the
+        requester's public): a broadcast shadow decryption whose every member publishes its
+        own part; this node's part, or ServedByMembers when this node holds no share of the
+        version and a holder served it (this node then publishes nothing)."""
+        request = RetrieveDocumentKey(key_id, b"", shadow=True, block=self._pin(), origin=origin)
+        share: PersonalShare | ServedByMembers = await self._cluster.request(request)
+        return share
 
     # --- signing ----------------------------------------------------------------------------
     async def sign_schnorr(

@@ -1,12 +1,12 @@
 """The composition root: build one key-server node from its config, start and stop it in order.
 
 Start: key storage (LevelDB, with the audit log in it), then the mesh (listen and dial), then
-the chain (when a contract is configured: the ACL and the key server set follow the chain from
-its first block on), then the HTTP API. Stop, in reverse: the HTTP API (no new requests), the
-chain, the mesh (every link closed), the cluster driver (pending requests fail, timers stop),
-the key storage (flushed and unlocked). While it runs, `reload_nodes` (SIGHUP) applies a
-changed `nodes` list from the config file, through the same `Membership` a key server set
-contract drives.
+the chain (when a contract is configured: the ACL, the key server set and the service
+contracts follow the chain from its first block on), then the HTTP API. Stop, in reverse: the
+HTTP API (no new requests), the chain (the service listener first), the mesh (every link
+closed), the cluster driver (pending requests fail, timers stop), the key storage (flushed and
+unlocked). While it runs, `reload_nodes` (SIGHUP) applies a changed `nodes` list from the
+config file, through the same `Membership` a key server set contract drives.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from secretstore.audit.store import LevelDbAuditStore
 from secretstore.chain.migration_session import MigrationAdmin, SessionNodeSetChange
 from secretstore.chain.node_set import ContractNodeSet
 from secretstore.chain.runtime import ChainRuntime, build_chain
+from secretstore.chain.services.runtime import attach_services
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.cluster.membership import Membership
@@ -324,6 +325,16 @@ class Node:
                 pin=access.pin,
                 require_bound_requests=store.require_bound_requests,
             )
+            if self._chain is not None:
+                self._chain.services = attach_services(
+                    store,
+                    self._chain.client,
+                    key_server=self.key_server,
+                    storage=self._storage,
+                    access=access,
+                    driver=self._driver,
+                    membership=membership,
+                )
             await self._transport.start()
             if self._chain is not None:
                 await self._chain.start()

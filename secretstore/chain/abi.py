@@ -43,14 +43,18 @@ class Function:
         """The decoded return values (eth-abi's errors for malformed data); addresses come
         as 20-byte `Address` values, arrays as tuples."""
         values = decode(list(self.outputs), data)
-        return tuple(_typed(kind, value) for kind, value in zip(self.outputs, values, strict=True))
+        return tuple(
+            typed_value(kind, value) for kind, value in zip(self.outputs, values, strict=True)
+        )
 
 
-def _typed(kind: str, value: Any) -> Any:
+def typed_value(kind: str, value: Any) -> Any:
+    """An ABI-decoded value as the node uses it: addresses as 20-byte `Address`, arrays as
+    tuples (of typed values)."""
     if kind == "address":
         return Address(bytes.fromhex(value[2:]))
     if kind.endswith("[]"):
-        return tuple(_typed(kind[:-2], item) for item in value)
+        return tuple(typed_value(kind[:-2], item) for item in value)
     return value
 
 

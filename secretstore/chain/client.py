@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from web3 import AsyncHTTPProvider, AsyncWeb3
@@ -44,6 +45,29 @@ class ContractCallFailed(SecretStoreError):
 
 class BlockUnknown(SecretStoreError):
     """The chain does not have (or not on its canonical chain) the block a call asked for."""
+
+
+class TransactionFailed(SecretStoreError):
+    """A transaction was not sent (the account cannot pay for it) or was mined and reverted."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One log of a contract: the block it was mined in, its topics and its data."""
+
+    block: int
+    topics: tuple[bytes, ...]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A mined transaction: its block, whether it succeeded, the gas it used."""
+
+    tx_hash: Hash256
+    block: int
+    succeeded: bool
+    gas_used: int
 
 
 class ChainClient:
@@ -238,14 +262,80 @@ class ChainClient:
         block_hash = block.get("hash")
         return Hash256(bytes(block_hash)) if block_hash is not None else None
 
+    async def logs(
+        self, address: Address, topics: Sequence[bytes], from_block: int, to_block: int
+    ) -> list[LogEntry]:
+        """The logs of `address` whose first topic is one of `topics`, in blocks
+        `from_block`..`to_block` (inclusive), in chain order. ChainUnavailable when the chain
+        does not answer."""
+        query = {
+            "address": to_hex(address),
+            "topics": [[to_hex(topic) for topic in topics]],
+            "fromBlock": hex(from_block),
+            "toBlock": hex(to_block),
+        }
+        try:
+            response = await self._w3.provider.make_request("eth_getLogs", [query])
+        except Exception as exc:
+            raise ChainUnavailable(
+                f"the chain RPC at {self.url} does not answer (logs of {to_hex(address)}): "
+                f"{_reason(exc)}"
+            ) from None
+        error = response.get("error")
+        result = response.get("result")
+        if error is not None or not isinstance(result, list):
+            raise ChainUnavailable(f"logs of {to_hex(address)}: the chain RPC said {error}")
+        entries = []
+        for item in result:
+            entries.append(
+                LogEntry(
+                    int(item["blockNumber"], 16),
+                    tuple(bytes.fromhex(topic[2:]) for topic in item["topics"]),
+                    bytes.fromhex(item["data"][2:]),
+                )
+            )
+        return entries
+
+    async def receipt(self, tx_hash: Hash256, timeout: float) -> Receipt | None:
+        """The receipt of a transaction once it is mined (polled), None after `timeout`
+        seconds without one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                found = await self._w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except Exception as exc:
+                if "not found" not in _reason(exc).lower():
+                    raise ChainUnavailable(
+                        f"the chain RPC at {self.url} does not answer (receipt of "
+                        f"0x{tx_hash.hex()}): {_reason(exc)}"
+                    ) from None
+                found = None
+            if found is not None and found.get("blockNumber") is not None:
+                return Receipt(
+                    tx_hash,
+                    int(found["blockNumber"]),
+                    int(found.get("status", 0)) == 1,
+                    int(found.get("gasUsed", 0)),
+                )
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(min(self._poll_interval, 0.25))
+
     # --- transactions -------------------------------------------------------------------------
     async def transact(
-        self, to: Address, function: Function, *args: Any, gas_floor: int = 0
+        self,
+        to: Address,
+        function: Function,
+        *args: Any,
+        extra_gas: int = 0,
+        gas_floor: int = 0,
     ) -> Hash256:
         """Send one transaction calling `function(*args)` at `to`, signed with the node key;
         its hash. ContractCallFailed when the chain says it would revert (nothing is sent).
-        The gas limit is the estimate with a margin, and at least `gas_floor` (for a call
-        whose cost depends on transactions not mined yet; unused gas is not paid)."""
+        The gas limit is the estimate with a margin, plus `extra_gas`, and at least
+        `gas_floor`: the estimate is made in the state before other pending transactions,
+        which may make this one dearer (unused gas is not paid for)."""
         from secretstore.ethaccount import Account
 
         self.require_trusted(f"{function.name}")
@@ -269,7 +359,7 @@ class ChainClient:
                     **call,
                     "chainId": self._chain_id,
                     "nonce": nonce,
-                    "gas": max(int(estimate * GAS_MARGIN), gas_floor),
+                    "gas": max(int(estimate * GAS_MARGIN) + extra_gas, gas_floor),
                     "gasPrice": await eth.gas_price,
                 }
                 signed = Account.sign_transaction(transaction, self._key.secret.to_bytes())
@@ -277,6 +367,12 @@ class ChainClient:
             except SecretStoreError:
                 raise
             except Exception as exc:
+                if "insufficient funds" in _reason(exc).lower():
+                    raise TransactionFailed(
+                        f"{function.name} at {to_hex(to)}: the node's account "
+                        f"{to_hex(self.address)} cannot pay for the transaction (fund it with "
+                        f"ether): {_reason(exc)}"
+                    ) from None
                 raise ChainUnavailable(
                     f"{function.name} at {to_hex(to)}: sending the transaction failed: "
                     f"{_reason(exc)}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from eth_abi.abi import encode
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError
 
@@ -157,21 +158,40 @@ class DevChain:
         self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 10}))
         self.sender = Web3.to_checksum_address(sender)
 
-    def deploy(self, name: str) -> Address:
+    def deploy(self, name: str, *args: Any) -> Address:
+        """Deploy contract `name` with its constructor's `args`."""
         artifact = load_artifact(name)
-        receipt = self._send({"data": artifact["bytecode"]})
+        data = artifact["bytecode"]
+        if args:
+            constructor = next(
+                (item for item in artifact["abi"] if item.get("type") == "constructor"), None
+            )
+            kinds = [item["type"] for item in constructor["inputs"]] if constructor else []
+            if len(kinds) != len(args):
+                raise DevChainError(f"{name}'s constructor takes {len(kinds)} arguments")
+            data += encode(kinds, list(args)).hex()
+        receipt = self._send({"data": data})
         address = receipt.get("contractAddress")
         if address is None:
             raise DevChainError(f"deploying {name} gave no contract address")
         return Address(bytes.fromhex(address[2:]))
 
     def transact(
-        self, to: Address, function: Function, *args: Any, sender: Address | None = None
+        self,
+        to: Address,
+        function: Function,
+        *args: Any,
+        sender: Address | None = None,
+        value: int = 0,
     ) -> dict[str, Any]:
-        """Send (from `sender`, impersonated, or the dev account), wait until mined; raise
-        DevChainError if it reverted."""
+        """Send (from `sender`, impersonated, or the dev account; `value` wei), wait until
+        mined; raise DevChainError if it reverted."""
         data = function.calldata(*args)
-        transaction = {"to": Web3.to_checksum_address(to_hex(to)), "data": to_hex(data)}
+        transaction: dict[str, Any] = {
+            "to": Web3.to_checksum_address(to_hex(to)),
+            "data": to_hex(data),
+            "value": value,
+        }
         if sender is not None:
             self.w3.provider.make_request(
                 "anvil_impersonateAccount",  # type: ignore[arg-type]
@@ -270,3 +290,52 @@ def deploy_secret_store(
 
 def set_entry(chain: DevChain, registry: Address, entry: str, address: Address) -> None:
     chain.transact(registry, abi.SET_ADDRESS, abi.registry_name(entry), abi.REGISTRY_KEY, address)
+
+
+# --- the service contracts -------------------------------------------------------------------
+
+#: The four single-API service contracts, by the registry entry each is found under.
+SERVICE_CONTRACTS: Final = {
+    "secretstore_service_srv_gen": "SecretStoreServerKeyGenerationService",
+    "secretstore_service_srv_retr": "SecretStoreServerKeyRetrievalService",
+    "secretstore_service_doc_store": "SecretStoreDocumentKeyStoreService",
+    "secretstore_service_doc_sretr": "SecretStoreDocumentKeyShadowRetrievalService",
+}
+#: The owner's setters of each service's limit of pending requests.
+SET_MAX_REQUESTS: Final = {
+    "secretstore_service_srv_gen": Function("setMaxServerKeyGenerationRequests", ("uint256",)),
+    "secretstore_service_srv_retr": Function("setMaxServerKeyRetrievalRequests", ("uint256",)),
+    "secretstore_service_doc_store": Function("setMaxDocumentKeyStoreRequests", ("uint256",)),
+    "secretstore_service_doc_sretr": Function(
+        "setMaxDocumentKeyShadowRetrievalRequests", ("uint256",)
+    ),
+}
+
+
+def deploy_services(
+    chain: DevChain,
+    registry: Address,
+    server_set: Address,
+    *,
+    combined: bool = False,
+    max_requests: int | None = None,
+) -> dict[str, Address]:
+    """The service contracts over the key server set `server_set`, entered in the registry:
+    one `SecretStoreService` under "secretstore_service" (`combined`), or the four single-API
+    contracts under their entries. `max_requests`: raise every pending-request limit to it.
+    Returns {registry entry: address}."""
+    if combined:
+        address = chain.deploy("SecretStoreService", server_set)
+        deployed = {"secretstore_service": address}
+        targets = {entry: address for entry in SET_MAX_REQUESTS}
+    else:
+        deployed = {
+            entry: chain.deploy(name, server_set) for entry, name in SERVICE_CONTRACTS.items()
+        }
+        targets = deployed
+    for entry, address in deployed.items():
+        set_entry(chain, registry, entry, address)
+    if max_requests is not None:
+        for entry, address in targets.items():
+            chain.transact(address, SET_MAX_REQUESTS[entry], max_requests)
+    return deployed

@@ -1,8 +1,9 @@
 """Build a node's chain side from its config: the client, the ACL, the key server set.
 
-`build_chain` returns None for a node with no contract (acl_contract and server_set_contract
-"none"); otherwise one `ChainRuntime` whose client polls the chain and runs, per block, the
-registry look-ups and the key server set update.
+`build_chain` returns None for a node with no contract (every contract option "none");
+otherwise one `ChainRuntime` whose client polls the chain and runs, per block, the registry
+look-ups and the key server set update. The service contracts are attached once the node's
+key server exists (chain/services/runtime.py); their listener stops before the client.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secretstore.chain.abi import ACL_ENTRY, SERVER_SET_ENTRY
 from secretstore.chain.acl import ContractAccessPolicy
@@ -26,6 +27,9 @@ from secretstore.crypto.rng import Rng
 from secretstore.encoding import to_hex
 from secretstore.types import NodeId
 
+if TYPE_CHECKING:
+    from secretstore.chain.services.listener import ServiceListener
+
 log = logging.getLogger(__name__)
 
 
@@ -36,12 +40,16 @@ class ChainRuntime:
     client: ChainClient
     access: AccessPolicy
     node_set: ContractNodeSet | None
+    #: the service contracts' listener, once attached
+    services: ServiceListener | None = None
 
     async def start(self) -> None:
         """Start polling (a chain that does not answer yet is logged, not raised)."""
         await self.client.start()
 
     async def stop(self) -> None:
+        if self.services is not None:
+            await self.services.stop()
         await self.client.stop()
 
     def status(self) -> dict[str, Any]:

@@ -6,15 +6,17 @@ A Record goes to the audit log the same way: a release is logged before what it 
 the node, and a release that cannot be logged does not happen. A peer that sessions wait on and
 that goes silent or cannot be reached is lost for them within the response deadline
 (cluster/liveness.py); the session timeout is only the backstop.
+A service contract's session (sessions/origin.py) is checked by the node's `OriginVerifier`
+(none: every such session is refused), and its end goes to the node's outcome handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.audit.recorder import AuditRecorder
@@ -40,6 +42,7 @@ from secretstore.sessions.base import (
     Send,
 )
 from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
+from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
 from secretstore.storage.port import KeyStorage
 from secretstore.types import NodeId, SessionId
 from secretstore.wire import codec
@@ -56,6 +59,14 @@ class Released:
 
     value: Any
     receipts: ReleaseReceipts | None
+
+
+class OriginVerifier(Protocol):
+    """Reads a claimed service contract request from the contract (chain/services/origin.py)."""
+
+    async def verify(self, claim: OriginClaim) -> str | None:
+        """None when the contract holds exactly the claimed request, else why not."""
+        ...
 
 
 class ClusterDriver:
@@ -87,6 +98,8 @@ class ClusterDriver:
         self.liveness = PeerLiveness(
             transport, core.peers_in_sessions, self._on_node_lost, response_timeout
         )
+        self._origins: OriginVerifier | None = None
+        self._on_outcome: Callable[[OriginOutcome], None] = lambda outcome: None
 
     @property
     def clocks_running(self) -> int:
@@ -97,6 +110,14 @@ class ClusterDriver:
     def requests_waiting(self) -> int:
         """How many `request`/`release` calls wait for their session here."""
         return len(self._results)
+
+    def serve_origins(
+        self, verifier: OriginVerifier, on_outcome: Callable[[OriginOutcome], None]
+    ) -> None:
+        """Take part in service contract sessions: `verifier` checks each one's request on its
+        contract, `on_outcome` gets each one's end (it must not block or raise)."""
+        self._origins = verifier
+        self._on_outcome = on_outcome
 
     # --- the API the key server calls --------------------------------------------------------
     async def request(self, request: Any) -> Any:
@@ -177,6 +198,10 @@ class ClusterDriver:
                 self._restart_clock(effect.session_id, effect.seconds)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
+            elif isinstance(effect, CheckOrigin):
+                self._spawn(self._check_origin(effect))
+            elif isinstance(effect, OriginOutcome):
+                self._on_outcome(effect)
         self.liveness.sessions_changed()
 
     def _persist(self, effect: Persist) -> None:
@@ -246,6 +271,23 @@ class ClusterDriver:
             log.exception("access check failed; treating as denied")
             allowed = False
         self._apply(self.core.on_access_checked(effect.session_id, allowed))
+
+    async def _check_origin(self, effect: CheckOrigin) -> None:
+        problem: str | None = "this node serves no service contracts"
+        try:
+            if self._origins is not None:
+                problem = await self._origins.verify(effect.claim)
+        except Exception as exc:  # the chain did not answer: not proven, so refused
+            problem = f"the contract could not be read: {exc}"
+        if problem is not None:
+            log.warning(
+                "session %s of node %s: %s refused: %s",
+                effect.session_id[:4].hex(),
+                effect.master[:4].hex(),
+                effect.claim.describe(),
+                problem,
+            )
+        self._apply(self.core.on_origin_checked(effect.session_id, problem))
 
     def _settle(
         self, sid: SessionId, result: Any = None, error: SecretStoreError | None = None

@@ -94,8 +94,6 @@ CHAIN_OPTIONS: Final = (
     ("service_contract_doc_sretr", "none"),
     ("server_set_contract", "registry"),
 )
-#: The contract options this version does not serve yet (the service contracts).
-UNSUPPORTED_OPTIONS: Final = tuple(key for key, _ in CHAIN_OPTIONS if key.startswith("service_"))
 
 
 def load_config(path: Path) -> NodeConfig:
@@ -212,13 +210,6 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         password_files=password_files,
         source=source,
     )
-
-
-def unsupported_options(config: NodeConfig | SecretStoreConfig) -> list[str]:
-    """The key paths of the options in use that this version does not serve (the service
-    contracts)."""
-    store = config.secretstore if isinstance(config, NodeConfig) else config
-    return [f"secretstore.{key}" for key in UNSUPPORTED_OPTIONS if getattr(store, key) is not None]
 
 
 def read_password_files(files: tuple[Path, ...]) -> list[str]:

@@ -201,7 +201,19 @@ class SecretStoreConfig:
     @property
     def uses_chain(self) -> bool:
         """True when a contract option other than "none" needs the chain."""
-        return self.acl_contract is not None or self.server_set_contract is not None
+        return any(source is not None for source in self.contract_sources().values())
+
+    def contract_sources(self) -> dict[str, ContractSource]:
+        """Every contract option by its key (None: "none")."""
+        return {
+            "acl_contract": self.acl_contract,
+            "service_contract": self.service_contract,
+            "service_contract_srv_gen": self.service_contract_srv_gen,
+            "service_contract_srv_retr": self.service_contract_srv_retr,
+            "service_contract_doc_store": self.service_contract_doc_store,
+            "service_contract_doc_sretr": self.service_contract_doc_sretr,
+            "server_set_contract": self.server_set_contract,
+        }
 
     @property
     def auto_migrates(self) -> bool:

@@ -1,7 +1,6 @@
 """Start-up rules across options: what a config must hold together before a node runs.
 
 Each rule raises ConfigError naming the option to change and how:
-- the service contract options are not served by this version;
 - a contract option other than "none" needs `chain_rpc_url` (an http(s) JSON-RPC endpoint),
   and "registry" needs `registry_address` (Parity read the registry from the chain spec);
 - Parity's rule: an administrator key (`admin_public`) with auto-migration enabled is refused
@@ -11,7 +10,6 @@ Each rule raises ConfigError naming the option to change and how:
 
 from __future__ import annotations
 
-from secretstore.config.loader import UNSUPPORTED_OPTIONS, unsupported_options
 from secretstore.config.model import ContractFromRegistry, NodeConfig
 from secretstore.errors import ConfigError
 
@@ -19,19 +17,7 @@ from secretstore.errors import ConfigError
 def check_startup(config: NodeConfig) -> None:
     """Raise ConfigError for the first rule `config` breaks (see the module docstring)."""
     store = config.secretstore
-    paths = unsupported_options(config)
-    if paths:
-        keys = [path.rsplit(".", 1)[-1] for path in paths]
-        fix = ", ".join(f'{key} = "none"' for key in keys)
-        raise ConfigError(
-            paths[0],
-            f"{', '.join(paths)}: the service contracts ({', '.join(UNSUPPORTED_OPTIONS)}) are "
-            f"not supported by this version; set {fix} in [secretstore]",
-        )
-    contracts = {
-        "acl_contract": store.acl_contract,
-        "server_set_contract": store.server_set_contract,
-    }
+    contracts = store.contract_sources()
     in_use = [key for key, source in contracts.items() if source is not None]
     if in_use and store.chain_rpc_url is None:
         raise ConfigError(

@@ -16,6 +16,8 @@ a node that claims to have lost everyone excludes only itself, never an honest n
 
 Slave side (`AccessCheck`): a candidate recovers the requester from the requester's own
 signature over the key id (never from the master's word), asks its access policy and answers.
+A service contract's request names its requester by public key instead (`access.origin`); the
+node read that request from the contract before the slave was created (sessions/origin.py).
 
 Outcomes (master): AccessDenied as soon as so many candidates refused that `needed` can no
 longer allow (or at once when the master's own policy refuses); ConsensusUnreachable when
@@ -48,6 +50,7 @@ from secretstore.sessions.base import CheckAccess, Effect, Send, SessionContext,
 from secretstore.storage.model import KeyShare, KeyShareVersion
 from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
+from secretstore.wire.requester import ServiceOrigin
 
 # --- what every consensus-based session needs before it starts ---------------------------
 
@@ -83,6 +86,27 @@ def _recover(signature: bytes, key_id: bytes) -> Requester:
     except CryptoError as exc:
         raise InvalidRequest(f"the requester signature is not usable: {exc}") from None
     return Requester(public, address_of(public))
+
+
+def origin_requester(origin: ServiceOrigin) -> Requester:
+    """The requester a service request names by its public key; InvalidRequest for an
+    account alone or bytes that are not a point."""
+    if len(origin.requester) != 64:
+        raise InvalidRequest("this service request names its requester by account, not by key")
+    try:
+        public = Point.from_bytes(origin.requester)
+    except CryptoError as exc:
+        raise InvalidRequest(
+            f"the service request's requester public is not usable: {exc}"
+        ) from None
+    return Requester(public, address_of(public))
+
+
+def access_requester(request: AccessRequest, key_id: ServerKeyId) -> Requester:
+    """The requester of an access request: the signer, or a service request's requester."""
+    if request.origin is not None:
+        return origin_requester(request.origin)
+    return recover_requester_of(request.requester_signature, key_id)
 
 
 def require_share(share: KeyShare | None, key_id: ServerKeyId) -> KeyShare:
@@ -411,7 +435,7 @@ class AccessCheck:
         self.version = select_version(share, key_id, ctx.self_id, request.version)
         if self.version.id_number(master) is None:
             raise ProtocolViolation(short(master), "asked for access to a key version it lacks")
-        self.requester = recover_requester_of(request.requester_signature, key_id)
+        self.requester = access_requester(request, key_id)
         self._block = request.block
         self._session_id = session_id
         self._master = master

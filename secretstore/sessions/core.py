@@ -14,6 +14,13 @@ SessionError of kind SESSION_LIMIT naming this node, the count and the limit; th
 treats this node as lost for that session. A slot is freed whenever a session leaves the table
 (finished, failed, aborted, timed out, or failed by a disconnection). The first refusal of a
 burst is noticed; the burst ends when the peer is down to half the limit again.
+
+Service contract requests (sessions/origin.py): an initialising message with an origin claim
+is held (it counts against its master's limit) until the driver answers its CheckOrigin; the
+slave is created only for a request the contract holds (otherwise the master is answered
+ConsensusUnreachable: not confirmed here, perhaps not yet), and its end is reported as an
+OriginOutcome. A held message is dropped when its master disconnects or sends anything else
+for that session (it ended, or went on without this node).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from secretstore.errors import (
+    ConsensusUnreachable,
     ExclusiveSessionActive,
     InvalidRequest,
     SecretStoreError,
@@ -39,6 +47,7 @@ from secretstore.sessions.base import (
     SessionContext,
     short,
 )
+from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome, claim_of
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError, error_of, kind_of
@@ -68,7 +77,7 @@ class Admitted:
     session_id: SessionId
 
 
-CoreEffect = Effect | Notice | Admitted
+CoreEffect = Effect | Notice | Admitted | CheckOrigin | OriginOutcome
 
 #: How many sessions one peer may have open here as their master (`max_sessions_per_peer`).
 DEFAULT_MAX_SESSIONS_PER_PEER: Final = 256
@@ -100,6 +109,10 @@ class NodeCore:
         self._by_master: dict[NodeId, int] = {}
         #: masters refused in the current burst → how many sessions were refused
         self._refused: dict[NodeId, int] = {}
+        #: initialising messages waiting for their origin check: session id → (master, message)
+        self._held: dict[SessionId, tuple[NodeId, Any, OriginClaim]] = {}
+        #: sessions serving a contract's request → the claim their origin check confirmed
+        self._origins: dict[SessionId, OriginClaim] = {}
         self._exclusive_ended: list[Callable[[Session], None]] = []
 
     # --- queries --------------------------------------------------------------------------
@@ -115,8 +128,14 @@ class NodeCore:
         return None if self._exclusive is None else self._sessions.get(self._exclusive)
 
     def sessions_of(self, master: NodeId) -> int:
-        """How many sessions the peer `master` has open here as their master."""
-        return self._by_master.get(master, 0)
+        """How many sessions the peer `master` has open here as their master (counting the
+        requests of theirs whose origin check is under way)."""
+        held = sum(1 for node, _, _ in self._held.values() if node == master)
+        return self._by_master.get(master, 0) + held
+
+    def is_writing(self, key_id: ServerKeyId) -> bool:
+        """Whether a session that writes `key_id` (generation, store) runs here now."""
+        return key_id in self._writing
 
     def on_exclusive_end(self, listener: Callable[[Session], None]) -> None:
         """Call `listener(session)` whenever an exclusive session (a node set change) leaves
@@ -157,6 +176,11 @@ class NodeCore:
     def on_message(self, sender: NodeId, message: Any) -> list[CoreEffect]:
         sid: SessionId = message.session_id
         session = self._sessions.get(sid)
+        held = self._held.get(sid)
+        if held is not None and held[0] == sender and message != held[1]:
+            # the master went on without this node (it ended or failed the session)
+            del self._held[sid]
+            return [Notice(f"{type(message).__name__} ends held session {sid[:4].hex()}")]
         if isinstance(message, SessionError):
             if session is None or sender not in session.participants:
                 return []
@@ -172,8 +196,40 @@ class NodeCore:
         if factory is None:
             # A late message of a session that has ended here: nothing to do.
             return [Notice(f"{type(message).__name__} for no session from {short(sender)}")]
+        if sid in self._held:
+            return []  # the same request again while its origin is checked
         if self.sessions_of(sender) >= self.max_sessions_per_peer:
             return self._refuse_over_limit(sender, sid)
+        claim = claim_of(message)
+        if claim is not None:
+            self._held[sid] = (sender, message, claim)
+            return [CheckOrigin(sid, sender, claim)]
+        return self._create_slave(sender, message, None)
+
+    def on_origin_checked(self, session_id: SessionId, problem: str | None) -> list[CoreEffect]:
+        """The driver read a held request's origin from its contract: create the slave (None:
+        the request is there), or refuse the master (`problem`: why not)."""
+        held = self._held.pop(session_id, None)
+        if held is None:
+            return []
+        sender, message, claim = held
+        if problem is not None:
+            # not proven here (yet): the master may find the request confirmed on a retry
+            error = ConsensusUnreachable(
+                f"node {short(self.ctx.self_id)} cannot confirm the request on the contract: "
+                f"{claim.describe()}: {problem}"
+            )
+            return [
+                Notice(f"refused node {short(sender)}'s session {session_id[:4].hex()}: {error}"),
+                Send(sender, SessionError(session_id, str(error), kind_of(error))),
+            ]
+        return self._create_slave(sender, message, claim)
+
+    def _create_slave(
+        self, sender: NodeId, message: Any, claim: OriginClaim | None
+    ) -> list[CoreEffect]:
+        sid: SessionId = message.session_id
+        factory = self._slaves[type(message)]
         key_id: ServerKeyId = message.key_id
         if self._exclusive is not None:
             error = ExclusiveSessionActive("Exclusive session active")
@@ -182,7 +238,13 @@ class NodeCore:
             session, effects = factory(self.ctx, sender, message, self._shares.get(key_id))
         except SecretStoreError as exc:
             return [Send(sender, SessionError(sid, str(exc), kind_of(exc)))]
-        return self._admit(session, effects)
+        if claim is None or session.session_id in self._sessions:
+            return self._admit(session, effects)
+        self._origins[sid] = claim
+        out = self._admit(session, effects)
+        if self._sessions.get(sid) is not session and not session.finished:
+            self._origins.pop(sid, None)  # refused (another session writes the key)
+        return out
 
     def on_access_checked(self, session_id: SessionId, allowed: bool) -> list[CoreEffect]:
         session = self._sessions.get(session_id)
@@ -193,6 +255,8 @@ class NodeCore:
     def on_node_disconnected(self, node: NodeId, why: str = "") -> list[CoreEffect]:
         """`node` went away; `why` (e.g. "did not answer for 2.0 s") is added to the errors of
         the sessions that fail for it, so the client and the log learn which node and why."""
+        for sid in [sid for sid, (master, _, _) in self._held.items() if master == node]:
+            del self._held[sid]
         effects: list[CoreEffect] = []
         for session in list(self._sessions.values()):
             if node in session.participants and node != self.ctx.self_id:
@@ -318,6 +382,11 @@ class NodeCore:
             for listener in self._exclusive_ended:
                 listener(session)
         failure = next((e for e in effects if isinstance(e, Fail)), None)
+        claim = self._origins.pop(sid, None)
+        if claim is not None:
+            done = next((e for e in effects if isinstance(e, Finish)), None)
+            result = done.result if done is not None else None
+            out.append(OriginOutcome(sid, claim, result, failure.error if failure else None))
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})
             reason, kind = describe(failure.error), kind_of(failure.error)

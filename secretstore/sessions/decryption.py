@@ -28,6 +28,11 @@ requester itself from the requester's signature; the decrypt shadows are encrypt
 recovered key, never to a key the master names. A node whose context has
 `require_shadow_retrieval` computes no plain-mode job: as master it refuses the request
 (PlainRetrievalRefused), as slave it refuses the job, whatever the master says.
+
+Broadcast (a service contract's request, `RetrieveDocumentKey.origin`): shadow only; the
+requester is the public the contract names; the master passes every accepted answer on to the
+other group members before it ends the consensus (sessions/broadcast.py), and every member,
+the master included, finishes with its `PersonalShare` to publish on the contract.
 """
 
 from __future__ import annotations
@@ -64,6 +69,12 @@ from secretstore.errors import (
 )
 from secretstore.sessions.audit import master_record, receipt_problem, record
 from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.broadcast import (
+    PersonalShare,
+    answers_problem,
+    broadcast_secret,
+    member_answers,
+)
 from secretstore.sessions.consensus import (
     AccessCheck,
     AccessConsensus,
@@ -71,6 +82,7 @@ from secretstore.sessions.consensus import (
     Decision,
     GroupSelected,
     Requester,
+    origin_requester,
     recover_requester_of,
     require_share,
     select_version,
@@ -83,8 +95,10 @@ from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, Consen
 from secretstore.wire.decryption import (
     DecryptionJobRequest,
     DecryptionJobResponse,
+    DecryptionJobResults,
     DecryptionRequest,
 )
+from secretstore.wire.requester import ServiceOrigin
 
 #: Length of an encrypted decrypt shadow: ECIES of a 32-byte scalar.
 DECRYPT_SHADOW_LENGTH = OVERHEAD + 32
@@ -97,7 +111,10 @@ class RetrieveDocumentKey:
     `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from it);
     `shadow`: shadow retrieval (result ShadowResult) instead of plain (result Point);
     `version`: the key version hash to use, None for the master's newest;
-    `block`: the chain block the access decisions are pinned to (None without a chain ACL).
+    `block`: the chain block the access decisions are pinned to (None without a chain ACL);
+    `origin`: a service contract's request (naming the requester's public;
+    `requester_signature` empty, `shadow` true): a broadcast retrieval whose result is
+    this node's PersonalShare.
     """
 
     key_id: ServerKeyId
@@ -105,6 +122,7 @@ class RetrieveDocumentKey:
     shadow: bool = False
     version: bytes | None = None
     block: BlockRef | None = None
+    origin: ServiceOrigin | None = None
 
 
 #: The text of a plain retrieval refused by a node's policy.
@@ -288,6 +306,7 @@ class DecryptionMaster(Session):
         self._version = version
         self._requester = requester
         self._signature = request.requester_signature
+        self._origin = request.origin
         self.consensus = AccessConsensus(
             ctx,
             session_id,
@@ -323,7 +342,9 @@ class DecryptionMaster(Session):
         return tuple(node for node in job.nodes if node not in job.responses)
 
     def start(self) -> list[Effect]:
-        access = AccessRequest(self._signature, self._version.hash, block=self.consensus.block)
+        access = AccessRequest(
+            self._signature, self._version.hash, block=self.consensus.block, origin=self._origin
+        )
         return self.consensus.start(DecryptionRequest(self.session_id, self.key_id, access))
 
     # --- events -------------------------------------------------------------------------------
@@ -496,8 +517,16 @@ class DecryptionMaster(Session):
             return self.fail(
                 ProtocolViolation(names, "the job responses do not combine to a document key")
             )
-        result: Point | ShadowResult = decrypted
-        if self.shadow:
+        result: Point | ShadowResult | PersonalShare = decrypted
+        passed_on: list[Effect] = []
+        if self._origin is not None:  # broadcast: every member learns the answers
+            own = job.responses[self.ctx.self_id].decrypt_shadow or b""
+            result = PersonalShare(job.nodes, decrypted, own)
+            answers = member_answers(job.nodes, job.responses)
+            passed_on = self.broadcast(
+                DecryptionJobResults(self.session_id, job.attempt, answers), job.nodes
+            )
+        elif self.shadow:
             shadows = tuple(job.responses[node].decrypt_shadow or b"" for node in job.nodes)
             result = ShadowResult(
                 decrypted,
@@ -507,7 +536,7 @@ class DecryptionMaster(Session):
             )
         receipts = {node: job.responses[node].receipt for node in job.nodes}
         effects = master_record(self.ctx, self._facts(job), receipts)
-        return effects + self.consensus.completion() + self.finish(result)
+        return effects + passed_on + self.consensus.completion() + self.finish(result)
 
     def _facts(self, job: _Job) -> AuditFacts:
         return release_facts(
@@ -564,6 +593,11 @@ class DecryptionSlave(Session):
     |  ConsensusCompleted)       | invalid job                 | ENDED: ProtocolViolation |
     |                            | plain job, this node has    | ENDED:                   |
     |                            | require_shadow_retrieval    | PlainRetrievalRefused    |
+    | (broadcast) WAITING_FOR_JOB| DecryptionJobResults of the  | WAITING_FOR_JOB (its     |
+    |                            | job it answered, all checked| PersonalShare kept)      |
+    |                            | results that do not check   | ENDED: ProtocolViolation |
+    |                            | ConsensusCompleted          | ENDED: the PersonalShare |
+    |                            |                             | (None when not a member) |
     A job request before this node allowed access is a violation by the master; so is a job
     for an older attempt. The master reporting an error (e.g. rejecting this node's answer)
     ends the session quietly.
@@ -582,6 +616,10 @@ class DecryptionSlave(Session):
         self._share = share
         self.check = check
         self._last_job: DecryptionJobRequest | None = None
+        self._last_response: DecryptionJobResponse | None = None
+        #: a broadcast (service contract) retrieval: this node's part once the results came
+        self._broadcast = init.access.origin is not None
+        self.personal: PersonalShare | None = None
 
     @property
     def phase(self) -> DecryptionPhase:
@@ -609,9 +647,11 @@ class DecryptionSlave(Session):
         if sender != self.master:
             return self.fail(ProtocolViolation(short(sender), "is not the master"))
         if isinstance(message, ConsensusCompleted):
-            return self.finish()
+            return self.finish(self.personal)
         if isinstance(message, DecryptionJobRequest):
             return self._on_job(message)
+        if isinstance(message, DecryptionJobResults) and self._broadcast:
+            return self._on_results(message)
         if message == self._init:
             return []  # the initialising message again
         return self._violation(f"sent {type(message).__name__}")
@@ -652,7 +692,29 @@ class DecryptionSlave(Session):
             block=check.block,
         )
         recorded, receipt = record(self.ctx, facts)
-        return [*recorded, Send(self.master, replace(response, receipt=receipt))]
+        sent = replace(response, receipt=receipt)
+        self._last_response = sent
+        return [*recorded, Send(self.master, sent)]
+
+    def _on_results(self, results: DecryptionJobResults) -> list[Effect]:
+        job, own = self._last_job, self._last_response
+        if job is None or own is None or results.attempt != job.attempt:
+            return self._violation("sent the results of a job this node did not answer")
+        if self.personal is not None:
+            return self._violation("sent the results of its job twice")
+        share = self._share
+        if share.encrypted_point is None or own.decrypt_shadow is None:
+            return self._violation("sent broadcast results of a retrieval that is not shadow")
+        requester = self.check.requester.public
+        statement = job_statement(share, self.check.version, self.key_id, job, requester)
+        problem = answers_problem(statement, job, self.ctx.self_id, own, results.answers)
+        if problem is not None:
+            return self._violation(problem)
+        decrypted = broadcast_secret(share.threshold, job, share.encrypted_point, results.answers)
+        if decrypted.is_identity():
+            return self._violation("sent answers that do not combine to a decrypted secret")
+        self.personal = PersonalShare(job.nodes, decrypted, own.decrypt_shadow)
+        return []
 
     def _job_problem(self, job: DecryptionJobRequest) -> str | None:
         needed = self._share.threshold + 1
@@ -688,7 +750,14 @@ def start_decryption(
     ConsensusUnreachable (fewer than t+1 holders connected)."""
     if not request.shadow and ctx.require_shadow_retrieval:
         raise PlainRetrievalRefused(PLAIN_REFUSED)
-    requester = recover_requester_of(request.requester_signature, request.key_id)
+    origin = request.origin
+    if origin is not None and not request.shadow:
+        raise InvalidRequest("a service contract's retrieval is a shadow retrieval")
+    requester = (
+        origin_requester(origin)
+        if origin is not None
+        else recover_requester_of(request.requester_signature, request.key_id)
+    )
     held = require_share(share, request.key_id)
     if not held.has_document_key():
         raise DocumentKeyNotFound(f"no document key is stored with key 0x{request.key_id.hex()}")

@@ -1,8 +1,9 @@
 """Server key generation: every configured node runs one ECDKG and stores its share of the key.
 
-Request: `GenerateServerKey(key_id, author, threshold)` (`author`: a RequesterProof). Result
-on the master: the server key public (`Point`). Slaves finish with None once they stored
-their share.
+Request: `GenerateServerKey(key_id, author, threshold)` (`author`: a RequesterProof: the
+author's signature, or a service contract's request naming the author's account). Result on
+every node once it stored its share: the server key public (`Point`); the master's is its
+caller's (a slave's serves a service contract's request: each node publishes it).
 
 Every node recovers the author from the proof itself and records that one. Every DKG message
 carries the sender's `generation_context` (key id, author, threshold, id numbers); a node
@@ -41,7 +42,7 @@ from secretstore.sessions.base import (
 from secretstore.sessions.consensus import Requester
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.dkg import DkgRun, Outgoing
-from secretstore.sessions.requester import check_binding, requester_of
+from secretstore.sessions.requester import author_of, check_binding
 from secretstore.storage.model import KeyShare
 from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage
@@ -230,7 +231,7 @@ class GenerationSession(Session):
                 *self._record(self._share),
                 Persist(self.session_id, self.key_id, self._share, create=True),
                 Send(self.master, GenerationKeyStored(self.session_id)),
-                *self.finish(),
+                *self.finish(self.public),
             ]
         if isinstance(message, GenerationKeyStored):
             if phase is not GenerationPhase.WAITING_FOR_STORED or sender in self._stored:
@@ -325,14 +326,19 @@ class GenerationSession(Session):
 
 def _check_binding(
     ctx: SessionContext,
-    requester: Requester,
+    requester: Requester | None,
     bound_signature: bytes | None,
     key_id: ServerKeyId,
     threshold: int,
 ) -> None:
     """The bound signature, if any, must be the author's over this key id and threshold, and a
     node that requires bound requests refuses a generation without one (sessions/requester):
-    Parity's key-id signature does not cover the threshold."""
+    Parity's key-id signature does not cover the threshold. A service request (`requester`
+    None) is bound by its own transaction and carries no bound signature."""
+    if requester is None:
+        if bound_signature is not None:
+            raise InvalidRequest("a service contract's request carries no bound signature")
+        return
     try:
         payload = generation_payload(threshold)
     except CryptoError as exc:
@@ -356,8 +362,7 @@ def start_generation(
 ) -> tuple[Session, list[Effect]]:
     """Master: recover the author, check the request, pick every node's id number,
     initialise every node."""
-    requester = requester_of(request.author, request.key_id)
-    author = requester.address
+    author, requester = author_of(request.author, request.key_id)
     nodes = sorted(ctx.cluster_nodes)
     threshold = request.threshold
     if isinstance(threshold, bool) or not isinstance(threshold, int):
@@ -404,8 +409,7 @@ def join_generation(
     """Slave: recover the author itself, check the master's proposal; confirm (or refuse:
     the key exists here)."""
     sid = message.session_id
-    requester = requester_of(message.author, message.key_id)
-    author = requester.address
+    author, requester = author_of(message.author, message.key_id)
     _check_binding(ctx, requester, message.bound_signature, message.key_id, message.threshold)
     if share is not None:
         refusal = ReplyOnly(ctx, sid, sender, message.key_id)

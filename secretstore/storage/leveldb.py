@@ -4,6 +4,8 @@ Layout (DB schema version 1):
     b"\\x00meta/schema"          → the DB schema version in ASCII decimal (b"1")
     b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
     b"\\x02audit/" + u64 index   → an audit log entry (secretstore/audit/store.py)
+    b"\\x03service/cursor/" + contract address (20) → the last block whose service requests
+                                  were handled (chain/services/cursor.py)
 
 A directory holding a Parity Secret Store database (parity_db/layout.py) is refused with a
 message pointing to `secretstore import-parity`, never opened or written into.
@@ -151,7 +153,8 @@ class LevelDbKeyStorage:
     def with_db(self, action: str, use: Callable[[Any], T]) -> T:
         """`use(db)` on the open plyvel database, under this storage's lock, a plyvel error
         raised as StorageError naming `action`: for the database's other records (the audit
-        log, whose keys start with a prefix of its own, never 0x00 or 0x01)."""
+        log, the service cursors: their keys start with prefixes of their own, never 0x00 or
+        0x01)."""
         with self._lock, self._plyvel_errors(action):
             return use(self._require_open())
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from secretstore.types import BlockRef, SessionId
 from secretstore.wire.codec import message
-from secretstore.wire.requester import check_bound_signature
+from secretstore.wire.requester import ServiceOrigin, check_bound_signature
 
 #: Length of a requester signature r‖s‖v.
 REQUESTER_SIGNATURE_LENGTH = 65
@@ -31,15 +31,22 @@ class AccessRequest:
     signing checks it), or None for Parity's form.
     `block`: the chain block (number and hash) the master pinned for the session's access
     decisions; every node decides at that block or refuses (None: no chain ACL on the master).
+    `origin`: for a service contract's request, where it is (the contract, the block it is
+    read at, the requester's public); every node reads the request there itself before it
+    answers (sessions/origin.py). `requester_signature` is then empty.
     """
 
     requester_signature: bytes
     version: bytes
     bound_signature: bytes | None = None
     block: BlockRef | None = None
+    origin: ServiceOrigin | None = None
 
     def __post_init__(self) -> None:
-        if len(self.requester_signature) != REQUESTER_SIGNATURE_LENGTH:
+        if self.origin is not None:
+            if self.requester_signature:
+                raise ValueError("a service request carries no requester signature")
+        elif len(self.requester_signature) != REQUESTER_SIGNATURE_LENGTH:
             raise ValueError(
                 f"a requester signature is {REQUESTER_SIGNATURE_LENGTH} bytes, "
                 f"got {len(self.requester_signature)}"

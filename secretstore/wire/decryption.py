@@ -60,3 +60,27 @@ class DecryptionJobResponse:
     blinded_public: Point | None = None
     proof: DleqProof | None = None
     receipt: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAnswer:
+    """One group member's accepted answer to a job, as the master passes it on: its shadow
+    point and, with commitments, its blinded public and proof (never its decrypt shadow)."""
+
+    node: NodeId
+    shadow_point: Point
+    blinded_public: Point | None
+    proof: DleqProof | None
+
+
+@message(0x0403)
+@dataclass(frozen=True, slots=True)
+class DecryptionJobResults:
+    """Master -> every other group member of a broadcast (service contract) shadow retrieval,
+    before its ConsensusCompleted: every member's answer to job `attempt`, in the group's
+    order. Each member checks every proof itself and computes the decrypted secret, so that it
+    can publish its own part (the contract's `documentKeyPersonalRetrieved`)."""
+
+    session_id: SessionId
+    attempt: int
+    answers: tuple[MemberAnswer, ...]

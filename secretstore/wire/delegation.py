@@ -10,6 +10,7 @@ from secretstore.crypto.curve import Point
 from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
 from secretstore.types import Hash256, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import message
+from secretstore.wire.requester import ServiceOrigin
 
 
 class DelegationKind(IntEnum):
@@ -19,6 +20,8 @@ class DelegationKind(IntEnum):
     DOCUMENT_KEY_SHADOW = 1
     SCHNORR = 2
     ECDSA = 3
+    #: a service contract's (broadcast) shadow retrieval: every member publishes its own part
+    DOCUMENT_KEY_PERSONAL = 4
 
 
 @message(0x0B00)
@@ -29,7 +32,9 @@ class DelegatedRequest:
     `requester_signature`: exactly as the client gave it (every node recovers the requester
     itself); `message_hash`: for signing only; `bound_signature`: the requester's signature
     over the whole signing request, when the client gave one; `holders`: the nodes that
-    reported holding `version` (the delegate runs its session among them)."""
+    reported holding `version` (the delegate runs its session among them); `origin`: for
+    DOCUMENT_KEY_PERSONAL only, the service contract's request (`requester_signature` empty),
+    which the delegate reads from the contract itself before it serves it."""
 
     session_id: SessionId
     key_id: ServerKeyId
@@ -39,6 +44,7 @@ class DelegatedRequest:
     version: Hash256
     holders: tuple[NodeId, ...]
     bound_signature: bytes | None = None
+    origin: ServiceOrigin | None = None
 
 
 @message(0x0B01)
@@ -71,3 +77,14 @@ class DelegatedSignature:
 
     session_id: SessionId
     signature: bytes
+
+
+@message(0x0B04)
+@dataclass(frozen=True, slots=True)
+class DelegatedPersonal:
+    """Delegate -> origin: the broadcast shadow retrieval it served has ended; its
+    `participants` (ascending node ids, the delegate among them) each publish their own part on
+    the contract. Nothing is relayed: the origin holds no share and publishes nothing."""
+
+    session_id: SessionId
+    participants: tuple[NodeId, ...]

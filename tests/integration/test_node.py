@@ -155,16 +155,6 @@ async def test_a_disabled_config_runs_nothing(tmp_path: Path) -> None:
     assert raised.value.key_path == "secretstore.disable"
 
 
-def test_service_contract_options_are_refused_naming_the_keys(tmp_path: Path) -> None:
-    [cfg] = configs(tmp_path, 1, service_contract_srv_gen="registry", service_contract="none")
-    with pytest.raises(ConfigError) as raised:
-        check_supported(cfg)
-    assert raised.value.key_path == "secretstore.service_contract_srv_gen"
-    assert 'service_contract_srv_gen = "none"' in str(raised.value)
-    with pytest.raises(ConfigError):
-        Node(cfg)
-
-
 @pytest.mark.parametrize(
     ("options", "key_path", "says"),
     [
@@ -178,6 +168,16 @@ def test_service_contract_options_are_refused_naming_the_keys(tmp_path: Path) ->
             {"acl_contract": "registry", "chain_rpc_url": "http://127.0.0.1:8545"},
             "secretstore.registry_address",
             "registry_address",
+        ),
+        (
+            {"service_contract_srv_gen": "registry"},
+            "secretstore.chain_rpc_url",
+            'service_contract_srv_gen = "none"',
+        ),
+        (
+            {"service_contract": "registry", "chain_rpc_url": "http://127.0.0.1:8545"},
+            "secretstore.registry_address",
+            'service_contract = "registry"',
         ),
         (
             {"acl_contract": "registry", "chain_rpc_url": "ws://127.0.0.1:8546"},

@@ -36,6 +36,7 @@ from secretstore.sessions.core import (
     Notice,
     SlaveFactory,
 )
+from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
@@ -47,6 +48,14 @@ def allow_all(node: NodeId, requester: Address, key_id: ServerKeyId) -> bool:
     return True
 
 
+#: A node's reading of a claimed contract request: None when it is there, else why not.
+OriginPolicy = Callable[[NodeId, OriginClaim], str | None]
+
+
+def no_contracts(node: NodeId, claim: OriginClaim) -> str | None:
+    return "this node serves no service contracts"
+
+
 @dataclass
 class SimNode:
     key: KeyPair
@@ -54,6 +63,7 @@ class SimNode:
     storage: MemoryKeyStorage
     results: dict[SessionId, Finish | Fail] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    outcomes: list[OriginOutcome] = field(default_factory=list)
     #: the audit entries this node asked for, in order
     records: list[Record] = field(default_factory=list)
     #: the latest Deadline each session asked for
@@ -114,6 +124,7 @@ class SimNetwork:
         scheduler: Scheduler | None = None,
         max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
         keys: Sequence[KeyPair] = (),
+        origins: OriginPolicy = no_contracts,
         audit: bool = False,
     ) -> None:
         """`keys`: the nodes' key pairs (n of them); by default n keys drawn from `seed`.
@@ -135,7 +146,9 @@ class SimNetwork:
         self.access = access
         self.scheduler = scheduler or Scheduler()
         self.pending: list[Pending] = []
-        self.access_checks: list[tuple[NodeId, CheckAccess]] = []
+        self.access_checks: list[tuple[NodeId, CheckAccess | CheckOrigin]] = []
+        self.origins = origins
+        self.origin_checks: list[tuple[NodeId, CheckOrigin]] = []
         self.down: set[NodeId] = set()
         self.cut_links: set[frozenset[NodeId]] = set()
         self.delivered = 0
@@ -173,6 +186,10 @@ class SimNetwork:
             else:
                 node_id, check = self.access_checks.pop(i - len(self.pending))
                 node = self.nodes[node_id]
+                if isinstance(check, CheckOrigin):
+                    problem = self.origins(node_id, check.claim)
+                    self._apply(node, node.core.on_origin_checked(check.session_id, problem))
+                    continue
                 allowed = self.access(node_id, check.requester, check.key_id)
                 self._apply(node, node.core.on_access_checked(check.session_id, allowed))
         return steps
@@ -246,6 +263,11 @@ class SimNetwork:
                 node.deadlines[effect.session_id] = effect.seconds
             elif isinstance(effect, CheckAccess):
                 self.access_checks.append((node.node_id, effect))
+            elif isinstance(effect, CheckOrigin):
+                self.origin_checks.append((node.node_id, effect))
+                self.access_checks.append((node.node_id, effect))
+            elif isinstance(effect, OriginOutcome):
+                node.outcomes.append(effect)
             elif isinstance(effect, Finish | Fail):
                 node.results[effect.session_id] = effect
             elif isinstance(effect, Admitted):

@@ -4,6 +4,7 @@ access policy of every node in force and relayed signatures checked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -11,16 +12,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secretstore.crypto.curve import ONE, Scalar
-from secretstore.crypto.keys import recover_public, sign_recoverable
+from secretstore.crypto.document import decrypt_with_shadow_coefficients
+from secretstore.crypto.ecies import ecies_decrypt
+from secretstore.crypto.keys import KeyPair, recover_public, sign_recoverable
+from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
-from secretstore.errors import AccessDenied, ProtocolViolation, ServerKeyNotFound
+from secretstore.crypto.shadow import make_common_shadow_point
+from secretstore.errors import (
+    AccessDenied,
+    ConsensusUnreachable,
+    ProtocolViolation,
+    ServerKeyNotFound,
+)
 from secretstore.sessions.base import Fail, Finish, short
+from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.jobs.delegation import ResolvingMaster
+from secretstore.sessions.origin import OriginClaim
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
-from secretstore.types import NodeId, ServerKeyId
-from secretstore.wire.delegation import DelegatedSignature
+from secretstore.types import Address, BlockRef, Hash256, NodeId, ServerKeyId
+from secretstore.wire.delegation import DelegatedPersonal, DelegatedRequest, DelegatedSignature
+from secretstore.wire.requester import ServiceOrigin
 from tests.sim.admin_world import MESSAGE, REQUESTER, AdminWorld, document_key, key_id, make_world
 
 seeds = st.integers(0, 2**32)
@@ -155,3 +168,112 @@ def test_a_resolving_master_reports_its_phase() -> None:
     session = node.core.session(sid)
     assert isinstance(session, ResolvingMaster)
     assert session.phase.name == "NEGOTIATING"
+
+
+# --- a service contract's broadcast retrieval on a node without the key ----------------------
+
+CONTRACT = Address(b"\xcc" * 20)
+BLOCK = BlockRef(77, Hash256(b"\x77" * 32))
+
+
+def pending(requester: bytes | None) -> Callable[[NodeId, OriginClaim], str | None]:
+    """What every node reads from the contract: a shadow retrieval of KEY for `requester`."""
+
+    def check(node: NodeId, claim: OriginClaim) -> str | None:
+        origin = claim.origin
+        if (origin.contract, origin.block, claim.key_id) != (CONTRACT, BLOCK, KEY):
+            return "not pending there"
+        return None if origin.requester == requester else "another request is pending there"
+
+    return check
+
+
+def personal() -> RetrieveDocumentKey:
+    origin = ServiceOrigin(CONTRACT, BLOCK, REQUESTER.node_id)
+    return RetrieveDocumentKey(KEY, b"", shadow=True, origin=origin)
+
+
+@given(seed=seeds, schedule=seeds, t=st.integers(0, 2))
+def test_a_range_owner_without_the_key_has_a_holder_serve_the_broadcast_retrieval(
+    seed: int, schedule: int, t: int
+) -> None:
+    w = make_world(
+        5, seed=seed, schedule=schedule, holders=[0, 1, 2, 3], threshold=t, keys=1, audit=True
+    )
+    w.net.origins = pending(REQUESTER.node_id)
+    newcomer = w.ids[4]
+    sid = w._start(newcomer, personal())
+    w.net.run()
+    assert w.sessions_left() == 0
+    served = value(w.net.nodes[newcomer].results[sid])
+    assert isinstance(served, ServedByMembers)
+    members = served.participants
+    assert len(members) == t + 1 and served.delegate in members
+    assert set(members) <= set(w.ids[:4])
+    assert w.net.nodes[newcomer].outcomes == []  # it holds nothing and publishes nothing
+    assert any(node == served.delegate for node, _ in w.net.origin_checks)  # read it itself
+    parts = {}
+    for node in members:
+        [outcome] = [o for o in w.net.nodes[node].outcomes if o.result is not None]
+        assert isinstance(outcome.result, PersonalShare)
+        assert outcome.result.participants == members
+        parts[node] = outcome.result
+        # every member logged its release to the requester the contract names, before it
+        # answered; the delegate (the master) logged the whole release with the receipts
+        [entry] = [r for r in w.net.nodes[node].records if r.session_id == sid]
+        assert entry.facts.requester == REQUESTER.address
+        assert entry.facts.participants == members
+        assert (entry.receipts is not None) == (node == served.delegate)
+    assert [r for r in w.net.nodes[newcomer].records if r.session_id == sid] == []
+    secrets = {part.decrypted_secret for part in parts.values()}
+    assert len(secrets) == 1
+    # what the requester does with the t+1 events: the document key
+    dealt = w.keys[KEY]
+    common = make_common_shadow_point(t, dealt.shares[w.ids[0]].common_point)
+    coefficients = [
+        Scalar.from_bytes(ecies_decrypt(REQUESTER.secret, part.decrypt_shadow))
+        for part in parts.values()
+    ]
+    recovered = decrypt_with_shadow_coefficients(secrets.pop(), common, coefficients)
+    assert recovered == dealt.document_key
+
+
+def test_a_delegate_that_cannot_find_the_request_serves_nothing() -> None:
+    w = world(11, 12, holders=[0, 1, 2])
+    w.net.origins = pending(KeyPair.generate(SeededRng(b"someone else")).node_id)
+    outcome = ask(w, w.ids[4], personal())
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ConsensusUnreachable)
+    assert "cannot confirm the request on the contract" in str(outcome.error)
+    assert all(node.outcomes == [] for node in w.net.nodes.values())
+
+
+def test_a_delegated_service_retrieval_without_its_origin_is_refused() -> None:
+    w = world(13, 14, holders=[0, 1, 2])
+    w.net.origins = pending(REQUESTER.node_id)
+
+    def strip(sender: NodeId, to: NodeId, message: object) -> object:
+        if isinstance(message, DelegatedRequest):
+            return replace(message, origin=None)
+        return message
+
+    w.net.tamper = strip
+    outcome = ask(w, w.ids[4], personal())
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
+    assert "without its origin" in str(outcome.error)
+    assert all(node.outcomes == [] for node in w.net.nodes.values())
+
+
+def test_a_delegate_that_misnames_the_members_is_caught() -> None:
+    w = world(15, 16, holders=[0, 1, 2])
+    w.net.origins = pending(REQUESTER.node_id)
+    outsider = w.ids[3]
+
+    def misname(sender: NodeId, to: NodeId, message: object) -> object:
+        if isinstance(message, DelegatedPersonal):
+            return replace(message, participants=tuple(sorted({outsider, *message.participants})))
+        return message
+
+    w.net.tamper = misname
+    outcome = ask(w, w.ids[4], personal())
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
+    assert "cannot be its group" in str(outcome.error)

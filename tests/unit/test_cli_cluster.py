@@ -18,7 +18,7 @@ from secretstore.cli.cluster import (
     summary,
     table,
 )
-from secretstore.config.loader import load_config, parse_config, unsupported_options
+from secretstore.config.loader import load_config, parse_config
 from secretstore.config.model import NodeAddress
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
@@ -48,7 +48,7 @@ def test_every_config_loads_as_a_runnable_node_of_the_cluster(tmp_path: Path) ->
         assert store.interface == "127.0.0.1"
         assert store.http_interface == "127.0.0.1"
         assert store.path == (tmp_path / f"node{index}" / "db").resolve()
-        assert unsupported_options(config) == []  # acl_contract and server_set_contract "none"
+        assert not store.uses_chain  # acl_contract and server_set_contract "none"
         assert not store.disable and not store.disable_http
         assert store.require_shadow_retrieval  # the example cluster turns the policy on
 

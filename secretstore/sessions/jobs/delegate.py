@@ -13,6 +13,7 @@ from secretstore.crypto.schnorr import SchnorrSignature
 from secretstore.errors import ConsensusUnreachable, ProtocolViolation, SecretStoreError
 from secretstore.sessions import decryption, signing_ecdsa, signing_schnorr
 from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
+from secretstore.sessions.broadcast import PersonalShare
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.signing_ecdsa import SignEcdsa
@@ -21,6 +22,7 @@ from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId
 from secretstore.wire.delegation import (
     DelegatedDocumentKey,
+    DelegatedPersonal,
     DelegatedRequest,
     DelegatedShadow,
     DelegatedSignature,
@@ -52,6 +54,8 @@ SERVED: dict[type, Served] = {
 
 def kind_of_request(request: ServedRequest) -> DelegationKind:
     if isinstance(request, RetrieveDocumentKey):
+        if request.origin is not None:
+            return DelegationKind.DOCUMENT_KEY_PERSONAL
         return DelegationKind.DOCUMENT_KEY_SHADOW if request.shadow else DelegationKind.DOCUMENT_KEY
     if isinstance(request, SignSchnorr):
         return DelegationKind.SCHNORR
@@ -61,6 +65,16 @@ def kind_of_request(request: ServedRequest) -> DelegationKind:
 def request_of(message: DelegatedRequest) -> ServedRequest:
     """The request a delegate serves, pinned to the delegated version."""
     kind = message.kind
+    if kind is DelegationKind.DOCUMENT_KEY_PERSONAL:
+        if message.origin is None or message.requester_signature:
+            raise ProtocolViolation(
+                "origin", "delegated a service contract's retrieval without its origin"
+            )
+        return RetrieveDocumentKey(
+            message.key_id, b"", True, message.version, origin=message.origin
+        )
+    if message.origin is not None:
+        raise ProtocolViolation("origin", f"delegated a {kind.name} request with an origin")
     if kind in (DelegationKind.DOCUMENT_KEY, DelegationKind.DOCUMENT_KEY_SHADOW):
         shadow = kind is DelegationKind.DOCUMENT_KEY_SHADOW
         return RetrieveDocumentKey(
@@ -80,7 +94,9 @@ def request_of(message: DelegatedRequest) -> ServedRequest:
 
 class DelegateSession(Session):
     """A holder serving a request another node delegated: the inner master session runs
-    here (this node is its master); its result goes to the origin."""
+    here (this node is its master); its result goes to the origin. A service contract's
+    retrieval ends here with this node's PersonalShare (this node publishes it, as every
+    member does); the origin is only told who the members are."""
 
     def __init__(
         self, ctx: SessionContext, origin: NodeId, message: DelegatedRequest, inner: Session
@@ -138,7 +154,8 @@ class DelegateSession(Session):
         for effect in effects:
             if isinstance(effect, Finish) and effect.session_id == self.session_id:
                 out.append(Send(self.origin, self._result_message(effect.result)))
-                return out + self.finish()
+                mine = effect.result if isinstance(effect.result, PersonalShare) else None
+                return out + self.finish(mine)
             if isinstance(effect, Fail) and effect.session_id == self.session_id:
                 return out + self.fail(effect.error)
             out.append(effect)
@@ -146,6 +163,8 @@ class DelegateSession(Session):
 
     def _result_message(self, result: object) -> object:
         sid = self.session_id
+        if isinstance(result, PersonalShare):
+            return DelegatedPersonal(sid, result.participants)
         if isinstance(result, ShadowResult):
             return DelegatedShadow(
                 sid,

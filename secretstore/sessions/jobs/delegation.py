@@ -24,6 +24,10 @@ take part (the session fails with ConsensusUnreachable) — the master negotiate
 | DELEGATED                 | the delegate's result (checked)      | ENDED (result)              |
 |                           | the delegate's error / disconnect    | ENDED (that error)          |
 
+A service contract's (broadcast) shadow retrieval is delegated too (DOCUMENT_KEY_PERSONAL, with
+its origin, which the delegate reads from the contract itself like every member): the delegate
+and the other members each publish their own part, and the origin, holding no share, only
+learns who the members are (`DelegatedPersonal`; its result is ServedByMembers).
 Every node of the delegated session still recovers the requester from the requester's own
 signature and asks its own access policy; the origin learns what a master learns (a plain
 retrieval's document key, which it encrypts to the requester as ever).
@@ -57,6 +61,7 @@ from secretstore.sessions.base import (
     SessionContext,
     short,
 )
+from secretstore.sessions.broadcast import ServedByMembers
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.jobs import delegate
@@ -69,12 +74,14 @@ from secretstore.types import Hash256, MessageHash, NodeId, SessionId
 from secretstore.wire.common import SessionError
 from secretstore.wire.delegation import (
     DelegatedDocumentKey,
+    DelegatedPersonal,
     DelegatedRequest,
     DelegatedShadow,
     DelegatedSignature,
     DelegationKind,
 )
 from secretstore.wire.negotiation import KeyVersions, RequestKeyVersions
+from secretstore.wire.requester import ServiceOrigin
 
 
 class ResolvePhase(Enum):
@@ -107,6 +114,8 @@ class ResolvingMaster(Session):
         self._negotiation: VersionNegotiation | None = None
         self._delegate: NodeId | None = None
         self._public: Point | None = share.public if share is not None else None
+        self._threshold: int | None = share.threshold if share is not None else None
+        self._holders: frozenset[NodeId] = frozenset()
         self._checks = 0  # access checks the running inner session is owed
         self._stale = 0  # answers still to come for an abandoned inner session
 
@@ -288,6 +297,7 @@ class ResolvingMaster(Session):
             return self.fail(exc)
         self._negotiation = None
         self._public = chosen.common.public
+        self._threshold = chosen.common.threshold
         if self.ctx.self_id in chosen.holders:
             if chosen.version == self._failed_version:
                 return self.fail(
@@ -309,8 +319,12 @@ class ResolvingMaster(Session):
         request = self.request
         message_hash: MessageHash | None = None
         bound: bytes | None = None
-        if not isinstance(request, RetrieveDocumentKey):
+        origin: ServiceOrigin | None = None
+        if isinstance(request, RetrieveDocumentKey):
+            origin = request.origin
+        else:
             message_hash, bound = request.message_hash, request.bound_signature
+        self._holders = frozenset(holders)
         message = DelegatedRequest(
             self.session_id,
             self.key_id,
@@ -320,6 +334,7 @@ class ResolvingMaster(Session):
             Hash256(chosen.version),
             tuple(holders),
             bound,
+            origin,
         )
         return [Send(delegate, message)]
 
@@ -338,6 +353,19 @@ class ResolvingMaster(Session):
         kind = kind_of_request(request)
         if isinstance(message, DelegatedDocumentKey) and kind is DelegationKind.DOCUMENT_KEY:
             return message.document_key
+        if isinstance(message, DelegatedPersonal) and kind is DelegationKind.DOCUMENT_KEY_PERSONAL:
+            members = message.participants
+            threshold = self._threshold
+            if (
+                delegate not in members
+                or not set(members) <= self._holders
+                or list(members) != sorted(set(members))
+                or (threshold is not None and len(members) != threshold + 1)
+            ):
+                raise ProtocolViolation(
+                    short(delegate), "named members of its retrieval that cannot be its group"
+                )
+            return ServedByMembers(delegate, members)
         if isinstance(message, DelegatedShadow) and kind is DelegationKind.DOCUMENT_KEY_SHADOW:
             return ShadowResult(
                 message.decrypted_secret,

@@ -14,7 +14,6 @@ from secretstore.config.loader import (
     KNOWN_SECRETSTORE_KEYS,
     load_config,
     parse_config,
-    unsupported_options,
 )
 from secretstore.config.model import (
     ContractAtAddress,
@@ -124,7 +123,6 @@ def test_default_contracts_need_the_chain(tmp_path: Path) -> None:
     store = parse({}, tmp_path).secretstore
     assert store.uses_chain
     assert store.acl_contract == store.server_set_contract == ContractFromRegistry()
-    assert unsupported_options(store) == []  # served: they need chain_rpc_url (config.rules)
     assert store.registry_address is None
     assert (store.chain_confirmations, store.chain_migration_delay) == (3, 5)
     assert (store.chain_retry_interval, store.chain_poll_interval) == (30, 1.0)
@@ -157,8 +155,7 @@ def test_chain_options_of_our_own(tmp_path: Path) -> None:
 
 def test_local_cluster_options_need_no_chain(tmp_path: Path) -> None:
     config = parse({"acl_contract": "none", "server_set_contract": "none"}, tmp_path)
-    assert unsupported_options(config) == []
-    assert unsupported_options(config.secretstore) == []
+    assert not config.secretstore.uses_chain
 
 
 # --- switches -------------------------------------------------------------------------------
@@ -186,9 +183,9 @@ def test_contract_sources(key: str, tmp_path: Path) -> None:
     expected = ContractAtAddress(Address(bytes.fromhex("ab" * 20)))
     assert source(CONTRACT) == expected
     assert source(CONTRACT[2:].upper()) == expected
-    unsupported = key.startswith("service_contract")
-    listed = unsupported_options(parse({key: CONTRACT}, tmp_path)).count(f"secretstore.{key}")
-    assert listed == (1 if unsupported else 0)
+    store = parse({key: CONTRACT, **{k: "none" for k, _ in CHAIN_OPTIONS if k != key}}, tmp_path)
+    assert store.secretstore.uses_chain  # every contract option needs the chain
+    assert store.secretstore.contract_sources()[key] == expected
 
 
 @pytest.mark.parametrize(

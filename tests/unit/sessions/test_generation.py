@@ -308,7 +308,7 @@ def test_whole_run_commits_after_every_node_is_ready() -> None:
         assert isinstance(persist, Persist) and persist.create and persist.key_id == KEY
         assert persist.share.public == master.public
         assert persist.share.author == AUTHOR and persist.share.threshold == 1
-        assert finish == Finish(SID, None)
+        assert finish == Finish(SID, master.public)  # each node knows the public
 
 
 def test_master_commits_after_ready_and_finishes_after_stored() -> None:

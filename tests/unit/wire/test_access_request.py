@@ -31,16 +31,17 @@ def test_round_trip(block: BlockRef | None) -> None:
     assert codec.decode(codec.encode(message)) == message
 
 
-def test_the_block_is_the_last_field_number_then_hash() -> None:
+def test_the_block_is_the_field_before_the_origin_number_then_hash() -> None:
     without, with_block = codec.encode(request(None)), codec.encode(request(BLOCK))
-    assert without[-1] == 0  # the optional flag: absent
-    assert with_block[: len(without) - 1] == without[:-1]
-    assert with_block[len(without) - 1 :] == b"\x01" + (123456).to_bytes(8, "big") + b"\xab" * 32
+    assert without[-2:] == b"\x00\x00"  # the optional flags: no block, no origin
+    assert with_block[: len(without) - 2] == without[:-2]
+    block = b"\x01" + (123456).to_bytes(8, "big") + b"\xab" * 32
+    assert with_block[len(without) - 2 :] == block + b"\x00"
 
 
 def test_a_truncated_or_padded_block_is_malformed() -> None:
     data = codec.encode(request(BLOCK))
-    for bad in (data[:-1], data + b"\x00", data[:-41] + b"\x02" + data[-40:]):
+    for bad in (data[:-2], data + b"\x00", data[:-42] + b"\x02" + data[-41:]):
         with pytest.raises(MalformedMessage):
             codec.decode(bad)
 

@@ -70,7 +70,7 @@ def strategy_for(tp: Any, depth: int = 0) -> st.SearchStrategy[Any]:
 
 
 #: Lengths tried for `bytes` fields when a class checks their length in __post_init__.
-LIKELY_LENGTHS = (32, 65, 64, 20, 33, 16, 0)
+LIKELY_LENGTHS = (32, 65, 64, 20, 33, 16, 0, 80)
 
 
 def message_strategy(cls: type[Any], depth: int = 0) -> st.SearchStrategy[Any]:
