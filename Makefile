@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 NODES   ?= 3
 THRESHOLD ?= 1
 
-.PHONY: install devtools contracts check test soak mutation cluster chain-cluster bench lint typecheck clean
+.PHONY: install devtools contracts check test soak mutation cluster chain-cluster bench bench-quick lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -70,7 +70,15 @@ chain-cluster: $(STAMP) $(NPM_STAMP)
 	$(BIN)/secretstore chain-cluster --nodes $(NODES) --dir .chain-cluster
 
 # Figures, not tests: every script prints a table (the cluster ones start real node processes).
-bench: $(STAMP) $(NPM_STAMP)
+# docs/PERFORMANCE.md says what each figure is; `bench` is the full run it quotes (tens of
+# minutes: a million keys per node, the scaling curve to 256 nodes and its plot), `bench-quick`
+# the same scripts with small counts (a few minutes), to see that they run and roughly where.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/crypto.py
 	$(BIN)/python bench/sessions.py
 	$(BIN)/python bench/storage.py
@@ -81,6 +89,21 @@ bench: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/node_set_change.py
 	$(BIN)/python bench/chain.py
 	$(BIN)/python bench/services.py
+	$(BIN)/python bench/million.py
+	$(BIN)/python bench/scaling.py --real 4 8 16 --table --plot docs/scaling.png
+
+bench-quick: $(BENCH_STAMP) $(NPM_STAMP)
+	$(BIN)/python bench/crypto.py --seconds 0.1
+	$(BIN)/python bench/sessions.py --signs 5 --rounds 2
+	$(BIN)/python bench/storage.py --keys 10000
+	$(BIN)/python bench/mesh.py --rounds 500
+	$(BIN)/python bench/cluster.py --rounds 1 --requests 50 --keys 5
+	$(BIN)/python bench/api.py --requests 200 --seconds 1 --gen5 10 --gen16 3 --gen32 0 --signs 30
+	$(BIN)/python bench/audit.py --requests 20 --entries 100
+	$(BIN)/python bench/node_set_change.py --keys 20 --samples 10
+	$(BIN)/python bench/chain.py --requests 20
+	$(BIN)/python bench/million.py --keys 20000 --small 1000 --requests 200 --documents 4
+	$(BIN)/python bench/scaling.py --sizes 8 16 32 --real 4 --generations 3 --retrievals 50
 
 clean:
 	rm -rf $(VENV) .cluster .chain-cluster node_modules .mypy_cache .ruff_cache .pytest_cache

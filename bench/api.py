@@ -4,7 +4,8 @@
    nodes, t=1: latency one request at a time, then throughput with `--clients` concurrent
    clients. Requests go round-robin over the nodes and `--keys` document keys, so every node
    is the master of a third of them.
-2. Server key generation (POST /shadow/{id}/{sig}/{t}), one at a time: n=5 t=2, n=16 t=5.
+2. Server key generation (POST /shadow/{id}/{sig}/{t}), one at a time: n=5 t=2, n=16 t=5,
+   n=32 t=10.
 3. Signing (GET /schnorr/… and GET /ecdsa/{id}/{sig}/{hash}) on 3 nodes, t=1, one request at a
    time, round-robin over the nodes, `--sign-keys` server keys and a few message hashes (ECDSA
    with t=1 takes all three nodes: 2t+1 signers and four nonce generations per signature).
@@ -178,8 +179,8 @@ def cluster_cpu(cluster: LocalCluster) -> tuple[float, float]:
     return user / _TICKS, system / _TICKS
 
 
-def start_cluster(root: Path, count: int) -> LocalCluster:
-    cluster = LocalCluster(root, count, seed=count, extra=NODE_OPTIONS)
+def start_cluster(root: Path, count: int, **options: object) -> LocalCluster:
+    cluster = LocalCluster(root, count, seed=count, extra={**NODE_OPTIONS, **options})
     cluster.start()
     cluster.wait_ready(timeout=60.0 + 5.0 * count)
     return cluster
@@ -264,6 +265,37 @@ async def check_signature(
         raise RuntimeError(f"a {kind} signature does not check against the server key")
 
 
+async def pool_sizes(cluster: LocalCluster, field: str = "own") -> int:
+    """The nodes' presignature figure `field` (own: held as masters; made: since start) in
+    all (GET /health)."""
+    total = 0
+    async with aiohttp.ClientSession() as session:
+        for node in cluster:
+            async with session.get(f"{node.url}/health") as response:
+                body = json.loads(await response.read())
+            total += body.get("presignatures", {}).get(field, 0)
+    return total
+
+
+async def fill_pools(
+    cluster: LocalCluster, requester: KeyPair, prepared: list[tuple[str, Point]], depth: int
+) -> None:
+    """One ECDSA signing per node and key (each makes that master top the key up), then wait
+    until every node holds `depth` presignatures of every key."""
+    message = OsRng().random_bytes(32).hex()
+    async with aiohttp.ClientSession() as session:
+        for node in cluster:
+            for path, _ in prepared:
+                async with session.get(f"{node.url}/ecdsa/{path}/{message}") as response:
+                    await response.read()
+    wanted = depth * len(prepared) * len(cluster.nodes)
+    deadline = time.monotonic() + 60.0 + 0.5 * wanted
+    while await pool_sizes(cluster) < wanted:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the pools did not fill: {await pool_sizes(cluster)} of {wanted}")
+        await asyncio.sleep(0.2)
+
+
 # --- profilers --------------------------------------------------------------------------------
 
 
@@ -329,6 +361,9 @@ class Bench:
         self.root = root
         self.sampler = sampler
         self.rows: list[Row] = []
+        self.notes: list[str] = []
+        #: the audit log setting of the signing and generation clusters
+        self.audit_sync = True
 
     def measure(self, cluster: LocalCluster, scenario: str, spec: LoadSpec) -> None:
         spies = self.sampler.start(cluster, scenario) if self.sampler else []
@@ -342,28 +377,37 @@ class Bench:
             Row(scenario, result, (user_after - user) * share, (system_after - system) * share)
         )
 
-    def retrieval(self, requests: int, seconds: float, clients: int, keys: int) -> None:
-        cluster = start_cluster(self.root / "retrieval", 3)
+    def retrieval(
+        self, requests: int, seconds: float, clients: int, keys: int, audit_sync: bool = True
+    ) -> None:
+        label = ", audit_sync=true" if audit_sync else ""
+        cluster = start_cluster(
+            self.root / f"retrieval{label.strip(', =')}", 3, audit_sync=audit_sync
+        )
         try:
             paths = asyncio.run(prepare_documents(cluster, KeyPair.generate(OsRng()), keys))
             urls = tuple(f"{node.url}/shadow/{path}" for path in paths for node in cluster)
             health = tuple(f"{node.url}/health" for node in cluster)
             once = LoadSpec("GET", health, 1, requests, 0.0, 100)
-            self.measure(cluster, "GET /health (HTTP only), 1 client", once)
+            self.measure(cluster, f"GET /health (HTTP only), 1 client{label}", once)
+            load = LoadSpec("GET", health, clients, 0, seconds, 200)
+            self.measure(cluster, f"GET /health (HTTP only), {clients} clients{label}", load)
             once = LoadSpec("GET", urls, 1, requests, 0.0, 100)
-            self.measure(cluster, "GET /shadow n=3 t=1, 1 client", once)
+            self.measure(cluster, f"GET /shadow n=3 t=1, 1 client{label}", once)
             load = LoadSpec("GET", urls, clients, 0, seconds, 200)
-            self.measure(cluster, f"GET /shadow n=3 t=1, {clients} clients", load)
+            self.measure(cluster, f"GET /shadow n=3 t=1, {clients} clients{label}", load)
             plain = tuple(f"{node.url}/{path}" for path in paths for node in cluster)
             once = LoadSpec("GET", plain, 1, requests, 0.0, 100)
-            self.measure(cluster, "GET /{key}/{sig} plain n=3 t=1, 1 client", once)
+            self.measure(cluster, f"GET /{{key}}/{{sig}} plain n=3 t=1, 1 client{label}", once)
             load = LoadSpec("GET", plain, clients, 0, seconds, 200)
-            self.measure(cluster, f"GET /{{key}}/{{sig}} plain n=3 t=1, {clients} clients", load)
+            self.measure(
+                cluster, f"GET /{{key}}/{{sig}} plain n=3 t=1, {clients} clients{label}", load
+            )
         finally:
             cluster.terminate_all()
 
     def generation(self, count: int, threshold: int, keys: int) -> None:
-        cluster = start_cluster(self.root / f"generation{count}", count)
+        cluster = start_cluster(self.root / f"generation{count}", count, audit_sync=self.audit_sync)
         try:
             requester = KeyPair.generate(OsRng())
             urls = tuple(
@@ -377,25 +421,75 @@ class Bench:
             cluster.terminate_all()
 
     def signing(self, requests: int, keys: int) -> None:
-        cluster = start_cluster(self.root / "signing", 3)
+        """Schnorr and ECDSA with fresh nonces (no presignatures), then ECDSA served from
+        presignatures on a second cluster whose pools were filled first."""
+        cluster = start_cluster(
+            self.root / "signing", 3, ecdsa_presignatures=0, audit_sync=self.audit_sync
+        )
         try:
             requester = KeyPair.generate(OsRng())
             prepared = asyncio.run(prepare_signing_keys(cluster, requester, keys))
-            hashes = [OsRng().random_bytes(32) for _ in range(4)]
             for kind in ("schnorr", "ecdsa"):
-                path, public = prepared[0]
-                first = f"{cluster[0].url}/{kind}/{path}/{hashes[0].hex()}"
-                asyncio.run(check_signature(first, kind, requester, public, hashes[0]))
-                urls = tuple(
-                    f"{node.url}/{kind}/{path}/{message.hex()}"
-                    for path, _ in prepared
-                    for message in hashes
-                    for node in cluster
+                self._sign(
+                    cluster,
+                    kind=kind,
+                    requester=requester,
+                    prepared=prepared,
+                    requests=requests,
+                    label="",
                 )
-                spec = LoadSpec("GET", urls, 1, requests, 0.0, 20)
-                self.measure(cluster, f"GET /{kind} n=3 t=1, 1 client", spec)
         finally:
             cluster.terminate_all()
+        depth = max(1, -(-(requests + 20) // (3 * keys)))  # enough for every request
+        cluster = start_cluster(
+            self.root / "presigned", 3, ecdsa_presignatures=depth, audit_sync=self.audit_sync
+        )
+        try:
+            requester = KeyPair.generate(OsRng())
+            prepared = asyncio.run(prepare_signing_keys(cluster, requester, keys))
+            asyncio.run(fill_pools(cluster, requester, prepared, depth))
+            before = asyncio.run(pool_sizes(cluster))
+            made = asyncio.run(pool_sizes(cluster, "made"))
+            label = f", presigned (pools of {depth})"
+            self._sign(
+                cluster,
+                kind="ecdsa",
+                requester=requester,
+                prepared=prepared,
+                requests=requests,
+                label=label,
+            )
+            made = asyncio.run(pool_sizes(cluster, "made")) - made
+            used = before + made - asyncio.run(pool_sizes(cluster))
+            self.notes.append(
+                f"ECDSA presigned: {used} of the {requests + 20} signings (warm-up included) "
+                "used a presignature"
+            )
+        finally:
+            cluster.terminate_all()
+
+    def _sign(
+        self,
+        cluster: LocalCluster,
+        *,
+        kind: str,
+        requester: KeyPair,
+        prepared: list[tuple[str, Point]],
+        requests: int,
+        label: str,
+    ) -> None:
+        hashes = [OsRng().random_bytes(32) for _ in range(4)]
+        path, public = prepared[0]
+        first = f"{cluster[0].url}/{kind}/{path}/{hashes[0].hex()}"
+        asyncio.run(check_signature(first, kind, requester, public, hashes[0]))
+        urls = tuple(
+            f"{node.url}/{kind}/{path}/{message.hex()}"
+            for path, _ in prepared
+            for message in hashes
+            for node in cluster
+        )
+        spec = LoadSpec("GET", urls, 1, requests, 0.0, 20)
+        self.measure(cluster, f"GET /{kind} n=3 t=1, 1 client{label}", spec)
 
     def print_table(self) -> None:
         table = [HEADER, *(row.cells() for row in self.rows)]
@@ -404,6 +498,8 @@ class Bench:
             cells = [line[0].ljust(widths[0])]
             cells += [cell.rjust(width) for cell, width in zip(line[1:], widths[1:], strict=True)]
             print("  ".join(cells))
+        for note in self.notes:
+            print(note)
         print(
             "node µs: CPU (user + system) of all node processes per request; sys µs: its system "
             f"part; gen µs: CPU of the load generator per request; {os.cpu_count()} CPUs"
@@ -418,6 +514,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=8, help="document keys retrieved")
     parser.add_argument("--gen5", type=int, default=100, help="keys generated by 5 nodes")
     parser.add_argument("--gen16", type=int, default=20, help="keys generated by 16 nodes")
+    parser.add_argument("--gen32", type=int, default=10, help="keys generated by 32 nodes")
     parser.add_argument("--signs", type=int, default=300, help="signatures of each kind (0: none)")
     parser.add_argument("--sign-keys", type=int, default=4, help="server keys signed with")
     parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval runs")
@@ -426,6 +523,12 @@ def main() -> None:
     parser.add_argument("--py-spy", help="py-spy executable: sample every node (see --out)")
     parser.add_argument("--py-spy-options", default="--rate 200 --nonblocking")
     parser.add_argument("--out", type=Path, default=Path("."), help="py-spy output directory")
+    parser.add_argument(
+        "--audit-sync",
+        choices=("true", "false"),
+        default="false",
+        help="audit_sync of the signing and generation clusters (retrieval runs both)",
+    )
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -437,12 +540,16 @@ def main() -> None:
         sampler = Sampler(args.py_spy, args.out, tuple(args.py_spy_options.split()))
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         bench = Bench(Path(tmp), sampler)
+        bench.audit_sync = args.audit_sync == "true"
         if not args.no_retrieval:
-            bench.retrieval(args.requests, args.seconds, args.clients, args.keys)
+            for audit_sync in (False, True):
+                bench.retrieval(args.requests, args.seconds, args.clients, args.keys, audit_sync)
         if args.gen5 > 0:
             bench.generation(5, 2, args.gen5)
         if args.gen16 > 0:
             bench.generation(16, 5, args.gen16)
+        if args.gen32 > 0:
+            bench.generation(32, 10, args.gen32)
         if args.signs > 0:
             bench.signing(args.signs, args.sign_keys)
     bench.print_table()

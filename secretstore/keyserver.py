@@ -66,11 +66,15 @@ class KeyServer:
         pin: Callable[[], BlockRef | None] | None = None,
         *,
         require_bound_requests: bool = False,
+        ecdsa_signed: Callable[[ServerKeyId], None] | None = None,
     ) -> None:
         """`cluster_size`: the number of key servers (a function of none when the set can
         change at run time); `pin`: the access policy's block pin for the sessions that check
         access (AccessPolicy.pin), None without a chain; `require_bound_requests`: this
-        node's policy (server-side document key generation is refused under it)."""
+        node's policy (server-side document key generation is refused under it);
+        `ecdsa_signed`: told the key of every ECDSA signing served (the presigner tops that
+        key's presignatures up)."""
+        self._ecdsa_signed = ecdsa_signed or (lambda key_id: None)
         self._cluster = cluster
         self._cluster_size = cluster_size if callable(cluster_size) else lambda: cluster_size
         self._rng = rng
@@ -215,6 +219,7 @@ class KeyServer:
         )
         released = await self._cluster.release(request)
         signed: bytes = released.value
+        self._ecdsa_signed(key_id)
         return EncryptedRelease(ecies_encrypt(requester, signed, self._rng), released.receipts)
 
     # --- administration ---------------------------------------------------------------------

@@ -15,20 +15,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
-from secretstore.audit.store import LevelDbAuditStore
-from secretstore.chain.migration_session import MigrationAdmin, SessionNodeSetChange
-from secretstore.chain.node_set import ContractNodeSet
-from secretstore.chain.runtime import ChainRuntime, build_chain
-from secretstore.chain.services.runtime import attach_services
+from secretstore.audit.store import AuditFlusher, LevelDbAuditStore
 from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.cluster.membership import Membership
+from secretstore.cluster.presigner import Presigner
 from secretstore.config.loader import load_config
 from secretstore.config.model import Deadlines, NodeConfig, SecretStoreConfig
 from secretstore.config.rules import check_startup
@@ -49,9 +46,14 @@ from secretstore.sessions.admin.factories import admin_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
+from secretstore.sessions.presign import PresignPool
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.leveldb import LevelDbKeyStorage
 from secretstore.types import NodeId
+
+if TYPE_CHECKING:  # the chain modules (web3) load only for a node whose config uses a chain
+    from secretstore.chain.node_set import ContractNodeSet
+    from secretstore.chain.runtime import ChainRuntime
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,9 @@ class Health:
     isolated: bool = False
     #: the node set change running here (None when none runs)
     node_set_change: dict[str, Any] | None = None
+    #: this node's ECDSA presignatures: made as master ("own"), parts held for other
+    #: masters ("held"), keys with own ones, and whether a refill runs (None: no pool)
+    presignatures: dict[str, Any] | None = None
 
     @property
     def ready(self) -> bool:
@@ -112,6 +117,8 @@ class Health:
             body["chain"] = self.chain
         if self.node_set_change is not None:
             body["node_set_change"] = self.node_set_change
+        if self.presignatures is not None:
+            body["presignatures"] = self.presignatures
         return body
 
 
@@ -166,6 +173,9 @@ class Node:
         self._key: KeyPair = store.key_pair
         self._rng: Rng = rng if rng is not None else OsRng()
         self._storage: LevelDbKeyStorage | None = None
+        self._flusher: AuditFlusher | None = None
+        self._presigns: PresignPool | None = None
+        self._presigner: Presigner | None = None
         self._transport: MeshTransport | None = None
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
@@ -204,7 +214,21 @@ class Node:
         nodes = self.cluster_nodes
         change = self._core.exclusive_session if self._core is not None else None
         status = change.status() if isinstance(change, NodeSetChange) else None
-        return Health(self.node_id, connected, len(nodes), chain, self.node_id not in nodes, status)
+        presignatures = None
+        if self._presigns is not None:
+            presignatures = dict(self._presigns.sizes())
+            presigner = self._presigner
+            presignatures["refilling"] = presigner is not None and presigner.busy
+            presignatures["made"] = presigner.made if presigner is not None else 0
+        return Health(
+            self.node_id,
+            connected,
+            len(nodes),
+            chain,
+            self.node_id not in nodes,
+            status,
+            presignatures,
+        )
 
     # --- the configured node set at run time ----------------------------------------------
     def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> bool:
@@ -253,8 +277,12 @@ class Node:
         try:
             self._storage = LevelDbKeyStorage(store.path)
             signer = NodeSigner(self._key)
-            audit = AuditRecorder(LevelDbAuditStore(self._storage, sync=store.audit_sync), signer)
+            audit_store = LevelDbAuditStore(self._storage, sync=store.audit_sync)
+            audit = AuditRecorder(audit_store, signer)
             log.info("audit log: %d entries", audit.entries)
+            if not store.audit_sync:
+                self._flusher = AuditFlusher(audit_store)
+                self._flusher.start()
             limits = store.limits
             self._transport = MeshTransport(
                 self._key,
@@ -271,6 +299,8 @@ class Node:
             )
             authority: AdminAuthority = ConfiguredAdmin(store.admin_public)
             if store.auto_migrates:  # the contract's migration master, for its migrations
+                from secretstore.chain.migration_session import MigrationAdmin
+
                 authority = MigrationAdmin(self.node_id, self._contract_node_set)
             admin = AdminSettings(
                 authority,
@@ -280,10 +310,15 @@ class Node:
                 stall_timeout=2 * store.session_timeout,
             )
             admin_masters, admin_slaves = admin_tables(admin)
+            pool = None
+            if store.ecdsa_presignatures > 0:
+                pool = PresignPool(self.node_id, depth=store.ecdsa_presignatures)
+            self._presigns = pool
             ctx = SessionContext(
                 self.node_id,
                 self._rng,
                 frozenset(nodes),
+                presigns=pool,
                 require_bound_requests=store.require_bound_requests,
                 require_shadow_retrieval=store.require_shadow_retrieval,
                 audit=signer,
@@ -298,14 +333,8 @@ class Node:
             self._core = core
             membership = Membership(self.node_id, core, self._transport, nodes)
             self._membership = membership
-            change = None
-            if store.auto_migrates:
-                change = SessionNodeSetChange(
-                    self._key, core, self._storage, self._run_session, audit=audit
-                )
-            self._chain = build_chain(
-                store, self._key, membership, self._rng, self._transport.connected, change=change
-            )
+            if store.uses_chain:
+                self._chain = self._build_chain(store, core, membership, audit)
             access: AccessPolicy = self._chain.access if self._chain is not None else AllowAll()
             self._driver = ClusterDriver(
                 core,
@@ -318,14 +347,19 @@ class Node:
             )
             self._watch = _MeshWatch(self._driver, self._transport, lambda: membership.peers)
             self._transport.set_handler(self._watch)
+            if pool is not None:
+                self._presigner = Presigner(self._driver, pool)
             self.key_server = KeyServer(
                 cluster=self._driver,
                 cluster_size=lambda: membership.size,
                 rng=self._rng,
                 pin=access.pin,
                 require_bound_requests=store.require_bound_requests,
+                ecdsa_signed=self._presigner.used if self._presigner is not None else None,
             )
             if self._chain is not None:
+                from secretstore.chain.services.runtime import attach_services
+
                 self._chain.services = attach_services(
                     store,
                     self._chain.client,
@@ -369,13 +403,41 @@ class Node:
         if self._transport is not None:
             transport, self._transport = self._transport, None
             await transport.stop()
+        if self._presigner is not None:
+            presigner, self._presigner = self._presigner, None
+            await presigner.close()
         if self._driver is not None:
             driver, self._driver = self._driver, None
             await driver.close()
+        if self._flusher is not None:
+            flusher, self._flusher = self._flusher, None
+            await flusher.stop()
         if self._storage is not None:
             storage, self._storage = self._storage, None
             storage.close()
             log.info("key storage closed")
+
+    def _build_chain(
+        self,
+        store: SecretStoreConfig,
+        core: NodeCore,
+        membership: Membership,
+        audit: AuditRecorder | None,
+    ) -> ChainRuntime | None:
+        """The chain side (imported here: web3 takes most of a second to load, which a node
+        without a chain need not spend at start-up)."""
+        from secretstore.chain.migration_session import SessionNodeSetChange
+        from secretstore.chain.runtime import build_chain
+
+        assert self._storage is not None and self._transport is not None
+        change = None
+        if store.auto_migrates:
+            change = SessionNodeSetChange(
+                self._key, core, self._storage, self._run_session, audit=audit
+            )
+        return build_chain(
+            store, self._key, membership, self._rng, self._transport.connected, change=change
+        )
 
     def _contract_node_set(self) -> ContractNodeSet | None:
         return self._chain.node_set if self._chain is not None else None

@@ -6,12 +6,16 @@ the node's key database. With `sync` (the `audit_sync` option) every append is w
 sync=True: it has reached the disk when it returns. Without it (the default) an append is in
 LevelDB's log file when it returns — it survives the node's crash or kill -9, not a power loss
 or kernel crash in the moments before the operating system writes it out — which keeps a
-release one fsync cheaper. Any failure raises AuditLogError naming the database and the
-position.
+release one fsync cheaper; `flush` makes every append so far durable, and `AuditFlusher`
+calls it every second (and when the node stops), so a power loss loses at most the entries
+of the last second. Any failure raises AuditLogError naming the database and the position.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import struct
 import threading
 from collections.abc import Iterator
@@ -21,6 +25,8 @@ import plyvel
 
 from secretstore.errors import AuditLogError, CorruptRecord, StorageError
 from secretstore.storage.leveldb import LevelDbKeyStorage
+
+log = logging.getLogger(__name__)
 
 #: The prefix of every audit entry's key in the key database.
 AUDIT_PREFIX: Final = b"\x02audit/"
@@ -58,11 +64,23 @@ class AuditStore(Protocol):
 
 
 class LevelDbAuditStore:
-    """The audit log inside a node's LevelDB key database (shares its handle and lock)."""
+    """The audit log inside a node's LevelDB key database (shares its handle and lock).
+    `sync`: every append is synced; False (the default): appends are synced by `flush`."""
 
     def __init__(self, storage: LevelDbKeyStorage, *, sync: bool = False) -> None:
         self._storage = storage
-        self._sync = sync
+        self.sync = sync
+
+    def flush(self) -> None:
+        """Make every append so far durable (one synced, empty write; LevelDB syncs its log
+        and, with it, every write before). StorageError when the database is closed or the
+        write fails. Safe from another thread: it does not hold the storage's lock while
+        the disk syncs, so reads go on meanwhile."""
+        db = self._storage.with_db("flush the audit log", lambda db: db)
+        try:
+            db.write_batch(sync=True).write()
+        except (plyvel.Error, RuntimeError) as exc:
+            raise StorageError(f"flushing the audit log: {exc}") from exc
 
     def append(self, position: int, record: bytes) -> None:
         key = entry_key(position)
@@ -70,7 +88,7 @@ class LevelDbAuditStore:
         def put(db: Any) -> None:
             if db.get(key) is not None:
                 raise AuditLogError(f"audit entry {position} exists already")
-            db.put(key, record, sync=self._sync)
+            db.put(key, record, sync=self.sync)
 
         try:
             self._storage.with_db(f"append audit entry {position}", put)
@@ -141,3 +159,41 @@ class MemoryAuditStore:
     def remove(self, position: int) -> None:
         with self._lock:
             del self._records[position]
+
+
+#: Seconds between two flushes of an audit log that is not synced on every append.
+AUDIT_FLUSH_INTERVAL: Final = 1.0
+
+
+class AuditFlusher:
+    """Flushes an unsynced audit log every `interval` seconds, in a worker thread, and once
+    more on `stop`. A failed flush is logged; the next one tries again."""
+
+    def __init__(self, store: LevelDbAuditStore, interval: float = AUDIT_FLUSH_INTERVAL) -> None:
+        self._store = store
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.to_thread(self._store.flush)
+        except StorageError as exc:
+            log.error("the audit log could not be flushed to the disk: %s", exc)
+
+    async def stop(self) -> None:
+        """Stop flushing, after a last flush (before the database closes)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await self._flush()

@@ -56,6 +56,12 @@ class ContractAccessPolicy:
         """This node's latest trusted block; ChainUnavailable while the chain is not trusted."""
         return self._client.require_trusted("the permissioning contract")
 
+    def known(
+        self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
+    ) -> bool | None:
+        """Never known without asking the chain."""
+        return None
+
     async def check(
         self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
     ) -> bool:

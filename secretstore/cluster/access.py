@@ -2,6 +2,8 @@
 
 A master pins the chain state its session decides at (`pin`, None without a chain); every node
 of the access consensus then answers `check` at that block, so all of them read the same state.
+A policy that can answer without waiting (no I/O: "none", a cached answer) says so in `known`,
+and the driver then feeds the answer back in the same turn of the event loop.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ class AccessPolicy(Protocol):
         Raises (a SecretStoreError) when it cannot decide there: the session ends."""
         ...
 
+    def known(
+        self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
+    ) -> bool | None:
+        """`check`'s answer when it is known without waiting for anything, else None (then
+        `check` is awaited). Never raises."""
+        ...
+
 
 class AllowAll:
     """`acl_contract = "none"`: everyone may use every key (Parity's testing mode)."""
@@ -36,4 +45,9 @@ class AllowAll:
     async def check(
         self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
     ) -> bool:
+        return True
+
+    def known(
+        self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
+    ) -> bool | None:
         return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ from secretstore.sessions.base import (
     Record,
     Remove,
     Send,
+    Wake,
 )
 from secretstore.sessions.core import Admitted, CoreEffect, NodeCore
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
@@ -93,7 +95,11 @@ class ClusterDriver:
         self._results: dict[SessionId, asyncio.Future[Any]] = {}
         self._receipts: dict[SessionId, ReleaseReceipts] = {}
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
+        self._wakes: dict[SessionId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: access answers the policy knew at once, fed back once the effects in hand are done
+        self._answers: deque[tuple[SessionId, bool]] = deque()
+        self._depth = 0
         self._short_self = core.ctx.self_id[:4].hex()
         self.liveness = PeerLiveness(
             transport, core.peers_in_sessions, self._on_node_lost, response_timeout
@@ -162,6 +168,26 @@ class ClusterDriver:
 
     # --- effects ------------------------------------------------------------------------------
     def _apply(self, effects: Iterable[CoreEffect]) -> None:
+        self._depth += 1
+        try:
+            self._carry_out(effects)
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self._feed_known_answers()
+
+    def _feed_known_answers(self) -> None:
+        """Access answers the policy knew at once, each after every effect that came with its
+        CheckAccess (so a master's requests are out before its own part is computed)."""
+        self._depth += 1
+        try:
+            while self._answers:
+                sid, allowed = self._answers.popleft()
+                self._carry_out(self.core.on_access_checked(sid, allowed))
+        finally:
+            self._depth -= 1
+
+    def _carry_out(self, effects: Iterable[CoreEffect]) -> None:
         failed: dict[SessionId, SecretStoreError] = {}  # sessions whose write failed
         for effect in effects:
             if failed and self._replace_after_failure(effect, failed):
@@ -187,7 +213,11 @@ class ClusterDriver:
                     failed[effect.session_id] = exc
                     self._storage_failed(effect, exc)
             elif isinstance(effect, CheckAccess):
-                self._spawn(self._check_access(effect))
+                known = self.access.known(effect.requester, effect.key_id, effect.block)
+                if known is None:
+                    self._spawn(self._check_access(effect))
+                else:
+                    self._answers.append((effect.session_id, known))
             elif isinstance(effect, Finish):
                 self._settle(effect.session_id, result=effect.result)
             elif isinstance(effect, Fail):
@@ -196,6 +226,8 @@ class ClusterDriver:
                 self._start_clock(effect.session_id)
             elif isinstance(effect, Deadline):
                 self._restart_clock(effect.session_id, effect.seconds)
+            elif isinstance(effect, Wake):
+                self._set_wake(effect.session_id, effect.seconds)
             elif isinstance(effect, Notice):
                 log.info("%s", effect.text)
             elif isinstance(effect, CheckOrigin):
@@ -241,7 +273,7 @@ class ClusterDriver:
                 self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
                 return True
             return False
-        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline):
+        if isinstance(effect, Persist | Remove | Record | Finish | Fail | Deadline | Wake):
             return effect.session_id in failed
         return False
 
@@ -295,6 +327,9 @@ class ClusterDriver:
         timer = self._timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
+        wake = self._wakes.pop(sid, None)
+        if wake is not None:
+            wake.cancel()
         future = self._results.get(sid)
         if future is None or future.done():
             if error is not None:
@@ -318,6 +353,19 @@ class ClusterDriver:
         loop = asyncio.get_running_loop()
         self._timers[sid] = loop.call_later(seconds, self._time_out, sid)
 
+    def _set_wake(self, sid: SessionId, seconds: float) -> None:
+        if self.core.session(sid) is None:
+            return  # ended already
+        old = self._wakes.pop(sid, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._wakes[sid] = loop.call_later(seconds, self._wake, sid)
+
+    def _wake(self, sid: SessionId) -> None:
+        self._wakes.pop(sid, None)
+        self._apply(self.core.on_wake(sid))
+
     def _time_out(self, sid: SessionId) -> None:
         self._timers.pop(sid, None)
         effects = self.core.on_timeout(sid)
@@ -339,9 +387,10 @@ class ClusterDriver:
 
     async def close(self) -> None:
         self.liveness.close()
-        for timer in self._timers.values():
+        for timer in [*self._timers.values(), *self._wakes.values()]:
             timer.cancel()
         self._timers.clear()
+        self._wakes.clear()
         for task in list(self._tasks):
             task.cancel()
         for future in self._results.values():

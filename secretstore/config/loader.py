@@ -11,6 +11,7 @@ from secretstore.config.model import (
     DEFAULT_CHAIN_MIGRATION_DELAY,
     DEFAULT_CHAIN_POLL_INTERVAL,
     DEFAULT_CHAIN_RETRY_INTERVAL,
+    DEFAULT_ECDSA_PRESIGNATURES,
     DEFAULT_HTTP_PORT,
     DEFAULT_KEEP_ALIVE_INTERVAL,
     DEFAULT_KEYS_PATH,
@@ -18,6 +19,7 @@ from secretstore.config.model import (
     DEFAULT_PATH,
     DEFAULT_PORT,
     DEFAULT_SESSION_TIMEOUT,
+    MAX_ECDSA_PRESIGNATURES,
     MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
     Deadlines,
     NodeAddress,
@@ -80,6 +82,7 @@ OUR_SECRETSTORE_KEYS: Final = (
     "node_set_change_keys_in_flight",
     "require_shadow_retrieval",
     "audit_sync",
+    "ecdsa_presignatures",
     "registry_address", "chain_confirmations", "chain_migration_delay", "chain_retry_interval",
     "chain_poll_interval",
 )  # fmt: skip
@@ -189,6 +192,13 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         ),
         require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
         audit_sync=get_bool(store, "secretstore.audit_sync", False),
+        ecdsa_presignatures=get_int(
+            store,
+            "secretstore.ecdsa_presignatures",
+            DEFAULT_ECDSA_PRESIGNATURES,
+            0,
+            MAX_ECDSA_PRESIGNATURES,
+        ),
         registry_address=parse_address(store, "secretstore.registry_address"),
         chain_confirmations=get_int(
             store, "secretstore.chain_confirmations", DEFAULT_CHAIN_CONFIRMATIONS, 0, 1000

@@ -52,6 +52,11 @@ DEFAULT_CHAIN_POLL_INTERVAL: Final = 1.0
 # --- contract address sources -----------------------------------------------------------------
 
 
+#: Presignatures per key by default (`ecdsa_presignatures`), and the most allowed.
+DEFAULT_ECDSA_PRESIGNATURES: Final = 4
+MAX_ECDSA_PRESIGNATURES: Final = 64
+
+
 @dataclass(frozen=True, slots=True)
 class ContractFromRegistry:
     """The contract's address is read from the chain's registry (Parity's "registry")."""
@@ -189,6 +194,8 @@ class SecretStoreConfig:
     #: ours: fsync every audit log entry before the release it records (off: an entry
     #: survives a crash of the node, not a power loss just after it)
     audit_sync: bool = False
+    #: ECDSA presignatures this node keeps per key it signs with (0: none; sessions/presign.py)
+    ecdsa_presignatures: int = DEFAULT_ECDSA_PRESIGNATURES
     #: ours: where the registry contract is (Parity read it from the chain spec)
     registry_address: Address | None = None
     #: ours: the block constants, Parity's by default (overridable for tests)

@@ -25,6 +25,17 @@ One generation run, on each of the ``n`` nodes ``i`` (id number ``x_i``), for th
    commitments of the joint polynomial ``f = Σ_i f_i``: ``C_0 = Y`` and
    ``s_j·G = Σ_k C_k·x_j^k``, which a key record keeps.
 
+Checking every dealer at once (``keys_verification_batch``, ``share_proofs_verification_batch``):
+a receiver sums the checks of steps 3 and 5 over all dealers, so they cost the work of one
+dealer (t+1 point multiplications and sums of points) instead of n. An honest dealer's terms
+are exactly right, so the sums hold exactly when the dealers' errors cancel out: one faulty
+dealer alone always makes them fail (then each dealer is checked alone, to name it). Dealers
+that collude can deal values that are wrong one by one but right in sum; the receiver's share
+``s_j = Σ_i f_i(x_j)``, the joint commitments ``C_k = Σ_i F_ik`` (and ``Σ_i E_ik``) and the zero
+of a zero sharing are then exactly what honest dealings of the same sums give, and
+``C_0 + (Σ_i b_i0)·H = Σ_i E_i0`` still binds the joint public to the Pedersen commitments sent
+before anything was revealed. Only each colluder's own ``F_i``, which nothing uses, may be off.
+
 Errors: wrong numbers of commitments raise InvalidRequest, a zero id number InvalidScalar, an
 identity joint public InvalidPoint; a bad dealing from a peer raises ProtocolViolation naming it.
 """
@@ -141,6 +152,52 @@ def keys_verification(
     derived_point.require_not_identity("derived point")
     left = Point.base_mul(received.secret1) + derived_point * received.secret2
     return left == evaluate_point_polynomial(received.publics, id_number)
+
+
+def keys_verification_batch(
+    threshold: int, derived_point: Point, id_number: Scalar, received: Iterable[ReceivedKeys]
+) -> bool:
+    """``keys_verification`` of every dealing at once: ``(Σ secret1)·G + (Σ secret2)·H ==
+    Σ_k (Σ_i E_ik)·x^k`` (true when each holds; false whenever exactly one dealing fails;
+    module docstring). Raises as `keys_verification` for a malformed dealing."""
+    dealings = list(received)
+    for keys in dealings:
+        _check_degree(threshold, keys.publics, "commitments")
+    check_id_numbers([id_number])
+    derived_point.require_not_identity("derived point")
+    first = scalar_sum(keys.secret1 for keys in dealings)
+    second = scalar_sum(keys.secret2 for keys in dealings)
+    summed = [point_sum(keys.publics[k] for keys in dealings) for k in range(threshold + 1)]
+    left = Point.base_mul(first) + derived_point * second
+    return left == evaluate_point_polynomial(summed, id_number)
+
+
+def share_proofs_verification_batch(
+    threshold: int,
+    derived_point: Point,
+    id_number: Scalar,
+    dealings: Iterable[tuple[Scalar, Sequence[Point], Sequence[Point], Sequence[Scalar]]],
+) -> bool:
+    """``share_proof_opens_commitments`` and ``share_proof_verification`` of every dealer at
+    once, from (secret1, Pedersen commitments E, Feldman commitments F, blinding b) per dealer:
+    ``Σ_i F_ik + (Σ_i b_ik)·H == Σ_i E_ik`` for every k, and ``(Σ secret1)·G == Σ_k (Σ_i F_ik)·
+    x^k`` (module docstring). Raises InvalidRequest for a malformed dealing."""
+    items = list(dealings)
+    for _, pedersen, feldman, blinding in items:
+        _check_degree(threshold, pedersen, "commitments")
+        _check_degree(threshold, feldman, "share proof")
+        _check_degree(threshold, blinding, "blinding coefficients")
+    check_id_numbers([id_number])
+    derived_point.require_not_identity("derived point")
+    joint = []
+    for k in range(threshold + 1):
+        feldman_k = point_sum(item[2][k] for item in items)
+        pedersen_k = point_sum(item[1][k] for item in items)
+        if feldman_k + derived_point * scalar_sum(item[3][k] for item in items) != pedersen_k:
+            return False
+        joint.append(feldman_k)
+    secret = scalar_sum(item[0] for item in items)
+    return Point.base_mul(secret) == evaluate_point_polynomial(joint, id_number)
 
 
 def find_faulty_senders(

@@ -46,13 +46,22 @@ def _challenge(context: bytes, points: tuple[Point, ...]) -> Scalar:
 
 
 def prove_equal_logs(
-    secret: Scalar, base1: Point, base2: Point, rng: Rng, *, context: bytes
+    secret: Scalar,
+    base1: Point,
+    base2: Point,
+    rng: Rng,
+    *,
+    context: bytes,
+    publics: tuple[Point, Point] | None = None,
 ) -> DleqProof:
-    """A proof that ``secret·base1`` and ``secret·base2`` share the log ``secret``."""
+    """A proof that ``secret·base1`` and ``secret·base2`` share the log ``secret``.
+    `publics`: those two points when the caller has them already (they are not checked:
+    a wrong pair gives a proof that does not verify)."""
     base1.require_not_identity("first base")
     base2.require_not_identity("second base")
+    public1, public2 = publics if publics is not None else (base1 * secret, base2 * secret)
     nonce = random_scalar(rng)
-    points = (base1, base1 * secret, base2, base2 * secret, base1 * nonce, base2 * nonce)
+    points = (base1, public1, base2, public2, base1 * nonce, base2 * nonce)
     challenge = _challenge(context, points)
     return DleqProof(challenge, nonce - challenge * secret)
 

@@ -32,8 +32,10 @@ for values common to every participant).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from secretstore.crypto.curve import G, Point, Scalar, point_sum
 from secretstore.crypto.dleq import DleqProof, prove_equal_logs, verify_equal_logs
@@ -58,13 +60,29 @@ _LABEL = b"secretstore-decryption-job-v1"
 _MAX_ATTEMPT = (1 << 64) - 1
 
 
+#: How many share publics and commitment digests one process remembers: they are public,
+#: fixed per key version, and every decryption of a key needs them again.
+PUBLICS_CACHE_SIZE: Final = 4096
+
+
 def share_public(commitments: Sequence[Point], id_number: Scalar) -> Point:
-    """``Y_j = Σ_k C_k·x_j^k``: the public of the share of the node with id number ``x_j``."""
+    """``Y_j = Σ_k C_k·x_j^k``: the public of the share of the node with id number ``x_j``
+    (remembered for the last PUBLICS_CACHE_SIZE (commitments, id number) pairs)."""
+    return _share_public(tuple(commitments), id_number)
+
+
+@functools.lru_cache(maxsize=PUBLICS_CACHE_SIZE)
+def _share_public(commitments: tuple[Point, ...], id_number: Scalar) -> Point:
     return evaluate_point_polynomial(commitments, id_number)
 
 
 def commitments_digest(commitments: Sequence[Point]) -> bytes:
-    """keccak256 of the commitments in order (64 bytes each)."""
+    """keccak256 of the commitments in order (64 bytes each; remembered as share_public)."""
+    return _commitments_digest(tuple(commitments))
+
+
+@functools.lru_cache(maxsize=PUBLICS_CACHE_SIZE)
+def _commitments_digest(commitments: tuple[Point, ...]) -> bytes:
     return keccak256(b"".join(point.to_bytes() for point in commitments))
 
 
@@ -87,6 +105,7 @@ class JobStatement:
     group: tuple[tuple[NodeId, Scalar], ...]
     shadow: bool
     _base: Point = field(init=False, repr=False, compare=False)
+    _context: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.key_id) != 32 or len(self.session_id) != 32:
@@ -112,6 +131,7 @@ class JobStatement:
             raise InvalidRequest("a member is a 64-byte node id with a nonzero id number")
         object.__setattr__(self, "group", group)
         object.__setattr__(self, "_base", self.common_point * self.access_key)
+        object.__setattr__(self, "_context", self._context_parts())
 
     @property
     def threshold(self) -> int:
@@ -136,19 +156,26 @@ class JobStatement:
         return share_public(self.commitments, self.id_number(node)) * coefficient
 
     def context(self, node: NodeId) -> bytes:
-        """The proof context of member `node`."""
+        """The proof context of member `node`: label ‖ mode ‖ key id ‖ session id ‖ attempt
+        ‖ node ‖ requester ‖ C ‖ E ‖ a ‖ digest of the commitments ‖ group."""
         self.id_number(node)
-        out = bytearray(_LABEL)
-        out.append(1 if self.shadow else 0)
-        out += self.key_id + self.session_id + self.attempt.to_bytes(8, "big") + node
+        before, after = self._context
+        return before + node + after
+
+    def _context_parts(self) -> tuple[bytes, bytes]:
+        """The context around the member's node id (the same for every member)."""
+        before = bytearray(_LABEL)
+        before.append(1 if self.shadow else 0)
+        before += self.key_id + self.session_id + self.attempt.to_bytes(8, "big")
+        after = bytearray()
         for point in (self.requester, self.common_point, self.encrypted_point):
-            out += point.to_bytes()
-        out += self.access_key.to_bytes()
-        out += commitments_digest(self.commitments)
-        out += len(self.group).to_bytes(4, "big")
+            after += point.to_bytes()
+        after += self.access_key.to_bytes()
+        after += commitments_digest(self.commitments)
+        after += len(self.group).to_bytes(4, "big")
         for member, number in self.group:
-            out += member + number.to_bytes()
-        return bytes(out)
+            after += member + number.to_bytes()
+        return bytes(before), bytes(after)
 
     def proof_base(self) -> Point:
         """``a·C``: the second base of every proof of the job (computed once)."""
@@ -176,13 +203,17 @@ def answer_job(statement: JobStatement, node: NodeId, secret_share: Scalar, rng:
     base = statement.proof_base()
     context = statement.context(node)
     if not statement.shadow:
-        proof = prove_equal_logs(node_shadow, G, base, rng, context=context)
-        return JobAnswer(base * node_shadow, None, None, proof)
+        shadow_point = base * node_shadow
+        publics = (Point.base_mul(node_shadow), shadow_point)
+        proof = prove_equal_logs(node_shadow, G, base, rng, context=context, publics=publics)
+        return JobAnswer(shadow_point, None, None, proof)
     blinded = random_scalar(rng) * node_shadow
     if blinded.is_zero():
         raise InvalidScalar("the blinded shadow is zero")
-    proof = prove_equal_logs(blinded, G, base, rng, context=context)
-    return JobAnswer(base * blinded, Point.base_mul(blinded), blinded - node_shadow, proof)
+    shadow_point, blinded_public = base * blinded, Point.base_mul(blinded)
+    publics = (blinded_public, shadow_point)
+    proof = prove_equal_logs(blinded, G, base, rng, context=context, publics=publics)
+    return JobAnswer(shadow_point, blinded_public, blinded - node_shadow, proof)
 
 
 def verify_job_answer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from secretstore.audit.model import AuditFacts
 from secretstore.audit.receipts import NodeSigner, ReleaseReceipts
@@ -17,6 +18,9 @@ from secretstore.errors import (
 )
 from secretstore.storage.model import KeyShare
 from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
+
+if TYPE_CHECKING:
+    from secretstore.sessions.presign import PresignPool
 
 # --- effects: what a session asks its driver to do, in order --------------------------
 
@@ -56,6 +60,16 @@ class Remove:
 class Deadline:
     """Restart the session's timeout clock: `on_timeout` comes `seconds` from now unless the
     session ends first (a long session pushes its deadline out as it makes progress)."""
+
+    session_id: SessionId
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Call the session's `on_wake` `seconds` from now, once, unless it has ended by then (a
+    later Wake of the same session replaces an earlier one). It does not touch the timeout:
+    a session uses it to stop waiting on a slow peer early (decryption asks other holders)."""
 
     session_id: SessionId
     seconds: float
@@ -111,7 +125,7 @@ class Fail:
     error: SecretStoreError
 
 
-Effect = Send | Persist | Record | Remove | CheckAccess | Finish | Fail | Deadline | Notice
+Effect = Send | Persist | Record | Remove | CheckAccess | Finish | Fail | Deadline | Wake | Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +145,9 @@ class SessionContext:
     #: this node's signer of audit receipts: sessions record what they release (`Record`)
     #: and send their receipts; None on a node without an audit log (protocol-only tests)
     audit: NodeSigner | None = None
+    #: this node's ECDSA presigning pool (sessions/presign.py): None keeps no presignatures
+    #: (every ECDSA signing runs its nonce generations)
+    presigns: PresignPool | None = None
 
 
 class Session(ABC):
@@ -184,6 +201,10 @@ class Session(ABC):
 
     def on_timeout(self) -> list[Effect]:
         return self.fail(SessionTimeout("the session did not finish in time"))
+
+    def on_wake(self) -> list[Effect]:
+        """The time of this session's latest Wake has come (it had not ended)."""
+        return []
 
     def on_drained(self) -> list[Effect]:
         """An EXCLUSIVE session: no other session is left on this node (called once; at

@@ -14,6 +14,13 @@ loses neither node: the pair is recorded, and every later group avoids holding b
 the master is in every group, a broken link between the master and a node loses that node. So
 a node that claims to have lost everyone excludes only itself, never an honest node alone.
 
+Asking a group first (`preselect`, then `start(request, to=group)`): the master may pick the
+group at once among the connected candidates and ask only its members, each with the job in
+the request, so that one round trip decides access and does the job. The other candidates
+stay *unasked*; when a member refuses, is lost or fails its job and the nodes asked can no
+longer make a group, the consensus asks every unasked candidate (`AskOthers`) and goes on
+exactly as if they had been asked from the start: the same rules decide, only later.
+
 Slave side (`AccessCheck`): a candidate recovers the requester from the requester's own
 signature over the key id (never from the master's word), asks its access policy and answers.
 A service contract's request names its requester by public key instead (`access.origin`); the
@@ -147,13 +154,21 @@ class GroupSelected:
 
 
 @dataclass(frozen=True, slots=True)
+class AskOthers:
+    """The nodes asked so far can no longer make a group: send the owner's access request
+    (without a job) to `nodes`, the candidates not asked yet (now awaited)."""
+
+    nodes: tuple[NodeId, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ConsensusFailed:
     """The session cannot go on; the owner fails with `error`."""
 
     error: SecretStoreError
 
 
-Decision = Undecided | GroupSelected | ConsensusFailed
+Decision = Undecided | GroupSelected | AskOthers | ConsensusFailed
 UNDECIDED = Undecided()
 
 
@@ -207,6 +222,8 @@ class AccessConsensus:
         self.needed = needed
         self.candidates = candidates
         self._pending: set[NodeId] = set(candidates)
+        #: candidates not asked yet (`start(..., to=...)` asks some only)
+        self._unasked: set[NodeId] = set()
         self._allowed: set[NodeId] = set()
         self._denied: set[NodeId] = set()
         self._lost: set[NodeId] = set()
@@ -241,8 +258,14 @@ class AccessConsensus:
 
     @property
     def pending(self) -> frozenset[NodeId]:
-        """Candidates whose answer has not come (the master until its own check returns)."""
+        """Candidates asked whose answer has not come (the master until its own check
+        returns)."""
         return frozenset(self._pending)
+
+    @property
+    def unasked(self) -> frozenset[NodeId]:
+        """Candidates not asked (yet): none unless `start` asked a group only."""
+        return frozenset(self._unasked)
 
     @property
     def broken_links(self) -> frozenset[frozenset[NodeId]]:
@@ -251,21 +274,44 @@ class AccessConsensus:
 
     @property
     def in_play(self) -> frozenset[NodeId]:
-        """Candidates neither refused nor lost (the master included): the session's
-        participants."""
-        return self.candidates - self._denied - self._lost
+        """Candidates asked and neither refused nor lost (the master included): the
+        session's participants."""
+        return self.candidates - self._denied - self._lost - self._unasked
 
     # --- events -----------------------------------------------------------------------------
-    def start(self, request: object) -> list[Effect]:
+    def preselect(self, nodes: Iterable[NodeId] | None = None) -> GroupSelected:
+        """Select the first group at once, before `start`: `nodes` (the master and
+        `needed - 1` candidates, e.g. a presignature's group), or by default the master and a
+        random choice of `needed - 1` other candidates; attempt 1. The owner then asks its
+        members only (`start(request, to=group.nodes)`), with the job."""
+        if self._attempt or self._ended:
+            raise InvalidRequest("a group is preselected before the consensus starts")
+        self_id = self._ctx.self_id
+        if nodes is None:
+            group = select_group(self._ctx.rng, self_id, self.candidates, self.needed)
+            assert group is not None  # no broken links yet, and enough candidates
+        else:
+            group = tuple(sorted(set(nodes)))
+            if len(group) != self.needed or self_id not in group:
+                raise InvalidRequest(f"a group of {self.needed} with the master is needed")
+            if not set(group) <= self.candidates:
+                raise InvalidRequest("a preselected group holds a node that cannot take part")
+        self._group = group
+        self._attempt = 1
+        return GroupSelected(group, 1)
+
+    def start(self, request: object, to: Iterable[NodeId] | None = None) -> list[Effect]:
         """The master's own access check (at the pinned block) and `request` (the owner's
         initialising message, which carries an AccessRequest with that block) to every other
-        candidate."""
+        candidate, or to those of `to` only (the others stay unasked)."""
+        self_id = self._ctx.self_id
+        asked = self.candidates if to is None else self.candidates & frozenset(to)
+        self._unasked = set(self.candidates - asked - {self_id})
+        self._pending -= self._unasked
         effects: list[Effect] = [
             CheckAccess(self._session_id, self._requester, self._key_id, self.block)
         ]
-        effects += [
-            Send(node, request) for node in sorted(self.candidates) if node != self._ctx.self_id
-        ]
+        effects += [Send(node, request) for node in sorted(asked) if node != self_id]
         return effects
 
     def on_own_access(self, allowed: bool) -> Decision:
@@ -284,7 +330,7 @@ class AccessConsensus:
         """A candidate's answer."""
         if self._ended:
             return UNDECIDED
-        if sender == self._ctx.self_id or sender not in self.candidates:
+        if sender == self._ctx.self_id or sender not in self.candidates or sender in self._unasked:
             return self._fail(
                 ProtocolViolation(short(sender), "answered an access request it was not sent")
             )
@@ -298,6 +344,8 @@ class AccessConsensus:
             )
         self._pending.discard(sender)
         (self._allowed if response.allowed else self._denied).add(sender)
+        if not response.allowed and self._group is not None and sender in self._group:
+            self._group = None  # a preselected member refused: the group cannot run
         return self._decide()
 
     def on_node_lost(
@@ -313,6 +361,7 @@ class AccessConsensus:
             or node not in self.candidates
             or node in self._lost
             or node in self._denied
+            or node in self._unasked
         ):
             return UNDECIDED
         self._lost.add(node)
@@ -321,6 +370,28 @@ class AccessConsensus:
         if self._group is not None and node in self._group and not keep_group:
             self._group = None
         return self._decide(f"node {short(node)} {why}; ")
+
+    def on_slow(self) -> Decision:
+        """The running group is slow to answer (a member may be silent): give it up and ask
+        every candidate not asked yet, as a member's loss would (the slow members stay
+        awaited and count if they answer). Undecided, keeping the group, when every
+        candidate has been asked already."""
+        if self._ended or self._group is None or not self._unasked:
+            return UNDECIDED
+        self._group = None
+        others = tuple(sorted(self._unasked))
+        self._pending |= self._unasked
+        self._unasked = set()
+        return AskOthers(others)
+
+    def drop_group(self) -> Decision:
+        """The owner gives the running group up (its job cannot be done by this group, e.g.
+        a member allowed but lacks what the job needed): the next group is selected among
+        the nodes that allowed, or the unasked are asked, by the usual rules."""
+        if self._ended or self._group is None:
+            return UNDECIDED
+        self._group = None
+        return self._decide()
 
     def on_link_broken(self, reporter: NodeId, node: NodeId, why: str = "") -> Decision:
         """`reporter` lost its connection to `node` (two distinct candidates). Neither is lost:
@@ -377,6 +448,11 @@ class AccessConsensus:
                 self._group = group
                 self._attempt += 1
                 return GroupSelected(group, self._attempt)
+        if self._unasked and len(self._allowed) + len(self._pending) < self.needed:
+            others = tuple(sorted(self._unasked))
+            self._pending |= self._unasked
+            self._unasked = set()
+            return AskOthers(others)
         if len(self._allowed) + len(self._pending) < self.needed:
             return self._fail(
                 ConsensusUnreachable(
@@ -467,10 +543,17 @@ class AccessCheck:
 
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         """Record the policy's answer and send it to the master (once)."""
-        if self.allowed is not None:
+        if not self.decide(allowed):
             return []
-        self.allowed = allowed
         return [Send(self._master, ConsensusResponse(self._session_id, allowed))]
+
+    def decide(self, allowed: bool) -> bool:
+        """Record the policy's answer without sending it (the owner answers with its job);
+        False when it was recorded already."""
+        if self.allowed is not None:
+            return False
+        self.allowed = allowed
+        return True
 
 
 # --- group selection ---------------------------------------------------------------------

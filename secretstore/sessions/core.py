@@ -289,6 +289,12 @@ class NodeCore:
             return []
         return self._settle(session, session.fail(error))
 
+    def on_wake(self, session_id: SessionId) -> list[CoreEffect]:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        return self._settle(session, session.on_wake())
+
     def on_timeout(self, session_id: SessionId) -> list[CoreEffect]:
         session = self._sessions.get(session_id)
         if session is None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Final
 
 from secretstore.audit.model import AuditFacts, Operation, facts_of
 from secretstore.crypto.curve import Point
@@ -68,7 +69,7 @@ from secretstore.errors import (
     SecretStoreError,
 )
 from secretstore.sessions.audit import master_record, receipt_problem, record
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.base import Effect, Send, Session, SessionContext, Wake, short
 from secretstore.sessions.broadcast import (
     PersonalShare,
     answers_problem,
@@ -78,6 +79,7 @@ from secretstore.sessions.broadcast import (
 from secretstore.sessions.consensus import (
     AccessCheck,
     AccessConsensus,
+    AskOthers,
     ConsensusFailed,
     Decision,
     GroupSelected,
@@ -93,12 +95,17 @@ from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 from secretstore.wire.common import SessionError
 from secretstore.wire.consensus import AccessRequest, ConsensusCompleted, ConsensusResponse
 from secretstore.wire.decryption import (
+    DecryptionJob,
     DecryptionJobRequest,
     DecryptionJobResponse,
     DecryptionJobResults,
     DecryptionRequest,
 )
 from secretstore.wire.requester import ServiceOrigin
+
+#: Seconds after which a master whose first group has not answered in full asks the holders
+#: it did not ask (a member may be silent; a lost member makes it ask them at once).
+ASK_OTHERS_AFTER: Final = 1.0
 
 #: Length of an encrypted decrypt shadow: ECIES of a 32-byte scalar.
 DECRYPT_SHADOW_LENGTH = OVERHEAD + 32
@@ -196,9 +203,11 @@ def compute_job_response(
     job: DecryptionJobRequest,
     *,
     requester: Point,
+    statement: JobStatement | None = None,
 ) -> DecryptionJobResponse:
     """This node's part of `job`: P_i, ECIES(requester, d_i) when shadow, and with
-    commitments Q_i (shadow) and the proof.
+    commitments Q_i (shadow) and the proof. `statement`: the job's statement when the
+    caller made it already (`job_statement`), else it is made here.
 
     Raises PlainRetrievalRefused for a plain job when this node's policy requires shadow
     retrieval; DocumentKeyNotFound; InvalidRequest unless every node of the group holds
@@ -211,7 +220,8 @@ def compute_job_response(
     numbers = version.id_numbers_map()
     if ctx.self_id not in job.nodes or any(node not in numbers for node in job.nodes):
         raise InvalidRequest("a job group must hold the key version and include this node")
-    statement = job_statement(share, version, key_id, job, requester)
+    if statement is None:
+        statement = job_statement(share, version, key_id, job, requester)
     blinded_public, proof = None, None
     if statement is not None:
         answer = answer_job(statement, ctx.self_id, version.secret_share, ctx.rng)
@@ -274,19 +284,30 @@ class _Job:
 class DecryptionMaster(Session):
     """The master of a retrieval.
 
+    It picks the first group at once among the connected holders (the master and t others at
+    random) and sends each other member the access request with the job: the member decides
+    access itself and answers with its proven part (or a refusal). When a member refuses, is
+    lost, or its answer is rejected, the consensus asks the holders not asked yet and selects
+    another group among those that allow, as if they had been asked from the start.
+
     | phase (waits for)           | on                             | next                      |
     |-----------------------------|--------------------------------|---------------------------|
-    | WAITING_FOR_ACCESS          | t+1 allowed, self among them   | WAITING_FOR_JOB_RESPONSES |
-    | (own check, ConsensusResp.) | too many refused / self refused| ENDED: AccessDenied       |
-    |                             | too few left to reach t+1      | ENDED: ConsensusUnreachable|
-    | WAITING_FOR_JOB_RESPONSES   | all t+1 responses in           | ENDED: result             |
-    | (DecryptionJobResponse)     | member lost or its answer      | WAITING_FOR_JOB_RESPONSES |
-    |                             | rejected, t+1 allowed remain   | (a new group)             |
+    | WAITING_FOR_JOB_RESPONSES   | all t+1 responses in (its own  | ENDED: result             |
+    | (own check, job responses,  |  once its own policy allowed)  |                           |
+    |  refusals)                  | self refused / too many refused| ENDED: AccessDenied       |
+    |                             | member refused, lost or its    | WAITING_FOR_JOB_RESPONSES |
+    |                             |  answer rejected; t+1 allowed  |  (a new group, attempt+1) |
+    |                             |  remain                        |                           |
+    |                             | the same, too few asked can    | WAITING_FOR_ACCESS (the   |
+    |                             |  still allow                   |  holders not asked, asked)|
     |                             | the same, answers pending      | WAITING_FOR_ACCESS        |
     |                             | member lost, too few left      | ENDED: ConsensusUnreachable|
     |                             | answer rejected, too few left  | ENDED: ProtocolViolation  |
     |                             | an answer out of turn          | ENDED: ProtocolViolation  |
     |                             | a member refuses plain by policy| ENDED: PlainRetrievalRefused|
+    | WAITING_FOR_ACCESS          | t+1 allowed, self among them   | WAITING_FOR_JOB_RESPONSES |
+    | (ConsensusResponse)         | too many refused               | ENDED: AccessDenied       |
+    |                             | too few left to reach t+1      | ENDED: ConsensusUnreachable|
     """
 
     def __init__(
@@ -318,6 +339,8 @@ class DecryptionMaster(Session):
             block=request.block,
         )
         self._job: _Job | None = None
+        #: the group of every attempt started (an answer names its attempt)
+        self._groups: dict[int, tuple[NodeId, ...]] = {}
         #: members whose job answer was rejected, and why (they are out of the session)
         self.rejected: dict[NodeId, str] = {}
 
@@ -341,11 +364,22 @@ class DecryptionMaster(Session):
             return ()
         return tuple(node for node in job.nodes if node not in job.responses)
 
-    def start(self) -> list[Effect]:
-        access = AccessRequest(
+    def _access(self) -> AccessRequest:
+        return AccessRequest(
             self._signature, self._version.hash, block=self.consensus.block, origin=self._origin
         )
-        return self.consensus.start(DecryptionRequest(self.session_id, self.key_id, access))
+
+    def start(self) -> list[Effect]:
+        """The first group's job to its members inside the access request; the master's own
+        part follows its own access check (so it is computed while the others work)."""
+        group = self.consensus.preselect()
+        request = self._new_job(group)
+        job = DecryptionJob(request.attempt, request.access_key, request.nodes, request.shadow)
+        init = DecryptionRequest(self.session_id, self.key_id, self._access(), job)
+        effects = self.consensus.start(init, to=group.nodes)
+        if self.consensus.unasked:
+            effects.append(Wake(self.session_id, ASK_OTHERS_AFTER))
+        return effects
 
     # --- events -------------------------------------------------------------------------------
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
@@ -360,7 +394,8 @@ class DecryptionMaster(Session):
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         if self.finished:
             return []
-        return self._follow(self.consensus.on_own_access(allowed))
+        effects = self._follow(self.consensus.on_own_access(allowed))
+        return effects + self._own_part()
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
         return self._lose(node, "disconnected")
@@ -381,6 +416,12 @@ class DecryptionMaster(Session):
         ):
             return self.fail(PlainRetrievalRefused(f"node {short(sender)}: {error}"))
         return super().on_peer_refusal(sender, error)
+
+    def on_wake(self) -> list[Effect]:
+        """The first group is slow: ask the holders not asked yet (`ASK_OTHERS_AFTER`)."""
+        if self.finished or self._job is None or not self.awaiting:
+            return []
+        return self._follow(self.consensus.on_slow())
 
     def on_timeout(self) -> list[Effect]:
         if self.finished:
@@ -427,34 +468,70 @@ class DecryptionMaster(Session):
         return ProtocolViolation(names, f"{whys}; and then: {error}")
 
     def _follow(self, decision: Decision) -> list[Effect]:
+        job = self._job
+        if job is not None and (
+            self.consensus.group is None or self.consensus.attempt != job.attempt
+        ):
+            self._job = None  # the consensus gave the running group up (a member refused)
         if isinstance(decision, ConsensusFailed):
             return self.fail(self._named(decision.error))
         if isinstance(decision, GroupSelected):
             return self._start_job(decision)
+        if isinstance(decision, AskOthers):
+            init = DecryptionRequest(self.session_id, self.key_id, self._access())
+            return [Send(node, init) for node in decision.nodes]
         return []
 
-    def _start_job(self, group: GroupSelected) -> list[Effect]:
+    def _new_job(self, group: GroupSelected) -> DecryptionJobRequest:
+        """The job of `group`'s attempt, with a fresh access key (now the running job)."""
         request = DecryptionJobRequest(
             self.session_id, group.attempt, random_scalar(self.ctx.rng), group.nodes, self.shadow
         )
         requester = self._requester.public
         statement = job_statement(self._share, self._version, self.key_id, request, requester)
-        job = _Job(request, statement)
-        self._job = job
-        effects: list[Effect] = self.broadcast(request, job.nodes)
-        job.responses[self.ctx.self_id] = compute_job_response(
-            self.ctx, self._share, self._version, self.key_id, request, requester=requester
+        self._job = _Job(request, statement)
+        self._groups[group.attempt] = group.nodes
+        return request
+
+    def _start_job(self, group: GroupSelected) -> list[Effect]:
+        """A group selected among nodes that allowed access: the job to each, then this
+        node's own part (it allowed already)."""
+        request = self._new_job(group)
+        return self.broadcast(request, request.nodes) + self._own_part()
+
+    def _own_part(self) -> list[Effect]:
+        """This node's part of the running job, once its own policy allowed access."""
+        job = self._job
+        self_id = self.ctx.self_id
+        if self.finished or job is None or self_id in job.responses:
+            return []
+        if self_id not in self.consensus.allowed:
+            return []
+        job.responses[self_id] = compute_job_response(
+            self.ctx,
+            self._share,
+            self._version,
+            self.key_id,
+            job.request,
+            requester=self._requester.public,
+            statement=job.statement,
         )
-        return effects + self._complete_if_ready()
+        return self._complete_if_ready()
 
     def _on_job_response(self, sender: NodeId, message: DecryptionJobResponse) -> list[Effect]:
+        group = self._groups.get(message.attempt)
+        if group is None or sender not in group:
+            return self._violation(sender, "answered a job it was not given")
+        if sender not in self.consensus.allowed:
+            # the answer to a job that came with the access request says the sender allowed
+            # (a node that refused, or one lost, answers out of turn)
+            decision = self.consensus.on_response(sender, ConsensusResponse(self.session_id, True))
+            effects = self._follow(decision)
+            if self.finished or effects or sender not in self.consensus.allowed:
+                return effects  # ended, or the answer belongs to an attempt given up since
         job = self._job
-        if message.attempt > self.consensus.attempt:
-            return self._violation(sender, "answered a job it was not given")
-        if job is None or message.attempt < job.attempt:
+        if job is None or message.attempt != job.attempt:
             return []  # an answer to an abandoned group
-        if sender not in job.nodes:
-            return self._violation(sender, "answered a job it was not given")
         if sender in job.responses:
             if job.responses[sender] == message:
                 return []  # the same answer again
@@ -585,8 +662,11 @@ class DecryptionSlave(Session):
 
     | phase (waits for)          | on                          | next                     |
     |----------------------------|-----------------------------|--------------------------|
-    | WAITING_FOR_ACCESS_CHECK   | allowed (answer sent)       | WAITING_FOR_JOB          |
-    | (own access check)         | refused (answer sent)       | ENDED                    |
+    | WAITING_FOR_ACCESS_CHECK   | allowed, a job came with the| WAITING_FOR_JOB          |
+    | (own access check)         |  request (its response sent)|                          |
+    |                            | allowed, no job (answer     | WAITING_FOR_JOB          |
+    |                            |  sent)                      |                          |
+    |                            | refused (answer sent)       | ENDED                    |
     |                            | ConsensusCompleted          | ENDED                    |
     | WAITING_FOR_JOB            | valid job (response sent)   | WAITING_FOR_JOB          |
     | (DecryptionJobRequest,     | ConsensusCompleted          | ENDED                    |
@@ -598,9 +678,12 @@ class DecryptionSlave(Session):
     |                            | results that do not check   | ENDED: ProtocolViolation |
     |                            | ConsensusCompleted          | ENDED: the PersonalShare |
     |                            |                             | (None when not a member) |
-    A job request before this node allowed access is a violation by the master; so is a job
-    for an older attempt. The master reporting an error (e.g. rejecting this node's answer)
-    ends the session quietly.
+    A job that comes with the request is checked by the factory (a bad one, or a plain job
+    under require_shadow_retrieval, is refused before access is even checked) and answered
+    once this node's own policy allowed; its response is this node's "allowed". A job request
+    before this node allowed access is a violation by the master; so is a job for an older
+    attempt. The master reporting an error (e.g. rejecting this node's answer) ends the
+    session quietly.
     """
 
     def __init__(
@@ -636,6 +719,11 @@ class DecryptionSlave(Session):
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         if self.finished:
             return []
+        job = self._init.job
+        if allowed and job is not None:
+            if not self.check.decide(True):
+                return []
+            return self._on_job(job.request(self.session_id))
         effects = self.check.on_access_checked(allowed)
         if not allowed:
             effects += self.finish()
@@ -717,21 +805,32 @@ class DecryptionSlave(Session):
         return []
 
     def _job_problem(self, job: DecryptionJobRequest) -> str | None:
-        needed = self._share.threshold + 1
-        if job.access_key.is_zero():
-            return "sent a zero access key"
-        if len(job.nodes) != needed:
-            return f"sent a job for {len(job.nodes)} nodes, not {needed}"
-        if any(a >= b for a, b in zip(job.nodes, job.nodes[1:], strict=False)):
-            return "sent a job group that is not in ascending order"
-        if any(self.check.version.id_number(node) is None for node in job.nodes):
-            return "sent a job group with a node outside the key version"
-        if self.ctx.self_id not in job.nodes or self.master not in job.nodes:
-            return "sent a job group without this node or itself"
-        return None
+        return job_problem(self.ctx, self.master, self._share, self.check.version, job)
 
     def _violation(self, what: str) -> list[Effect]:
         return self.fail(ProtocolViolation(short(self.master), what))
+
+
+def job_problem(
+    ctx: SessionContext,
+    master: NodeId,
+    share: KeyShare,
+    version: KeyShareVersion,
+    job: DecryptionJobRequest,
+) -> str | None:
+    """What is wrong with the job `master` sent this node, or None (a slave's checks)."""
+    needed = share.threshold + 1
+    if job.access_key.is_zero():
+        return "sent a zero access key"
+    if len(job.nodes) != needed:
+        return f"sent a job for {len(job.nodes)} nodes, not {needed}"
+    if any(a >= b for a, b in zip(job.nodes, job.nodes[1:], strict=False)):
+        return "sent a job group that is not in ascending order"
+    if any(version.id_number(node) is None for node in job.nodes):
+        return "sent a job group with a node outside the key version"
+    if ctx.self_id not in job.nodes or master not in job.nodes:
+        return "sent a job group without this node or itself"
+    return None
 
 
 # --- factories ---------------------------------------------------------------------------
@@ -782,6 +881,13 @@ def join_decryption(
     if not held.has_document_key():
         raise DocumentKeyNotFound("no document key is stored with this key")
     check = AccessCheck.of(ctx, sender, message, held)
+    if message.job is not None:
+        job = message.job.request(message.session_id)
+        if not job.shadow and ctx.require_shadow_retrieval:
+            raise PlainRetrievalRefused(PLAIN_REFUSED)
+        problem = job_problem(ctx, sender, held, check.version, job)
+        if problem is not None:
+            raise ProtocolViolation(short(sender), problem)
     session = DecryptionSlave(ctx, sender, message, held, check)
     return session, check.start()
 

@@ -25,14 +25,15 @@ Rounds (each node sends one message of each round to every other participant):
 | WAITING_FOR_SHARE_PROOFS | DkgShareProof from every   | send DkgAgreement → WAITING_FOR_AGREEMENT|
 | WAITING_FOR_AGREEMENT    | DkgAgreement from every    | joint public → DONE                      |
 
-Checks: every DkgKeys against its sender's Pedersen commitments (`keys_verification`, on
-receipt); every share proof against the value its sender dealt to this node, against the
-sender's Pedersen commitments (the revealed blinding coefficients open them, so a dealer's
-Feldman commitments are fixed before it sees anyone else's) and the footprint of the
-Pedersen commitments every node received; every node's footprint of all share proofs, so
-that all nodes end with the same public shares and joint public. In a zero-secret run the
-share proof omits the free term, so each receiver checks that the dealer's free term is
-zero (Parity did not verify zero sharings, nor bind the Feldman commitments).
+Checks (each over every dealer at once, then dealer by dealer only to name the one at fault:
+crypto/dkg.py, "Checking every dealer at once"): every DkgKeys against its sender's Pedersen
+commitments (`keys_verification`, once every dealing is in); every share proof against the value its
+sender dealt to this node, against the sender's Pedersen commitments (the revealed blinding
+coefficients open them, so a dealer's Feldman commitments are fixed before it sees anyone else's)
+and the footprint of the Pedersen commitments every node received; every node's footprint of all
+share proofs, so that all nodes end with the same public shares and joint public. In a zero-secret
+run the share proof omits the free term, so each receiver checks that the dealer's free term is zero
+(Parity did not verify zero sharings, nor bind the Feldman commitments).
 """
 
 from __future__ import annotations
@@ -251,15 +252,31 @@ class DkgRun:
                 short(sender),
                 f"sent {len(keys.publics)} commitments for threshold {self.threshold}",
             )
-        received = dkg.ReceivedKeys(keys.secret1, keys.secret2, keys.publics)
-        if not dkg.keys_verification(self.threshold, self._derived_point, self._x, received):
-            raise ProtocolViolation(short(sender), "dealt keys that do not match its commitments")
         self._keys[sender] = keys
+
+    def _check_keys(self) -> None:
+        """Every dealing against its dealer's Pedersen commitments, all at once (one dealer's
+        work, crypto/dkg.py); when they fail, each alone, to name the dealer at fault."""
+        received = {
+            node: dkg.ReceivedKeys(keys.secret1, keys.secret2, keys.publics)
+            for node, keys in self._keys.items()
+        }
+        point, x = self._derived_point, self._x
+        if dkg.keys_verification_batch(self.threshold, point, x, received.values()):
+            return
+        for node, keys in received.items():
+            if not dkg.keys_verification(self.threshold, point, x, keys):
+                raise ProtocolViolation(short(node), "dealt keys that do not match its commitments")
+        # unreachable: sums of values that each hold hold too
+        raise ProtocolViolation(
+            short(self.self_id), "the dealings do not add up"
+        )  # pragma: no cover
 
     def _advance(self) -> list[Outgoing]:
         out: list[Outgoing] = []
         count = len(self._id_numbers)
         if self.phase is DkgPhase.WAITING_FOR_KEYS and len(self._keys) == count:
+            self._check_keys()
             self._secret_share = dkg.compute_secret_share(k.secret1 for k in self._keys.values())
             if not self.with_publics:
                 self._finish(None)
@@ -292,27 +309,40 @@ class DkgRun:
     def _send_agreement(self) -> list[Outgoing]:
         own_footprint = self._proofs[self.self_id].publics_footprint
         for node in self._others():
-            proof = self._proofs[node]
-            if proof.publics_footprint != own_footprint:
+            if self._proofs[node].publics_footprint != own_footprint:
                 raise ProtocolViolation(short(node), "received other commitments than this node")
-            full = self._full_proof(proof)
-            keys = self._keys[node]
-            if not dkg.share_proof_opens_commitments(
-                self.threshold, self._derived_point, keys.publics, full, proof.blinding
-            ):
-                raise ProtocolViolation(
-                    short(node), "share proof does not open its Pedersen commitments"
-                )
-            if not dkg.share_proof_verification(self.threshold, self._x, keys.secret1, full):
-                raise ProtocolViolation(short(node), "share proof does not match its dealt keys")
-            self._full_proofs[node] = full
-        self._full_proofs[self.self_id] = self._full_proof(self._proofs[self.self_id])
-        self._full_proofs = dict(sorted(self._full_proofs.items()))
+        self._full_proofs = {
+            node: self._full_proof(self._proofs[node]) for node in sorted(self._proofs)
+        }
+        self._check_share_proofs()
         footprint = Hash256(dkg.publics_footprint({n: p for n, p in self._full_proofs.items()}))
         message = DkgAgreement(footprint)
         self._agreements[self.self_id] = message
         self.phase = DkgPhase.WAITING_FOR_AGREEMENT
         return [(node, message) for node in self._others()]
+
+    def _check_share_proofs(self) -> None:
+        """Every dealer's Feldman commitments against its Pedersen commitments and against
+        the value it dealt this node, all at once; when they fail, each dealer alone."""
+        point, x, t = self._derived_point, self._x, self.threshold
+        dealings = [
+            (self._keys[node].secret1, self._keys[node].publics, full, self._proofs[node].blinding)
+            for node, full in self._full_proofs.items()
+        ]
+        if dkg.share_proofs_verification_batch(t, point, x, dealings):
+            return
+        for node, full in self._full_proofs.items():
+            keys, blinding = self._keys[node], self._proofs[node].blinding
+            if not dkg.share_proof_opens_commitments(t, point, keys.publics, full, blinding):
+                raise ProtocolViolation(
+                    short(node), "share proof does not open its Pedersen commitments"
+                )
+            if not dkg.share_proof_verification(t, x, keys.secret1, full):
+                raise ProtocolViolation(short(node), "share proof does not match its dealt keys")
+        # unreachable: sums of checks that each hold hold too
+        raise ProtocolViolation(
+            short(self.self_id), "the share proofs do not add up"
+        )  # pragma: no cover
 
     def _full_proof(self, proof: DkgShareProof) -> tuple[Point, ...]:
         if self.zero_secret:

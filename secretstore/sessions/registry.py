@@ -16,6 +16,7 @@ from secretstore.sessions import (
     key_version,
     retrieval,
     signing_ecdsa,
+    signing_presign,
     signing_schnorr,
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
@@ -29,6 +30,7 @@ _MODULES = (
     decryption,
     signing_schnorr,
     signing_ecdsa,
+    signing_presign,
 )
 
 

@@ -13,6 +13,7 @@ from secretstore.crypto.shamir import interpolate_point_at_zero
 from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreError
 from secretstore.sessions.base import Send, SessionContext, short
 from secretstore.sessions.dkg import DkgResult, DkgRun
+from secretstore.sessions.presign import PresignedNonces
 from secretstore.storage.model import KeyShareVersion
 from secretstore.types import Address, BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage
@@ -152,6 +153,10 @@ class NonceRuns:
             Send(to, SigningNonceMessage(self.session_id, self.attempt, kind, AnyMessage(inner)))
             for to, inner in out
         ]
+
+
+#: The nonce generations of one signing attempt: run in the session, or a presignature's.
+Nonces = NonceRuns | PresignedNonces
 
 
 def culprit_of(error: SecretStoreError, nodes: Iterable[NodeId], fallback: NodeId) -> NodeId:

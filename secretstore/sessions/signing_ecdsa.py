@@ -29,6 +29,7 @@ broken link between two members, one without both ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from secretstore.audit.model import Operation
 from secretstore.crypto.bound import BoundOperation, signing_payload
@@ -45,7 +46,7 @@ from secretstore.crypto.ecdsa import (
 )
 from secretstore.crypto.keys import recover_public, sign_recoverable
 from secretstore.errors import ConsensusUnreachable, CryptoError, InvalidRequest, ProtocolViolation
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.base import Effect, Send, Session, SessionContext, Wake, short
 from secretstore.sessions.consensus import (
     AccessCheck,
     GroupSelected,
@@ -55,9 +56,11 @@ from secretstore.sessions.consensus import (
 )
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.dkg import DkgResult
+from secretstore.sessions.presign import Presignature, PresignedNonces, StoredNonce
 from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
     NonceRuns,
+    Nonces,
     NonceSpec,
     SigningPhase,
     check_message_hash,
@@ -67,14 +70,21 @@ from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare
 from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
-from secretstore.wire.consensus import AccessRequest
+from secretstore.wire.consensus import AccessRequest, ConsensusResponse
 from secretstore.wire.signing import (
     EcdsaInversedNonceShare,
     EcdsaSignatureRequest,
     EcdsaSignatureShare,
     EcdsaSigningRequest,
     NonceKind,
+    PresignUse,
 )
+
+#: The attempt of a signing that uses a presignature (a later one runs fresh nonces).
+PRESIGNED_ATTEMPT: Final = 1
+#: Seconds after which a master whose presigned group has not answered in full asks the
+#: other holders (a member may be silent; a lost member makes it ask them at once).
+ASK_OTHERS_AFTER: Final = 1.0
 
 #: Length of the result: r‖s‖v.
 SIGNATURE_LENGTH = 65
@@ -99,6 +109,11 @@ class SignEcdsa:
     block: BlockRef | None = None
 
 
+def ecdsa_nonce_specs(threshold: int) -> dict[NonceKind, NonceSpec]:
+    """The four nonce generations of an ECDSA attempt (or presignature)."""
+    return _specs(threshold)
+
+
 def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
     return {
         NonceKind.SIGNATURE_NONCE: NonceSpec(threshold),
@@ -108,7 +123,7 @@ def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
     }
 
 
-def signature_mask(nonces: NonceRuns) -> DkgResult:
+def signature_mask(nonces: Nonces) -> DkgResult | StoredNonce:
     """The sharing of zero that masks the signature shares of the attempt `nonces`: a member
     adds its share ``z'_i`` to its σ_i, the master takes the share public ``Z'_i`` off
     ``σ'_i·G`` to check the proof. Both read it here and only here (a test replaces it with
@@ -130,7 +145,60 @@ def signature_base(
     return (Point.base_mul(h) + share_public * r) * inversed_nonce_coeff
 
 
-def _nonce_public(nonces: NonceRuns) -> Point:
+def inverse_share_holds(
+    nonces: Nonces, session_id: SessionId, node: NodeId, share: Scalar, proof: DleqProof
+) -> bool:
+    """Whether member `node`'s ``u_j`` of the ended generations `nonces` carries its proof
+    that ``u_j·G - Z_j = e_j·K_j`` (bound to `session_id`, the attempt and the member)."""
+    nonce_public = nonces.result(NonceKind.SIGNATURE_NONCE).share_public(node)
+    blinding_public = nonces.result(NonceKind.INVERSION_NONCE).share_public(node)
+    zero_public = nonces.result(NonceKind.INVERSION_ZERO).share_public(node)
+    product = Point.base_mul(share) - zero_public
+    context = proof_context(b"u", session_id, nonces.attempt, node)
+    return verify_equal_logs(proof, G, blinding_public, nonce_public, product, context=context)
+
+
+def prove_inverse_share(
+    ctx: SessionContext, nonces: NonceRuns, session_id: SessionId
+) -> EcdsaInversedNonceShare:
+    """This member's ``u = k·e + z`` of the ended generations, with its proof."""
+    k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
+    e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
+    z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
+    share = compute_ecdsa_inversed_secret_coeff_share(k, e, z)
+    context = proof_context(b"u", session_id, nonces.attempt, ctx.self_id)
+    proof = prove_equal_logs(e, G, Point.base_mul(k), ctx.rng, context=context)
+    return EcdsaInversedNonceShare(session_id, nonces.attempt, share, proof)
+
+
+def signature_share(
+    ctx: SessionContext,
+    nonces: Nonces,
+    session_id: SessionId,
+    *,
+    inversed_nonce_coeff: Scalar,
+    secret_share: Scalar,
+    message_hash: bytes,
+) -> tuple[Scalar, DleqProof]:
+    """This member's ``σ'_i = w·e_i·(h + s_i·r) + z'_i`` and its proof."""
+    e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
+    nonce_public = _nonce_public(nonces)
+    share = compute_ecdsa_partial_signature(
+        inversed_nonce_coeff,
+        e,
+        secret_share,
+        nonce_public,
+        message_hash,
+        signature_zero_share=signature_mask(nonces).secret_share,
+    )
+    own_public = Point.base_mul(secret_share)
+    base = signature_base(inversed_nonce_coeff, nonce_public, message_hash, own_public)
+    context = proof_context(b"s", session_id, nonces.attempt, ctx.self_id)
+    proof = prove_equal_logs(e, G, base, ctx.rng, context=context)
+    return share, proof
+
+
+def _nonce_public(nonces: Nonces) -> Point:
     public = nonces.result(NonceKind.SIGNATURE_NONCE).joint_public
     assert public is not None  # a run with publics of a nonzero secret
     return public
@@ -161,6 +229,8 @@ class EcdsaSigningMaster(SigningMaster):
     """
 
     OPERATION = Operation.ECDSA
+    #: the group of the presignature this signing tried first (empty without one)
+    _presigned_group: frozenset[NodeId] = frozenset()
     _inverse_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
     _signature_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
     _inversed_nonce_coeff: Scalar | None
@@ -181,7 +251,12 @@ class EcdsaSigningMaster(SigningMaster):
             return SigningPhase.WAITING_FOR_INVERSED_NONCE_SHARES
         return SigningPhase.WAITING_FOR_SIGNATURE_SHARES
 
-    def _missing(self, nonces: NonceRuns) -> list[NodeId]:
+    def _on_access_answer(self, sender: NodeId, message: ConsensusResponse) -> list[Effect] | None:
+        if message.allowed:
+            return self._on_presigned_answer(sender, allowed=True)
+        return None
+
+    def _missing(self, nonces: Nonces) -> list[NodeId]:
         inverting = self._inversed_nonce_coeff is None
         waiting = self._inverse_shares if inverting else self._signature_shares
         return [node for node in nonces.nodes if node not in waiting]
@@ -195,7 +270,7 @@ class EcdsaSigningMaster(SigningMaster):
             return self.misfit(group.nodes)
         return self.complete(signature, group.nodes, group.attempt)
 
-    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
+    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]:
         k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
         e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
         z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
@@ -211,6 +286,10 @@ class EcdsaSigningMaster(SigningMaster):
             self._keep(self._inverse_shares, sender, message.share, message.proof)
             return self._try_invert(nonces)
         if isinstance(message, EcdsaSignatureShare):
+            if message.attempt == PRESIGNED_ATTEMPT:
+                answered = self._on_presigned_answer(sender, allowed=False)
+                if answered is not None:
+                    return answered
             nonces = self.current(sender, message.attempt)
             if nonces is None:
                 return []
@@ -233,7 +312,7 @@ class EcdsaSigningMaster(SigningMaster):
             raise ProtocolViolation(short(sender), "sent two different shares for one step")
         shares[sender] = (share, proof)
 
-    def _try_invert(self, nonces: NonceRuns) -> list[Effect]:
+    def _try_invert(self, nonces: Nonces) -> list[Effect]:
         shares = self._inverse_shares
         if not nonces.done or self._inversed_nonce_coeff is not None:
             return []
@@ -263,18 +342,85 @@ class EcdsaSigningMaster(SigningMaster):
         self._signature_shares[self.ctx.self_id] = (own, None)
         return effects + self._try_sign(nonces)
 
-    def _inverse_share_holds(self, nonces: NonceRuns, node: NodeId) -> bool:
+    def _inverse_share_holds(self, nonces: Nonces, node: NodeId) -> bool:
         share, proof = self._inverse_shares[node]
         if proof is None:
             return node == self.ctx.self_id
-        nonce_public = nonces.result(NonceKind.SIGNATURE_NONCE).share_public(node)
-        blinding_public = nonces.result(NonceKind.INVERSION_NONCE).share_public(node)
-        zero_public = nonces.result(NonceKind.INVERSION_ZERO).share_public(node)
-        product = Point.base_mul(share) - zero_public
-        context = proof_context(b"u", self.session_id, nonces.attempt, node)
-        return verify_equal_logs(proof, G, blinding_public, nonce_public, product, context=context)
+        return inverse_share_holds(nonces, self.session_id, node, share, proof)
 
-    def _try_sign(self, nonces: NonceRuns) -> list[Effect]:
+    # --- a presigned attempt -------------------------------------------------------------
+    def _start_presigned(self, access: AccessRequest) -> list[Effect] | None:
+        """With a presignature of this key version whose group can take part: ask its
+        members only, with the presignature named (their answer is their signature share);
+        it is out of the pool from now on, whatever happens."""
+        pool = self.ctx.presigns
+        if pool is None or self.threshold == 0:
+            return None
+        candidates = self.consensus.candidates
+        presignature = pool.take(
+            self.key_id, self.version.hash, lambda nodes: set(nodes) <= candidates
+        )
+        coeff = None if presignature is None else presignature.inversed_nonce_coeff
+        if presignature is None or coeff is None:
+            return None
+        group = self.consensus.preselect(presignature.nodes)
+        self._presigned_group = frozenset(group.nodes)
+        nonces = PresignedNonces(presignature, group.attempt)
+        nonces.handled = True
+        self.nonces = nonces
+        self._inversed_nonce_coeff = coeff
+        for node, public in presignature.share_publics:
+            self.share_publics.setdefault(node, public)
+        use = PresignUse(presignature.presign_id, coeff)
+        init = EcdsaSigningRequest(self.session_id, self.key_id, access, self.message_hash, use)
+        effects = self.consensus.start(init, to=group.nodes)
+        if self.consensus.unasked:
+            effects.append(Wake(self.session_id, ASK_OTHERS_AFTER))
+        return effects
+
+    def _presigned_running(self) -> PresignedNonces | None:
+        nonces = self.nonces
+        return nonces if isinstance(nonces, PresignedNonces) else None
+
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        """Its own policy's answer; in a presigned attempt its own share follows."""
+        effects = super().on_access_checked(allowed)
+        nonces = self._presigned_running()
+        if self.finished or nonces is None or self.ctx.self_id not in self.consensus.allowed:
+            return effects
+        return effects + self._guarded(lambda: self._own_signature_share(nonces))
+
+    def _own_signature_share(self, nonces: Nonces) -> list[Effect]:
+        coeff = self._inversed_nonce_coeff
+        if coeff is None or self.ctx.self_id in self._signature_shares:
+            return []
+        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
+        own = compute_ecdsa_partial_signature(
+            coeff,
+            e,
+            self.version.secret_share,
+            _nonce_public(nonces),
+            self.message_hash,
+            signature_zero_share=signature_mask(nonces).secret_share,
+        )
+        self._signature_shares[self.ctx.self_id] = (own, None)
+        return self._try_sign(nonces)
+
+    def _on_presigned_answer(self, sender: NodeId, allowed: bool) -> list[Effect] | None:
+        """A member of the presigned group answered access: a signature share says it
+        allowed (None: handle the share as usual); a plain "allowed" says it lacks its part,
+        so the presigned attempt cannot be done and the next group runs fresh nonces."""
+        if sender not in self._presigned_group or sender in self.consensus.allowed:
+            return None
+        decision = self.consensus.on_response(sender, ConsensusResponse(self.session_id, True))
+        effects = self._follow(decision)
+        if self.finished or effects or self._presigned_running() is None:
+            return effects  # ended, or the presigned attempt was given up already
+        if not allowed:
+            return None  # its share is for the running presigned attempt: handle it
+        return self._follow(self.consensus.drop_group())
+
+    def _try_sign(self, nonces: Nonces) -> list[Effect]:
         shares = self._signature_shares
         if len(shares) < len(nonces.nodes):
             return []
@@ -295,7 +441,7 @@ class EcdsaSigningMaster(SigningMaster):
             return self.misfit(nonces.nodes)
         return self.complete(signature, nonces.nodes, nonces.attempt)
 
-    def _signature_share_holds(self, nonces: NonceRuns, node: NodeId) -> bool:
+    def _signature_share_holds(self, nonces: Nonces, node: NodeId) -> bool:
         share, proof = self._signature_shares[node]
         if proof is None:
             return node == self.ctx.self_id
@@ -346,15 +492,9 @@ class EcdsaSigningSlave(SigningSlave):
             return SigningPhase.WAITING_FOR_SIGNATURE_REQUEST
         return SigningPhase.WAITING_FOR_END
 
-    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
-        k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
-        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
-        z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
-        share = compute_ecdsa_inversed_secret_coeff_share(k, e, z)
-        context = proof_context(b"u", self.session_id, nonces.attempt, self.ctx.self_id)
-        proof = prove_equal_logs(e, G, Point.base_mul(k), self.ctx.rng, context=context)
-        message = EcdsaInversedNonceShare(self.session_id, nonces.attempt, share, proof)
-        return [Send(self.master, message)]
+    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]:
+        assert isinstance(nonces, NonceRuns)  # a presigned attempt ends here already
+        return [Send(self.master, prove_inverse_share(self.ctx, nonces, self.session_id))]
 
     def _on_job_message(self, message: object) -> list[Effect] | None:
         if not isinstance(message, EcdsaSignatureRequest):
@@ -376,23 +516,59 @@ class EcdsaSigningSlave(SigningSlave):
         if message.inversed_nonce_coeff.is_zero():
             raise self.violation("sent a zero inversed nonce coefficient")
         self._signature_request = message
-        coeff = message.inversed_nonce_coeff
-        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
-        nonce_public = _nonce_public(nonces)
-        share = compute_ecdsa_partial_signature(
-            coeff,
-            e,
-            self.version.secret_share,
-            nonce_public,
-            self.message_hash,
-            signature_zero_share=signature_mask(nonces).secret_share,
+        return self._sign(nonces, message.inversed_nonce_coeff)
+
+    def _sign(self, nonces: Nonces, coeff: Scalar) -> list[Effect]:
+        share, proof = signature_share(
+            self.ctx,
+            nonces,
+            self.session_id,
+            inversed_nonce_coeff=coeff,
+            secret_share=self.version.secret_share,
+            message_hash=self.message_hash,
         )
-        own_public = Point.base_mul(self.version.secret_share)
-        base = signature_base(coeff, nonce_public, self.message_hash, own_public)
-        context = proof_context(b"s", self.session_id, nonces.attempt, self.ctx.self_id)
-        proof = prove_equal_logs(e, G, base, self.ctx.rng, context=context)
         reply = EcdsaSignatureShare(self.session_id, nonces.attempt, share, proof)
         return self.release(nonces, reply)
+
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        """With a presignature named in the request: sign with it at once (its part taken
+        out of the pool first, so it is never used again), which is this node's "allowed";
+        without its part (used, dropped, lost in a restart) or one that does not fit this
+        signing, answer as without a presignature."""
+        presigned = self.presigned
+        pool = self.ctx.presigns
+        if self.finished or not allowed or presigned is None or pool is None:
+            return super().on_access_checked(allowed)
+        if self.check.allowed is not None:
+            return []
+        part = pool.claim(presigned.presign_id, self.master)
+        if part is None or not self._fits(part) or presigned.inversed_nonce_coeff.is_zero():
+            return super().on_access_checked(allowed)
+        self.check.decide(True)
+        nonces = PresignedNonces(part, PRESIGNED_ATTEMPT)
+        nonces.handled = True
+        self.nonces = nonces
+        self.mark_attempt(PRESIGNED_ATTEMPT, part.nodes)
+        self._signature_request = EcdsaSignatureRequest(
+            self.session_id, PRESIGNED_ATTEMPT, presigned.inversed_nonce_coeff
+        )
+        return self._sign(nonces, presigned.inversed_nonce_coeff)
+
+    @property
+    def presigned(self) -> PresignUse | None:
+        init = self._init
+        return init.presigned if isinstance(init, EcdsaSigningRequest) else None
+
+    def _fits(self, part: Presignature) -> bool:
+        """Whether the part was made for this key, version and master, with this node."""
+        return (
+            part.key_id == self.key_id
+            and part.version == self.version.hash
+            and part.master == self.master
+            and len(part.nodes) == self.needed
+            and self.ctx.self_id in part.nodes
+            and self.master in part.nodes
+        )
 
 
 # --- factories ---------------------------------------------------------------------------

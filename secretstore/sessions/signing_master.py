@@ -20,9 +20,10 @@ from secretstore.audit.model import AuditFacts, Operation
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
 from secretstore.sessions.audit import master_record, receipt_problem
-from secretstore.sessions.base import Effect, Session, SessionContext, short
+from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
 from secretstore.sessions.consensus import (
     AccessConsensus,
+    AskOthers,
     ConsensusFailed,
     Decision,
     GroupSelected,
@@ -30,6 +31,7 @@ from secretstore.sessions.consensus import (
 )
 from secretstore.sessions.signing_common import (
     NonceRuns,
+    Nonces,
     NonceSpec,
     SigningPhase,
     misfit_error,
@@ -98,7 +100,7 @@ class SigningMaster(Session):
             ctx.self_id: Point.base_mul(version.secret_share)
         }
         #: the nonce generations of the running attempt, None while no group runs
-        self.nonces: NonceRuns | None = None
+        self.nonces: Nonces | None = None
         self._reset_job()
 
     # --- hooks --------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class SigningMaster(Session):
         """Set up (forget) the signing state of an attempt; also called on construction."""
 
     @abstractmethod
-    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
+    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]:
         """This node's generations of the running attempt ended."""
 
     @abstractmethod
@@ -127,7 +129,7 @@ class SigningMaster(Session):
         """The phase once the generations of the running attempt ended."""
 
     @abstractmethod
-    def _missing(self, nonces: NonceRuns) -> list[NodeId]:
+    def _missing(self, nonces: Nonces) -> list[NodeId]:
         """Members whose next answer has not come (for a timeout)."""
 
     # --- state ----------------------------------------------------------------------------
@@ -145,14 +147,28 @@ class SigningMaster(Session):
     def participants(self) -> frozenset[NodeId]:
         return self.consensus.in_play | {self.ctx.self_id}
 
-    def start(self) -> list[Effect]:
-        access = AccessRequest(
+    def access_request(self) -> AccessRequest:
+        return AccessRequest(
             self._signature,
             self.version.hash,
             bound_signature=self._bound_signature,
             block=self.consensus.block,
         )
-        return self.consensus.start(self._init_message(access))
+
+    def start(self) -> list[Effect]:
+        access = self.access_request()
+        return self._start_presigned(access) or self.consensus.start(self._init_message(access))
+
+    def _start_presigned(self, access: AccessRequest) -> list[Effect] | None:
+        """Hook: start with a job made ahead (ECDSA's presignatures); None when there is
+        none (the consensus then asks every candidate)."""
+        return None
+
+    def on_wake(self) -> list[Effect]:
+        """The group asked first is slow: ask the candidates not asked yet."""
+        if self.finished:
+            return []
+        return self._guarded(lambda: self._follow(self.consensus.on_slow()))
 
     # --- events ---------------------------------------------------------------------------
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
@@ -189,7 +205,7 @@ class SigningMaster(Session):
         return self.fail(ProtocolViolation(names(silent) or short(self.ctx.self_id), what))
 
     # --- for subclasses -------------------------------------------------------------------
-    def current(self, sender: NodeId, attempt: int) -> NonceRuns | None:
+    def current(self, sender: NodeId, attempt: int) -> Nonces | None:
         """The running attempt if `attempt` names it (and `sender` is in its group); None
         for an abandoned attempt; ProtocolViolation for one never started or a stranger."""
         if not 1 <= attempt <= self.consensus.attempt:
@@ -214,7 +230,7 @@ class SigningMaster(Session):
             block=self.consensus.block,
         )
 
-    def take_receipt(self, sender: NodeId, nonces: NonceRuns, receipt: bytes | None) -> None:
+    def take_receipt(self, sender: NodeId, nonces: Nonces, receipt: bytes | None) -> None:
         """Keep a member's receipt of the running attempt; ProtocolViolation naming it when
         the receipt is missing or not its signature of this signing."""
         problem = receipt_problem(self.ctx, sender, self.release_facts(nonces.nodes), receipt)
@@ -258,8 +274,16 @@ class SigningMaster(Session):
         except SecretStoreError as exc:
             return self.fail(exc)
 
+    def _on_access_answer(self, sender: NodeId, message: ConsensusResponse) -> list[Effect] | None:
+        """Hook: a candidate's access answer, seen first by the subclass (ECDSA, when it is
+        from a member of a presigned group); None to handle it as usual."""
+        return None
+
     def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
         if isinstance(message, ConsensusResponse):
+            handled = self._on_access_answer(sender, message)
+            if handled is not None:
+                return handled
             return self._follow(self.consensus.on_response(sender, message))
         if isinstance(message, SigningSharePublic):
             known = self.share_publics.setdefault(sender, message.share_public)
@@ -320,10 +344,19 @@ class SigningMaster(Session):
         return self._follow(self.consensus.on_node_lost(node, why))
 
     def _follow(self, decision: Decision) -> list[Effect]:
+        nonces = self.nonces
+        if nonces is not None and (
+            self.consensus.group != nonces.nodes or self.consensus.attempt != nonces.attempt
+        ):
+            self.nonces = None  # the consensus gave the running group up
+            self._reset_job()
         if isinstance(decision, ConsensusFailed):
             return self.fail(decision.error)
         if isinstance(decision, GroupSelected):
             return self._begin(decision)
+        if isinstance(decision, AskOthers):
+            init = self._init_message(self.access_request())
+            return [Send(node, init) for node in decision.nodes]
         return []
 
     def _begin(self, group: GroupSelected) -> list[Effect]:

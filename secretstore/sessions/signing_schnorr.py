@@ -48,7 +48,7 @@ from secretstore.sessions.consensus import (
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
-    NonceRuns,
+    Nonces,
     NonceSpec,
     SigningPhase,
     check_message_hash,
@@ -97,7 +97,7 @@ def compute_share(
     ctx: SessionContext,
     threshold: int,
     version: KeyShareVersion,
-    nonces: NonceRuns,
+    nonces: Nonces,
     message_hash: MessageHash,
 ) -> Scalar:
     """This node's σ_i for the finished attempt `nonces`."""
@@ -155,10 +155,10 @@ class SchnorrSigningMaster(SigningMaster):
     def _job_phase(self) -> SigningPhase:
         return SigningPhase.WAITING_FOR_SIGNATURE_SHARES
 
-    def _missing(self, nonces: NonceRuns) -> list[NodeId]:
+    def _missing(self, nonces: Nonces) -> list[NodeId]:
         return [node for node in nonces.nodes if node not in self._shares]
 
-    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
+    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]:
         own = compute_share(self.ctx, self.threshold, self.version, nonces, self.message_hash)
         self._shares[self.ctx.self_id] = own
         return self._try_complete(nonces)
@@ -178,7 +178,7 @@ class SchnorrSigningMaster(SigningMaster):
         self._shares[sender] = message.share
         return self._try_complete(nonces)
 
-    def _try_complete(self, nonces: NonceRuns) -> list[Effect]:
+    def _try_complete(self, nonces: Nonces) -> list[Effect]:
         if not nonces.done or len(self._shares) < len(nonces.nodes):
             return []
         nonce = nonces.result(NonceKind.SIGNATURE_NONCE)
@@ -201,7 +201,7 @@ class SchnorrSigningMaster(SigningMaster):
         return self.complete(signature, nonces.nodes, nonces.attempt)
 
     def _share_fits(
-        self, node: NodeId, nonces: NonceRuns, nonce_public: Point, combined: Scalar
+        self, node: NodeId, nonces: Nonces, nonce_public: Point, combined: Scalar
     ) -> bool:
         weight = _weight(self.version, node, nonces.nodes)
         others = [self.id_numbers[n] for n in nonces.nodes if n != node]
@@ -245,7 +245,7 @@ class SchnorrSigningSlave(SigningSlave):
     def _job_phase(self) -> SigningPhase:
         return SigningPhase.WAITING_FOR_END
 
-    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]:
+    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]:
         share = compute_share(self.ctx, self.threshold, self.version, nonces, self.message_hash)
         return self.release(nonces, SchnorrSignatureShare(self.session_id, nonces.attempt, share))
 

@@ -25,6 +25,7 @@ from secretstore.sessions.base import Effect, Send, Session, SessionContext, los
 from secretstore.sessions.consensus import AccessCheck, max_attempts
 from secretstore.sessions.signing_common import (
     NonceRuns,
+    Nonces,
     NonceSpec,
     SigningPhase,
     culprit_of,
@@ -76,7 +77,7 @@ class SigningSlave(Session):
         self.message_hash = message_hash
         self.needed = needed
         self.id_numbers = self.version.id_numbers_map()
-        self.nonces: NonceRuns | None = None
+        self.nonces: Nonces | None = None
         self._request: SigningNonceRequest | None = None
         self._early: dict[int, list[tuple[NodeId, SigningNonceMessage]]] = {}
         #: peers this node lost its link to during the session (reported when grouped with)
@@ -91,7 +92,7 @@ class SigningSlave(Session):
     def _reset_job(self) -> None: ...
 
     @abstractmethod
-    def _on_nonces_done(self, nonces: NonceRuns) -> list[Effect]: ...
+    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]: ...
 
     @abstractmethod
     def _on_job_message(self, message: object) -> list[Effect] | None:
@@ -162,10 +163,15 @@ class SigningSlave(Session):
         return []
 
     # --- for subclasses -------------------------------------------------------------------
+    def mark_attempt(self, attempt: int, nodes: tuple[NodeId, ...]) -> None:
+        """Record an attempt this node took part in without a nonce request (a presigned
+        one): later requests must be for newer attempts."""
+        self._request = SigningNonceRequest(self.session_id, attempt, nodes)
+
     def violation(self, what: str) -> ProtocolViolation:
         return ProtocolViolation(short(self.master), what)
 
-    def release(self, nonces: NonceRuns, share_message: Any) -> list[Effect]:
+    def release(self, nonces: Nonces, share_message: Any) -> list[Effect]:
         """Send this node's signature share (a message with a `receipt` field) to the
         master, recorded in the audit log first, with this node's receipt in it."""
         facts = signing_facts(

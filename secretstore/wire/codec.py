@@ -99,55 +99,125 @@ def _encode_message(msg: object, out: bytearray) -> None:
 
 
 def _encode_fields(obj: object, out: bytearray) -> None:
-    for name, tp in _plan(type(obj)):
-        _encode_value(getattr(obj, name), tp, out)
+    _encoder(type(obj))(obj, out)
 
 
 def _encode_value(value: Any, tp: Any, out: bytearray) -> None:
-    if tp is bool:
-        out.append(1 if value else 0)
-    elif tp is int:
-        if value < 0 or value >= 1 << 64:
-            raise ValueError("int field out of range")
-        out += value.to_bytes(8, "big")
-    elif tp is str:
-        data = value.encode()
-        out += len(data).to_bytes(4, "big") + data
-    elif tp is bytes:
-        out += len(value).to_bytes(4, "big") + value
-    elif tp in _FIXED:
-        if len(value) != _FIXED[tp]:
-            raise ValueError(f"{tp.__name__} must be {_FIXED[tp]} bytes")
-        out += value
-    elif tp is Scalar or tp is Point:
-        out += value.to_bytes()
-    elif tp is AnyMessage:
-        inner = bytearray()
-        _encode_message(value, inner)
-        out += len(inner).to_bytes(4, "big") + inner
-    elif isinstance(tp, type) and issubclass(tp, enum.IntEnum):
-        out.append(int(value))
-    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        _encode_fields(value, out)
-    else:
-        origin = typing.get_origin(tp)
-        args = typing.get_args(tp)
-        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+    _encoder(tp)(value, out)
+
+
+Encoder = Callable[[Any, bytearray], None]
+Decoder = Callable[["_Reader"], Any]
+#: Each field type's encoder and decoder, made once (a closure per type, so that encoding a
+#: message walks no type hints).
+_ENCODERS: dict[Any, Encoder] = {}
+_DECODERS: dict[Any, Decoder] = {}
+
+
+def _encoder(tp: Any) -> Encoder:
+    found = _ENCODERS.get(tp)
+    if found is None:
+        found = _ENCODERS[tp] = _make_encoder(tp)
+    return found
+
+
+def _encode_bool(value: Any, out: bytearray) -> None:
+    out.append(1 if value else 0)
+
+
+def _encode_int(value: Any, out: bytearray) -> None:
+    if value < 0 or value >= 1 << 64:
+        raise ValueError("int field out of range")
+    out += value.to_bytes(8, "big")
+
+
+def _encode_str(value: Any, out: bytearray) -> None:
+    data = value.encode()
+    out += len(data).to_bytes(4, "big")
+    out += data
+
+
+def _encode_bytes(value: Any, out: bytearray) -> None:
+    out += len(value).to_bytes(4, "big")
+    out += value
+
+
+def _encode_curve(value: Any, out: bytearray) -> None:
+    out += value.to_bytes()
+
+
+def _encode_any(value: Any, out: bytearray) -> None:
+    inner = bytearray()
+    _encode_message(value, inner)
+    out += len(inner).to_bytes(4, "big")
+    out += inner
+
+
+def _make_encoder(tp: Any) -> Encoder:
+    simple: dict[Any, Encoder] = {
+        bool: _encode_bool,
+        int: _encode_int,
+        str: _encode_str,
+        bytes: _encode_bytes,
+        Scalar: _encode_curve,
+        Point: _encode_curve,
+        AnyMessage: _encode_any,
+    }
+    if tp in simple:
+        return simple[tp]
+    if tp in _FIXED:
+        size, name = _FIXED[tp], tp.__name__
+
+        def fixed(value: Any, out: bytearray) -> None:
+            if len(value) != size:
+                raise ValueError(f"{name} must be {size} bytes")
+            out += value
+
+        return fixed
+    if isinstance(tp, type) and issubclass(tp, enum.IntEnum):
+
+        def member(value: Any, out: bytearray) -> None:
+            out.append(int(value))
+
+        return member
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        fields = [(name, _encoder(field_tp)) for name, field_tp in _plan(tp)]
+
+        def record(value: Any, out: bytearray) -> None:
+            for name, encode_field in fields:
+                encode_field(getattr(value, name), out)
+
+        return record
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _encoder(args[0])
+
+        def sequence(value: Any, out: bytearray) -> None:
             out += len(value).to_bytes(4, "big")
-            for item in value:
-                _encode_value(item, args[0], out)
-        elif origin is tuple:
-            for item, item_tp in zip(value, args, strict=True):
-                _encode_value(item, item_tp, out)
-        elif origin in (typing.Union, types.UnionType) and type(None) in args:
-            inner_tp = next(a for a in args if a is not type(None))
+            for element in value:
+                item(element, out)
+
+        return sequence
+    if origin is tuple:
+        items = [_encoder(arg) for arg in args]
+
+        def fixed_tuple(value: Any, out: bytearray) -> None:
+            for element, encode_item in zip(value, items, strict=True):
+                encode_item(element, out)
+
+        return fixed_tuple
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        inner = _encoder(next(a for a in args if a is not type(None)))
+
+        def optional(value: Any, out: bytearray) -> None:
             if value is None:
                 out.append(0)
             else:
                 out.append(1)
-                _encode_value(value, inner_tp, out)
-        else:
-            raise TypeError(f"unsupported field type {tp!r}")
+                inner(value, out)
+
+        return optional
+    raise TypeError(f"unsupported field type {tp!r}")
 
 
 # --- decoding ----------------------------------------------------------------------------
@@ -193,65 +263,129 @@ def _decode_message(reader: _Reader) -> Any:
 
 
 def _decode_fields(cls: type[Any], reader: _Reader) -> Any:
-    values = {name: _decode_value(tp, reader) for name, tp in _plan(cls)}
-    try:
-        return cls(**values)
-    except (ValueError, TypeError, CryptoError) as exc:
-        raise MalformedMessage(f"invalid {cls.__name__}: {exc}") from None
+    return _decoder(cls)(reader)
 
 
 def _decode_value(tp: Any, reader: _Reader) -> Any:
-    if tp is bool:
-        b = reader.take(1)[0]
-        if b > 1:
-            raise MalformedMessage("bool field is not 0 or 1")
-        return b == 1
-    if tp is int:
-        return int.from_bytes(reader.take(8), "big")
-    if tp is str:
-        try:
-            return reader.take(reader.length(MAX_BYTES)).decode()
-        except UnicodeDecodeError:
-            raise MalformedMessage("string field is not UTF-8") from None
-    if tp is bytes:
-        return reader.take(reader.length(MAX_BYTES))
+    return _decoder(tp)(reader)
+
+
+def _decoder(tp: Any) -> Decoder:
+    found = _DECODERS.get(tp)
+    if found is None:
+        found = _DECODERS[tp] = _make_decoder(tp)
+    return found
+
+
+def _decode_bool(reader: _Reader) -> bool:
+    b = reader.take(1)[0]
+    if b > 1:
+        raise MalformedMessage("bool field is not 0 or 1")
+    return b == 1
+
+
+def _decode_int(reader: _Reader) -> int:
+    return int.from_bytes(reader.take(8), "big")
+
+
+def _decode_str(reader: _Reader) -> str:
+    try:
+        return reader.take(reader.length(MAX_BYTES)).decode()
+    except UnicodeDecodeError:
+        raise MalformedMessage("string field is not UTF-8") from None
+
+
+def _decode_bytes(reader: _Reader) -> bytes:
+    return reader.take(reader.length(MAX_BYTES))
+
+
+def _decode_scalar(reader: _Reader) -> Scalar:
+    try:
+        return Scalar.from_bytes(reader.take(32))
+    except CryptoError as exc:
+        raise MalformedMessage(f"bad scalar: {exc}") from None
+
+
+def _decode_point(reader: _Reader) -> Point:
+    try:
+        return Point.from_bytes(reader.take(64))
+    except CryptoError as exc:
+        raise MalformedMessage(f"bad point: {exc}") from None
+
+
+def _decode_any(reader: _Reader) -> Any:
+    inner = _Reader(reader.take(reader.length(MAX_BYTES)))
+    msg = _decode_message(inner)
+    if inner.pos != len(inner.data):
+        raise MalformedMessage("trailing bytes in a nested message")
+    return msg
+
+
+def _make_decoder(tp: Any) -> Decoder:
+    simple: dict[Any, Decoder] = {
+        bool: _decode_bool,
+        int: _decode_int,
+        str: _decode_str,
+        bytes: _decode_bytes,
+        Scalar: _decode_scalar,
+        Point: _decode_point,
+        AnyMessage: _decode_any,
+    }
+    if tp in simple:
+        return simple[tp]
     if tp in _FIXED:
-        return tp(reader.take(_FIXED[tp]))
-    if tp is Scalar:
-        try:
-            return Scalar.from_bytes(reader.take(32))
-        except CryptoError as exc:
-            raise MalformedMessage(f"bad scalar: {exc}") from None
-    if tp is Point:
-        try:
-            return Point.from_bytes(reader.take(64))
-        except CryptoError as exc:
-            raise MalformedMessage(f"bad point: {exc}") from None
-    if tp is AnyMessage:
-        inner = _Reader(reader.take(reader.length(MAX_BYTES)))
-        msg = _decode_message(inner)
-        if inner.pos != len(inner.data):
-            raise MalformedMessage("trailing bytes in a nested message")
-        return msg
+        size = _FIXED[tp]
+
+        def fixed(reader: _Reader) -> Any:
+            return tp(reader.take(size))
+
+        return fixed
     if isinstance(tp, type) and issubclass(tp, enum.IntEnum):
-        raw = reader.take(1)[0]
-        try:
-            return tp(raw)
-        except ValueError:
-            raise MalformedMessage(f"bad {tp.__name__} value {raw}") from None
+
+        def member(reader: _Reader) -> Any:
+            raw = reader.take(1)[0]
+            try:
+                return tp(raw)
+            except ValueError:
+                raise MalformedMessage(f"bad {tp.__name__} value {raw}") from None
+
+        return member
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _decode_fields(tp, reader)
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
+        fields = [(name, _decoder(field_tp)) for name, field_tp in _plan(tp)]
+        cls = tp
+
+        def record(reader: _Reader) -> Any:
+            values = {name: decode_field(reader) for name, decode_field in fields}
+            try:
+                return cls(**values)
+            except (ValueError, TypeError, CryptoError) as exc:
+                raise MalformedMessage(f"invalid {cls.__name__}: {exc}") from None
+
+        return record
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        count = reader.length(MAX_ITEMS)
-        return tuple(_decode_value(args[0], reader) for _ in range(count))
+        item = _decoder(args[0])
+
+        def sequence(reader: _Reader) -> tuple[Any, ...]:
+            count = reader.length(MAX_ITEMS)
+            return tuple(item(reader) for _ in range(count))
+
+        return sequence
     if origin is tuple:
-        return tuple(_decode_value(a, reader) for a in args)
+        items = [_decoder(arg) for arg in args]
+
+        def fixed_tuple(reader: _Reader) -> tuple[Any, ...]:
+            return tuple(decode_item(reader) for decode_item in items)
+
+        return fixed_tuple
     if origin in (typing.Union, types.UnionType) and type(None) in args:
-        flag = reader.take(1)[0]
-        if flag > 1:
-            raise MalformedMessage("optional flag is not 0 or 1")
-        inner_tp = next(a for a in args if a is not type(None))
-        return _decode_value(inner_tp, reader) if flag else None
+        inner = _decoder(next(a for a in args if a is not type(None)))
+
+        def optional(reader: _Reader) -> Any:
+            flag = reader.take(1)[0]
+            if flag > 1:
+                raise MalformedMessage("optional flag is not 0 or 1")
+            return inner(reader) if flag else None
+
+        return optional
     raise TypeError(f"unsupported field type {tp!r}")

@@ -11,15 +11,36 @@ from secretstore.wire.codec import message
 from secretstore.wire.consensus import AccessRequest
 
 
+@dataclass(frozen=True, slots=True)
+class DecryptionJob:
+    """The job of one attempt inside a request (a field, not a message): the fields of a
+    DecryptionJobRequest without the session id."""
+
+    attempt: int
+    access_key: Scalar
+    nodes: tuple[NodeId, ...]
+    shadow: bool
+
+    def request(self, session_id: SessionId) -> DecryptionJobRequest:
+        return DecryptionJobRequest(
+            session_id, self.attempt, self.access_key, self.nodes, self.shadow
+        )
+
+
 @message(0x0400)
 @dataclass(frozen=True, slots=True)
 class DecryptionRequest:
-    """Master -> every candidate: may this requester use this key? (initialising message;
-    answered with a ConsensusResponse)."""
+    """Master -> a candidate: may this requester use this key? (initialising message).
+
+    Without `job` (a candidate asked after the first group could not serve): answered with a
+    ConsensusResponse. With `job` (a member of the group the master picked at once): the
+    receiver decides access itself and, if it allows, answers with its DecryptionJobResponse
+    (which says it allowed); if it refuses, with ConsensusResponse(allowed=False)."""
 
     session_id: SessionId
     key_id: ServerKeyId
     access: AccessRequest
+    job: DecryptionJob | None = None
 
 
 @message(0x0401)

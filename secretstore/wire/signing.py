@@ -14,7 +14,7 @@ from enum import IntEnum
 
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.dleq import DleqProof
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import Hash256, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage, message
 from secretstore.wire.consensus import AccessRequest
 
@@ -127,16 +127,31 @@ class SchnorrSignatureShare:
 # --- ECDSA ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class PresignUse:
+    """The presignature a signing uses (a field, not a message): the id of the presigning
+    session that made it, and ``w = (k·e)⁻¹`` the master computed there."""
+
+    presign_id: SessionId
+    inversed_nonce_coeff: Scalar
+
+
 @message(0x0600)
 @dataclass(frozen=True, slots=True)
 class EcdsaSigningRequest:
     """Master -> every candidate: may this requester have `message_hash` signed with this
-    key? (initialising message; answered with ConsensusResponse, then SigningSharePublic)."""
+    key? (initialising message; answered with ConsensusResponse, then SigningSharePublic).
+
+    With `presigned` (to the members of a presignature's group only): a member that allows
+    and still holds that presignature answers with its EcdsaSignatureShare for attempt 1
+    at once (its "allowed"), erasing the presignature first; one that allows without it
+    answers as without `presigned`; one that refuses, with ConsensusResponse(False)."""
 
     session_id: SessionId
     key_id: ServerKeyId
     access: AccessRequest
     message_hash: MessageHash
+    presigned: PresignUse | None = None
 
 
 @message(0x0601)
@@ -175,3 +190,28 @@ class EcdsaSignatureShare:
     share: Scalar
     proof: DleqProof
     receipt: bytes | None = None
+
+
+# --- ECDSA presigning (sessions/signing_presign.py) ---------------------------------------
+
+
+@message(0x0610)
+@dataclass(frozen=True, slots=True)
+class PresignRequest:
+    """Master -> each other member of `nodes` (2t+1 holders of key `version`, ascending):
+    generate the nonces of a presignature with me (initialising message; answered with
+    SigningSharePublic, then the generations start with SigningNonceRequest, attempt 1)."""
+
+    session_id: SessionId
+    key_id: ServerKeyId
+    version: Hash256
+    nodes: tuple[NodeId, ...]
+
+
+@message(0x0611)
+@dataclass(frozen=True, slots=True)
+class PresignKept:
+    """Master -> each other member: every inversed nonce share is in and proven; keep your
+    part of the presignature (until one signing uses it)."""
+
+    session_id: SessionId

@@ -16,6 +16,7 @@ from secretstore.audit.recorder import AuditRecorder
 from secretstore.audit.store import MemoryAuditStore
 from secretstore.cluster.access import AllowAll
 from secretstore.cluster.driver import ClusterDriver
+from secretstore.cluster.presigner import Presigner
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.document import decrypt_with_shadow_coefficients, encrypt_secret
 from secretstore.crypto.ecies import ecies_decrypt
@@ -36,12 +37,16 @@ from secretstore.errors import (
 )
 from secretstore.keyserver import KeyServer
 from secretstore.mesh.memory import MemoryNetwork
+from secretstore.sessions import decryption
 from secretstore.sessions.base import SessionContext
 from secretstore.sessions.core import NodeCore
+from secretstore.sessions.presign import PresignPool
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, BlockRef, MessageHash, ServerKeyId
+from secretstore.types import Address, BlockRef, MessageHash, NodeId, ServerKeyId
+from secretstore.wire import codec
+from secretstore.wire.decryption import DecryptionRequest
 
 
 @dataclass
@@ -51,6 +56,7 @@ class MemoryNode:
     driver: ClusterDriver
     server: KeyServer
     audit: MemoryAuditStore
+    presigner: Presigner | None = None
 
 
 class DenyList:
@@ -65,9 +71,14 @@ class DenyList:
     ) -> bool:
         return requester not in self.denied
 
+    def known(
+        self, requester: Address, key_id: ServerKeyId, block: BlockRef | None = None
+    ) -> bool | None:
+        return None  # answered through `check`, as a contract would
+
 
 async def make_cluster(
-    n: int, seed: int = 1, denied: set[Address] | None = None
+    n: int, seed: int = 1, denied: set[Address] | None = None, presignatures: int = 0
 ) -> tuple[MemoryNetwork, list[MemoryNode]]:
     rng = SeededRng(seed)
     keys = [KeyPair.generate(rng) for _ in range(n)]
@@ -78,7 +89,10 @@ async def make_cluster(
         storage = MemoryKeyStorage()
         signer = NodeSigner(key)
         audit = MemoryAuditStore()
-        ctx = SessionContext(key.node_id, SeededRng(seed * 100 + i), ids, audit=signer)
+        pool = PresignPool(key.node_id, depth=presignatures) if presignatures else None
+        ctx = SessionContext(
+            key.node_id, SeededRng(seed * 100 + i), ids, audit=signer, presigns=pool
+        )
         core = NodeCore(ctx, storage, MASTERS, SLAVES)
         transport = network.transport(key.node_id)
         access = DenyList(denied) if denied is not None else AllowAll()
@@ -91,8 +105,14 @@ async def make_cluster(
             audit=AuditRecorder(audit, signer),
         )
         transport.set_handler(driver)
-        server = KeyServer(driver, n, SeededRng(seed * 1000 + i))
-        nodes.append(MemoryNode(key, storage, driver, server, audit))
+        presigner = Presigner(driver, pool) if pool is not None else None
+        server = KeyServer(
+            driver,
+            n,
+            SeededRng(seed * 1000 + i),
+            ecdsa_signed=presigner.used if presigner is not None else None,
+        )
+        nodes.append(MemoryNode(key, storage, driver, server, audit, presigner))
     for node in nodes:
         await network.transport(node.key.node_id).start()
     for _ in range(100):
@@ -346,3 +366,77 @@ async def test_a_member_that_cannot_log_is_replaced_and_releases_nothing(
             assert released.receipts is not None
             assert broken.key.node_id not in released.receipts.facts.participants
     assert len(_log_of(broken)) == before
+
+
+async def test_a_known_access_answer_comes_after_the_requests_left(
+    cluster: tuple[MemoryNetwork, list[MemoryNode]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a policy that knows its answer at once ("none") no task waits for it, and the
+    master computes its own part only after its requests to the group are out: the members
+    work meanwhile."""
+    network, nodes = cluster
+    kid = key_id(11)
+    s = sig(REQUESTER, kid)
+    public = await nodes[0].server.generate_server_key(kid, s, 1)
+    enc = encrypt_secret(KeyPair.generate(SeededRng(9)).public, public, SeededRng(10))
+    await nodes[0].server.store_document_key(kid, s, enc.common_point, enc.encrypted_point)
+    events: list[str] = []
+    master = nodes[0].key.node_id
+    transport = network.transport(master)
+    real_send, real_compute = transport.send, decryption.compute_job_response
+
+    def send(node: NodeId, payload: bytes) -> bool:
+        if isinstance(codec.decode(payload), DecryptionRequest):
+            events.append("request sent")
+        return real_send(node, payload)
+
+    def compute(ctx: SessionContext, *args: object, **kwargs: object) -> object:
+        if ctx.self_id == master:
+            events.append("own part")
+            assert not nodes[0].driver._tasks  # the answer was known: nothing awaited it
+        return real_compute(ctx, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transport, "send", send)
+    monkeypatch.setattr(decryption, "compute_job_response", compute)
+    await nodes[0].server.retrieve_document_key_shadow(kid, s)
+    assert events == ["request sent", "own part"]
+
+
+async def test_after_a_signing_the_next_one_uses_a_presignature() -> None:
+    """The presigner tops the master's pool up after an ECDSA signing; the next signing from
+    that master then takes one round trip (no nonce generation) and still verifies."""
+    network, nodes = await make_cluster(3, seed=5, presignatures=2)
+    try:
+        kid = key_id(12)
+        s = sig(REQUESTER, kid)
+        public = await nodes[0].server.generate_server_key(kid, s, 1)
+        message = MessageHash(b"\x31" * 32)
+        await nodes[0].server.sign_ecdsa(kid, s, message)  # no presignature yet: fresh nonces
+        presigner = nodes[0].presigner
+        assert presigner is not None
+        for _ in range(500):
+            if not presigner.busy:
+                break
+            await asyncio.sleep(0.01)
+        assert presigner.made == 2 and presigner.failed == 0
+        kinds: list[str] = []
+        transport = network.transport(nodes[0].key.node_id)
+        real_send = transport.send
+
+        def send(node: NodeId, payload: bytes) -> bool:
+            kinds.append(type(codec.decode(payload)).__name__)
+            return real_send(node, payload)
+
+        transport.send = send  # type: ignore[method-assign]
+        other = MessageHash(b"\x32" * 32)
+        encrypted = (await nodes[0].server.sign_ecdsa(kid, s, other)).encrypted
+        transport.send = real_send  # type: ignore[method-assign]
+        signature = ecies_decrypt(REQUESTER.secret, encrypted)
+        assert recover_public(signature, other) == public
+        assert "SigningNonceMessage" not in kinds and "SigningNonceRequest" not in kinds
+        assert kinds.count("EcdsaSigningRequest") == 2  # the presignature's two members
+    finally:
+        for node in nodes:
+            if node.presigner is not None:
+                await node.presigner.close()
+            await node.driver.close()

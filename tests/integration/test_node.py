@@ -85,6 +85,7 @@ async def test_three_nodes_serve_a_key_and_keep_it_across_a_restart(tmp_path: Pa
                 ],
                 "cluster_size": 3,
                 "ready": True,
+                "presignatures": {"own": 0, "held": 0, "keys": 0, "refilling": False, "made": 0},
             }
             async with http.post(url(nodes[1], f"/shadow/{key_id.hex()}/{sig}/1")) as response:
                 assert response.status == 200

@@ -27,6 +27,7 @@ from secretstore.sessions.base import (
     Remove,
     Send,
     SessionContext,
+    Wake,
 )
 from secretstore.sessions.core import (
     DEFAULT_MAX_SESSIONS_PER_PEER,
@@ -37,6 +38,7 @@ from secretstore.sessions.core import (
     SlaveFactory,
 )
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
+from secretstore.sessions.presign import PresignPool
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
@@ -68,6 +70,8 @@ class SimNode:
     records: list[Record] = field(default_factory=list)
     #: the latest Deadline each session asked for
     deadlines: dict[SessionId, float] = field(default_factory=dict)
+    #: the latest Wake each session asked for, until it is fired (`SimNetwork.wake_all`)
+    wakes: dict[SessionId, float] = field(default_factory=dict)
 
     @property
     def node_id(self) -> NodeId:
@@ -126,9 +130,11 @@ class SimNetwork:
         keys: Sequence[KeyPair] = (),
         origins: OriginPolicy = no_contracts,
         audit: bool = False,
+        presignatures: int = 0,
     ) -> None:
         """`keys`: the nodes' key pairs (n of them); by default n keys drawn from `seed`.
-        `audit`: every node keeps an audit log (signs receipts, emits Records)."""
+        `audit`: every node keeps an audit log (signs receipts, emits Records);
+        `presignatures`: every node keeps an ECDSA presigning pool of this depth per key."""
         rng = SeededRng(seed)
         keys = list(keys) or [KeyPair.generate(rng) for _ in range(n)]
         assert len(keys) == n, f"{len(keys)} keys for {n} nodes"
@@ -137,7 +143,10 @@ class SimNetwork:
         for i, key in enumerate(keys):
             storage = MemoryKeyStorage()
             signer = NodeSigner(key) if audit else None
-            ctx = SessionContext(key.node_id, SeededRng(seed * 1000 + i), ids, audit=signer)
+            pool = PresignPool(key.node_id, depth=presignatures) if presignatures else None
+            ctx = SessionContext(
+                key.node_id, SeededRng(seed * 1000 + i), ids, audit=signer, presigns=pool
+            )
             core = NodeCore(
                 ctx, storage, masters, slaves, max_sessions_per_peer=max_sessions_per_peer
             )
@@ -210,6 +219,13 @@ class SimNetwork:
         self._apply(self.nodes[a], self.nodes[a].core.on_node_disconnected(b))
         self._apply(self.nodes[b], self.nodes[b].core.on_node_disconnected(a))
 
+    def wake_all(self) -> None:
+        """The time of every session's pending Wake has come."""
+        for node in self.nodes.values():
+            for sid in list(node.wakes):
+                del node.wakes[sid]
+                self._apply(node, node.core.on_wake(sid))
+
     def time_out_all(self) -> None:
         for node in self.nodes.values():
             for sid in list(node.core._sessions):
@@ -261,6 +277,8 @@ class SimNetwork:
                 node.storage.remove(effect.key_id)
             elif isinstance(effect, Deadline):
                 node.deadlines[effect.session_id] = effect.seconds
+            elif isinstance(effect, Wake):
+                node.wakes[effect.session_id] = effect.seconds
             elif isinstance(effect, CheckAccess):
                 self.access_checks.append((node.node_id, effect))
             elif isinstance(effect, CheckOrigin):

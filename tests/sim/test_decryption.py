@@ -353,11 +353,22 @@ class LyingSlave(DecryptionSlave):
 
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
         effects = super().on_message(sender, message)
+        if not isinstance(message, DecryptionJobRequest):
+            return effects
+        return self._lying(effects, message)
+
+    def on_access_checked(self, allowed: bool) -> list[Effect]:
+        effects = super().on_access_checked(allowed)
+        job = self._init.job
+        if job is None:
+            return effects
+        return self._lying(effects, job.request(self.session_id))
+
+    def _lying(self, effects: list[Effect], job: DecryptionJobRequest) -> list[Effect]:
         out: list[Effect] = []
         for effect in effects:
             if isinstance(effect, Send) and isinstance(effect.message, DecryptionJobResponse):
-                assert isinstance(message, DecryptionJobRequest)
-                out.append(Send(effect.to, self.lie(self, message, effect.message)))
+                out.append(Send(effect.to, self.lie(self, job, effect.message)))
                 self.lied.append(self.ctx.self_id)
             else:
                 out.append(effect)
@@ -591,7 +602,13 @@ def test_with_the_policy_honest_slaves_refuse_a_rogue_masters_plain_retrieval(
     with pytest.raises(PlainRetrievalRefused):
         w.net.value(0, sid)
     assert not any(isinstance(m, DecryptionJobResponse) for _, _, m in w.net.sent)
-    assert any(isinstance(m, DecryptionJobRequest) for _, _, m in w.net.sent)  # it did ask
+    asked = [
+        m
+        for _, _, m in w.net.sent
+        if isinstance(m, DecryptionJobRequest)
+        or (isinstance(m, DecryptionRequest) and m.job is not None)
+    ]
+    assert asked  # it did ask
     assert w.leftover_sessions() == 0
     sid = w.retrieve(0, shadow=True)
     w.net.run()

@@ -170,6 +170,25 @@ def test_a_resolving_master_reports_its_phase() -> None:
     assert session.phase.name == "NEGOTIATING"
 
 
+def test_a_slow_first_group_is_left_through_the_resolving_master() -> None:
+    """The master's session in the table is the ResolvingMaster: the Wake of its retrieval
+    reaches the inner session, which asks the holders it had not asked."""
+    w = world(3, 3, holders=[0, 1, 2, 3, 4])
+    master = w.ids[0]
+    sid = w._start(master, RetrieveDocumentKey(KEY, signature(), True))
+    session = w.net.nodes[master].core.session(sid)
+    assert isinstance(session, ResolvingMaster)
+    asked = {p.to for p in w.net.pending}
+    silent = sorted(asked)[0]
+    w.net.pending = [p for p in w.net.pending if p.to != silent]
+    w.net.access_checks = [c for c in w.net.access_checks if c[0] != silent]
+    before = len(w.net.sent)
+    assert w.net.nodes[master].wakes
+    w.net.wake_all()
+    newly = {to for sender, to, _ in w.net.sent[before:] if sender == master}
+    assert newly and not newly & asked  # the holders not asked before
+
+
 # --- a service contract's broadcast retrieval on a node without the key ----------------------
 
 CONTRACT = Address(b"\xcc" * 20)

@@ -56,7 +56,10 @@ def run_with_silent(net: SimNetwork, silent: NodeId) -> list[SessionError]:
                 dropped.append(message)
         net.pending = [p for p in net.pending if p.to != silent]
         if not (net.pending or net.access_checks):
-            return dropped
+            if not any(node.wakes for node in net.nodes.values()):
+                return dropped
+            net.wake_all()  # masters waiting on the silent node ask the others
+            continue
         net.run(max_steps=1)
 
 
@@ -101,9 +104,10 @@ def test_a_flooding_peer_hits_the_limit_while_the_other_masters_run() -> None:
 
 
 def fill_slot(net: SimNetwork, master: int, victim: int) -> tuple[SessionId, list[Pending]]:
-    """Start a retrieval at `master` whose request reaches only `victim` for now: it holds
-    the master's one slot there. Its requests to the other nodes are returned, held back."""
-    sid = net.start(master, RetrieveDocumentKey(KEY_ID, SIGNATURE, shadow=True))
+    """Start a signing at `master` (it asks every holder) whose request reaches only `victim`
+    for now: it holds the master's one slot there. Its requests to the other nodes are
+    returned, held back."""
+    sid = net.start(master, SignSchnorr(KEY_ID, SIGNATURE, MessageHash(b"\x09" * 32)))
     victim_id = net.order[victim]
     held = [p for p in net.pending if p.to != victim_id]
     to_victim = [p for p in net.pending if p.to == victim_id]
@@ -112,6 +116,22 @@ def fill_slot(net: SimNetwork, master: int, victim: int) -> tuple[SessionId, lis
         net._deliver(item)
     assert net.node(victim).core.sessions_of(net.order[master]) == 1
     return sid, held
+
+
+def run_apart_from(net: SimNetwork, node: NodeId) -> None:
+    """Deliver (and answer access checks) until quiet, leaving whatever `node` sends,
+    receives or checks where it is."""
+    while True:
+        mine = [p for p in net.pending if node in (p.sender, p.to)]
+        checks = [c for c in net.access_checks if c[0] == node]
+        net.pending = [p for p in net.pending if node not in (p.sender, p.to)]
+        net.access_checks = [c for c in net.access_checks if c[0] != node]
+        if not (net.pending or net.access_checks):
+            net.pending, net.access_checks = mine, checks
+            return
+        net.run(max_steps=1)
+        net.pending += mine
+        net.access_checks += checks
 
 
 def refusals_by(net: SimNetwork, node: int) -> list[SessionError]:
@@ -128,14 +148,21 @@ def refusals_by(net: SimNetwork, node: int) -> list[SessionError]:
 def test_retrieval_replans_around_a_node_that_refuses() -> None:
     net, key = network(3, 1, limit=1)
     first, held = fill_slot(net, 0, 2)
-    second = net.start(0, RetrieveDocumentKey(KEY_ID, SIGNATURE, shadow=False))
+    victim = net.order[2]
+    checks, net.access_checks = net.access_checks, []  # node 2 keeps the signing open
+    for _ in range(20):  # until the master picks node 2 for a retrieval's first group
+        second = net.start(0, RetrieveDocumentKey(KEY_ID, SIGNATURE, shadow=False))
+        if any(p.to == victim for p in net.pending):
+            break
+        run_apart_from(net, victim)  # node 1 serves it at once; node 2 still holds the slot
+        assert net.value(0, second) == key.document_key
     deliver_from(net, net.order[0])
     assert len(refusals_by(net, 2)) == 1
-    net.pending += held  # the first's request now reaches node 1, which serves the second
-    net.run()
-    # node 2 refused the second retrieval and node 1 the first: each was served by the
-    # master with the one node that had room
+    net.run()  # the master asks node 1 for the retrieval instead, which serves it
     assert net.value(0, second) == key.document_key
+    net.pending += held  # the signing's request now reaches node 1
+    net.access_checks += checks
+    net.run()
     assert net.value(0, first) is not None
     assert all(len(node.core) == 0 for node in net.nodes.values())
 

@@ -150,3 +150,16 @@ def test_the_rule_sees_a_banned_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import asyncio\nfrom time import monotonic\n")
     assert {"asyncio", "time"} <= _imports(sample)
+
+
+def test_the_node_loads_the_chain_modules_only_for_a_chain() -> None:
+    # web3 takes most of a second to import: a node without a chain does not pay it at start-up
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, secretstore.cli.node\n"
+        "print(sorted(m for m in sys.modules if m == 'web3' or m.startswith('secretstore.chain')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

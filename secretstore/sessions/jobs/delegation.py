@@ -248,6 +248,13 @@ class ResolvingMaster(Session):
         assert self.inner is not None
         return self._pass(self.inner.on_peer_refusal(sender, error))
 
+    def on_wake(self) -> list[Effect]:
+        if self.finished:
+            return []
+        if self.inner is not None and self._negotiation is None and self._delegate is None:
+            return self._pass(self.inner.on_wake())
+        return []
+
     def on_timeout(self) -> list[Effect]:
         if self.finished:
             return []

@@ -4,6 +4,7 @@ from a private copy), and a changed, removed or reordered entry in the database 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -19,7 +20,7 @@ from secretstore.audit.model import Operation
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.audit.snapshot import DatabaseInUse, open_audit_log
-from secretstore.audit.store import AUDIT_PREFIX, LevelDbAuditStore, entry_key
+from secretstore.audit.store import AUDIT_PREFIX, AuditFlusher, LevelDbAuditStore, entry_key
 from secretstore.cli.audit import main as audit_main
 from secretstore.errors import AuditLogError, StorageError
 from secretstore.storage.leveldb import LevelDbKeyStorage
@@ -172,6 +173,76 @@ def test_bad_arguments_are_refused_before_reading(
     assert audit_main(["export", "--db", str(path), "--requester", "0x12"]) == 2
     assert audit_main(["nothing"]) == 2
     assert AUDIT_PREFIX.startswith(b"\x02")
+
+
+def test_unsynced_entries_survive_the_process_being_killed(tmp_path: Path) -> None:
+    """`audit_sync = false`: an append has reached the operating system when it returns, so a
+    node killed (SIGKILL, no flush, no close) right after keeps every entry."""
+    path = tmp_path / "db"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys
+                from secretstore.audit.receipts import NodeSigner
+                from secretstore.audit.recorder import AuditRecorder
+                from secretstore.audit.store import LevelDbAuditStore
+                from secretstore.storage.leveldb import LevelDbKeyStorage
+                from tests.unit.audit.logs import NODE, facts
+                storage = LevelDbKeyStorage({str(path)!r})
+                recorder = AuditRecorder(LevelDbAuditStore(storage, sync=False), NodeSigner(NODE))
+                for i in range(20):
+                    recorder.record(facts(i))
+                print("appended", flush=True)
+                sys.stdin.read()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "appended"
+        child.kill()
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    with LevelDbKeyStorage(path) as storage:
+        store = LevelDbAuditStore(storage)
+        report = verify_log(store.records(), NODE.node_id)
+        assert report.ok and len(report.entries) == 20
+
+
+async def test_an_unsynced_log_is_flushed_every_interval_and_on_stop(tmp_path: Path) -> None:
+    with LevelDbKeyStorage(tmp_path / "db") as storage:
+        store = LevelDbAuditStore(storage, sync=False)
+        flushes: list[int] = []
+        real = store.flush
+
+        def flush() -> None:
+            real()
+            flushes.append(1)
+
+        store.flush = flush  # type: ignore[method-assign]
+        recorder = AuditRecorder(store, NodeSigner(NODE))
+        flusher = AuditFlusher(store, interval=0.01)
+        flusher.start()
+        recorder.record(facts(0))
+        for _ in range(500):
+            if len(flushes) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(flushes) >= 2
+        before = len(flushes)
+        await flusher.stop()
+        assert len(flushes) == before + 1  # the last one, before the database closes
+    with pytest.raises(StorageError):
+        store.flush()  # closed: named, not a crash
 
 
 class _SpyDb:

@@ -113,6 +113,7 @@ def test_defaults_are_paritys(tmp_path: Path) -> None:
     assert store.require_bound_requests is False
     assert store.audit_sync is False
     assert store.require_shadow_retrieval is False  # Parity's behaviour by default
+    assert store.ecdsa_presignatures == 4
     assert config.base_path == tmp_path
     assert config.keys_path == tmp_path / "keys"
     assert config.password_files == ()
@@ -162,12 +163,20 @@ def test_local_cluster_options_need_no_chain(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["disable", "disable_http", "disable_auto_migrate", "require_shadow_retrieval"]
+    "key",
+    ["disable", "disable_http", "disable_auto_migrate", "require_shadow_retrieval", "audit_sync"],
 )
 def test_switches(key: str, tmp_path: Path) -> None:
     assert getattr(parse({key: True}, tmp_path).secretstore, key) is True
     assert getattr(parse({key: False}, tmp_path).secretstore, key) is False
     assert "true or false" in fails({key: "yes"}, tmp_path, f"secretstore.{key}")
+
+
+def test_ecdsa_presignatures(tmp_path: Path) -> None:
+    assert parse({"ecdsa_presignatures": 0}, tmp_path).secretstore.ecdsa_presignatures == 0
+    assert parse({"ecdsa_presignatures": 64}, tmp_path).secretstore.ecdsa_presignatures == 64
+    fails({"ecdsa_presignatures": 65}, tmp_path, "secretstore.ecdsa_presignatures")
+    fails({"ecdsa_presignatures": -1}, tmp_path, "secretstore.ecdsa_presignatures")
 
 
 # --- contracts ------------------------------------------------------------------------------

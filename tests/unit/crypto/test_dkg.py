@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secretstore.crypto import dkg, shamir
-from secretstore.crypto.curve import ONE, ZERO, Point, Scalar, scalar_sum
+from secretstore.crypto.curve import ONE, ZERO, N, Point, Scalar, scalar_sum
 from secretstore.crypto.rng import SeededRng, random_scalar
 from secretstore.errors import InvalidPoint, InvalidRequest, InvalidScalar, ProtocolViolation
 
@@ -270,3 +270,93 @@ def test_joint_commitments_need_dealers_of_one_length() -> None:
     with pytest.raises(InvalidRequest):
         dkg.joint_commitments([(g, g), (g,)])
     assert dkg.joint_commitments([(g,), (g,)]) == (g + g,)
+
+
+def _batch_items(
+    gen: KeyGeneration, receiver: int
+) -> list[tuple[Scalar, tuple[Point, ...], tuple[Point, ...], tuple[Scalar, ...]]]:
+    """(secret1, Pedersen commitments, Feldman commitments, blinding) of every dealer."""
+    received = received_by(gen, receiver)
+    return [
+        (received[i].secret1, d.publics, d.share_proof, d.polynomial2)
+        for i, d in enumerate(gen.dealings)
+    ]
+
+
+@given(generation_case(), st.data())
+def test_batch_checks_pass_honest_dealings_and_fail_on_any_one_bad_value(
+    case: tuple[int, int, list[int], int], data: st.DataObject
+) -> None:
+    t, n, order, seed = case
+    gen = run_key_generation(t, n, SeededRng(seed))
+    h, receiver = gen.derived_point, order[0]
+    x = gen.id_numbers[receiver]
+    received = received_by(gen, receiver)
+    assert dkg.keys_verification_batch(t, h, x, received.values())
+    assert dkg.share_proofs_verification_batch(t, h, x, _batch_items(gen, receiver))
+    # one dealer (any, the receiver's own included) off by any nonzero amount in one field
+    cheater = data.draw(st.integers(0, n - 1), label="cheater")
+    delta = Scalar(data.draw(st.integers(1, N - 1), label="delta"))
+    k = data.draw(st.integers(0, t), label="coefficient")
+    field = data.draw(st.sampled_from(["secret1", "secret2", "publics"]), label="field")
+    good = received[cheater]
+    if field == "publics":
+        publics = list(good.publics)
+        publics[k] = publics[k] + Point.base_mul(delta)
+        received[cheater] = dkg.ReceivedKeys(good.secret1, good.secret2, tuple(publics))
+    elif field == "secret1":
+        received[cheater] = dkg.ReceivedKeys(good.secret1 + delta, good.secret2, good.publics)
+    else:
+        received[cheater] = dkg.ReceivedKeys(good.secret1, good.secret2 + delta, good.publics)
+    assert not dkg.keys_verification_batch(t, h, x, received.values())
+    assert dkg.find_faulty_senders(t, h, x, received) == [cheater]
+    items = _batch_items(gen, receiver)
+    secret1, pedersen, feldman, blinding = items[cheater]
+    part = data.draw(st.sampled_from(["secret1", "feldman", "blinding"]), label="part")
+    if part == "secret1":
+        items[cheater] = (secret1 + delta, pedersen, feldman, blinding)
+    elif part == "feldman":
+        moved = list(feldman)
+        moved[k] = moved[k] + Point.base_mul(delta)
+        items[cheater] = (secret1, pedersen, tuple(moved), blinding)
+    else:
+        moved_b = list(blinding)
+        moved_b[k] = moved_b[k] + delta
+        items[cheater] = (secret1, pedersen, feldman, tuple(moved_b))
+    assert not dkg.share_proofs_verification_batch(t, h, x, items)
+
+
+def test_batch_check_of_colluders_whose_errors_cancel_gives_the_honest_share() -> None:
+    # two dealers shift the values dealt to one receiver by +d and -d: the sums hold, and the
+    # receiver's share is exactly what honest dealings give (module docstring of crypto/dkg)
+    t, n, receiver = 2, 6, 4
+    gen = run_key_generation(t, n, SeededRng(31))
+    h, x = gen.derived_point, gen.id_numbers[receiver]
+    received = received_by(gen, receiver)
+    d = Scalar(99)
+    a, b = received[1], received[3]
+    received[1] = dkg.ReceivedKeys(a.secret1 + d, a.secret2, a.publics)
+    received[3] = dkg.ReceivedKeys(b.secret1 - d, b.secret2, b.publics)
+    assert dkg.keys_verification_batch(t, h, x, received.values())
+    assert dkg.find_faulty_senders(t, h, x, received) == [1, 3]
+    share = dkg.compute_secret_share(keys.secret1 for keys in received.values())
+    assert share == gen.secret_shares[receiver]
+
+
+def test_batch_checks_reject_malformed_dealings() -> None:
+    gen = run_key_generation(2, 4, SeededRng(32))
+    h, x = gen.derived_point, gen.id_numbers[0]
+    received = list(received_by(gen, 0).values())
+    short = received[2]
+    received[2] = dkg.ReceivedKeys(short.secret1, short.secret2, short.publics[:-1])
+    with pytest.raises(InvalidRequest):
+        dkg.keys_verification_batch(2, h, x, received)
+    items = _batch_items(gen, 0)
+    secret1, pedersen, feldman, blinding = items[1]
+    items[1] = (secret1, pedersen, feldman, blinding[:-1])
+    with pytest.raises(InvalidRequest):
+        dkg.share_proofs_verification_batch(2, h, x, items)
+    with pytest.raises(InvalidScalar):
+        dkg.keys_verification_batch(2, h, ZERO, received_by(gen, 0).values())
+    with pytest.raises(InvalidPoint):
+        dkg.share_proofs_verification_batch(2, Point.identity(), x, _batch_items(gen, 0))

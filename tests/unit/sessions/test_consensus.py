@@ -25,6 +25,7 @@ from secretstore.sessions.consensus import (
     UNDECIDED,
     AccessCheck,
     AccessConsensus,
+    AskOthers,
     ConsensusFailed,
     ConsensusPhase,
     GroupSelected,
@@ -702,3 +703,136 @@ def test_lost_member_whose_part_is_done_keeps_the_group() -> None:
     assert c.on_node_lost(nodes[1], keep_group=True) == UNDECIDED
     assert c.group == first.nodes
     assert nodes[1] not in c.in_play and nodes[1] not in c.allowed
+
+
+# --- a group asked first (the decryption's one round trip) -------------------------------------
+
+
+def preselected(
+    nodes: list[NodeId], needed: int, seed: int = 3
+) -> tuple[AccessConsensus, GroupSelected]:
+    c = consensus(nodes, needed, seed=seed)
+    group = c.preselect()
+    c.start("with the job", to=group.nodes)
+    return c, group
+
+
+def test_a_preselected_group_asks_its_members_only() -> None:
+    nodes = node_ids(5)
+    c = consensus(nodes, 3)
+    group = c.preselect()
+    assert group.attempt == 1 and len(group.nodes) == 3 and nodes[0] in group.nodes
+    assert c.group == group.nodes and c.attempt == 1
+    effects = c.start("job", to=group.nodes)
+    others = [node for node in group.nodes if node != nodes[0]]
+    assert effects == [CheckAccess(SID, REQUESTER, KEY_ID), *(Send(n, "job") for n in others)]
+    assert c.unasked == frozenset(nodes) - set(group.nodes)
+    assert c.pending == frozenset(group.nodes)
+    assert c.in_play == frozenset(group.nodes)  # the unasked are not in the session
+    with pytest.raises(InvalidRequest):
+        c.preselect()
+
+
+def test_a_preselected_group_whose_members_all_allow_runs() -> None:
+    nodes = node_ids(4)
+    c, group = preselected(nodes, 2)
+    member = next(node for node in group.nodes if node != nodes[0])
+    assert c.on_own_access(True) == UNDECIDED
+    assert c.on_response(member, YES) == UNDECIDED
+    assert c.group == group.nodes and c.allowed == frozenset(group.nodes)
+    done = c.completion()
+    assert done == [Send(member, ConsensusCompleted(SID))]  # the unasked hear nothing
+
+
+def test_a_member_refusing_asks_the_others_then_a_new_group_runs() -> None:
+    nodes = node_ids(4)
+    c, group = preselected(nodes, 2)
+    member = next(node for node in group.nodes if node != nodes[0])
+    c.on_own_access(True)
+    decision = c.on_response(member, NO)
+    assert isinstance(decision, AskOthers)
+    assert set(decision.nodes) == set(nodes) - set(group.nodes)
+    assert c.group is None and c.unasked == frozenset()
+    assert c.pending == frozenset(decision.nodes)
+    spare = decision.nodes[0]
+    second = c.on_response(spare, YES)
+    assert second == GroupSelected(tuple(sorted((nodes[0], spare))), 2)
+
+
+def test_a_member_lost_asks_the_others_and_an_unasked_answer_is_a_violation() -> None:
+    nodes = node_ids(3)
+    c, group = preselected(nodes, 2)
+    member = next(node for node in group.nodes if node != nodes[0])
+    spare = next(node for node in nodes if node not in group.nodes)
+    decision = c.on_response(spare, YES)  # not asked yet
+    assert isinstance(decision, ConsensusFailed)
+    assert isinstance(decision.error, ProtocolViolation) and decision.error.node == short(spare)
+    c, group = preselected(nodes, 2)
+    assert c.on_node_lost(spare) == UNDECIDED  # an unasked node is not in play
+    assert c.on_node_lost(member) == AskOthers((spare,))
+    c.on_own_access(True)
+    assert c.on_response(spare, YES) == GroupSelected(tuple(sorted((nodes[0], spare))), 2)
+
+
+def test_refusals_of_unasked_nodes_count_only_once_they_are_asked() -> None:
+    nodes = node_ids(4)
+    c, group = preselected(nodes, 3)
+    member = next(node for node in group.nodes if node != nodes[0])
+    decision = c.on_response(member, NO)
+    assert isinstance(decision, AskOthers)  # 3 of 4 may still allow
+    spare = decision.nodes[0]
+    denied = c.on_response(spare, NO)
+    assert isinstance(denied, ConsensusFailed) and isinstance(denied.error, AccessDenied)
+
+
+def test_a_slow_group_asks_the_others_once() -> None:
+    nodes = node_ids(4)
+    c, group = preselected(nodes, 2)
+    decision = c.on_slow()
+    assert isinstance(decision, AskOthers) and c.group is None
+    assert set(decision.nodes) == set(nodes) - set(group.nodes)
+    assert c.on_slow() == UNDECIDED  # nothing left to ask
+    c.on_own_access(True)
+    member = next(node for node in group.nodes if node != nodes[0])
+    # the slow member's late "allowed" counts like any other
+    chosen = c.on_response(member, YES)
+    assert isinstance(chosen, GroupSelected) and chosen.attempt == 2
+    everyone = consensus(nodes[:2], 2)
+    first = everyone.preselect()
+    everyone.start("job", to=first.nodes)
+    assert everyone.on_slow() == UNDECIDED and everyone.group == first.nodes
+
+
+@given(n=st.integers(1, 6), data=st.data())
+def test_asking_a_group_first_decides_as_asking_everyone(n: int, data: st.DataObject) -> None:
+    """Whatever each node's policy says and whatever the order of the answers, asking the
+    preselected group first ends as asking everyone at once: served exactly when the master
+    and at least `needed - 1` others allow, by a group of nodes that allowed."""
+    nodes = node_ids(n)
+    needed = data.draw(st.integers(1, n))
+    answers = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    c, group = preselected(nodes, needed, seed=data.draw(st.integers(0, 50)))
+    asked = set(group.nodes)
+    answered: set[int] = set()
+    decision: object = UNDECIDED
+    while not isinstance(decision, ConsensusFailed):
+        waiting = [i for i in range(n) if nodes[i] in asked and i not in answered]
+        if not waiting:
+            break
+        i = data.draw(st.sampled_from(waiting))
+        answered.add(i)
+        if i == 0:
+            decision = c.on_own_access(answers[i])
+        else:
+            decision = c.on_response(nodes[i], ConsensusResponse(SID, answers[i]))
+        if isinstance(decision, AskOthers):
+            asked |= set(decision.nodes)
+    allowers = {nodes[i] for i in range(n) if answers[i]}
+    served = answers[0] and len(allowers) >= needed
+    if served:
+        assert not isinstance(decision, ConsensusFailed)
+        assert c.group is not None and set(c.group) <= set(c.allowed) <= allowers
+        assert len(c.group) == needed and nodes[0] in c.group
+    else:
+        assert isinstance(decision, ConsensusFailed)
+        assert isinstance(decision.error, AccessDenied)

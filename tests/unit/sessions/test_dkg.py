@@ -252,6 +252,42 @@ def test_a_bad_share_names_its_dealer() -> None:
     assert "commitments" in what
 
 
+@pytest.mark.parametrize("field", ["secret1", "secret2"])
+def test_one_bad_share_among_many_names_its_dealer(field: str) -> None:
+    # twelve dealers, one of which deals a single receiver one value off: every dealing is
+    # checked at once, the sum fails, and the dealer-by-dealer check names the culprit
+    nodes = make_nodes(12, 21)
+    culprit, victim = sorted(nodes)[7], sorted(nodes)[3]
+
+    def one_bad_share(sender: NodeId, to: NodeId, message: object) -> object:
+        if sender == culprit and to == victim and isinstance(message, DkgKeys):
+            return replace(message, **{field: getattr(message, field) + Scalar(5)})
+        return message
+
+    runs = make_runs(nodes, 4, 21)
+    with pytest.raises(ProtocolViolation) as info:
+        run_all(runs, 21, one_bad_share)
+    assert info.value.node == short(culprit)
+    assert info.value.what == "dealt keys that do not match its commitments"
+    # the receiver that caught it is the one dealt the bad value
+    assert runs[victim].result is None and runs[victim].phase is DkgPhase.WAITING_FOR_KEYS
+
+
+def test_one_bad_share_proof_among_many_names_its_dealer() -> None:
+    nodes = make_nodes(12, 22)
+    culprit = sorted(nodes)[10]
+    other = Point.base_mul(Scalar(777))
+
+    def bad_proof(sender: NodeId, to: NodeId, message: object) -> object:
+        if sender == culprit and isinstance(message, DkgShareProof):
+            proof = message.share_proof
+            return replace(message, share_proof=(*proof[:-1], proof[-1] + other))
+        return message
+
+    what = _run_expecting_blame(make_runs(nodes, 4, 22), culprit, bad_proof)
+    assert what == "share proof does not open its Pedersen commitments"
+
+
 def test_wrong_number_of_commitments_names_its_dealer() -> None:
     nodes = make_nodes(3, 14)
     culprit = sorted(nodes)[0]

@@ -256,15 +256,29 @@ def test_slave_takes_the_start_from_the_master_only_and_once() -> None:
     failed_with(slave.on_message(ctxs[0].self_id, StartKeysDissemination(SID)), ProtocolViolation)
 
 
-def test_a_bad_dkg_message_fails_naming_its_sender() -> None:
+def test_a_dkg_dealing_waits_for_the_whole_round() -> None:
     ctxs, _, effects = master_of()
     slave = slave_of(ctxs, 1, init_of(effects))
     bad = DkgKeys(Scalar(1), Scalar(2), (OTHER_POINT, OTHER_POINT))
-    error = failed_with(
-        slave.on_message(ctxs[2].self_id, GenerationDkg(SID, slave.context, bad)),  # type: ignore[arg-type]
-        ProtocolViolation,
-    )
-    assert short(ctxs[2].self_id) in str(error)
+    # the dealings are checked together once every dealer's is in
+    assert slave.on_message(ctxs[2].self_id, GenerationDkg(SID, slave.context, bad)) == []  # type: ignore[arg-type]
+
+
+def test_a_bad_dealing_fails_its_receiver_naming_the_dealer() -> None:
+    def bad_keys(sender: NodeId, send: Send) -> Send:
+        message = send.message
+        link = (sender, send.to) == (ctxs[2].self_id, ctxs[1].self_id)
+        if link and isinstance(message, GenerationDkg) and isinstance(message.message, DkgKeys):
+            bad = DkgKeys(Scalar(1), Scalar(2), message.message.publics)
+            return Send(send.to, GenerationDkg(SID, message.context, bad))
+        return send
+
+    ctxs = contexts(3)
+    _, produced, _ = run_by_hand(3, 1, bad_keys)
+    failures = [e for e in produced[ctxs[1].self_id] if isinstance(e, Fail)]
+    assert len(failures) == 1 and isinstance(failures[0].error, ProtocolViolation)
+    assert short(ctxs[2].self_id) in str(failures[0].error)
+    assert not any(isinstance(e, Persist) for effects in produced.values() for e in effects)
 
 
 def test_disconnect_peer_error_and_timeout_fail() -> None:
