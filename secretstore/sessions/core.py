@@ -35,6 +35,7 @@ from secretstore.errors import (
     InvalidRequest,
     SecretStoreError,
     SessionLimitReached,
+    describe,
 )
 from secretstore.sessions.base import (
     Effect,
@@ -260,14 +261,34 @@ class NodeCore:
             return []
         return self._settle(session, session.on_access_checked(allowed))
 
-    def on_node_disconnected(self, node: NodeId) -> list[CoreEffect]:
+    def on_node_disconnected(self, node: NodeId, why: str = "") -> list[CoreEffect]:
+        """`node` went away; `why` (e.g. "did not answer for 2.0 s") is added to the errors of
+        the sessions that fail for it, so the client and the log learn which node and why."""
         for sid in [sid for sid, (master, _, _) in self._held.items() if master == node]:
             del self._held[sid]
         effects: list[CoreEffect] = []
         for session in list(self._sessions.values()):
             if node in session.participants and node != self.ctx.self_id:
-                effects += self._settle(session, session.on_node_disconnected(node))
+                effects += self._lose(session, node, why)
         return effects
+
+    def on_node_unreachable(
+        self, session_id: SessionId, node: NodeId, why: str
+    ) -> list[CoreEffect]:
+        """A message of one session could not reach `node` (no link came up in time): that
+        session loses the node as if it had disconnected; other sessions are not told."""
+        session = self._sessions.get(session_id)
+        if session is None or node not in session.participants or node == self.ctx.self_id:
+            return []
+        return self._lose(session, node, why)
+
+    def peers_in_sessions(self) -> frozenset[NodeId]:
+        """The other nodes that live sessions here take part with (whose silence matters)."""
+        peers: set[NodeId] = set()
+        for session in self._sessions.values():
+            peers |= session.participants
+        peers.discard(self.ctx.self_id)
+        return frozenset(peers)
 
     def abort(self, session_id: SessionId, error: SecretStoreError) -> list[CoreEffect]:
         """End a live session with `error` (e.g. its key share could not be written): it fails
@@ -290,6 +311,14 @@ class NodeCore:
         return self._settle(session, session.on_timeout())
 
     # --- internals ------------------------------------------------------------------------
+    def _lose(self, session: Session, node: NodeId, why: str) -> list[CoreEffect]:
+        effects = session.on_node_disconnected(node)
+        if why:
+            for effect in effects:
+                if isinstance(effect, Fail):
+                    effect.error.add_note(f"node {short(node)}: {why}")
+        return self._settle(session, effects)
+
     def _admit(self, session: Session, effects: list[Effect]) -> list[CoreEffect]:
         sid = session.session_id
         if sid in self._sessions:
@@ -372,7 +401,7 @@ class NodeCore:
             out.append(OriginOutcome(sid, claim, result, failure.error if failure else None))
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})
-            reason, kind = str(failure.error), kind_of(failure.error)
+            reason, kind = describe(failure.error), kind_of(failure.error)
             out += [
                 Send(node, SessionError(sid, reason, kind))
                 for node in sorted(notify)

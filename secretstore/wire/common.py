@@ -40,6 +40,7 @@ class ErrorKind(enum.IntEnum):
     SESSION_LIMIT = 8
     EXCLUSIVE_SESSION_ACTIVE = 9
     HAS_ACTIVE_SESSIONS = 10
+    #: a node the sender's side needs is disconnected or did not answer (the reason names it)
     NODE_DISCONNECTED = 11
 
 
