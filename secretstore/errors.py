@@ -7,6 +7,13 @@ class SecretStoreError(Exception):
     """Root of every error this package raises on purpose."""
 
 
+def describe(error: BaseException) -> str:
+    """An error's message with the notes added to it on its way (e.g. which node a session
+    lost and why), as one text for logs and the HTTP cause header."""
+    notes = [str(note) for note in getattr(error, "__notes__", ())]
+    return "; ".join([str(error), *notes])
+
+
 # --- crypto: malformed or invalid cryptographic input -------------------------------------
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -26,8 +27,9 @@ from secretstore.cluster.access import AccessPolicy, AllowAll
 from secretstore.cluster.driver import ClusterDriver
 from secretstore.cluster.membership import Membership
 from secretstore.cluster.presigner import Presigner
+from secretstore.cluster.refresh import RefreshSchedule
 from secretstore.config.loader import load_config
-from secretstore.config.model import NodeConfig, SecretStoreConfig
+from secretstore.config.model import Deadlines, NodeConfig, SecretStoreConfig
 from secretstore.config.rules import check_startup
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
@@ -35,15 +37,19 @@ from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError, SecretStoreError
 from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
+from secretstore.http.guard import GuardLimits
 from secretstore.keyserver import KeyServer
 from secretstore.logs import short_node
 from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
 from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
-from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.delete import DeleteSettings, delete_tables
+from secretstore.sessions.admin.factories import admin_tables, refresh_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, NodeSetChange
+from secretstore.sessions.admin.refresh import RefreshSession, RefreshSettings
 from secretstore.sessions.base import SessionContext
+from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.presign import PresignPool
 from secretstore.sessions.registry import MASTERS, SLAVES
@@ -68,11 +74,15 @@ def check_supported(config: NodeConfig) -> None:
     check_startup(config)
 
 
-def mesh_timings(keep_alive_interval: float) -> MeshTimings:
-    """The mesh's keep-alive settings from the config's `keep_alive_interval`."""
+def mesh_timings(keep_alive_interval: float, deadlines: Deadlines | None = None) -> MeshTimings:
+    """The mesh's keep-alive and deadline settings from the config's `keep_alive_interval`,
+    `peer_timeout` and `handshake_timeout`."""
+    chosen = deadlines or Deadlines()
     return MeshTimings(
+        handshake_timeout=chosen.handshake_timeout,
         ping_interval=keep_alive_interval,
         dead_after=keep_alive_interval * DEAD_AFTER_INTERVALS,
+        response_timeout=chosen.peer_timeout,
     )
 
 
@@ -89,6 +99,8 @@ class Health:
     isolated: bool = False
     #: the node set change running here (None when none runs)
     node_set_change: dict[str, Any] | None = None
+    #: the refresh running here (None when none runs)
+    refresh: dict[str, Any] | None = None
     #: this node's ECDSA presignatures: made as master ("own"), parts held for other
     #: masters ("held"), keys with own ones, and whether a refill runs (None: no pool)
     presignatures: dict[str, Any] | None = None
@@ -112,6 +124,8 @@ class Health:
             body["chain"] = self.chain
         if self.node_set_change is not None:
             body["node_set_change"] = self.node_set_change
+        if self.refresh is not None:
+            body["refresh"] = self.refresh
         if self.presignatures is not None:
             body["presignatures"] = self.presignatures
         return body
@@ -178,6 +192,7 @@ class Node:
         self._membership: Membership | None = None
         self._chain: ChainRuntime | None = None
         self._core: NodeCore | None = None
+        self._schedule: RefreshSchedule | None = None
         self.key_server: KeyServer | None = None
 
     # --- identity and state ---------------------------------------------------------------
@@ -209,6 +224,9 @@ class Node:
         nodes = self.cluster_nodes
         change = self._core.exclusive_session if self._core is not None else None
         status = change.status() if isinstance(change, NodeSetChange) else None
+        sessions = self._core.sessions() if self._core is not None else []
+        refreshes = [session for session in sessions if isinstance(session, RefreshSession)]
+        refresh = refreshes[0].status() if refreshes else None
         presignatures = None
         if self._presigns is not None:
             presignatures = dict(self._presigns.sizes())
@@ -222,7 +240,8 @@ class Node:
             chain,
             self.node_id not in nodes,
             status,
-            presignatures,
+            refresh=refresh,
+            presignatures=presignatures,
         )
 
     # --- the configured node set at run time ----------------------------------------------
@@ -284,7 +303,8 @@ class Node:
                 (store.interface, store.port),
                 nodes,
                 rng=self._rng,
-                timings=mesh_timings(store.keep_alive_interval),
+                timings=mesh_timings(store.keep_alive_interval, store.deadlines),
+                dial_all=True,
                 admission=AdmissionLimits(
                     max_pending=limits.max_pending_handshakes,
                     max_pending_per_address=limits.max_pending_handshakes_per_address,
@@ -304,6 +324,18 @@ class Node:
                 stall_timeout=2 * store.session_timeout,
             )
             admin_masters, admin_slaves = admin_tables(admin)
+            claims = KeyClaims()
+            delete_masters, delete_slaves = delete_tables(DeleteSettings(self._storage, claims))
+            refresh = RefreshSettings(
+                ConfiguredAdmin(store.admin_public),
+                self._storage,
+                claims,
+                self._transport.connected,
+                time.time,
+                scheduled=store.refresh_interval > 0,
+                stall_timeout=2 * store.session_timeout,
+            )
+            refresh_masters, refresh_slaves = refresh_tables(refresh)
             pool = None
             if store.ecdsa_presignatures > 0:
                 pool = PresignPool(self.node_id, depth=store.ecdsa_presignatures)
@@ -320,9 +352,10 @@ class Node:
             core = NodeCore(
                 ctx,
                 self._storage,
-                {**MASTERS, **admin_masters},
-                {**SLAVES, **admin_slaves},
+                {**MASTERS, **admin_masters, **delete_masters, **refresh_masters},
+                {**SLAVES, **admin_slaves, **delete_slaves, **refresh_slaves},
                 max_sessions_per_peer=limits.max_sessions_per_peer,
+                claims=claims,
             )
             self._core = core
             membership = Membership(self.node_id, core, self._transport, nodes)
@@ -336,6 +369,7 @@ class Node:
                 self._storage,
                 access,
                 store.session_timeout,
+                response_timeout=store.deadlines.peer_timeout,
                 audit=audit,
             )
             self._watch = _MeshWatch(self._driver, self._transport, lambda: membership.peers)
@@ -348,6 +382,7 @@ class Node:
                 rng=self._rng,
                 pin=access.pin,
                 require_bound_requests=store.require_bound_requests,
+                refresh_batch_size=store.refresh_batch_size,
                 ecdsa_signed=self._presigner.used if self._presigner is not None else None,
             )
             if self._chain is not None:
@@ -372,7 +407,23 @@ class Node:
                     store.http_port,
                     store.http_cors,
                     extra_routes=[web.get(HEALTH_PATH, self._health_route)],
+                    limits=GuardLimits(
+                        store.deadlines.http_read_timeout, store.deadlines.http_max_requests
+                    ),
                 )
+            if store.refresh_interval > 0:
+                transport = self._transport
+                self._schedule = RefreshSchedule(
+                    self._driver,
+                    self._storage,
+                    self_id=self.node_id,
+                    interval=store.refresh_interval,
+                    batch_size=store.refresh_batch_size,
+                    cluster=lambda: frozenset(membership.cluster),
+                    connected=transport.connected,
+                )
+                self._schedule.start()
+                log.info("refresh schedule: every %g s", store.refresh_interval)
         except BaseException:
             await self.stop()
             raise
@@ -382,6 +433,9 @@ class Node:
 
     async def stop(self) -> None:
         """Stop what runs, in reverse order; safe to call twice or after a failed start."""
+        if self._schedule is not None:
+            schedule, self._schedule = self._schedule, None
+            await schedule.stop()
         if self._http is not None:
             http, self._http = self._http, None
             await http.stop()

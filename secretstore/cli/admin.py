@@ -4,13 +4,16 @@
     secretstore admin change --node URL (--add ID | --remove ID | --new-set ID ...)
                              (--keystore DIR --account ADDR [--password-file F] | --secret-file F)
     secretstore admin status --node URL
+    secretstore admin refresh --node URL [--key ID ...] [--valid-for SECONDS]
+                              (--keystore DIR --account ADDR [--password-file F] | --secret-file F)
 
 `hash` prints the servers set hash (keccak256 of the sorted 64-byte ids) of the ids given, or of
 the running cluster a node sees (itself and every node it is connected to: the old set of a
 change started there). `change` reads that old set from the node, builds the new set, signs
 both hashes with the administrator key (raw, as Parity's `secretstore_signRawHash`), starts the
 change on the node, shows how many keys are done while it runs, and prints the result. `status`
-shows the change running on a node, if any.
+shows the change running on a node, if any. `refresh` (admin_refresh.py) signs a proactive
+refresh of every key, or of the listed ones, runs it on the node and shows its progress.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class ClusterView:
     node_id: NodeId
     connected: frozenset[NodeId]
     change: dict[str, Any] | None
+    #: the refresh running on the node, if one is
+    refresh: dict[str, Any] | None = None
 
     @property
     def nodes(self) -> frozenset[NodeId]:
@@ -81,7 +86,13 @@ async def fetch_view(session: aiohttp.ClientSession, url: str) -> ClusterView:
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{url}/health: unexpected answer {body!r}") from exc
     change = body.get("node_set_change")
-    return ClusterView(node_id, connected, change if isinstance(change, dict) else None)
+    refresh = body.get("refresh")
+    return ClusterView(
+        node_id,
+        connected,
+        change if isinstance(change, dict) else None,
+        refresh if isinstance(refresh, dict) else None,
+    )
 
 
 def sign_set(admin: KeyPair, nodes: Sequence[NodeId] | frozenset[NodeId]) -> bytes:
@@ -227,14 +238,31 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--add", action="append", metavar="ID", help="a node to add (repeatable)")
     group.add_argument("--remove", action="append", metavar="ID", help="a node to remove")
     group.add_argument("--new-set", nargs="+", metavar="ID", help="the whole new set")
-    keys = change.add_argument_group("administrator key (admin_public of every node)")
+    add_admin_key_options(change)
+    status = verbs.add_parser("status", help="the node set change running on a node")
+    status.add_argument("--node", required=True, help="a node's HTTP API URL")
+    refresh = verbs.add_parser(
+        "refresh", help="sign and run a proactive refresh of every key (or of --key ones)"
+    )
+    refresh.add_argument("--node", required=True, help="the HTTP API URL of the master node")
+    refresh.add_argument("--key", action="append", metavar="ID", help="a key id (repeatable)")
+    refresh.add_argument(
+        "--valid-for",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long the signed grant stays valid (default 600, at most 86400)",
+    )
+    add_admin_key_options(refresh)
+    return parser
+
+
+def add_admin_key_options(parser: argparse.ArgumentParser) -> None:
+    keys = parser.add_argument_group("administrator key (admin_public of every node)")
     keys.add_argument("--keystore", help="keystore directory of --account")
     keys.add_argument("--account", help="the administrator's keystore account (address)")
     keys.add_argument("--password-file", help="file whose first line is the password")
     keys.add_argument("--secret-file", help="file holding the administrator secret as hex")
-    status = verbs.add_parser("status", help="the node set change running on a node")
-    status.add_argument("--node", required=True, help="a node's HTTP API URL")
-    return parser
 
 
 def _new_set(args: argparse.Namespace) -> NewSet:
@@ -269,6 +297,8 @@ async def _status(args: argparse.Namespace) -> int:
         print(f"no node set change runs on {short(view.node_id)} ({len(view.nodes)} nodes)")
     else:
         print(describe(view.change))
+    if view.refresh is not None:
+        print(f"refresh: {describe(view.refresh)}")
     return EXIT_OK
 
 
@@ -279,6 +309,10 @@ def main(argv: list[str]) -> int:
             return asyncio.run(_hash(args))
         if args.verb == "status":
             return asyncio.run(_status(args))
+        if args.verb == "refresh":
+            from secretstore.cli.admin_refresh import run_refresh
+
+            return run_refresh(args, load_admin(args), sys.stdout)
         new_set_of = _new_set(args)
         admin = load_admin(args)
         return asyncio.run(change_node_set(args.node, new_set_of, admin, sys.stdout))

@@ -1,4 +1,5 @@
-"""`secretstore encrypt|decrypt|sign-hash|servers-set-hash`: a user's operations on a cluster."""
+"""`secretstore encrypt|decrypt|delete|sign-hash|servers-set-hash`: a user's operations on a
+cluster."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from secretstore.client.files import (
     write_atomically,
 )
 from secretstore.client.helpers import servers_set_hash, sign_raw_hash
-from secretstore.client.http_client import KeyServerClient
+from secretstore.client.http_client import KeyDeleted, KeyServerClient
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
@@ -67,6 +68,12 @@ def _parser(verb: str) -> argparse.ArgumentParser:
             default=True,
             help="retrieve the key as shadows so no node learns it (default: on)",
         )
+    elif verb == "delete":
+        parser.description = (
+            "Delete a server key and its document key on every node (the key's author only): "
+            "afterwards no node can use it, and nodes that were away erase it when they return."
+        )
+        _add_node(parser)
     elif verb == "sign-hash":
         parser.description = "Sign a 32-byte hash (no prefix) with the requester key."
         parser.add_argument("--hash", required=True, help="the 32-byte hash, hex")
@@ -185,6 +192,25 @@ def _decrypt(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _delete_key(node: str, key_id: bytes, requester: KeyPair) -> KeyDeleted:
+    async with KeyServerClient(node) as client:
+        return await client.delete_key(key_id, requester)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    key_id = _hex_argument(args.key_id, 32, "--key-id")
+    deleted = asyncio.run(_delete_key(args.node, key_id, _requester(args)))
+    print(f"deleted key {to_hex(deleted.key_id)}")
+    print(f"confirmed by {len(deleted.confirmed)} nodes:")
+    for node in deleted.confirmed:
+        print(f"  {to_hex(node)}")
+    if deleted.unconfirmed:
+        print(f"not confirmed by {len(deleted.unconfirmed)} (they erase it when they return):")
+        for node in deleted.unconfirmed:
+            print(f"  {to_hex(node)}")
+    return EXIT_OK
+
+
 def _sign_hash(args: argparse.Namespace) -> int:
     raw_hash = _hex_argument(args.hash, 32, "--hash")
     print(to_hex(sign_raw_hash(_requester(args), raw_hash)))
@@ -197,7 +223,7 @@ def _servers_set_hash(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-VERBS = ("encrypt", "decrypt", "sign-hash", "servers-set-hash")
+VERBS = ("encrypt", "decrypt", "delete", "sign-hash", "servers-set-hash")
 
 
 def main(argv: list[str], rng: Rng | None = None) -> int:
@@ -215,6 +241,8 @@ def main(argv: list[str], rng: Rng | None = None) -> int:
             return _encrypt(args, rng if rng is not None else OsRng())
         if verb == "decrypt":
             return _decrypt(args)
+        if verb == "delete":
+            return _delete(args)
         if verb == "sign-hash":
             return _sign_hash(args)
         return _servers_set_hash(args)

@@ -16,8 +16,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "rpc": ("rpc", "serve Parity's secretstore_* JSON-RPC helpers over a keystore"),
     "encrypt": ("client_cmds", "encrypt a file with a new document key held by the cluster"),
     "decrypt": ("client_cmds", "decrypt a file with its document key from the cluster"),
+    "delete": ("client_cmds", "delete a server key and its document key on every node"),
     "sign-hash": ("client_cmds", "sign a 32-byte hash with an account key"),
     "servers-set-hash": ("client_cmds", "hash of a set of node ids, as the admin signs it"),
+    "backup": ("backup", "a node's shares encrypted to a backup key, verifiable by anyone"),
+    "restore": ("restore", "rebuild a node's key database from its backup"),
     "admin": ("admin", "change the node set of a cluster: set hashes, a signed change, progress"),
 }
 

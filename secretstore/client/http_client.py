@@ -41,6 +41,7 @@ from secretstore.client.receipts import (
 from secretstore.client.verify import PROOFS_FIELD, DocumentKeyShadow, parse_proofs
 from secretstore.crypto.bound import (
     BoundOperation,
+    delete_payload,
     generation_payload,
     sign_bound_request,
     signing_payload,
@@ -131,6 +132,13 @@ def bound_signing_signature(
     return sign_bound_request(requester.secret, operation, key_id, payload)
 
 
+def bound_delete_signature(requester: KeyPair, key_id: bytes, server_key_public: Point) -> bytes:
+    """The author's signature over deleting exactly this key (its id and public)."""
+    _segment(key_id, 32, "key id")
+    payload = delete_payload(server_key_public)
+    return sign_bound_request(requester.secret, BoundOperation.DELETE_KEY, key_id, payload)
+
+
 def _segment_bytes(data: bytes, length: int, what: str) -> bytes:
     _segment(data, length, what)
     return data
@@ -193,6 +201,12 @@ def ecdsa_request(
     return ApiRequest("GET", path, headers=_bound_headers(bound_signature))
 
 
+def delete_key_request(key_id: bytes, signature: bytes, bound_signature: bytes) -> ApiRequest:
+    """DELETE /{key_id}/{signature} with the author's bound delete signature (ours)."""
+    path = f"/{_key_and_signature(key_id, signature)}"
+    return ApiRequest("DELETE", path, headers=_bound_headers(bound_signature))
+
+
 def servers_set_change_request(
     old_set_signature: bytes, new_set_signature: bytes, node_ids: Iterable[NodeId | Point]
 ) -> ApiRequest:
@@ -245,6 +259,33 @@ def parse_shadow_body(body: bytes) -> DocumentKeyShadow:
         tuple(parse_hex(s, what="decrypt_shadow") for s in shadows),
         None if proofs is None else parse_proofs(proofs),
         None if receipts is None else parse_receipts(receipts),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDeleted:
+    """A delete's answer: the nodes that hold no share of the key now, and those that did
+    not confirm (at most t of any version; they erase it when they come back)."""
+
+    key_id: bytes
+    confirmed: tuple[NodeId, ...]
+    unconfirmed: tuple[NodeId, ...]
+
+
+def _node_ids(value: object, what: str) -> tuple[NodeId, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidEncoding(f"{what}: expected a list of hex node ids")
+    return tuple(NodeId(parse_hex(item, 64, what=what)) for item in value)
+
+
+def parse_delete_body(body: bytes) -> KeyDeleted:
+    value = _json(body)
+    if not isinstance(value, dict) or not isinstance(value.get("key_id"), str):
+        raise InvalidEncoding("delete: expected a JSON object with key_id")
+    return KeyDeleted(
+        parse_hex(value["key_id"], 32, what="key_id"),
+        _node_ids(value.get("confirmed"), "confirmed"),
+        _node_ids(value.get("unconfirmed"), "unconfirmed"),
     )
 
 
@@ -576,6 +617,21 @@ class KeyServerClient:
             raise InvalidEncoding(f"ecdsa signature: expected 65 bytes, got {len(released.value)}")
         return released
 
+    async def delete_key(
+        self, key_id: bytes, requester: KeyPair, *, server_key_public: Point | None = None
+    ) -> KeyDeleted:
+        """Delete server key `key_id` and its document key on every node (the author only).
+        The bound signature covers the key's public: given, or retrieved first."""
+        public = server_key_public
+        if public is None:
+            public = await self.retrieve_server_key(key_id, requester)
+        request = delete_key_request(
+            key_id,
+            requester_signature(requester, key_id),
+            bound_delete_signature(requester, key_id, public),
+        )
+        return parse_delete_body(await self.send(request))
+
     async def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, node_ids: Iterable[NodeId]
     ) -> None:
@@ -733,6 +789,13 @@ class SyncKeyServerClient:
             self._client.retrieve_document_key_shadow_released(
                 key_id, requester, server_key_public=server_key_public
             )
+        )
+
+    def delete_key(
+        self, key_id: bytes, requester: KeyPair, *, server_key_public: Point | None = None
+    ) -> KeyDeleted:
+        return self._run(
+            self._client.delete_key(key_id, requester, server_key_public=server_key_public)
         )
 
     def change_servers_set(

@@ -18,9 +18,14 @@ from secretstore.config.model import (
     DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
     DEFAULT_PATH,
     DEFAULT_PORT,
+    DEFAULT_REFRESH_BATCH_SIZE,
     DEFAULT_SESSION_TIMEOUT,
     MAX_ECDSA_PRESIGNATURES,
     MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
+    MAX_REFRESH_BATCH_SIZE,
+    MAX_REFRESH_INTERVAL,
+    MIN_REFRESH_INTERVAL,
+    Deadlines,
     NodeAddress,
     NodeConfig,
     ResourceLimits,
@@ -30,6 +35,7 @@ from secretstore.config.values import (
     expand_path,
     get_bool,
     get_int,
+    get_interval,
     get_path,
     get_seconds,
     get_str,
@@ -77,7 +83,9 @@ OUR_SECRETSTORE_KEYS: Final = (
     "max_sessions_per_peer", "max_pending_handshakes", "max_pending_handshakes_per_address",
     "reserved_handshakes_for_nodes",
     "require_bound_requests",
+    "peer_timeout", "handshake_timeout", "http_read_timeout", "http_max_requests",
     "node_set_change_keys_in_flight",
+    "refresh_interval", "refresh_batch_size",
     "require_shadow_retrieval",
     "audit_sync",
     "ecdsa_presignatures",
@@ -180,12 +188,23 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         log_level=parse_log_level(store),
         limits=_limits(store),
         require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
+        deadlines=_deadlines(store),
         node_set_change_keys_in_flight=get_int(
             store,
             "secretstore.node_set_change_keys_in_flight",
             DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
             1,
             MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT,
+        ),
+        refresh_interval=get_interval(
+            store, "secretstore.refresh_interval", MIN_REFRESH_INTERVAL, MAX_REFRESH_INTERVAL
+        ),
+        refresh_batch_size=get_int(
+            store,
+            "secretstore.refresh_batch_size",
+            DEFAULT_REFRESH_BATCH_SIZE,
+            1,
+            MAX_REFRESH_BATCH_SIZE,
         ),
         require_shadow_retrieval=get_bool(store, "secretstore.require_shadow_retrieval", False),
         audit_sync=get_bool(store, "secretstore.audit_sync", False),
@@ -257,6 +276,22 @@ def _limits(store: dict[str, Any]) -> ResourceLimits:
             min(default.reserved_handshakes_for_nodes, total // 2),
             0,
             total,
+        ),
+    )
+
+
+def _deadlines(store: dict[str, Any]) -> Deadlines:
+    default = Deadlines()
+    return Deadlines(
+        peer_timeout=get_seconds(store, "secretstore.peer_timeout", default.peer_timeout),
+        handshake_timeout=get_seconds(
+            store, "secretstore.handshake_timeout", default.handshake_timeout
+        ),
+        http_read_timeout=get_seconds(
+            store, "secretstore.http_read_timeout", default.http_read_timeout
+        ),
+        http_max_requests=get_int(
+            store, "secretstore.http_max_requests", default.http_max_requests, 1, 65536
         ),
     )
 

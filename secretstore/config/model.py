@@ -25,6 +25,12 @@ DEFAULT_KEEP_ALIVE_INTERVAL: Final = 10.0
 #: ours: how many keys a node set change moves at once (Parity: 64, fixed).
 DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 64
 MAX_NODE_SET_CHANGE_KEYS_IN_FLIGHT: Final = 4096
+#: Keys per batch of a refresh of every key (and the most: the refresh's MAX_LISTED_KEYS).
+DEFAULT_REFRESH_BATCH_SIZE: Final = 256
+MAX_REFRESH_BATCH_SIZE: Final = 4096
+#: The shortest and longest refresh_interval (a second, for tests; ten years).
+MIN_REFRESH_INTERVAL: Final = 1.0
+MAX_REFRESH_INTERVAL: Final = 10 * 365 * 86400.0
 #: ours: the logging level of the node process.
 DEFAULT_LOG_LEVEL: Final = "info"
 LOG_LEVELS: Final = ("error", "warning", "info", "debug")
@@ -125,6 +131,21 @@ class ResourceLimits:
     reserved_handshakes_for_nodes: int = DEFAULT_RESERVED_HANDSHAKES_FOR_NODES
 
 
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """How long a node waits on a silent peer, a handshake and a slow HTTP client, and how many
+    HTTP requests it serves at once (see docs/CONFIG.md, "Deadlines")."""
+
+    #: a peer that a session waits on and that sends nothing for this long is lost for it
+    peer_timeout: float = 2.0
+    #: an inbound or outbound mesh handshake must end within this
+    handshake_timeout: float = 5.0
+    #: an HTTP request's headers, and then its body, must arrive within this
+    http_read_timeout: float = 10.0
+    #: HTTP requests served at once; one more is answered 503 at once
+    http_max_requests: int = 256
+
+
 # --- the [secretstore] section ----------------------------------------------------------------
 
 
@@ -173,6 +194,7 @@ class SecretStoreConfig:
     #: signature (every node
     #: checks with its own setting); off by default, as Parity's clients send none
     require_bound_requests: bool = False
+    deadlines: Deadlines = Deadlines()
     #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
     require_shadow_retrieval: bool = False
     #: ours: fsync every audit log entry before the release it records (off: an entry
@@ -188,6 +210,10 @@ class SecretStoreConfig:
     chain_retry_interval: int = DEFAULT_CHAIN_RETRY_INTERVAL
     chain_poll_interval: float = DEFAULT_CHAIN_POLL_INTERVAL
     node_set_change_keys_in_flight: int = DEFAULT_NODE_SET_CHANGE_KEYS_IN_FLIGHT
+    #: ours: refresh every key's shares every this many seconds (0: never on a schedule)
+    refresh_interval: float = 0.0
+    #: ours: keys per batch of a refresh of every key
+    refresh_batch_size: int = DEFAULT_REFRESH_BATCH_SIZE
 
     @property
     def uses_chain(self) -> bool:

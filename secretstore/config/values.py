@@ -76,6 +76,18 @@ def get_seconds(table: dict[str, Any], key_path: str, default: float) -> float:
     return float(value)
 
 
+def get_interval(table: dict[str, Any], key_path: str, low: float, high: float) -> float:
+    """A number of seconds that is 0 (off, the default) or in [low, high]."""
+    value = table.get(leaf(key_path), 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key_path, f"expected a number of seconds, got {kind_of(value)}")
+    if value != 0 and not low <= value <= high:
+        raise ConfigError(
+            key_path, f"expected 0 (off) or {low:.0f}..{high:.0f} seconds, got {value}"
+        )
+    return float(value)
+
+
 def get_str_list(table: dict[str, Any], key_path: str) -> list[str]:
     value = table.get(leaf(key_path), [])
     if not isinstance(value, list):

@@ -14,7 +14,9 @@ recoverable signature (r‖s‖v, no prefix) over
 - `payload`: fixed per operation: ``common_point ‖ encrypted_point`` (64 + 64 bytes) for a
   document key store, the 32-byte message hash for Schnorr and ECDSA signing, the threshold
   as a 32-byte big-endian integer for a server key generation (Parity's key-id signature
-  does not cover the threshold, so without a binding a master could generate with another).
+  does not cover the threshold, so without a binding a master could generate with another),
+  the 64-byte server key public for a delete (so a delete signature never applies to a later
+  key generated under the same id).
 
 Every length is fixed by the operation, so the concatenation is unambiguous. Construction
 and verification live here only; the sessions call `bound_signer_matches`.
@@ -49,6 +51,7 @@ class BoundOperation(enum.IntEnum):
     SIGN_SCHNORR = 2
     SIGN_ECDSA = 3
     GENERATE_SERVER_KEY = 4
+    DELETE_KEY = 5
 
 
 #: The payload length of each operation.
@@ -57,6 +60,7 @@ PAYLOAD_LENGTHS: Final = {
     BoundOperation.SIGN_SCHNORR: MESSAGE_HASH_LENGTH,
     BoundOperation.SIGN_ECDSA: MESSAGE_HASH_LENGTH,
     BoundOperation.GENERATE_SERVER_KEY: THRESHOLD_LENGTH,
+    BoundOperation.DELETE_KEY: POINT_LENGTH,
 }
 
 
@@ -83,6 +87,11 @@ def generation_payload(threshold: int) -> bytes:
     ):
         raise InvalidEncoding(f"a threshold is a non-negative integer, got {threshold!r}")
     return threshold.to_bytes(THRESHOLD_LENGTH, "big")
+
+
+def delete_payload(public: Point) -> bytes:
+    """The payload of a key delete: the 64-byte server key public."""
+    return public.to_bytes()
 
 
 def bound_request_digest(operation: BoundOperation, key_id: bytes, payload: bytes) -> bytes:

@@ -18,16 +18,25 @@ from aiohttp import hdrs, web
 
 from secretstore.audit.jsonform import receipts_header
 from secretstore.config.model import CorsOrigins
-from secretstore.errors import InvalidRequest, SecretStoreError
+from secretstore.errors import InvalidRequest, SecretStoreError, describe
 from secretstore.http import format as fmt
 from secretstore.http.cors import CorsDecision, cors_decision
-from secretstore.http.errors import ErrorResponse, error_response, parse_failure
+from secretstore.http.errors import (
+    CAUSE_HEADER,
+    ErrorResponse,
+    error_cause,
+    error_response,
+    parse_failure,
+)
+from secretstore.http.guard import GuardLimits, RequestGuard, SlowBody, read_body, slow_body_answer
 from secretstore.http.parse import (
     BOUND_SIGNATURE_HEADER,
     ApiRequest,
     ChangeServersSet,
+    DeleteKey,
     GenerateDocumentKey,
     GenerateServerKey,
+    RefreshKeys,
     RetrieveDocumentKey,
     RetrieveDocumentKeyShadow,
     RetrieveServerKey,
@@ -45,21 +54,26 @@ MAX_BODY_SIZE: Final = 1024 * 1024
 #: Remote address, request line, status, response size, seconds taken.
 ACCESS_LOG_FORMAT: Final = '%a "%r" %s %b %Tf'
 #: What a CORS preflight may ask for.
-PREFLIGHT_METHODS: Final = "GET, POST"
+PREFLIGHT_METHODS: Final = "GET, POST, DELETE"
 
 _CORS_KEY: Final = web.AppKey("cors", CorsOrigins)
 _API_KEY: Final = web.AppKey("api", KeyServerApi)
 
 
 def make_app(
-    api: KeyServerApi, cors: CorsOrigins, extra_routes: Sequence[web.RouteDef] = ()
+    api: KeyServerApi,
+    cors: CorsOrigins,
+    extra_routes: Sequence[web.RouteDef] = (),
+    limits: GuardLimits | None = None,
 ) -> web.Application:
     """The application serving every path and method through Parity's routing.
 
     `extra_routes` (e.g. the node's GET /health) are matched before Parity's routing; each
     must use a path that no Parity route can have (a single segment does not parse).
+    `limits`: the body deadline and the bound on requests at once (http/guard.py).
     """
     app = web.Application(client_max_size=MAX_BODY_SIZE)
+    RequestGuard(limits or GuardLimits()).install(app)
     app[_API_KEY] = api
     app[_CORS_KEY] = cors
     app.router.add_routes(extra_routes)
@@ -86,12 +100,16 @@ async def start_http(
     port: int,
     cors: CorsOrigins,
     extra_routes: Sequence[web.RouteDef] = (),
+    *,
+    limits: GuardLimits | None = None,
 ) -> HttpServer:
-    """Serve the API on host:port (port 0 picks a free one; see HttpServer.port)."""
+    """Serve the API on host:port (port 0 picks a free one; see HttpServer.port). A request
+    head must arrive within `limits.read_timeout` (the keep-alive timer: http/guard.py)."""
+    chosen = limits or GuardLimits()
     runner = web.AppRunner(
-        make_app(api, cors, extra_routes),
+        make_app(api, cors, extra_routes, chosen),
         access_log_format=ACCESS_LOG_FORMAT,
-        keepalive_timeout=75.0,
+        keepalive_timeout=chosen.read_timeout,
         shutdown_timeout=5.0,
     )
     await runner.setup()
@@ -126,7 +144,11 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     if method == hdrs.METH_OPTIONS and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
         return _preflight(request, decision)
 
-    body = await request.read()
+    try:
+        body = await read_body(request)
+    except SlowBody as exc:
+        log.info("%s %s: %s", method, raw_path, exc)
+        return slow_body_answer(exc)
     try:
         api_request = parse_request(
             method, raw_path, body, request.headers.getall(BOUND_SIGNATURE_HEADER, [])
@@ -141,7 +163,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     except Exception as exc:
         answer = error_response(exc)
         _log_failure(method, raw_path, answer, exc)
-        return _error(answer, decision)
+        return _error(answer, decision, error_cause(exc))
     _allow_origin(response, decision)
     return response
 
@@ -180,6 +202,12 @@ async def _serve(api: KeyServerApi, request: ApiRequest, wants_receipts: bool) -
         case SignEcdsa(key_id, signature, message_hash, bound):
             released = await api.sign_ecdsa(key_id, signature, message_hash, bound_signature=bound)
             return _released(released, wants_receipts)
+        case RefreshKeys(expires, signature, key_ids):
+            summary = await api.refresh_keys(expires, signature, key_ids)
+            return _json(fmt.refresh_body(summary))
+        case DeleteKey(key_id, signature, bound):
+            deletion = await api.delete_key(key_id, signature, bound_signature=bound)
+            return _json(fmt.deletion_body(deletion))
         case ChangeServersSet(old_signature, new_signature, new_servers_set):
             await api.change_servers_set(old_signature, new_signature, new_servers_set)
             return _empty()
@@ -208,9 +236,13 @@ def _empty() -> web.Response:
     return web.Response(status=200)
 
 
-def _error(answer: ErrorResponse, decision: CorsDecision) -> web.Response:
+def _error(answer: ErrorResponse, decision: CorsDecision, cause: str | None = None) -> web.Response:
     response = _json(answer.body, answer.status)
     _allow_origin(response, decision)
+    if cause is not None:
+        response.headers[CAUSE_HEADER] = cause
+        if decision.allow_origin is not None:
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = CAUSE_HEADER
     return response
 
 
@@ -231,11 +263,17 @@ def _preflight(request: web.Request, decision: CorsDecision) -> web.Response:
 
 
 def _log_failure(method: str, path: str, answer: ErrorResponse, exc: Exception) -> None:
+    """One line for an expected failure (its cause included); a traceback only for a bug."""
     if answer.status < 500:
-        log.info("%s %s failed (%d): %s", method, path, answer.status, exc)
+        log.info("%s %s failed (%d): %s", method, path, answer.status, describe(exc))
     elif isinstance(exc, SecretStoreError):
         log.warning(
-            "%s %s failed (%d): %s: %s", method, path, answer.status, type(exc).__name__, exc
+            "%s %s failed (%d): %s: %s",
+            method,
+            path,
+            answer.status,
+            type(exc).__name__,
+            describe(exc),
         )
     else:
         log.error("%s %s failed with an unexpected error", method, path, exc_info=exc)

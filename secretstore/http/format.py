@@ -9,7 +9,7 @@ from secretstore.audit.jsonform import receipts_json
 from secretstore.crypto.curve import Point
 from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
 from secretstore.encoding import to_hex
-from secretstore.http.port import ShadowRetrieval
+from secretstore.http.port import KeyDeletion, RefreshSummary, ShadowRetrieval
 
 #: The Content-Type of every JSON body (success and error), as Parity sent it.
 JSON_CONTENT_TYPE: Final = "application/json; charset=utf-8"
@@ -79,3 +79,26 @@ def proofs_json(proofs: ShadowRetrievalProofs) -> dict[str, object]:
             for p in proofs.participants
         ],
     }
+
+
+def deletion_body(deletion: KeyDeletion) -> bytes:
+    """The body of a key delete (ours): `{"key_id":"0x…","confirmed":["0x<node id>",…],
+    "unconfirmed":[…]}`, node ids ascending."""
+    value = {
+        "key_id": to_hex(deletion.key_id),
+        "confirmed": [to_hex(node) for node in deletion.confirmed],
+        "unconfirmed": [to_hex(node) for node in deletion.unconfirmed],
+    }
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def refresh_body(summary: RefreshSummary) -> bytes:
+    """The body of a refresh (ours): `{"refreshed":N,"skipped":[{"key_id":"0x…","reason":
+    "…"},…]}`."""
+    value = {
+        "refreshed": summary.refreshed,
+        "skipped": [
+            {"key_id": to_hex(key_id), "reason": reason} for key_id, reason in summary.skipped
+        ],
+    }
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")

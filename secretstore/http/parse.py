@@ -7,10 +7,11 @@ and segment count. Beyond Parity, a signature's v must be 0, 1, 27 or 28 and eve
 lie on secp256k1 (Parity failed such requests later, inside the key server). Every rejection
 is an InvalidRequest that says which segment is wrong and what was expected.
 
-One addition Parity clients never send: the optional `X-Secretstore-Bound-Signature` header
+Additions Parity clients never send: the optional `X-Secretstore-Bound-Signature` header
 (BOUND_SIGNATURE_HEADER), the requester's signature over the whole request
 (secretstore/crypto/bound.py), hex with or without 0x, on the server key generation, the
-document key store and the two signing routes only; the routes and bodies stay Parity's.
+document key store, the two signing routes and the delete; the route `DELETE
+/{key_id}/{signature}` (a method Parity never served there); `/admin/refresh`.
 """
 
 from __future__ import annotations
@@ -116,12 +117,30 @@ class SignEcdsa:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteKey:
+    """DELETE /{key_id}/{signature} (ours) + the bound signature header"""
+
+    key_id: ServerKeyId
+    signature: bytes
+    bound_signature: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeServersSet:
     """POST /admin/servers_set_change/{old_set_signature}/{new_set_signature} + JSON body"""
 
     old_set_signature: bytes
     new_set_signature: bytes
     new_servers_set: frozenset[NodeId]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshKeys:
+    """POST /admin/refresh/{expires}/{signature} (ours) + optional JSON body of key ids"""
+
+    expires: int
+    signature: bytes
+    key_ids: tuple[ServerKeyId, ...] | None
 
 
 ApiRequest = (
@@ -133,7 +152,9 @@ ApiRequest = (
     | RetrieveDocumentKeyShadow
     | SignSchnorr
     | SignEcdsa
+    | DeleteKey
     | ChangeServersSet
+    | RefreshKeys
 )
 
 # --- the route table: (prefix, method, segments after the prefix) -> what they are ----------
@@ -141,6 +162,9 @@ ApiRequest = (
 ROUTE_PREFIXES: Final = ("shadow", "server", "schnorr", "ecdsa")
 _ADMIN: Final = "admin"
 _SERVERS_SET_CHANGE: Final = "servers_set_change"
+_REFRESH: Final = "refresh"
+#: The largest expiry a refresh grant may carry (u64 seconds).
+MAX_EXPIRES: Final = 2**64 - 1
 
 _ROUTES: Final[dict[tuple[str, str, int], tuple[str, ...]]] = {
     ("shadow", "POST", 3): ("key_id", "signature", "threshold"),
@@ -151,6 +175,7 @@ _ROUTES: Final[dict[tuple[str, str, int], tuple[str, ...]]] = {
     ("shadow", "GET", 2): ("key_id", "signature"),
     ("schnorr", "GET", 3): ("key_id", "signature", "message_hash"),
     ("ecdsa", "GET", 3): ("key_id", "signature", "message_hash"),
+    ("", "DELETE", 2): ("key_id", "signature"),
 }
 
 
@@ -241,11 +266,13 @@ def parse_request(
     bound = parse_bound_signature(bound_headers)
     if bound is None:
         return request
-    if isinstance(request, GenerateServerKey | StoreDocumentKey | SignSchnorr | SignEcdsa):
+    if isinstance(
+        request, GenerateServerKey | StoreDocumentKey | SignSchnorr | SignEcdsa | DeleteKey
+    ):
         return replace(request, bound_signature=bound)
     raise InvalidRequest(
         f"header {BOUND_SIGNATURE_HEADER} applies to the server key generation, document key "
-        "store and signing routes only"
+        "store, signing and delete routes only"
     )
 
 
@@ -300,6 +327,8 @@ def _parse_route(method: str, raw_path: str, body: bytes) -> ApiRequest:
             return RetrieveDocumentKeyShadow(key_id, signature)
         case ("schnorr", "GET", 3):
             return SignSchnorr(key_id, signature, _message_hash(rest[0], label(0)))
+        case ("", "DELETE", 2):
+            return DeleteKey(key_id, signature)
         case _:  # ("ecdsa", "GET", 3): the only route left in the table
             return SignEcdsa(key_id, signature, _message_hash(rest[0], label(0)))
 
@@ -331,15 +360,44 @@ def _no_route(prefix: str, method: str, count: int) -> str:
 # --- /admin ------------------------------------------------------------------------------------
 
 
-def _parse_admin(method: str, segments: list[str], body: bytes) -> ChangeServersSet:
-    expected = "POST /admin/servers_set_change/{old_set_signature}/{new_set_signature}"
-    if len(segments) != 4 or segments[1] != _SERVERS_SET_CHANGE:
+def _parse_admin(method: str, segments: list[str], body: bytes) -> ChangeServersSet | RefreshKeys:
+    change = "POST /admin/servers_set_change/{old_set_signature}/{new_set_signature}"
+    refresh = "POST /admin/refresh/{expires}/{signature}"
+    expected = f"{change} or {refresh}"
+    if len(segments) != 4 or segments[1] not in (_SERVERS_SET_CHANGE, _REFRESH):
         raise InvalidRequest(f"expected {expected}")
     if method != "POST":
         raise InvalidRequest(f"method {method} is not served here; expected {expected}")
+    if segments[1] == _REFRESH:
+        expires = _threshold(segments[2], _label(3, "expires"))
+        if expires > MAX_EXPIRES:
+            raise InvalidRequest(f"{_label(3, 'expires')}: too large")
+        signature = _signature(segments[3], _label(4, "signature"))
+        return RefreshKeys(expires, signature, parse_key_ids(body) if body.strip() else None)
     old_signature = _signature(segments[2], _label(3, "old set signature"))
     new_signature = _signature(segments[3], _label(4, "new set signature"))
     return ChangeServersSet(old_signature, new_signature, parse_node_ids(body))
+
+
+def parse_key_ids(body: bytes) -> tuple[ServerKeyId, ...]:
+    """A refresh's body: a JSON array of hex key ids (at least one), ascending, repeats
+    collapsed."""
+    what = "body: expected a JSON array of hex key ids"
+    if body.count(b"[") + body.count(b"{") > 1:
+        raise InvalidRequest(f"{what}, got nested JSON")
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeError, ValueError, RecursionError):
+        raise InvalidRequest(f"{what}, got no valid JSON") from None
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(f"{what} (at least one)")
+    keys: set[ServerKeyId] = set()
+    for index, item in enumerate(value):
+        label = f"body item {index} (key id)"
+        if not isinstance(item, str):
+            raise InvalidRequest(f"{label}: expected a hex string")
+        keys.add(ServerKeyId(_hex(item, KEY_ID_LENGTH, label)))
+    return tuple(sorted(keys))
 
 
 def parse_node_ids(body: bytes) -> frozenset[NodeId]:

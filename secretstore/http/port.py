@@ -37,6 +37,26 @@ class EncryptedRelease:
     receipts: ReleaseReceipts | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyDeletion:
+    """The answer of a key delete (ours): `confirmed`, the nodes that hold no share of the
+    key now; `unconfirmed`, those that did not confirm (at most t of any version: they
+    erase it when they come back)."""
+
+    key_id: ServerKeyId
+    confirmed: tuple[NodeId, ...]
+    unconfirmed: tuple[NodeId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSummary:
+    """The answer of a refresh (ours): how many keys were refreshed, and the keys skipped
+    with the reason (a key another session was writing, a holder away, …)."""
+
+    refreshed: int
+    skipped: tuple[tuple[ServerKeyId, str], ...]
+
+
 class KeyServerApi(Protocol):
     """The key server operations behind Parity's HTTP routes.
 
@@ -94,6 +114,14 @@ class KeyServerApi(Protocol):
         message_hash: MessageHash,
         bound_signature: bytes | None = None,
     ) -> EncryptedRelease: ...
+
+    async def delete_key(
+        self, key_id: ServerKeyId, signature: bytes, bound_signature: bytes | None = None
+    ) -> KeyDeletion: ...
+
+    async def refresh_keys(
+        self, expires: int, signature: bytes, key_ids: tuple[ServerKeyId, ...] | None
+    ) -> RefreshSummary: ...
 
     async def change_servers_set(
         self,

@@ -10,8 +10,13 @@ from typing import TYPE_CHECKING
 from secretstore.audit.model import AuditFacts
 from secretstore.audit.receipts import NodeSigner, ReleaseReceipts
 from secretstore.crypto.rng import Rng
-from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
-from secretstore.storage.model import KeyShare
+from secretstore.errors import (
+    NodeDisconnected,
+    ProtocolViolation,
+    SecretStoreError,
+    SessionTimeout,
+)
+from secretstore.storage.model import KeyShare, Tombstone
 from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 
 if TYPE_CHECKING:
@@ -45,10 +50,13 @@ class Persist:
 
 @dataclass(frozen=True, slots=True)
 class Remove:
-    """Delete this node's share of `key_id` durably (a node leaving the node set)."""
+    """Delete this node's share of `key_id` durably (a node leaving the node set). With a
+    `tombstone` (the author deleted the key), the tombstone is kept in the same write
+    (KeyStorage.bury), and the driver pushes it to every connected node."""
 
     session_id: SessionId
     key_id: ServerKeyId
+    tombstone: Tombstone | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +188,9 @@ class Session(ABC):
         return []
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
-        """A participant went away. By default the session cannot go on."""
-        return self.fail(ProtocolViolation(short(node), "disconnected during the session"))
+        """A participant went away (its link closed, or it did not answer in time: the node
+        core adds which to the error). By default the session cannot go on."""
+        return self.fail(lost_node(node))
 
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
         """A participant reported that its side of the session failed (perhaps it timed out
@@ -254,6 +263,11 @@ class ReplyOnly(Session):
 
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
         return []
+
+
+def lost_node(node: NodeId) -> NodeDisconnected:
+    """The error of a session that cannot go on without `node`, which went away."""
+    return NodeDisconnected(f"node {short(node)} disconnected during the session")
 
 
 def short(node: NodeId) -> str:

@@ -35,6 +35,7 @@ from secretstore.errors import (
     InvalidRequest,
     SecretStoreError,
     SessionLimitReached,
+    describe,
 )
 from secretstore.sessions.base import (
     Effect,
@@ -46,6 +47,7 @@ from secretstore.sessions.base import (
     SessionContext,
     short,
 )
+from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome, claim_of
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
@@ -103,7 +105,10 @@ class NodeCore:
         slaves: Mapping[type[Any], SlaveFactory],
         *,
         max_sessions_per_peer: int = DEFAULT_MAX_SESSIONS_PER_PEER,
+        claims: KeyClaims | None = None,
     ) -> None:
+        """`claims`: the node's key claims, shared with sessions that claim keys themselves
+        (sessions/claims.py); a fresh table by default."""
         if max_sessions_per_peer < 1:
             raise ValueError("max_sessions_per_peer must be at least 1")
         self.ctx = ctx
@@ -111,7 +116,7 @@ class NodeCore:
         self._masters = dict(masters)
         self._slaves = dict(slaves)
         self._sessions: dict[SessionId, Session] = {}
-        self._writing: dict[ServerKeyId, SessionId] = {}
+        self.claims = claims if claims is not None else KeyClaims()
         self._exclusive: SessionId | None = None
         self.max_sessions_per_peer = max_sessions_per_peer
         #: open sessions per master, for masters other than this node
@@ -136,6 +141,10 @@ class NodeCore:
         """The exclusive session in the table (a node set change), if one is."""
         return None if self._exclusive is None else self._sessions.get(self._exclusive)
 
+    def sessions(self) -> list[Session]:
+        """Every session in the table."""
+        return list(self._sessions.values())
+
     def sessions_of(self, master: NodeId) -> int:
         """How many sessions the peer `master` has open here as their master (counting the
         requests of theirs whose origin check is under way)."""
@@ -143,8 +152,9 @@ class NodeCore:
         return self._by_master.get(master, 0) + held
 
     def is_writing(self, key_id: ServerKeyId) -> bool:
-        """Whether a session that writes `key_id` (generation, store) runs here now."""
-        return key_id in self._writing
+        """Whether a session that writes `key_id` (generation, store, a refresh or delete of
+        it) holds its claim here now."""
+        return self.claims.holder(key_id) is not None
 
     def on_exclusive_end(self, listener: Callable[[Session], None]) -> None:
         """Call `listener(session)` whenever an exclusive session (a node set change) leaves
@@ -263,14 +273,34 @@ class NodeCore:
             return []
         return self._settle(session, session.on_access_checked(allowed))
 
-    def on_node_disconnected(self, node: NodeId) -> list[CoreEffect]:
+    def on_node_disconnected(self, node: NodeId, why: str = "") -> list[CoreEffect]:
+        """`node` went away; `why` (e.g. "did not answer for 2.0 s") is added to the errors of
+        the sessions that fail for it, so the client and the log learn which node and why."""
         for sid in [sid for sid, (master, _, _) in self._held.items() if master == node]:
             del self._held[sid]
         effects: list[CoreEffect] = []
         for session in list(self._sessions.values()):
             if node in session.participants and node != self.ctx.self_id:
-                effects += self._settle(session, session.on_node_disconnected(node))
+                effects += self._lose(session, node, why)
         return effects
+
+    def on_node_unreachable(
+        self, session_id: SessionId, node: NodeId, why: str
+    ) -> list[CoreEffect]:
+        """A message of one session could not reach `node` (no link came up in time): that
+        session loses the node as if it had disconnected; other sessions are not told."""
+        session = self._sessions.get(session_id)
+        if session is None or node not in session.participants or node == self.ctx.self_id:
+            return []
+        return self._lose(session, node, why)
+
+    def peers_in_sessions(self) -> frozenset[NodeId]:
+        """The other nodes that live sessions here take part with (whose silence matters)."""
+        peers: set[NodeId] = set()
+        for session in self._sessions.values():
+            peers |= session.participants
+        peers.discard(self.ctx.self_id)
+        return frozenset(peers)
 
     def abort(self, session_id: SessionId, error: SecretStoreError) -> list[CoreEffect]:
         """End a live session with `error` (e.g. its key share could not be written): it fails
@@ -293,6 +323,14 @@ class NodeCore:
         return self._settle(session, session.on_timeout())
 
     # --- internals ------------------------------------------------------------------------
+    def _lose(self, session: Session, node: NodeId, why: str) -> list[CoreEffect]:
+        effects = session.on_node_disconnected(node)
+        if why:
+            for effect in effects:
+                if isinstance(effect, Fail):
+                    effect.error.add_note(f"node {short(node)}: {why}")
+        return self._settle(session, effects)
+
     def _admit(self, session: Session, effects: list[Effect]) -> list[CoreEffect]:
         sid = session.session_id
         if sid in self._sessions:
@@ -300,14 +338,12 @@ class NodeCore:
             if session.is_master:
                 return [Fail(sid, error)]
             return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
-        if session.WRITES_KEY and not session.finished:
-            other = self._writing.get(session.key_id)
-            if other is not None:
-                error = InvalidRequest("another session is writing this key")
-                if session.is_master:
-                    return [Fail(sid, error)]
-                return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
-            self._writing[session.key_id] = sid
+        writes = session.WRITES_KEY and not session.finished
+        if writes and not self.claims.claim(session.key_id, sid):
+            error = InvalidRequest("another session is writing this key")
+            if session.is_master:
+                return [Fail(sid, error)]
+            return [Send(session.master, SessionError(sid, str(error), kind_of(error)))]
         self._sessions[sid] = session
         if not session.is_master:
             self._by_master[session.master] = self.sessions_of(session.master) + 1
@@ -339,8 +375,7 @@ class NodeCore:
         """Drop an ended session from the table and free its master's slot."""
         if self._sessions.pop(session.session_id, None) is None:
             return []
-        if self._writing.get(session.key_id) == session.session_id:
-            del self._writing[session.key_id]
+        self.claims.release_all(session.session_id)
         if session.is_master:
             return []
         master = session.master
@@ -379,7 +414,7 @@ class NodeCore:
             out.append(OriginOutcome(sid, claim, result, failure.error if failure else None))
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})
-            reason, kind = str(failure.error), kind_of(failure.error)
+            reason, kind = describe(failure.error), kind_of(failure.error)
             out += [
                 Send(node, SessionError(sid, reason, kind))
                 for node in sorted(notify)

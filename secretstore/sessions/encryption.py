@@ -236,7 +236,8 @@ def start_encryption(
     if missing:
         raise ConsensusUnreachable(
             f"storing a document key needs every holder of the key; {len(missing)} of "
-            f"{len(holders)} are not connected"
+            f"{len(holders)} are not connected: "
+            f"{', '.join(short(node) for node in sorted(missing))}"
         )
     session = EncryptionSession(
         ctx, session_id, ctx.self_id, request.key_id, share=stored, holders=holders

@@ -123,8 +123,9 @@ class GenerationSession(Session):
     |                                    |                                 | public → Persist,  |
     |                                    |                                 | send Commit,       |
     |                                    |                                 | WAITING_FOR_STORED |
-    | WAITING_FOR_COMMIT (slave)         | CommitGeneration (master)       | Persist, send      |
-    |                                    |                                 | KeyStored: FINISHED|
+    | WAITING_FOR_COMMIT (slave)         | CommitGeneration (master); the  | Persist, send      |
+    |                                    | loss of another slave is        | KeyStored: FINISHED|
+    |                                    | ignored (the master decides)    |                    |
     | WAITING_FOR_STORED (master)        | GenerationKeyStored from every  | FINISHED (public)  |
     |                                    | node                            |                    |
 
@@ -203,6 +204,18 @@ class GenerationSession(Session):
 
     def on_timeout(self) -> list[Effect]:
         return self.fail(timed_out_waiting_for(self.waiting_for(), self._timeouts))
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        """A slave that finished its DKG needs nothing more from the other slaves, only the
+        master's commit: it keeps waiting for it when another slave goes away (else a slave
+        lost around the commit would make the others drop a key the master stored)."""
+        if (
+            not self.is_master
+            and node != self.master
+            and self.phase is GenerationPhase.WAITING_FOR_COMMIT
+        ):
+            return []
+        return super().on_node_disconnected(node)
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """Every node must agree: the master passes a node's refusal on to its client."""
@@ -398,7 +411,7 @@ def start_generation(
     if missing:
         raise ConsensusUnreachable(
             f"key generation needs every key server; {len(missing)} of {len(nodes)} are "
-            "not connected"
+            f"not connected: {', '.join(short(node) for node in sorted(missing))}"
         )
     id_numbers = dict(zip(nodes, random_id_numbers(len(nodes), ctx.rng), strict=True))
     session = GenerationSession(

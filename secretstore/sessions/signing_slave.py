@@ -21,7 +21,7 @@ from secretstore.audit.model import Operation
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
 from secretstore.sessions.audit import record
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.base import Effect, Send, Session, SessionContext, lost_node, short
 from secretstore.sessions.consensus import AccessCheck, max_attempts
 from secretstore.sessions.signing_common import (
     NonceRuns,
@@ -160,7 +160,7 @@ class SigningSlave(Session):
         if self.finished:
             return []
         if node == self.master:
-            return self.fail(ProtocolViolation(short(node), "disconnected during the session"))
+            return self.fail(lost_node(node))
         self._unreachable.add(node)
         nonces = self.nonces
         if nonces is None or node not in nonces.nodes:

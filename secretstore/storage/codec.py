@@ -45,8 +45,8 @@ from typing import Final
 
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.errors import CorruptRecord, CryptoError, InvalidKeyShare
-from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import Address, NodeId
+from secretstore.storage.model import KeyShare, KeyShareVersion, Tombstone
+from secretstore.types import Address, NodeId, ServerKeyId
 
 #: The schema version `encode_key_share` writes for a share with commitments.
 SCHEMA_VERSION: Final = 2
@@ -271,3 +271,43 @@ def decode_key_share(data: bytes | bytearray | memoryview) -> KeyShare:
         )
     except InvalidKeyShare as exc:
         raise CorruptRecord(f"inconsistent key share: {exc}") from exc
+
+
+# --- tombstones ------------------------------------------------------------------------------
+
+#: The layout version of a tombstone record.
+TOMBSTONE_VERSION: Final = 1
+_TOMBSTONE_SIZE: Final = 1 + 32 + 64 + 20 + 65 + _CHECKSUM_SIZE
+
+
+def encode_tombstone(tombstone: Tombstone) -> bytes:
+    """u8 version (1) ‖ key id 32 ‖ public 64 ‖ author 20 ‖ signature 65 ‖ u32 CRC-32."""
+    body = (
+        bytes([TOMBSTONE_VERSION])
+        + tombstone.key_id
+        + tombstone.public.to_bytes()
+        + tombstone.author
+        + tombstone.signature
+    )
+    return body + _U32.pack(zlib.crc32(body))
+
+
+def decode_tombstone(data: bytes | bytearray | memoryview) -> Tombstone:
+    """The Tombstone in a record; CorruptRecord (and nothing else) if it is not a valid one."""
+    data = bytes(data)
+    if len(data) != _TOMBSTONE_SIZE:
+        raise CorruptRecord(f"a tombstone record is {_TOMBSTONE_SIZE} bytes, got {len(data)}")
+    if data[0] != TOMBSTONE_VERSION:
+        raise CorruptRecord(f"unknown tombstone version {data[0]}")
+    body, checksum = data[:-_CHECKSUM_SIZE], data[-_CHECKSUM_SIZE:]
+    if _U32.pack(zlib.crc32(body)) != checksum:
+        raise CorruptRecord("tombstone checksum mismatch")
+    try:
+        return Tombstone(
+            ServerKeyId(body[1:33]),
+            _point(body[33:97], "tombstone public"),
+            Address(body[97:117]),
+            body[117:182],
+        )
+    except InvalidKeyShare as exc:
+        raise CorruptRecord(f"invalid tombstone: {exc}") from exc

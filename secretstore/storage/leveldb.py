@@ -2,10 +2,16 @@
 
 Layout (DB schema version 1):
     b"\\x00meta/schema"          → the DB schema version in ASCII decimal (b"1")
+    b"\\x00meta/" + name         → a small named value (`put_meta`; e.g. the refresh cursor)
     b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
     b"\\x02audit/" + u64 index   → an audit log entry (secretstore/audit/store.py)
     b"\\x03service/cursor/" + contract address (20) → the last block whose service requests
                                   were handled (chain/services/cursor.py)
+    b"\\x04tomb/" + key id (32)  → the tombstone of a key its author deleted (codec)
+
+Tombstones, named values, service cursors and audit entries came later under the same schema
+version: an older secretstore never reads them (it lists only share records), so the schema
+record stays 1.
 
 A directory holding a Parity Secret Store database (parity_db/layout.py) is refused with a
 message pointing to `secretstore import-parity`, never opened or written into.
@@ -27,6 +33,7 @@ import plyvel
 
 from secretstore.errors import (
     CorruptRecord,
+    InvalidEncoding,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
     StorageError,
@@ -34,9 +41,9 @@ from secretstore.errors import (
 from secretstore.filemodes import make_private_dir
 from secretstore.parity_db.layout import find_parity_data, refusal_message
 from secretstore.storage.cache import DEFAULT_CAPACITY, ShareCache
-from secretstore.storage.codec import encode_key_share
-from secretstore.storage.model import KeyShare
-from secretstore.storage.port import require_key_id
+from secretstore.storage.codec import decode_tombstone, encode_key_share, encode_tombstone
+from secretstore.storage.model import KeyShare, Tombstone
+from secretstore.storage.port import require_key_id, require_meta_name, require_tombstone_for
 from secretstore.types import ServerKeyId
 
 #: The layout version this code writes and the newest it opens.
@@ -45,6 +52,10 @@ DB_SCHEMA_VERSION: Final = 1
 SCHEMA_KEY: Final = b"\x00meta/schema"
 #: The prefix of every share record's key (metadata keys start with 0x00, so never collide).
 SHARE_PREFIX: Final = b"\x01share/"
+#: The prefix of every tombstone record's key.
+TOMBSTONE_PREFIX: Final = b"\x04tomb/"
+#: The prefix of the named values (the schema record's name, "schema", is not one of them).
+META_PREFIX: Final = b"\x00meta/"
 
 T = TypeVar("T")
 
@@ -220,6 +231,53 @@ class LevelDbKeyStorage:
         finally:
             with self._lock:
                 keys.close()
+
+    def bury(self, key_id: ServerKeyId, tombstone: Tombstone) -> bool:
+        key = share_record_key(key_id)
+        require_tombstone_for(key_id, tombstone)
+        record = encode_tombstone(tombstone)
+        with self._lock, self._plyvel_errors("bury"):
+            db = self._require_open()
+            self._cache.discard(key)
+            had = db.get(key) is not None
+            with db.write_batch(sync=True) as batch:
+                batch.put(TOMBSTONE_PREFIX + key_id, record)
+                batch.delete(key)
+            return had
+
+    def tombstone(self, key_id: ServerKeyId) -> Tombstone | None:
+        key = TOMBSTONE_PREFIX + require_key_id(key_id)
+        with self._lock, self._plyvel_errors("read a tombstone"):
+            record = self._require_open().get(key)
+        return None if record is None else decode_tombstone(record)
+
+    def tombstones(self) -> Iterator[Tombstone]:
+        with (
+            self._lock,
+            self._plyvel_errors("list tombstones"),
+            self._require_open().iterator(prefix=TOMBSTONE_PREFIX) as records,
+        ):
+            snapshot = [value for _, value in records]
+        return (decode_tombstone(record) for record in snapshot)
+
+    def get_meta(self, name: str) -> bytes | None:
+        key = META_PREFIX + require_meta_name(name)
+        if key == SCHEMA_KEY:
+            raise InvalidEncoding("the schema record is not a named value")
+        with self._lock, self._plyvel_errors("read a named value"):
+            value: bytes | None = self._require_open().get(key)
+            return value
+
+    def put_meta(self, name: str, value: bytes | None) -> None:
+        key = META_PREFIX + require_meta_name(name)
+        if key == SCHEMA_KEY:
+            raise InvalidEncoding("the schema record is not a named value")
+        with self._lock, self._plyvel_errors("write a named value"):
+            db = self._require_open()
+            if value is None:
+                db.delete(key, sync=True)
+            else:
+                db.put(key, bytes(value), sync=True)
 
     def close(self) -> None:
         with self._lock:

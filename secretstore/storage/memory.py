@@ -12,9 +12,9 @@ from secretstore.errors import (
     StorageError,
 )
 from secretstore.storage.cache import ShareCache
-from secretstore.storage.codec import encode_key_share
-from secretstore.storage.model import KeyShare
-from secretstore.storage.port import require_key_id
+from secretstore.storage.codec import decode_tombstone, encode_key_share, encode_tombstone
+from secretstore.storage.model import KeyShare, Tombstone
+from secretstore.storage.port import require_key_id, require_meta_name, require_tombstone_for
 from secretstore.types import ServerKeyId
 
 
@@ -28,6 +28,8 @@ class MemoryKeyStorage:
 
     def __init__(self, *, cache_size: int = 0) -> None:
         self._records: dict[bytes, bytes] | None = {}
+        self._tombstones: dict[bytes, bytes] = {}
+        self._meta: dict[bytes, bytes] = {}
         self._lock = threading.RLock()
         self._cache = ShareCache(cache_size)
 
@@ -84,6 +86,44 @@ class MemoryKeyStorage:
             with self._lock:
                 self._open_records()
             yield ServerKeyId(key)
+
+    def bury(self, key_id: ServerKeyId, tombstone: Tombstone) -> bool:
+        key = require_key_id(key_id)
+        require_tombstone_for(key_id, tombstone)
+        record = encode_tombstone(tombstone)
+        with self._lock:
+            records = self._open_records()
+            self._cache.discard(key)
+            self._tombstones[key] = record
+            return records.pop(key, None) is not None
+
+    def tombstone(self, key_id: ServerKeyId) -> Tombstone | None:
+        key = require_key_id(key_id)
+        with self._lock:
+            self._open_records()
+            record = self._tombstones.get(key)
+        return None if record is None else decode_tombstone(record)
+
+    def tombstones(self) -> Iterator[Tombstone]:
+        with self._lock:
+            self._open_records()
+            snapshot = [self._tombstones[key] for key in sorted(self._tombstones)]
+        return (decode_tombstone(record) for record in snapshot)
+
+    def get_meta(self, name: str) -> bytes | None:
+        key = require_meta_name(name)
+        with self._lock:
+            self._open_records()
+            return self._meta.get(key)
+
+    def put_meta(self, name: str, value: bytes | None) -> None:
+        key = require_meta_name(name)
+        with self._lock:
+            self._open_records()
+            if value is None:
+                self._meta.pop(key, None)
+            else:
+                self._meta[key] = bytes(value)
 
     def close(self) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.hashing import keccak256
 from secretstore.errors import CryptoError, DocumentKeyAlreadyStored, InvalidKeyShare
-from secretstore.types import Address, NodeId
+from secretstore.types import Address, NodeId, ServerKeyId
 
 IdNumbers = tuple[tuple[NodeId, Scalar], ...]
 
@@ -223,3 +223,33 @@ class KeyShare:
             f"public={self.public!r}, document_key={self.has_document_key()}, "
             f"versions={[f'0x{v.hash.hex()}' for v in self.versions]})"
         )
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Tombstone:
+    """What a node keeps of a key it erased because its author deleted it: the key id, the
+    server key public and author address of the erased record, and the author's bound
+    delete signature (crypto/bound.py, operation DELETE_KEY over the key id and public).
+
+    Every node checks a tombstone itself before it acts on one (sessions/admin/delete.py):
+    it erases its own record of `key_id` only when the record has this public and this
+    author and the signature recovers to the author. A later key generated under the same id
+    has another public, so an old tombstone never touches it.
+    """
+
+    key_id: ServerKeyId
+    public: Point
+    author: Address
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_id, bytes) or len(self.key_id) != 32:
+            raise InvalidKeyShare("a tombstone's key id is 32 bytes")
+        _check_point(self.public, "a tombstone's public")
+        if not isinstance(self.author, bytes) or len(self.author) != 20:
+            raise InvalidKeyShare("a tombstone's author is 20 bytes")
+        if not isinstance(self.signature, bytes) or len(self.signature) != 65:
+            raise InvalidKeyShare("a tombstone's signature is 65 bytes r‖s‖v")
+
+    def __repr__(self) -> str:
+        return f"Tombstone(key_id=0x{self.key_id.hex()}, author=0x{self.author.hex()})"

@@ -6,8 +6,26 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from secretstore.errors import InvalidEncoding
-from secretstore.storage.model import KeyShare
+from secretstore.storage.model import KeyShare, Tombstone
 from secretstore.types import ServerKeyId
+
+
+def require_meta_name(name: object) -> bytes:
+    """The key of a named value: 1..64 ASCII letters, digits, '_' or '-'; InvalidEncoding
+    otherwise."""
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= 64
+        or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
+    ):
+        raise InvalidEncoding(f"a meta name is 1..64 of [A-Za-z0-9_-], got {name!r}")
+    return name.encode()
+
+
+def require_tombstone_for(key_id: ServerKeyId, tombstone: Tombstone) -> None:
+    """InvalidEncoding unless `tombstone` is a Tombstone of `key_id`."""
+    if not isinstance(tombstone, Tombstone) or tombstone.key_id != key_id:
+        raise InvalidEncoding(f"the tombstone is not one of key 0x{key_id.hex()}")
 
 
 def require_key_id(key_id: object) -> ServerKeyId:
@@ -54,6 +72,29 @@ class KeyStorage(Protocol):
     def ids(self) -> Iterator[ServerKeyId]:
         """Every stored key id once, in ascending byte order, read lazily from a snapshot
         taken when `ids` is called (later writes are not seen)."""
+        ...
+
+    def bury(self, key_id: ServerKeyId, tombstone: Tombstone) -> bool:
+        """In one atomic write: keep `tombstone` for `key_id` (replacing one kept before) and
+        delete the share of `key_id`; True if there was a share. InvalidEncoding unless the
+        tombstone names `key_id`."""
+        ...
+
+    def tombstone(self, key_id: ServerKeyId) -> Tombstone | None:
+        """The tombstone kept for `key_id`, or None."""
+        ...
+
+    def tombstones(self) -> Iterator[Tombstone]:
+        """Every tombstone once, in ascending key id order, from a snapshot taken when
+        called."""
+        ...
+
+    def get_meta(self, name: str) -> bytes | None:
+        """A small named value this node keeps beside its keys (e.g. a schedule's cursor)."""
+        ...
+
+    def put_meta(self, name: str, value: bytes | None) -> None:
+        """Set (None: delete) a named value, synced."""
         ...
 
     def close(self) -> None:

@@ -139,13 +139,15 @@ class KeySubshare:
 @dataclass(frozen=True, slots=True)
 class KeyMoved:
     """Target -> master: the new version of the key is written (synced) here; its hash, this
-    node's id number in it and the public of this node's new share."""
+    node's id number in it, the public of this node's new share and the keccak256 digest of
+    the new version's commitments as this node stored them (every holder's must agree)."""
 
     session_id: SessionId
     key_id: ServerKeyId
     version: Hash256
     number: Scalar
     share_public: Point
+    commitments: Hash256
 
 
 @message(0x0A06)

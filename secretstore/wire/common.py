@@ -41,6 +41,7 @@ class ErrorKind(enum.IntEnum):
     SESSION_LIMIT = 8
     EXCLUSIVE_SESSION_ACTIVE = 9
     HAS_ACTIVE_SESSIONS = 10
+    #: a node the sender's side needs is disconnected or did not answer (the reason names it)
     NODE_DISCONNECTED = 11
     #: the sender's clock ran out first (a slave's is the shorter); `reason` names whom it
     #: was waiting for, which its master may still be waiting to hear of

@@ -17,14 +17,17 @@ from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.crypto.shamir import evaluate_point_polynomial, reconstruct_secret
 from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
-from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.delete import DeleteSettings, delete_tables, tombstone_pushes
+from secretstore.sessions.admin.factories import admin_tables, refresh_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
+from secretstore.sessions.admin.refresh import RefreshSettings
 from secretstore.sessions.base import Send, SessionContext
+from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.registry import MASTERS, SLAVES
 from secretstore.sessions.signing_schnorr import SignSchnorr
-from secretstore.storage.model import KeyShare
+from secretstore.storage.model import KeyShare, Tombstone
 from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
 from tests.sim.dealer import DealtKey, deal_key
 from tests.sim.harness import RandomScheduler, SimNetwork, SimNode
@@ -32,6 +35,8 @@ from tests.sim.harness import RandomScheduler, SimNetwork, SimNode
 ADMIN = KeyPair.generate(SeededRng(b"node set change admin"))
 REQUESTER = KeyPair.generate(SeededRng(b"node set change requester"))
 MESSAGE = MessageHash(b"\x5a" * 32)
+#: the unix time every simulated node reads
+NOW = 1_800_000_000.0
 
 #: (sender, receiver, message) -> the message actually sent (None: nothing)
 Tamper = Callable[[NodeId, NodeId, object], object | None]
@@ -46,9 +51,17 @@ def sign_set(nodes: Iterable[NodeId], admin: KeyPair = ADMIN) -> bytes:
 
 
 class AdminNetwork(SimNetwork):
-    """SimNetwork with the admin session on every node and a tamper hook."""
+    """SimNetwork with the admin session on every node and a tamper hook; a node that keeps a
+    tombstone pushes it to the nodes it is connected to, as the driver does."""
 
     tamper: Tamper | None = None
+    world: AdminWorld | None = None
+
+    def buried(self, node: SimNode, tombstone: Tombstone) -> None:
+        if self.world is None:
+            return
+        for peer in sorted(self.world.connected_of(node.node_id)):
+            self.world.push_tombstones(node.node_id, peer, [tombstone])
 
     def _apply(self, node: SimNode, effects: Any) -> None:
         tamper = self.tamper
@@ -94,6 +107,23 @@ class AdminWorld:
             if other != node:
                 self.net._apply(lost, lost.core.on_node_disconnected(other))
         self.net.down.discard(node)
+
+    def push_tombstones(
+        self, sender: NodeId, to: NodeId, tombstones: Iterable[Tombstone] | None = None
+    ) -> None:
+        """`sender` pushes `tombstones` (default: all it keeps) to `to`, as on a link-up."""
+        node = self.net.nodes[sender]
+        chosen = node.storage.tombstones() if tombstones is None else tombstones
+        pushes = tombstone_pushes(chosen, node.core.new_session_id)
+        self.net._apply(node, [Send(to, push) for push in pushes])
+
+    def link_up(self, node: NodeId) -> None:
+        """Bring `node` back (reconnect) and let it and every node it reaches push their
+        tombstones to each other, as the driver does when a link comes up."""
+        self.reconnect(node)
+        for peer in sorted(self.connected_of(node)):
+            self.push_tombstones(peer, node)
+            self.push_tombstones(node, peer)
 
     def reconfigure(self, node: NodeId, nodes: Iterable[NodeId]) -> None:
         self.configured[node] = frozenset(nodes) | {node}
@@ -229,6 +259,7 @@ def make_world(
     configured: dict[int, Sequence[int]] | None = None,
     authority: Callable[[NodeId], AdminAuthority] | None = None,
     keys_in_flight: int = 2,
+    scheduled: bool = False,
     audit: bool = False,
 ) -> AdminWorld:
     """n nodes (ascending ids); `keys` keys dealt to the nodes at `holders`; node i is
@@ -242,6 +273,7 @@ def make_world(
         for i in range(n)
     }
     world = AdminWorld(net, {}, sets)
+    net.world = world
     for node_id in ids:
         node = net.nodes[node_id]
         signer = NodeSigner(node.key) if audit else None
@@ -253,12 +285,28 @@ def make_world(
             keys_in_flight=keys_in_flight,
         )
         admin_masters, admin_slaves = admin_tables(settings)
+        claims = KeyClaims()
+        delete_masters, delete_slaves = delete_tables(DeleteSettings(node.storage, claims))
+        refresh = RefreshSettings(
+            authority(node_id) if authority is not None else ConfiguredAdmin(ADMIN.public),
+            node.storage,
+            claims,
+            lambda node_id=node_id: world.connected_of(node_id),  # type: ignore[misc]
+            lambda: NOW,
+            scheduled=scheduled,
+            keys_in_flight=keys_in_flight,
+        )
+        refresh_masters, refresh_slaves = refresh_tables(refresh)
         node.core = NodeCore(
-            ctx, node.storage, {**MASTERS, **admin_masters}, {**SLAVES, **admin_slaves}
+            ctx,
+            node.storage,
+            {**MASTERS, **admin_masters, **delete_masters, **refresh_masters},
+            {**SLAVES, **admin_slaves, **delete_slaves, **refresh_slaves},
+            claims=claims,
         )
     rng = SeededRng(seed + 7)
     for index in range(keys):
-        dealt = deal_key(rng, [ids[i] for i in holders], threshold)
+        dealt = deal_key(rng, [ids[i] for i in holders], threshold, author=REQUESTER.address)
         world.keys[key_id(index)] = dealt
         for node, share in dealt.shares.items():
             net.nodes[node].storage.insert(key_id(index), share)

@@ -40,6 +40,7 @@ from secretstore.sessions.core import (
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome
 from secretstore.sessions.presign import PresignPool
 from secretstore.storage.memory import MemoryKeyStorage
+from secretstore.storage.model import Tombstone
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from secretstore.wire import codec
 
@@ -263,6 +264,9 @@ class SimNetwork:
             raise outcome.error
         return outcome.result
 
+    def buried(self, node: SimNode, tombstone: Tombstone) -> None:
+        """A node kept a tombstone; the real driver pushes it to its peers (a subclass may)."""
+
     # --- internals ------------------------------------------------------------------------
     def _deliver(self, item: Pending) -> None:
         if item.to in self.down:
@@ -294,7 +298,11 @@ class SimNetwork:
             elif isinstance(effect, Record):
                 node.records.append(effect)
             elif isinstance(effect, Remove):
-                node.storage.remove(effect.key_id)
+                if effect.tombstone is None:
+                    node.storage.remove(effect.key_id)
+                else:
+                    node.storage.bury(effect.key_id, effect.tombstone)
+                    self.buried(node, effect.tombstone)
             elif isinstance(effect, Deadline):
                 node.deadlines[effect.session_id] = effect.seconds
             elif isinstance(effect, Wake):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secretstore.crypto.curve import ONE, Point
+from secretstore.crypto.curve import ONE, Point, Scalar
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import (
@@ -572,3 +572,38 @@ def test_the_master_waits_for_every_report_before_it_names_whom_the_change_waite
     world.net.expire()
     error = failure(world, master, sid)
     assert isinstance(error, SessionTimeout) and f"node {short(silent[0])}" in str(error)
+
+
+def test_a_dealer_telling_targets_different_commitments_is_caught() -> None:
+    """For t ≥ 2 a dealer can give one target the commitments of another polynomial through
+    its share and that target's value: every Feldman check passes there, the share publics
+    still fit, but that target would store other commitments than the rest (so its later
+    decryption proofs would blame honest nodes). The digests in KeyMoved differ: refused."""
+    world = make_world(5, seed=23, schedule=24, holders=[0, 1, 2, 3], threshold=2, keys=1)
+    ids = world.ids
+    victim = ids[4]
+    cheated: list[NodeId] = []
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object:
+        if not isinstance(message, KeySubshare) or to != victim or cheated:
+            return message
+        if sender != message.dealer_numbers[0].node:
+            return message
+        x = next(pair.number for pair in message.new_numbers if pair.node == victim)
+        c0 = message.commitments[0]
+        c2 = Point.base_mul(Scalar(987654321))
+        c1 = (Point.base_mul(message.value) - c0 - c2 * (x * x)) * x.inverse()
+        cheated.append(sender)
+        return replace(message, commitments=(c0, c1, c2))
+
+    world.net.tamper = tamper
+    sid = world.change(ids[0], ids)
+    world.net.run()
+    assert cheated
+    error = failure(world, ids[0], sid)
+    assert isinstance(error, ProtocolViolation)
+    assert "stored different commitments" in str(error)
+    assert world.sessions_left() == 0
+    world.net.tamper = None
+    for key in world.keys:
+        world.serve_with(key, ids[:4], ids[0])

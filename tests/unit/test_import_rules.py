@@ -23,6 +23,7 @@ PURE = [
     "audit/receipts.py",
     "audit/chain.py",
     "audit/jsonform.py",
+    "backup/archive.py",
 ]
 #: the audit modules sessions may use (the driver's recorder and the store do I/O)
 PURE_AUDIT = {f"secretstore.audit.{name}" for name in ("model", "receipts", "chain", "jsonform")}

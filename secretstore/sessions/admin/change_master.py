@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from secretstore.crypto.curve import ZERO
 from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreError, SessionTimeout
 from secretstore.sessions.admin.node_set_change import (
     PROGRESS_EVERY,
@@ -16,6 +15,7 @@ from secretstore.sessions.admin.node_set_change import (
 )
 from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
+from secretstore.sessions.admin.redistribute import check_new_version
 from secretstore.sessions.admin.share_change import KeyFault
 from secretstore.sessions.base import (
     Deadline,
@@ -26,8 +26,7 @@ from secretstore.sessions.base import (
     short,
     timed_out_waiting_for,
 )
-from secretstore.sessions.signing_common import locate_misfit, names, share_publics_fit
-from secretstore.storage.model import version_hash
+from secretstore.sessions.signing_common import names
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import (
     InventoryPage,
@@ -140,7 +139,7 @@ class NodeSetChangeMaster(NodeSetChange):
             for move in self._moving.values():
                 waiting |= self.new_set - set(move.moved)
                 mine = self.ctx.self_id in self.new_set and self.ctx.self_id not in move.moved
-                if mine and move.plan.key_id not in self._receipts:  # none of its subshares
+                if mine and not self._keys.receiving(move.plan.key_id):  # none of its subshares
                     waiting |= frozenset(move.plan.dealers)
         return frozenset(waiting) - {self.ctx.self_id}
 
@@ -252,7 +251,7 @@ class NodeSetChangeMaster(NodeSetChange):
     def _on_moved(self, sender: NodeId, moved: KeyMoved) -> list[Effect]:
         move = self._moving.get(moved.key_id)
         if move is None:
-            if moved.key_id in self._received:
+            if self._keys.received(moved.key_id):
                 return []  # an answer about a key that is done already
             raise ProtocolViolation(short(sender), "reported moving a key that is not moving")
         if sender not in self.new_set:
@@ -264,7 +263,7 @@ class NodeSetChangeMaster(NodeSetChange):
             return []
         self._check_moved(move)
         del self._moving[moved.key_id]
-        self._received.add(moved.key_id)
+        self._keys.mark_received(moved.key_id)
         self.done += 1
         effects: list[Effect] = []
         assert self.total is not None
@@ -282,32 +281,7 @@ class NodeSetChangeMaster(NodeSetChange):
         """Every new holder reports the same new version, with the id numbers the plan gave,
         and the new share publics lie on one polynomial of degree t through the key."""
         plan = move.plan
-        reports = move.moved
-        hashes = {m.version for m in reports.values()}
-        key = f"key 0x{plan.key_id.hex()}"
-        if len(hashes) != 1:
-            raise ProtocolViolation(names(sorted(reports)), f"reported different versions of {key}")
-        for node, number in plan.fresh:
-            if reports[node].number != number:
-                raise ProtocolViolation(short(node), f"took another id number for {key}")
-        pairs = [(node, m.number) for node, m in reports.items()]
-        if len({m.number for m in reports.values()}) != len(pairs):
-            raise ProtocolViolation(names(sorted(reports)), f"reported one id number twice ({key})")
-        if version_hash(pairs) != next(iter(hashes)):
-            raise ProtocolViolation(
-                names(sorted(reports)), f"reported a version of {key} that their id numbers lack"
-            )
-        points = [(ZERO, plan.public)] + [(m.number, m.share_public) for m in reports.values()]
-        if not share_publics_fit(plan.threshold, points):
-            misfit = locate_misfit(
-                plan.threshold,
-                plan.public,
-                {node: m.share_public for node, m in reports.items()},
-                {node: m.number for node, m in reports.items()},
-                sorted(reports),
-            )
-            blamed = short(misfit) if misfit is not None else names(sorted(reports))
-            raise ProtocolViolation(blamed, f"holds a new share of {key} that does not fit the key")
+        check_new_version(plan.key_id, plan.threshold, plan.public, move.moved, plan.fresh)
 
     def _complete(self) -> list[Effect]:
         self.ending = True

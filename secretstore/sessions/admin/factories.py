@@ -1,5 +1,6 @@
-"""How a node set change starts: the master's checks before anything is sent, a slave's
-checks of the init (its own administrator key, its own view of the old set).
+"""How an admin session starts: the master's checks before anything is sent, a slave's checks
+of the init (its own administrator key, its own view of the nodes) — the node set change and
+the refresh.
 
 A contract-driven migration (the request or the init carries a migration id) is Parity's
 auto-migration: its old set is its new set, the contract's migration set, and only that set
@@ -10,6 +11,9 @@ not compared; who may run it is the contract's business (the node's AdminAuthori
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from secretstore.crypto.admin import ALL_KEYS, keys_digest, refresh_signer
 from secretstore.crypto.curve import Point
 from secretstore.errors import (
     AccessDenied,
@@ -22,12 +26,16 @@ from secretstore.sessions.admin.authority import AdminAuthority, check_admin_sig
 from secretstore.sessions.admin.change_master import NodeSetChangeMaster
 from secretstore.sessions.admin.change_slave import NodeSetChangeSlave
 from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
-from secretstore.sessions.base import Deadline, Effect, Session, SessionContext, short
+from secretstore.sessions.admin.plan import inventory_pages
+from secretstore.sessions.admin.refresh import MAX_GRANT_LIFETIME, RefreshKeys, RefreshSettings
+from secretstore.sessions.admin.refresh_roles import RefreshMaster, RefreshSlave
+from secretstore.sessions.base import Deadline, Effect, Send, Session, SessionContext, short
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.signing_common import names
 from secretstore.storage.model import KeyShare
-from secretstore.types import Hash256, NodeId, SessionId
-from secretstore.wire.admin import NodeSetChangeInit
+from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
+from secretstore.wire.admin import InventoryEntry, InventoryPage, NodeSetChangeInit
+from secretstore.wire.refresh import RefreshGrant, RefreshInit, RefreshScope
 
 
 def _admin_key(
@@ -146,3 +154,149 @@ def admin_tables(
         return session, effects
 
     return {ChangeNodeSet: start}, {NodeSetChangeInit: join}
+
+
+# --- the refresh -------------------------------------------------------------------------------
+
+
+def check_refresh_grant(
+    settings: RefreshSettings,
+    *,
+    master: NodeId,
+    self_id: NodeId,
+    cluster: frozenset[NodeId],
+    scope: RefreshScope,
+    grant: RefreshGrant | None,
+) -> None:
+    """AccessDenied unless this node accepts the refresh: a grant signed by its administrator
+    over this cluster and scope and not expired (nor valid for more than a day), or no grant
+    while its own schedule is on."""
+    if grant is None:
+        if not settings.scheduled:
+            raise AccessDenied(
+                f"node {short(self_id)}: a refresh without the administrator's signature runs "
+                "only where the refresh schedule is on (refresh_interval)"
+            )
+        return
+    admin = settings.authority.admin_key(master, None, cluster)
+    if admin is None:
+        raise AccessDenied(
+            f"node {short(self_id)} accepts no administrator for a refresh (admin_public is not "
+            "set)"
+        )
+    now = settings.clock()
+    if grant.expires < now:
+        raise AccessDenied(f"the refresh grant expired {int(now - grant.expires)} s ago")
+    if grant.expires > now + MAX_GRANT_LIFETIME:
+        raise AccessDenied(
+            f"a refresh grant may be valid for at most {MAX_GRANT_LIFETIME} s; this one expires "
+            f"in {int(grant.expires - now)} s"
+        )
+    wanted = keys_digest(scope.keys) if scope.keys else ALL_KEYS
+    if grant.keys != wanted:
+        raise AccessDenied("the refresh grant is for other keys")
+    if refresh_signer(grant.signature, cluster, grant.expires, grant.keys) != admin:
+        raise AccessDenied(
+            "the refresh grant is not the administrator's signature over this cluster "
+            "(every node the master is connected to, and itself), its expiry and its keys"
+        )
+
+
+def refresh_tables(
+    settings: RefreshSettings,
+) -> tuple[dict[type, MasterFactory], dict[type, SlaveFactory]]:
+    """The master and slave factories of the refresh on one node."""
+
+    def start(
+        ctx: SessionContext,
+        session_id: SessionId,
+        request: RefreshKeys,
+        share: KeyShare | None,
+        connected: frozenset[NodeId],
+    ) -> tuple[Session, list[Effect]]:
+        self_id = ctx.self_id
+        problem = request.scope.problem()
+        if problem is not None:
+            raise InvalidRequest(problem)
+        cluster = frozenset(connected) | {self_id}
+        missing = ctx.cluster_nodes - cluster
+        if missing:
+            raise NodeDisconnected(f"configured nodes are not connected: {names(sorted(missing))}")
+        check_refresh_grant(
+            settings,
+            master=self_id,
+            self_id=self_id,
+            cluster=cluster,
+            scope=request.scope,
+            grant=request.grant,
+        )
+        init = RefreshInit(session_id, tuple(sorted(cluster)), request.scope, request.grant)
+        pages = refresh_inventory(settings, request.scope)
+        entries = tuple(entry for page in pages for entry in page)
+        session = RefreshMaster(ctx, session_id, settings, init, entries)
+        return session, session.start()
+
+    def join(
+        ctx: SessionContext, sender: NodeId, message: RefreshInit, share: KeyShare | None
+    ) -> tuple[Session, list[Effect]]:
+        self_id = ctx.self_id
+        cluster = frozenset(message.cluster)
+        if len(cluster) != len(message.cluster) or {self_id, sender} - cluster:
+            raise ProtocolViolation(short(sender), "sent a cluster that does not fit")
+        problem = message.scope.problem()
+        if problem is not None:
+            raise ProtocolViolation(
+                short(sender), f"sent a refresh scope that does not fit: {problem}"
+            )
+        check_refresh_grant(
+            settings,
+            master=sender,
+            self_id=self_id,
+            cluster=cluster,
+            scope=message.scope,
+            grant=message.grant,
+        )
+        connected = settings.connected() | {self_id}
+        unreachable = (ctx.cluster_nodes - connected) | (cluster - connected)
+        if unreachable:
+            raise NodeDisconnected(
+                f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
+            )
+        view = ctx.cluster_nodes & connected | {self_id}
+        if view != cluster:
+            raise ConsensusUnreachable(
+                f"node {short(self_id)} sees another cluster: {len(view)} nodes, the refresh's "
+                f"has {len(cluster)}"
+            )
+        session = RefreshSlave(ctx, message.session_id, sender, settings, message)
+        pages = refresh_inventory(settings, message.scope)
+        effects: list[Effect] = [session._touch()]
+        effects += [
+            Send(sender, InventoryPage(message.session_id, i, page, i == len(pages) - 1))
+            for i, page in enumerate(pages)
+        ]
+        return session, effects
+
+    return {RefreshKeys: start}, {RefreshInit: join}
+
+
+def refresh_inventory(
+    settings: RefreshSettings, scope: RefreshScope
+) -> list[tuple[InventoryEntry, ...]]:
+    """This node's inventory of a refresh's scope: the listed keys it holds, or its first
+    `limit` keys above `after`."""
+    if scope.keys:
+        return inventory_pages(settings.keys, scope.keys)
+    after = scope.after
+
+    def batch() -> Iterator[ServerKeyId]:
+        count = 0
+        for key_id in settings.keys.ids():
+            if after is not None and key_id <= after:
+                continue
+            yield key_id
+            count += 1
+            if count == scope.limit:
+                return
+
+    return inventory_pages(settings.keys, batch())

@@ -61,7 +61,8 @@ from secretstore.errors import (
 )
 from secretstore.sessions.admin.authority import AdminAuthority, signer_of
 from secretstore.sessions.admin.plan import KeyReader
-from secretstore.sessions.admin.share_change import KeyFault, KeyReceipt, deal
+from secretstore.sessions.admin.redistribute import Redistribution
+from secretstore.sessions.admin.share_change import KeyFault
 from secretstore.sessions.audit import record
 from secretstore.sessions.base import (
     Deadline,
@@ -75,13 +76,7 @@ from secretstore.sessions.base import (
     short,
 )
 from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
-from secretstore.wire.admin import (
-    NO_KEY,
-    KeyDeal,
-    KeyMoved,
-    KeySubshare,
-    NodeSetChangeInit,
-)
+from secretstore.wire.admin import NO_KEY, KeyDeal, KeyMoved, KeySubshare, NodeSetChangeInit
 
 #: Parity keeps 64 keys in flight; so do we unless configured otherwise.
 DEFAULT_KEYS_IN_FLIGHT = 64
@@ -91,8 +86,6 @@ DEFAULT_DRAIN_TIMEOUT = 5.0
 DEFAULT_STALL_TIMEOUT = 60.0
 #: The master tells every node how far it is after every this many keys (or every 5 %).
 PROGRESS_EVERY = 64
-#: The most keys a target collects subshares for at once (bounds a peer's flood).
-MAX_OPEN_RECEIPTS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +159,14 @@ class NodeSetChange(Session):
         self.completed = False
         self.done = 0
         self.total: int | None = None
-        self._dealt: dict[ServerKeyId, KeyDeal] = {}
-        self._receipts: dict[ServerKeyId, KeyReceipt] = {}
-        self._received: set[ServerKeyId] = set()
+        self._keys = Redistribution(
+            ctx.self_id,
+            session_id,
+            master=master,
+            keys=settings.keys,
+            rng=ctx.rng,
+            new_set_of=lambda key_id, version, share: self.new_set,
+        )
         #: a leaving node: key -> the new-set nodes that told it they wrote their new share
         self._confirmed: dict[ServerKeyId, set[NodeId]] = {}
         #: keys this node has recorded in its audit log (once each, dealer or target)
@@ -278,22 +276,7 @@ class NodeSetChange(Session):
             return self.fail(exc)
 
     def _on_deal(self, sender: NodeId, request: KeyDeal) -> list[Effect]:
-        known = self._dealt.get(request.key_id)
-        if known is not None:
-            if known == request:
-                return []
-            raise ProtocolViolation(short(sender), "asked to deal one key twice, differently")
-        self._dealt[request.key_id] = request
-        share = self.settings.keys.get(request.key_id)
-        subshares = deal(
-            self.ctx.self_id,
-            self.session_id,
-            request,
-            master=self.master,
-            share=share,
-            new_set=self.new_set,
-            rng=self.ctx.rng,
-        )
+        subshares = self._keys.deal(sender, request)
         effects = self._audit_key(request.key_id, request.version, request.dealers)
         for node, subshare in subshares:
             if node == self.ctx.self_id:
@@ -303,35 +286,17 @@ class NodeSetChange(Session):
         return effects
 
     def _on_subshare(self, sender: NodeId, message: KeySubshare) -> list[Effect]:
-        key_id = message.key_id
-        if key_id in self._received:
-            return []  # late: this node has moved the key already
-        if self.ctx.self_id not in self.new_set:  # the sender's change has another new set
-            raise KeyFault(
-                key_id, [sender, self.master], "sent a subshare to a node outside the new set"
-            )
-        receipt = self._receipts.get(key_id)
-        if receipt is None:
-            if len(self._receipts) >= MAX_OPEN_RECEIPTS:
-                raise KeyFault(key_id, [sender], "sent subshares of too many keys at once")
-            receipt = KeyReceipt.start(self.ctx.self_id, sender, message, self.new_set, self.master)
-            self._receipts[key_id] = receipt
-        if not receipt.add(sender, message):
+        new = self._keys.receive(sender, message)
+        if new is None:
             return []
-        del self._receipts[key_id]
-        self._received.add(key_id)
-        new = receipt.complete(self.ctx.self_id, self.settings.keys.get(key_id))
-        number = new.version.id_number(self.ctx.self_id)
-        assert number is not None
-        moved = KeyMoved(
-            self.session_id, key_id, Hash256(new.version.hash), number, new.share_public
-        )
+        key_id = message.key_id
         dealers = [number.node for number in message.dealer_numbers]
         effects = self._audit_key(key_id, message.version, dealers)
         effects.append(Persist(self.session_id, key_id, new.record, new.create))
         # a leaving slave erases a key only once every new-set node but the master (which
         # has every KeyMoved) confirmed it to it
         leaving = [] if self.is_master else sorted(self.removed - {self.master})
+        moved = self._keys.moved(key_id, new)
         return effects + self._moved_here(moved) + [Send(node, moved) for node in leaving]
 
     def _on_confirmed(self, sender: NodeId, moved: KeyMoved) -> None:
@@ -416,12 +381,7 @@ class NodeSetChange(Session):
     def _missing_dealers(self) -> frozenset[NodeId]:
         """The dealers whose subshares of a key this node has begun to receive are still
         missing."""
-        return frozenset(
-            dealer
-            for receipt in self._receipts.values()
-            for dealer in receipt.dealers
-            if dealer not in receipt.received
-        )
+        return self._keys.missing_dealers()
 
     def _touch(self) -> Deadline:
         return Deadline(self.session_id, self.settings.stall_timeout)

@@ -53,12 +53,14 @@ def inventory_entry(key_id: ServerKeyId, share: KeyShare) -> InventoryEntry:
     return InventoryEntry(key_id, share.threshold, share.public, versions)
 
 
-def inventory_pages(keys: KeyReader) -> list[tuple[InventoryEntry, ...]]:
-    """This node's whole inventory in pages of at most INVENTORY_PAGE_SIZE keys (ascending
-    key id; at least one page, empty for an empty store)."""
+def inventory_pages(
+    keys: KeyReader, ids: Iterable[ServerKeyId] | None = None
+) -> list[tuple[InventoryEntry, ...]]:
+    """This node's inventory of `ids` (ascending; default: every key) in pages of at most
+    INVENTORY_PAGE_SIZE keys (at least one page, empty when it holds none of them)."""
     pages: list[tuple[InventoryEntry, ...]] = []
     page: list[InventoryEntry] = []
-    for key_id in keys.ids():
+    for key_id in keys.ids() if ids is None else ids:
         share = keys.get(key_id)
         if share is None:  # removed since the listing began
             continue
@@ -131,6 +133,14 @@ class Inventory:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def key_ids(self) -> list[ServerKeyId]:
+        """Every key reported, ascending."""
+        return sorted(self._keys)
+
+    def reports(self, key_id: ServerKeyId) -> Mapping[NodeId, InventoryEntry]:
+        """What each node reported of `key_id`."""
+        return self._keys[key_id]
+
     def plan(self, new_set: frozenset[NodeId], rng: Rng) -> ChangePlan:
         moves: list[KeyPlan] = []
         problems: list[str] = []
@@ -187,7 +197,7 @@ def plan_key(
         return f"{name}: threshold {t} needs {t + 1} nodes in the new set, it has {len(new_set)}"
     if new_set <= holders and version.nodes == len(new_set):
         return None
-    dealers = sorted(holders, key=lambda node: keccak256(key_id + node))[: t + 1]
+    dealers = pick_dealers(key_id, holders, t)
     lacking = sorted(new_set - holders) or sorted(new_set)
     numbers = random_id_numbers(len(lacking), rng)
     return KeyPlan(
@@ -195,7 +205,7 @@ def plan_key(
         t,
         first.public,
         version.hash,
-        tuple(sorted(dealers)),
+        dealers,
         tuple(zip(lacking, numbers, strict=True)),
     )
 
@@ -203,3 +213,38 @@ def plan_key(
 def _names(nodes: Iterable[NodeId]) -> str:
     """The short ids of `nodes`, ascending, comma-separated."""
     return ", ".join(short(node) for node in sorted(nodes))
+
+
+def pick_dealers(
+    key_id: ServerKeyId, holders: Iterable[NodeId], threshold: int
+) -> tuple[NodeId, ...]:
+    """t+1 of the holders (ascending), by a per-key rotation so the work spreads."""
+    chosen = sorted(holders, key=lambda node: keccak256(key_id + node))[: threshold + 1]
+    return tuple(sorted(chosen))
+
+
+def plan_refresh_key(
+    key_id: ServerKeyId, reports: Mapping[NodeId, InventoryEntry], rng: Rng
+) -> KeyPlan | str:
+    """The refresh of one key: its chosen version (as for a node set change), re-dealt by t+1
+    of its holders to exactly the nodes it lists, each with a fresh id number; or the text
+    of why the key is skipped (its reports disagree, or a node it lists does not hold it)."""
+    name = f"key 0x{key_id.hex()}"
+    first = next(iter(reports.values()))
+    if any((e.threshold, e.public) != (first.threshold, first.public) for e in reports.values()):
+        nodes = ", ".join(short(node) for node in sorted(reports))
+        return f"{name}: nodes {nodes} report different thresholds or publics"
+    held = {n: e for n, e in reports.items() if e.versions}
+    if not held:
+        return f"{name}: no node reports a version of it"
+    version, holders = choose_version(held)
+    if version.nodes != len(holders):
+        return (
+            f"{name}: its version lists {version.nodes} nodes and {len(holders)} of them hold "
+            "it here; refresh it when they are back, or run a node set change"
+        )
+    t = first.threshold
+    listed = sorted(holders)
+    numbers = random_id_numbers(len(listed), rng)
+    fresh = tuple(zip(listed, numbers, strict=True))
+    return KeyPlan(key_id, t, first.public, version.hash, pick_dealers(key_id, holders, t), fresh)

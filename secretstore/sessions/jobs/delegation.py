@@ -17,6 +17,7 @@ take part (the session fails with ConsensusUnreachable) — the master negotiate
 |---------------------------|--------------------------------------|-----------------------------|
 | RUNNING (inner session)   | the inner session's events           | its result → ENDED          |
 |                           | inner fails ConsensusUnreachable     | NEGOTIATING (once)          |
+|                           | (before the session timed out)       |                             |
 | NEGOTIATING               | KeyVersions from every asked node    | holds the version: RUNNING; |
 |                           |                                      | else DELEGATED; no version: |
 |                           |                                      | ENDED (its error)           |
@@ -291,6 +292,9 @@ class ResolvingMaster(Session):
         if self.finished:
             return []
         if self.inner is not None and self._negotiation is None and self._delegate is None:
+            # No retry once the time is up (the clock has run out: a negotiation started now
+            # would never time out); the inner session's own error says what it lacks.
+            self._retry = False
             return self._pass(self.inner.on_timeout())
         error = timed_out_waiting_for(self.waiting_for())
         if self._delegate is None:

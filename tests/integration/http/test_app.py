@@ -32,7 +32,7 @@ from secretstore.errors import (
     SessionTimeout,
 )
 from secretstore.http.app import MAX_BODY_SIZE, HttpServer, start_http
-from secretstore.http.port import EncryptedRelease, ShadowRetrieval
+from secretstore.http.port import EncryptedRelease, KeyDeletion, RefreshSummary, ShadowRetrieval
 from secretstore.types import MessageHash, NodeId, ServerKeyId
 
 K = "0000000000000000000000000000000000000000000000000000000000000001"
@@ -135,6 +135,18 @@ class FakeKeyServer:
     ) -> EncryptedRelease:
         await self._call("sign_ecdsa", key_id, signature, message_hash, bound_signature)
         return EncryptedRelease(SIGNATURE_CIPHER, self.receipts)
+
+    async def delete_key(
+        self, key_id: ServerKeyId, signature: bytes, bound_signature: bytes | None = None
+    ) -> KeyDeletion:
+        await self._call("delete_key", key_id, signature, bound_signature)
+        return KeyDeletion(key_id, (NodeId(NODE1),), (NodeId(NODE2),))
+
+    async def refresh_keys(
+        self, expires: int, signature: bytes, key_ids: tuple[ServerKeyId, ...] | None
+    ) -> RefreshSummary:
+        await self._call("refresh_keys", expires, signature, key_ids)
+        return RefreshSummary(3, ((KEY_ID, "busy"),))
 
     async def change_servers_set(
         self, old_set_signature: bytes, new_set_signature: bytes, new_servers_set: frozenset[NodeId]
@@ -261,6 +273,15 @@ ROUTES = [
         ("sign_ecdsa", (KEY_ID, SIG, bytes.fromhex(H), None)),
         f'"0x{SIGNATURE_CIPHER.hex()}"'.encode(),
     ),
+    (
+        "DELETE",
+        f"/{K}/{S}",
+        ("delete_key", (KEY_ID, SIG, None)),
+        (
+            '{"key_id":"0x' + K + '","confirmed":["0x' + NODE1.hex() + '"],'
+            '"unconfirmed":["0x' + NODE2.hex() + '"]}'
+        ).encode(),
+    ),
 ]
 
 
@@ -314,6 +335,7 @@ BOUND_ROUTES = [
     ("POST", ROUTES[1][1], ("store_document_key", (KEY_ID, SIG, COMMON, ENCRYPTED, BOUND))),
     ("GET", ROUTES[6][1], ("sign_schnorr", (KEY_ID, SIG, bytes.fromhex(H), BOUND))),
     ("GET", ROUTES[7][1], ("sign_ecdsa", (KEY_ID, SIG, bytes.fromhex(H), BOUND))),
+    ("DELETE", ROUTES[8][1], ("delete_key", (KEY_ID, SIG, BOUND))),
 ]
 
 
@@ -358,7 +380,7 @@ async def test_the_bound_signature_header_on_another_route_is_400(
     headers = {"X-Secretstore-Bound-Signature": BOUND.hex()}
     status, body, _ = await served.call(method, path, headers=headers)
     assert status == 400
-    assert "generation, document key store and signing routes only" in json.loads(body)
+    assert "store, signing and delete routes only" in json.loads(body)
     assert served.api.calls == []
 
 
@@ -432,7 +454,7 @@ async def test_an_unexpected_error_is_logged_with_its_traceback_but_not_sent(
         ("GET", "/foo/bar", "neither a key id nor a route prefix"),
         ("GET", f"/{K}/{S[:-2]}", "segment 2 (signature): expected 65 bytes, got 64"),
         ("PUT", f"/{K}/{S}", "method PUT"),
-        ("DELETE", f"/{K}/{S}", "method DELETE"),
+        ("DELETE", f"/{K}/{S}/2", "expected DELETE /{key_id}/{signature}"),
         ("POST", f"/server/{K}/{S}", "method POST"),
         ("GET", f"/{K}/{S}/2", "got 3 segments"),
         ("POST", f"/{K}/{S}/-1", "segment 3 (threshold)"),
@@ -523,7 +545,7 @@ async def test_preflight_of_an_allowed_origin(serve: Serve) -> None:
     )
     assert (status, body) == (200, b"")
     assert headers["Access-Control-Allow-Origin"] == "https://app.example"
-    assert headers["Access-Control-Allow-Methods"] == "GET, POST"
+    assert headers["Access-Control-Allow-Methods"] == "GET, POST, DELETE"
     assert headers["Access-Control-Allow-Headers"] == "content-type"
     assert served.api.calls == []
     status, _, _ = await served.call(
@@ -580,3 +602,25 @@ async def test_start_on_port_zero_and_stop(serve: Serve) -> None:
     await served.server.stop()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", served.server.port)
+
+
+async def test_refresh_reads_its_optional_body(served: Served) -> None:
+    status, body, _ = await served.call("POST", f"/admin/refresh/1800000000/{S}")
+    assert status == 200
+    assert json.loads(body) == {
+        "refreshed": 3,
+        "skipped": [{"key_id": "0x" + K, "reason": "busy"}],
+    }
+    status, _, _ = await served.call(
+        "POST", f"/admin/refresh/1800000000/{S}", body=json.dumps([K, "0x" + K]).encode()
+    )
+    assert status == 200
+    assert served.api.calls == [
+        ("refresh_keys", (1800000000, SIG, None)),
+        ("refresh_keys", (1800000000, SIG, (KEY_ID,))),
+    ]
+    for bad in (b"[]", b'["00"]', b"{}", b"[[1]]"):
+        status, _, _ = await served.call("POST", f"/admin/refresh/1800000000/{S}", body=bad)
+        assert status == 400
+    status, _, _ = await served.call("GET", f"/admin/refresh/1800000000/{S}")
+    assert status == 400

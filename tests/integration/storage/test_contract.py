@@ -20,7 +20,7 @@ from secretstore.errors import (
 )
 from secretstore.storage.leveldb import LevelDbKeyStorage
 from secretstore.storage.memory import MemoryKeyStorage
-from secretstore.storage.model import KeyShare
+from secretstore.storage.model import KeyShare, Tombstone
 from secretstore.storage.port import KeyStorage
 from secretstore.types import ServerKeyId
 from tests.unit.storage.strategies import key_shares, sample_key_id, sample_share, sample_version
@@ -270,3 +270,70 @@ def test_behaves_like_a_dict(
     for key, share in model.items():
         assert storage.get(key) == share
     storage.close()
+
+
+# --- tombstones and named values ----------------------------------------------------------------
+
+
+def sample_tombstone(key_id: ServerKeyId, share: KeyShare) -> Tombstone:
+    return Tombstone(key_id, share.public, share.author, b"\x07" * 64 + b"\x01")
+
+
+def test_bury_erases_the_share_and_keeps_the_tombstone(storage: KeyStorage) -> None:
+    storage.insert(K1, S1)
+    storage.insert(K2, S2)
+    assert storage.get(K1) == S1  # cached where there is a cache
+    tombstone = sample_tombstone(K1, S1)
+    assert storage.bury(K1, tombstone) is True
+    assert storage.get(K1) is None
+    assert not storage.contains(K1)
+    assert list(storage.ids()) == [K2]
+    assert storage.tombstone(K1) == tombstone
+    assert storage.tombstone(K2) is None
+    assert storage.bury(K1, tombstone) is False  # nothing left to erase; the tombstone stays
+    assert list(storage.tombstones()) == [tombstone]
+    storage.insert(K1, S2)  # a later key under the same id
+    assert storage.get(K1) == S2
+    assert storage.tombstone(K1) == tombstone
+
+
+def test_tombstones_are_listed_in_key_order_from_a_snapshot(storage: KeyStorage) -> None:
+    keys = sorted(sample_key_id(i) for i in range(10))
+    for key in reversed(keys):
+        storage.bury(key, sample_tombstone(key, S1))
+    listing = storage.tombstones()
+    storage.bury(K3, sample_tombstone(K3, S1))
+    assert [t.key_id for t in listing] == keys
+
+
+def test_a_tombstone_must_name_its_key(storage: KeyStorage) -> None:
+    storage.insert(K1, S1)
+    with pytest.raises(InvalidEncoding):
+        storage.bury(K1, sample_tombstone(K2, S1))
+    assert storage.get(K1) == S1
+    assert storage.tombstone(K1) is None
+
+
+def test_named_values(storage: KeyStorage) -> None:
+    assert storage.get_meta("refresh-cursor") is None
+    storage.put_meta("refresh-cursor", b"\x01\x02")
+    assert storage.get_meta("refresh-cursor") == b"\x01\x02"
+    storage.put_meta("refresh-cursor", None)
+    assert storage.get_meta("refresh-cursor") is None
+    for bad in ("", "a/b", "x" * 65, "é"):
+        with pytest.raises(InvalidEncoding):
+            storage.put_meta(bad, b"")
+    assert list(storage.ids()) == []
+
+
+def test_tombstones_and_named_values_survive_a_reopen(tmp_path: Path) -> None:
+    with LevelDbKeyStorage(tmp_path / "db") as storage:
+        storage.insert(K1, S1)
+        storage.bury(K1, sample_tombstone(K1, S1))
+        storage.put_meta("cursor", b"abc")
+    with LevelDbKeyStorage(tmp_path / "db") as storage:
+        assert storage.get(K1) is None
+        assert storage.tombstone(K1) == sample_tombstone(K1, S1)
+        assert storage.get_meta("cursor") == b"abc"
+        with pytest.raises(InvalidEncoding):
+            storage.get_meta("schema")

@@ -66,16 +66,34 @@ def test_one_dishonest_node_sweep(case: Case) -> None:
 # --- what the cases cover -----------------------------------------------------------------
 
 
+#: Registered message types this suite has no scenario for yet, by code range: the proactive
+#: refresh (0x0c00-0x0cff) and threshold delete (0x0d00-0x0dff) sessions. Their dishonest-node
+#: tests are their own (tests/sim/test_refresh.py, tests/sim/test_delete.py); the registry
+#: check below still names any other uncovered type, and a type in these ranges once a
+#: scenario covers it (the list must then shrink).
+NOT_YET_COVERED = (range(0x0C00, 0x0D00), range(0x0D00, 0x0E00))
+
+
+def _not_yet_covered(code: int) -> bool:
+    return any(code in codes for codes in NOT_YET_COVERED)
+
+
 def test_every_message_type_of_the_codec_is_sent_by_a_rogue_in_the_quick_tier() -> None:
     """The registry (every `@message` of secretstore.wire) is the list to cover: a type no
     scenario's honest run makes the rogue send has no case, and is named here."""
     covered: set[type] = set()
     for case in QUICK:
         covered |= case.message_types()
+    stale = sorted(
+        f"{cls.__name__} (0x{code:04x})"
+        for code, cls in PRODUCT_TYPES.items()
+        if cls in covered and _not_yet_covered(code)
+    )
+    assert not stale, f"covered now, take them out of NOT_YET_COVERED: {stale}"
     missing = sorted(
         f"{cls.__name__} (0x{code:04x})"
         for code, cls in PRODUCT_TYPES.items()
-        if cls not in covered
+        if cls not in covered and not _not_yet_covered(code)
     )
     assert not missing, (
         f"message types no case makes a rogue send: {missing}; give them a scenario "

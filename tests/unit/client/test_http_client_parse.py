@@ -358,3 +358,31 @@ def test_request_builders_put_the_bound_signature_in_the_header_only() -> None:
         hc.schnorr_request(KEY_ID, SIG, HASH, bound[:64])
     with pytest.raises(InvalidRequest):
         hc.bound_signing_signature(REQUESTER, BoundOperation.STORE_DOCUMENT_KEY, KEY_ID, HASH)
+
+
+def test_the_delete_request_is_what_the_server_parses() -> None:
+    author = KeyPair.generate(SeededRng(b"delete author"))
+    public = Point.base_mul(random_scalar(SeededRng(b"delete key")))
+    bound = hc.bound_delete_signature(author, KEY_ID, public)
+    from secretstore.crypto.bound import delete_payload
+
+    assert bound_signer_matches(
+        bound, author.address, BoundOperation.DELETE_KEY, KEY_ID, delete_payload(public)
+    )
+    request = hc.delete_key_request(KEY_ID, SIG, bound)
+    parsed = http_parse.parse_request(
+        request.method, request.path, b"", [value for _, value in request.headers]
+    )
+    assert parsed == http_parse.DeleteKey(KEY_ID, SIG, bound)  # type: ignore[arg-type]
+
+
+def test_the_delete_body_is_parsed_strictly() -> None:
+    a, b = (Point.base_mul(random_scalar(SeededRng(i))).to_bytes() for i in (1, 2))
+    body = json.dumps(
+        {"key_id": "0x" + KEY_ID.hex(), "confirmed": ["0x" + a.hex()], "unconfirmed": [b.hex()]}
+    ).encode()
+    deleted = hc.parse_delete_body(body)
+    assert deleted == hc.KeyDeleted(KEY_ID, (NodeId(a),), (NodeId(b),))
+    for bad in (b'"x"', b"{}", b'{"key_id":"0x00"}', body.replace(b"unconfirmed", b"other")):
+        with pytest.raises(InvalidEncoding):
+            hc.parse_delete_body(bad)

@@ -18,6 +18,7 @@ from secretstore.crypto.bound import (
     BoundOperation,
     bound_request_digest,
     bound_signer_matches,
+    delete_payload,
     generation_payload,
     recover_bound_signer,
     sign_bound_request,
@@ -67,6 +68,13 @@ VECTORS = [
         "bb60f1b1daf49708ef7c0272b6f1c43862890d083d1a7f0d83374f4ec9583340"
         "6110e69b810373a7fd924ce5a4105e988005c32d2107c7b4b2ff6c5e23d6da4800",
     ),
+    (
+        BoundOperation.DELETE_KEY,
+        Point.base_mul(Scalar(7)).to_bytes(),
+        "e2098e94f9c2f3d9ded46525e8cc11aa5544fdab5b2219a288306a31dd37052d",
+        "95f5725e3f97a541fe9bac638cdccc0268374e6587306eef2766f39b43045b49"
+        "1042a5f49cde4fb531b97dbbd27be6dc556afb9bf1c6d7c8a9406fea7427d1c800",
+    ),
 ]
 REQUESTER = KeyPair.from_secret(Scalar.secret_from_bytes(SECRET))
 
@@ -79,7 +87,7 @@ def _keccak(data: bytes) -> bytes:
 
 def test_the_domain_tag_and_operation_bytes_are_fixed() -> None:
     assert BOUND_REQUEST_DOMAIN == b"secretstore:bound-request:v1"
-    assert [int(op) for op in BoundOperation] == [1, 2, 3, 4]
+    assert [int(op) for op in BoundOperation] == [1, 2, 3, 4, 5]
     assert REQUESTER.address == ADDRESS
 
 
@@ -106,6 +114,7 @@ def test_known_answers_recomputed_independently(
 
 def test_payload_builders() -> None:
     assert store_payload(COMMON, ENCRYPTED) == VECTORS[0][1]
+    assert delete_payload(Point.base_mul(Scalar(7))) == VECTORS[4][1]
     assert signing_payload(MESSAGE_HASH) == MESSAGE_HASH
     with pytest.raises(InvalidEncoding):
         signing_payload(MESSAGE_HASH[:31])

@@ -19,6 +19,7 @@ from secretstore.http.parse import (
     MAX_THRESHOLD,
     ApiRequest,
     ChangeServersSet,
+    DeleteKey,
     GenerateDocumentKey,
     GenerateServerKey,
     RetrieveDocumentKey,
@@ -32,6 +33,7 @@ from secretstore.http.parse import (
     parse_request,
     split_path,
 )
+from secretstore.types import ServerKeyId
 
 VECTORS = json.loads((Path(__file__).parents[2] / "vectors" / "parity_http_parse.json").read_text())
 
@@ -515,7 +517,7 @@ def test_malformed_bound_signatures(values: list[str], hint: str) -> None:
         parse_request("GET", f"/ecdsa/{K}/{S}/{H}", b"", values)
 
 
-def test_the_bound_signature_lands_on_generation_store_and_signing_only() -> None:
+def test_the_bound_signature_lands_on_generation_store_signing_and_delete_only() -> None:
     bound = bytes.fromhex(BOUND)
     generation = parse_request("POST", f"/shadow/{K}/{S}/1", b"", [BOUND])
     assert isinstance(generation, GenerateServerKey) and generation.bound_signature == bound
@@ -525,6 +527,11 @@ def test_the_bound_signature_lands_on_generation_store_and_signing_only() -> Non
     assert isinstance(schnorr, SignSchnorr) and schnorr.bound_signature == bound
     ecdsa = parse_request("GET", f"/ecdsa/{K}/{S}/{H}", b"", [BOUND])
     assert isinstance(ecdsa, SignEcdsa) and ecdsa.bound_signature == bound
+    delete = parse_request("DELETE", f"/{K}/{S}", b"", [BOUND])
+    assert isinstance(delete, DeleteKey) and delete.bound_signature == bound
+    assert parse_request("DELETE", f"/{K}/{S}") == DeleteKey(
+        ServerKeyId(bytes.fromhex(K)), bytes.fromhex(S)
+    )
     assert parse_request("GET", f"/ecdsa/{K}/{S}/{H}").bound_signature is None  # type: ignore[union-attr]
     for method, path in [
         ("POST", f"/{K}/{S}/1"),
@@ -533,5 +540,5 @@ def test_the_bound_signature_lands_on_generation_store_and_signing_only() -> Non
         ("GET", f"/shadow/{K}/{S}"),
         ("POST", ADMIN),
     ]:
-        with pytest.raises(InvalidRequest, match="store and signing routes only"):
+        with pytest.raises(InvalidRequest, match="signing and delete routes only"):
             parse_request(method, path, json.dumps([P1]).encode(), [BOUND])

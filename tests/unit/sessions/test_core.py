@@ -483,7 +483,7 @@ def test_a_refusal_is_noticed_once_per_burst() -> None:
     # down to half the limit: the burst ends, with the count of refusals
     b.on_message(A, PokeDone(sid_of(1)))
     (summary,) = [e for e in b.on_message(A, PokeDone(sid_of(2))) if isinstance(e, Notice)]
-    assert "51 of its sessions were refused" in summary.text
+    assert summary.text.endswith("; 51 of its sessions were refused"), summary.text
     # a new burst is noticed again, once
     again = [
         e for n in range(70, 90) for e in b.on_message(A, PokeInit(sid_of(n), KEY))
@@ -545,3 +545,13 @@ def test_timeout_of_a_refused_session_id_is_harmless() -> None:
     b.on_message(A, PokeInit(sid_of(2), KEY))
     assert b.on_timeout(sid_of(2)) == []
     assert b.sessions_of(A) == 1
+
+
+def test_the_session_tables_merge_and_refuse_a_kind_claimed_twice() -> None:
+    from secretstore.sessions import registry
+
+    merged = registry._merge([{Poke: start_poke}, {PokeInit: join_poke}, {Poke: start_poke}])
+    assert merged == {Poke: start_poke, PokeInit: join_poke}
+    with pytest.raises(RuntimeError, match="Poke is claimed by two sessions"):
+        registry._merge([{Poke: start_poke}, {Poke: join_poke}])
+    assert registry.MASTERS and registry.SLAVES

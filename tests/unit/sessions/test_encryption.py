@@ -15,6 +15,7 @@ from secretstore.errors import (
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
     InvalidRequest,
+    NodeDisconnected,
     ProtocolViolation,
     ServerKeyNotFound,
     SessionTimeout,
@@ -232,8 +233,8 @@ def test_slave_takes_the_commit_from_the_master_only() -> None:
 
 def test_disconnect_and_timeout_fail_before_anything_is_stored() -> None:
     ctxs, session, _ = master_of()
-    failed_with(session.on_node_disconnected(ctxs[2].self_id), ProtocolViolation)
-    failed_with(slave_of(ctxs).on_node_disconnected(ctxs[0].self_id), ProtocolViolation)
+    failed_with(session.on_node_disconnected(ctxs[2].self_id), NodeDisconnected)
+    failed_with(slave_of(ctxs).on_node_disconnected(ctxs[0].self_id), NodeDisconnected)
     ctxs, session, _ = master_of()
     failed_with(session.on_timeout(), SessionTimeout)
 

@@ -13,6 +13,7 @@ from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.errors import (
     ConsensusUnreachable,
     InvalidRequest,
+    NodeDisconnected,
     ProtocolViolation,
     ServerKeyAlreadyGenerated,
     SessionTimeout,
@@ -282,7 +283,7 @@ def test_a_bad_dealing_fails_its_receiver_naming_the_dealer() -> None:
 
 def test_disconnect_peer_error_and_timeout_fail() -> None:
     ctxs, session, _ = master_of()
-    failed_with(session.on_node_disconnected(ctxs[1].self_id), ProtocolViolation)
+    failed_with(session.on_node_disconnected(ctxs[1].self_id), NodeDisconnected)
     ctxs, session, _ = master_of()
     failed_with(session.on_peer_error(ctxs[2].self_id, "broken"), ProtocolViolation)
     ctxs, session, _ = master_of()

@@ -402,3 +402,24 @@ def test_every_malformed_schema_2_record_raises_corrupt_record_only(
     # it is a KeyShare whose invariants hold, and it round-trips
     assert kind == "resum"
     assert decode_key_share(encode_key_share(decoded)) == decoded
+
+
+def test_tombstone_round_trip_and_corruption() -> None:
+    from secretstore.errors import CorruptRecord as Corrupt
+    from secretstore.storage.codec import decode_tombstone, encode_tombstone
+    from secretstore.storage.model import Tombstone
+    from secretstore.types import Address, ServerKeyId
+
+    tombstone = Tombstone(
+        ServerKeyId(b"\x01" * 32), Point.base_mul(Scalar(5)), Address(b"\x02" * 20), b"\x03" * 65
+    )
+    record = encode_tombstone(tombstone)
+    assert decode_tombstone(record) == tombstone
+    for bad in (record[:-1], record + b"\x00", b"\x02" + record[1:]):
+        with pytest.raises(Corrupt):
+            decode_tombstone(bad)
+    for offset in range(0, len(record), 7):
+        flipped = bytearray(record)
+        flipped[offset] ^= 0x10
+        with pytest.raises(Corrupt):
+            decode_tombstone(bytes(flipped))

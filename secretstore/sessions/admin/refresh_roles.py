@@ -1,0 +1,413 @@
+"""The master's and a slave's part of a refresh (see refresh.py for the phase table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from secretstore.crypto.rng import Rng
+from secretstore.errors import (
+    NodeDisconnected,
+    ProtocolViolation,
+    SecretStoreError,
+    SessionTimeout,
+)
+from secretstore.sessions.admin.plan import Inventory, KeyPlan, plan_refresh_key
+from secretstore.sessions.admin.redistribute import check_new_version
+from secretstore.sessions.admin.refresh import (
+    RefreshOutcome,
+    RefreshPhase,
+    RefreshSession,
+    RefreshSettings,
+)
+from secretstore.sessions.admin.share_change import KeyFault
+from secretstore.sessions.base import Deadline, Effect, Send, SessionContext, short
+from secretstore.sessions.signing_common import names
+from secretstore.types import NodeId, ServerKeyId, SessionId
+from secretstore.wire.admin import (
+    InventoryEntry,
+    InventoryPage,
+    KeyChangeFault,
+    KeyDeal,
+    KeyMoved,
+    KeySubshare,
+    NodeNumber,
+)
+from secretstore.wire.refresh import (
+    RefreshCommit,
+    RefreshFinished,
+    RefreshInit,
+    RefreshScope,
+    RefreshSkip,
+)
+
+
+@dataclass(slots=True)
+class _Refreshing:
+    """The master's state of one key in flight."""
+
+    plan: KeyPlan
+    moved: dict[NodeId, KeyMoved] = field(default_factory=dict)
+
+
+def plan_batch(
+    inventory: Inventory,
+    counts: dict[NodeId, int],
+    last: dict[NodeId, ServerKeyId],
+    scope: RefreshScope,
+    rng: Rng,
+) -> tuple[list[KeyPlan], list[tuple[ServerKeyId, str]], ServerKeyId | None]:
+    """The batch: the keys to refresh, those skipped (with why), and where the next batch of
+    a refresh of every key starts. In a batch of at most `limit` keys per node, a node that
+    reported `limit` keys may hold more: the batch ends at the smallest last key of those, so
+    every key in it was reported by every node that holds it."""
+    boundary: ServerKeyId | None = None
+    if not scope.keys:
+        full = [last[node] for node, count in counts.items() if count >= scope.limit]
+        boundary = min(full) if full else None
+    plans: list[KeyPlan] = []
+    skipped: list[tuple[ServerKeyId, str]] = []
+    for key_id in inventory.key_ids():
+        if boundary is not None and key_id > boundary:
+            break
+        reports = inventory.reports(key_id)
+        outcome = plan_refresh_key(key_id, reports, rng)
+        if isinstance(outcome, str):
+            skipped.append((key_id, outcome))
+        elif outcome.threshold == 0:
+            skipped.append(
+                (key_id, f"key 0x{key_id.hex()}: threshold 0, every share is the whole key")
+            )
+        else:
+            plans.append(outcome)
+    if scope.keys:
+        found = {plan.key_id for plan in plans} | {key for key, _ in skipped}
+        skipped += [
+            (key, f"key 0x{key.hex()}: no node holds it") for key in scope.keys if key not in found
+        ]
+        skipped.sort()
+    return plans, skipped, boundary
+
+
+class RefreshMaster(RefreshSession):
+    """The node asked: it plans the batch, drives every key, commits."""
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        session_id: SessionId,
+        settings: RefreshSettings,
+        init: RefreshInit,
+        inventory: tuple[InventoryEntry, ...],
+    ) -> None:
+        super().__init__(ctx, session_id, ctx.self_id, settings, init)
+        self._inventory = Inventory()
+        self._pages: dict[NodeId, int] = {}
+        self._counts: dict[NodeId, int] = {}
+        self._last: dict[NodeId, ServerKeyId] = {}
+        self._inventoried: set[NodeId] = set()
+        self._add_page(ctx.self_id, inventory, last=True)
+        self._plans: list[KeyPlan] | None = None
+        self._next = 0
+        self._moving: dict[ServerKeyId, _Refreshing] = {}
+        self._refreshed: list[ServerKeyId] = []
+        self._skipped: list[tuple[ServerKeyId, str]] = []
+        self._next_after: ServerKeyId | None = None
+        self._committed = False
+        self._finished_nodes: set[NodeId] = set()
+        self._launching = False
+
+    @property
+    def phase(self) -> RefreshPhase:
+        if self.finished:
+            return RefreshPhase.ENDED
+        if self._committed:
+            return RefreshPhase.WAITING_FOR_FINISH
+        if self._plans is None:
+            return RefreshPhase.WAITING_FOR_NODES
+        return RefreshPhase.REFRESHING
+
+    def start(self) -> list[Effect]:
+        effects: list[Effect] = [self._touch(), *self.broadcast(self.init, self.others)]
+        return effects + self._maybe_plan()
+
+    # --- events ---------------------------------------------------------------------------
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._committed:
+            self._finished_nodes.add(node)
+            return self._maybe_finish()
+        return self.fail(
+            NodeDisconnected(f"node {short(node)} disconnected during the refresh ({self._text()})")
+        )
+
+    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:300]}"))
+
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        if self.finished:
+            return []
+        return self.fail(type(error)(f"node {short(sender)}: {error}"))
+
+    def on_timeout(self) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._committed:  # the keys are refreshed; a node that did not answer is noted
+            silent = sorted(self.others - self._finished_nodes)
+            self._finished_nodes |= set(silent)
+            notice = self._notice(f"no RefreshFinished from {names(silent)}")
+            return [notice, *self._maybe_finish()]
+        return self.fail(SessionTimeout(f"the refresh made no progress in time ({self._text()})"))
+
+    def _skip(self, key_id: ServerKeyId, reason: str) -> list[Effect]:
+        self._skip_here(key_id)
+        return self._on_skip(self.ctx.self_id, key_id, reason)
+
+    def _fault(self, fault: KeyFault) -> list[Effect]:
+        return self.fail(fault.violation())
+
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        if isinstance(message, InventoryPage):
+            return [self._touch(), *self._on_page(sender, message)]
+        if isinstance(message, KeySubshare):
+            return self._on_subshare(sender, message)
+        if isinstance(message, KeyMoved):
+            return [self._touch(), *self._moved(sender, message)]
+        if isinstance(message, RefreshSkip):
+            return [self._touch(), *self._on_skip(sender, message.key_id, message.reason)]
+        if isinstance(message, KeyChangeFault):
+            culprits = names(message.culprits) or short(sender)
+            return self.fail(
+                ProtocolViolation(
+                    culprits,
+                    f"{message.what[:300]} (key 0x{message.key_id.hex()}, seen by {short(sender)})",
+                )
+            )
+        if isinstance(message, RefreshFinished) and self._committed:
+            self._finished_nodes.add(sender)
+            return self._maybe_finish()
+        raise ProtocolViolation(short(sender), f"sent {type(message).__name__} out of turn")
+
+    # --- the inventory and the plan -------------------------------------------------------
+    def _add_page(self, node: NodeId, entries: tuple[InventoryEntry, ...], last: bool) -> None:
+        self._inventory.add(node, entries)
+        self._counts[node] = self._counts.get(node, 0) + len(entries)
+        if entries:
+            self._last[node] = entries[-1].key_id
+        if last:
+            self._inventoried.add(node)
+
+    def _on_page(self, sender: NodeId, page: InventoryPage) -> list[Effect]:
+        if self._plans is not None:
+            raise ProtocolViolation(short(sender), "sent an inventory out of turn")
+        expected = self._pages.get(sender, 0)
+        if page.index < expected:
+            return []
+        if page.index > expected or sender in self._inventoried:
+            raise ProtocolViolation(short(sender), f"sent inventory page {page.index} out of order")
+        self._pages[sender] = expected + 1
+        self._add_page(sender, page.entries, page.last)
+        return self._maybe_plan()
+
+    def _maybe_plan(self) -> list[Effect]:
+        if self._inventoried != self.cluster:
+            return []
+        plans, skipped, boundary = plan_batch(
+            self._inventory, self._counts, self._last, self.init.scope, self.ctx.rng
+        )
+        self._plans, self._skipped, self._next_after = plans, skipped, boundary
+        self.total = len(plans) + len(skipped)
+        self.done = len(skipped)
+        effects: list[Effect] = [
+            self._notice(
+                f"{len(plans)} keys to refresh, {len(skipped)} skipped "
+                f"(at most {self.settings.keys_in_flight} at once)"
+            )
+        ]
+        return effects + self._launch()
+
+    def _launch(self) -> list[Effect]:
+        plans = self._plans
+        assert plans is not None
+        if self._launching:
+            return []  # a key that ended while its deal went out: the loop below goes on
+        self._launching = True
+        try:
+            effects = self._fill(plans)
+        finally:
+            self._launching = False
+        if self.finished:
+            return effects
+        if not self._moving and self._next == len(plans) and not self._committed:
+            effects += self._commit()
+        return effects
+
+    def _fill(self, plans: list[KeyPlan]) -> list[Effect]:
+        effects: list[Effect] = []
+        while len(self._moving) < max(1, self.settings.keys_in_flight) and self._next < len(plans):
+            plan = plans[self._next]
+            self._next += 1
+            self._moving[plan.key_id] = _Refreshing(plan)
+            request = KeyDeal(
+                self.session_id,
+                plan.key_id,
+                plan.version,
+                plan.dealers,
+                tuple(NodeNumber(node, number) for node, number in plan.fresh),
+            )
+            for dealer in plan.dealers:
+                if dealer == self.ctx.self_id:
+                    effects += self._on_deal(request)
+                    if self.finished:
+                        return effects
+                else:
+                    effects.append(Send(dealer, request))
+        return effects
+
+    # --- keys -----------------------------------------------------------------------------
+    def _moved(self, sender: NodeId, moved: KeyMoved) -> list[Effect]:
+        effects = super()._moved(sender, moved)
+        refreshing = self._moving.get(moved.key_id)
+        if refreshing is None:
+            return effects
+        plan = refreshing.plan
+        if sender not in dict(plan.fresh):
+            raise ProtocolViolation(short(sender), "reported refreshing a key it does not hold")
+        refreshing.moved[sender] = moved
+        if len(refreshing.moved) < len(plan.fresh):
+            return effects
+        check_new_version(plan.key_id, plan.threshold, plan.public, refreshing.moved, plan.fresh)
+        del self._moving[plan.key_id]
+        self._refreshed.append(plan.key_id)
+        return effects + self._key_done()
+
+    def _on_skip(self, sender: NodeId, key_id: ServerKeyId, reason: str) -> list[Effect]:
+        refreshing = self._moving.pop(key_id, None)
+        if refreshing is None:
+            return []
+        self._skip_here(key_id)
+        self._skipped.append((key_id, f"key 0x{key_id.hex()}: node {short(sender)} {reason}"))
+        return self._key_done()
+
+    def _key_done(self) -> list[Effect]:
+        self.done += 1
+        effects: list[Effect] = []
+        assert self.total is not None
+        tenth = max(1, self.total // 10)
+        if self.done % tenth == 0 or self.done == self.total:
+            effects.append(self._notice(f"{self.done} of {self.total} keys done"))
+        return effects + self._launch()
+
+    # --- the end --------------------------------------------------------------------------
+    def _commit(self) -> list[Effect]:
+        self._committed = True
+        commit = RefreshCommit(self.session_id, tuple(sorted(self._refreshed)))
+        effects: list[Effect] = self.broadcast(commit, self.others)
+        effects += self._erase()
+        return effects + self._maybe_finish()
+
+    def _maybe_finish(self) -> list[Effect]:
+        if not self._committed or not self._finished_nodes >= self.others:
+            return []
+        self._skipped.sort()
+        outcome = RefreshOutcome(
+            tuple(sorted(self._refreshed)), tuple(self._skipped), self._next_after
+        )
+        effects: list[Effect] = [
+            self._notice(
+                f"{len(self._refreshed)} keys refreshed, {len(self._skipped)} skipped; "
+                "old versions erased"
+            )
+        ]
+        return effects + self.finish(outcome)
+
+    def _text(self) -> str:
+        if self.total is None:
+            return "no key was refreshed"
+        return f"{self.done} of {self.total} keys done"
+
+
+class RefreshSlave(RefreshSession):
+    """Every other node of the cluster."""
+
+    #: after the commit: the refreshed keys whose reports this node still waits for
+    _committing: set[ServerKeyId] | None = None
+
+    @property
+    def phase(self) -> RefreshPhase:
+        return RefreshPhase.ENDED if self.finished else RefreshPhase.RUNNING
+
+    def _skip(self, key_id: ServerKeyId, reason: str) -> list[Effect]:
+        self._skip_here(key_id)
+        return [Send(self.master, RefreshSkip(self.session_id, key_id, reason[:300]))]
+
+    def _fault(self, fault: KeyFault) -> list[Effect]:
+        report = KeyChangeFault(self.session_id, fault.key_id, fault.culprits, fault.what)
+        return [Send(self.master, report), *self.fail(fault.violation())]
+
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        if isinstance(message, KeySubshare):
+            return self._on_subshare(sender, message)
+        if isinstance(message, KeyMoved):
+            effects = [self._touch(), *self._moved(sender, message)]
+            if self._committing is not None and message.key_id in self._committing:
+                if not self._waiting_for_reports([message.key_id]):
+                    self._committing.discard(message.key_id)
+                effects += self._maybe_commit()
+            return effects
+        if sender != self.master:
+            raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
+        if isinstance(message, KeyDeal):
+            return self._on_deal(message)
+        if isinstance(message, RefreshCommit) and self._committing is None:
+            self._committing = self._waiting_for_reports(message.refreshed)
+            # answer well before the master gives up waiting
+            wait = Deadline(self.session_id, self.settings.stall_timeout / 2)
+            return [wait, *self._maybe_commit()]
+        if message == self.init:
+            return []
+        raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
+
+    def _maybe_commit(self, *, anyway: bool = False) -> list[Effect]:
+        """Erase once the reports of every refreshed key are here (or `anyway`, keeping the
+        old versions of the keys whose reports did not come), answer, end."""
+        if self._committing is None or (self._committing and not anyway):
+            return []
+        effects: list[Effect] = []
+        if self._committing:
+            first = min(self._committing)
+            effects.append(
+                self._notice(
+                    f"{len(self._committing)} refreshed keys keep their old version here: not "
+                    f"every new holder's report came (first: 0x{first.hex()})"
+                )
+            )
+        effects += self._erase()
+        effects.append(Send(self.master, RefreshFinished(self.session_id, self.erased)))
+        return effects + self.finish()
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._committing is not None:
+            return self._maybe_commit(anyway=True)
+        if node != self.master:
+            return []  # the master ends the refresh if it must
+        return [self._notice("the master left: nothing erased"), *self.finish()]
+
+    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished or sender != self.master:
+            return []
+        return [self._notice(f"the master ended the refresh: {reason[:200]}"), *self.finish()]
+
+    def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
+        return self.on_peer_error(sender, str(error))
+
+    def on_timeout(self) -> list[Effect]:
+        if self.finished:
+            return []
+        if self._committing is not None:
+            return self._maybe_commit(anyway=True)
+        return self.fail(SessionTimeout("the refresh made no progress in time"))
