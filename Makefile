@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 NODES   ?= 3
 THRESHOLD ?= 1
 
-.PHONY: install devtools contracts check test soak mutation cluster chain-cluster bench bench-quick lint typecheck clean
+.PHONY: install devtools contracts check test byzantine soak mutation cluster chain-cluster bench bench-quick lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,13 +38,13 @@ typecheck: $(STAMP)
 
 # The quick loop: lint, types, import rules and the fast tests (under a minute).
 check: lint typecheck
-	$(BIN)/pytest -q -m "not e2e and not slow and not chain" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not e2e and not slow and not chain and not sweep" -p no:cacheprovider
 
-# The whole suite, as CI runs it: the fault suite's quick part included (real nodes in network
-# namespaces; it prints its figures at the end), the soak left out.
+# The whole suite, as CI runs it: the fault suite's quick part and the Byzantine suite's quick
+# tier included (the fault suite prints its figures at the end); the soak and the sweep left out.
 test: lint typecheck $(NPM_STAMP)
 	@sh scripts/ensure-fault-tools
-	$(BIN)/pytest -q -p no:cacheprovider -m "not soak"
+	$(BIN)/pytest -q -p no:cacheprovider -m "not soak and not sweep"
 
 # The long fault run: kills, SIGSTOPs and partitions during $(SOAK_OPERATIONS) operations on
 # 5 nodes; prints its figures.
@@ -59,6 +59,10 @@ soak: $(STAMP)
 MUTANTS ?=
 mutation: $(STAMP)
 	sh scripts/mutation $(MUTANTS)
+
+# The Byzantine suite's whole sweep (tests/sim/byzantine, tens of thousands of cases: long).
+byzantine: $(STAMP)
+	$(BIN)/pytest -q -m sweep -p no:cacheprovider tests/sim/byzantine
 
 # A local cluster of $(NODES) nodes on embedded defaults (no chain, acl_contract = "none").
 cluster: $(STAMP)

@@ -135,7 +135,13 @@ class MalformedMessage(SecretStoreError):
 
 
 class SessionTimeout(SecretStoreError):
-    """A session did not finish in time."""
+    """A session did not finish in time; `node` names the nodes it was still waiting for
+    (short ids, comma-separated; empty when it waited for none)."""
+
+    def __init__(self, what: str, node: str = "") -> None:
+        super().__init__(f"node {node}: {what}" if node else what)
+        self.node = node
+        self.what = what
 
 
 class SessionLimitReached(SecretStoreError):

@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.audit.recorder import AuditRecorder
@@ -55,6 +55,11 @@ from secretstore.wire.common import SessionError, kind_of
 log = logging.getLogger(__name__)
 
 DEFAULT_SESSION_TIMEOUT = 30.0
+#: A slave's session times out after this share of the session timeout, its master's after
+#: the whole of it: a slave that waits for another node fails first and names that node, and
+#: its error reaches the master (whose own error then carries it) before the master's clock
+#: ends the session.
+SLAVE_TIMEOUT_SHARE: Final = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +236,7 @@ class ClusterDriver:
             elif isinstance(effect, Fail):
                 self._settle(effect.session_id, error=effect.error)
             elif isinstance(effect, Admitted):
-                self._start_clock(effect.session_id)
+                self._start_clock(effect.session_id, effect.master)
             elif isinstance(effect, Deadline):
                 self._restart_clock(effect.session_id, effect.seconds)
             elif isinstance(effect, Wake):
@@ -361,9 +366,10 @@ class ClusterDriver:
         else:
             future.set_result(result)
 
-    def _start_clock(self, sid: SessionId) -> None:
+    def _start_clock(self, sid: SessionId, master: bool) -> None:
         loop = asyncio.get_running_loop()
-        self._timers[sid] = loop.call_later(self.session_timeout, self._time_out, sid)
+        delay = self.session_timeout if master else self.session_timeout * SLAVE_TIMEOUT_SHARE
+        self._timers[sid] = loop.call_later(delay, self._time_out, sid)
 
     def _restart_clock(self, sid: SessionId, seconds: float) -> None:
         if self.core.session(sid) is None:

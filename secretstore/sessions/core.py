@@ -51,7 +51,7 @@ from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome, claim_of
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
-from secretstore.wire.common import SessionError, error_of, kind_of
+from secretstore.wire.common import ErrorKind, SessionError, error_of, kind_of
 
 
 class ShareReader(Protocol):
@@ -73,15 +73,25 @@ SlaveFactory = Callable[
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """A session joined the table: the driver starts its timeout clock."""
+    """A session joined the table: the driver starts its timeout clock (`master`: this node
+    is the session's master; a slave's clock is the shorter, cluster/driver.py)."""
 
     session_id: SessionId
+    master: bool
 
 
 CoreEffect = Effect | Notice | Admitted | CheckOrigin | OriginOutcome
 
 #: How many sessions one peer may have open here as their master (`max_sessions_per_peer`).
 DEFAULT_MAX_SESSIONS_PER_PEER: Final = 256
+
+
+def attributed(node: NodeId, reason: str) -> str:
+    """A peer's refusal as this node passes it on: its text, prefixed with the peer's id
+    unless it names the peer first already (a peer cannot put its refusal in another's
+    name)."""
+    prefix = f"node {short(node)}: "
+    return reason if reason.startswith(prefix) else prefix + reason
 
 
 class NodeCore:
@@ -193,7 +203,9 @@ class NodeCore:
         if isinstance(message, SessionError):
             if session is None or sender not in session.participants:
                 return []
-            refusal = error_of(message.kind, message.reason)
+            if message.kind == ErrorKind.TIMED_OUT:
+                return self._settle(session, session.on_peer_timeout(sender, message.reason))
+            refusal = error_of(message.kind, attributed(sender, message.reason))
             if refusal is not None:
                 return self._settle(session, session.on_peer_refusal(sender, refusal))
             return self._settle(session, session.on_peer_error(sender, message.reason))
@@ -335,7 +347,8 @@ class NodeCore:
         self._sessions[sid] = session
         if not session.is_master:
             self._by_master[session.master] = self.sessions_of(session.master) + 1
-        admitted: list[CoreEffect] = [Admitted(sid), *self._settle(session, effects)]
+        admitted: list[CoreEffect] = [Admitted(sid, session.is_master)]
+        admitted += self._settle(session, effects)
         if session.EXCLUSIVE and not session.finished:
             self._exclusive = sid
             admitted += self._drained()

@@ -124,6 +124,18 @@ class SigningSlave(Session):
         # any holder of the version may be in a group with this node
         return frozenset(self.version.nodes) | {self.master, self.ctx.self_id}
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """Its own access policy, then the members whose nonce messages are due, else the
+        master's next step."""
+        if self.check.allowed is None:
+            return frozenset({self.ctx.self_id})
+        nonces = self.nonces
+        if nonces is not None and not nonces.done:
+            waiting = nonces.waiting_for()
+            if waiting:
+                return waiting
+        return frozenset({self.master})
+
     # --- events ---------------------------------------------------------------------------
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         if self.finished:
