@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 NODES   ?= 3
 
-.PHONY: install devtools contracts check test cluster chain-cluster bench bench-quick lint typecheck clean
+.PHONY: install devtools contracts check test byzantine soak mutation cluster chain-cluster bench bench-quick lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,11 +38,31 @@ typecheck: $(STAMP)
 
 # The quick loop: lint, types, import rules and the fast tests (under a minute).
 check: lint typecheck
-	$(BIN)/pytest -q -m "not e2e and not slow and not chain and not docker and not browser" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not e2e and not slow and not chain and not docker and not browser and not sweep" -p no:cacheprovider
 
-# The whole suite, as CI runs it.
+# The whole suite, as CI runs it: the fault suite's quick part and the Byzantine suite's quick
+# tier included (the fault suite prints its figures at the end); the soak and the sweep left out.
 test: lint typecheck $(NPM_STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	@sh scripts/ensure-fault-tools
+	$(BIN)/pytest -q -p no:cacheprovider -m "not soak and not sweep"
+
+# The long fault run: kills, SIGSTOPs and partitions during $(SOAK_OPERATIONS) operations on
+# 5 nodes; prints its figures.
+SOAK_OPERATIONS ?= 20000
+soak: $(STAMP)
+	@sh scripts/ensure-fault-tools
+	SOAK_OPERATIONS=$(SOAK_OPERATIONS) $(BIN)/pytest -q -p no:cacheprovider -m soak tests/faults
+
+# Mutation testing (mutmut) over crypto/, sessions/, the driver and storage: long, not in
+# `make test`; the surviving mutants are listed at the end (`mutmut results`).
+# MUTANTS="secretstore.cluster.driver.*" (re)runs only the mutants those patterns name.
+MUTANTS ?=
+mutation: $(STAMP)
+	sh scripts/mutation $(MUTANTS)
+
+# The Byzantine suite's whole sweep (tests/sim/byzantine, tens of thousands of cases: long).
+byzantine: $(STAMP)
+	$(BIN)/pytest -q -m sweep -p no:cacheprovider tests/sim/byzantine
 
 # A local cluster of $(NODES) nodes on embedded defaults (no chain, acl_contract = "none").
 cluster: $(STAMP)

@@ -187,8 +187,12 @@ def shadow_proof_operations(t: int, rng: SeededRng) -> list[tuple[str, Callable[
 
     plain, blinded = statement(False), statement(True)
     node = nodes[0]
+
+    def seal(decrypt_shadow: Scalar) -> bytes:  # ECIES not counted: the scalar as it is
+        return decrypt_shadow.to_bytes()
+
     plain_answer = sp.answer_job(plain, node, shares[node], rng)
-    answers = [sp.answer_job(blinded, n, shares[n], rng) for n in nodes]
+    answers = [sp.answer_job(blinded, n, shares[n], rng, seal) for n in nodes]
     shadow_answer = answers[0]
     joint = shadow.compute_joint_shadow_point(a.shadow_point for a in answers)
     proofs = sp.ShadowRetrievalProofs(
@@ -206,13 +210,17 @@ def shadow_proof_operations(t: int, rng: SeededRng) -> list[tuple[str, Callable[
             t, blinded.access_key, encrypted, joint
         ),
         "common_point": shadow.make_common_shadow_point(t, common),
-        "decrypt_shadows": [a.decrypt_shadow for a in answers if a.decrypt_shadow is not None],
+        "sealed_shadows": [a.sealed_shadow for a in answers if a.sealed_shadow is not None],
+        "open_shadow": Scalar.from_bytes,
         "proofs": proofs,
     }
     assert sp.verify_shadow_retrieval(**check)  # type: ignore[arg-type]
     return [
         (f"proven plain answer t={t}", lambda: sp.answer_job(plain, node, shares[node], rng)),
-        (f"proven shadow answer t={t}", lambda: sp.answer_job(blinded, node, shares[node], rng)),
+        (
+            f"proven shadow answer t={t}",
+            lambda: sp.answer_job(blinded, node, shares[node], rng, seal),
+        ),
         (
             f"master checks a plain answer t={t}",
             lambda: sp.verify_job_answer(
@@ -227,6 +235,7 @@ def shadow_proof_operations(t: int, rng: SeededRng) -> list[tuple[str, Callable[
                 shadow_answer.shadow_point,
                 shadow_answer.blinded_public,
                 shadow_answer.proof,
+                sealed=shadow_answer.sealed_shadow,
             ),
         ),
         (

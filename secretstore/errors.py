@@ -7,6 +7,13 @@ class SecretStoreError(Exception):
     """Root of every error this package raises on purpose."""
 
 
+def describe(error: BaseException) -> str:
+    """An error's message with the notes added to it on its way (e.g. which node a session
+    lost and why), as one text for logs and the HTTP cause header."""
+    notes = [str(note) for note in getattr(error, "__notes__", ())]
+    return "; ".join([str(error), *notes])
+
+
 # --- crypto: malformed or invalid cryptographic input -------------------------------------
 
 
@@ -128,7 +135,13 @@ class MalformedMessage(SecretStoreError):
 
 
 class SessionTimeout(SecretStoreError):
-    """A session did not finish in time."""
+    """A session did not finish in time; `node` names the nodes it was still waiting for
+    (short ids, comma-separated; empty when it waited for none)."""
+
+    def __init__(self, what: str, node: str = "") -> None:
+        super().__init__(f"node {node}: {what}" if node else what)
+        self.node = node
+        self.what = what
 
 
 class SessionLimitReached(SecretStoreError):

@@ -9,11 +9,14 @@ record, it is replaced before the line is written.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
 import time
 from typing import Final, TextIO
+
+from aiohttp.http_exceptions import HttpProcessingError
 
 from secretstore.types import NodeId
 
@@ -100,6 +103,32 @@ class NodeTag(logging.Filter):
         return True
 
 
+#: Exceptions that come from outside and are expected (a client's malformed HTTP, a peer or
+#: client that went away): logged as one line with their cause, never with a traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    HttpProcessingError,
+    ConnectionError,
+    asyncio.IncompleteReadError,
+    TimeoutError,
+)
+
+
+class ExpectedErrorsOneLine(logging.Filter):
+    """A record carrying an expected exception keeps its message and the exception's text on
+    one line, without the traceback; tracebacks stay for bugs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = record.exc_info
+        if info and isinstance(info[1], EXPECTED_ERRORS):
+            error = info[1]
+            detail = " ".join(str(error).split()) or type(error).__name__
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {detail}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 class OneLineFormatter(logging.Formatter):
     """`<time> <LEVEL> node=<id> <logger>: <message>` with newlines escaped."""
 
@@ -142,6 +171,7 @@ def configure_logging(
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(NodeTag(short_node(node_id) if node_id is not None else NO_NODE))
+    handler.addFilter(ExpectedErrorsOneLine())
     handler.addFilter(RedactSecrets())
     handler.setFormatter(OneLineFormatter())
     root.addHandler(handler)

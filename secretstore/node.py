@@ -27,7 +27,7 @@ from secretstore.cluster.membership import Membership
 from secretstore.cluster.presigner import Presigner
 from secretstore.cluster.refresh import RefreshSchedule
 from secretstore.config.loader import load_config
-from secretstore.config.model import NodeConfig, SecretStoreConfig
+from secretstore.config.model import Deadlines, NodeConfig, SecretStoreConfig
 from secretstore.config.rules import check_startup
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
@@ -35,6 +35,7 @@ from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError, SecretStoreError
 from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
+from secretstore.http.guard import GuardLimits
 from secretstore.keyserver import KeyServer
 from secretstore.listen import host_port, listening
 from secretstore.logs import short_node
@@ -76,11 +77,15 @@ def check_supported(config: NodeConfig) -> None:
     check_startup(config)
 
 
-def mesh_timings(keep_alive_interval: float) -> MeshTimings:
-    """The mesh's keep-alive settings from the config's `keep_alive_interval`."""
+def mesh_timings(keep_alive_interval: float, deadlines: Deadlines | None = None) -> MeshTimings:
+    """The mesh's keep-alive and deadline settings from the config's `keep_alive_interval`,
+    `peer_timeout` and `handshake_timeout`."""
+    chosen = deadlines or Deadlines()
     return MeshTimings(
+        handshake_timeout=chosen.handshake_timeout,
         ping_interval=keep_alive_interval,
         dead_after=keep_alive_interval * DEAD_AFTER_INTERVALS,
+        response_timeout=chosen.peer_timeout,
     )
 
 
@@ -238,7 +243,8 @@ class Node:
                 (store.interface, store.port),
                 nodes,
                 rng=self._rng,
-                timings=mesh_timings(store.keep_alive_interval),
+                timings=mesh_timings(store.keep_alive_interval, store.deadlines),
+                dial_all=True,
                 admission=AdmissionLimits(
                     max_pending=limits.max_pending_handshakes,
                     max_pending_per_address=limits.max_pending_handshakes_per_address,
@@ -310,6 +316,7 @@ class Node:
                 self._storage,
                 access,
                 store.session_timeout,
+                response_timeout=store.deadlines.peer_timeout,
                 audit=audit,
                 observer=self.observer,
             )
@@ -366,6 +373,9 @@ class Node:
                         store.http_cors,
                         extra_routes=observe_routes(self.health, self.observer),
                         on_request=self.metrics.http_request,
+                        limits=GuardLimits(
+                            store.deadlines.http_read_timeout, store.deadlines.http_max_requests
+                        ),
                     ),
                 )
             if store.refresh_interval > 0:

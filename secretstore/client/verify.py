@@ -5,9 +5,9 @@ A key server of ours adds a `proofs` field to the shadow retrieval body for a ke
 has commitments (docs/HTTP.md). `verify_document_key_shadow` opens each decrypt shadow with
 the requester's key and checks, with crypto/shadow_proofs.py: the commitments anchor at the
 server key public the requester knows (``C_0 == Y``), t+1 distinct participants, each
-participant's DLEQ proof for this key, requester and job, each ``d_i·G == Q_i - ν_i·G``, and
-``D == E ∓ a⁻¹·Σ P_i``; then it returns the document key M. Anything else raises
-ShadowVerificationError naming the node at fault.
+participant's DLEQ proof for this key, requester, job and sealed decrypt shadow, each
+``d_i·G == Q_i - ν_i·G``, and ``D == E ∓ a⁻¹·Σ P_i``; then it returns the document key
+M. Anything else raises ShadowVerificationError naming the node at fault.
 
 Without an anchor (`server_key_public=None`) the checks run against the commitments the
 answer names: that catches a participant that lies (its decrypt shadow included, which the
@@ -104,14 +104,6 @@ def verify_document_key_shadow(
             None,
             f"{len(response.decrypt_shadows)} decrypt shadows for {len(participants)} participants",
         )
-    opened: list[Scalar] = []
-    for participant, cipher in zip(participants, response.decrypt_shadows, strict=True):
-        try:
-            opened.append(unwrap_shadow_coefficient(requester, cipher))
-        except CryptoError as exc:
-            raise ShadowVerificationError(
-                "0x" + participant.node.hex(), f"its decrypt shadow does not open: {exc}"
-            ) from None
     anchor = server_key_public if server_key_public is not None else proofs.commitments[0]
     return verify_shadow_retrieval(
         key_id=key_id,
@@ -119,7 +111,8 @@ def verify_document_key_shadow(
         server_key_public=anchor,
         decrypted_secret=response.decrypted_secret,
         common_point=response.common_point,
-        decrypt_shadows=opened,
+        sealed_shadows=response.decrypt_shadows,
+        open_shadow=lambda sealed: unwrap_shadow_coefficient(requester, sealed),
         proofs=proofs,
     )
 

@@ -3,7 +3,9 @@
 Effects of one event are carried out in order; a Persist is written (synced) before any later
 effect of the same event, so nothing is sent that depends on a write that could still be lost.
 A Record goes to the audit log the same way: a release is logged before what it releases leaves
-the node, and a release that cannot be logged does not happen.
+the node, and a release that cannot be logged does not happen. A peer that sessions wait on and
+that goes silent or cannot be reached is lost for them within the response deadline
+(cluster/liveness.py); the session timeout is only the backstop.
 A service contract's session (sessions/origin.py) is checked by the node's `OriginVerifier`
 (none: every such session is refused), and its end goes to the node's outcome handler.
 """
@@ -15,13 +17,20 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.cluster.access import AccessPolicy
+from secretstore.cluster.liveness import DEFAULT_RESPONSE_TIMEOUT, PeerLiveness
 from secretstore.cluster.observer import ClusterObserver, NullObserver, session_kind
-from secretstore.errors import AuditLogError, MalformedMessage, SecretStoreError, SessionTimeout
+from secretstore.errors import (
+    AuditLogError,
+    MalformedMessage,
+    SecretStoreError,
+    SessionTimeout,
+    describe,
+)
 from secretstore.mesh.port import Transport
 from secretstore.sessions.admin.delete import tombstone_pushes
 from secretstore.sessions.base import (
@@ -47,6 +56,11 @@ from secretstore.wire.common import SessionError, kind_of
 log = logging.getLogger(__name__)
 
 DEFAULT_SESSION_TIMEOUT = 30.0
+#: A slave's session times out after this share of the session timeout, its master's after
+#: the whole of it: a slave that waits for another node fails first and names that node, and
+#: its error reaches the master (whose own error then carries it) before the master's clock
+#: ends the session.
+SLAVE_TIMEOUT_SHARE: Final = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,7 @@ class ClusterDriver:
         access: AccessPolicy,
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
         *,
+        response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
         audit: AuditRecorder | None = None,
         observer: ClusterObserver | None = None,
     ) -> None:
@@ -96,8 +111,21 @@ class ClusterDriver:
         self._answers: deque[tuple[SessionId, bool]] = deque()
         self._depth = 0
         self._short_self = core.ctx.self_id[:4].hex()
+        self.liveness = PeerLiveness(
+            transport, core.peers_in_sessions, self._on_node_lost, response_timeout
+        )
         self._origins: OriginVerifier | None = None
         self._on_outcome: Callable[[OriginOutcome], None] = lambda outcome: None
+
+    @property
+    def clocks_running(self) -> int:
+        """How many session timeout clocks run (each is stopped when its session ends)."""
+        return len(self._timers)
+
+    @property
+    def requests_waiting(self) -> int:
+        """How many `request`/`release` calls wait for their session here."""
+        return len(self._results)
 
     def serve_origins(
         self, verifier: OriginVerifier, on_outcome: Callable[[OriginOutcome], None]
@@ -151,13 +179,19 @@ class ClusterDriver:
         """A link came up: push every tombstone this node keeps, so a node that was away
         when a key was deleted erases it now."""
         log.debug("node %s connected", node[:4].hex())
+        self.liveness.on_connected(node)
         try:
             self._push_tombstones(node, self.storage.tombstones())
         except SecretStoreError as exc:
             log.error("cannot read the tombstones to push to node %s: %s", node[:4].hex(), exc)
 
     def on_disconnected(self, node: NodeId) -> None:
-        self._apply(self.core.on_node_disconnected(node))
+        reason = self.transport.close_reason(node) or "disconnected"
+        self._apply(self.core.on_node_disconnected(node, reason))
+
+    def _on_node_lost(self, sid: SessionId, node: NodeId, why: str) -> None:
+        """One session's message could not reach `node` in time (liveness rule 2)."""
+        self._apply(self.core.on_node_unreachable(sid, node, why))
 
     # --- effects ------------------------------------------------------------------------------
     def _apply(self, effects: Iterable[CoreEffect]) -> None:
@@ -216,7 +250,7 @@ class ClusterDriver:
             elif isinstance(effect, Fail):
                 self._settle(effect.session_id, error=effect.error)
             elif isinstance(effect, Admitted):
-                self._start_clock(effect.session_id)
+                self._start_clock(effect.session_id, effect.master)
             elif isinstance(effect, Deadline):
                 self._restart_clock(effect.session_id, effect.seconds)
             elif isinstance(effect, Wake):
@@ -227,6 +261,7 @@ class ClusterDriver:
                 self._spawn(self._check_origin(effect))
             elif isinstance(effect, OriginOutcome):
                 self._on_outcome(effect)
+        self.liveness.sessions_changed()
 
     def _persist(self, effect: Persist) -> None:
         if effect.create:
@@ -289,9 +324,13 @@ class ClusterDriver:
         payload = codec.encode(effect.message)
         if self.transport.send(effect.to, payload):
             self.observer.frame_sent(effect.to, len(payload))
+            return
+        if effect.to in self.core.ctx.cluster_nodes:
+            # Not connected (yet): held until the link comes up or the deadline passes.
+            sid: SessionId = getattr(effect.message, "session_id", SessionId(b""))
+            self.liveness.hold(effect.to, sid, payload)
         else:
-            # Not connected: the disconnect event tells the sessions; nothing else to do here.
-            log.debug("node %s unreachable; message dropped", effect.to[:4].hex())
+            log.debug("node %s is not in the node set; message dropped", effect.to[:4].hex())
 
     async def _check_access(self, effect: CheckAccess) -> None:
         try:
@@ -344,16 +383,17 @@ class ClusterDriver:
         future = self._results.get(sid)
         if future is None or future.done():
             if error is not None:
-                log.info("session %s failed: %s", sid[:4].hex(), error)
+                log.info("session %s failed: %s", sid[:4].hex(), describe(error))
             return
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
 
-    def _start_clock(self, sid: SessionId) -> None:
+    def _start_clock(self, sid: SessionId, master: bool) -> None:
         loop = asyncio.get_running_loop()
-        self._timers[sid] = loop.call_later(self.session_timeout, self._time_out, sid)
+        delay = self.session_timeout if master else self.session_timeout * SLAVE_TIMEOUT_SHARE
+        self._timers[sid] = loop.call_later(delay, self._time_out, sid)
 
     def _restart_clock(self, sid: SessionId, seconds: float) -> None:
         if self.core.session(sid) is None:
@@ -383,6 +423,13 @@ class ClusterDriver:
         if not effects:
             self._settle(sid, error=SessionTimeout("the session did not finish in time"))
         self._apply(effects)
+        if self.core.session(sid) is not None and sid not in self._timers:
+            # The session went on past its timeout without a new deadline: it would never
+            # end, so the backstop ends it here (here and on the other side).
+            error = SessionTimeout("the session did not finish in time")
+            log.warning("session %s: still running at its timeout; ended", sid[:4].hex())
+            self._settle(sid, error=error)
+            self._apply(self.core.abort(sid, error))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -390,6 +437,7 @@ class ClusterDriver:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self.liveness.close()
         for timer in [*self._timers.values(), *self._wakes.values()]:
             timer.cancel()
         self._timers.clear()

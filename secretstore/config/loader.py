@@ -25,6 +25,7 @@ from secretstore.config.model import (
     MAX_REFRESH_BATCH_SIZE,
     MAX_REFRESH_INTERVAL,
     MIN_REFRESH_INTERVAL,
+    Deadlines,
     NodeAddress,
     NodeConfig,
     ResourceLimits,
@@ -82,6 +83,7 @@ OUR_SECRETSTORE_KEYS: Final = (
     "max_sessions_per_peer", "max_pending_handshakes", "max_pending_handshakes_per_address",
     "reserved_handshakes_for_nodes",
     "require_bound_requests",
+    "peer_timeout", "handshake_timeout", "http_read_timeout", "http_max_requests",
     "node_set_change_keys_in_flight",
     "refresh_interval", "refresh_batch_size",
     "require_shadow_retrieval",
@@ -186,6 +188,7 @@ def parse_config(text: str, base_dir: Path, *, source: Path | None = None) -> No
         log_level=parse_log_level(store),
         limits=_limits(store),
         require_bound_requests=get_bool(store, "secretstore.require_bound_requests", False),
+        deadlines=_deadlines(store),
         node_set_change_keys_in_flight=get_int(
             store,
             "secretstore.node_set_change_keys_in_flight",
@@ -273,6 +276,22 @@ def _limits(store: dict[str, Any]) -> ResourceLimits:
             min(default.reserved_handshakes_for_nodes, total // 2),
             0,
             total,
+        ),
+    )
+
+
+def _deadlines(store: dict[str, Any]) -> Deadlines:
+    default = Deadlines()
+    return Deadlines(
+        peer_timeout=get_seconds(store, "secretstore.peer_timeout", default.peer_timeout),
+        handshake_timeout=get_seconds(
+            store, "secretstore.handshake_timeout", default.handshake_timeout
+        ),
+        http_read_timeout=get_seconds(
+            store, "secretstore.http_read_timeout", default.http_read_timeout
+        ),
+        http_max_requests=get_int(
+            store, "secretstore.http_max_requests", default.http_max_requests, 1, 65536
         ),
     )
 

@@ -131,6 +131,21 @@ class ResourceLimits:
     reserved_handshakes_for_nodes: int = DEFAULT_RESERVED_HANDSHAKES_FOR_NODES
 
 
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """How long a node waits on a silent peer, a handshake and a slow HTTP client, and how many
+    HTTP requests it serves at once (see docs/CONFIG.md, "Deadlines")."""
+
+    #: a peer that a session waits on and that sends nothing for this long is lost for it
+    peer_timeout: float = 2.0
+    #: an inbound or outbound mesh handshake must end within this
+    handshake_timeout: float = 5.0
+    #: an HTTP request's headers, and then its body, must arrive within this
+    http_read_timeout: float = 10.0
+    #: HTTP requests served at once; one more is answered 503 at once
+    http_max_requests: int = 256
+
+
 # --- the [secretstore] section ----------------------------------------------------------------
 
 
@@ -179,6 +194,7 @@ class SecretStoreConfig:
     #: signature (every node
     #: checks with its own setting); off by default, as Parity's clients send none
     require_bound_requests: bool = False
+    deadlines: Deadlines = Deadlines()
     #: refuse plain document key retrieval (as master and as slave): only shadow retrieval
     require_shadow_retrieval: bool = False
     #: ours: fsync every audit log entry before the release it records (off: an entry

@@ -22,7 +22,7 @@ from aiohttp import hdrs, web
 
 from secretstore.audit.jsonform import receipts_header
 from secretstore.config.model import CorsOrigins
-from secretstore.errors import InvalidRequest, SecretStoreError
+from secretstore.errors import InvalidRequest, SecretStoreError, describe
 from secretstore.http import format as fmt
 from secretstore.http.cors import CorsDecision, cors_decision
 from secretstore.http.errors import (
@@ -32,6 +32,7 @@ from secretstore.http.errors import (
     error_response,
     parse_failure,
 )
+from secretstore.http.guard import GuardLimits, RequestGuard, SlowBody, read_body, slow_body_answer
 from secretstore.http.parse import (
     BOUND_SIGNATURE_HEADER,
     ApiRequest,
@@ -78,6 +79,7 @@ def make_app(
     api: KeyServerApi,
     cors: CorsOrigins,
     extra_routes: Sequence[web.RouteDef] = (),
+    limits: GuardLimits | None = None,
     *,
     on_request: RequestHook | None = None,
 ) -> web.Application:
@@ -85,10 +87,12 @@ def make_app(
 
     `extra_routes` (e.g. the node's GET /health) are matched before Parity's routing; each
     must use a path that no Parity route can have (a single segment does not parse).
+    `limits`: the body deadline and the bound on requests at once (http/guard.py).
     `on_request` hears of every request once it is answered.
     """
     middlewares = [_observing(on_request)] if on_request is not None else []
     app = web.Application(client_max_size=MAX_BODY_SIZE, middlewares=middlewares)
+    RequestGuard(limits or GuardLimits()).install(app)
     app[_API_KEY] = api
     app[_CORS_KEY] = cors
     app.router.add_routes(extra_routes)
@@ -145,13 +149,16 @@ async def start_http(
     cors: CorsOrigins,
     extra_routes: Sequence[web.RouteDef] = (),
     *,
+    limits: GuardLimits | None = None,
     on_request: RequestHook | None = None,
 ) -> HttpServer:
-    """Serve the API on host:port (port 0 picks a free one; see HttpServer.port)."""
+    """Serve the API on host:port (port 0 picks a free one; see HttpServer.port). A request
+    head must arrive within `limits.read_timeout` (the keep-alive timer: http/guard.py)."""
+    chosen = limits or GuardLimits()
     runner = web.AppRunner(
-        make_app(api, cors, extra_routes, on_request=on_request),
+        make_app(api, cors, extra_routes, chosen, on_request=on_request),
         access_log_format=ACCESS_LOG_FORMAT,
-        keepalive_timeout=75.0,
+        keepalive_timeout=chosen.read_timeout,
         shutdown_timeout=5.0,
     )
     await runner.setup()
@@ -189,7 +196,11 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         _ROUTE.set("preflight")
         return _preflight(request, decision)
 
-    body = await request.read()
+    try:
+        body = await read_body(request)
+    except SlowBody as exc:
+        log.info("%s %s: %s", method, raw_path, exc)
+        return slow_body_answer(exc)
     try:
         api_request = parse_request(
             method, raw_path, body, request.headers.getall(BOUND_SIGNATURE_HEADER, [])
@@ -306,11 +317,17 @@ def _preflight(request: web.Request, decision: CorsDecision) -> web.Response:
 
 
 def _log_failure(method: str, path: str, answer: ErrorResponse, exc: Exception) -> None:
+    """One line for an expected failure (its cause included); a traceback only for a bug."""
     if answer.status < 500:
-        log.info("%s %s failed (%d): %s", method, path, answer.status, exc)
+        log.info("%s %s failed (%d): %s", method, path, answer.status, describe(exc))
     elif isinstance(exc, SecretStoreError):
         log.warning(
-            "%s %s failed (%d): %s: %s", method, path, answer.status, type(exc).__name__, exc
+            "%s %s failed (%d): %s: %s",
+            method,
+            path,
+            answer.status,
+            type(exc).__name__,
+            describe(exc),
         )
     else:
         log.error("%s %s failed with an unexpected error", method, path, exc_info=exc)

@@ -36,6 +36,7 @@ from secretstore.errors import (
     SessionLimitReached,
     SessionTimeout,
     StorageError,
+    describe,
 )
 from secretstore.http.format import json_string
 
@@ -123,14 +124,26 @@ MAX_CAUSE_LENGTH: Final = 300
 #: (which nodes are missing, "ECDSA needs 2t+1 holders"). It names nodes by their public ids
 #: and counts, nothing else. Access and decryption failures stay opaque: never listed here.
 _CAUSE_TOLD: Final = (ConsensusUnreachable,)
+#: Failures of the cluster whose message names the node(s) and the reason (a peer that is
+#: disconnected, did not answer, is busy, broke the protocol, or a session that timed out).
+_CAUSE_TOLD_CLUSTER: Final = (
+    NodeDisconnected,
+    SessionTimeout,
+    SessionLimitReached,
+    ProtocolViolation,
+)
+#: The cause of a failure whose details stay in the node's log (storage, bugs).
+LOGGED_CAUSE: Final = "see the key server's log"
 
 
 def error_cause(error: BaseException) -> str | None:
     """What goes in the cause header for `error`: its message as one line of printable ASCII
     (at most MAX_CAUSE_LENGTH characters), or None when the cause is not told."""
-    if not isinstance(error, _CAUSE_TOLD):
+    if not isinstance(error, _CAUSE_TOLD + _CAUSE_TOLD_CLUSTER):
+        if error_response(error).status >= INTERNAL_SERVER_ERROR:
+            return LOGGED_CAUSE  # every 5xx says where its cause is
         return None
-    text = " ".join(str(error).split())
+    text = " ".join(describe(error).split())
     text = "".join(c if " " <= c <= "~" else "?" for c in text)
     if len(text) > MAX_CAUSE_LENGTH:
         text = text[: MAX_CAUSE_LENGTH - 3] + "..."

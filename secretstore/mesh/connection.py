@@ -3,6 +3,14 @@
 After the handshake each side sends a sealed PING at once and waits for the peer's: receiving it
 confirms that the peer accepted our proof and derived the same keys, and only then is the
 connection handed to the transport. Any framing or authentication error closes the connection.
+
+Liveness: an idle link sends a PING every `ping_interval` and is closed after `dead_after`
+without a frame. A link that sessions wait on (`watch(True)`) or that was asked to prove
+itself (`probe()`) owes a frame within `response_timeout`: it pings every quarter of that,
+and a peer that sends nothing (hung, partitioned, a half-open socket) is closed with the
+reason "did not answer for N s". A PONG comes from the peer's event loop, not from its
+sessions, so a slow session never looks like a dead peer. When this node's own loop was
+stalled, the verdict waits for one more round, so its own lag is never blamed on the peer.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ log = logging.getLogger(__name__)
 _MAX_REASON: Final = 200
 #: Seconds a gracefully closed connection may take to flush before it is aborted.
 _CLOSE_GRACE: Final = 2.0
+#: A keep-alive round that wakes this much later than planned means this node's own event
+#: loop was stalled (seconds): the liveness verdict waits a round.
+_LOOP_LAG_GRACE: Final = 0.25
 #: The stream buffer size: frames above it are still read whole, with more pauses.
 STREAM_LIMIT: Final = 1024 * 1024
 
@@ -52,6 +63,8 @@ class MeshTimings:
     handshake_timeout: float = 10.0
     ping_interval: float = 5.0
     dead_after: float = 15.0
+    #: how long a watched or probed link may stay silent before it is closed as unresponsive
+    response_timeout: float = 2.0
     max_body: int = DEFAULT_MAX_BODY
     #: Bytes queued for a peer that does not read; above this the connection is dropped.
     max_write_buffer: int = 64 * 1024 * 1024
@@ -181,6 +194,14 @@ class MeshConnection:
         self._closed = asyncio.Event()
         self._close_reason = ""
         self._last_received = asyncio.get_running_loop().time()
+        #: sessions wait on this peer: it owes a frame within response_timeout
+        self._watched = False
+        #: since when a frame is owed (watched or probed), or None
+        self._owed_since: float | None = None
+        #: a probe is outstanding (cleared by the next frame)
+        self._probing = False
+        #: wakes the keep-alive loop when the obligation changes
+        self._wake = asyncio.Event()
 
     @property
     def is_closed(self) -> bool:
@@ -219,6 +240,48 @@ class MeshConnection:
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
+    # --- liveness -----------------------------------------------------------------------
+    @property
+    def watched(self) -> bool:
+        return self._watched
+
+    def watch(self, on: bool) -> None:
+        """Sessions wait on the peer (`on`) or no longer do: a watched link owes a frame
+        within `response_timeout` at all times."""
+        if on == self._watched:
+            return
+        self._watched = on
+        if on:
+            self._owe()
+        elif self._owed_since is not None and not self._probing:
+            self._owed_since = None
+
+    def probe(self) -> None:
+        """Ask the peer to prove that it is there: a frame within `response_timeout`, or the
+        connection is closed as unresponsive (e.g. a newer connection from the same peer
+        suggests that this one is half-open)."""
+        self._probing = True
+        self._owe()
+
+    def _owe(self) -> None:
+        if self.is_closed:
+            return
+        if self._owed_since is None:
+            self._owed_since = asyncio.get_running_loop().time()
+            self._write_control(FrameKind.PING)
+        self._wake.set()
+
+    def _heard(self, now: float) -> None:
+        self._last_received = now
+        self._probing = False
+        self._owed_since = now if self._watched else None
+
+    def unanswered_for(self) -> float:
+        """Seconds a frame has been owed and not come (0 when none is owed)."""
+        if self._owed_since is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - self._owed_since
+
     async def run(self, on_message: Callable[[bytes], None]) -> str:
         """Read frames until the connection ends, passing DATA payloads in order; the reason."""
         keepalive = asyncio.create_task(self._keep_alive())
@@ -228,7 +291,7 @@ class MeshConnection:
                 payload = self._opener.open(header, body)
                 if self._closed.is_set():  # closed locally while the frame was in flight
                     break
-                self._last_received = asyncio.get_running_loop().time()
+                self._heard(asyncio.get_running_loop().time())
                 kind = header.kind
                 if kind is FrameKind.DATA:
                     on_message(payload)
@@ -263,12 +326,41 @@ class MeshConnection:
 
     async def _keep_alive(self) -> None:
         loop = asyncio.get_running_loop()
+        timings = self._timings
+        probe_every = timings.response_timeout / 4
+        last_ping = loop.time()
+        judge_after = 0.0  # no verdict before this (set after this node's own loop stalled)
         while not self.is_closed:
-            await asyncio.sleep(self._timings.ping_interval)
-            if loop.time() - self._last_received > self._timings.dead_after:
-                silent = self._timings.dead_after
-                log.info("node %s: no frame for %.1f s", short_id(self.peer), silent)
-                self.close("peer is silent")
-                _abort(self._writer)
-                return
-            self._write_control(FrameKind.PING)
+            owed = self._owed_since
+            if owed is None:
+                wake_at = min(
+                    last_ping + timings.ping_interval, self._last_received + timings.dead_after
+                )
+            else:
+                wake_at = min(last_ping + probe_every, owed + timings.response_timeout)
+            wake_at = max(wake_at, judge_after)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(wake_at):
+                    await self._wake.wait()
+            now = loop.time()
+            if now - wake_at > _LOOP_LAG_GRACE:
+                # This node's loop was stalled: frames may wait unread; judge a round later.
+                judge_after = now + probe_every
+            owed = self._owed_since
+            if now >= judge_after:
+                if owed is not None and now - owed >= timings.response_timeout:
+                    self._unresponsive(f"did not answer for {timings.response_timeout:g} s")
+                    return
+                if owed is None and now - self._last_received > timings.dead_after:
+                    self._unresponsive(f"sent nothing for {timings.dead_after:g} s")
+                    return
+            interval = timings.ping_interval if owed is None else probe_every
+            if now - last_ping >= interval:
+                self._write_control(FrameKind.PING)
+                last_ping = now
+
+    def _unresponsive(self, reason: str) -> None:
+        log.info("node %s: %s; closing the link", short_id(self.peer), reason)
+        self.close(reason)
+        _abort(self._writer)

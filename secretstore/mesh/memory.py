@@ -182,6 +182,9 @@ class MemoryTransport:
         self._handler: TransportHandler = NullHandler()
         self._running = False
         self._connected: set[NodeId] = set()
+        #: the nodes sessions wait on (links here are up or down: nothing more to watch)
+        self.watched: frozenset[NodeId] = frozenset()
+        self._close_reasons: dict[NodeId, str] = {}
 
     @property
     def self_id(self) -> NodeId:
@@ -215,6 +218,12 @@ class MemoryTransport:
     def connected(self) -> frozenset[NodeId]:
         return frozenset(self._connected)
 
+    def watch(self, nodes: frozenset[NodeId]) -> None:
+        self.watched = frozenset(nodes)
+
+    def close_reason(self, node: NodeId) -> str:
+        return self._close_reasons.get(node, "")
+
     def update_nodes(self, nodes: Iterable[NodeId]) -> None:
         """Replace the set of nodes this transport links with."""
         self._peers = frozenset(p for p in nodes if p != self._self_id)
@@ -228,6 +237,7 @@ class MemoryTransport:
             loop.call_soon(self._handler.on_connected, node)
         else:
             self._connected.discard(node)
+            self._close_reasons[node] = "link down" if self._running else "stopped"
             loop.call_soon(self._handler.on_disconnected, node)
 
     def deliver(self, node: NodeId, payload: bytes) -> None:

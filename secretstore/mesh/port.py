@@ -46,6 +46,14 @@ class Transport(Protocol):
 
     def connected(self) -> frozenset[NodeId]: ...
 
+    def watch(self, nodes: frozenset[NodeId]) -> None:
+        """The nodes that sessions wait on now (replacing the last set): a link to one of
+        them that shows no sign of life within the transport's response deadline is closed
+        (on_disconnected, with `close_reason` saying so)."""
+
+    def close_reason(self, node: NodeId) -> str:
+        """Why the last link to `node` ended ("" when none has)."""
+
 
 class NullHandler:
     """Drops every event (the default until a handler is set)."""

@@ -12,6 +12,12 @@ handshakes are capped per source address and in total, with a reserve for the co
 nodes' addresses (host names in the node set are resolved when the set is given). A refused
 connection is closed at once; refusals are logged once per address and burst.
 
+Half-open links: when a peer dials while this node still holds a connection to it that the
+rule keeps, the peer has no link (it restarted, or it closed ours after a partition), so the
+old one is probed (mesh/connection.py): a connection that does not answer within the
+response deadline is closed, and the next dial replaces it. `watch(nodes)` marks the links
+that sessions wait on, which then owe a frame within that deadline too.
+
 `send` never raises for a missing link: it returns False when the node is not connected.
 """
 
@@ -51,7 +57,7 @@ class Backoff:
     """Redial delays: initial·factor^attempt capped at maximum, then reduced by up to jitter·d."""
 
     initial: float = 0.1
-    maximum: float = 10.0
+    maximum: float = 2.0
     factor: float = 2.0
     jitter: float = 0.5
 
@@ -94,6 +100,10 @@ class MeshTransport:
         self._server: asyncio.Server | None = None
         self._running = False
         self._connections: dict[NodeId, MeshConnection] = {}
+        #: why the last link to each node ended
+        self._close_reasons: dict[NodeId, str] = {}
+        #: the nodes that sessions wait on (see watch)
+        self._watched: frozenset[NodeId] = frozenset()
         self._dialers: dict[NodeId, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._update_node_addresses()
@@ -151,6 +161,17 @@ class MeshTransport:
 
     def connected(self) -> frozenset[NodeId]:
         return frozenset(node for node, c in self._connections.items() if not c.is_closed)
+
+    def watch(self, nodes: frozenset[NodeId]) -> None:
+        """The nodes that sessions wait on now: their links owe a frame within the response
+        deadline (MeshTimings.response_timeout) or are closed as unresponsive."""
+        self._watched = frozenset(nodes)
+        for node, connection in self._connections.items():
+            connection.watch(node in self._watched)
+
+    def close_reason(self, node: NodeId) -> str:
+        """Why the last link to `node` ended ("" when none has)."""
+        return self._close_reasons.get(node, "")
 
     # --- beyond the port ---------------------------------------------------------------
     @property
@@ -232,15 +253,26 @@ class MeshTransport:
             if existing is not None:
                 await existing.wait_closed()
                 attempt = 0
+            elif node < self._self_id and not await self._yield_to_rule_dialer(node):
+                continue
             else:
                 connection = await self._dial_once(node, attempt)
                 if connection is not None and self._register(connection):
-                    attempt = 0
+                    began = asyncio.get_running_loop().time()
                     await self._serve(connection)
+                    lived = asyncio.get_running_loop().time() - began
+                    # a link that ended at once (refused as a duplicate) backs off
+                    attempt = 0 if lived > self._timings.response_timeout else attempt + 1
                 else:
                     attempt += 1
             if self._running:
                 await asyncio.sleep(self._backoff.delay(attempt, self._rng))
+
+    async def _yield_to_rule_dialer(self, node: NodeId) -> bool:
+        """Before dialing a smaller id (dial_all), give it a moment to dial us as the rule
+        says; True when there is still no link afterwards."""
+        await asyncio.sleep(self._timings.response_timeout / 2)
+        return self._running and node not in self._connections
 
     async def _dial_once(self, node: NodeId, attempt: int) -> MeshConnection | None:
         host, port = self._nodes[node]
@@ -344,9 +376,12 @@ class MeshTransport:
         if existing is not None and not existing.is_closed:
             if not self._dialed_by_rule(connection):
                 connection.close("duplicate connection")
+                # The peer dialed: it holds no link to us, so ours may be half-open.
+                existing.probe()
                 return False
             self._drop(existing, "replaced by a newer connection")
         self._connections[node] = connection
+        connection.watch(node in self._watched)
         direction = "outbound" if connection.role is Role.INITIATOR else "inbound"
         log.info("node %s: connected (%s)", short_id(node), direction)
         self._emit(self._handler.on_connected, node)
@@ -356,6 +391,7 @@ class MeshTransport:
         connection.close(reason)
         if self._connections.get(connection.peer) is connection:
             del self._connections[connection.peer]
+            self._close_reasons[connection.peer] = reason
             log.info("node %s: disconnected (%s)", short_id(connection.peer), reason)
             self._emit(self._handler.on_disconnected, connection.peer)
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from secretstore.audit.model import AuditFacts
 from secretstore.audit.receipts import NodeSigner, ReleaseReceipts
 from secretstore.crypto.rng import Rng
-from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
+from secretstore.errors import (
+    NodeDisconnected,
+    ProtocolViolation,
+    SecretStoreError,
+    SessionTimeout,
+)
 from secretstore.storage.model import KeyShare, Tombstone
 from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
 
@@ -183,12 +188,21 @@ class Session(ABC):
         return []
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
-        """A participant went away. By default the session cannot go on."""
-        return self.fail(ProtocolViolation(short(node), "disconnected during the session"))
+        """A participant went away (its link closed, or it did not answer in time: the node
+        core adds which to the error). By default the session cannot go on."""
+        return self.fail(lost_node(node))
 
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        """A participant reported that its side of the session failed."""
-        return self.fail(ProtocolViolation(short(sender), f"failed: {reason}"))
+        """A participant reported that its side of the session failed (perhaps it timed out
+        waiting for this node, which waits for another: `still_waiting` says for whom)."""
+        return self.fail(
+            ProtocolViolation(short(sender), f"failed: {reason}{self.still_waiting(sender)}")
+        )
+
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A participant's clock ran out before this node's (`reason` names whom it waited
+        for). By default, as any peer error."""
+        return self.on_peer_error(sender, reason)
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """A participant refused the request for a client-facing reason (`error`: e.g.
@@ -196,8 +210,25 @@ class Session(ABC):
         that need every node (generation, store) fail with `error` itself."""
         return self.on_peer_error(sender, str(error))
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The nodes this session waits to hear from now (named when it times out): by default
+        its master (a slave) or every other participant (a master). This node itself stands
+        for its own access policy."""
+        if self.is_master:
+            return self.participants - {self.ctx.self_id}
+        return frozenset({self.master})
+
     def on_timeout(self) -> list[Effect]:
-        return self.fail(SessionTimeout("the session did not finish in time"))
+        return self.fail(timed_out_waiting_for(self.waiting_for()))
+
+    def still_waiting(self, reporter: NodeId) -> str:
+        """ " (this node still waited for node …)" naming whom this session waits for besides
+        `reporter`, or "": added to a peer's failure, so that a peer that gave up waiting for
+        this node does not hide the node this one waits for."""
+        waiting = self.waiting_for() - {reporter, self.ctx.self_id}
+        if not waiting:
+            return ""
+        return f" (this node still waited for node {', '.join(short(n) for n in sorted(waiting))})"
 
     def on_wake(self) -> list[Effect]:
         """The time of this session's latest Wake has come (it had not ended)."""
@@ -234,6 +265,57 @@ class ReplyOnly(Session):
         return []
 
 
+def lost_node(node: NodeId) -> NodeDisconnected:
+    """The error of a session that cannot go on without `node`, which went away."""
+    return NodeDisconnected(f"node {short(node)} disconnected during the session")
+
+
 def short(node: NodeId) -> str:
     """A node id for messages and logs: the first 8 hex digits."""
     return node[:4].hex()
+
+
+def timed_out_waiting_for(
+    nodes: Iterable[NodeId], reports: TimeoutReports | None = None
+) -> SessionTimeout:
+    """The error of a session whose time ran out while it waited for `nodes`, with what the
+    participants that timed out first reported."""
+    named = ", ".join(short(node) for node in sorted(nodes))
+    if named:
+        what = "did not answer before the session timed out"
+    else:
+        what = "the session did not finish in time"
+    if reports:
+        what += f" ({reports.text()})"
+    return SessionTimeout(what, named)
+
+
+#: How much of one participant's timeout report a master keeps.
+MAX_REPORT_TEXT = 300
+
+
+class TimeoutReports:
+    """What the participants whose clocks ran out first reported (each names whom it waited
+    for), kept by a master whose own clock still runs: when a slave waited for another slave
+    that waited for a third, only their reports together name the node that was silent. A
+    master that keeps them fails once every node it waits for has reported (nothing more will
+    come from them), or when its own clock runs out."""
+
+    def __init__(self) -> None:
+        self._reports: dict[NodeId, str] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._reports)
+
+    def add(self, node: NodeId, reason: str) -> None:
+        self._reports.setdefault(node, reason[:MAX_REPORT_TEXT])
+
+    def cover(self, nodes: Iterable[NodeId]) -> bool:
+        """Whether every node of `nodes` has reported."""
+        return all(node in self._reports for node in nodes)
+
+    def text(self) -> str:
+        return "; ".join(
+            f"node {short(node)} timed out first: {reason}"
+            for node, reason in sorted(self._reports.items())
+        )

@@ -5,7 +5,8 @@ A service contract's shadow retrieval is answered by each participant itself
 shadow encrypted to the requester). So the master passes every accepted answer on to the other
 members (`DecryptionJobResults`), and each member checks them itself: the group is the job's,
 its own answer is the one it sent, and, for a key with commitments, every other member's proof
-verifies against the member's share public (crypto/shadow_proofs.py) before it computes
+verifies against the member's share public, bound to the decrypt shadow that member sealed
+for the requester (crypto/shadow_proofs.py), before it computes
 D = E − (−1)^t·a⁻¹·Σ P_i. A master cannot make a member publish a D the answers do not give.
 For a key without commitments the points cannot be checked (as Parity).
 
@@ -57,6 +58,7 @@ def member_answers(
             responses[node].shadow_point,
             responses[node].blinded_public,
             responses[node].proof,
+            responses[node].decrypt_shadow,
         )
         for node in nodes
     )
@@ -76,8 +78,14 @@ def answers_problem(
         if answer.shadow_point.is_identity():
             return f"passed on the identity as node {short(answer.node)}'s shadow point"
         if answer.node == own_id:
-            mine = (own.shadow_point, own.blinded_public, own.proof)
-            if (answer.shadow_point, answer.blinded_public, answer.proof) != mine:
+            mine = (own.shadow_point, own.blinded_public, own.proof, own.decrypt_shadow)
+            theirs = (
+                answer.shadow_point,
+                answer.blinded_public,
+                answer.proof,
+                answer.sealed_shadow,
+            )
+            if theirs != mine:
                 return "passed on another answer than this node's own"
             continue
         if statement is None:
@@ -85,7 +93,12 @@ def answers_problem(
         if answer.proof is None or answer.blinded_public is None:
             return f"passed on node {short(answer.node)}'s answer without its proof"
         if not verify_job_answer(
-            statement, answer.node, answer.shadow_point, answer.blinded_public, answer.proof
+            statement,
+            answer.node,
+            answer.shadow_point,
+            answer.blinded_public,
+            answer.proof,
+            sealed=answer.sealed_shadow,
         ):
             return f"passed on node {short(answer.node)}'s answer whose proof does not verify"
     return None

@@ -27,9 +27,11 @@ A service contract's request names its requester by public key instead (`access.
 node read that request from the contract before the slave was created (sessions/origin.py).
 
 Outcomes (master): AccessDenied as soon as so many candidates refused that `needed` can no
-longer allow (or at once when the master's own policy refuses); ConsensusUnreachable when
-too few candidates are connected, too few remain after losses, or no group of `needed` avoids
-the broken links (the error names them); ProtocolViolation for an answer a node had no
+longer allow (or at once when the master's own policy refuses), naming the nodes that
+refused (in the text only: the requester sees Parity's "Access denied");
+ConsensusUnreachable when too few candidates are connected, too few remain after losses, or
+no group of `needed` avoids the broken links (the error names every node lost and link
+broken, with why, and the broken links); ProtocolViolation for an answer a node had no
 business sending. Errors never contain a secret.
 """
 
@@ -70,6 +72,8 @@ class Requester:
     address: Address
 
 
+#: How much of the reason for one lost node or broken link goes into an error.
+MAX_LOSS_TEXT: Final = 400
 #: How many recovered requesters one process remembers (see `recover_requester_of`).
 REQUESTER_CACHE_SIZE: Final = 1024
 
@@ -228,6 +232,8 @@ class AccessConsensus:
         self._denied: set[NodeId] = set()
         self._lost: set[NodeId] = set()
         self._broken: set[frozenset[NodeId]] = set()
+        #: what happened to the nodes lost and links broken, in order (for the error text)
+        self._losses: list[str] = []
         self._group: tuple[NodeId, ...] | None = None
         self._attempt = 0
         self._ended = False
@@ -322,7 +328,7 @@ class AccessConsensus:
         self._pending.discard(self_id)
         if not allowed:
             self._denied.add(self_id)
-            return self._fail(AccessDenied("access denied"))
+            return self._fail(self._denial())
         self._allowed.add(self_id)
         return self._decide()
 
@@ -369,7 +375,8 @@ class AccessConsensus:
         self._allowed.discard(node)
         if self._group is not None and node in self._group and not keep_group:
             self._group = None
-        return self._decide(f"node {short(node)} {why}; ")
+        self._losses.append(f"node {short(node)} {why[:MAX_LOSS_TEXT]}")
+        return self._decide()
 
     def on_slow(self) -> Decision:
         """The running group is slow to answer (a member may be silent): give it up and ask
@@ -414,7 +421,8 @@ class AccessConsensus:
         if self._group is not None and pair <= set(self._group):
             self._group = None
         what = why or f"lost its link to {short(node)}"
-        return self._decide(f"node {short(reporter)} {what}; ")
+        self._losses.append(f"node {short(reporter)} {what[:MAX_LOSS_TEXT]}")
+        return self._decide()
 
     def completion(self) -> list[Effect]:
         """End the consensus well: tell every other candidate still taking part."""
@@ -436,9 +444,17 @@ class AccessConsensus:
         self._group = None
         return ConsensusFailed(error)
 
-    def _decide(self, context: str = "") -> Decision:
+    def _denial(self) -> AccessDenied:
+        """Names the nodes that refused: for the log; the requester sees only "Access
+        denied" (http/errors.py)."""
+        refused = ", ".join(short(node) for node in sorted(self._denied))
+        return AccessDenied(f"access denied (refused by node {refused})")
+
+    def _decide(self) -> Decision:
+        # every loss so far, not only the last: a node lost for waiting on another names it
+        context = "".join(f"{loss}; " for loss in self._losses)
         if len(self.candidates) - len(self._denied) < self.needed:
-            return self._fail(AccessDenied("access denied"))
+            return self._fail(self._denial())
         if self._group is not None:
             return UNDECIDED
         self_id = self._ctx.self_id

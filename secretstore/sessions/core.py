@@ -35,6 +35,7 @@ from secretstore.errors import (
     InvalidRequest,
     SecretStoreError,
     SessionLimitReached,
+    describe,
 )
 from secretstore.sessions.base import (
     Effect,
@@ -50,7 +51,7 @@ from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.origin import CheckOrigin, OriginClaim, OriginOutcome, claim_of
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId, ServerKeyId, SessionId
-from secretstore.wire.common import SessionError, error_of, kind_of
+from secretstore.wire.common import ErrorKind, SessionError, error_of, kind_of
 
 
 class ShareReader(Protocol):
@@ -72,15 +73,25 @@ SlaveFactory = Callable[
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """A session joined the table: the driver starts its timeout clock."""
+    """A session joined the table: the driver starts its timeout clock (`master`: this node
+    is the session's master; a slave's clock is the shorter, cluster/driver.py)."""
 
     session_id: SessionId
+    master: bool
 
 
 CoreEffect = Effect | Notice | Admitted | CheckOrigin | OriginOutcome
 
 #: How many sessions one peer may have open here as their master (`max_sessions_per_peer`).
 DEFAULT_MAX_SESSIONS_PER_PEER: Final = 256
+
+
+def attributed(node: NodeId, reason: str) -> str:
+    """A peer's refusal as this node passes it on: its text, prefixed with the peer's id
+    unless it names the peer first already (a peer cannot put its refusal in another's
+    name)."""
+    prefix = f"node {short(node)}: "
+    return reason if reason.startswith(prefix) else prefix + reason
 
 
 class NodeCore:
@@ -192,7 +203,9 @@ class NodeCore:
         if isinstance(message, SessionError):
             if session is None or sender not in session.participants:
                 return []
-            refusal = error_of(message.kind, message.reason)
+            if message.kind == ErrorKind.TIMED_OUT:
+                return self._settle(session, session.on_peer_timeout(sender, message.reason))
+            refusal = error_of(message.kind, attributed(sender, message.reason))
             if refusal is not None:
                 return self._settle(session, session.on_peer_refusal(sender, refusal))
             return self._settle(session, session.on_peer_error(sender, message.reason))
@@ -260,14 +273,34 @@ class NodeCore:
             return []
         return self._settle(session, session.on_access_checked(allowed))
 
-    def on_node_disconnected(self, node: NodeId) -> list[CoreEffect]:
+    def on_node_disconnected(self, node: NodeId, why: str = "") -> list[CoreEffect]:
+        """`node` went away; `why` (e.g. "did not answer for 2.0 s") is added to the errors of
+        the sessions that fail for it, so the client and the log learn which node and why."""
         for sid in [sid for sid, (master, _, _) in self._held.items() if master == node]:
             del self._held[sid]
         effects: list[CoreEffect] = []
         for session in list(self._sessions.values()):
             if node in session.participants and node != self.ctx.self_id:
-                effects += self._settle(session, session.on_node_disconnected(node))
+                effects += self._lose(session, node, why)
         return effects
+
+    def on_node_unreachable(
+        self, session_id: SessionId, node: NodeId, why: str
+    ) -> list[CoreEffect]:
+        """A message of one session could not reach `node` (no link came up in time): that
+        session loses the node as if it had disconnected; other sessions are not told."""
+        session = self._sessions.get(session_id)
+        if session is None or node not in session.participants or node == self.ctx.self_id:
+            return []
+        return self._lose(session, node, why)
+
+    def peers_in_sessions(self) -> frozenset[NodeId]:
+        """The other nodes that live sessions here take part with (whose silence matters)."""
+        peers: set[NodeId] = set()
+        for session in self._sessions.values():
+            peers |= session.participants
+        peers.discard(self.ctx.self_id)
+        return frozenset(peers)
 
     def abort(self, session_id: SessionId, error: SecretStoreError) -> list[CoreEffect]:
         """End a live session with `error` (e.g. its key share could not be written): it fails
@@ -290,6 +323,14 @@ class NodeCore:
         return self._settle(session, session.on_timeout())
 
     # --- internals ------------------------------------------------------------------------
+    def _lose(self, session: Session, node: NodeId, why: str) -> list[CoreEffect]:
+        effects = session.on_node_disconnected(node)
+        if why:
+            for effect in effects:
+                if isinstance(effect, Fail):
+                    effect.error.add_note(f"node {short(node)}: {why}")
+        return self._settle(session, effects)
+
     def _admit(self, session: Session, effects: list[Effect]) -> list[CoreEffect]:
         sid = session.session_id
         if sid in self._sessions:
@@ -306,7 +347,8 @@ class NodeCore:
         self._sessions[sid] = session
         if not session.is_master:
             self._by_master[session.master] = self.sessions_of(session.master) + 1
-        admitted: list[CoreEffect] = [Admitted(sid), *self._settle(session, effects)]
+        admitted: list[CoreEffect] = [Admitted(sid, session.is_master)]
+        admitted += self._settle(session, effects)
         if session.EXCLUSIVE and not session.finished:
             self._exclusive = sid
             admitted += self._drained()
@@ -372,7 +414,7 @@ class NodeCore:
             out.append(OriginOutcome(sid, claim, result, failure.error if failure else None))
         if failure is not None:
             notify = session.participants if session.is_master else frozenset({session.master})
-            reason, kind = str(failure.error), kind_of(failure.error)
+            reason, kind = describe(failure.error), kind_of(failure.error)
             out += [
                 Send(node, SessionError(sid, reason, kind))
                 for node in sorted(notify)

@@ -42,7 +42,7 @@ from enum import Enum
 from typing import Final
 
 from secretstore.audit.model import AuditFacts, Operation, facts_of
-from secretstore.crypto.curve import Point
+from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.ecies import OVERHEAD, ecies_encrypt
 from secretstore.crypto.rng import random_scalar
 from secretstore.crypto.shadow import (
@@ -55,6 +55,8 @@ from secretstore.crypto.shadow import (
 from secretstore.crypto.shadow_proofs import (
     JobStatement,
     ParticipantProof,
+    PlainParticipant,
+    PlainRetrievalProofs,
     ShadowRetrievalProofs,
     answer_job,
     verify_job_answer,
@@ -223,19 +225,23 @@ def compute_job_response(
     if statement is None:
         statement = job_statement(share, version, key_id, job, requester)
     blinded_public, proof = None, None
+
+    def seal(decrypt_shadow: Scalar) -> bytes:
+        return ecies_encrypt(requester, decrypt_shadow.to_bytes(), ctx.rng)
+
+    encrypted = None
     if statement is not None:
-        answer = answer_job(statement, ctx.self_id, version.secret_share, ctx.rng)
-        point, decrypt_shadow = answer.shadow_point, answer.decrypt_shadow
+        answer = answer_job(statement, ctx.self_id, version.secret_share, ctx.rng, seal)
+        point, encrypted = answer.shadow_point, answer.sealed_shadow
         blinded_public, proof = answer.blinded_public, answer.proof
     else:
         others = [numbers[node] for node in job.nodes if node != ctx.self_id]
         node_shadow = compute_node_shadow(version.secret_share, numbers[ctx.self_id], others)
         blinding = random_scalar(ctx.rng) if job.shadow else None
         computed = compute_node_shadow_point(job.access_key, common_point, node_shadow, blinding)
-        point, decrypt_shadow = computed.shadow_point, computed.decrypt_shadow
-    encrypted = None
-    if decrypt_shadow is not None:
-        encrypted = ecies_encrypt(requester, decrypt_shadow.to_bytes(), ctx.rng)
+        point = computed.shadow_point
+        if computed.decrypt_shadow is not None:
+            encrypted = seal(computed.decrypt_shadow)
     return DecryptionJobResponse(
         job.session_id, job.attempt, point, encrypted, blinded_public, proof
     )
@@ -343,6 +349,9 @@ class DecryptionMaster(Session):
         self._groups: dict[int, tuple[NodeId, ...]] = {}
         #: members whose job answer was rejected, and why (they are out of the session)
         self.rejected: dict[NodeId, str] = {}
+        #: a finished plain retrieval's job with every member's proof (None without
+        #: commitments): what a delegate shows its origin (sessions/jobs/delegate.py)
+        self.plain_proofs: PlainRetrievalProofs | None = None
 
     @property
     def phase(self) -> DecryptionPhase:
@@ -401,7 +410,13 @@ class DecryptionMaster(Session):
         return self._lose(node, "disconnected")
 
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        return self._lose(sender, f"failed: {reason}")
+        return self._lose(sender, f"failed: {reason[:200]}{self.still_waiting(sender)}")
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The candidates yet to answer, then the members whose job response is due."""
+        if self._job is None:
+            return self.consensus.pending - {self.ctx.self_id}
+        return frozenset(self.awaiting) - {self.ctx.self_id}
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """A group member refusing a plain job by its policy ends the retrieval with that
@@ -570,7 +585,12 @@ class DecryptionMaster(Session):
         if self.shadow != (message.blinded_public is not None):
             return "sent a blinded public only a shadow retrieval has, or none in one"
         if not verify_job_answer(
-            statement, sender, message.shadow_point, message.blinded_public, message.proof
+            statement,
+            sender,
+            message.shadow_point,
+            message.blinded_public,
+            message.proof,
+            sealed=message.decrypt_shadow,
         ):
             return "sent a shadow point whose proof does not verify"
         return None
@@ -603,7 +623,9 @@ class DecryptionMaster(Session):
             passed_on = self.broadcast(
                 DecryptionJobResults(self.session_id, job.attempt, answers), job.nodes
             )
-        elif self.shadow:
+        elif not self.shadow:
+            self.plain_proofs = self._plain_proofs(job)
+        else:
             shadows = tuple(job.responses[node].decrypt_shadow or b"" for node in job.nodes)
             result = ShadowResult(
                 decrypted,
@@ -648,6 +670,31 @@ class DecryptionMaster(Session):
             session_id=self.session_id,
             attempt=job.attempt,
             commitments=statement.commitments,
+            encrypted_point=statement.encrypted_point,
+            access_key=statement.access_key,
+            participants=tuple(participants),
+        )
+
+    def _plain_proofs(self, job: _Job) -> PlainRetrievalProofs | None:
+        statement = job.statement
+        if statement is None:
+            return None
+        participants = []
+        for node in job.nodes:
+            response = job.responses[node]
+            if response.proof is None:  # checked on receipt
+                return None
+            participants.append(
+                PlainParticipant(
+                    node, statement.id_number(node), response.shadow_point, response.proof
+                )
+            )
+        return PlainRetrievalProofs(
+            threshold=statement.threshold,
+            session_id=self.session_id,
+            attempt=job.attempt,
+            commitments=statement.commitments,
+            common_point=statement.common_point,
             encrypted_point=statement.encrypted_point,
             access_key=statement.access_key,
             participants=tuple(participants),
@@ -715,6 +762,12 @@ class DecryptionSlave(Session):
     @property
     def participants(self) -> frozenset[NodeId]:
         return frozenset({self.master, self.ctx.self_id})
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """Its own access policy, then the master (a job, or the end)."""
+        if self.check.allowed is None:
+            return frozenset({self.ctx.self_id})
+        return frozenset({self.master})
 
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         if self.finished:

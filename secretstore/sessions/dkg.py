@@ -186,6 +186,19 @@ class DkgRun:
     def done(self) -> bool:
         return self.phase is DkgPhase.DONE
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The participants whose message of this node's current round has not come (none
+        before `start` and once done)."""
+        received: dict[DkgPhase, dict[NodeId, object]] = {
+            DkgPhase.WAITING_FOR_KEYS: dict(self._keys),
+            DkgPhase.WAITING_FOR_SHARE_PROOFS: dict(self._proofs),
+            DkgPhase.WAITING_FOR_AGREEMENT: dict(self._agreements),
+        }
+        have = received.get(self.phase)
+        if have is None:
+            return frozenset()
+        return frozenset(node for node in self._others() if node not in have)
+
     def _others(self) -> list[NodeId]:
         return [node for node in self._id_numbers if node != self.self_id]
 

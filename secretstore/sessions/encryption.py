@@ -137,6 +137,15 @@ class EncryptionSession(Session):
     def participants(self) -> frozenset[NodeId]:
         return self.holders
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """A master waits for the holders that have not confirmed (then stored), a slave for
+        the master's commit."""
+        if not self.is_master:
+            return frozenset({self.master})
+        if self.phase is EncryptionPhase.WAITING_FOR_CONFIRMATIONS:
+            return self.holders - self._confirmed
+        return self.holders - self._stored
+
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """Every node must agree: the master passes a node's refusal on to its client."""
         if self.is_master:

@@ -37,7 +37,9 @@ from secretstore.sessions.base import (
     Send,
     Session,
     SessionContext,
+    TimeoutReports,
     short,
+    timed_out_waiting_for,
 )
 from secretstore.sessions.consensus import Requester
 from secretstore.sessions.core import MasterFactory, SlaveFactory
@@ -121,8 +123,9 @@ class GenerationSession(Session):
     |                                    |                                 | public → Persist,  |
     |                                    |                                 | send Commit,       |
     |                                    |                                 | WAITING_FOR_STORED |
-    | WAITING_FOR_COMMIT (slave)         | CommitGeneration (master)       | Persist, send      |
-    |                                    |                                 | KeyStored: FINISHED|
+    | WAITING_FOR_COMMIT (slave)         | CommitGeneration (master); the  | Persist, send      |
+    |                                    | loss of another slave is        | KeyStored: FINISHED|
+    |                                    | ignored (the master decides)    |                    |
     | WAITING_FOR_STORED (master)        | GenerationKeyStored from every  | FINISHED (public)  |
     |                                    | node                            |                    |
 
@@ -165,12 +168,55 @@ class GenerationSession(Session):
         self._confirmed: set[NodeId] = {ctx.self_id}
         self._ready: dict[NodeId, Point] = {}
         self._stored: set[NodeId] = {ctx.self_id}
+        self._timeouts = TimeoutReports()
 
     @property
     def participants(self) -> frozenset[NodeId]:
         return frozenset(self.id_numbers)
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """Whom this node waits for in its phase: the master's next step, the DKG round's
+        missing senders, or the nodes whose confirmation, ready or stored message is due."""
+        phase = self.phase
+        if phase is GenerationPhase.WAITING_FOR_CONFIRMATIONS:
+            return self.participants - self._confirmed
+        if phase is GenerationPhase.WAITING_FOR_DKG:
+            if self._share is None:
+                return self.dkg.waiting_for()
+            return self.participants - {self.ctx.self_id} - set(self._ready)
+        if phase is GenerationPhase.WAITING_FOR_STORED:
+            return self.participants - self._stored
+        if phase is GenerationPhase.FINISHED:
+            return frozenset()
+        return frozenset({self.master})
+
     # --- events ---------------------------------------------------------------------------
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A master keeps its slaves' timeout reports until every node it waits for has
+        reported (a slave that waited for another names it), then fails with all of them."""
+        if not self.is_master:
+            return super().on_peer_timeout(sender, reason)
+        self._timeouts.add(sender, reason)
+        waiting = self.waiting_for()
+        if self._timeouts.cover(waiting):
+            return self.fail(timed_out_waiting_for(waiting, self._timeouts))
+        return []
+
+    def on_timeout(self) -> list[Effect]:
+        return self.fail(timed_out_waiting_for(self.waiting_for(), self._timeouts))
+
+    def on_node_disconnected(self, node: NodeId) -> list[Effect]:
+        """A slave that finished its DKG needs nothing more from the other slaves, only the
+        master's commit: it keeps waiting for it when another slave goes away (else a slave
+        lost around the commit would make the others drop a key the master stored)."""
+        if (
+            not self.is_master
+            and node != self.master
+            and self.phase is GenerationPhase.WAITING_FOR_COMMIT
+        ):
+            return []
+        return super().on_node_disconnected(node)
+
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         """Every node must agree: the master passes a node's refusal on to its client."""
         if self.is_master:

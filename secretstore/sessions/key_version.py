@@ -20,9 +20,17 @@ from secretstore.errors import (
     ProtocolViolation,
     SecretStoreError,
     ServerKeyNotFound,
-    SessionTimeout,
 )
-from secretstore.sessions.base import Effect, ReplyOnly, Send, Session, SessionContext, short
+from secretstore.sessions.base import (
+    Effect,
+    ReplyOnly,
+    Send,
+    Session,
+    SessionContext,
+    short,
+    timed_out_waiting_for,
+)
+from secretstore.sessions.consensus import MAX_LOSS_TEXT
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.storage.model import KeyShare
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
@@ -44,11 +52,13 @@ class NegotiateKeyVersion:
 @dataclass(frozen=True, slots=True)
 class NegotiatedVersion:
     """The newest version held by at least `threshold + 1` reachable nodes (`holders`, all
-    that reported it), with the key's common data."""
+    that reported it), with the key's common data; `proven_by`: the holders that keep its
+    commitments (an answer served with that version must carry proofs)."""
 
     version: Hash256
     holders: frozenset[NodeId]
     common: CommonKeyData
+    proven_by: frozenset[NodeId] = frozenset()
 
     @property
     def threshold(self) -> int:
@@ -60,15 +70,21 @@ def describe_holding(share: KeyShare | None) -> KeyVersionsHeld:
     if share is None:
         return KeyVersionsHeld(None, ())
     common = CommonKeyData(share.author, share.threshold, share.public)
-    return KeyVersionsHeld(common, tuple(Hash256(v.hash) for v in share.versions))
+    versions = tuple(Hash256(v.hash) for v in share.versions)
+    proven = tuple(Hash256(v.hash) for v in share.versions if v.commitments is not None)
+    return KeyVersionsHeld(common, versions, proven)
 
 
 class VersionNegotiation:
     """The master's side: collect what each asked node holds, then choose a version.
 
     The master's own holding counts as an answer. The key's common data is the master's own
-    if it holds the key, else the first reported; a node reporting other common data, or
-    versions without common data, or answering twice or unasked, is a ProtocolViolation.
+    if it holds the key (a node reporting other data is then a ProtocolViolation at once);
+    a master without the key decides once every answer is in: the data most holders report,
+    naming the nodes that reported other data in a ProtocolViolation (every reporter, when
+    no data has more reporters than any other). A node reporting versions without common
+    data, data without versions, a version twice, commitments of a version it does not
+    list, or answering twice or unasked, is a ProtocolViolation too.
     """
 
     def __init__(self, self_id: NodeId, share: KeyShare | None, asked: Iterable[NodeId]) -> None:
@@ -76,7 +92,10 @@ class VersionNegotiation:
         self.asked = frozenset(asked) - {self_id}
         self._waiting = set(self.asked)
         self._held: dict[NodeId, KeyVersionsHeld] = {}
-        self._common: CommonKeyData | None = None
+        #: why each asked node that went away will not answer, in order (for the error text)
+        self._losses: list[str] = []
+        #: the master's own key data, which every answer must match (None without a share)
+        self._own: CommonKeyData | None = None if share is None else describe_holding(share).common
         self._accept(self_id, describe_holding(share))
 
     @property
@@ -94,9 +113,12 @@ class VersionNegotiation:
         self._waiting.discard(sender)
         self._accept(sender, held)
 
-    def on_node_gone(self, node: NodeId) -> None:
-        """`node` will not answer (disconnected, failed, timed out); it holds nothing usable."""
-        self._waiting.discard(node)
+    def on_node_gone(self, node: NodeId, why: str = "disconnected") -> None:
+        """`node` will not answer (disconnected, failed, timed out); it holds nothing usable.
+        `why` goes into the error if too few holders are left."""
+        if node in self._waiting:
+            self._waiting.discard(node)
+            self._losses.append(f"node {short(node)} {why[:MAX_LOSS_TEXT]}")
 
     def result(
         self, signers: Callable[[int], int] | None = None, rule: str = "t+1"
@@ -104,8 +126,10 @@ class VersionNegotiation:
         """The newest version with t+1 answering holders (`signers(t)` holders when given,
         e.g. 2t+1 for ECDSA signing, which `rule` names in the error). ServerKeyNotFound if no
         node that answered holds the key; ConsensusUnreachable, saying how many holders are
-        needed and how many the best version has, if no version has enough."""
-        if self._common is None:
+        needed, how many the best version has and which nodes were lost, if no version has
+        enough; ProtocolViolation naming the nodes whose key data differs from most holders'."""
+        common = self._own if self._own is not None else self._agreed_common()
+        if common is None:
             raise ServerKeyNotFound("no key server holds this key")
         holders: dict[Hash256, set[NodeId]] = {}
         newness: dict[Hash256, int] = {}
@@ -113,17 +137,39 @@ class VersionNegotiation:
             for position, version in enumerate(held.versions):
                 holders.setdefault(version, set()).add(node)
                 newness[version] = max(newness.get(version, 0), position)
-        threshold = self._common.threshold
-        needed = threshold + 1 if signers is None else signers(threshold)
+        needed = common.threshold + 1 if signers is None else signers(common.threshold)
         usable = [v for v, nodes in holders.items() if len(nodes) >= needed]
         if not usable:
             most = max((len(nodes) for nodes in holders.values()), default=0)
+            lost = f"; {'; '.join(self._losses)}" if self._losses else ""
             raise ConsensusUnreachable(
                 f"no version of the key is held by {needed} reachable key servers ({rule}: "
-                f"{needed} needed, at most {most} reachable)"
+                f"{needed} needed, at most {most} reachable{lost})"
             )
         best = max(usable, key=lambda v: (newness[v], len(holders[v]), v))
-        return NegotiatedVersion(best, frozenset(holders[best]), self._common)
+        proven_by = frozenset(node for node in holders[best] if best in self._held[node].proven)
+        return NegotiatedVersion(best, frozenset(holders[best]), common, proven_by)
+
+    def _agreed_common(self) -> CommonKeyData | None:
+        """For a master without the key: the key data every holder reported, or (if they
+        differ) ProtocolViolation naming those outside the largest group."""
+        groups: dict[CommonKeyData, list[NodeId]] = {}
+        for node, held in sorted(self._held.items()):
+            if held.common is not None:
+                groups.setdefault(held.common, []).append(node)
+        if len(groups) <= 1:
+            return next(iter(groups), None)
+        sizes = sorted((len(nodes) for nodes in groups.values()), reverse=True)
+        largest = max(groups, key=lambda data: len(groups[data]))
+        if sizes[0] == sizes[1]:
+            odd = sorted(node for nodes in groups.values() for node in nodes)
+            what = "reported different authors, thresholds or publics (no majority)"
+        else:
+            odd = sorted(
+                node for data, nodes in groups.items() if data != largest for node in nodes
+            )
+            what = "reported another author, threshold or public than most holders"
+        raise ProtocolViolation(", ".join(short(node) for node in odd), what)
 
     def _accept(self, node: NodeId, held: KeyVersionsHeld) -> None:
         if held.common is None:
@@ -134,9 +180,9 @@ class VersionNegotiation:
             raise ProtocolViolation(short(node), "reported key data without versions")
         if len(set(held.versions)) != len(held.versions):
             raise ProtocolViolation(short(node), "reported a version twice")
-        if self._common is None:
-            self._common = held.common
-        elif held.common != self._common:
+        if not set(held.proven) <= set(held.versions) or len(set(held.proven)) != len(held.proven):
+            raise ProtocolViolation(short(node), "reported commitments of versions it lacks")
+        if self._own is not None and held.common != self._own:
             raise ProtocolViolation(short(node), "reported another author, threshold or public")
         self._held[node] = held
 
@@ -151,7 +197,8 @@ class KeyVersionSession(Session):
     |                        | counts as "holds nothing")          | the error of `result`)  |
 
     A slave's part is a single KeyVersions reply. On timeout the master decides with the
-    answers it has (SessionTimeout if it found nothing while nodes were still silent).
+    answers it has (SessionTimeout naming the silent nodes if it found nothing while they were
+    still silent).
     Subclasses turn the outcome into their own result (`conclude`).
     """
 
@@ -189,18 +236,21 @@ class KeyVersionSession(Session):
         return self.try_decide()
 
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        self.negotiation.on_node_gone(sender)
+        self.negotiation.on_node_gone(sender, f"failed: {reason}")
         return self.try_decide()
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        return self.negotiation.waiting
 
     def on_timeout(self) -> list[Effect]:
         silent = self.negotiation.waiting
         for node in silent:
-            self.negotiation.on_node_gone(node)
+            self.negotiation.on_node_gone(node, "did not answer before the session timed out")
         try:
             outcome = self.negotiation.result()
         except SecretStoreError as exc:
             if silent:
-                return self.fail(SessionTimeout(f"{len(silent)} key servers did not answer"))
+                return self.fail(timed_out_waiting_for(silent))
             return self.fail(exc)
         return self.conclude(outcome)
 

@@ -112,6 +112,10 @@ class PresignedNonces:
     def start(self) -> list[Send]:
         return []
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """Nobody: the generations ended when the presignature was made."""
+        return frozenset()
+
     def on_message(self, sender: NodeId, kind: NonceKind, inner: object) -> list[Send]:
         raise ProtocolViolation(short(sender), "sent a nonce message for a presigned attempt")
 

@@ -130,6 +130,14 @@ class NonceRuns:
     def done(self) -> bool:
         return all(run.done for run in self.runs.values())
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The members whose message of an unfinished generation's current round has not
+        come."""
+        out: frozenset[NodeId] = frozenset()
+        for run in self.runs.values():
+            out |= run.waiting_for()
+        return out
+
     def result(self, kind: NonceKind) -> DkgResult:
         result = self.runs[kind].result
         if result is None:

@@ -20,7 +20,14 @@ from secretstore.audit.model import AuditFacts, Operation
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
 from secretstore.sessions.audit import master_record, receipt_problem
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.base import (
+    Effect,
+    Send,
+    Session,
+    SessionContext,
+    TimeoutReports,
+    short,
+)
 from secretstore.sessions.consensus import (
     AccessConsensus,
     AskOthers,
@@ -101,6 +108,11 @@ class SigningMaster(Session):
         }
         #: the nonce generations of the running attempt, None while no group runs
         self.nonces: Nonces | None = None
+        #: what members that timed out first reported
+        self._timeouts = TimeoutReports()
+        #: the consensus failed on a member's timeout; the session ends once every node it
+        #: waits for has reported, or at its own timeout
+        self._doomed: SecretStoreError | None = None
         self._reset_job()
 
     # --- hooks --------------------------------------------------------------------------
@@ -187,21 +199,60 @@ class SigningMaster(Session):
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
         return self._guarded(lambda: self._lose(node, "disconnected"))
 
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A member's clock ran out first: it is lost, and another group is selected when one
+        can be. When none can, the master keeps the members' timeout reports until every node
+        it waits for has reported (a member that waited for another names it), then fails
+        with all of them."""
+        if self.finished:
+            return []
+        self._timeouts.add(sender, reason)
+        if self._doomed is None:
+            why = f"timed out first: {reason[:200]}{self.still_waiting(sender)}"
+            decision = self.consensus.on_node_lost(sender, why)
+            if not isinstance(decision, ConsensusFailed):
+                if self.nonces is not None and sender in self.nonces.nodes:
+                    self.nonces = None
+                    self._reset_job()
+                return self._guarded(lambda: self._follow(decision))
+            self._doomed = decision.error
+        if self._timeouts.cover(self.waiting_for()):
+            return self.fail(self._doomed_error())
+        return []
+
+    def _doomed_error(self) -> SecretStoreError:
+        assert self._doomed is not None
+        return type(self._doomed)(f"{self._doomed} ({self._timeouts.text()})")
+
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        return self._guarded(lambda: self._lose(sender, f"failed: {reason[:200]}"))
+        why = f"failed: {reason[:200]}{self.still_waiting(sender)}"
+        return self._guarded(lambda: self._lose(sender, why))
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The candidates yet to answer, then the members whose nonce generation messages or
+        next answer are due."""
+        nonces = self.nonces
+        if nonces is None:
+            return self.consensus.pending - {self.ctx.self_id}
+        if not nonces.done:
+            return nonces.waiting_for()
+        return frozenset(self._missing(nonces)) - {self.ctx.self_id}
 
     def on_timeout(self) -> list[Effect]:
         if self.finished:
             return []
+        if self._doomed is not None:
+            return self.fail(self._doomed_error())
         nonces = self.nonces
         if nonces is None:
             return self.fail(self.consensus.timeout_error())
         if not nonces.done:
-            silent = [node for node in nonces.nodes if node != self.ctx.self_id]
-            what = "did not end the nonce generation before the session timed out"
+            what = "did not send its nonce generation messages before the session timed out"
         else:
-            silent = self._missing(nonces)
             what = "did not answer before the session timed out"
+        if self._timeouts:
+            what += f" ({self._timeouts.text()})"
+        silent = sorted(self.waiting_for())
         return self.fail(ProtocolViolation(names(silent) or short(self.ctx.self_id), what))
 
     # --- for subclasses -------------------------------------------------------------------

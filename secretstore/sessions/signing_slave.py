@@ -21,7 +21,7 @@ from secretstore.audit.model import Operation
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
 from secretstore.sessions.audit import record
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
+from secretstore.sessions.base import Effect, Send, Session, SessionContext, lost_node, short
 from secretstore.sessions.consensus import AccessCheck, max_attempts
 from secretstore.sessions.signing_common import (
     NonceRuns,
@@ -124,6 +124,18 @@ class SigningSlave(Session):
         # any holder of the version may be in a group with this node
         return frozenset(self.version.nodes) | {self.master, self.ctx.self_id}
 
+    def waiting_for(self) -> frozenset[NodeId]:
+        """Its own access policy, then the members whose nonce messages are due, else the
+        master's next step."""
+        if self.check.allowed is None:
+            return frozenset({self.ctx.self_id})
+        nonces = self.nonces
+        if nonces is not None and not nonces.done:
+            waiting = nonces.waiting_for()
+            if waiting:
+                return waiting
+        return frozenset({self.master})
+
     # --- events ---------------------------------------------------------------------------
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         if self.finished:
@@ -148,7 +160,7 @@ class SigningSlave(Session):
         if self.finished:
             return []
         if node == self.master:
-            return self.fail(ProtocolViolation(short(node), "disconnected during the session"))
+            return self.fail(lost_node(node))
         self._unreachable.add(node)
         nonces = self.nonces
         if nonces is None or node not in nonces.nodes:

@@ -18,6 +18,7 @@ from secretstore.errors import (
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
     SessionLimitReached,
+    SessionTimeout,
 )
 from secretstore.types import SessionId
 from secretstore.wire.codec import message
@@ -40,7 +41,11 @@ class ErrorKind(enum.IntEnum):
     SESSION_LIMIT = 8
     EXCLUSIVE_SESSION_ACTIVE = 9
     HAS_ACTIVE_SESSIONS = 10
+    #: a node the sender's side needs is disconnected or did not answer (the reason names it)
     NODE_DISCONNECTED = 11
+    #: the sender's clock ran out first (a slave's is the shorter); `reason` names whom it
+    #: was waiting for, which its master may still be waiting to hear of
+    TIMED_OUT = 12
 
 
 # Most specific first: ServerKeyAlreadyGenerated and DocumentKeyAlreadyStored are InvalidRequests.
@@ -60,6 +65,8 @@ _KINDS: tuple[tuple[type[SecretStoreError], ErrorKind], ...] = (
 
 
 def kind_of(error: SecretStoreError) -> ErrorKind:
+    if isinstance(error, SessionTimeout):
+        return ErrorKind.TIMED_OUT
     for cls, kind in _KINDS:
         if isinstance(error, cls):
             return kind
@@ -67,7 +74,8 @@ def kind_of(error: SecretStoreError) -> ErrorKind:
 
 
 def error_of(kind: ErrorKind, reason: str) -> SecretStoreError | None:
-    """The client-facing error a refusal of this kind stands for; None for GENERIC."""
+    """The client-facing error a refusal of this kind stands for; None for GENERIC and
+    TIMED_OUT (failures of the sender, not refusals)."""
     for cls, known in _KINDS:
         if known == kind:
             return cls(reason)

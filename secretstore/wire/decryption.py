@@ -86,12 +86,14 @@ class DecryptionJobResponse:
 @dataclass(frozen=True, slots=True)
 class MemberAnswer:
     """One group member's accepted answer to a job, as the master passes it on: its shadow
-    point and, with commitments, its blinded public and proof (never its decrypt shadow)."""
+    point and, with commitments, its blinded public and proof, and its decrypt shadow sealed
+    for the requester (which the proof binds; the member publishes it on the contract too)."""
 
     node: NodeId
     shadow_point: Point
     blinded_public: Point | None
     proof: DleqProof | None
+    sealed_shadow: bytes | None
 
 
 @message(0x0403)

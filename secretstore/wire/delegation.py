@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from secretstore.crypto.curve import Point
-from secretstore.crypto.shadow_proofs import ShadowRetrievalProofs
+from secretstore.crypto.shadow_proofs import PlainRetrievalProofs, ShadowRetrievalProofs
 from secretstore.types import Hash256, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import message
 from secretstore.wire.requester import ServiceOrigin
@@ -50,10 +50,13 @@ class DelegatedRequest:
 @message(0x0B01)
 @dataclass(frozen=True, slots=True)
 class DelegatedDocumentKey:
-    """Delegate -> origin: the document key of a plain retrieval."""
+    """Delegate -> origin: the document key of a plain retrieval, and the job it came from
+    with every participant's proof (`proofs`, None for a key without commitments), which the
+    origin checks before it relays the key."""
 
     session_id: SessionId
     document_key: Point
+    proofs: PlainRetrievalProofs | None = None
 
 
 @message(0x0B02)

@@ -20,7 +20,9 @@ class CommonKeyData:
 
 @dataclass(frozen=True, slots=True)
 class KeyVersionsHeld:
-    """What one node holds of a key: its common data and version hashes, oldest first.
+    """What one node holds of a key: its common data and version hashes, oldest first, and
+    which of those versions it keeps the commitments of (`proven`: their answers carry
+    proofs).
 
     A node without the key reports `common` None and no versions. Sessions that embed the
     negotiation (decryption, signing) carry this in their own messages.
@@ -28,6 +30,7 @@ class KeyVersionsHeld:
 
     common: CommonKeyData | None
     versions: tuple[Hash256, ...]
+    proven: tuple[Hash256, ...] = ()
 
 
 @message(0x0700)

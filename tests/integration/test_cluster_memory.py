@@ -33,12 +33,13 @@ from secretstore.errors import (
     ProtocolViolation,
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
+    SessionTimeout,
     StorageError,
 )
 from secretstore.keyserver import KeyServer
 from secretstore.mesh.memory import MemoryNetwork
 from secretstore.sessions import decryption
-from secretstore.sessions.base import SessionContext
+from secretstore.sessions.base import SessionContext, short
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.presign import PresignPool
 from secretstore.sessions.registry import MASTERS, SLAVES
@@ -78,7 +79,11 @@ class DenyList:
 
 
 async def make_cluster(
-    n: int, seed: int = 1, denied: set[Address] | None = None, presignatures: int = 0
+    n: int,
+    seed: int = 1,
+    denied: set[Address] | None = None,
+    session_timeout: float = 5.0,
+    presignatures: int = 0,
 ) -> tuple[MemoryNetwork, list[MemoryNode]]:
     rng = SeededRng(seed)
     keys = [KeyPair.generate(rng) for _ in range(n)]
@@ -101,7 +106,7 @@ async def make_cluster(
             transport,
             storage,
             access,
-            session_timeout=5.0,
+            session_timeout=session_timeout,
             audit=AuditRecorder(audit, signer),
         )
         transport.set_handler(driver)
@@ -265,6 +270,23 @@ async def test_concurrent_sessions_of_different_keys() -> None:
         )
     )
     assert list(results) == list(publics)
+
+
+async def test_a_node_silent_towards_a_slave_is_named_as_slave_clocks_run_out_first() -> None:
+    # node 2 sends nothing to node 1 (the link stays up): node 1 waits for node 2's DKG keys,
+    # node 2 and the master for node 1's share proof. The slaves' clocks run out first, each
+    # reports the node it waited for, and the master's error carries node 1's report; with
+    # the master's clock first it would name only node 1.
+    network, nodes = await make_cluster(3, seed=9, session_timeout=0.5)
+    ids = [node.key.node_id for node in nodes]
+    network.set_drop_rate(ids[2], ids[1], 1.0)
+    kid = key_id(9)
+    with pytest.raises(SessionTimeout) as info:
+        await nodes[0].server.generate_server_key(kid, sig(REQUESTER, kid), 1)
+    assert info.value.node == short(ids[1])
+    assert f"node {short(ids[1])} timed out first: node {short(ids[2])}" in str(info.value)
+    for node in nodes:
+        await node.driver.close()
 
 
 class FailingStorage(MemoryKeyStorage):

@@ -38,8 +38,8 @@ MESSAGE = MessageHash(b"\x5a" * 32)
 #: the unix time every simulated node reads
 NOW = 1_800_000_000.0
 
-#: (sender, receiver, message) -> the message actually sent
-Tamper = Callable[[NodeId, NodeId, object], object]
+#: (sender, receiver, message) -> the message actually sent (None: nothing)
+Tamper = Callable[[NodeId, NodeId, object], object | None]
 
 
 def key_id(index: int) -> ServerKeyId:
@@ -66,10 +66,13 @@ class AdminNetwork(SimNetwork):
     def _apply(self, node: SimNode, effects: Any) -> None:
         tamper = self.tamper
         if tamper is not None:
-            effects = [
-                Send(e.to, tamper(node.node_id, e.to, e.message)) if isinstance(e, Send) else e
-                for e in effects
-            ]
+            changed = []
+            for effect in effects:
+                if not isinstance(effect, Send):
+                    changed.append(effect)
+                elif (message := tamper(node.node_id, effect.to, effect.message)) is not None:
+                    changed.append(Send(effect.to, message))
+            effects = changed
         super()._apply(node, effects)
 
 

@@ -228,9 +228,29 @@ class SimNetwork:
                 self._apply(node, node.core.on_wake(sid))
 
     def time_out_all(self) -> None:
+        """Time out every open session at once (their errors are delivered by `run`)."""
         for node in self.nodes.values():
             for sid in list(node.core._sessions):
                 self._apply(node, node.core.on_timeout(sid))
+
+    def open_sessions(self) -> int:
+        return sum(len(node.core) for node in self.nodes.values())
+
+    def expire(self, rounds: int = 4) -> int:
+        """Time out every open session as the driver's clocks do: every slave's first (its
+        clock is the shorter), their errors delivered, then every master's; again until no
+        session is left (at most `rounds` times). Returns the rounds it took."""
+        for done in range(rounds):
+            if not self.open_sessions():
+                return done
+            for masters in (False, True):
+                for node in self.nodes.values():
+                    for sid in list(node.core._sessions):
+                        session = node.core.session(sid)
+                        if session is not None and session.is_master == masters:
+                            self._apply(node, node.core.on_timeout(sid))
+                self.run()
+        return rounds
 
     def result(self, index: int, sid: SessionId) -> Finish | Fail | None:
         return self.node(index).results.get(sid)

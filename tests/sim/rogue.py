@@ -13,8 +13,8 @@ from secretstore.wire import codec
 from secretstore.wire.common import ErrorKind, SessionError
 from tests.sim.harness import Pending, SimNetwork, SimNode
 
-#: (sender, receiver, message) -> the message that leaves the sender instead
-Tamper = Callable[[NodeId, NodeId, object], object]
+#: (sender, receiver, message) -> the message that leaves the sender instead (None: nothing)
+Tamper = Callable[[NodeId, NodeId, object], object | None]
 
 
 class RogueNetwork(SimNetwork):
@@ -63,8 +63,13 @@ class RogueNetwork(SimNetwork):
     def _apply(self, node: SimNode, effects: Any) -> None:
         tamper = self.tamper
         if tamper is not None and node.node_id == self.rogue.node_id:
-            effects = [
-                Send(e.to, tamper(node.node_id, e.to, e.message)) if isinstance(e, Send) else e
-                for e in effects
-            ]
+            changed = []
+            for effect in effects:
+                if not isinstance(effect, Send):
+                    changed.append(effect)
+                    continue
+                message = tamper(node.node_id, effect.to, effect.message)
+                if message is not None:
+                    changed.append(Send(effect.to, message))
+            effects = changed
         super()._apply(node, effects)

@@ -20,6 +20,7 @@ from secretstore.crypto.hashing import keccak256
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng, random_scalar
 from secretstore.crypto.shadow import compute_node_shadow
+from secretstore.crypto.shadow_proofs import answer_job
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import (
     AccessDenied,
@@ -319,7 +320,34 @@ def _as_another_node(
 def _wrong_decrypt_shadow(
     slave: DecryptionSlave, job: DecryptionJobRequest, honest: DecryptionJobResponse
 ) -> DecryptionJobResponse:
-    """Another d_i, well encrypted to the requester: only the requester can see it is wrong."""
+    """Another d_i, well encrypted to the requester, and a proof bound to it: only the
+    requester can see it is wrong."""
+    statement = job_statement(
+        slave._share, slave.check.version, slave.key_id, job, slave.check.requester.public
+    )
+    assert statement is not None
+    rng = slave.ctx.rng
+    fake = random_scalar(rng)
+    answer = answer_job(
+        statement,
+        slave.ctx.self_id,
+        slave.check.version.secret_share,
+        rng,
+        lambda _: ecies_encrypt(slave.check.requester.public, fake.to_bytes(), rng),
+    )
+    return replace(
+        honest,
+        shadow_point=answer.shadow_point,
+        blinded_public=answer.blinded_public,
+        decrypt_shadow=answer.sealed_shadow,
+        proof=answer.proof,
+    )
+
+
+def _another_sealed_shadow(
+    slave: DecryptionSlave, job: DecryptionJobRequest, honest: DecryptionJobResponse
+) -> DecryptionJobResponse:
+    """The honest proof with another sealed d_i than the one it was made for."""
     fake = random_scalar(slave.ctx.rng)
     cipher = ecies_encrypt(slave.check.requester.public, fake.to_bytes(), slave.ctx.rng)
     return replace(honest, decrypt_shadow=cipher)
@@ -338,6 +366,7 @@ LIES: dict[str, tuple[Lie, bool, bool]] = {
     "a proof for another session": (lambda s, j, r: _other_session(s, j), True, True),
     "a valid-looking proof from another node": (_as_another_node, True, False),
     "no proof": (lambda s, j, r: replace(r, proof=None), True, True),
+    "a sealed d_i its proof was not made for": (_another_sealed_shadow, False, True),
 }
 MASTER_CATCHES = sorted(
     [(name, False) for name, (_, plain, _) in LIES.items() if plain]
@@ -526,7 +555,15 @@ def _set(path: list[str | int], make: Callable[[Any], Any]) -> Callable[[dict[st
     return change
 
 
-def test_the_requester_rejects_what_a_rogue_master_tampered_naming_the_node() -> None:
+def _swap_shadows(value: dict[str, Any]) -> None:
+    shadows = value["decrypt_shadows"]
+    shadows[0], shadows[1] = shadows[1], shadows[0]
+
+
+def test_the_requester_rejects_what_a_rogue_master_tampered_naming_the_master() -> None:
+    """Every participant's proof binds its own values and sealed d_i, and the master checked
+    each: whatever the master changes fails as the answering key server's fault, never as
+    an honest participant's."""
     w = world(1, 3, 11, 11)
     sid = w.retrieve(0, shadow=True)
     w.net.run()
@@ -537,15 +574,15 @@ def test_the_requester_rejects_what_a_rogue_master_tampered_naming_the_node() ->
             value.decrypted_secret, value.common_point, value.decrypt_shadows, value.proofs
         )
     )
-    second = value.proofs.participants[1].node
     other_scalar = to_hex(Scalar(12345).to_bytes())
     forged_shadow = to_hex(ecies_encrypt(w.requester.public, Scalar(7).to_bytes(), SeededRng(1)))
     cases: list[tuple[str, Callable[[dict[str, Any]], None], NodeId | None]] = [
         ("D", _set(["decrypted_secret"], _bump_point), None),
         ("E", _set(["proofs", "encrypted_point"], _bump_point), None),
         ("a", _set(["proofs", "access_key"], lambda _: other_scalar), None),
-        ("a d_i", _set(["decrypt_shadows", 1], lambda _: forged_shadow), second),
-        ("a P_i", _set(["proofs", "participants", 1, "shadow_point"], _bump_point), second),
+        ("a d_i", _set(["decrypt_shadows", 1], lambda _: forged_shadow), None),
+        ("two d_i swapped", _swap_shadows, None),
+        ("a P_i", _set(["proofs", "participants", 1, "shadow_point"], _bump_point), None),
         ("an id number", _set(["proofs", "participants", 1, "id_number"], lambda _: other_scalar),
          None),
         ("the commitments", _set(["proofs", "commitments", 1], _bump_point), None),

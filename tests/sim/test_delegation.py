@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secretstore.crypto.curve import ONE, Scalar
+from secretstore.crypto.curve import ONE, G, Scalar
 from secretstore.crypto.document import decrypt_with_shadow_coefficients
 from secretstore.crypto.ecies import ecies_decrypt
 from secretstore.crypto.keys import KeyPair, recover_public, sign_recoverable
@@ -29,12 +29,23 @@ from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.jobs.delegation import ResolvingMaster
 from secretstore.sessions.origin import OriginClaim
+from secretstore.sessions.registry import MASTERS as REGISTRY_MASTERS
+from secretstore.sessions.registry import SLAVES as REGISTRY_SLAVES
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.types import Address, BlockRef, Hash256, NodeId, ServerKeyId
-from secretstore.wire.delegation import DelegatedPersonal, DelegatedRequest, DelegatedSignature
+from secretstore.wire.common import SessionError
+from secretstore.wire.delegation import (
+    DelegatedDocumentKey,
+    DelegatedPersonal,
+    DelegatedRequest,
+    DelegatedShadow,
+    DelegatedSignature,
+)
 from secretstore.wire.requester import ServiceOrigin
 from tests.sim.admin_world import MESSAGE, REQUESTER, AdminWorld, document_key, key_id, make_world
+from tests.sim.dealer import deal_key
+from tests.sim.rogue import RogueNetwork
 
 seeds = st.integers(0, 2**32)
 KEY = key_id(0)
@@ -168,6 +179,115 @@ def test_a_resolving_master_reports_its_phase() -> None:
     session = node.core.session(sid)
     assert isinstance(session, ResolvingMaster)
     assert session.phase.name == "NEGOTIATING"
+
+
+def test_a_delegate_whose_origin_gives_up_ends_its_session_on_every_node() -> None:
+    # the origin fails while its delegate's signing runs: the delegate ends, and so do the
+    # other holders' sides of its signing at once (they would otherwise wait for the delegate
+    # until their clocks ran out), naming the origin
+    net = RogueNetwork(4, REGISTRY_MASTERS, REGISTRY_SLAVES, seed=3)
+    dealt = deal_key(SeededRng(3), net.order[1:], 1, with_document_key=False)
+    for node, share in dealt.shares.items():
+        net.nodes[node].storage.insert(KEY, share)
+    origin = net.order[0]
+    sid = net.start(0, SignSchnorr(KEY, signature(), MESSAGE))
+    while not any(isinstance(m, DelegatedRequest) for _, _, m in net.sent):
+        net.run(max_steps=1)
+    (delegate,) = {to for _, to, m in net.sent if isinstance(m, DelegatedRequest)}
+    while not any(sender == delegate for sender, _, _ in net.sent):
+        net.run(max_steps=1)
+    net.inject(delegate, SessionError(sid, "gave up"))
+    net.run()
+
+    others = {node for node in net.order[1:] if node != delegate}
+    notices = [(to, m) for s, to, m in net.sent if s == delegate and isinstance(m, SessionError)]
+    assert {to for to, _ in notices} == others
+    assert all(f"the origin {short(origin)} gave up" in m.reason for _, m in notices)
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        "another key",
+        "no proofs",
+        "a shadow point off its proof",
+        "another decrypted secret",
+        "two decrypt shadows swapped",
+    ],
+)
+def test_the_origin_names_a_delegate_whose_answer_does_not_verify(lie: str) -> None:
+    # the origin holds no share, but knows the server key (the holders' common data) and
+    # which holders keep the version's commitments: it checks every participant's proof in
+    # the relayed answer, and a plain answer's key against them, before it relays anything
+    w = world(11, 12, holders=[0, 1, 2])
+    shadow = lie in (
+        "a shadow point off its proof",
+        "another decrypted secret",
+        "two decrypt shadows swapped",
+    )
+    liar: list[NodeId] = []
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object:
+        if isinstance(message, DelegatedDocumentKey):
+            liar.append(sender)
+            if lie == "another key":
+                return replace(message, document_key=message.document_key + G)
+            return replace(message, proofs=None)
+        if isinstance(message, DelegatedShadow) and message.proofs is not None:
+            liar.append(sender)
+            if lie == "another decrypted secret":
+                return replace(message, decrypted_secret=message.decrypted_secret + G)
+            if lie == "two decrypt shadows swapped":  # each proof binds its node's shadow
+                first_shadow, second_shadow, *others = message.decrypt_shadows
+                shadows = (second_shadow, first_shadow, *others)
+                return replace(message, decrypt_shadows=shadows)
+            first, *rest = message.proofs.participants
+            moved = replace(first, shadow_point=first.shadow_point + G)
+            return replace(message, proofs=replace(message.proofs, participants=(moved, *rest)))
+        return message
+
+    w.net.tamper = tamper
+    outcome = ask(w, w.ids[4], RetrieveDocumentKey(KEY, signature(), shadow))
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
+    assert outcome.error.node == short(liar[0]), outcome.error
+
+
+@pytest.mark.parametrize("kind", ["schnorr", "shadow"])
+def test_an_origin_that_delegates_one_request_to_two_holders_is_named_by_both(kind: str) -> None:
+    # each holder runs the session as its master; one that sees the other open it too cannot
+    # tell whether the origin delegated twice or the other holder lies, so it names both. A
+    # signing needs all three holders, so both see it; a retrieval's first group is t+1 of
+    # them, so a holder refused by the other may finish with a group of its own: its answer
+    # to the origin is a proven one, as any delegate's
+    net = RogueNetwork(4, REGISTRY_MASTERS, REGISTRY_SLAVES, seed=5)
+    dealt = deal_key(SeededRng(5), net.order[1:], 1, with_document_key=kind == "shadow")
+    for node, share in dealt.shares.items():
+        net.nodes[node].storage.insert(KEY, share)
+    origin = net.order[0]
+    request = (
+        SignSchnorr(KEY, signature(), MESSAGE)
+        if kind == "schnorr"
+        else RetrieveDocumentKey(KEY, signature(), True)
+    )
+    sid = net.start(0, request)
+    while not any(isinstance(m, DelegatedRequest) for _, _, m in net.sent):
+        net.run(max_steps=1)
+    ((delegate, delegated),) = [(to, m) for _, to, m in net.sent if isinstance(m, DelegatedRequest)]
+    other = next(node for node in net.order[1:] if node != delegate)
+    net.inject(other, delegated)
+    net.run()
+    failed = []
+    for holder in (delegate, other):
+        outcome = net.nodes[holder].results.get(sid)
+        if isinstance(outcome, Fail):
+            assert short(origin) in str(outcome.error), outcome.error
+            failed.append(holder)
+        else:
+            assert kind == "shadow", (short(holder), outcome)
+            [answer] = [m for s, _, m in net.sent if s == holder and isinstance(m, DelegatedShadow)]
+            assert answer.proofs is not None
+    assert len(failed) == (2 if kind == "schnorr" else 1)
+    assert net.open_sessions() == 0
 
 
 def test_a_slow_first_group_is_left_through_the_resolving_master() -> None:

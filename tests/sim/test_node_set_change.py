@@ -21,11 +21,18 @@ from secretstore.errors import (
     InvalidRequest,
     NodeDisconnected,
     ProtocolViolation,
+    SessionTimeout,
 )
 from secretstore.sessions.base import Fail, Finish, short
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.types import Hash256, NodeId
-from secretstore.wire.admin import KeyMoved, KeySubshare
+from secretstore.wire.admin import (
+    KeyDeal,
+    KeyMoved,
+    KeySubshare,
+    NodeSetChangeCompleted,
+    NodeSetChangeFinished,
+)
 from tests.sim.admin_world import (
     REQUESTER,
     AdminWorld,
@@ -210,6 +217,40 @@ def test_a_bad_subshare_names_its_dealer_and_changes_nothing_usable(
 
 @given(seed=seeds, schedule=seeds, data=st.data())
 @settings(max_examples=25)
+def test_a_master_that_says_the_change_is_complete_early_has_no_key_erased_before_it_moved(
+    seed: int, schedule: int, data: st.DataObject
+) -> None:
+    # the key on nodes 1..3, the new set 0, 3, 4 (1 and 2 leave); the master (node 0) tells
+    # every node the change is complete instead of having some or all keys dealt: the
+    # leaving nodes erase only the keys every new-set node confirmed to them: every key stays
+    # on t+1 holders of one version, the new set's when a leaving node erased it
+    world = make_world(5, seed=seed, schedule=seed, holders=[1, 2, 3], threshold=1, keys=2)
+    ids = world.ids
+    master, new_set = ids[0], [ids[0], ids[3], ids[4]]
+    dealt_keys = data.draw(st.integers(0, 1))  # how many keys the master lets move first
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object:
+        if sender == master and isinstance(message, KeyDeal):
+            if message.key_id in sorted(world.keys)[:dealt_keys]:
+                return message
+            return NodeSetChangeCompleted(message.session_id)
+        return message
+
+    world.net.tamper = tamper
+    world.change(master, new_set)
+    world.net.run()
+    world.net.expire()
+    world.net.tamper = None
+    leaving = (ids[1], ids[2])
+    for key in world.keys:
+        erased = [node for node in leaving if world.net.nodes[node].storage.get(key) is None]
+        assert not erased or dealt_keys, "a key no node was asked to deal was erased"
+        up = new_set if erased else ids[1:4]  # an erased key is on the new set
+        world.serve_with(key, up, up[-1])
+
+
+@given(seed=seeds, schedule=seeds, data=st.data())
+@settings(max_examples=25)
 def test_a_node_lost_mid_change_fails_it_cleanly_and_a_rerun_completes(
     seed: int, schedule: int, data: st.DataObject
 ) -> None:
@@ -296,6 +337,7 @@ def test_a_key_with_too_few_holders_blocks_the_change_before_anything_moves() ->
     error = failure(world, ids[3], sid)
     assert isinstance(error, InvalidRequest)
     assert broken.hex() in str(error) and "nothing was changed" in str(error)
+    assert f"there are 1 ({short(ids[2])})" in str(error)  # the holders left are named
     assert version_counts(world) == before
     assert world.sessions_left() == 0
 
@@ -450,6 +492,86 @@ def test_a_target_reporting_a_share_off_the_key_is_named() -> None:
     assert isinstance(error, ProtocolViolation) and "does not fit the key" in str(error)
     assert error.node == short(liar)  # four new holders of a t = 1 key: the misfit is found
     assert world.sessions_left() == 0
+
+
+# --- silence is named --------------------------------------------------------------------------
+
+
+def _silent_run(kind: type, towards_master: bool) -> tuple[AdminWorld, NodeId, NodeId, object]:
+    """A change adding a node in which the first node to send a `kind` message sends none of
+    them (to the master only, or to everyone but the master); every clock then runs out, the
+    slaves' first. Returns the world, the master, the silent node and the master's error."""
+    world = make_world(4, seed=8, schedule=9, holders=[0, 1, 2], threshold=1, keys=1)
+    ids = world.ids
+    master = ids[3]
+    silent: list[NodeId] = []
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object | None:
+        if isinstance(message, kind) and sender != master:
+            if not silent:
+                silent.append(sender)
+            if sender == silent[0] and (to == master) == towards_master:
+                return None
+        return message
+
+    world.net.tamper = tamper
+    sid = world.change(master, ids)
+    world.net.run()
+    world.net.expire()
+    return world, master, silent[0], failure(world, master, sid)
+
+
+def test_a_dealer_silent_towards_a_target_is_named_by_the_target_and_the_master() -> None:
+    world, master, dealer, error = _silent_run(KeySubshare, towards_master=False)
+    assert isinstance(error, SessionTimeout) and f"node {short(dealer)}" in str(error)
+    targets = [node for node in world.ids if node not in (master, dealer)]
+    named = []
+    for node in targets:
+        for outcome in world.net.nodes[node].results.values():
+            if isinstance(outcome, Fail):
+                named.append(isinstance(outcome.error, SessionTimeout) and outcome.error.node)
+    assert short(dealer) in named  # a target that waited for its subshare names its dealer
+    assert world.sessions_left() == 0
+
+
+def test_a_dealer_silent_towards_the_master_is_named_by_the_master() -> None:
+    # the master is a target too: it waits for the dealer's subshare, its slaves for it
+    _, _, dealer, error = _silent_run(KeySubshare, towards_master=True)
+    assert isinstance(error, SessionTimeout) and f"node {short(dealer)}" in str(error)
+
+
+def test_a_node_that_never_reports_its_end_is_named() -> None:
+    _, _, quiet, error = _silent_run(NodeSetChangeFinished, towards_master=True)
+    assert isinstance(error, SessionTimeout) and error.node == short(quiet)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_master_waits_for_every_report_before_it_names_whom_the_change_waited_for(
+    seed: int,
+) -> None:
+    # the key moves off one of its holders, and the master (which holds nothing) leaves: a
+    # dealer sends none of its subshares. The targets wait for the dealer, a node that deals
+    # nothing for the master; whichever report comes first, the master's error names the
+    # silent dealer
+    world = make_world(5, seed=seed, schedule=seed, holders=[1, 2, 3], threshold=1, keys=1)
+    ids = world.ids
+    master = ids[0]
+    silent: list[NodeId] = []
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object | None:
+        if isinstance(message, KeySubshare) and sender != master:
+            if not silent:
+                silent.append(sender)
+            if sender == silent[0]:
+                return None
+        return message
+
+    world.net.tamper = tamper
+    sid = world.change(master, ids[2:])
+    world.net.run()
+    world.net.expire()
+    error = failure(world, master, sid)
+    assert isinstance(error, SessionTimeout) and f"node {short(silent[0])}" in str(error)
 
 
 def test_a_dealer_telling_targets_different_commitments_is_caught() -> None:

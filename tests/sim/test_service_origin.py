@@ -323,6 +323,24 @@ RESULT_LIES: dict[str, Callable[[NodeId, DecryptionJobResults], list[object]]] =
             ),
         )
     ],
+    "another member's sealed shadow changed": lambda to, m: [
+        replace(
+            m,
+            answers=tuple(
+                replace(a, sealed_shadow=bytes(len(a.sealed_shadow or b""))) if a.node != to else a
+                for a in m.answers
+            ),
+        )
+    ],
+    "its own sealed shadow replaced": lambda to, m: [
+        replace(
+            m,
+            answers=tuple(
+                replace(a, sealed_shadow=bytes(len(a.sealed_shadow or b""))) if a.node == to else a
+                for a in m.answers
+            ),
+        )
+    ],
     "another attempt": lambda to, m: [replace(m, attempt=m.attempt + 1)],
     "the results twice": lambda to, m: [m, m],
 }
@@ -332,6 +350,9 @@ RESULT_PROBLEMS = {
     "another order": "another group than the job's",
     "its own answer replaced": "another answer than this node's own",
     "an answer without its proof": "without its proof",
+    # each proof binds its member's sealed decrypt shadow (what that member publishes)
+    "another member's sealed shadow changed": "whose proof does not verify",
+    "its own sealed shadow replaced": "another answer than this node's own",
     "another attempt": "a job this node did not answer",
     "the results twice": "twice",
 }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
 from collections.abc import Iterator
 
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -163,3 +165,24 @@ def test_level_names(name: str, level: int) -> None:
 def test_an_unknown_level_name_is_refused() -> None:
     with pytest.raises(ValueError, match="verbose"):
         parse_level("verbose")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError("Connection reset by peer"),
+        BadHttpMessage("Invalid character in Content-Length"),
+        asyncio.IncompleteReadError(b"ab", 6),
+    ],
+)
+def test_an_expected_error_is_one_line_with_its_cause_and_no_traceback(
+    captured: io.StringIO, error: BaseException
+) -> None:
+    try:
+        raise error
+    except BaseException:
+        logging.getLogger("aiohttp.server").exception("Error handling %s", "request")
+    [line] = lines(captured)
+    assert "Traceback" not in line
+    assert f"Error handling request: {type(error).__name__}: " in line
+    assert (str(error).split() or [type(error).__name__])[0] in line

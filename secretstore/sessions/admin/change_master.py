@@ -17,7 +17,15 @@ from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
 from secretstore.sessions.admin.redistribute import check_new_version
 from secretstore.sessions.admin.share_change import KeyFault
-from secretstore.sessions.base import Deadline, Effect, Send, SessionContext, short
+from secretstore.sessions.base import (
+    Deadline,
+    Effect,
+    Send,
+    SessionContext,
+    TimeoutReports,
+    short,
+    timed_out_waiting_for,
+)
 from secretstore.sessions.signing_common import names
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import (
@@ -63,6 +71,7 @@ class NodeSetChangeMaster(NodeSetChange):
         self._next = 0
         self._moving: dict[ServerKeyId, _Move] = {}
         self._finished_nodes: set[NodeId] = set()
+        self._timeouts = TimeoutReports()
         self._launching = False
 
     @property
@@ -102,15 +111,47 @@ class NodeSetChangeMaster(NodeSetChange):
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
         if self.finished:
             return []
-        return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:300]}"))
+        what = f"failed: {reason[:300]}{self.still_waiting(sender)}"
+        return self.fail(ProtocolViolation(short(sender), what))
+
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A slave's clock ran out first: its report is kept until every node this one waits
+        for has reported (a slave that waited for a dealer names it), then the change fails
+        with all of them."""
+        if self.finished:
+            return []
+        self._timeouts.add(sender, reason)
+        waiting = self.waiting_for() - {sender}
+        if self._timeouts.cover(waiting):
+            return self._stalled()
+        return []
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The nodes whose answer the change waits for now: acceptances and inventories, then
+        the new holders of each key in flight (and the dealers of this node's own subshares),
+        then every node's Finished."""
+        if self.ending:
+            waiting = self.others - self._finished_nodes
+        elif self._plan is None:
+            waiting = (self.others - self._accepted) | (self.old_set - self._inventoried)
+        else:
+            waiting = self._missing_dealers()
+            for move in self._moving.values():
+                waiting |= self.new_set - set(move.moved)
+                mine = self.ctx.self_id in self.new_set and self.ctx.self_id not in move.moved
+                if mine and not self._keys.receiving(move.plan.key_id):  # none of its subshares
+                    waiting |= frozenset(move.plan.dealers)
+        return frozenset(waiting) - {self.ctx.self_id}
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
             return []
-        return self.fail(type(error)(f"node {short(sender)}: {error}"))
+        return self.fail(error)  # in the sender's name already (sessions/core.py)
 
     def _stalled(self) -> list[Effect]:
-        return self.fail(SessionTimeout(f"no progress in time; {self._silent_text()}"))
+        error = timed_out_waiting_for(self.waiting_for(), self._timeouts)
+        what = f"{error.what}; the change made no progress in time ({self._progress_text()})"
+        return self.fail(SessionTimeout(what, error.node))
 
     def _moved_here(self, moved: KeyMoved) -> list[Effect]:
         return self._on_moved(self.ctx.self_id, moved)
@@ -264,12 +305,3 @@ class NodeSetChangeMaster(NodeSetChange):
     def _progress_messages(self) -> list[Effect]:
         total = self.total or 0
         return self.broadcast(NodeSetChangeProgress(self.session_id, self.done, total), self.others)
-
-    def _silent_text(self) -> str:
-        if self._plan is None:
-            waiting = sorted((self.others - self._accepted) | (self.old_set - self._inventoried))
-            return f"waiting for {names(waiting) or 'none'}"
-        silent: set[NodeId] = set()
-        for move in self._moving.values():
-            silent |= self.new_set - set(move.moved)
-        return f"{self._progress_text()}; no answer from {names(sorted(silent)) or 'none'}"

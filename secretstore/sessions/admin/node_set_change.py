@@ -18,10 +18,13 @@ while it runs there, and it waits (at most `drain_timeout`) for running ones to 
 |                          | each key in flight (at most          | sent → WAITING_FOR_FINISH     |
 |                          | `keys_in_flight`; KeyDeal per key to |                               |
 |                          | its dealers)                         |                               |
-| RUNNING (slave)          | KeyDeal (deal: KeySubshare to every  | Completed: erase every key if |
-|                          | new-set node), KeySubshare (all t+1  | not in the new set, Finished  |
-|                          | in: check, persist, KeyMoved),       | sent → ENDED                  |
-|                          | Progress                             |                               |
+| RUNNING (slave)          | KeyDeal (deal: KeySubshare to every  | Completed: a staying node     |
+|                          | new-set node), KeySubshare (all t+1  | sends Finished → ENDED; a     |
+|                          | in: check, persist, KeyMoved to the  | leaving one waits for the     |
+|                          | master and every leaving slave),     | KeyMoved of its keys (at most |
+|                          | Progress; a leaving slave: KeyMoved  | stall_timeout), erases the    |
+|                          | from new-set nodes                   | confirmed ones, keeps the     |
+|                          |                                      | rest, Finished → ENDED        |
 | WAITING_FOR_FINISH       | Finished from every other node       | ENDED (None)                  |
 | (master)                 | (a node lost now counts as finished) |                               |
 
@@ -53,6 +56,7 @@ from secretstore.crypto.keys import address_of
 from secretstore.errors import (
     HasActiveSessions,
     NodeDisconnected,
+    ProtocolViolation,
     SecretStoreError,
 )
 from secretstore.sessions.admin.authority import AdminAuthority, signer_of
@@ -163,6 +167,8 @@ class NodeSetChange(Session):
             rng=ctx.rng,
             new_set_of=lambda key_id, version, share: self.new_set,
         )
+        #: a leaving node: key -> the new-set nodes that told it they wrote their new share
+        self._confirmed: dict[ServerKeyId, set[NodeId]] = {}
         #: keys this node has recorded in its audit log (once each, dealer or target)
         self._audited: set[ServerKeyId] = set()
         admin = signer_of(init.new_signature, init.new_set)
@@ -287,12 +293,50 @@ class NodeSetChange(Session):
         dealers = [number.node for number in message.dealer_numbers]
         effects = self._audit_key(key_id, message.version, dealers)
         effects.append(Persist(self.session_id, key_id, new.record, new.create))
-        return effects + self._moved_here(self._keys.moved(key_id, new))
+        # a leaving slave erases a key only once every new-set node but the master (which
+        # has every KeyMoved) confirmed it to it
+        leaving = [] if self.is_master else sorted(self.removed - {self.master})
+        moved = self._keys.moved(key_id, new)
+        return effects + self._moved_here(moved) + [Send(node, moved) for node in leaving]
+
+    def _on_confirmed(self, sender: NodeId, moved: KeyMoved) -> None:
+        """A new-set node wrote its new share of a key (to a node that leaves the set)."""
+        if self.ctx.self_id in self.new_set or sender not in self.new_set:
+            # either the master gave the two nodes different new sets, or the sender lies
+            raise ProtocolViolation(
+                f"{short(sender)}, {short(self.master)}",
+                "KeyMoved from a node outside the new set, or to a node that stays, by the "
+                f"new set the master {short(self.master)} gave this node",
+            )
+        self._confirmed.setdefault(moved.key_id, set()).add(sender)
+
+    def _unconfirmed(self) -> frozenset[NodeId]:
+        """The new-set nodes but the master that have not confirmed some key this node
+        holds (a leaving slave's wait before it erases)."""
+        needed = self.new_set - {self.master}
+        missing: set[NodeId] = set()
+        for key_id in self.settings.keys.ids():
+            missing |= needed - self._confirmed.get(key_id, set())
+        return frozenset(missing)
 
     def _erase_if_removed(self) -> list[Effect]:
+        """A leaving node erases its keys: the master every key (it had every new-set node's
+        KeyMoved of each); a slave each key every new-set node but the master told it it
+        wrote its new share of (so the key is on the new set whatever the master says),
+        keeping the others and naming the nodes that did not confirm them."""
         if self.ctx.self_id in self.new_set:
             return []
-        ids = list(self.settings.keys.ids())
+        needed = frozenset() if self.is_master else self.new_set - {self.master}
+        ids: list[ServerKeyId] = []
+        unconfirmed: set[NodeId] = set()
+        kept = 0
+        for key_id in self.settings.keys.ids():
+            missing = needed - self._confirmed.get(key_id, set())
+            if missing:
+                unconfirmed |= missing
+                kept += 1
+            else:
+                ids.append(key_id)
         effects: list[Effect] = []
         for key_id in ids:
             facts = facts_of(
@@ -305,7 +349,14 @@ class NodeSetChange(Session):
             )
             effects += record(self.ctx, facts)[0]
             effects.append(Remove(self.session_id, key_id))
-        effects.append(self._notice(f"this node left the node set: {len(ids)} keys erased"))
+        text = f"this node left the node set: {len(ids)} keys erased"
+        if kept:
+            silent = ", ".join(short(node) for node in sorted(unconfirmed))
+            text += (
+                f"; {kept} kept, whose new shares {silent} did not confirm (the master "
+                f"{short(self.master)} said the change was complete)"
+            )
+        effects.append(self._notice(text))
         return effects
 
     def _audit_key(
@@ -327,6 +378,11 @@ class NodeSetChange(Session):
         return record(self.ctx, facts)[0]
 
     # --- helpers --------------------------------------------------------------------------
+    def _missing_dealers(self) -> frozenset[NodeId]:
+        """The dealers whose subshares of a key this node has begun to receive are still
+        missing."""
+        return self._keys.missing_dealers()
+
     def _touch(self) -> Deadline:
         return Deadline(self.session_id, self.settings.stall_timeout)
 

@@ -182,17 +182,16 @@ def plan_key(
     name = f"key 0x{key_id.hex()}"
     first = next(iter(reports.values()))
     if any((e.threshold, e.public) != (first.threshold, first.public) for e in reports.values()):
-        nodes = ", ".join(short(node) for node in sorted(reports))
-        return f"{name}: nodes {nodes} report different thresholds or publics"
+        return f"{name}: nodes {_names(reports)} report different thresholds or publics"
     reported = [e for e in reports.values() if e.versions]
     if not reported:
-        return f"{name}: no node reports a version of it"
+        return f"{name}: the nodes that report it ({_names(reports)}) hold no version of it"
     t = first.threshold
     version, holders = choose_version({n: e for n, e in reports.items() if e.versions})
     if len(holders) < t + 1:
         return (
             f"{name}: threshold {t} needs {t + 1} connected holders of one version to move it, "
-            f"there are {len(holders)}"
+            f"there are {len(holders)} ({_names(holders)})"
         )
     if len(new_set) < t + 1:
         return f"{name}: threshold {t} needs {t + 1} nodes in the new set, it has {len(new_set)}"
@@ -209,6 +208,11 @@ def plan_key(
         dealers,
         tuple(zip(lacking, numbers, strict=True)),
     )
+
+
+def _names(nodes: Iterable[NodeId]) -> str:
+    """The short ids of `nodes`, ascending, comma-separated."""
+    return ", ".join(short(node) for node in sorted(nodes))
 
 
 def pick_dealers(

@@ -62,6 +62,20 @@ class Redistribution:
         """Whether this node is done receiving `key_id` (or the key is done anyway)."""
         return key_id in self._received
 
+    def receiving(self, key_id: ServerKeyId) -> bool:
+        """Whether some subshare of `key_id` has come and others are still due."""
+        return key_id in self._receipts
+
+    def missing_dealers(self) -> frozenset[NodeId]:
+        """The dealers whose subshares of a key this node has begun to receive are still
+        missing."""
+        return frozenset(
+            dealer
+            for receipt in self._receipts.values()
+            for dealer in receipt.dealers
+            if dealer not in receipt.received
+        )
+
     def mark_received(self, key_id: ServerKeyId) -> None:
         """Late subshares of `key_id` are ignored from now on."""
         self._received.add(key_id)
@@ -95,13 +109,15 @@ class Redistribution:
         if key_id in self._received:
             return None  # late: this node has moved the key already
         new_set = self.new_set_of(key_id, message.version, lambda: self.keys.get(key_id))
-        if self.self_id not in new_set:
-            raise KeyFault(key_id, [sender], "sent a subshare to a node outside the new set")
+        if self.self_id not in new_set:  # the sender's session has another new set
+            raise KeyFault(
+                key_id, [sender, self.master], "sent a subshare to a node outside the new set"
+            )
         receipt = self._receipts.get(key_id)
         if receipt is None:
             if len(self._receipts) >= MAX_OPEN_RECEIPTS:
                 raise KeyFault(key_id, [sender], "sent subshares of too many keys at once")
-            receipt = KeyReceipt.start(self.self_id, sender, message, new_set)
+            receipt = KeyReceipt.start(self.self_id, sender, message, new_set, self.master)
             self._receipts[key_id] = receipt
         if not receipt.add(sender, message):
             return None

@@ -132,18 +132,29 @@ class NewShare:
 
 @dataclass(slots=True)
 class KeyReceipt:
-    """A target's collection of one key's subshares (one per dealer)."""
+    """A target's collection of one key's subshares (one per dealer). `opener`: the dealer
+    whose subshare came first and named the dealers; `master`: the change's master, which
+    told each dealer what to deal (the dealers, the version, the new id numbers), so it is
+    named with the dealers when they disagree on that."""
 
     key_id: ServerKeyId
     dealers: tuple[NodeId, ...]
+    opener: NodeId
+    master: NodeId
     received: dict[NodeId, KeySubshare] = field(default_factory=dict)
 
     @classmethod
     def start(
-        cls, self_id: NodeId, sender: NodeId, message: KeySubshare, new_set: frozenset[NodeId]
+        cls,
+        self_id: NodeId,
+        sender: NodeId,
+        message: KeySubshare,
+        new_set: frozenset[NodeId],
+        master: NodeId,
     ) -> KeyReceipt:
-        """The receipt a first subshare opens; KeyFault naming the sender for a message that
-        cannot be right whatever the others send."""
+        """The receipt a first subshare opens; KeyFault naming the sender (and the master,
+        for what it told the sender to deal) for a message that cannot be right whatever the
+        others send."""
         dealers = tuple(pair.node for pair in message.dealer_numbers)
         if list(dealers) != sorted(set(dealers)) or sender not in dealers:
             raise KeyFault(message.key_id, [sender], "sent a subshare it is not a dealer of")
@@ -151,14 +162,18 @@ class KeyReceipt:
             raise KeyFault(message.key_id, [sender], "named the wrong number of dealers")
         new_nodes = [pair.node for pair in message.new_numbers]
         if new_nodes != sorted(new_set) or self_id not in new_set:
-            raise KeyFault(message.key_id, [sender], "sent a new version that is not the new set")
-        return cls(message.key_id, dealers)
+            raise KeyFault(
+                message.key_id, [sender, master], "sent a new version that is not the new set"
+            )
+        return cls(message.key_id, dealers, sender, master)
 
     def add(self, sender: NodeId, message: KeySubshare) -> bool:
-        """Keep a dealer's subshare; True once every dealer's is in. KeyFault for a sender
-        outside the dealers or a second, different subshare."""
-        if sender not in self.dealers:
-            raise KeyFault(self.key_id, [sender], "sent a subshare it is not a dealer of")
+        """Keep a dealer's subshare; True once every dealer's is in. KeyFault for a second,
+        different subshare, and (naming it and the opener, one of which lies) for a sender
+        outside the dealers the first subshare named."""
+        if sender not in self.dealers:  # one of them lies about who deals
+            culprits = [self.opener, sender, self.master]
+            raise KeyFault(self.key_id, culprits, "disagree on the dealers of the key")
         known = self.received.get(sender)
         if known is not None and known != message:
             raise KeyFault(self.key_id, [sender], "sent two different subshares")
@@ -172,7 +187,10 @@ class KeyReceipt:
         for dealer in self.dealers[1:]:
             other = self.received[dealer]
             if _plan_of(other) != _plan_of(first):
-                raise KeyFault(key_id, [self.dealers[0], dealer], "dealers sent different key data")
+                culprits = [self.dealers[0], dealer]
+                if _dealing_of(other) != _dealing_of(first):
+                    culprits.append(self.master)  # it told them what to deal
+                raise KeyFault(key_id, culprits, "dealers sent different key data")
         common = first.common
         t = common.threshold
         old = _numbers(first.dealer_numbers)
@@ -226,6 +244,11 @@ class KeyReceipt:
                 key_id, self.dealers, f"sent a new version that cannot be stored: {exc}"
             ) from None
         return NewShare(record, own is None, version, Point.base_mul(secret_share))
+
+
+def _dealing_of(message: KeySubshare) -> tuple[object, ...]:
+    """What the master told every dealer of a key alike (KeyDeal)."""
+    return (message.version, message.dealer_numbers, message.new_numbers)
 
 
 def _plan_of(message: KeySubshare) -> tuple[object, ...]:

@@ -12,7 +12,16 @@ from secretstore.crypto.ecdsa import signers_needed
 from secretstore.crypto.schnorr import SchnorrSignature
 from secretstore.errors import ConsensusUnreachable, ProtocolViolation, SecretStoreError
 from secretstore.sessions import decryption, signing_ecdsa, signing_schnorr
-from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
+from secretstore.sessions.base import (
+    Effect,
+    Fail,
+    Finish,
+    Notice,
+    Send,
+    Session,
+    SessionContext,
+    short,
+)
 from secretstore.sessions.broadcast import PersonalShare
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
@@ -20,6 +29,7 @@ from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.storage.model import KeyShare
 from secretstore.types import NodeId
+from secretstore.wire.common import SessionError
 from secretstore.wire.delegation import (
     DelegatedDocumentKey,
     DelegatedPersonal,
@@ -98,7 +108,10 @@ class DelegateSession(Session):
     """A holder serving a request another node delegated: the inner master session runs
     here (this node is its master); its result goes to the origin. A service contract's
     retrieval ends here with this node's PersonalShare (this node publishes it, as every
-    member does); the origin is only told who the members are."""
+    member does); the origin is only told who the members are. Another holder that opens
+    the same session as its master (the inner session's first message, which only a master
+    sends) ends it naming that holder and the origin: the origin delegated the request twice,
+    or the holder lies, and this node cannot tell which."""
 
     def __init__(
         self, ctx: SessionContext, origin: NodeId, message: DelegatedRequest, inner: Session
@@ -107,10 +120,14 @@ class DelegateSession(Session):
         self.origin = origin
         self.message = message
         self.inner = inner
+        #: the type of the first message the inner session sent (its opening request)
+        self._opening: type | None = None
 
     @property
     def participants(self) -> frozenset[NodeId]:
-        return self.inner.participants | {self.origin}
+        # every holder the origin named: one the inner session has not asked (yet) may still
+        # open the same session as its master, which is how a double delegation shows
+        return self.inner.participants | {self.origin} | set(self.message.holders)
 
     def on_message(self, sender: NodeId, message: object) -> list[Effect]:
         if self.finished:
@@ -119,6 +136,17 @@ class DelegateSession(Session):
             if message == self.message:
                 return []
             return self.fail(ProtocolViolation(short(sender), f"sent {type(message).__name__}"))
+        if type(message) is self._opening:
+            return self.fail(
+                ProtocolViolation(
+                    f"{short(self.origin)}, {short(sender)}",
+                    f"{short(sender)} opened this session as its master too (sent "
+                    f"{type(message).__name__}): the origin {short(self.origin)} delegated it "
+                    f"to both of us, or {short(sender)} lies",
+                )
+            )
+        if sender not in self.inner.participants:
+            return [Notice(f"node {short(sender)} is not in session {self.session_id[:4].hex()}")]
         return self.relay(self.inner.on_message(sender, message))
 
     def on_access_checked(self, allowed: bool) -> list[Effect]:
@@ -137,8 +165,24 @@ class DelegateSession(Session):
         if self.finished:
             return []
         if sender == self.origin:
-            return self.finish()  # the origin gave up
+            return self._origin_gave_up(reason)
         return self.relay(self.inner.on_peer_error(sender, reason))
+
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        if sender == self.origin:
+            return self._origin_gave_up(reason)
+        return self.relay(self.inner.on_peer_timeout(sender, reason))
+
+    def _origin_gave_up(self, reason: str) -> list[Effect]:
+        """End quietly, and end the inner session on its other nodes too (they would wait
+        for this node until their clocks ran out), naming the origin."""
+        notice = SessionError(
+            self.session_id, f"the origin {short(self.origin)} gave up: {reason[:200]}"
+        )
+        others = self.inner.participants - {self.ctx.self_id, self.origin}
+        return [Send(node, notice) for node in sorted(others)] + self.finish()
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
@@ -160,6 +204,8 @@ class DelegateSession(Session):
                 return out + self.finish(mine)
             if isinstance(effect, Fail) and effect.session_id == self.session_id:
                 return out + self.fail(effect.error)
+            if isinstance(effect, Send) and self._opening is None:
+                self._opening = type(effect.message)
             out.append(effect)
         return out
 
@@ -176,7 +222,9 @@ class DelegateSession(Session):
                 result.proofs,
             )
         if isinstance(result, Point):
-            return DelegatedDocumentKey(sid, result)
+            inner = self.inner
+            proofs = inner.plain_proofs if isinstance(inner, decryption.DecryptionMaster) else None
+            return DelegatedDocumentKey(sid, result, proofs)
         if isinstance(result, SchnorrSignature):
             return DelegatedSignature(sid, result.to_bytes())
         assert isinstance(result, bytes)

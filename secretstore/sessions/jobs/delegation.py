@@ -17,16 +17,21 @@ take part (the session fails with ConsensusUnreachable) — the master negotiate
 |---------------------------|--------------------------------------|-----------------------------|
 | RUNNING (inner session)   | the inner session's events           | its result → ENDED          |
 |                           | inner fails ConsensusUnreachable     | NEGOTIATING (once)          |
+|                           | (before the session timed out)       |                             |
 | NEGOTIATING               | KeyVersions from every asked node    | holds the version: RUNNING; |
 |                           |                                      | else DELEGATED; no version: |
 |                           |                                      | ENDED (its error)           |
 | DELEGATED                 | the delegate's result (checked)      | ENDED (result)              |
 |                           | the delegate's error / disconnect    | ENDED (that error)          |
 
+A failure names its nodes: no version that can serve ends with the first session's error (it
+lists the nodes lost) and why no other version helps; a timeout names whom the master waited for.
+
 A service contract's (broadcast) shadow retrieval is delegated too (DOCUMENT_KEY_PERSONAL, with
 its origin, which the delegate reads from the contract itself like every member): the delegate
 and the other members each publish their own part, and the origin, holding no share, only
 learns who the members are (`DelegatedPersonal`; its result is ServedByMembers).
+
 Every node of the delegated session still recovers the requester from the requester's own
 signature and asks its own access policy; the origin learns what a master learns (a plain
 retrieval's document key, which it encrypts to the requester as ever).
@@ -34,20 +39,24 @@ retrieval's document key, which it encrypts to the requester as ever).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import recover_public
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
+from secretstore.crypto.shadow_proofs import verify_plain_retrieval, verify_shadow_answer
 from secretstore.errors import (
     ConsensusUnreachable,
     CryptoError,
+    InvalidRequest,
     ProtocolViolation,
     SecretStoreError,
     ServerKeyNotFound,
     SessionTimeout,
+    ShadowVerificationError,
 )
 from secretstore.sessions import signing_ecdsa
 from secretstore.sessions.base import (
@@ -59,6 +68,7 @@ from secretstore.sessions.base import (
     Session,
     SessionContext,
     short,
+    timed_out_waiting_for,
 )
 from secretstore.sessions.broadcast import ServedByMembers
 from secretstore.sessions.core import MasterFactory, SlaveFactory
@@ -66,6 +76,7 @@ from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.jobs import delegate
 from secretstore.sessions.jobs.delegate import SERVED, ServedRequest, kind_of_request
 from secretstore.sessions.key_version import NegotiatedVersion, VersionNegotiation
+from secretstore.sessions.signing_common import names
 from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.storage.model import KeyShare
@@ -81,6 +92,8 @@ from secretstore.wire.delegation import (
 )
 from secretstore.wire.negotiation import KeyVersions, RequestKeyVersions
 from secretstore.wire.requester import ServiceOrigin
+
+T = TypeVar("T")
 
 
 class ResolvePhase(Enum):
@@ -109,10 +122,14 @@ class ResolvingMaster(Session):
         self._connected = connected
         self.inner: Session | None = None
         self._failed_version: bytes | None = None
+        #: why the first session could not serve (kept for the error if no version can)
+        self._abandoned: SecretStoreError | None = None
         self._retry = True
         self._negotiation: VersionNegotiation | None = None
         self._delegate: NodeId | None = None
         self._public: Point | None = share.public if share is not None else None
+        #: the holders that keep the delegated version's commitments (its answers are proven)
+        self._proven_by: frozenset[NodeId] = frozenset()
         self._threshold: int | None = share.threshold if share is not None else None
         self._holders: frozenset[NodeId] = frozenset()
         self._checks = 0  # access checks the running inner session is owed
@@ -151,7 +168,8 @@ class ResolvingMaster(Session):
             return self._negotiate()
         try:
             return self._run(None)
-        except (ServerKeyNotFound, ConsensusUnreachable):
+        except (ServerKeyNotFound, ConsensusUnreachable) as exc:
+            self._abandoned = exc
             return self._negotiate()
 
     def _run(self, version: bytes | None) -> list[Effect]:
@@ -216,7 +234,7 @@ class ResolvingMaster(Session):
                 return []
             return self.fail(ConsensusUnreachable(f"the delegate {short(node)} disconnected"))
         if self._negotiation is not None:
-            self._negotiation.on_node_gone(node)
+            self._negotiation.on_node_gone(node, "disconnected")
             return self._maybe_chosen()
         assert self.inner is not None
         return self._pass(self.inner.on_node_disconnected(node))
@@ -229,10 +247,17 @@ class ResolvingMaster(Session):
                 return []
             return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:200]}"))
         if self._negotiation is not None:
-            self._negotiation.on_node_gone(sender)
+            self._negotiation.on_node_gone(sender, f"failed: {reason}")
             return self._maybe_chosen()
         assert self.inner is not None
         return self._pass(self.inner.on_peer_error(sender, reason))
+
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        if self.finished:
+            return []
+        if self.inner is not None and self._negotiation is None and self._delegate is None:
+            return self._pass(self.inner.on_peer_timeout(sender, reason))
+        return self.on_peer_error(sender, reason)
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
@@ -242,10 +267,19 @@ class ResolvingMaster(Session):
                 return []
             return self.fail(error)
         if self._negotiation is not None:
-            self._negotiation.on_node_gone(sender)
+            self._negotiation.on_node_gone(sender, f"refused: {error}")
             return self._maybe_chosen()
         assert self.inner is not None
         return self._pass(self.inner.on_peer_refusal(sender, error))
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        if self._delegate is not None:
+            return frozenset({self._delegate})
+        if self._negotiation is not None:
+            return self._negotiation.waiting
+        if self.inner is not None:
+            return self.inner.waiting_for()
+        return frozenset()
 
     def on_wake(self) -> list[Effect]:
         if self.finished:
@@ -258,9 +292,14 @@ class ResolvingMaster(Session):
         if self.finished:
             return []
         if self.inner is not None and self._negotiation is None and self._delegate is None:
+            # No retry once the time is up (the clock has run out: a negotiation started now
+            # would never time out); the inner session's own error says what it lacks.
+            self._retry = False
             return self._pass(self.inner.on_timeout())
-        what = "the delegate did not answer" if self._delegate else "no version was agreed"
-        return self.fail(SessionTimeout(f"{what} before the session timed out"))
+        error = timed_out_waiting_for(self.waiting_for())
+        if self._delegate is None:
+            error = SessionTimeout(f"no version was agreed: {error.what}", error.node)
+        return self.fail(error)
 
     # --- internals ------------------------------------------------------------------------
     def _pass(self, effects: list[Effect]) -> list[Effect]:
@@ -272,6 +311,7 @@ class ResolvingMaster(Session):
                 self._checks += 1
             if isinstance(effect, Fail) and effect.session_id == self.session_id:
                 if self._retry and isinstance(effect.error, ConsensusUnreachable):
+                    self._abandoned = effect.error
                     return out + self._abandon_and_negotiate()
                 self.finished = True
                 return out + effects[index:]
@@ -296,6 +336,8 @@ class ResolvingMaster(Session):
             return []
         try:
             chosen = negotiation.result(self.served.signers, self.served.rule)
+        except ConsensusUnreachable as exc:
+            return self.fail(self._unreachable(str(exc)))
         except SecretStoreError as exc:
             return self.fail(exc)
         self._negotiation = None
@@ -303,18 +345,22 @@ class ResolvingMaster(Session):
         self._threshold = chosen.common.threshold
         if self.ctx.self_id in chosen.holders:
             if chosen.version == self._failed_version:
-                return self.fail(
-                    ConsensusUnreachable(
-                        "too few holders of the key take part; no other version has enough"
-                    )
-                )
+                return self.fail(self._unreachable("no other version has enough holders"))
             try:
                 return self._run(chosen.version)
             except SecretStoreError as exc:
                 return self.fail(exc)
         return self._delegate_to(chosen)
 
+    def _unreachable(self, why: str) -> ConsensusUnreachable:
+        """No version can serve: the first session's failure (which names the nodes it lost),
+        then `why`."""
+        if self._abandoned is None:
+            return ConsensusUnreachable(why)
+        return ConsensusUnreachable(f"{self._abandoned}; {why}")
+
     def _delegate_to(self, chosen: NegotiatedVersion) -> list[Effect]:
+        self._proven_by = chosen.proven_by
         holders = sorted(chosen.holders)
         index = int.from_bytes(self.ctx.rng.random_bytes(4), "big") % len(holders)
         delegate = holders[index]
@@ -355,7 +401,21 @@ class ResolvingMaster(Session):
         delegate = self._delegate or self.ctx.self_id
         kind = kind_of_request(request)
         if isinstance(message, DelegatedDocumentKey) and kind is DelegationKind.DOCUMENT_KEY:
-            return message.document_key
+            plain = message.proofs
+            if plain is None:
+                self._unproven(delegate, "a document key")
+                return message.document_key
+            key = self._checked(
+                delegate,
+                lambda requester, public: verify_plain_retrieval(
+                    key_id=self.key_id, requester=requester, server_key_public=public, proofs=plain
+                ),
+            )
+            if key != message.document_key:
+                raise ProtocolViolation(
+                    short(delegate), "relayed a document key its job's shadow points do not give"
+                )
+            return key
         if isinstance(message, DelegatedPersonal) and kind is DelegationKind.DOCUMENT_KEY_PERSONAL:
             members = message.participants
             threshold = self._threshold
@@ -370,6 +430,22 @@ class ResolvingMaster(Session):
                 )
             return ServedByMembers(delegate, members)
         if isinstance(message, DelegatedShadow) and kind is DelegationKind.DOCUMENT_KEY_SHADOW:
+            proofs = message.proofs
+            if proofs is None:
+                self._unproven(delegate, "a shadow answer")
+            else:
+                self._checked(
+                    delegate,
+                    lambda requester, public: verify_shadow_answer(
+                        key_id=self.key_id,
+                        requester=requester,
+                        server_key_public=public,
+                        decrypted_secret=message.decrypted_secret,
+                        common_point=message.common_point,
+                        sealed_shadows=message.decrypt_shadows,
+                        proofs=proofs,
+                    ),
+                )
             return ShadowResult(
                 message.decrypted_secret,
                 message.common_point,
@@ -397,6 +473,32 @@ class ResolvingMaster(Session):
                 raise ProtocolViolation(short(delegate), "relayed a signature that fails")
             return message.signature
         raise ProtocolViolation(short(delegate), f"sent {type(message).__name__}")
+
+    def _unproven(self, delegate: NodeId, what: str) -> None:
+        """A delegated answer without proofs is relayed only for a version no holder keeps
+        the commitments of (a key record written before records kept them)."""
+        if self._proven_by:
+            raise ProtocolViolation(
+                short(delegate),
+                f"relayed {what} without the proofs of its key version, whose commitments "
+                f"{names(sorted(self._proven_by))} keep",
+            )
+
+    def _checked(self, delegate: NodeId, check: Callable[[Point, Point], T]) -> T:
+        """`check(requester public, server key public)` of a delegated answer, its failure
+        the delegate's: it checked every participant's answer (or should have)."""
+        public = self._public
+        assert public is not None
+        try:
+            requester = recover_public(self.request.requester_signature, self.key_id)
+        except CryptoError as exc:
+            raise InvalidRequest(f"the requester signature does not recover: {exc}") from None
+        try:
+            return check(requester, public)
+        except ShadowVerificationError as exc:
+            raise ProtocolViolation(
+                short(delegate), f"relayed an answer that does not verify: {exc}"
+            ) from None
 
 
 # --- factories -------------------------------------------------------------------------------

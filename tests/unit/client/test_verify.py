@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,24 +30,41 @@ from tests.unit.crypto.test_shadow_proofs import Key, deal, statement_for
 KEY_ID = b"\x11" * 32  # the key id statement_for binds
 
 
-def proven_answer(key: Key, requester: KeyPair, seed: int) -> DocumentKeyShadow:
-    """What an honest master returns: t+1 proven answers, shadows encrypted to `requester`."""
+def proven_answer(
+    key: Key, requester: KeyPair, seed: int, sealed_for: Point | None = None
+) -> DocumentKeyShadow:
+    """What an honest master returns: t+1 proven answers, shadows sealed for `requester` (the
+    second participant's for `sealed_for` when given: a participant that seals its decrypt
+    shadow for someone else, and proves it)."""
     t = key.threshold
     statement = statement_for(key, key.nodes[: t + 1], True, seed, requester.public)
     rng = SeededRng(seed + 1)
-    answers = [sp.answer_job(statement, node, key.shares[node], rng) for node in statement.nodes]
+
+    def seal_to(public: Point) -> Callable[[Scalar], bytes]:
+        return lambda shadow: ecies_encrypt(public, shadow.to_bytes(), rng)
+
+    answers = [
+        sp.answer_job(
+            statement,
+            node,
+            key.shares[node],
+            rng,
+            seal_to(sealed_for if sealed_for is not None and index == 1 else requester.public),
+        )
+        for index, node in enumerate(statement.nodes)
+    ]
     joint = compute_joint_shadow_point(a.shadow_point for a in answers)
     participants = []
     shadows = []
     for node, answer in zip(statement.nodes, answers, strict=True):
-        assert answer.blinded_public is not None and answer.decrypt_shadow is not None
+        assert answer.blinded_public is not None and answer.sealed_shadow is not None
         participants.append(
             sp.ParticipantProof(
                 node, key.id_numbers[node], answer.shadow_point, answer.blinded_public,
                 answer.proof,
             )
         )  # fmt: skip
-        shadows.append(ecies_encrypt(requester.public, answer.decrypt_shadow.to_bytes(), rng))
+        shadows.append(answer.sealed_shadow)
     proofs = sp.ShadowRetrievalProofs(
         t, statement.session_id, 1, key.commitments, key.encrypted_point, statement.access_key,
         tuple(participants),
@@ -168,17 +186,31 @@ def test_require_proofs_refuses_an_answer_without_them() -> None:
         verify_document_key_shadow(KEY_ID, bare, REQUESTER, KEY.public)
 
 
-def test_a_shadow_that_does_not_open_names_its_node() -> None:
-    assert ANSWER.proofs is not None
-    shadows = list(ANSWER.decrypt_shadows)
+def test_a_shadow_its_own_node_sealed_so_that_it_does_not_open_names_that_node() -> None:
     other = KeyPair.generate(SeededRng(5))
-    shadows[1] = ecies_encrypt(other.public, Scalar(9).to_bytes(), SeededRng(6))
-    broken = DocumentKeyShadow(
-        ANSWER.decrypted_secret, ANSWER.common_point, tuple(shadows), ANSWER.proofs
-    )
+    broken = proven_answer(KEY, REQUESTER, 31, sealed_for=other.public)
+    assert broken.proofs is not None
     with pytest.raises(ShadowVerificationError, match="does not open") as caught:
         broken.document_key(KEY_ID, REQUESTER, server_key_public=KEY.public)
-    assert caught.value.node == "0x" + ANSWER.proofs.participants[1].node.hex()
+    assert caught.value.node == "0x" + broken.proofs.participants[1].node.hex()
+
+
+def test_sealed_shadows_swapped_or_replaced_in_transit_name_the_answering_key_server() -> None:
+    """Each proof binds its node's sealed decrypt shadow: whoever relays the answer (its
+    master, a delegate) cannot swap two or put another ciphertext in one's place and have
+    an honest participant named for it."""
+    assert ANSWER.proofs is not None
+    shadows = list(ANSWER.decrypt_shadows)
+    swapped = (shadows[1], shadows[0], *shadows[2:])
+    replaced = list(shadows)
+    replaced[1] = ecies_encrypt(REQUESTER.public, Scalar(9).to_bytes(), SeededRng(6))
+    for changed in (swapped, tuple(replaced)):
+        answer = DocumentKeyShadow(
+            ANSWER.decrypted_secret, ANSWER.common_point, tuple(changed), ANSWER.proofs
+        )
+        with pytest.raises(ShadowVerificationError, match="valid proof") as caught:
+            answer.document_key(KEY_ID, REQUESTER, server_key_public=KEY.public)
+        assert caught.value.node is None, caught.value
     short = DocumentKeyShadow(
         ANSWER.decrypted_secret, ANSWER.common_point, tuple(shadows[:2]), ANSWER.proofs
     )

@@ -19,6 +19,7 @@ from secretstore.config.model import (
     ContractAtAddress,
     ContractFromRegistry,
     CorsOrigins,
+    Deadlines,
     NodeAddress,
     NodeConfig,
     ResourceLimits,
@@ -738,6 +739,34 @@ def test_require_bound_requests(tmp_path: Path) -> None:
     assert "true or false" in fails(
         {"require_bound_requests": "yes"}, tmp_path, "secretstore.require_bound_requests"
     )
+
+
+def test_deadlines_default_and_are_read(tmp_path: Path) -> None:
+    assert parse({}, tmp_path).secretstore.deadlines == Deadlines(2.0, 5.0, 10.0, 256)
+    options = {
+        "peer_timeout": 0.5,
+        "handshake_timeout": 3,
+        "http_read_timeout": 4.5,
+        "http_max_requests": 7,
+    }
+    assert parse(options, tmp_path).secretstore.deadlines == Deadlines(0.5, 3.0, 4.5, 7)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("peer_timeout", 0, "more than 0"),
+        ("peer_timeout", "2", "a number of seconds"),
+        ("handshake_timeout", -1, "more than 0"),
+        ("http_read_timeout", True, "a number of seconds"),
+        ("http_max_requests", 0, "1..65536"),
+        ("http_max_requests", 1.5, "an integer"),
+    ],
+)
+def test_bad_deadlines_name_their_key(
+    key: str, value: object, problem: str, tmp_path: Path
+) -> None:
+    assert problem in fails({key: value}, tmp_path, f"secretstore.{key}")
 
 
 def test_audit_sync(tmp_path: Path) -> None:

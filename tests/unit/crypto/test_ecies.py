@@ -22,7 +22,7 @@ from secretstore.crypto.ecies import (
     ecies_decrypt,
     ecies_encrypt,
 )
-from secretstore.crypto.rng import SeededRng
+from secretstore.crypto.rng import SeededRng, random_scalar
 from secretstore.errors import DecryptionError, InvalidEncoding, InvalidPoint, InvalidScalar
 from tests.unit.crypto import parity_vectors, vector_id
 
@@ -254,3 +254,19 @@ def test_ecdh_rejects_zero_and_identity() -> None:
         ecdh_shared_x(ZERO, G)
     with pytest.raises(InvalidPoint):
         ecdh_shared_x(Scalar(1), Point.identity())
+
+
+def test_the_constant_time_ecdh_is_in_use_and_agrees_with_the_portable_one() -> None:
+    """libsecp256k1's constant-time ECDH is built (a failure would fall back silently to the
+    variable-time multiplication) and gives the same x as the portable path."""
+    from secretstore.crypto import ecies
+
+    built = ecies._make_constant_time_ecdh()
+    assert built is not None
+    assert ecies._shared_x is not ecies._x_of_product_via_multiply
+    for seed in range(8):
+        secret = random_scalar(SeededRng(f"ecdh-{seed}".encode()))
+        public = Point.base_mul(random_scalar(SeededRng(f"ecdh-public-{seed}".encode())))
+        expected = ecies._x_of_product_via_multiply(secret.to_bytes(), public)
+        assert built(secret.to_bytes(), public) == expected
+        assert ecies.ecdh_shared_x(secret, public) == expected

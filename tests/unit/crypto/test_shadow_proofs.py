@@ -28,7 +28,7 @@ from secretstore.crypto.shamir import (
     random_polynomial,
     shadow_mul,
 )
-from secretstore.errors import InvalidRequest, ShadowVerificationError
+from secretstore.errors import InvalidRequest, InvalidScalar, ShadowVerificationError
 from secretstore.types import NodeId
 
 seeds = st.integers(min_value=0, max_value=2**64)
@@ -50,6 +50,21 @@ class Key:
     @property
     def public(self) -> Point:
         return self.commitments[0]
+
+
+#: A stand-in for ECIES to the requester (these tests are about the proofs, not the cipher):
+#: a tag and the scalar; `open_sealed` refuses what does not carry the tag.
+SEAL_TAG = b"sealed:"
+
+
+def seal(shadow: Scalar) -> bytes:
+    return SEAL_TAG + shadow.to_bytes()
+
+
+def open_sealed(sealed: bytes) -> Scalar:
+    if not sealed.startswith(SEAL_TAG):
+        raise InvalidScalar("not sealed for this requester")
+    return Scalar.from_bytes(sealed[len(SEAL_TAG) :])
 
 
 def deal(t: int, n: int, seed: int) -> Key:
@@ -129,11 +144,17 @@ def test_honest_answers_verify_and_decrypt_the_document_key(
     key, statement, seed = job
     rng = SeededRng(seed + 1)
     answers = {
-        node: sp.answer_job(statement, node, key.shares[node], rng) for node in statement.nodes
+        node: sp.answer_job(statement, node, key.shares[node], rng, seal)
+        for node in statement.nodes
     }
     for node, answer in answers.items():
         assert sp.verify_job_answer(
-            statement, node, answer.shadow_point, answer.blinded_public, answer.proof
+            statement,
+            node,
+            answer.shadow_point,
+            answer.blinded_public,
+            answer.proof,
+            sealed=answer.sealed_shadow,
         )
     joint = compute_joint_shadow_point(a.shadow_point for a in answers.values())
     decrypted = decrypt_with_joint_shadow(
@@ -159,7 +180,7 @@ def test_honest_answers_verify_and_decrypt_the_document_key(
 
 def _answer(key: Key, statement: sp.JobStatement, seed: int) -> tuple[NodeId, sp.JobAnswer]:
     node = statement.nodes[-1]
-    return node, sp.answer_job(statement, node, key.shares[node], SeededRng(seed + 2))
+    return node, sp.answer_job(statement, node, key.shares[node], SeededRng(seed + 2), seal)
 
 
 @given(jobs())
@@ -169,15 +190,23 @@ def test_a_wrong_shadow_point_or_blinded_public_does_not_verify(
     key, statement, seed = job
     node, answer = _answer(key, statement, seed)
     wrong = answer.shadow_point + G
-    assert not sp.verify_job_answer(statement, node, wrong, answer.blinded_public, answer.proof)
+    assert not sp.verify_job_answer(
+        statement, node, wrong, answer.blinded_public, answer.proof, sealed=answer.sealed_shadow
+    )
     if statement.shadow:
         assert answer.blinded_public is not None
         other = answer.blinded_public + G
-        assert not sp.verify_job_answer(statement, node, answer.shadow_point, other, answer.proof)
+        assert not sp.verify_job_answer(
+            statement, node, answer.shadow_point, other, answer.proof, sealed=answer.sealed_shadow
+        )
         # a Q_i missing in a shadow job, or one added to a plain job, never verifies
-        assert not sp.verify_job_answer(statement, node, answer.shadow_point, None, answer.proof)
+        assert not sp.verify_job_answer(
+            statement, node, answer.shadow_point, None, answer.proof, sealed=answer.sealed_shadow
+        )
     else:
-        assert not sp.verify_job_answer(statement, node, answer.shadow_point, G, answer.proof)
+        assert not sp.verify_job_answer(
+            statement, node, answer.shadow_point, G, answer.proof, sealed=answer.sealed_shadow
+        )
 
 
 @given(jobs(), st.sampled_from(["challenge", "response"]))
@@ -188,7 +217,12 @@ def test_an_altered_proof_does_not_verify(job: tuple[Key, sp.JobStatement, int],
         answer.proof, **{part: getattr(answer.proof, part) + ONE}
     )  # fmt: skip
     assert not sp.verify_job_answer(
-        statement, node, answer.shadow_point, answer.blinded_public, bumped
+        statement,
+        node,
+        answer.shadow_point,
+        answer.blinded_public,
+        bumped,
+        sealed=answer.sealed_shadow,
     )
 
 
@@ -199,8 +233,10 @@ def test_a_plain_answer_made_with_another_share_does_not_verify(
     key, statement, seed = job
     node = statement.nodes[-1]
     for wrong_share in (key.shares[node] + ONE, random_scalar(SeededRng(seed + 3))):
-        answer = sp.answer_job(statement, node, wrong_share, SeededRng(seed + 4))
-        assert not sp.verify_job_answer(statement, node, answer.shadow_point, None, answer.proof)
+        answer = sp.answer_job(statement, node, wrong_share, SeededRng(seed + 4), seal)
+        assert not sp.verify_job_answer(
+            statement, node, answer.shadow_point, None, answer.proof, sealed=answer.sealed_shadow
+        )
 
 
 def _other_points(seed: int) -> tuple[Point, Scalar]:
@@ -232,7 +268,12 @@ def test_a_proof_is_bound_to_its_job(job: tuple[Key, sp.JobStatement, int], chan
     point, scalar = _other_points(seed)
     other = CHANGES[change](statement, point, scalar)
     assert not sp.verify_job_answer(
-        other, node, answer.shadow_point, answer.blinded_public, answer.proof
+        other,
+        node,
+        answer.shadow_point,
+        answer.blinded_public,
+        answer.proof,
+        sealed=answer.sealed_shadow,
     )
 
 
@@ -245,12 +286,20 @@ def test_a_proof_is_bound_to_its_node_its_group_and_its_mode(
     for other in statement.nodes:
         if other != node:  # another member's valid-looking proof
             assert not sp.verify_job_answer(
-                statement, other, answer.shadow_point, answer.blinded_public, answer.proof
+                statement,
+                other,
+                answer.shadow_point,
+                answer.blinded_public,
+                answer.proof,
+                sealed=answer.sealed_shadow,
             )
     flipped = dataclasses.replace(statement, shadow=not statement.shadow)
     blinded = answer.blinded_public if statement.shadow else G
+    sealed = (answer.sealed_shadow or seal(ONE)) if flipped.shadow else None
     assert not sp.verify_job_answer(flipped, node, answer.shadow_point, None, answer.proof)
-    assert not sp.verify_job_answer(flipped, node, answer.shadow_point, blinded, answer.proof)
+    assert not sp.verify_job_answer(
+        flipped, node, answer.shadow_point, blinded, answer.proof, sealed=sealed
+    )
     outsiders = [n for n in key.nodes if n not in statement.nodes]
     replaced = [member for member in statement.nodes if member != node]
     if outsiders and replaced:  # the same answer passed off inside another group
@@ -260,8 +309,31 @@ def test_a_proof_is_bound_to_its_node_its_group_and_its_mode(
         )
         moved = dataclasses.replace(statement, group=group)
         assert not sp.verify_job_answer(
-            moved, node, answer.shadow_point, answer.blinded_public, answer.proof
+            moved,
+            node,
+            answer.shadow_point,
+            answer.blinded_public,
+            answer.proof,
+            sealed=answer.sealed_shadow,
         )
+
+
+@given(jobs(shadow=True))
+def test_a_proof_is_bound_to_the_sealed_decrypt_shadow_its_node_sent(
+    job: tuple[Key, sp.JobStatement, int],
+) -> None:
+    """Whoever relays the answer cannot swap, replace or drop the sealed decrypt shadow."""
+    key, statement, seed = job
+    node, answer = _answer(key, statement, seed)
+    assert answer.sealed_shadow is not None and answer.decrypt_shadow is not None
+    assert open_sealed(answer.sealed_shadow) == answer.decrypt_shadow
+    point, blinded, proof = answer.shadow_point, answer.blinded_public, answer.proof
+    assert sp.verify_job_answer(statement, node, point, blinded, proof, sealed=answer.sealed_shadow)
+    for other in (seal(answer.decrypt_shadow + ONE), answer.sealed_shadow + b"\0", b""):
+        assert not sp.verify_job_answer(statement, node, point, blinded, proof, sealed=other)
+    assert not sp.verify_job_answer(statement, node, point, blinded, proof)
+    with pytest.raises(InvalidRequest):
+        sp.answer_job(statement, node, key.shares[node], SeededRng(seed))  # nothing to seal with
 
 
 @given(jobs(shadow=True))
@@ -292,8 +364,13 @@ def test_the_context_follows_its_documented_layout() -> None:
     expected += (2).to_bytes(4, "big")
     for member in sorted(key.nodes[:2]):
         expected += member + key.id_numbers[member].to_bytes()
-    assert statement.context(node) == expected
-    assert dataclasses.replace(statement, shadow=False).context(node)[29] == 0
+    plain = dataclasses.replace(statement, shadow=False)
+    assert plain.context(node) == expected[:29] + b"\x00" + expected[30:]
+    assert statement.context(node, b"sealed") == expected + keccak256(b"sealed")
+    with pytest.raises(InvalidRequest):
+        statement.context(node)  # a shadow job's proof binds a sealed decrypt shadow
+    with pytest.raises(InvalidRequest):
+        plain.context(node, b"sealed")
 
 
 def test_a_statement_refuses_values_that_do_not_fit() -> None:
@@ -330,7 +407,7 @@ class Retrieval:
     requester: Point
     decrypted_secret: Point
     common_point: Point
-    decrypt_shadows: tuple[Scalar, ...]
+    sealed_shadows: tuple[bytes, ...]
     proofs: sp.ShadowRetrievalProofs
 
     def verify(self, **changes: object) -> Point:
@@ -340,20 +417,28 @@ class Retrieval:
             "server_key_public": self.key.public,
             "decrypted_secret": self.decrypted_secret,
             "common_point": self.common_point,
-            "decrypt_shadows": self.decrypt_shadows,
+            "sealed_shadows": self.sealed_shadows,
+            "open_shadow": open_sealed,
             "proofs": self.proofs,
         }
         values.update(changes)
         return sp.verify_shadow_retrieval(**values)  # type: ignore[arg-type]
 
 
-def retrieval(t: int, n: int, seed: int) -> Retrieval:
+def retrieval(
+    t: int, n: int, seed: int, liar: int | None = None, lie: Callable[[Scalar], bytes] = seal
+) -> Retrieval:
+    """An honest master's answer; participant `liar` (an index) seals what `lie` makes of
+    its decrypt shadow, and proves it."""
     key = deal(t, n, seed)
     requester = Point.base_mul(random_scalar(SeededRng(seed + 9)))
     group = key.nodes[: t + 1]
     statement = statement_for(key, group, True, seed, requester)
     rng = SeededRng(seed + 10)
-    answers = [sp.answer_job(statement, node, key.shares[node], rng) for node in statement.nodes]
+    answers = [
+        sp.answer_job(statement, node, key.shares[node], rng, lie if index == liar else seal)
+        for index, node in enumerate(statement.nodes)
+    ]
     joint = compute_joint_shadow_point(a.shadow_point for a in answers)
     decrypted = decrypt_with_joint_shadow(t, statement.access_key, key.encrypted_point, joint)
     participants = []
@@ -382,7 +467,7 @@ def retrieval(t: int, n: int, seed: int) -> Retrieval:
         requester,
         decrypted,
         make_common_shadow_point(t, key.common_point),
-        tuple(a.decrypt_shadow for a in answers if a.decrypt_shadow is not None),
+        tuple(a.sealed_shadow for a in answers if a.sealed_shadow is not None),
         proofs,
     )
 
@@ -408,12 +493,22 @@ def _named(node: NodeId | None) -> str | None:
 
 @pytest.mark.parametrize(("t", "n"), [(1, 3), (2, 5)])
 def test_the_requester_check_names_the_node_behind_each_tampered_value(t: int, n: int) -> None:
+    """A participant is named for what only it can have made (a sealed decrypt shadow its
+    proof binds that does not open or match); the answering key server for everything
+    else, a proof that fails among it: the key server checks each one before it answers."""
     answer = retrieval(t, n, 40 + t)
     victim = answer.proofs.participants[-1]
     index = len(answer.proofs.participants) - 1
+    for lie in (lambda d: seal(d + ONE), lambda d: b"not sealed"):
+        lying = retrieval(t, n, 40 + t, liar=index, lie=lie)
+        with pytest.raises(ShadowVerificationError) as caught:
+            lying.verify()
+        assert caught.value.node == _named(victim.node)
     wrong_point, wrong_scalar = _other_points(3)
-    shadows = list(answer.decrypt_shadows)
-    shadows[index] = shadows[index] + ONE
+    shadows = list(answer.sealed_shadows)
+    shadows[index] = seal(open_sealed(shadows[index]) + ONE)
+    swapped = list(answer.sealed_shadows)
+    swapped[0], swapped[index] = swapped[index], swapped[0]
     proof = victim.proof
     cases: list[tuple[str, dict[str, object], NodeId | None]] = [
         ("D", {"decrypted_secret": answer.decrypted_secret + G}, None),
@@ -421,14 +516,13 @@ def test_the_requester_check_names_the_node_behind_each_tampered_value(t: int, n
         ("a", {"proofs": dataclasses.replace(answer.proofs, access_key=wrong_scalar)}, None),
         ("C'", {"common_point": -answer.common_point}, None),
         ("session", {"proofs": dataclasses.replace(answer.proofs, attempt=2)}, None),
-        ("a d_i", {"decrypt_shadows": tuple(shadows)}, victim.node),
+        ("a d_i changed in transit", {"sealed_shadows": tuple(shadows)}, None),
+        ("two d_i swapped", {"sealed_shadows": tuple(swapped)}, None),
         ("a P_i", {"proofs": _participant(answer, index, shadow_point=victim.shadow_point + G)},
-         victim.node),
-        ("a Q_i", {"proofs": _participant(answer, index, blinded_public=wrong_point)},
-         victim.node),
+         None),
+        ("a Q_i", {"proofs": _participant(answer, index, blinded_public=wrong_point)}, None),
         ("a proof", {"proofs": _participant(
-            answer, index, proof=DleqProof(proof.challenge, proof.response + ONE))},
-         victim.node),
+            answer, index, proof=DleqProof(proof.challenge, proof.response + ONE))}, None),
         ("an id number", {"proofs": _participant(answer, index, id_number=wrong_scalar)}, None),
         ("the key", {"server_key_public": wrong_point}, None),
         ("the requester", {"requester": wrong_point}, None),
@@ -448,8 +542,9 @@ def test_the_requester_check_refuses_a_malformed_participant_list() -> None:
         {"proofs": dataclasses.replace(answer.proofs, participants=(first, first))},
         {"proofs": dataclasses.replace(answer.proofs, threshold=2)},
         {"proofs": dataclasses.replace(answer.proofs, commitments=answer.key.commitments[:1])},
-        {"decrypt_shadows": answer.decrypt_shadows[:1]},
+        {"sealed_shadows": answer.sealed_shadows[:1]},
         {"proofs": _participant(answer, 1, id_number=first.id_number)},
+        {"proofs": _participant(answer, 1, node=first.node)},  # one node, two id numbers
     ]:
         with pytest.raises(ShadowVerificationError, match="the answering key server"):
             answer.verify(**changes)
@@ -465,8 +560,70 @@ def test_the_requester_check_holds_for_any_key(case: tuple[int, int], seed: int)
     answer = retrieval(t, n, seed)
     assert answer.verify() == answer.key.document_key
     # a participant that lies about its decrypt shadow is always the one named
-    shadows = list(answer.decrypt_shadows)
-    shadows[0] = shadows[0] + ONE
+    lying = retrieval(t, n, seed, liar=0, lie=lambda d: seal(d + ONE))
     with pytest.raises(ShadowVerificationError) as caught:
-        answer.verify(decrypt_shadows=tuple(shadows))
+        lying.verify()
     assert caught.value.node == _named(answer.proofs.participants[0].node)
+
+
+# --- a node's check of a plain retrieval it did not serve ---------------------------------
+
+
+def plain_retrieval(t: int, n: int, seed: int) -> tuple[Key, Point, sp.PlainRetrievalProofs]:
+    key = deal(t, n, seed)
+    requester = Point.base_mul(random_scalar(SeededRng(seed + 9)))
+    statement = statement_for(key, key.nodes[: t + 1], False, seed, requester)
+    rng = SeededRng(seed + 10)
+    participants = tuple(
+        sp.PlainParticipant(
+            node,
+            key.id_numbers[node],
+            (answer := sp.answer_job(statement, node, key.shares[node], rng, seal)).shadow_point,
+            answer.proof,
+        )
+        for node in statement.nodes
+    )
+    proofs = sp.PlainRetrievalProofs(
+        t,
+        statement.session_id,
+        statement.attempt,
+        key.commitments,
+        key.common_point,
+        key.encrypted_point,
+        statement.access_key,
+        participants,
+    )
+    return key, requester, proofs
+
+
+def _plain_check(key: Key, requester: Point, proofs: sp.PlainRetrievalProofs) -> Point:
+    return sp.verify_plain_retrieval(
+        key_id=b"\x11" * 32, requester=requester, server_key_public=key.public, proofs=proofs
+    )
+
+
+@pytest.mark.parametrize(("t", "n"), CASES)
+def test_a_proven_plain_retrieval_gives_the_document_key(t: int, n: int) -> None:
+    key, requester, proofs = plain_retrieval(t, n, 60 + t * 10 + n)
+    assert _plain_check(key, requester, proofs) == key.document_key
+
+
+def test_a_plain_retrieval_that_lies_is_refused_naming_the_node_at_fault() -> None:
+    key, requester, proofs = plain_retrieval(1, 3, 61)
+    first, second = proofs.participants
+    moved = dataclasses.replace(second, shadow_point=second.shadow_point + G)
+    cases: list[tuple[sp.PlainRetrievalProofs, str | None]] = [
+        (dataclasses.replace(proofs, participants=(first, moved)), None),
+        (dataclasses.replace(proofs, encrypted_point=proofs.encrypted_point + G), None),
+        (dataclasses.replace(proofs, common_point=proofs.common_point + G), None),
+        (dataclasses.replace(proofs, commitments=(G, proofs.commitments[1])), None),
+        (dataclasses.replace(proofs, participants=(first,)), None),
+        (dataclasses.replace(proofs, participants=(first, first)), None),
+    ]
+    for lie, culprit in cases:
+        with pytest.raises(ShadowVerificationError) as caught:
+            _plain_check(key, requester, lie)
+        assert caught.value.node == culprit, lie
+    other = Point.base_mul(random_scalar(SeededRng(5)))
+    with pytest.raises(ShadowVerificationError):  # the proofs are bound to the requester
+        _plain_check(key, other, proofs)

@@ -162,6 +162,9 @@ def test_access_denied_as_soon_as_needed_is_out_of_reach() -> None:
     assert isinstance(decision, ConsensusFailed)
     assert isinstance(decision.error, AccessDenied)
     assert "access denied" in str(decision.error)
+    # for the log: the nodes that refused (the requester only sees "Access denied")
+    assert all(short(node) in str(decision.error) for node in nodes[1:4])
+    assert short(nodes[4]) not in str(decision.error)
 
 
 def test_losses_make_consensus_unreachable() -> None:
@@ -172,6 +175,22 @@ def test_losses_make_consensus_unreachable() -> None:
     assert isinstance(decision, ConsensusFailed)
     assert isinstance(decision.error, ConsensusUnreachable)
     assert short(nodes[2]) in str(decision.error)
+
+
+def test_unreachable_names_every_loss_with_its_reason_not_only_the_last() -> None:
+    nodes = node_ids(5)
+    c = consensus(nodes, 3)
+    c.on_own_access(True)
+    assert c.on_response(nodes[1], YES) == UNDECIDED
+    assert c.on_response(nodes[2], YES) != UNDECIDED  # a group of 3
+    assert c.on_node_lost(nodes[1], "failed: node X was silent") == UNDECIDED  # 3, 4 pending
+    assert c.on_node_lost(nodes[3], "disconnected") == UNDECIDED
+    decision = c.on_node_lost(nodes[4], "disconnected")
+    assert isinstance(decision, ConsensusFailed)
+    text = str(decision.error)
+    assert f"node {short(nodes[1])} failed: node X was silent" in text
+    assert f"node {short(nodes[3])} disconnected" in text
+    assert f"node {short(nodes[4])} disconnected" in text
 
 
 def test_refusal_and_loss_together_are_unreachable_not_denied() -> None:

@@ -17,9 +17,10 @@ from secretstore.errors import (
     SecretStoreError,
     ServerKeyNotFound,
     SessionLimitReached,
+    SessionTimeout,
     StorageError,
 )
-from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext
+from secretstore.sessions.base import Effect, Fail, Finish, Send, Session, SessionContext, short
 from secretstore.sessions.core import Admitted, NodeCore, Notice
 from secretstore.storage.memory import MemoryKeyStorage
 from secretstore.storage.model import KeyShare
@@ -135,7 +136,7 @@ def test_slave_is_created_by_the_initialising_message_and_ends() -> None:
     b = core(B)
     sid = SessionId(b"\x01" * 32)
     effects = b.on_message(A, PokeInit(sid, KEY))
-    assert effects[0] == Admitted(sid)
+    assert effects[0] == Admitted(sid, False)
     assert Send(A, PokeDone(sid)) in effects
     assert len(b) == 1
 
@@ -220,6 +221,14 @@ def test_refusal_kind_is_reconstructed_for_the_session() -> None:
     effects = a.on_message(B, SessionError(sid, "stored already", kind))
     assert isinstance(seen[0], DocumentKeyAlreadyStored)
     assert isinstance(effects[0], Fail) and isinstance(effects[0].error, DocumentKeyAlreadyStored)
+    # the refusal is passed on in the refusing node's name, whatever its text claims
+    assert str(seen[0]) == f"node {short(B)}: stored already"
+    sid, _ = a.start(Poke(KEY), ALL)
+    a.on_message(B, SessionError(sid, f"node {short(C)}: refused", ErrorKind.ACCESS_DENIED))
+    assert str(seen[1]) == f"node {short(B)}: node {short(C)}: refused"
+    sid, _ = a.start(Poke(KEY), ALL)
+    a.on_message(B, SessionError(sid, f"node {short(B)}: has the key", kind))
+    assert str(seen[2]) == f"node {short(B)}: has the key"
 
 
 def test_message_from_a_non_participant_is_only_noticed() -> None:
@@ -249,6 +258,30 @@ def test_kinds_round_trip(error: SecretStoreError) -> None:
 def test_generic_errors_have_no_client_meaning() -> None:
     assert kind_of(ProtocolViolation("n", "w")) is ErrorKind.GENERIC
     assert error_of(ErrorKind.GENERIC, "x") is None
+
+
+def test_a_peer_s_timeout_reaches_its_own_hook_and_is_no_refusal() -> None:
+    assert kind_of(SessionTimeout("did not answer", "1a2b3c4d")) is ErrorKind.TIMED_OUT
+    assert error_of(ErrorKind.TIMED_OUT, "x") is None
+    seen: list[tuple[NodeId, str]] = []
+
+    class Recording(PokeSession):
+        def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+            seen.append((sender, reason))
+            return []
+
+    ctx = SessionContext(A, SeededRng(1), ALL)
+    a = NodeCore(
+        ctx, MemoryKeyStorage(), {Poke: lambda c, s, r, sh, cn: (Recording(c, s, A, False), [])}, {}
+    )
+    sid, _ = a.start(Poke(KEY), ALL)
+    assert a.on_message(B, SessionError(sid, "node C: did not answer", ErrorKind.TIMED_OUT)) == []
+    assert seen == [(B, "node C: did not answer")] and a.session(sid) is not None
+    # a session without the hook treats it as any peer error
+    b = core(A)
+    sid, _ = b.start(Poke(KEY), ALL)
+    (fail, *_) = b.on_message(B, SessionError(sid, "node C: did not answer", ErrorKind.TIMED_OUT))
+    assert isinstance(fail, Fail) and isinstance(fail.error, ProtocolViolation)
 
 
 def test_abort_fails_a_live_session_and_tells_the_others() -> None:
@@ -450,7 +483,7 @@ def test_a_refusal_is_noticed_once_per_burst() -> None:
     # down to half the limit: the burst ends, with the count of refusals
     b.on_message(A, PokeDone(sid_of(1)))
     (summary,) = [e for e in b.on_message(A, PokeDone(sid_of(2))) if isinstance(e, Notice)]
-    assert "51 of its sessions were refused" in summary.text
+    assert summary.text.endswith("; 51 of its sessions were refused"), summary.text
     # a new burst is noticed again, once
     again = [
         e for n in range(70, 90) for e in b.on_message(A, PokeInit(sid_of(n), KEY))
@@ -512,3 +545,13 @@ def test_timeout_of_a_refused_session_id_is_harmless() -> None:
     b.on_message(A, PokeInit(sid_of(2), KEY))
     assert b.on_timeout(sid_of(2)) == []
     assert b.sessions_of(A) == 1
+
+
+def test_the_session_tables_merge_and_refuse_a_kind_claimed_twice() -> None:
+    from secretstore.sessions import registry
+
+    merged = registry._merge([{Poke: start_poke}, {PokeInit: join_poke}, {Poke: start_poke}])
+    assert merged == {Poke: start_poke, PokeInit: join_poke}
+    with pytest.raises(RuntimeError, match="Poke is claimed by two sessions"):
+        registry._merge([{Poke: start_poke}, {Poke: join_poke}])
+    assert registry.MASTERS and registry.SLAVES

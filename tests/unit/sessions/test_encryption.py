@@ -15,12 +15,13 @@ from secretstore.errors import (
     ConsensusUnreachable,
     DocumentKeyAlreadyStored,
     InvalidRequest,
+    NodeDisconnected,
     ProtocolViolation,
     ServerKeyNotFound,
     SessionTimeout,
     UnboundRequest,
 )
-from secretstore.sessions.base import Effect, Fail, Finish, Persist, Send, SessionContext
+from secretstore.sessions.base import Effect, Fail, Finish, Persist, Send, SessionContext, short
 from secretstore.sessions.encryption import (
     EncryptionPhase,
     EncryptionSession,
@@ -232,10 +233,23 @@ def test_slave_takes_the_commit_from_the_master_only() -> None:
 
 def test_disconnect_and_timeout_fail_before_anything_is_stored() -> None:
     ctxs, session, _ = master_of()
-    failed_with(session.on_node_disconnected(ctxs[2].self_id), ProtocolViolation)
-    failed_with(slave_of(ctxs).on_node_disconnected(ctxs[0].self_id), ProtocolViolation)
+    failed_with(session.on_node_disconnected(ctxs[2].self_id), NodeDisconnected)
+    failed_with(slave_of(ctxs).on_node_disconnected(ctxs[0].self_id), NodeDisconnected)
     ctxs, session, _ = master_of()
     failed_with(session.on_timeout(), SessionTimeout)
+
+
+def test_a_timeout_names_the_holders_the_session_waits_for() -> None:
+    ctxs, session, _ = master_of(4)
+    ids = [ctx.self_id for ctx in ctxs]
+    assert session.on_message(ids[2], ConfirmEncryption(SID)) == []
+    assert session.waiting_for() == {ids[1], ids[3]}
+    (fail,) = session.on_timeout()
+    assert isinstance(fail, Fail) and isinstance(fail.error, SessionTimeout)
+    assert fail.error.node == f"{short(min(ids[1], ids[3]))}, {short(max(ids[1], ids[3]))}"
+    (fail,) = slave_of(ctxs).on_timeout()  # a slave waits for the master's commit
+    assert isinstance(fail, Fail) and isinstance(fail.error, SessionTimeout)
+    assert fail.error.node == short(ids[0])
 
 
 def test_a_second_store_by_a_stranger_is_already_stored_not_access_denied() -> None:

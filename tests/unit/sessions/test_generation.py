@@ -13,6 +13,7 @@ from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.errors import (
     ConsensusUnreachable,
     InvalidRequest,
+    NodeDisconnected,
     ProtocolViolation,
     ServerKeyAlreadyGenerated,
     SessionTimeout,
@@ -282,11 +283,60 @@ def test_a_bad_dealing_fails_its_receiver_naming_the_dealer() -> None:
 
 def test_disconnect_peer_error_and_timeout_fail() -> None:
     ctxs, session, _ = master_of()
-    failed_with(session.on_node_disconnected(ctxs[1].self_id), ProtocolViolation)
+    failed_with(session.on_node_disconnected(ctxs[1].self_id), NodeDisconnected)
     ctxs, session, _ = master_of()
     failed_with(session.on_peer_error(ctxs[2].self_id, "broken"), ProtocolViolation)
     ctxs, session, _ = master_of()
     failed_with(session.on_timeout(), SessionTimeout)
+
+
+def test_a_timeout_names_the_nodes_the_session_waits_for() -> None:
+    ctxs, session, effects = master_of()
+    ids = [ctx.self_id for ctx in ctxs]
+    init = init_of(effects)
+    assert session.on_message(ids[1], ConfirmGenerationInitialization(SID, False)) == []
+    error = failed_with(session.on_timeout(), SessionTimeout)
+    assert isinstance(error, SessionTimeout) and error.node == short(ids[2])
+    slave = slave_of(ctxs, 1, init)
+    error = failed_with(slave.on_timeout(), SessionTimeout)  # waiting for the master's start
+    assert isinstance(error, SessionTimeout) and error.node == short(ids[0])
+
+
+def test_a_master_keeps_timeout_reports_until_every_node_it_waits_for_reported() -> None:
+    ctxs, session, _ = master_of(4, 2)
+    ids = [ctx.self_id for ctx in ctxs]
+    assert session.on_message(ids[1], ConfirmGenerationInitialization(SID, False)) == []
+    # it waits for nodes 2 and 3; node 1's report (it waited for the master) changes nothing
+    assert session.on_peer_timeout(ids[1], f"node {short(ids[0])}: did not answer") == []
+    assert session.on_peer_timeout(ids[2], f"node {short(ids[3])}: did not answer") == []
+    assert not session.finished
+    error = failed_with(
+        session.on_peer_timeout(ids[3], f"node {short(ids[2])}: did not answer"), SessionTimeout
+    )
+    assert isinstance(error, SessionTimeout)
+    assert error.node == f"{short(ids[2])}, {short(ids[3])}"
+    for reporter in ids[1:]:
+        assert f"node {short(reporter)} timed out first" in error.what
+    ctxs, session, _ = master_of(4, 2)  # or its own clock ends it, with what came
+    session.on_peer_timeout(ids[2], f"node {short(ids[3])}: did not answer")
+    error = failed_with(session.on_timeout(), SessionTimeout)
+    assert f"node {short(ids[2])} timed out first: node {short(ids[3])}" in str(error)
+
+
+def test_a_timeout_in_the_dkg_names_the_dealers_whose_round_is_missing() -> None:
+    ctxs, master, effects = master_of()
+    ids = [ctx.self_id for ctx in ctxs]
+    slave = slave_of(ctxs, 1, init_of(effects))
+    master.on_message(ids[1], ConfirmGenerationInitialization(SID, False))
+    dealt = master.on_message(ids[2], ConfirmGenerationInitialization(SID, False))
+    slave.on_message(ids[0], StartKeysDissemination(SID))
+    (keys,) = [
+        s.message for s in sends(dealt) if s.to == ids[1] and isinstance(s.message, GenerationDkg)
+    ]
+    assert slave.on_message(ids[0], keys) == []  # the master's keys; node 2's are missing
+    assert slave.waiting_for() == {ids[2]}
+    error = failed_with(slave.on_timeout(), SessionTimeout)
+    assert str(error) == f"node {short(ids[2])}: did not answer before the session timed out"
 
 
 # --- a whole run fed by hand ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ from secretstore.errors import (
     ServerKeyNotFound,
     SessionTimeout,
 )
-from secretstore.sessions.base import Effect, Fail, Finish, Send, SessionContext
+from secretstore.sessions.base import Effect, Fail, Finish, Send, SessionContext, short
 from secretstore.sessions.key_version import (
     KeyVersionSession,
     NegotiatedVersion,
@@ -66,6 +66,15 @@ def test_describe_holding_lists_versions_oldest_first() -> None:
     old, new = version(ids), version(ids[:2])
     assert describe_holding(None) == NOTHING
     assert describe_holding(share([old, new])) == held(old, new)
+
+
+def test_describe_holding_says_which_versions_keep_their_commitments() -> None:
+    _, ids = nodes_of(3)
+    old = version(ids[:2])
+    new = KeyShareVersion.create(
+        {n: Scalar(i + 1) for i, n in enumerate(ids)}, Scalar(5), [PUBLIC, PUBLIC]
+    )
+    assert describe_holding(share([old, new])).proven == (Hash256(new.hash),)
 
 
 # --- VersionNegotiation ------------------------------------------------------------------------
@@ -133,7 +142,7 @@ def test_the_error_says_what_the_operation_needs_and_how_many_are_reachable() ->
         negotiation.result(lambda t: 2 * t + 1, "ECDSA needs 2t+1")
     assert str(raised.value) == (
         "no version of the key is held by 3 reachable key servers (ECDSA needs 2t+1: 3 needed, "
-        "at most 2 reachable)"
+        f"at most 2 reachable; node {short(ids[2])} disconnected)"
     )
 
 
@@ -165,6 +174,35 @@ def test_inconsistent_answers_name_their_sender(answer: KeyVersionsHeld) -> None
     with pytest.raises(ProtocolViolation) as info:
         negotiation.on_versions(ids[1], answer)
     assert info.value.node == ids[1][:4].hex()
+
+
+OTHER = CommonKeyData(AUTHOR, 1, Point.base_mul(Scalar(8)))
+
+
+@pytest.mark.parametrize("liar", [1, 2, 3])
+def test_a_master_without_the_key_names_the_holder_whose_data_differs_from_the_others(
+    liar: int,
+) -> None:
+    # whichever answers first: a master that holds nothing has no data of its own to trust
+    _, ids = nodes_of(4)
+    v = version(ids[1:])
+    negotiation = VersionNegotiation(ids[0], None, ids)
+    for node in ids[1:]:
+        negotiation.on_versions(node, held(v, common=OTHER if node == ids[liar] else COMMON))
+    with pytest.raises(ProtocolViolation) as info:
+        negotiation.result()
+    assert info.value.node == short(ids[liar])
+
+
+def test_a_master_without_the_key_and_holders_split_evenly_names_them_all() -> None:
+    _, ids = nodes_of(3)
+    v = version(ids[1:])
+    negotiation = VersionNegotiation(ids[0], None, ids)
+    negotiation.on_versions(ids[1], held(v, common=OTHER))
+    negotiation.on_versions(ids[2], held(v))
+    with pytest.raises(ProtocolViolation) as info:
+        negotiation.result()
+    assert info.value.node == ", ".join(sorted([short(ids[1]), short(ids[2])]))
 
 
 def test_unasked_and_repeated_answers_are_violations() -> None:
@@ -240,6 +278,7 @@ def test_timeout_without_a_usable_version_while_nodes_are_silent_is_a_timeout() 
     session.on_message(ids[1], KeyVersions(SID, NOTHING))
     (fail,) = session.on_timeout()
     assert isinstance(fail, Fail) and isinstance(fail.error, SessionTimeout)
+    assert fail.error.node == short(ids[2])  # the silent node, by name
 
 
 @pytest.mark.parametrize("message", [RequestKeyVersions(SID, KEY), "not a message"])
@@ -266,3 +305,21 @@ def test_slave_answers_with_its_holding_and_ends() -> None:
     assert session.participants == frozenset(ids)
     _, effects = answer_negotiation(ctxs[1], ids[0], RequestKeyVersions(SID, KEY), None)
     assert effects[0] == Send(ids[0], KeyVersions(SID, NOTHING))
+
+
+def test_the_holders_that_keep_the_chosen_versions_commitments_are_named() -> None:
+    _, ids = nodes_of(3)
+    v = version(ids)
+    negotiation = VersionNegotiation(ids[0], None, ids)
+    negotiation.on_versions(ids[1], KeyVersionsHeld(COMMON, (Hash256(v.hash),), (Hash256(v.hash),)))
+    negotiation.on_versions(ids[2], held(v))
+    assert negotiation.result().proven_by == frozenset({ids[1]})
+
+
+def test_commitments_of_a_version_a_node_does_not_list_are_a_violation() -> None:
+    _, ids = nodes_of(3)
+    v, other = version(ids), version(ids[:2])
+    negotiation = VersionNegotiation(ids[0], None, ids)
+    lie = KeyVersionsHeld(COMMON, (Hash256(v.hash),), (Hash256(other.hash),))
+    with pytest.raises(ProtocolViolation, match=short(ids[1])):
+        negotiation.on_versions(ids[1], lie)

@@ -53,7 +53,7 @@ def dealings(dealt: DealtKey, request: KeyDeal) -> dict[NodeId, dict[NodeId, Key
 
 def receive(target: NodeId, messages: dict[NodeId, KeySubshare], dealt: DealtKey | None = None):
     first_dealer = next(iter(messages))
-    receipt = KeyReceipt.start(target, first_dealer, messages[first_dealer], NEW_SET)
+    receipt = KeyReceipt.start(target, first_dealer, messages[first_dealer], NEW_SET, MASTER)
     done = False
     for dealer, message in messages.items():
         done = receipt.add(dealer, message)
@@ -181,8 +181,23 @@ def test_dealers_that_disagree_are_refused() -> None:
     messages = {d: sent[d][D] for d in request.dealers}
     other = replace(messages[B].common, author=b"\x01" * 20)  # type: ignore[arg-type]
     messages[B] = replace(messages[B], common=other)
-    with pytest.raises(KeyFault, match="different key data"):
+    with pytest.raises(KeyFault, match="different key data") as caught:
         receive(D, messages)
+    assert caught.value.culprits == (A, B)  # the key data is the dealers' own
+
+
+def test_dealers_told_different_things_name_the_master_too() -> None:
+    # B was told other fresh id numbers than A: the dealers or the master (C here) lie
+    dealt, request = setup()
+    sent = dealings(dealt, request)
+    other = dealings(dealt, replace(request, fresh=(NodeNumber(D, FRESH + ONE),)))
+    messages = {A: sent[A][D], B: other[B][D]}
+    receipt = KeyReceipt.start(D, A, messages[A], NEW_SET, C)
+    receipt.add(A, messages[A])
+    receipt.add(B, messages[B])
+    with pytest.raises(KeyFault, match="different key data") as caught:
+        receipt.complete(D, None)
+    assert caught.value.culprits == tuple(sorted((A, B, C)))
 
 
 def test_a_target_with_the_key_checks_the_dealers_against_its_record() -> None:
@@ -200,12 +215,29 @@ def test_a_target_with_the_key_checks_the_dealers_against_its_record() -> None:
 def test_a_stranger_or_a_second_different_subshare_is_refused() -> None:
     dealt, request = setup()
     sent = dealings(dealt, request)
-    receipt = KeyReceipt.start(D, A, sent[A][D], NEW_SET)
-    with pytest.raises(KeyFault, match="not a dealer"):
+    receipt = KeyReceipt.start(D, A, sent[A][D], NEW_SET, MASTER)
+    with pytest.raises(KeyFault, match="disagree on the dealers") as caught:
         receipt.add(C, sent[A][D])
+    # which of them lies (or whether the master told them different things) is unknown
+    assert caught.value.culprits == tuple(sorted({A, C, MASTER}))
     receipt.add(A, sent[A][D])
     assert not receipt.add(A, sent[A][D])  # the same again is fine
     with pytest.raises(KeyFault, match="two different"):
         receipt.add(A, replace(sent[A][D], value=sent[A][D].value + ONE))
     with pytest.raises(KeyFault, match="not the new set"):
-        KeyReceipt.start(D, A, sent[A][D], frozenset({A, B, C}))
+        KeyReceipt.start(D, A, sent[A][D], frozenset({A, B, C}), MASTER)
+
+
+def test_a_first_subshare_naming_other_dealers_gets_no_real_dealer_blamed_alone() -> None:
+    # A's subshare comes first and names A and C as the dealers: B, a real dealer, is then
+    # outside them, and D cannot tell which of A and B lies: both are named
+    dealt, request = setup()
+    sent = dealings(dealt, request)
+    lie = sent[A][D]
+    numbers = tuple(
+        sorted((lie.dealer_numbers[0], NodeNumber(C, Scalar(77))), key=lambda p: p.node)
+    )
+    receipt = KeyReceipt.start(D, A, replace(lie, dealer_numbers=numbers), NEW_SET, MASTER)
+    with pytest.raises(KeyFault) as caught:
+        receipt.add(B, sent[B][D])
+    assert caught.value.culprits == tuple(sorted({A, B, MASTER}))

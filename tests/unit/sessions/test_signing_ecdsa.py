@@ -302,6 +302,20 @@ def test_phases_of_master_and_slave() -> None:
     assert violation_of(pump).what == "did not answer before the session timed out"
 
 
+def test_a_timeout_in_the_nonce_generations_names_only_the_silent_member() -> None:
+    cluster = make_cluster(4, 1)
+    silent = member_of(cluster)
+
+    def hold(s: NodeId, r: NodeId, m: object) -> object | None:
+        return None if s == silent and isinstance(m, SigningNonceMessage) else m
+
+    pump = start(cluster, filter_=hold)
+    pump.run()
+    assert pump.master.phase is SigningPhase.WAITING_FOR_NONCES
+    pump.take(cluster.ids[0], pump.master.on_timeout())
+    assert violation_of(pump).node == short(silent)  # not the other member, which sent all
+
+
 def test_member_disconnect_selects_another_group() -> None:
     cluster = make_cluster(4, 1)
     lost = member_of(cluster)

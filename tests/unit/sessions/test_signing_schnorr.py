@@ -786,12 +786,25 @@ def test_slave_grouped_with_a_peer_it_lost_earlier_reports_the_link_instead_of_s
     assert slave.phase is SigningPhase.WAITING_FOR_NONCES
 
 
-def test_slave_timeout_fails_it() -> None:
+def test_slave_timeout_fails_it_naming_whom_it_waited_for() -> None:
     cluster = make_cluster(3, 1)
+    ids = cluster.ids
     slave, _ = slave_of(cluster)
-    effects = slave.on_timeout()
+    effects = slave.on_timeout()  # its own access policy did not answer
     assert isinstance(effects[0], Fail)
     assert isinstance(effects[0].error, SessionTimeout)
+    assert effects[0].error.node == short(ids[1])
+    slave, _ = slave_of(cluster)
+    slave.on_access_checked(True)
+    (fail,) = slave.on_timeout()  # the master's nonce request
+    assert isinstance(fail, Fail) and isinstance(fail.error, SessionTimeout)
+    assert fail.error.node == short(ids[0])
+    slave, _ = slave_of(cluster)
+    slave.on_access_checked(True)
+    slave.on_message(ids[0], SigningNonceRequest(SID, 1, (ids[0], ids[1])))
+    (fail,) = slave.on_timeout()  # the master's nonce generation messages
+    assert isinstance(fail, Fail) and isinstance(fail.error, SessionTimeout)
+    assert fail.error.node == short(ids[0])
 
 
 def test_share_check_uses_the_group_weights() -> None:
