@@ -4,7 +4,6 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 NODES   ?= 3
-THRESHOLD ?= 1
 
 .PHONY: install devtools contracts check test byzantine soak mutation cluster chain-cluster bench bench-quick lint typecheck clean
 
@@ -32,13 +31,14 @@ contracts: $(NPM_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check secretstore tests bench
 	$(BIN)/ruff format --check secretstore tests bench
+	bash -n scripts/*
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The quick loop: lint, types, import rules and the fast tests (under a minute).
 check: lint typecheck
-	$(BIN)/pytest -q -m "not e2e and not slow and not chain and not sweep" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not e2e and not slow and not chain and not docker and not browser and not sweep" -p no:cacheprovider
 
 # The whole suite, as CI runs it: the fault suite's quick part and the Byzantine suite's quick
 # tier included (the fault suite prints its figures at the end); the soak and the sweep left out.

@@ -63,7 +63,7 @@ class Keystore:
     def __init__(
         self, directory: Path, *, kdf: KdfName = "scrypt", iterations: int | None = None
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()
         self._kdf: KdfName = kdf
         self._iterations = iterations
 
@@ -81,7 +81,10 @@ class Keystore:
         wanted = parse_address(address)
         candidates = [(path, doc) for a, path, doc in self._key_files() if a == wanted]
         if not candidates:
-            raise UnknownAccount(f"no key file for account 0x{wanted.hex()} in {self.directory}")
+            raise UnknownAccount(
+                f"no key file for account 0x{wanted.hex()} in {self.directory}"
+                + self.hint_for(wanted)
+            )
         wrong_password = False
         for path, doc in candidates:
             try:
@@ -95,6 +98,31 @@ class Keystore:
         if wrong_password:
             raise WrongPassword(f"the password does not unlock account 0x{wanted.hex()}")
         raise KeystoreError(f"no readable key file for account 0x{wanted.hex()}")
+
+    def subdirectories_with(self, address: str | bytes) -> list[Path]:
+        """Directories below this one (two levels deep) that hold a key file of `address`:
+        Parity keeps one keystore per chain, e.g. `keys/ethereum/`."""
+        wanted = parse_address(address)
+        found: list[Path] = []
+        if not self.directory.is_dir():
+            return found
+        for child in sorted(self.directory.iterdir()):
+            if not child.is_dir() or child.name.startswith("."):
+                continue
+            for directory in (child, *sorted(p for p in child.iterdir() if p.is_dir())):
+                if Keystore(directory).has_account(wanted):
+                    found.append(directory)
+        return found
+
+    def hint_for(self, address: str | bytes) -> str:
+        """ "; it is in …" when a subdirectory holds the account, else ""."""
+        found = self.subdirectories_with(address)
+        if not found:
+            return ""
+        return (
+            f"; a key file for it is in {found[0]} (a Parity keystore has a directory per "
+            "chain, e.g. keys/ethereum): use that directory as the keystore"
+        )
 
     # --- writing --------------------------------------------------------------------------
     def create(self, password: str, rng: Rng) -> Address:

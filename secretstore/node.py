@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from aiohttp import web
-
+from secretstore import __version__
 from secretstore.audit.receipts import NodeSigner
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.audit.store import AuditFlusher, LevelDbAuditStore
@@ -39,10 +37,17 @@ from secretstore.filemodes import exposure_warning
 from secretstore.http.app import HttpServer, start_http
 from secretstore.http.guard import GuardLimits
 from secretstore.keyserver import KeyServer
+from secretstore.listen import host_port, listening
 from secretstore.logs import short_node
 from secretstore.mesh.admission import AdmissionLimits
 from secretstore.mesh.connection import MeshTimings
 from secretstore.mesh.transport import HostPort, MeshTransport
+from secretstore.observe.health import Health, PeerState, plural
+from secretstore.observe.metrics import NodeMetrics
+from secretstore.observe.observer import NodeObserver
+from secretstore.observe.peers import PeerWatch
+from secretstore.observe.recent import RecentSessions
+from secretstore.observe.routes import observe_routes
 from secretstore.sessions.admin.authority import AdminAuthority, ConfiguredAdmin
 from secretstore.sessions.admin.delete import DeleteSettings, delete_tables
 from secretstore.sessions.admin.factories import admin_tables, refresh_tables
@@ -64,8 +69,6 @@ log = logging.getLogger(__name__)
 
 #: A peer silent for this many keep-alive intervals is taken for dead.
 DEAD_AFTER_INTERVALS: Final = 3.0
-#: The readiness route (not one of Parity's: one path segment never parses as a Parity route).
-HEALTH_PATH: Final = "/health"
 
 
 def check_supported(config: NodeConfig) -> None:
@@ -84,88 +87,6 @@ def mesh_timings(keep_alive_interval: float, deadlines: Deadlines | None = None)
         dead_after=keep_alive_interval * DEAD_AFTER_INTERVALS,
         response_timeout=chosen.peer_timeout,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    """What GET /health reports: who this node is, whom it is connected to, whether all."""
-
-    node_id: NodeId
-    connected: frozenset[NodeId]
-    cluster_size: int
-    #: the chain's state (trusted, latest block, problem) when a contract is configured
-    chain: dict[str, Any] | None = None
-    #: True when this node is not in the key server set (it holds no connections)
-    isolated: bool = False
-    #: the node set change running here (None when none runs)
-    node_set_change: dict[str, Any] | None = None
-    #: the refresh running here (None when none runs)
-    refresh: dict[str, Any] | None = None
-    #: this node's ECDSA presignatures: made as master ("own"), parts held for other
-    #: masters ("held"), keys with own ones, and whether a refill runs (None: no pool)
-    presignatures: dict[str, Any] | None = None
-
-    @property
-    def ready(self) -> bool:
-        """True when every other node of the key server set is connected (never while this
-        node is isolated: not in the set)."""
-        return not self.isolated and len(self.connected) == self.cluster_size - 1
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "node_id": to_hex(self.node_id),
-            "connected": [to_hex(node) for node in sorted(self.connected)],
-            "cluster_size": self.cluster_size,
-            "ready": self.ready,
-        }
-        if self.isolated:
-            body["isolated"] = True
-        if self.chain is not None:
-            body["chain"] = self.chain
-        if self.node_set_change is not None:
-            body["node_set_change"] = self.node_set_change
-        if self.refresh is not None:
-            body["refresh"] = self.refresh
-        if self.presignatures is not None:
-            body["presignatures"] = self.presignatures
-        return body
-
-
-class _MeshWatch:
-    """The transport's handler: passes every event to the driver and logs when the mesh
-    becomes complete or stops being so."""
-
-    def __init__(
-        self, driver: ClusterDriver, transport: MeshTransport, peers: Callable[[], int]
-    ) -> None:
-        self._driver = driver
-        self._transport = transport
-        self._peers = peers
-        self._complete = False
-        #: set when the node shuts down: the links it closes itself are not news
-        self.quiet = False
-
-    def on_message(self, node: NodeId, payload: bytes) -> None:
-        self._driver.on_message(node, payload)
-
-    def on_connected(self, node: NodeId) -> None:
-        self._driver.on_connected(node)
-        self._update()
-
-    def on_disconnected(self, node: NodeId) -> None:
-        self._driver.on_disconnected(node)
-        self._update()
-
-    def _update(self) -> None:
-        if self.quiet:
-            return
-        connected, peers = len(self._transport.connected()), self._peers()
-        complete = peers > 0 and connected == peers
-        if complete and not self._complete:
-            log.info("mesh complete: all %d other nodes connected", peers)
-        elif self._complete and not complete:
-            log.info("mesh incomplete: %d of %d other nodes connected", connected, peers)
-        self._complete = complete
 
 
 class Node:
@@ -188,12 +109,15 @@ class Node:
         self._transport: MeshTransport | None = None
         self._driver: ClusterDriver | None = None
         self._http: HttpServer | None = None
-        self._watch: _MeshWatch | None = None
+        self._watch: PeerWatch | None = None
         self._membership: Membership | None = None
         self._chain: ChainRuntime | None = None
         self._core: NodeCore | None = None
         self._schedule: RefreshSchedule | None = None
         self.key_server: KeyServer | None = None
+        self._started_at = time.monotonic()
+        self.metrics = NodeMetrics(__version__, time.time())
+        self.observer = NodeObserver(self.metrics, RecentSessions())
 
     # --- identity and state ---------------------------------------------------------------
     @property
@@ -220,29 +144,40 @@ class Node:
 
     def health(self) -> Health:
         connected = self._transport.connected() if self._transport is not None else frozenset()
-        chain = self._chain.status() if self._chain is not None else None
         nodes = self.cluster_nodes
+        peers = tuple(
+            PeerState(node, host_port(*nodes[node]), node in connected, node == self.node_id)
+            for node in sorted(nodes)
+        )
         change = self._core.exclusive_session if self._core is not None else None
-        status = change.status() if isinstance(change, NodeSetChange) else None
-        sessions = self._core.sessions() if self._core is not None else []
-        refreshes = [session for session in sessions if isinstance(session, RefreshSession)]
-        refresh = refreshes[0].status() if refreshes else None
-        presignatures = None
-        if self._presigns is not None:
-            presignatures = dict(self._presigns.sizes())
-            presigner = self._presigner
-            presignatures["refilling"] = presigner is not None and presigner.busy
-            presignatures["made"] = presigner.made if presigner is not None else 0
         return Health(
             self.node_id,
-            connected,
-            len(nodes),
-            chain,
-            self.node_id not in nodes,
-            status,
-            refresh=refresh,
-            presignatures=presignatures,
+            __version__,
+            time.monotonic() - self._started_at,
+            self.observer.keys if self._storage is not None else None,
+            peers,
+            chain=self._chain.status() if self._chain is not None else None,
+            isolated=self.node_id not in nodes,
+            node_set_change=change.status() if isinstance(change, NodeSetChange) else None,
+            refresh=self._refresh_status(),
+            presignatures=self._presignature_status(),
         )
+
+    def _refresh_status(self) -> dict[str, Any] | None:
+        """The progress of the refresh running here (None when none runs)."""
+        sessions = self._core.sessions() if self._core is not None else []
+        refreshes = [session for session in sessions if isinstance(session, RefreshSession)]
+        return refreshes[0].status() if refreshes else None
+
+    def _presignature_status(self) -> dict[str, Any] | None:
+        """The ECDSA presignature pool's sizes and its refills (None: presignatures off)."""
+        if self._presigns is None:
+            return None
+        presignatures: dict[str, Any] = dict(self._presigns.sizes())
+        presigner = self._presigner
+        presignatures["refilling"] = presigner is not None and presigner.busy
+        presignatures["made"] = presigner.made if presigner is not None else 0
+        return presignatures
 
     # --- the configured node set at run time ----------------------------------------------
     def update_nodes(self, nodes: Mapping[NodeId, HostPort]) -> bool:
@@ -255,7 +190,10 @@ class Node:
             return False
         wanted = {NodeId(bytes(node)): address for node, address in nodes.items()}
         wanted.setdefault(self.node_id, membership.cluster.get(self.node_id, ("", 0)))
-        return membership.update(wanted, wanted)
+        changed = membership.update(wanted, wanted)
+        if changed and self._watch is not None:
+            self._watch.nodes_changed()
+        return changed
 
     def reload_nodes(self) -> bool:
         """Read the config file again and apply its `nodes` list (SIGHUP). Other options take
@@ -282,9 +220,10 @@ class Node:
         store = self._store
         nodes = self.cluster_nodes
         log.info(
-            "node %s starting: %d nodes, key storage %s",
+            "node %s starting (secretstore %s): %s, key storage %s",
             to_hex(self.node_id),
-            len(nodes),
+            __version__,
+            plural(len(nodes), "node"),
             store.path,
         )
         warn_if_exposed(self.config)
@@ -294,6 +233,7 @@ class Node:
             audit_store = LevelDbAuditStore(self._storage, sync=store.audit_sync)
             audit = AuditRecorder(audit_store, signer)
             log.info("audit log: %d entries", audit.entries)
+            self.observer.keys = self._storage.count()
             if not store.audit_sync:
                 self._flusher = AuditFlusher(audit_store)
                 self._flusher.start()
@@ -360,8 +300,15 @@ class Node:
             self._core = core
             membership = Membership(self.node_id, core, self._transport, nodes)
             self._membership = membership
+            self.metrics.watch(
+                connected=self._connected_count,
+                configured=lambda: membership.peers,
+                keys=lambda: self.observer.keys,
+            )
             if store.uses_chain:
                 self._chain = self._build_chain(store, core, membership, audit)
+                if self._chain is not None:
+                    self._watch_chain(self._chain, membership)
             access: AccessPolicy = self._chain.access if self._chain is not None else AllowAll()
             self._driver = ClusterDriver(
                 core,
@@ -371,8 +318,17 @@ class Node:
                 store.session_timeout,
                 response_timeout=store.deadlines.peer_timeout,
                 audit=audit,
+                observer=self.observer,
             )
-            self._watch = _MeshWatch(self._driver, self._transport, lambda: membership.peers)
+            self._watch = PeerWatch(
+                self._driver,
+                self._transport.connected,
+                lambda: {
+                    node: host_port(*address)
+                    for node, address in membership.connections.items()
+                    if node != self.node_id
+                },
+            )
             self._transport.set_handler(self._watch)
             if pool is not None:
                 self._presigner = Presigner(self._driver, pool)
@@ -397,18 +353,29 @@ class Node:
                     driver=self._driver,
                     membership=membership,
                 )
-            await self._transport.start()
+            await listening(
+                "secretstore.port",
+                "secretstore.interface",
+                (store.interface, store.port),
+                self._transport.start(),
+            )
             if self._chain is not None:
                 await self._chain.start()
             if not store.disable_http:
-                self._http = await start_http(
-                    self.key_server,
-                    store.http_interface,
-                    store.http_port,
-                    store.http_cors,
-                    extra_routes=[web.get(HEALTH_PATH, self._health_route)],
-                    limits=GuardLimits(
-                        store.deadlines.http_read_timeout, store.deadlines.http_max_requests
+                self._http = await listening(
+                    "secretstore.http_port",
+                    "secretstore.http_interface",
+                    (store.http_interface, store.http_port),
+                    start_http(
+                        self.key_server,
+                        store.http_interface,
+                        store.http_port,
+                        store.http_cors,
+                        extra_routes=observe_routes(self.health, self.observer),
+                        on_request=self.metrics.http_request,
+                        limits=GuardLimits(
+                            store.deadlines.http_read_timeout, store.deadlines.http_max_requests
+                        ),
                     ),
                 )
             if store.refresh_interval > 0:
@@ -427,8 +394,8 @@ class Node:
         except BaseException:
             await self.stop()
             raise
-        if len(nodes) == 1:
-            log.info("mesh complete: this node is the only one")
+        if self._watch is not None:
+            self._watch.start(alone=len(nodes) == 1)
         log.info("node %s started", short_node(self.node_id))
 
     async def stop(self) -> None:
@@ -443,7 +410,7 @@ class Node:
             chain, self._chain = self._chain, None
             await chain.stop()
         if self._watch is not None:
-            self._watch.quiet = True
+            await self._watch.stop()
         if self._transport is not None:
             transport, self._transport = self._transport, None
             await transport.stop()
@@ -477,11 +444,27 @@ class Node:
         change = None
         if store.auto_migrates:
             change = SessionNodeSetChange(
-                self._key, core, self._storage, self._run_session, audit=audit
+                self._key,
+                core,
+                self._storage,
+                self._run_session,
+                audit=audit,
+                observer=self.observer,
             )
         return build_chain(
             store, self._key, membership, self._rng, self._transport.connected, change=change
         )
+
+    def _watch_chain(self, chain: ChainRuntime, membership: Membership) -> None:
+        client = chain.client
+        self.metrics.watch_chain(
+            trusted=lambda: client.trusted,
+            block=lambda: client.head.number if client.head is not None else None,
+            isolated=lambda: membership.isolated,
+        )
+
+    def _connected_count(self) -> int:
+        return len(self._transport.connected()) if self._transport is not None else 0
 
     def _contract_node_set(self) -> ContractNodeSet | None:
         return self._chain.node_set if self._chain is not None else None
@@ -491,9 +474,6 @@ class Node:
         if self._driver is None:
             raise SecretStoreError("the node is not running")
         return await self._driver.request(request)
-
-    async def _health_route(self, request: web.Request) -> web.Response:
-        return web.json_response(self.health().to_json())
 
 
 def warn_if_exposed(config: NodeConfig) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 
@@ -17,3 +19,13 @@ settings.register_profile(
     "thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures the docker and browser tests measured (image size, build and start times)."""
+    system = sys.modules.get("tests.e2e.system")
+    figures = getattr(system, "FIGURES", [])
+    if figures:
+        terminalreporter.section("measured")
+        for name, value in figures:
+            terminalreporter.write_line(f"{name}: {value}")

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -158,6 +158,19 @@ class DevChain:
         self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 10}))
         self.sender = Web3.to_checksum_address(sender)
 
+    def wait_until_up(self, timeout: float) -> None:
+        """Until the chain answers (a dev chain just starting); DevChainError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.w3.is_connected():
+                    return
+            except Exception:  # noqa: S110 - not up yet
+                pass
+            if time.monotonic() >= deadline:
+                raise DevChainError(f"the chain at {self.url} did not answer within {timeout:g} s")
+            time.sleep(0.2)
+
     def deploy(self, name: str, *args: Any) -> Address:
         """Deploy contract `name` with its constructor's `args`."""
         artifact = load_artifact(name)
@@ -290,6 +303,38 @@ def deploy_secret_store(
 
 def set_entry(chain: DevChain, registry: Address, entry: str, address: Address) -> None:
     chain.transact(registry, abi.SET_ADDRESS, abi.registry_name(entry), abi.REGISTRY_KEY, address)
+
+
+#: The ACL contracts a dev deployment may use, by their short names.
+ACLS: Final = {"owned": "OwnedPermissions", "once": "OnceTransferablePermission"}
+#: Where a deployment is recorded beside a cluster's configs.
+DEPLOYMENT_NAME: Final = "deployment.json"
+
+
+def recorded_deployment(
+    chain: DevChain, path: Path, servers: Sequence[tuple[bytes, str]], acl: str
+) -> tuple[Deployment, bool]:
+    """The deployment recorded at `path` if the chain still has it, with the same `servers`
+    and `acl`; else a fresh one (`deploy_secret_store`), recorded there. (deployment, reused)."""
+    entries = [[public.hex(), endpoint] for public, endpoint in servers]
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        addresses = {
+            f.name: Address(bytes.fromhex(recorded[f.name][2:])) for f in fields(Deployment)
+        }
+        deployment = Deployment(**addresses)
+        if (
+            recorded.get("servers") == entries
+            and recorded.get("acl_contract") == acl
+            and chain.w3.eth.get_code(chain.w3.to_checksum_address(to_hex(deployment.server_set)))
+        ):
+            return deployment, True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    deployment = deploy_secret_store(chain, servers, acl=acl)
+    record = {**deployment.to_json(), "acl_contract": acl, "owner": DEV_ACCOUNT, "servers": entries}
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return deployment, False
 
 
 # --- the service contracts -------------------------------------------------------------------

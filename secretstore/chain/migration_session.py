@@ -27,6 +27,7 @@ from typing import Protocol
 from secretstore.audit.model import Operation, facts_of
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.chain.migration import NO_SESSION, SessionPhase, SessionState
+from secretstore.cluster.observer import ClusterObserver, NullObserver
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import KeyPair, address_of, servers_set_hash, sign_recoverable
 from secretstore.errors import AccessDenied, SecretStoreError
@@ -109,13 +110,16 @@ class SessionNodeSetChange:
         run_session: RunSession,
         *,
         audit: AuditRecorder | None = None,
+        observer: ClusterObserver | None = None,
     ) -> None:
-        """`audit`: the node's audit log, where `leave` records each share it erases."""
+        """`audit`: the node's audit log, where `leave` records each share it erases;
+        `observer` hears of each erased share (the node's key count)."""
         self._key = key
         self._core = core
         self._storage = storage
         self._run_session = run_session
         self._audit = audit
+        self._observer: ClusterObserver = observer if observer is not None else NullObserver()
         #: the migration this node started a change for, until the request has ended
         self._starting: Hash256 | None = None
         self._ended: SessionState = NO_SESSION
@@ -209,5 +213,7 @@ class SessionNodeSetChange:
                         participants=(self._key.node_id,),
                     )
                 )
-            erased += self._storage.remove(key_id)
+            if self._storage.remove(key_id):
+                erased += 1
+                self._observer.key_removed()
         return erased

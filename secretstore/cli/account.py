@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from secretstore.crypto.curve import Scalar
+from secretstore.cli.common import UsageError, obtain_password, read_secret_file
 from secretstore.crypto.hashing import keccak256
 from secretstore.crypto.rng import OsRng, Rng
-from secretstore.encoding import parse_hex
-from secretstore.errors import CryptoError, SecretStoreError
+from secretstore.errors import SecretStoreError
 from secretstore.keystore import Keystore
 from secretstore.types import Address
 
-
-class UsageError(Exception):
-    """A command-line argument that cannot be used (exit status 2)."""
+__all__ = ["UsageError", "checksum_address", "main", "obtain_password", "read_secret_file"]
 
 
 def checksum_address(address: Address) -> str:
@@ -29,48 +25,23 @@ def checksum_address(address: Address) -> str:
     return "0x" + "".join(mixed)
 
 
-def read_password_file(path: str) -> str:
-    """The first line of a password file, without its line ending (Parity's convention)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read password file {path}: {exc}") from exc
-    return text.splitlines()[0] if text else ""
-
-
-def obtain_password(password_file: str | None, confirm: bool) -> str:
-    """From --password-file, else an interactive prompt (asked twice when `confirm`)."""
-    if password_file is not None:
-        return read_password_file(password_file)
-    if not sys.stdin.isatty():
-        raise UsageError("no terminal to ask for a password: pass --password-file")
-    password = getpass.getpass("Password: ")
-    if confirm and getpass.getpass("Repeat password: ") != password:
-        raise UsageError("the passwords do not match")
-    return password
-
-
-def read_secret_file(path: str) -> Scalar:
-    """A secret from a file holding its hex (0x optional, surrounding whitespace ignored)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read secret file {path}: {exc}") from exc
-    try:
-        return Scalar.secret_from_bytes(parse_hex(text, 32, what="secret"))
-    except CryptoError as exc:
-        raise UsageError(f"{path}: not a 32-byte hex secret ({exc})") from exc
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="secretstore account",
         description="Manage the Ethereum v3 key files of a keystore directory.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
-    new = verbs.add_parser("new", help="create an account with a random key")
-    listing = verbs.add_parser("list", help="print the addresses of the accounts")
-    imported = verbs.add_parser("import", help="add an existing key to the keystore")
+    texts = {
+        "new": "Create an account with a random key (asks for its password twice, or reads "
+        "--password-file); prints its address.",
+        "list": "Print the checksummed addresses of the accounts in the keystore directory.",
+        "import": "Add an existing key to the keystore: a raw secret (--secret-file) or a v3 "
+        "key file from elsewhere, which its password must unlock; prints its address.",
+    }
+    new, listing, imported = (
+        verbs.add_parser(name, help=text.split(" (")[0].split(";")[0], description=text)
+        for name, text in texts.items()
+    )
     for sub in (new, listing, imported):
         sub.add_argument("--keystore", required=True, help="the keystore directory")
     for sub in (new, imported):
@@ -91,7 +62,7 @@ def main(
         args = _parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    keystore = open_keystore(Path(args.keystore))
+    keystore = open_keystore(Path(args.keystore).expanduser())
     try:
         if args.verb == "list":
             for address in keystore.addresses():

@@ -31,6 +31,7 @@ from typing import IO, Any, Final
 import aiohttp
 
 from secretstore.cli.account import UsageError, obtain_password, read_secret_file
+from secretstore.client.http_client import connection_problem
 from secretstore.crypto.keys import KeyPair, servers_set_hash, sign_recoverable
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import InvalidEncoding, SecretStoreError
@@ -79,7 +80,7 @@ async def fetch_view(session: aiohttp.ClientSession, url: str) -> ClusterView:
         async with session.get(f"{url.rstrip('/')}/health", timeout=timeout) as response:
             body = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise UsageError(f"cannot read {url}/health: {exc}") from exc
+        raise SecretStoreError(f"cannot read {url}/health: {connection_problem(exc)}") from exc
     try:
         node_id = NodeId(bytes.fromhex(body["node_id"][2:]))
         connected = frozenset(NodeId(bytes.fromhex(n[2:])) for n in body["connected"])
@@ -183,13 +184,13 @@ async def change_node_set(
         task = asyncio.ensure_future(start_change(session, url, old_set, new_set, admin))
         try:
             while not task.done():
-                with contextlib.suppress(UsageError):
+                with contextlib.suppress(UsageError, SecretStoreError):
                     progress.show((await fetch_view(session, url)).change)
                 await asyncio.wait([task], timeout=POLL_INTERVAL)
             status, body = task.result()
         except aiohttp.ClientError as exc:
             progress.end()
-            print(f"the node did not answer: {exc}", file=out)
+            print(f"the node did not answer: {connection_problem(exc)}", file=out)
             return EXIT_FAILED
         finally:
             if not task.done():

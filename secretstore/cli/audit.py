@@ -25,6 +25,7 @@ from secretstore.audit.chain import EntryFilter, LogReport, VerifiedEntry, chose
 from secretstore.audit.jsonform import entry_json
 from secretstore.audit.model import Operation, encode_entry
 from secretstore.audit.snapshot import open_audit_log
+from secretstore.cli.common import parse_args
 from secretstore.config.loader import load_config
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import SecretStoreError
@@ -65,6 +66,17 @@ def _hex(text: str, length: int, what: str) -> bytes:
         return parse_hex(text.strip(), length, what=what)
     except SecretStoreError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="secretstore audit",
+        description="Check a node's audit log of key releases (verify), or export its entries "
+        "as JSON lines (export).",
+        epilog="`secretstore audit verify --help` and `... export --help` show their options.",
+    )
+    parser.add_argument("verb", choices=("verify", "export"))
+    return parser
 
 
 def _parser(verb: str) -> argparse.ArgumentParser:
@@ -238,10 +250,8 @@ def _export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0] not in ("verify", "export"):
-        print(
-            "usage: secretstore audit {verify|export} [options] (--help for each)", file=sys.stderr
-        )
-        return EXIT_FAILED
+        parsed = parse_args(_top_parser(), args_list[:1])  # 0 after --help, else 2
+        return parsed if isinstance(parsed, int) else EXIT_FAILED
     verb = args_list[0]
     args = _parser(verb).parse_args(args_list[1:])
     try:

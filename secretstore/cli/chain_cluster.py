@@ -15,21 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
-from typing import Final
 
 from secretstore.chain.devchain import (
+    ACLS,
+    DEPLOYMENT_NAME,
     DEV_ACCOUNT,
     Anvil,
     Deployment,
     DevChain,
     DevChainError,
-    deploy_secret_store,
+    recorded_deployment,
 )
 from secretstore.cli.cluster import (
     SUMMARY_NAME,
-    ClusterNode,
     TomlValue,
     prepare_cluster,
     render_config,
@@ -39,10 +38,6 @@ from secretstore.cli.cluster import (
 from secretstore.crypto.rng import OsRng
 from secretstore.encoding import to_hex
 from secretstore.errors import ConfigError
-from secretstore.types import Address
-
-DEPLOYMENT_NAME: Final = "deployment.json"
-ACLS: Final = {"owned": "OwnedPermissions", "once": "OnceTransferablePermission"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,39 +74,6 @@ def chain_options(url: str, deployment: Deployment) -> dict[str, TomlValue]:
     }
 
 
-def _deployment(
-    chain: DevChain, directory: Path, nodes: tuple[ClusterNode, ...], acl: str
-) -> tuple[Deployment, bool]:
-    """The deployment recorded in DIR/deployment.json if the chain still has it and it is of
-    the same nodes; a fresh one otherwise. (deployment, reused)."""
-    path = directory / DEPLOYMENT_NAME
-    servers = [(node.node_id, f"127.0.0.1:{node.mesh_port}") for node in nodes]
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        addresses = {
-            f.name: Address(bytes.fromhex(recorded[f.name][2:])) for f in fields(Deployment)
-        }
-        deployment = Deployment(**addresses)
-        same = recorded.get("servers") == [[s[0].hex(), s[1]] for s in servers]
-        if (
-            same
-            and recorded.get("acl_contract") == acl
-            and chain.w3.eth.get_code(chain.w3.to_checksum_address(to_hex(deployment.server_set)))
-        ):
-            return deployment, True
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    deployment = deploy_secret_store(chain, servers, acl=acl)
-    record = {
-        **deployment.to_json(),
-        "acl_contract": acl,
-        "owner": DEV_ACCOUNT,
-        "servers": [[s[0].hex(), s[1]] for s in servers],
-    }
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return deployment, False
-
-
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     directory: Path = args.dir
@@ -131,7 +93,10 @@ def main(argv: list[str]) -> int:
     try:
         anvil.start()
         chain = DevChain(anvil.url)
-        deployment, reused = _deployment(chain, directory, prepared.nodes, ACLS[args.acl])
+        servers = [(node.node_id, f"127.0.0.1:{node.mesh_port}") for node in prepared.nodes]
+        deployment, reused = recorded_deployment(
+            chain, directory / DEPLOYMENT_NAME, servers, ACLS[args.acl]
+        )
         chain.mine_every(1)
     except DevChainError as exc:
         anvil.stop()

@@ -1,110 +1,111 @@
-"""`secretstore encrypt|decrypt|delete|sign-hash|servers-set-hash`: a user's operations on a
-cluster."""
+"""`secretstore encrypt|decrypt|delete|sign-hash|servers-set-hash`: a user's files, keys and
+signatures.
+
+`encrypt` writes the file format of client/docfile.py (the key id, Parity's encrypted
+document, a MAC); `--raw` reads and writes Parity's bare encrypted document instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, BinaryIO
 
-from secretstore.cli.account import UsageError, obtain_password, read_secret_file
+from secretstore.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_node,
+    add_requester,
+    expand,
+    hex_argument,
+    parse_args,
+    parser,
+    requester,
+    run,
+    verb_of,
+)
+from secretstore.client import docfile
 from secretstore.client.files import (
+    AtomicOutput,
     ProgressCallback,
     decrypt_stream,
     encrypt_stream,
-    write_atomically,
 )
 from secretstore.client.helpers import servers_set_hash, sign_raw_hash
 from secretstore.client.http_client import KeyDeleted, KeyServerClient
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import OsRng, Rng
-from secretstore.encoding import parse_hex, to_hex
-from secretstore.errors import InvalidEncoding, SecretStoreError
-from secretstore.keystore import Keystore
+from secretstore.encoding import to_hex
+from secretstore.errors import InvalidEncoding
 from secretstore.types import NodeId
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DESCRIPTIONS = {
+    "encrypt": "Encrypt a file with a new document key held by the cluster.",
+    "decrypt": "Decrypt a file written by `secretstore encrypt` with its key from the cluster.",
+    "delete": (
+        "Delete a server key and its document key on every node (the key's author only): "
+        "afterwards no node can use it, and nodes that were away erase it when they return."
+    ),
+    "sign-hash": "Sign a 32-byte hash (no prefix) with the requester key, locally.",
+    "servers-set-hash": "keccak256 of the sorted node ids, as the administrator signs it.",
+}
 
-
-# --- arguments -----------------------------------------------------------------------------
-
-
-def _add_requester(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "requester", "the key that signs the key id: --secret-file, or a keystore account"
-    )
-    group.add_argument("--secret-file", help="file holding the requester's secret as hex")
-    group.add_argument("--keystore", help="keystore directory of --account")
-    group.add_argument("--account", help="address of the requester's keystore account")
-    group.add_argument("--password-file", help="file whose first line is the account password")
-
-
-def _add_node(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--node", required=True, help="a key server's HTTP API base URL")
-    parser.add_argument("--key-id", required=True, help="the 32-byte server key id, hex")
+_ENCRYPT_EPILOG = """\
+A new server key is generated for --key-id (threshold t: t+1 nodes are needed to get the key
+back), a document key is made here and stored with the cluster, and the file is encrypted
+with it in a stream (any size). The output records the key id and is authenticated, so
+`decrypt` needs no --key-id and refuses a wrong key or a damaged file without writing
+anything. The output path is checked before the cluster is asked anything. `--in -` and
+`--out -` are stdin and stdout, so `secretstore encrypt ... --out - | secretstore decrypt
+... --in -` works in one pipeline.
+"""
+_DECRYPT_EPILOG = """\
+The key id is read from the file (give --key-id to insist on one). The key comes back as
+shadows by default, so no node learns it (--no-shadow: ECIES-encrypted, the answering node
+learns it). Nothing is written unless the key is the file's and the file authenticates; an
+output file appears only when complete. --raw reads a bare Parity encrypted document
+(ciphertext followed by its 16-byte IV), which has no key id and no authentication.
+"""
 
 
 def _parser(verb: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"secretstore {verb}")
+    epilog = {"encrypt": _ENCRYPT_EPILOG, "decrypt": _DECRYPT_EPILOG}.get(verb)
+    p = parser(verb, DESCRIPTIONS[verb], epilog)
     if verb == "encrypt":
-        parser.description = (
-            "Generate a server key, make a document key here, store it with the cluster, "
-            "and encrypt a file with it (output: ciphertext followed by its 16-byte IV)."
-        )
-        _add_node(parser)
-        parser.add_argument("--threshold", type=int, required=True, help="t: t+1 nodes decrypt")
+        add_node(p)
+        p.add_argument("--threshold", type=int, required=True, help="t: t+1 nodes decrypt")
     elif verb == "decrypt":
-        parser.description = "Retrieve a document key from the cluster and decrypt a file."
-        _add_node(parser)
-        parser.add_argument(
+        add_node(p, key_id_required=False)
+        p.add_argument(
             "--shadow",
             action=argparse.BooleanOptionalAction,
             default=True,
             help="retrieve the key as shadows so no node learns it (default: on)",
         )
     elif verb == "delete":
-        parser.description = (
-            "Delete a server key and its document key on every node (the key's author only): "
-            "afterwards no node can use it, and nodes that were away erase it when they return."
-        )
-        _add_node(parser)
+        add_node(p)
     elif verb == "sign-hash":
-        parser.description = "Sign a 32-byte hash (no prefix) with the requester key."
-        parser.add_argument("--hash", required=True, help="the 32-byte hash, hex")
+        p.add_argument("--hash", required=True, help="the 32-byte hash, hex")
     else:
-        parser.description = "keccak256 of the sorted node ids, as the administrator signs it."
-        parser.add_argument("node_ids", nargs="+", help="64-byte node ids, hex")
+        p.add_argument("node_ids", nargs="+", help="64-byte node ids, hex")
     if verb in ("encrypt", "decrypt"):
-        parser.add_argument("--in", dest="in_path", required=True, help="input file (- stdin)")
-        parser.add_argument("--out", dest="out_path", required=True, help="output file (- stdout)")
+        p.add_argument("--in", dest="in_path", required=True, help="input file (- stdin)")
+        p.add_argument("--out", dest="out_path", required=True, help="output file (- stdout)")
+        p.add_argument(
+            "--raw",
+            action="store_true",
+            help="Parity's bare encrypted document (no key id, no authentication)",
+        )
     if verb != "servers-set-hash":
-        _add_requester(parser)
-    return parser
-
-
-def _hex_argument(text: str, length: int, what: str) -> bytes:
-    try:
-        return parse_hex(text.strip(), length, what=what)
-    except InvalidEncoding as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def _requester(args: argparse.Namespace) -> KeyPair:
-    if args.secret_file is not None:
-        if args.keystore is not None or args.account is not None:
-            raise UsageError("give --secret-file or --keystore/--account, not both")
-        return KeyPair.from_secret(read_secret_file(args.secret_file))
-    if args.keystore is None or args.account is None:
-        raise UsageError("a requester is needed: --secret-file, or --keystore and --account")
-    address = _hex_argument(args.account, 20, "--account")
-    password = obtain_password(args.password_file, confirm=False)
-    return Keystore(Path(args.keystore)).unlock(address, password)
+        add_requester(p)
+    return p
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -142,53 +143,104 @@ def _open_input(path: str) -> BinaryIO:
     if path == "-":
         return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     try:
-        return open(path, "rb")
+        return open(expand(path), "rb")
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from exc
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _write_output(path: str, write: Callable[[BinaryIO], int]) -> None:
-    if path == "-":
-        write(sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-    else:
-        write_atomically(Path(path), write)
+class _Output:
+    """Where a verb writes: stdout, or a file that appears only when complete. Made before
+    anything is asked of the cluster, so an unwritable --out costs no key."""
+
+    def __init__(self, path: str, in_path: str) -> None:
+        self._file: AtomicOutput | None = None
+        if path == "-":
+            if sys.stdout.isatty():
+                raise UsageError("refusing to write binary data to a terminal; use --out FILE")
+            self.stream: BinaryIO = sys.stdout.buffer
+            return
+        target = expand(path)
+        if in_path != "-" and target.exists() and target.samefile(expand(in_path)):
+            raise UsageError(f"--out {path} is the input file")
+        try:
+            self._file = AtomicOutput(target)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        self.stream = self._file.stream
+
+    def commit(self) -> None:
+        if self._file is None:
+            self.stream.flush()
+        else:
+            self._file.commit()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.discard()
+
+
+@contextlib.contextmanager
+def _output(path: str, in_path: str) -> Iterator[_Output]:
+    output = _Output(path, in_path)
+    try:
+        yield output
+    except BaseException:
+        output.discard()
+        raise
+    output.commit()
 
 
 # --- the verbs -----------------------------------------------------------------------------
 
 
-async def _create_key(node: str, key_id: bytes, requester: KeyPair, threshold: int) -> Point:
+async def _create_key(node: str, key_id: bytes, account: KeyPair, threshold: int) -> Point:
     async with KeyServerClient(node) as client:
-        return await client.create_document_key(key_id, requester, threshold)
+        return await client.create_document_key(key_id, account, threshold)
 
 
-async def _retrieve_key(node: str, key_id: bytes, requester: KeyPair, shadow: bool) -> Point:
+async def _retrieve_key(node: str, key_id: bytes, account: KeyPair, shadow: bool) -> Point:
     async with KeyServerClient(node) as client:
-        return await client.retrieve_key(key_id, requester, shadow)
+        return await client.retrieve_key(key_id, account, shadow)
 
 
 def _encrypt(args: argparse.Namespace, rng: Rng) -> int:
-    key_id = _hex_argument(args.key_id, 32, "--key-id")
-    requester = _requester(args)
-    with _open_input(args.in_path) as source:
-        key = asyncio.run(_create_key(args.node, key_id, requester, args.threshold))
+    key_id = hex_argument(args.key_id, 32, "--key-id")
+    account = requester(args)
+    with _open_input(args.in_path) as source, _output(args.out_path, args.in_path) as output:
+        key = asyncio.run(_create_key(args.node, key_id, account, args.threshold))
         progress = _progress_bar(sys.stderr)
-        _write_output(
-            args.out_path, lambda sink: encrypt_stream(key, source, sink, rng, progress=progress)
-        )
+        if args.raw:
+            encrypt_stream(key, source, output.stream, rng, progress=progress)
+        else:
+            docfile.encrypt_file_stream(key, key_id, source, output.stream, rng, progress=progress)
     return EXIT_OK
 
 
 def _decrypt(args: argparse.Namespace) -> int:
-    key_id = _hex_argument(args.key_id, 32, "--key-id")
-    requester = _requester(args)
-    with _open_input(args.in_path) as source:
-        key = asyncio.run(_retrieve_key(args.node, key_id, requester, args.shadow))
+    wanted = hex_argument(args.key_id, 32, "--key-id") if args.key_id is not None else None
+    if args.raw and wanted is None:
+        raise UsageError("--raw needs --key-id: a bare Parity document does not record it")
+    account = requester(args)
+    with _open_input(args.in_path) as source, _output(args.out_path, args.in_path) as output:
         progress = _progress_bar(sys.stderr)
-        _write_output(
-            args.out_path, lambda sink: decrypt_stream(key, source, sink, progress=progress)
-        )
+        if args.raw:
+            assert wanted is not None
+            key = asyncio.run(_retrieve_key(args.node, wanted, account, args.shadow))
+            decrypt_stream(key, source, output.stream, progress=progress)
+            return EXIT_OK
+        try:
+            header = docfile.read_header(source)  # on a pipe: waits for the writer's header
+        except InvalidEncoding as exc:
+            if isinstance(exc, docfile.DamagedFile):
+                raise
+            raise UsageError(f"{args.in_path}: {exc}") from exc
+        if wanted is not None and wanted != header.key_id:
+            raise UsageError(
+                f"{args.in_path} was encrypted under key id 0x{header.key_id.hex()}, "
+                f"not --key-id 0x{wanted.hex()}"
+            )
+        key = asyncio.run(_retrieve_key(args.node, header.key_id, account, args.shadow))
+        docfile.decrypt_file_stream(key, header, source, output.stream, progress=progress)
     return EXIT_OK
 
 
@@ -198,8 +250,8 @@ async def _delete_key(node: str, key_id: bytes, requester: KeyPair) -> KeyDelete
 
 
 def _delete(args: argparse.Namespace) -> int:
-    key_id = _hex_argument(args.key_id, 32, "--key-id")
-    deleted = asyncio.run(_delete_key(args.node, key_id, _requester(args)))
+    key_id = hex_argument(args.key_id, 32, "--key-id")
+    deleted = asyncio.run(_delete_key(args.node, key_id, requester(args)))
     print(f"deleted key {to_hex(deleted.key_id)}")
     print(f"confirmed by {len(deleted.confirmed)} nodes:")
     for node in deleted.confirmed:
@@ -212,43 +264,33 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _sign_hash(args: argparse.Namespace) -> int:
-    raw_hash = _hex_argument(args.hash, 32, "--hash")
-    print(to_hex(sign_raw_hash(_requester(args), raw_hash)))
+    raw_hash = hex_argument(args.hash, 32, "--hash")
+    print(to_hex(sign_raw_hash(requester(args), raw_hash)))
     return EXIT_OK
 
 
 def _servers_set_hash(args: argparse.Namespace) -> int:
-    ids = [NodeId(_hex_argument(text, 64, "node id")) for text in args.node_ids]
+    ids = [NodeId(hex_argument(text, 64, "node id")) for text in args.node_ids]
     print(to_hex(servers_set_hash(ids)))
     return EXIT_OK
 
 
-VERBS = ("encrypt", "decrypt", "delete", "sign-hash", "servers-set-hash")
+VERBS = tuple(DESCRIPTIONS)
 
 
 def main(argv: list[str], rng: Rng | None = None) -> int:
     """argv[0] is the verb; the exit status is 0 ok, 1 server/crypto failure, 2 usage."""
-    if not argv or argv[0] not in VERBS:
-        print(f"secretstore: expected one of {', '.join(VERBS)}", file=sys.stderr)
+    verb = verb_of(argv, VERBS)
+    if verb is None:
         return EXIT_USAGE
-    verb = argv[0]
-    try:
-        args = _parser(verb).parse_args(argv[1:])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
-        if verb == "encrypt":
-            return _encrypt(args, rng if rng is not None else OsRng())
-        if verb == "decrypt":
-            return _decrypt(args)
-        if verb == "delete":
-            return _delete(args)
-        if verb == "sign-hash":
-            return _sign_hash(args)
-        return _servers_set_hash(args)
-    except UsageError as exc:
-        print(f"secretstore {verb}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (SecretStoreError, OSError) as exc:
-        print(f"secretstore {verb}: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    args = parse_args(_parser(verb), argv[1:])
+    if isinstance(args, int):
+        return args
+    actions = {
+        "encrypt": lambda: _encrypt(args, rng if rng is not None else OsRng()),
+        "decrypt": lambda: _decrypt(args),
+        "delete": lambda: _delete(args),
+        "sign-hash": lambda: _sign_hash(args),
+        "servers-set-hash": lambda: _servers_set_hash(args),
+    }
+    return run(verb, actions[verb])

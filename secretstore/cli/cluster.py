@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from secretstore.cli.common import parse_args
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeAddress
 from secretstore.crypto.curve import Point
@@ -29,6 +30,7 @@ from secretstore.crypto.rng import OsRng, Rng, random_scalar
 from secretstore.encoding import parse_hex, to_hex
 from secretstore.errors import ConfigError, CryptoError, InvalidEncoding
 from secretstore.filemodes import make_private_dir, open_private
+from secretstore.observe.health import plural
 from secretstore.types import Address, NodeId
 
 HOST: Final = "127.0.0.1"
@@ -150,7 +152,8 @@ def check_ports(count: int, base_port: int, http_base_port: int) -> None:
         )
 
 
-def _toml(value: TomlValue) -> str:
+def toml_value(value: TomlValue) -> str:
+    """A value as TOML: a boolean, a number, or a string (a JSON string is a TOML one)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -181,14 +184,14 @@ def render_config(
         "path": path,
     }
     options.update(extra or {})
-    node_lines = "".join(f"  {_toml(str(node))},\n" for node in nodes)
+    node_lines = "".join(f"  {toml_value(str(node))},\n" for node in nodes)
     lines = [
         f"# Node {index} of a local {len(nodes)}-node cluster, written by `secretstore cluster`.",
         "# self_secret is this node's private key: keep this file private.",
         "[secretstore]",
-        f"self_secret = {_toml(key.secret.to_bytes().hex())}",
+        f"self_secret = {toml_value(key.secret.to_bytes().hex())}",
         f"nodes = [\n{node_lines}]",
-        *(f"{name} = {_toml(value)}" for name, value in options.items()),
+        *(f"{name} = {toml_value(value)}" for name, value in options.items()),
     ]
     return "\n".join(lines) + "\n"
 
@@ -415,7 +418,9 @@ def main(argv: list[str], rng: Rng | None = None) -> int:
         from secretstore.cli.cluster_change import main as change_main
 
         return change_main(argv, rng)
-    args = _parser().parse_args(argv)
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         count, members = _members(args.dir, args.nodes)
         prepared = prepare_cluster(
@@ -425,7 +430,8 @@ def main(argv: list[str], rng: Rng | None = None) -> int:
         print(f"secretstore cluster: {exc}", file=sys.stderr)
         return 2
     kept = sum(action == "kept" for action in prepared.actions)
-    print(f"{len(prepared.nodes)} nodes in {args.dir} ({kept} configs reused)")
+    reused = plural(kept, "config")
+    print(f"{plural(len(prepared.nodes), 'node')} in {args.dir} ({reused} reused)")
     for node, action in zip(prepared.nodes, prepared.actions, strict=True):
         if action.startswith("rewritten"):
             print(f"  {node.config_path}: {action}")

@@ -210,7 +210,10 @@ async def _run(
     status = 0
     try:
         await cluster.start()
-        print(f"started {len(nodes)} node processes; waiting until every node sees all others")
+        if len(nodes) == 1:
+            print("started 1 node process; waiting until it answers")
+        else:
+            print(f"started {len(nodes)} node processes; waiting until every node sees all others")
         sys.stdout.flush()
         ready = await cluster.wait_ready(stop, ready_timeout)
         if ready is None and not stop.is_set():

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from secretstore import __version__
 from secretstore.config.loader import load_config
 from secretstore.config.model import NodeConfig
 from secretstore.errors import ConfigError, SecretStoreError
@@ -26,6 +28,8 @@ from secretstore.node import check_supported, run_node
 log = logging.getLogger("secretstore.node")
 
 EXIT_OK = 0
+#: Secrets below this are the examples' (config/ uses 1, 2, 3, 4): the node warns about them.
+EXAMPLE_KEY_LIMIT = 256
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
@@ -45,7 +49,13 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, type=Path, help="the node's TOML config")
+    parser.add_argument(
+        "--config",
+        required=True,
+        type=lambda text: Path(text).expanduser(),
+        help="the node's TOML config",
+    )
+    parser.add_argument("--version", action="version", version=f"secretstore-node {__version__}")
     parser.add_argument(
         "--log-level",
         choices=sorted(LEVELS),
@@ -110,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     # Everything the node creates (the key database, LevelDB's files) is private to its user.
     restrict_umask()
     args = _parser().parse_args(argv)
+    # Everything the node creates (key database, logs it may write) is its own alone.
+    os.umask(0o077)
     configure_logging(args.log_level or "info")
     try:
         config = load_config(args.config)
@@ -121,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     store = config.secretstore
     node_id = store.self_key.node_id if store.self_key is not None else None
     configure_logging(args.log_level or store.log_level, node_id=node_id)
+    if store.self_key is not None and store.self_key.secret.to_int() < EXAMPLE_KEY_LIMIT:
+        log.warning(
+            "this node's key is a published example key (as in config/): anyone can act as "
+            "this node; make a key of your own with `secretstore keygen`"
+        )
     try:
         _run(_serve(config))
     except (SecretStoreError, OSError) as exc:

@@ -22,7 +22,7 @@ CHUNK_SIZE: Final = 1 << 20
 _SPOOL_LIMIT: Final = 64 << 20
 
 
-def _size_of(stream: BinaryIO) -> int | None:
+def size_of(stream: BinaryIO) -> int | None:
     """The size of a regular file; None for pipes, terminals and in-memory streams."""
     try:
         status = os.fstat(stream.fileno())
@@ -41,7 +41,7 @@ def encrypt_stream(
     chunk_size: int = CHUNK_SIZE,
 ) -> int:
     """Write AES-128-CTR(key, iv, source) ‖ iv to sink; returns the bytes of plaintext read."""
-    total = _size_of(source)
+    total = size_of(source)
     encryptor = DocumentEncryptor(key, rng)
     done = 0
     while chunk := source.read(chunk_size):
@@ -53,7 +53,9 @@ def encrypt_stream(
     return done
 
 
-def _seekable_copy(source: BinaryIO) -> BinaryIO:
+def seekable_copy(source: BinaryIO) -> BinaryIO:
+    """`source` itself when it can seek, else a spooled copy of the rest of it (in memory up
+    to 64 MiB, then in a temporary file); the caller closes a copy."""
     if source.seekable():
         return source
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT)  # noqa: SIM115 - caller closes
@@ -76,7 +78,7 @@ def decrypt_stream(
     The IV sits at the end, so a non-seekable source is spooled first. Raises DecryptionError
     when the input is shorter than the IV.
     """
-    readable = _seekable_copy(source)
+    readable = seekable_copy(source)
     try:
         return _decrypt_seekable(key, readable, sink, progress, chunk_size)
     finally:
@@ -98,6 +100,23 @@ def _decrypt_seekable(
         raise DecryptionError(
             f"encrypted document: {end - start} bytes is shorter than its {IV_LENGTH}-byte IV"
         )
+    return decrypt_body(
+        key, readable, start, length, sink, progress=progress, chunk_size=chunk_size
+    )
+
+
+def decrypt_body(
+    key: Point,
+    readable: BinaryIO,
+    start: int,
+    length: int,
+    sink: BinaryIO,
+    *,
+    progress: ProgressCallback | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> int:
+    """Decrypt the `length` bytes of ciphertext at `start` of a seekable input, whose IV
+    follows them, into sink; returns the bytes written."""
     readable.seek(start + length)
     iv = readable.read(IV_LENGTH)
     readable.seek(start)
@@ -106,7 +125,7 @@ def _decrypt_seekable(
     while done < length:
         chunk = readable.read(min(chunk_size, length - done))
         if not chunk:
-            raise DecryptionError("encrypted document: input ended early")
+            raise DecryptionError("encrypted document: the input ended early (did it change?)")
         sink.write(decryptor.update(chunk))
         done += len(chunk)
         if progress is not None:
@@ -114,17 +133,41 @@ def _decrypt_seekable(
     return done
 
 
+class AtomicOutput:
+    """A file written in full or not at all: a temporary file beside the target, created at
+    once (so a path that cannot be written fails before any work), renamed over the target
+    by `commit`, removed by `discard` (or by leaving a `with` block with an exception)."""
+
+    def __init__(self, out_path: Path) -> None:
+        self.path = Path(out_path)
+        if self.path.is_dir():
+            raise IsADirectoryError(21, "is a directory", str(self.path))
+        fd, self._tmp_name = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", dir=self.path.parent or "."
+        )
+        self.stream: BinaryIO = os.fdopen(fd, "wb")
+
+    def commit(self) -> None:
+        self.stream.close()
+        os.replace(self._tmp_name, self.path)
+
+    def discard(self) -> None:
+        self.stream.close()
+        Path(self._tmp_name).unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicOutput:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None or not self.stream.closed:
+            self.discard()
+
+
 def write_atomically(out_path: Path, write: Callable[[BinaryIO], int]) -> int:
     """Write to a temporary file beside out_path, then rename it over out_path."""
-    out_path = Path(out_path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            count = write(sink)
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with AtomicOutput(out_path) as output:
+        count = write(output.stream)
+        output.commit()
     return count
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,6 +65,7 @@ from secretstore.errors import (
     ServerKeyAlreadyGenerated,
     ServerKeyNotFound,
 )
+from secretstore.http.errors import CAUSE_HEADER
 from secretstore.types import Address, NodeId
 
 T = TypeVar("T")
@@ -300,9 +303,12 @@ def _error_text(body: bytes) -> str:
     return text
 
 
-def error_from_response(status: int, body: bytes) -> SecretStoreError:
-    """The error for a non-200 answer, carrying the server's message."""
+def error_from_response(status: int, body: bytes, cause: str | None = None) -> SecretStoreError:
+    """The error for a non-200 answer, carrying the server's message and, when the node sent
+    one (our nodes' X-Secretstore-Cause header), the cause: `Consensus unreachable: ...`."""
     text = _error_text(body) or "no message"
+    if cause:
+        text = f"{text}: {cause}"
     lowered = text.lower()
     if status == 400:
         if "already generated" in lowered:
@@ -315,6 +321,27 @@ def error_from_response(status: int, body: bytes) -> SecretStoreError:
     if status == 404:
         return DocumentKeyNotFound(text) if "document key" in lowered else ServerKeyNotFound(text)
     return SecretStoreError(f"key server error (HTTP {status}): {text}")
+
+
+def connection_problem(error: BaseException) -> str:
+    """A short account of why a request got no answer (never an object's repr)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        os_error = error.os_error
+        if isinstance(os_error, socket.gaierror):
+            return f"the host name {error.host} does not resolve"
+        number = os_error.errno
+        reason = os.strerror(number).lower() if number else (os_error.strerror or "failed")
+        return f"cannot connect to {error.host}:{error.port} ({reason})"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "the connection closed before an answer"
+    if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer in time"
+    if isinstance(error, aiohttp.InvalidURL):
+        return f"not a valid URL ({error.url})"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"a malformed answer ({error.message})"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 # --- requester keys --------------------------------------------------------------------------
@@ -406,11 +433,14 @@ class KeyServerClient:
             ) as response:
                 body = await response.read()
                 status = response.status
+                cause = response.headers.get(CAUSE_HEADER)
                 answer_headers = dict(response.headers)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SecretStoreError(f"key server {self.base_url} unreachable: {exc!r}") from exc
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise SecretStoreError(
+                f"key server {self.base_url} unreachable: {connection_problem(exc)}"
+            ) from exc
         if status != 200:
-            raise error_from_response(status, body)
+            raise error_from_response(status, body, cause)
         return body, answer_headers
 
     def _bound_signing(

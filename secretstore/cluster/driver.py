@@ -23,6 +23,7 @@ from secretstore.audit.receipts import ReleaseReceipts
 from secretstore.audit.recorder import AuditRecorder
 from secretstore.cluster.access import AccessPolicy
 from secretstore.cluster.liveness import DEFAULT_RESPONSE_TIMEOUT, PeerLiveness
+from secretstore.cluster.observer import ClusterObserver, NullObserver, session_kind
 from secretstore.errors import (
     AuditLogError,
     MalformedMessage,
@@ -91,6 +92,7 @@ class ClusterDriver:
         *,
         response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
         audit: AuditRecorder | None = None,
+        observer: ClusterObserver | None = None,
     ) -> None:
         """`audit`: this node's audit log; a session's Record fails its session without."""
         self.core = core
@@ -99,6 +101,7 @@ class ClusterDriver:
         self.access = access
         self.session_timeout = session_timeout
         self.audit = audit
+        self.observer: ClusterObserver = observer if observer is not None else NullObserver()
         self._results: dict[SessionId, asyncio.Future[Any]] = {}
         self._receipts: dict[SessionId, ReleaseReceipts] = {}
         self._timers: dict[SessionId, asyncio.TimerHandle] = {}
@@ -143,14 +146,20 @@ class ClusterDriver:
         sid = self.core.new_session_id()
         future: asyncio.Future[Any] = loop.create_future()
         self._results[sid] = future
+        self.observer.session_started(sid, session_kind(request), True)
+        error: BaseException | None = None
         try:
             _, effects = self.core.start(request, self.transport.connected(), sid)
             self._apply(effects)
             value = await future
             return Released(value, self._receipts.pop(sid, None))
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             self._results.pop(sid, None)
             self._receipts.pop(sid, None)
+            self.observer.session_ended(sid, error)
 
     # --- transport events (the Transport's handler) -------------------------------------------
     def on_message(self, node: NodeId, payload: bytes) -> None:
@@ -159,7 +168,12 @@ class ClusterDriver:
         except MalformedMessage as exc:
             log.warning("node %s: undecodable message dropped: %s", node[:4].hex(), exc)
             return
-        self._apply(self.core.on_message(node, message))
+        self.observer.frame_received(node, len(payload))
+        effects = self.core.on_message(node, message)
+        for effect in effects:  # a session this message started here (as a slave)
+            if isinstance(effect, Admitted) and effect.session_id == message.session_id:
+                self.observer.session_started(effect.session_id, session_kind(message), False)
+        self._apply(effects)
 
     def on_connected(self, node: NodeId) -> None:
         """A link came up: push every tombstone this node keeps, so a node that was away
@@ -252,14 +266,17 @@ class ClusterDriver:
     def _persist(self, effect: Persist) -> None:
         if effect.create:
             self.storage.insert(effect.key_id, effect.share)
+            self.observer.key_created()
         else:
             self.storage.update(effect.key_id, effect.share)
 
     def _remove(self, effect: Remove) -> None:
         if effect.tombstone is None:
-            self.storage.remove(effect.key_id)
+            if self.storage.remove(effect.key_id):
+                self.observer.key_removed()
             return
-        self.storage.bury(effect.key_id, effect.tombstone)
+        if self.storage.bury(effect.key_id, effect.tombstone):
+            self.observer.key_removed()
         for node in sorted(self.transport.connected()):
             self._push_tombstones(node, [effect.tombstone])
 
@@ -306,6 +323,7 @@ class ClusterDriver:
     def _send(self, effect: Send) -> None:
         payload = codec.encode(effect.message)
         if self.transport.send(effect.to, payload):
+            self.observer.frame_sent(effect.to, len(payload))
             return
         if effect.to in self.core.ctx.cluster_nodes:
             # Not connected (yet): held until the link comes up or the deadline passes.
@@ -325,8 +343,13 @@ class ClusterDriver:
             self._settle(sid, error=exc)
             self._apply(self.core.abort(sid, exc))
             return
-        except Exception:
-            log.exception("access check failed; treating as denied")
+        except Exception as exc:  # an unexpected failure: one line, no traceback
+            log.warning(
+                "access check of key 0x%s failed, taken as denied: %s: %s",
+                effect.key_id.hex(),
+                type(exc).__name__,
+                exc,
+            )
             allowed = False
         self._apply(self.core.on_access_checked(effect.session_id, allowed))
 
@@ -356,6 +379,7 @@ class ClusterDriver:
         wake = self._wakes.pop(sid, None)
         if wake is not None:
             wake.cancel()
+        self.observer.session_ended(sid, error)
         future = self._results.get(sid)
         if future is None or future.done():
             if error is not None:

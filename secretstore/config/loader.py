@@ -351,8 +351,10 @@ def _unlock(account: Address, keys_path: Path, password_files: tuple[Path, ...])
     passwords = read_password_files(password_files)
     keystore = Keystore(keys_path)
     if not keystore.has_account(account):
+        found = keystore.subdirectories_with(account)
+        hint = f'; it is in {found[0]}: set [parity] keys_path = "{found[0]}"' if found else ""
         raise ConfigError(
-            key_path, f"no keystore file for account 0x{account.hex()} in {keys_path}"
+            key_path, f"no keystore file for account 0x{account.hex()} in {keys_path}{hint}"
         )
     if not passwords:
         raise ConfigError(

@@ -9,8 +9,12 @@ ids but no secret.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final
 
@@ -56,8 +60,19 @@ ACCESS_LOG_FORMAT: Final = '%a "%r" %s %b %Tf'
 #: What a CORS preflight may ask for.
 PREFLIGHT_METHODS: Final = "GET, POST, DELETE"
 
+#: (route, status, seconds) of every answered request, e.g. for metrics. The route is the
+#: Parity operation (`generate_server_key`, …), an extra route's path, or one of
+#: `invalid` (did not parse), `refused_origin`, `preflight`.
+RequestHook = Callable[[str, int, float], None]
+
 _CORS_KEY: Final = web.AppKey("cors", CorsOrigins)
 _API_KEY: Final = web.AppKey("api", KeyServerApi)
+#: The route label of the request being answered: set by the handler, read by the observing
+#: middleware (both run in the request's task, so they share the context).
+_ROUTE: Final[ContextVar[str | None]] = ContextVar("secretstore_http_route", default=None)
+#: Status recorded for a request whose client went away before the answer (nginx's 499).
+CLIENT_CLOSED: Final = 499
+_CAMEL: Final = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 def make_app(
@@ -65,20 +80,53 @@ def make_app(
     cors: CorsOrigins,
     extra_routes: Sequence[web.RouteDef] = (),
     limits: GuardLimits | None = None,
+    *,
+    on_request: RequestHook | None = None,
 ) -> web.Application:
     """The application serving every path and method through Parity's routing.
 
     `extra_routes` (e.g. the node's GET /health) are matched before Parity's routing; each
     must use a path that no Parity route can have (a single segment does not parse).
     `limits`: the body deadline and the bound on requests at once (http/guard.py).
+    `on_request` hears of every request once it is answered.
     """
-    app = web.Application(client_max_size=MAX_BODY_SIZE)
+    middlewares = [_observing(on_request)] if on_request is not None else []
+    app = web.Application(client_max_size=MAX_BODY_SIZE, middlewares=middlewares)
     RequestGuard(limits or GuardLimits()).install(app)
     app[_API_KEY] = api
     app[_CORS_KEY] = cors
     app.router.add_routes(extra_routes)
     app.router.add_route("*", "/{tail:.*}", _handle)
     return app
+
+
+def _observing(hook: RequestHook) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def observe(
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        started = time.monotonic()
+        status = 500
+        _ROUTE.set(None)
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = CLIENT_CLOSED
+            raise
+        finally:
+            route = _ROUTE.get()
+            if route is None:
+                resource = request.match_info.route.resource
+                route = resource.canonical if resource is not None else "unknown"
+            hook(str(route), status, time.monotonic() - started)
+
+    return observe
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +150,13 @@ async def start_http(
     extra_routes: Sequence[web.RouteDef] = (),
     *,
     limits: GuardLimits | None = None,
+    on_request: RequestHook | None = None,
 ) -> HttpServer:
     """Serve the API on host:port (port 0 picks a free one; see HttpServer.port). A request
     head must arrive within `limits.read_timeout` (the keep-alive timer: http/guard.py)."""
     chosen = limits or GuardLimits()
     runner = web.AppRunner(
-        make_app(api, cors, extra_routes, chosen),
+        make_app(api, cors, extra_routes, chosen, on_request=on_request),
         access_log_format=ACCESS_LOG_FORMAT,
         keepalive_timeout=chosen.read_timeout,
         shutdown_timeout=5.0,
@@ -133,15 +182,18 @@ async def stop_http(server: HttpServer) -> None:
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     method, raw_path = request.method, request.rel_url.raw_path
+    _ROUTE.set("invalid")  # until the path parses
     decision = cors_decision(
         request.app[_CORS_KEY],
         request.headers.get(hdrs.ORIGIN),
         request.headers.get(hdrs.HOST),
     )
     if not decision.allowed:
+        _ROUTE.set("refused_origin")
         log.warning("ignoring %s %s with an unauthorized Origin header", method, raw_path)
         return web.Response(status=404)
     if method == hdrs.METH_OPTIONS and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+        _ROUTE.set("preflight")
         return _preflight(request, decision)
 
     try:
@@ -154,9 +206,11 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             method, raw_path, body, request.headers.getall(BOUND_SIGNATURE_HEADER, [])
         )
     except InvalidRequest as exc:
+        _ROUTE.set("invalid")
         log.info("ignoring invalid %s %s: %s", method, raw_path, exc)
         return _error(parse_failure(exc), decision)
 
+    _ROUTE.set(_CAMEL.sub("_", type(api_request).__name__).lower())
     wants_receipts = fmt.RECEIPTS_HEADER in request.headers
     try:
         response = await _serve(request.app[_API_KEY], api_request, wants_receipts)

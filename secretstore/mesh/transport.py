@@ -295,7 +295,13 @@ class MeshTransport:
             )
         except (HandshakeRefused, FrameError, MeshConnectionError) as exc:
             level = logging.WARNING if attempt == 0 else logging.DEBUG
-            log.log(level, "node %s: outbound handshake failed: %s", short_id(node), exc)
+            log.log(
+                level,
+                "node %s (%s): outbound handshake failed: %s",
+                short_id(node),
+                _address(host, port),
+                exc,
+            )
             return None
 
     # --- accepting ---------------------------------------------------------------------
@@ -335,12 +341,12 @@ class MeshTransport:
                     rng=self._rng,
                     timings=self._timings,
                 )
-            except HandshakeRefused as exc:
-                peer = writer.get_extra_info("peername")
+            except (HandshakeRefused, FrameError) as exc:
+                peer = _peer_address(writer.get_extra_info("peername"))
                 log.warning("refused inbound connection from %s: %s", peer, exc)
                 return
-            except (FrameError, MeshConnectionError) as exc:
-                peer = writer.get_extra_info("peername")
+            except MeshConnectionError as exc:
+                peer = _peer_address(writer.get_extra_info("peername"))
                 log.info("inbound handshake from %s failed: %s", peer, exc)
                 return
             finally:
@@ -405,6 +411,17 @@ class MeshTransport:
             callback(node, *args)
         except Exception:
             log.exception("node %s: transport handler failed", short_id(node))
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _peer_address(peername: object) -> str:
+    """`host:port` of a socket's peer name (an unknown one for anything else)."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        return _address(str(peername[0]), int(peername[1]))
+    return "an unknown address"
 
 
 def _is_ip(host: str) -> bool:

@@ -120,11 +120,14 @@ class VersionNegotiation:
             self._waiting.discard(node)
             self._losses.append(f"node {short(node)} {why[:MAX_LOSS_TEXT]}")
 
-    def result(self, signers: Callable[[int], int] | None = None) -> NegotiatedVersion:
+    def result(
+        self, signers: Callable[[int], int] | None = None, rule: str = "t+1"
+    ) -> NegotiatedVersion:
         """The newest version with t+1 answering holders (`signers(t)` holders when given,
-        e.g. 2t+1 for ECDSA signing). ServerKeyNotFound if no node that answered holds the key;
-        ConsensusUnreachable if no version has enough holders; ProtocolViolation naming the
-        nodes whose key data differs from most holders'."""
+        e.g. 2t+1 for ECDSA signing, which `rule` names in the error). ServerKeyNotFound if no
+        node that answered holds the key; ConsensusUnreachable, saying how many holders are
+        needed, how many the best version has and which nodes were lost, if no version has
+        enough; ProtocolViolation naming the nodes whose key data differs from most holders'."""
         common = self._own if self._own is not None else self._agreed_common()
         if common is None:
             raise ServerKeyNotFound("no key server holds this key")
@@ -137,9 +140,11 @@ class VersionNegotiation:
         needed = common.threshold + 1 if signers is None else signers(common.threshold)
         usable = [v for v, nodes in holders.items() if len(nodes) >= needed]
         if not usable:
-            lost = f" ({'; '.join(self._losses)})" if self._losses else ""
+            most = max((len(nodes) for nodes in holders.values()), default=0)
+            lost = f"; {'; '.join(self._losses)}" if self._losses else ""
             raise ConsensusUnreachable(
-                f"no version of the key is held by {needed} reachable key servers{lost}"
+                f"no version of the key is held by {needed} reachable key servers ({rule}: "
+                f"{needed} needed, at most {most} reachable{lost})"
             )
         best = max(usable, key=lambda v: (newness[v], len(holders[v]), v))
         proven_by = frozenset(node for node in holders[best] if best in self._held[node].proven)

@@ -216,6 +216,12 @@ class LevelDbKeyStorage:
             keys = self._require_open().iterator(prefix=SHARE_PREFIX, include_value=False)
         return self._walk(keys)
 
+    def count(self) -> int:
+        with self._lock, self._plyvel_errors("count keys"):
+            keys = self._require_open().iterator(prefix=SHARE_PREFIX, include_value=False)
+            with keys:
+                return sum(1 for _ in keys)
+
     def _walk(self, keys: Any) -> Generator[ServerKeyId, None, None]:
         try:
             while True:

@@ -81,6 +81,10 @@ class MemoryKeyStorage:
             snapshot = sorted(self._open_records())
         return self._walk(snapshot)
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open_records())
+
     def _walk(self, snapshot: list[bytes]) -> Iterator[ServerKeyId]:
         for key in snapshot:
             with self._lock:

@@ -74,6 +74,10 @@ class KeyStorage(Protocol):
         taken when `ids` is called (later writes are not seen)."""
         ...
 
+    def count(self) -> int:
+        """How many key shares are stored (a scan of the key ids, in one pass)."""
+        ...
+
     def bury(self, key_id: ServerKeyId, tombstone: Tombstone) -> bool:
         """In one atomic write: keep `tombstone` for `key_id` (replacing one kept before) and
         delete the share of `key_id`; True if there was a share. InvalidEncoding unless the

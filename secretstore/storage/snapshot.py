@@ -1,14 +1,22 @@
-"""Opening a node's key database for reading: the database itself when the node is stopped,
-or a private copy of it while the node runs (the audit log and the backup read it so).
+"""Copies of a key database directory made while its node runs, and opening a database for
+reading (the audit log and the backup read it so).
 
-A running node holds its LevelDB's lock, so the database cannot be opened a second time.
-`open_database(path, snapshot=True)` copies the database directory first (CURRENT, then the
-MANIFEST it names, then the other files: table files never change, the write-ahead log only
-grows and a torn last record is dropped by LevelDB's recovery), into a new directory of mode
-0700 next to the database (it holds the node's key shares), opens the copy and removes it
-afterwards. A compaction during the copy can delete a file the copy needs; the copy then
-does not open and is made again. The copy is the database as it was at some moment during
-the copy: what was written after that is not in it.
+LevelDB's table files never change once written; its write-ahead log and MANIFEST only grow;
+CURRENT is replaced atomically. A copy therefore takes CURRENT first, then the MANIFEST it
+names, then every other file. Writes during the copy are harmless: the copied log ends in a
+whole record or in a torn one, which recovery drops (that write is after the snapshot's point
+in time). A compaction during the copy can delete a file the copied MANIFEST still needs; the
+copy then lacks it. So every copy is opened as a key database (LevelDB's own recovery, which
+refuses missing files) before it is used, and a copy that fails is thrown away and made again,
+up to `attempts` times. The copy is the database as it was at some moment during the copy.
+
+`snapshot_database` keeps its copy in a new directory, verified by reading and decoding every
+share in it. `open_database(path, snapshot=True)` opens a private copy next to the database and
+removes it afterwards (a running node holds its LevelDB's lock, so the database itself cannot
+be opened a second time); without `snapshot` it opens the database of a stopped node.
+
+Every copy's directory has mode 0700 and every file in it mode 0600, like the database itself:
+it holds this node's key shares.
 """
 
 from __future__ import annotations
@@ -20,19 +28,127 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from secretstore.errors import StorageError
+from secretstore.errors import SecretStoreError, StorageError
 from secretstore.storage.leveldb import LevelDbKeyStorage
 
-#: Files of a LevelDB directory a copy leaves out: the lock and the info logs.
+#: Files of a LevelDB directory that a copy leaves out: the lock and the info logs.
 _SKIPPED: Final = frozenset({"LOCK", "LOG", "LOG.old"})
-COPY_ATTEMPTS: Final = 5
+DEFAULT_ATTEMPTS: Final = 5
+_CHUNK: Final = 1 << 20
+
+
+class SnapshotError(SecretStoreError):
+    """A snapshot could not be made; names the directory and the cause."""
 
 
 class DatabaseInUse(StorageError):
     """The database is locked by a running node."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    destination: Path
+    keys: int
+    files: int
+    size: int
+    attempts: int
+    seconds: float
+
+
+def _copy_file(source: Path, target: Path) -> int:
+    """Copy one file into a new file of mode 0600; returns its size. FileNotFoundError when
+    the source went away (a compaction deleted it)."""
+    with open(source, "rb") as reader:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as writer:
+            shutil.copyfileobj(reader, writer, _CHUNK)
+            writer.flush()
+            os.fsync(writer.fileno())
+            return writer.tell()
+
+
+def _copy_once(source: Path, target: Path) -> tuple[int, int]:
+    """One copy attempt into the empty directory `target`: (files, bytes)."""
+    current = (source / "CURRENT").read_bytes()
+    manifest = current.decode("ascii", "replace").strip()
+    if not manifest.startswith("MANIFEST-") or "/" in manifest:
+        raise SnapshotError(f"{source}/CURRENT does not name a MANIFEST file")
+    size = _copy_file(source / manifest, target / manifest)
+    files = 1
+    for entry in sorted(os.listdir(source)):
+        if entry in _SKIPPED or entry in ("CURRENT", manifest) or entry.startswith("."):
+            continue
+        if not (source / entry).is_file():
+            continue
+        size += _copy_file(source / entry, target / entry)
+        files += 1
+    fd = os.open(target / "CURRENT", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as writer:
+        writer.write(current)
+        writer.flush()
+        os.fsync(writer.fileno())
+    return files + 1, size + len(current)
+
+
+def _make_private(directory: Path) -> None:
+    for entry in directory.iterdir():
+        if entry.is_file():
+            entry.chmod(0o600)
+
+
+def verify_snapshot(path: Path) -> int:
+    """Open a copied key database and decode every share in it; returns the number of keys.
+    Raises StorageError for a copy that LevelDB cannot open or that holds a bad record."""
+    if not (path / "CURRENT").is_file():
+        raise StorageError(f"{path} is not a LevelDB directory (no CURRENT file)")
+    with LevelDbKeyStorage(path, cache_size=0) as storage:
+        count = 0
+        for key_id in storage.ids():
+            if storage.get(key_id) is None:
+                raise StorageError(f"{path}: key 0x{key_id.hex()} vanished while being read")
+            count += 1
+        return count
+
+
+def snapshot_database(
+    source: Path, destination: Path, *, attempts: int = DEFAULT_ATTEMPTS
+) -> SnapshotResult:
+    """Copy the key database `source` (in use or not) to the new directory `destination`."""
+    started = time.monotonic()
+    source, destination = Path(source), Path(destination)
+    if not (source / "CURRENT").is_file():
+        raise SnapshotError(f"{source} is not a key database directory (no CURRENT file)")
+    if destination.exists():
+        raise SnapshotError(f"{destination} exists already; give a new directory")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    last: BaseException | None = None
+    for attempt in range(1, attempts + 1):
+        partial = destination.with_name(f".{destination.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        os.mkdir(partial, 0o700)
+        try:
+            files, size = _copy_once(source, partial)
+            keys = verify_snapshot(partial)
+        except FileNotFoundError as exc:  # a compaction removed a file: copy again
+            last = exc
+        except StorageError as exc:  # the copy does not open (a file it needs went away)
+            last = exc
+        else:
+            _make_private(partial)  # the files recovery wrote follow the process umask
+            os.replace(partial, destination)
+            return SnapshotResult(
+                destination, keys, files, size, attempt, time.monotonic() - started
+            )
+        shutil.rmtree(partial, ignore_errors=True)
+        time.sleep(0.05 * attempt)
+    raise SnapshotError(
+        f"no consistent copy of {source} after {attempts} attempts (last: {last}); "
+        "is the node compacting heavily? try again, or stop the node and copy"
+    )
 
 
 def database_in_use(path: Path) -> bool:
@@ -52,38 +168,10 @@ def database_in_use(path: Path) -> bool:
         os.close(fd)
 
 
-def _require_database(path: Path) -> None:
-    if not (path / "CURRENT").is_file():
-        raise StorageError(f"{path} holds no key database (no CURRENT file)")
-
-
-def _copy_file(source: Path, target: Path) -> None:
-    with open(source, "rb") as reader:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as writer:
-            shutil.copyfileobj(reader, writer, 1 << 20)
-
-
-def _copy_once(source: Path, target: Path) -> None:
-    current = (source / "CURRENT").read_bytes()
-    manifest = current.decode("ascii", "replace").strip()
-    if not manifest.startswith("MANIFEST-") or "/" in manifest:
-        raise StorageError(f"{source}/CURRENT does not name a MANIFEST file")
-    _copy_file(source / manifest, target / manifest)
-    for entry in sorted(os.listdir(source)):
-        if entry in _SKIPPED or entry in ("CURRENT", manifest) or entry.startswith("."):
-            continue
-        if (source / entry).is_file():
-            _copy_file(source / entry, target / entry)
-    fd = os.open(target / "CURRENT", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as writer:
-        writer.write(current)
-
-
 @contextmanager
-def _opened_copy(path: Path) -> Iterator[LevelDbKeyStorage]:
+def _opened_copy(path: Path, attempts: int) -> Iterator[LevelDbKeyStorage]:
     last: BaseException | None = None
-    for attempt in range(1, COPY_ATTEMPTS + 1):
+    for attempt in range(1, attempts + 1):
         copy = Path(tempfile.mkdtemp(prefix=f".{path.name}.copy-", dir=path.parent))
         try:
             try:
@@ -98,18 +186,21 @@ def _opened_copy(path: Path) -> Iterator[LevelDbKeyStorage]:
         finally:
             shutil.rmtree(copy, ignore_errors=True)
         time.sleep(0.05 * attempt)
-    raise StorageError(f"no consistent copy of {path} after {COPY_ATTEMPTS} attempts: {last}")
+    raise StorageError(f"no consistent copy of {path} after {attempts} attempts: {last}")
 
 
 @contextmanager
-def open_database(path: Path, *, snapshot: bool = False) -> Iterator[LevelDbKeyStorage]:
+def open_database(
+    path: Path, *, snapshot: bool = False, attempts: int = DEFAULT_ATTEMPTS
+) -> Iterator[LevelDbKeyStorage]:
     """The key database at `path`, for reading (see the module docstring). DatabaseInUse
     when its node runs and `snapshot` is False; StorageError when there is no database or it
     cannot be read."""
     path = Path(path)
-    _require_database(path)
+    if not (path / "CURRENT").is_file():
+        raise StorageError(f"{path} holds no key database (no CURRENT file)")
     if snapshot:
-        with _opened_copy(path) as storage:
+        with _opened_copy(path, attempts) as storage:
             yield storage
         return
     if database_in_use(path):

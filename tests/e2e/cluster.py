@@ -8,6 +8,8 @@ holds or a deadline passes, and a failed wait raises with the tail of every log.
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
 import signal
 import socket
@@ -20,6 +22,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from secretstore.cli.cluster import TomlValue, render_config, write_private
 from secretstore.config.model import NodeAddress
@@ -34,16 +38,28 @@ TEST_OPTIONS: Mapping[str, TomlValue] = {"keep_alive_interval": 1.0, "session_ti
 _TAIL = 25
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free a moment ago."""
-    sockets = [socket.socket() for _ in range(count)]
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux: 32768)."""
     try:
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+#: Ports for test nodes: below the range outgoing connections take their ports from, so that
+#: no connection on this machine takes a node's port between the check here and the node's bind.
+_LISTEN_LOW = 20000
+_LISTEN_HIGH = max(_LISTEN_LOW + 2000, min(_ephemeral_low(), 65536))
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports that were free a moment ago, outside the ephemeral range."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.randrange(_LISTEN_LOW, _LISTEN_HIGH)
+        if port not in chosen and _port_free(port):
+            chosen.append(port)
+    return chosen
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, logs: str = "") -> Any:
@@ -69,6 +85,23 @@ def http(method: str, url: str, timeout: float = 15.0) -> tuple[int, Any]:
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return 0, None
     return status, json.loads(raw) if raw else None
+
+
+def scrape(node: NodeProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(f"{node.url}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 @dataclass
@@ -256,3 +289,24 @@ class LocalCluster:
         for node in self.nodes:
             if node.process is not None:
                 node.kill()
+
+
+def free_ranges(count: int, ranges: int = 2) -> list[int]:
+    """`ranges` bases of `count` consecutive ports each that were free a moment ago (for tools
+    that give nodes consecutive ports)."""
+    bases: list[int] = []
+    start = _LISTEN_LOW + (os.getpid() % ((_LISTEN_HIGH - _LISTEN_LOW) // 20 - 1)) * 20
+    while len(bases) < ranges:
+        if all(_port_free(port) for port in range(start, start + count)):
+            bases.append(start)
+        start += count
+    return bases
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True

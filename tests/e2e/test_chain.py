@@ -45,7 +45,7 @@ from secretstore.crypto.keys import KeyPair, recover_public, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.storage.leveldb import LevelDbKeyStorage
-from tests.e2e.cluster import LocalCluster, NodeProcess, http, wait_until
+from tests.e2e.cluster import LocalCluster, NodeProcess, http, metric, scrape, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chain]
 
@@ -193,6 +193,7 @@ def _while_the_chain_is_down(world: ChainWorld, node: NodeProcess, url: str) -> 
     )
     health = node.health()
     assert health is not None and "does not answer" in health["chain"]["problem"]
+    assert metric(scrape(node), "secretstore_chain_trusted") == 0.0  # /metrics says so too
     started = time.monotonic()
     status, body = http("GET", url)
     assert (status, body) == (500, f'"Internal error: {NO_TRUST}"')

@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from secretstore.client import docfile
 from secretstore.client.http_client import KeyServerClient, requester_from_keystore
 from secretstore.crypto.hashing import sha256
 from secretstore.crypto.rng import SeededRng
@@ -303,8 +304,9 @@ def test_encrypt_and_decrypt_commands_round_trip_a_multi_megabyte_file(
         str(accounts.alice_password_file),
     )
     ciphertext = encrypted.read_bytes()
-    assert len(ciphertext) == len(original) + 16
-    assert ciphertext[:4096] != original[:4096]
+    assert len(ciphertext) == docfile.HEADER_LENGTH + len(original) + 16 + docfile.TAG_LENGTH
+    assert ciphertext[8:40] == bytes.fromhex(key_id)  # the file records its key id
+    assert original[:4096] not in ciphertext
     run_command(
         "decrypt",
         "--node",
@@ -323,3 +325,31 @@ def test_encrypt_and_decrypt_commands_round_trip_a_multi_megabyte_file(
         str(accounts.bob_password_file),
     )
     assert decrypted.read_bytes() == original
+
+
+def test_encrypt_piped_into_decrypt_in_one_pipeline(
+    cluster: LocalCluster, accounts: Accounts, tmp_path: Path
+) -> None:
+    """`encrypt --out - | decrypt --in -`: decrypt waits for the file's header (written once
+    the key is stored) before it asks the cluster for the key."""
+    original = SeededRng(b"piped").random_bytes(300_000)
+    (tmp_path / "plain").write_bytes(original)
+    alice = ("--keystore", str(accounts.directory), "--account", accounts.alice)
+    alice += ("--password-file", str(accounts.alice_password_file))
+    bob = ("--keystore", str(accounts.directory), "--account", accounts.bob)
+    bob += ("--password-file", str(accounts.bob_password_file))
+    key_id = sha256(b"piped").hex()
+    encrypt = [*SECRETSTORE, "encrypt", "--node", cluster[0].url, "--key-id", key_id]
+    encrypt += ["--threshold", "1", "--in", str(tmp_path / "plain"), "--out", "-", *alice]
+    decrypt = [*SECRETSTORE, "decrypt", "--node", cluster[2].url, "--in", "-"]
+    decrypt += ["--out", str(tmp_path / "out"), *bob]
+    writer = subprocess.Popen(encrypt, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader = subprocess.Popen(
+        decrypt, stdin=writer.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert writer.stdout is not None
+    writer.stdout.close()  # the reader holds the pipe now
+    _, reader_err = reader.communicate(timeout=COMMAND_TIMEOUT)
+    writer_err = writer.communicate(timeout=COMMAND_TIMEOUT)[1]
+    assert (writer.returncode, reader.returncode) == (0, 0), (writer_err, reader_err)
+    assert (tmp_path / "out").read_bytes() == original

@@ -154,11 +154,12 @@ def test_a_node_with_an_unknown_key_is_refused(
     cluster.wait_ready()
     outsider.start()  # its first dials reach running nodes: each refusal is logged
     for node in cluster:
-        node.wait_for_log(
-            rf"refused inbound connection .*{outsider.node_id.hex()[:16]}: "
+        node.wait_for_log(  # a warning naming the address and the reason
+            r"WARN  node=\S+ secretstore.mesh.transport: refused inbound connection from "
+            rf"127\.0\.0\.1:\d+: node {outsider.node_id.hex()[:16]}: "
             r"node is not in the allowed set"
         )
-    outsider.wait_for_log(r"outbound handshake failed")
+    outsider.wait_for_log(r"WARN .*\(127\.0\.0\.1:\d+\): outbound handshake failed")
     deadline = time.monotonic() + REFUSAL_WINDOW
     while time.monotonic() < deadline:
         health = outsider.health()
@@ -195,7 +196,10 @@ def test_a_node_in_another_nodes_place_with_another_key_is_refused(
         cluster.logs(),
     )
     for node in (low, middle):
-        node.wait_for_log(rf"node {high.short_id}: outbound handshake failed")
+        node.wait_for_log(
+            rf"WARN .*node {high.short_id} \(127\.0\.0\.1:{high.mesh_port}\): "
+            r"outbound handshake failed"
+        )
     deadline = time.monotonic() + REFUSAL_WINDOW
     while time.monotonic() < deadline:
         assert low.connected() == hex_ids([middle])

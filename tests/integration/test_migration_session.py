@@ -21,6 +21,7 @@ from secretstore.chain.migration import NO_SESSION, AutoMigration, SessionPhase,
 from secretstore.chain.migration_session import MigrationAdmin, SessionNodeSetChange
 from secretstore.cluster.access import AllowAll
 from secretstore.cluster.driver import ClusterDriver
+from secretstore.cluster.observer import NullObserver
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import SecretStoreError
@@ -50,6 +51,16 @@ class View:
         )
 
 
+class KeyCount(NullObserver):
+    """Counts the key shares the node's observer hears erased."""
+
+    def __init__(self) -> None:
+        self.removed = 0
+
+    def key_removed(self) -> None:
+        self.removed += 1
+
+
 @dataclass
 class Member:
     key: KeyPair
@@ -58,6 +69,7 @@ class Member:
     change: SessionNodeSetChange
     view: View
     audit: MemoryAuditStore
+    keys: KeyCount
 
 
 @dataclass
@@ -105,8 +117,11 @@ async def cluster() -> AsyncIterator[Cluster]:
             core, transport, storage, AllowAll(), session_timeout=5.0, audit=recorder
         )
         transport.set_handler(driver)
-        change = SessionNodeSetChange(key, core, storage, driver.request, audit=recorder)
-        members.append(Member(key, storage, driver, change, view, audit))
+        counted = KeyCount()
+        change = SessionNodeSetChange(
+            key, core, storage, driver.request, audit=recorder, observer=counted
+        )
+        members.append(Member(key, storage, driver, change, view, audit, counted))
     for index in range(KEYS):
         dealt = deal_key(rng, ids[:3], 1)
         for node, share in dealt.shares.items():
@@ -194,6 +209,7 @@ async def test_leave_erases_every_key_each_after_its_audit_entry(cluster: Cluste
     assert len(ids) == KEYS
     await leaving.change.leave(MIGRATION, master.key.node_id)
     assert list(leaving.storage.ids()) == []
+    assert leaving.keys.removed == KEYS  # the node's key count follows
     assert audit_log(leaving) == [(Operation.DELETE, key_id, MIGRATION) for key_id in ids]
 
 
@@ -202,5 +218,6 @@ async def test_leave_stops_at_a_failed_audit_entry(cluster: Cluster) -> None:
     leaving.audit.fail = "No space left on device"
     await leaving.change.leave(MIGRATION, cluster.members[0].key.node_id)
     assert len(list(leaving.storage.ids())) == KEYS  # nothing erased without its entry
+    assert leaving.keys.removed == 0
     # the others keep theirs
     assert len(list(cluster.members[2].storage.ids())) == KEYS

@@ -12,15 +12,19 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from secretstore import __version__
 from secretstore.cli.cluster import render_config
 from secretstore.config.loader import load_config, parse_config
 from secretstore.config.model import NodeAddress, NodeConfig
 from secretstore.crypto.keys import KeyPair, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.errors import ConfigError, StorageError
+from secretstore.listen import ListenError
 from secretstore.mesh.admission import AdmissionLimits
-from secretstore.node import Health, Node, check_supported, mesh_timings, run_node
+from secretstore.node import Node, check_supported, mesh_timings, run_node
+from secretstore.observe.health import Health, PeerState
 from secretstore.storage.leveldb import LevelDbKeyStorage
+from secretstore.types import NodeId
 
 
 def free_ports(count: int) -> list[int]:
@@ -78,15 +82,19 @@ async def test_three_nodes_serve_a_key_and_keep_it_across_a_restart(tmp_path: Pa
         async with aiohttp.ClientSession() as http:
             async with http.get(url(nodes[0], "/health")) as response:
                 health = await response.json()
-            assert health == {
+            others = sorted(nodes[1:], key=lambda n: n.node_id)
+            fields = ("node_id", "connected", "cluster_size", "ready", "presignatures")
+            assert {k: health[k] for k in fields} == {
                 "node_id": "0x" + nodes[0].node_id.hex(),
-                "connected": [
-                    "0x" + n.node_id.hex() for n in sorted(nodes[1:], key=lambda n: n.node_id)
-                ],
+                "connected": ["0x" + n.node_id.hex() for n in others],
                 "cluster_size": 3,
                 "ready": True,
                 "presignatures": {"own": 0, "held": 0, "keys": 0, "refilling": False, "made": 0},
             }
+            assert health["version"] == __version__
+            assert health["keys"] == 0
+            assert health["missing"] == [] and health["reason"] is None
+            assert health["uptime_seconds"] > 0
             async with http.post(url(nodes[1], f"/shadow/{key_id.hex()}/{sig}/1")) as response:
                 assert response.status == 200
                 public = await response.json()
@@ -128,13 +136,30 @@ async def test_a_taken_http_port_fails_the_start_and_closes_the_database(tmp_pat
     blocker.bind(("127.0.0.1", cfg.secretstore.http_port))
     blocker.listen()
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(ListenError) as raised:
             await Node(cfg).start()
     finally:
         blocker.close()
+    assert raised.value.key_path == "secretstore.http_port"
+    assert f"cannot listen on 127.0.0.1:{cfg.secretstore.http_port}" in str(raised.value)
+    assert "in use by another process; choose another http_port" in str(raised.value)
     node = Node(cfg)  # the database lock was released
     await node.start()
     await node.stop()
+
+
+async def test_a_taken_mesh_port_names_the_port_option(tmp_path: Path) -> None:
+    [cfg] = configs(tmp_path, 1)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", cfg.secretstore.port))
+    blocker.listen()
+    try:
+        with pytest.raises(ListenError) as raised:
+            await Node(cfg).start()
+    finally:
+        blocker.close()
+    assert raised.value.key_path == "secretstore.port"
+    assert "choose another port" in str(raised.value)
 
 
 async def test_run_node_stops_on_the_event(tmp_path: Path) -> None:
@@ -224,13 +249,56 @@ def test_keep_alive_maps_to_the_mesh_timings() -> None:
     assert (timings.ping_interval, timings.dead_after) == (2.0, 6.0)
 
 
+def _health(me: NodeId, everyone: list[NodeId], connected: set[NodeId]) -> Health:
+    nodes = tuple(
+        PeerState(n, f"127.0.0.1:{12000 + i}", n in connected, n == me)
+        for i, n in enumerate(sorted(everyone))
+    )
+    return Health(me, "1.2.3", 5.0, 7, nodes)
+
+
 def test_health_is_ready_only_with_every_peer() -> None:
     keys = [KeyPair.generate(SeededRng(i)).node_id for i in range(3)]
-    assert not Health(keys[0], frozenset(keys[1:2]), 3).ready
-    assert Health(keys[0], frozenset(keys[1:]), 3).ready
-    assert Health(keys[0], frozenset(), 1).ready
-    body = Health(keys[0], frozenset(keys[1:]), 3).to_json()
+    assert not _health(keys[0], keys, {keys[1]}).ready
+    assert _health(keys[0], keys, set(keys[1:])).ready
+    assert _health(keys[0], keys[:1], set()).ready
+    body = _health(keys[0], keys, set(keys[1:])).to_json()
     assert body["connected"] == sorted("0x" + k.hex() for k in keys[1:])
+
+
+def test_health_names_the_missing_peers_and_their_addresses() -> None:
+    keys = sorted(KeyPair.generate(SeededRng(i)).node_id for i in range(3))
+    health = _health(keys[0], keys, {keys[1]})
+    body = health.to_json()
+    assert body["ready"] is False
+    assert body["missing"] == [{"node_id": "0x" + keys[2].hex(), "address": "127.0.0.1:12002"}]
+    assert body["reason"] == (
+        f"not connected to 1 of the 2 other nodes: {keys[2][:4].hex()} (127.0.0.1:12002)"
+    )
+    assert [n["state"] for n in body["nodes"]] == ["this node", "connected", "not connected"]
+    assert (body["version"], body["uptime_seconds"], body["keys"]) == ("1.2.3", 5.0, 7)
+    assert "isolated" not in body and "chain" not in body and "node_set_change" not in body
+    assert "refresh" not in body and "presignatures" not in body
+
+
+def test_health_carries_a_running_refresh_and_the_presignature_pool() -> None:
+    keys = sorted(KeyPair.generate(SeededRng(i)).node_id for i in range(3))
+    nodes = tuple(PeerState(n, "127.0.0.1:12000", True, n == keys[0]) for n in keys)
+    refresh = {"master": "0x" + keys[1].hex(), "phase": "taking part", "keys_done": 1}
+    pool = {"own": 2, "held": 4, "keys": 1, "refilling": True, "made": 6}
+    body = Health(keys[0], "1.2.3", 1.0, 1, nodes, refresh=refresh, presignatures=pool).to_json()
+    assert (body["refresh"], body["presignatures"], body["ready"]) == (refresh, pool, True)
+
+
+def test_health_of_a_node_outside_the_key_server_set_says_so() -> None:
+    keys = sorted(KeyPair.generate(SeededRng(i)).node_id for i in range(3))
+    others = tuple(PeerState(n, "127.0.0.1:12000", True) for n in keys[1:])
+    chain = {"trusted": True, "block": 7}
+    body = Health(keys[0], "1.2.3", 1.0, 0, others, chain=chain, isolated=True).to_json()
+    assert (body["ready"], body["isolated"], body["chain"]) == (False, True, chain)
+    assert body["reason"] == "this node is not in the key server set"
+    nobody = Health(keys[0], "1.2.3", 1.0, 0, (), isolated=True)
+    assert nobody.reason == "this node is not in the key server set (none is known yet)"
 
 
 async def test_the_limits_reach_the_session_table_and_the_mesh(tmp_path: Path) -> None:

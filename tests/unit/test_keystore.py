@@ -285,3 +285,27 @@ def test_importing_the_keystore_leaves_the_recursion_limit_low() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     before, after = map(int, out.stdout.split())
     assert after == before < 10_000
+
+
+def test_a_tilde_in_the_directory_is_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    address = fast_keystore(tmp_path / "keys").import_secret(PAIR.secret, "pw")
+    keystore = Keystore(Path("~/keys"))
+    assert keystore.directory == tmp_path / "keys"
+    assert keystore.unlock(address, "pw") == PAIR
+
+
+def test_an_account_in_a_chain_subdirectory_is_pointed_out(tmp_path: Path) -> None:
+    address = fast_keystore(tmp_path / "keys" / "ethereum").import_secret(PAIR.secret, "pw")
+    keystore = Keystore(tmp_path / "keys")
+    assert keystore.subdirectories_with(address) == [tmp_path / "keys" / "ethereum"]
+    with pytest.raises(UnknownAccount) as raised:
+        keystore.unlock(address, "pw")
+    assert f"a key file for it is in {tmp_path / 'keys' / 'ethereum'}" in str(raised.value)
+    assert "use that directory as the keystore" in str(raised.value)
+    other = KeyPair.generate(SeededRng(8)).address
+    with pytest.raises(UnknownAccount) as raised:
+        keystore.unlock(other, "pw")
+    assert "is in" not in str(raised.value)  # no hint without a match

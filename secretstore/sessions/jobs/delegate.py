@@ -53,12 +53,14 @@ class Served:
 
     factory: MasterFactory
     signers: Callable[[int], int]
+    #: how `signers` counts, for errors
+    rule: str = "t+1"
 
 
 SERVED: dict[type, Served] = {
     RetrieveDocumentKey: Served(decryption.start_decryption, _decryption_signers),
     SignSchnorr: Served(signing_schnorr.start_schnorr_signing, _decryption_signers),
-    SignEcdsa: Served(signing_ecdsa.start_ecdsa_signing, signers_needed),
+    SignEcdsa: Served(signing_ecdsa.start_ecdsa_signing, signers_needed, "ECDSA needs 2t+1"),
 }
 
 

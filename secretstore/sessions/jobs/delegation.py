@@ -335,7 +335,7 @@ class ResolvingMaster(Session):
         if negotiation is None or not negotiation.done:
             return []
         try:
-            chosen = negotiation.result(self.served.signers)
+            chosen = negotiation.result(self.served.signers, self.served.rule)
         except ConsensusUnreachable as exc:
             return self.fail(self._unreachable(str(exc)))
         except SecretStoreError as exc:

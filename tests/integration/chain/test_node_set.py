@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from web3 import Web3
 
 from secretstore.chain import abi
@@ -91,6 +93,16 @@ def connected_to(node: Node, others: Sequence[Node]) -> bool:
     return health.connected == frozenset(o.node_id for o in others if o is not node)
 
 
+def scraped_gauges(node: Node) -> dict[str, float]:
+    text = generate_latest(node.metrics.registry).decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
 @pytest.fixture
 async def started() -> AsyncIterator[list[Node]]:
     nodes: list[Node] = []
@@ -116,6 +128,10 @@ async def test_the_contracts_set_forms_the_cluster_and_follows_its_changes(
     assert outsider.health().connected == frozenset()
     assert outsider.health().isolated and not outsider.health().ready
     assert all(n.health().chain["trusted"] for n in nodes)  # type: ignore[index]
+    gauges = scraped_gauges(outsider)  # /metrics says the same
+    assert (gauges["secretstore_chain_trusted"], gauges["secretstore_isolated"]) == (1.0, 1.0)
+    assert 0 < gauges["secretstore_chain_block"] <= dev.block_number
+    assert scraped_gauges(nodes[0])["secretstore_isolated"] == 0.0
 
     # the owner adds the 4th: everyone links it
     dev.transact(deployment.server_set, ADD_KEY_SERVER, *servers(ports, [3])[0])

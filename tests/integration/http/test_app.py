@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from yarl import URL
 
 from secretstore.audit.receipts import ReleaseReceipts
@@ -32,6 +33,7 @@ from secretstore.errors import (
     SessionTimeout,
 )
 from secretstore.http.app import MAX_BODY_SIZE, HttpServer, start_http
+from secretstore.http.errors import CAUSE_HEADER
 from secretstore.http.port import EncryptedRelease, KeyDeletion, RefreshSummary, ShadowRetrieval
 from secretstore.types import MessageHash, NodeId, ServerKeyId
 
@@ -624,3 +626,88 @@ async def test_refresh_reads_its_optional_body(served: Served) -> None:
         assert status == 400
     status, _, _ = await served.call("GET", f"/admin/refresh/1800000000/{S}")
     assert status == 400
+
+
+# --- the cause header and the request hook ---------------------------------------------------
+
+
+async def test_consensus_unreachable_tells_its_cause_in_a_header(served: Served) -> None:
+    served.api.error = ConsensusUnreachable(
+        "key generation needs every key server; not connected: 1a2b3c4d (10.0.0.2:12000)"
+    )
+    status, body, headers = await served.call("POST", f"/shadow/{K}/{S}/1")
+    assert (status, body) == (403, _quoted("Consensus unreachable"))  # Parity's body
+    assert headers[CAUSE_HEADER] == (
+        "key generation needs every key server; not connected: 1a2b3c4d (10.0.0.2:12000)"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AccessDenied("requester 0xabc is not on the list"),
+        ServerKeyNotFound("key 0x77 is not here"),
+    ],
+)
+async def test_other_failures_tell_no_cause(served: Served, error: BaseException) -> None:
+    # access stays opaque; the cluster's failures (naming nodes) and the 5xx's pointer to the
+    # log are tested in test_guard.py
+    served.api.error = error
+    _, _, headers = await served.call("GET", f"/{K}/{S}")
+    assert CAUSE_HEADER not in headers
+
+
+async def test_a_cause_header_is_one_line_of_printable_ascii(serve: Serve) -> None:
+    served = await serve(CorsOrigins(allow_all=False, origins=("https://app.example",)))
+    served.api.error = ConsensusUnreachable("line one\r\nX-Injected: yes\x00 é" + "x" * 400)
+    _, _, headers = await served.call("GET", f"/{K}/{S}", headers={"Origin": "https://app.example"})
+    cause = headers[CAUSE_HEADER]
+    assert "X-Injected" not in headers
+    assert cause.startswith("line one X-Injected: yes? ?")
+    assert len(cause) == 300 and cause.endswith("...")
+    assert headers["Access-Control-Expose-Headers"] == CAUSE_HEADER  # browsers may read it
+
+
+async def test_the_request_hook_hears_every_route_and_status() -> None:
+    heard: list[tuple[str, int]] = []
+    api = FakeKeyServer()
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="pong")
+
+    server = await start_http(
+        api,
+        "127.0.0.1",
+        0,
+        CorsOrigins(allow_all=False, origins=("https://ok.example",)),
+        [web.get("/ping", ping)],
+        on_request=lambda route, status, seconds: heard.append((route, status)),
+    )
+    served = Served(api, server, aiohttp.ClientSession())
+    try:
+        await served.call("POST", f"/shadow/{K}/{S}/2")
+        await served.call("GET", f"/server/{K}/{S}")
+        await served.call("GET", f"/ecdsa/{K}/{S}/{H}")
+        api.error = ServerKeyNotFound("none")
+        await served.call("GET", f"/shadow/{K}/{S}")
+        await served.call("GET", "/not/a/route")
+        await served.call("GET", "/ping")
+        await served.call("GET", f"/{K}/{S}", headers={"Origin": "https://evil.example"})
+        await served.call(
+            "OPTIONS",
+            f"/{K}/{S}",
+            headers={"Origin": "https://ok.example", "Access-Control-Request-Method": "GET"},
+        )
+    finally:
+        await served.session.close()
+        await server.stop()
+    assert heard == [
+        ("generate_server_key", 200),
+        ("retrieve_server_key", 200),
+        ("sign_ecdsa", 200),
+        ("retrieve_document_key_shadow", 404),
+        ("invalid", 400),
+        ("/ping", 200),
+        ("refused_origin", 404),
+        ("preflight", 200),
+    ]

@@ -145,6 +145,21 @@ def test_ids_lists_every_key_once_in_ascending_order(storage: KeyStorage) -> Non
     assert list(ids) == sorted(keys)
 
 
+def test_count_follows_inserts_removes_and_burials(storage: KeyStorage) -> None:
+    assert storage.count() == 0
+    for i in range(5):
+        storage.insert(sample_key_id(i), sample_share(i))
+    storage.update(sample_key_id(0), sample_share(9))
+    assert storage.count() == 5
+    storage.remove(sample_key_id(1))
+    storage.remove(sample_key_id(1))
+    assert storage.count() == 4
+    key, share = sample_key_id(2), sample_share(2)
+    storage.bury(key, sample_tombstone(key, share))  # the tombstone is not a share
+    assert storage.count() == 3
+    assert storage.count() == len(list(storage.ids()))
+
+
 def test_ids_reads_a_snapshot_taken_when_called(storage: KeyStorage) -> None:
     storage.insert(K1, S1)
     storage.insert(K2, S2)
@@ -183,6 +198,7 @@ def test_closed_storage_refuses_every_call(storage: KeyStorage) -> None:
         lambda: storage.contains(K1),
         lambda: storage.remove(K1),
         storage.ids,
+        storage.count,
         lambda: list(pending),
     ):
         with pytest.raises(StorageError, match="closed"):

@@ -20,6 +20,7 @@ from secretstore.crypto.document import encrypt_secret
 from secretstore.crypto.ecies import ecies_encrypt
 from secretstore.crypto.keys import recover_requester, sign_recoverable
 from secretstore.crypto.rng import SeededRng, random_scalar
+from secretstore.crypto.schnorr import local_compute_schnorr_signature
 
 
 def parity_error_body(text: str) -> bytes:
@@ -42,6 +43,10 @@ class StandIn:
     server_keys: dict[bytes, Scalar] = field(default_factory=dict)
     documents: dict[bytes, tuple[Point, Point]] = field(default_factory=dict)
     rng: SeededRng = field(default_factory=lambda: SeededRng(1234))
+    #: sign ECDSA with this key instead of the server key (a lying node)
+    ecdsa_key: Scalar | None = None
+    #: answer Schnorr with a real signature by the server key (else c‖s = hash‖hash)
+    real_schnorr: bool = False
 
     def answer(self, method: str, parts: list[str], body: bytes) -> web.Response:
         prefix = parts[0] if parts[0] in ("shadow", "server", "schnorr", "ecdsa", "admin") else ""
@@ -71,7 +76,13 @@ class StandIn:
             return hex_json(Point.base_mul(secret).to_bytes())
         if prefix in ("schnorr", "ecdsa"):
             message = bytes.fromhex(args[2])
-            signed = sign_recoverable(secret, message) if prefix == "ecdsa" else message * 2
+            if prefix == "ecdsa":
+                signed = sign_recoverable(self.ecdsa_key or secret, message)
+            elif self.real_schnorr:
+                nonce = random_scalar(self.rng)
+                signed = local_compute_schnorr_signature(nonce, secret, message).to_bytes()
+            else:
+                signed = message * 2
             return hex_json(ecies_encrypt(requester, signed, self.rng))
         if key_id not in self.documents:
             return error(404, NOT_FOUND_DOCUMENT)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from secretstore.cli import account, client_cmds, rpc
+from secretstore.cli import account, client_cmds, key_cmds, rpc
 from secretstore.cli.main import main as secretstore_main
+from secretstore.client import docfile
 from secretstore.crypto.curve import Scalar
 from secretstore.crypto.keys import KeyPair
 from secretstore.crypto.rng import SeededRng
@@ -102,17 +103,138 @@ def test_sign_hash_usage_errors(secret_file: Path, tmp_path: Path) -> None:
 def test_encrypt_then_decrypt_files(stand_in: StandIn, tmp_path: Path, secret_file: Path) -> None:
     document = SeededRng(22).random_bytes(200_000)
     (tmp_path / "plain").write_bytes(document)
-    common = ["--node", stand_in.url, "--key-id", KEY_ID, "--secret-file", str(secret_file)]
-    encrypt = ["encrypt", *common, "--threshold", "1", "--in", str(tmp_path / "plain")]
-    assert client_cmds.main([*encrypt, "--out", str(tmp_path / "enc")]) == 0
-    assert len((tmp_path / "enc").read_bytes()) == len(document) + 16
+    common = ["--node", stand_in.url, "--secret-file", str(secret_file)]
+    encrypt = ["encrypt", *common, "--key-id", KEY_ID, "--threshold", "1"]
+    assert (
+        client_cmds.main(
+            [*encrypt, "--in", str(tmp_path / "plain"), "--out", str(tmp_path / "enc")]
+        )
+        == 0
+    )
+    written = (tmp_path / "enc").read_bytes()
+    assert len(written) == docfile.HEADER_LENGTH + len(document) + 16 + docfile.TAG_LENGTH
+    assert written.startswith(docfile.MAGIC + bytes.fromhex(KEY_ID[2:]))
     for flag in ("--shadow", "--no-shadow"):
         out = tmp_path / f"dec{flag}"
         decrypt = ["decrypt", *common, flag, "--in", str(tmp_path / "enc"), "--out", str(out)]
-        assert client_cmds.main(decrypt) == 0
+        assert client_cmds.main(decrypt) == 0  # the key id comes from the file
         assert out.read_bytes() == document
     assert stand_in.seen[-1][1].startswith("/ab")  # --no-shadow: the plain document key path
     assert stand_in.seen[-2][1].startswith("/shadow/ab")
+
+
+def test_the_middle_of_a_written_file_is_parity_s_encrypted_document(
+    stand_in: StandIn, tmp_path: Path, secret_file: Path
+) -> None:
+    (tmp_path / "plain").write_bytes(b"mySecretDocument")
+    common = ["--node", stand_in.url, "--key-id", KEY_ID, "--secret-file", str(secret_file)]
+    argv = ["encrypt", *common, "--threshold", "1", "--in", str(tmp_path / "plain")]
+    assert client_cmds.main([*argv, "--out", str(tmp_path / "enc")]) == 0
+    body = (tmp_path / "enc").read_bytes()[docfile.HEADER_LENGTH : -docfile.TAG_LENGTH]
+    (tmp_path / "bare").write_bytes(body)
+    decrypt = ["decrypt", *common, "--raw", "--in", str(tmp_path / "bare")]
+    assert client_cmds.main([*decrypt, "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out").read_bytes() == b"mySecretDocument"
+
+
+def test_raw_encrypt_writes_parity_s_bare_document(
+    stand_in: StandIn, tmp_path: Path, secret_file: Path
+) -> None:
+    (tmp_path / "plain").write_bytes(b"x" * 1000)
+    common = ["--node", stand_in.url, "--key-id", KEY_ID, "--secret-file", str(secret_file)]
+    argv = ["encrypt", *common, "--threshold", "1", "--raw", "--in", str(tmp_path / "plain")]
+    assert client_cmds.main([*argv, "--out", str(tmp_path / "enc")]) == 0
+    assert len((tmp_path / "enc").read_bytes()) == 1000 + 16
+    no_key_id = ["decrypt", "--node", stand_in.url, "--secret-file", str(secret_file), "--raw"]
+    assert client_cmds.main([*no_key_id, "--in", str(tmp_path / "enc"), "--out", "-"]) == 2
+
+
+def _encrypted(
+    stand_in: StandIn, tmp_path: Path, secret_file: Path, key_id: str, data: bytes
+) -> Path:
+    source, target = tmp_path / f"plain-{key_id[-4:]}", tmp_path / f"enc-{key_id[-4:]}"
+    source.write_bytes(data)
+    argv = ["encrypt", "--node", stand_in.url, "--key-id", key_id, "--threshold", "1"]
+    argv += ["--secret-file", str(secret_file), "--in", str(source), "--out", str(target)]
+    assert client_cmds.main(argv) == 0
+    return target
+
+
+def _decrypt(stand_in: StandIn, secret_file: Path, source: Path, out: Path, *extra: str) -> int:
+    argv = ["decrypt", "--node", stand_in.url, "--secret-file", str(secret_file), *extra]
+    return client_cmds.main([*argv, "--in", str(source), "--out", str(out)])
+
+
+def test_decrypt_with_the_wrong_key_fails_clearly_and_writes_nothing(
+    stand_in: StandIn, tmp_path: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other_id = "0x" + "cd" * 32
+    first = _encrypted(stand_in, tmp_path, secret_file, KEY_ID, b"first document" * 100)
+    second = _encrypted(stand_in, tmp_path, secret_file, other_id, b"second document" * 100)
+    capsys.readouterr()
+    # The first file claiming the second's key id: the cluster returns that key, not this one.
+    forged = bytearray(first.read_bytes())
+    forged[8:40] = bytes.fromhex(other_id[2:])
+    (tmp_path / "forged").write_bytes(forged)
+    out = tmp_path / "out"
+    assert _decrypt(stand_in, secret_file, tmp_path / "forged", out) == 1
+    error = capsys.readouterr().err
+    assert "is not the key of this file" in error and "nothing was written" in error
+    assert not out.exists() and list(tmp_path.glob(".out*")) == []
+    # A --key-id that is not the file's is refused before the cluster is asked.
+    asked = len(stand_in.seen)
+    assert _decrypt(stand_in, secret_file, second, out, "--key-id", KEY_ID) == 2
+    assert "was encrypted under key id 0x" + "cd" * 32 in capsys.readouterr().err
+    assert len(stand_in.seen) == asked and not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
+def test_a_damaged_file_fails_authentication_and_writes_nothing(
+    stand_in: StandIn,
+    tmp_path: Path,
+    secret_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: str,
+) -> None:
+    good = _encrypted(stand_in, tmp_path, secret_file, KEY_ID, SeededRng(5).random_bytes(5000))
+    data = bytearray(good.read_bytes())
+    if damage == "flip":
+        data[docfile.HEADER_LENGTH + 100] ^= 0x01
+    elif damage == "truncate":
+        del data[-1]
+    else:
+        data += b"\x00"
+    (tmp_path / "bad").write_bytes(data)
+    capsys.readouterr()
+    for out in (tmp_path / "out", "-"):
+        assert _decrypt(stand_in, secret_file, tmp_path / "bad", Path(out)) == 1
+        captured = capsys.readouterr()
+        assert "does not authenticate" in captured.err
+        assert captured.out == ""  # not a byte of plaintext, not even to stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_decrypt_refuses_a_file_not_written_by_encrypt(
+    stand_in: StandIn, tmp_path: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "enc").write_bytes(bytes(40))
+    assert _decrypt(stand_in, secret_file, tmp_path / "enc", tmp_path / "out") == 2
+    assert "use --raw" in capsys.readouterr().err
+    assert stand_in.seen == [] and not (tmp_path / "out").exists()
+
+
+def test_encrypt_checks_its_output_before_asking_for_a_key(
+    stand_in: StandIn, tmp_path: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "plain").write_bytes(b"data")
+    base = ["encrypt", "--node", stand_in.url, "--key-id", KEY_ID, "--threshold", "0"]
+    base += ["--secret-file", str(secret_file), "--in", str(tmp_path / "plain")]
+    for out in (tmp_path / "no" / "such" / "dir" / "x", tmp_path, tmp_path / "plain"):
+        assert client_cmds.main([*base, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "is the input file" in err
+    assert stand_in.seen == []  # no server key was made
+    assert (tmp_path / "plain").read_bytes() == b"data"
 
 
 def test_encrypt_of_missing_input_asks_the_cluster_nothing(
@@ -135,11 +257,31 @@ def test_decrypt_with_unknown_key_fails_with_the_server_message(
     argv = [
         "decrypt",
         *("--node", stand_in.url, "--key-id", KEY_ID, "--secret-file", str(secret_file)),
-        *("--in", str(tmp_path / "enc"), "--out", str(tmp_path / "out")),
+        *("--raw", "--in", str(tmp_path / "enc"), "--out", str(tmp_path / "out")),
     ]
     assert client_cmds.main(argv) == 1
     assert "Server key with this ID is not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_node_is_one_clear_line(
+    tmp_path: Path, secret_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.e2e.cluster import free_ports
+
+    [port] = free_ports(1)
+    argv = ["sign-schnorr", "--node", f"http://127.0.0.1:{port}", "--key-id", KEY_ID]
+    assert key_cmds.main([*argv, "--hash", "11" * 32, "--secret-file", str(secret_file)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"secretstore sign-schnorr: error: key server http://127.0.0.1:{port} unreachable: "
+        f"cannot connect to 127.0.0.1:{port} (connection refused)"
+    )
+    assert secretstore_main(["admin", "status", "--node", f"http://127.0.0.1:{port}"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"secretstore admin: cannot read http://127.0.0.1:{port}/health: "
+        f"cannot connect to 127.0.0.1:{port} (connection refused)"
+    )
 
 
 def test_progress_bar_only_on_a_terminal() -> None:

@@ -348,6 +348,25 @@ def test_account_not_in_keystore(tmp_path: Path) -> None:
     assert "no keystore file" in problem
 
 
+def test_a_parity_keystore_subdirectory_is_pointed_out(tmp_path: Path) -> None:
+    make_account(tmp_path / "keys" / "ethereum", SELF, "pw")  # Parity's keys/<chain>/ layout
+    (tmp_path / "pw").write_text("pw\n")
+    problem = fails(
+        {"self_secret": SELF.address.hex()},
+        tmp_path,
+        "secretstore.self_secret",
+        extra='[account]\npassword = ["pw"]\n',
+    )
+    wanted = tmp_path / "keys" / "ethereum"
+    assert f'it is in {wanted}: set [parity] keys_path = "{wanted}"' in problem
+    config = parse(
+        {"self_secret": SELF.address.hex()},
+        tmp_path,
+        extra=f'[parity]\nkeys_path = "{wanted}"\n[account]\npassword = ["pw"]\n',
+    )
+    assert config.secretstore.self_key == SELF
+
+
 def test_password_list_of_wrong_type(tmp_path: Path) -> None:
     fails({}, tmp_path, "account.password", extra='[account]\npassword = "pw"\n')
     fails({}, tmp_path, "account.password[1]", extra='[account]\npassword = ["pw", 3]\n')

@@ -127,8 +127,23 @@ def test_no_holder_means_not_found_and_too_few_means_unreachable() -> None:
     negotiation = VersionNegotiation(ids[0], None, ids)
     negotiation.on_versions(ids[1], held(v))
     negotiation.on_versions(ids[2], NOTHING)
-    with pytest.raises(ConsensusUnreachable):
+    with pytest.raises(ConsensusUnreachable, match=r"\(t\+1: 2 needed, at most 1 reachable\)"):
         negotiation.result()
+
+
+def test_the_error_says_what_the_operation_needs_and_how_many_are_reachable() -> None:
+    _, ids = nodes_of(3)
+    v = version(ids)
+    negotiation = VersionNegotiation(ids[0], share([v]), ids)
+    negotiation.on_versions(ids[1], held(v))
+    negotiation.on_node_gone(ids[2])
+    assert negotiation.result().holders == frozenset(ids[:2])  # t+1 = 2 holders suffice
+    with pytest.raises(ConsensusUnreachable) as raised:
+        negotiation.result(lambda t: 2 * t + 1, "ECDSA needs 2t+1")
+    assert str(raised.value) == (
+        "no version of the key is held by 3 reachable key servers (ECDSA needs 2t+1: 3 needed, "
+        f"at most 2 reachable; node {short(ids[2])} disconnected)"
+    )
 
 
 def test_a_master_without_the_key_takes_the_common_data_from_the_answers() -> None:
