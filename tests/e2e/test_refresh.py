@@ -148,32 +148,25 @@ async def test_the_admin_command_refreshes_every_key(cluster: LocalCluster, tmp_
     assert one.returncode == 0 and "done: 1 keys refreshed" in one.stdout, one.stdout
 
 
-async def test_a_node_killed_mid_refresh_leaves_every_key_usable(
+async def test_a_node_silent_in_a_refresh_then_killed_leaves_every_key_usable(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     secret_file = tmp_path / "admin.secret"
     write_private(secret_file, ADMIN.secret.to_bytes().hex() + "\n")
     master, victim = cluster[0], cluster[2]
+    # A batch of this cluster takes milliseconds, too short to catch between two polls: the
+    # victim is frozen first (its links stay up, so the refresh starts with it), its silence
+    # ends the refresh within peer_timeout, and it is killed before it can resume.
+    assert victim.process is not None
+    victim.process.send_signal(signal.SIGSTOP)
     process = subprocess.Popen(
         [sys.executable, "-m", "secretstore.cli.main", "admin", "refresh", "--node", master.url,
          "--secret-file", str(secret_file)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        # a key of the first batch is done: freeze the victim there, then kill it
-        wait_until(
-            lambda: (
-                (victim.health() or {}).get("refresh", {}).get("phase") == "taking part"
-                and master.log_text().count("keys done") >= 1
-            ),
-            30.0,
-            "the refresh to be under way",
-            cluster.logs(),
-        )
-        assert victim.process is not None
-        victim.process.send_signal(signal.SIGSTOP)
-        victim.kill()
         output, _ = process.communicate(timeout=60)
+        victim.kill()
     finally:
         if process.poll() is None:
             process.kill()
