@@ -23,14 +23,22 @@ from secretstore.errors import (
     ServerKeyNotFound,
 )
 from secretstore.sessions.admin.delete import DeleteKey, DeleteResult, rule_problems
-from secretstore.sessions.base import Fail, Finish
+from secretstore.sessions.base import Fail, Finish, short
 from secretstore.sessions.decryption import RetrieveDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
 from secretstore.sessions.retrieval import RetrieveServerKey
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.storage.model import Tombstone
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
-from secretstore.wire.delete import DeleteKeyErase, TombstoneEntry, TombstonePush, VersionNodes
+from secretstore.wire.delete import (
+    DeleteKeyErase,
+    DeleteKeyErased,
+    DeleteKeyHolding,
+    Holding,
+    TombstoneEntry,
+    TombstonePush,
+    VersionNodes,
+)
 from secretstore.wire.requester import RequesterProof
 from tests.sim.admin_world import MESSAGE, REQUESTER, AdminWorld, key_id, make_world
 
@@ -344,3 +352,47 @@ def test_every_erase_is_in_the_node_s_audit_log_with_the_author() -> None:
         assert entries[0].requester == REQUESTER.address
     late = next(r.facts for r in world.net.nodes[ids[3]].records if r.facts.key_id == KEY0)
     assert late.master in ids[:3]  # the node whose tombstone it heard
+
+
+def test_a_node_silent_on_the_question_is_named_and_nothing_is_erased() -> None:
+    """A holder that never answers the master: the other nodes' clocks run out first (they
+    wait for the erase), and the master's failure names the silent node; nothing is erased."""
+    world = make_world(3, seed=31, schedule=32, holders=range(3), threshold=1)
+    ids = world.ids
+    silent = ids[2]
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object | None:
+        return None if sender == silent and isinstance(message, DeleteKeyHolding) else message
+
+    world.net.tamper = tamper
+    sid = world._start(ids[0], delete_request(world, KEY0))
+    world.net.run()
+    world.net.expire()
+    outcome = world.net.nodes[ids[0]].results[SessionId(sid)]
+    assert isinstance(outcome, Fail), outcome
+    assert short(silent) in str(outcome.error) and "nothing was erased" in str(outcome.error)
+    assert holders_of(world, KEY0) == set(ids)
+    for node in ids[1:2]:  # the slave that gave up names whom it waited for: the master
+        failed = [r for r in world.net.nodes[node].results.values() if isinstance(r, Fail)]
+        assert failed and short(ids[0]) in str(failed[0].error)
+
+
+def test_a_node_that_answers_out_of_turn_after_the_erase_is_unconfirmed() -> None:
+    """A holder that sends its holding again instead of confirming the erase: the others
+    erased already, so the delete completes with that node unconfirmed (t = 1)."""
+    world = make_world(3, seed=33, schedule=34, holders=range(3), threshold=1)
+    ids = world.ids
+    liar = ids[2]
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object | None:
+        if sender == liar and isinstance(message, DeleteKeyErased):
+            return DeleteKeyHolding(message.session_id, Holding.NOTHING, 0, ())
+        return message
+
+    world.net.tamper = tamper
+    outcome = run(world, ids[0], delete_request(world, KEY0))
+    assert isinstance(outcome, Finish), outcome
+    assert isinstance(outcome.result, DeleteResult)
+    assert outcome.result.confirmed == tuple(sorted(ids[:2]))
+    assert liar in outcome.result.unconfirmed
+    assert holders_of(world, KEY0) == set()  # the liar erased it too (its share is gone)

@@ -24,7 +24,7 @@ from secretstore.sessions.admin.refresh import RefreshKeys, RefreshOutcome
 from secretstore.sessions.base import Fail, Finish, short
 from secretstore.storage.model import KeyShare
 from secretstore.types import Hash256, NodeId, ServerKeyId
-from secretstore.wire.admin import KeyMoved, KeySubshare
+from secretstore.wire.admin import InventoryPage, KeyMoved, KeySubshare
 from secretstore.wire.refresh import RefreshGrant, RefreshScope
 from tests.sim.admin_world import ADMIN, NOW, AdminWorld, key_id, make_world
 
@@ -391,3 +391,51 @@ def test_batches_in_any_delivery_order_leave_one_version_everywhere(
         after = result.next_after
     for key in world.keys:
         assert_refreshed(world, before, key)
+
+
+def test_a_silent_dealer_is_named_when_the_refresh_times_out() -> None:
+    """A dealer that sends no subshares: the other nodes' clocks run out first, each naming
+    whom it waited for; the master's failure names the silent dealer; nothing is erased."""
+    world = make_world(3, seed=41, schedule=42, holders=range(3), threshold=1, keys=1)
+    ids = world.ids
+    before = snapshot(world)
+    sent: set[NodeId] = set()
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object | None:
+        if isinstance(message, KeySubshare) and sender != ids[0] and sent <= {sender}:
+            sent.add(sender)
+            return None  # one dealer other than the master sends nothing
+        return message
+
+    world.net.tamper = tamper
+    sid = world._start(ids[0], RefreshKeys(EVERY_KEY, grant(world, EVERY_KEY)))
+    world.net.run()
+    world.net.expire()
+    outcome = world.net.nodes[ids[0]].results[sid]
+    assert isinstance(outcome, Fail), outcome
+    (silent,) = sent
+    assert short(silent) in str(outcome.error), outcome.error
+    for node in set(ids) - {ids[0], silent}:  # a slave that waited for it names it
+        failed = [r for r in world.net.nodes[node].results.values() if isinstance(r, Fail)]
+        assert failed and short(silent) in str(failed[0].error), failed
+    for key in world.keys:
+        for node, share in world.shares(key).items():
+            assert share.versions[0] == before[key][node].versions[0]  # nothing erased
+    assert world.sessions_left() == 0
+
+
+def test_a_skip_names_the_nodes_that_lack_the_version() -> None:
+    """A node that reports a key without its version: the key is skipped, naming it."""
+    world = make_world(3, seed=43, schedule=44, holders=range(3), threshold=1, keys=1)
+    ids = world.ids
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object | None:
+        if isinstance(message, InventoryPage) and sender == ids[2]:
+            entries = tuple(replace(e, versions=()) for e in message.entries)
+            return replace(message, entries=entries)
+        return message
+
+    world.net.tamper = tamper
+    result = outcome_of(refresh(world, ids[0]))
+    assert result.refreshed == () and len(result.skipped) == 1
+    assert f"nodes without it: {short(ids[2])}" in result.skipped[0][1]

@@ -57,7 +57,17 @@ from secretstore.errors import (
     SessionTimeout,
 )
 from secretstore.sessions.audit import record
-from secretstore.sessions.base import Effect, Notice, Remove, Send, Session, SessionContext, short
+from secretstore.sessions.base import (
+    Effect,
+    Notice,
+    Remove,
+    Send,
+    Session,
+    SessionContext,
+    TimeoutReports,
+    short,
+    timed_out_waiting_for,
+)
 from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.requester import requester_of
@@ -296,6 +306,12 @@ class DeleteMaster(Session):
         if isinstance(message, DeleteKeyErased) and self.erasing:
             self.erased.add(sender)
             return self._maybe_finish()
+        if self.erasing:  # erased elsewhere already: the sender stays unconfirmed
+            notice = Notice(
+                f"delete of key 0x{self.key_id.hex()}: node {short(sender)} sent "
+                f"{type(message).__name__} out of turn, it is not confirmed"
+            )
+            return [notice, *self._lost(sender)]
         return self.fail(
             ProtocolViolation(short(sender), f"sent {type(message).__name__} out of turn")
         )
@@ -311,8 +327,29 @@ class DeleteMaster(Session):
         if self.finished:
             return []
         if not self.erasing:
-            return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:300]}"))
+            what = f"failed: {reason[:300]}{self.still_waiting(sender)}"
+            return self.fail(ProtocolViolation(short(sender), what))
         return self._lost(sender)
+
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A node's clock ran out first while this one still asks (it waited for the erase,
+        this node for another node's answer): the delete fails, nothing erased, naming the
+        nodes this one waited for with the report; while erasing, the node is unconfirmed."""
+        if self.finished:
+            return []
+        if self.erasing:
+            return self._lost(sender)
+        reports = TimeoutReports()
+        reports.add(sender, reason)
+        error = timed_out_waiting_for(self.waiting_for() - {sender}, reports)
+        return self.fail(SessionTimeout(f"{error.what}; nothing was erased", error.node))
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The nodes whose answer (asking) or confirmation (erasing) has not come."""
+        done = self.erased if self.erasing else set(self.holdings)
+        if self.erasing:
+            return frozenset(set(self.holdings) - done - self.gone - {self.ctx.self_id})
+        return frozenset(self.asked - done - self.gone)
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
         if self.finished:
@@ -444,7 +481,9 @@ class DeleteSlave(Session):
         return [] if self.finished else self.finish()
 
     def on_timeout(self) -> list[Effect]:
-        return [] if self.finished else self.fail(SessionTimeout("no erase from the master"))
+        if self.finished:
+            return []
+        return self.fail(SessionTimeout("sent no erase in time", short(self.master)))
 
 
 # --- tombstones: what one node tells another -----------------------------------------------------

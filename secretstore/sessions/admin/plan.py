@@ -224,11 +224,15 @@ def pick_dealers(
 
 
 def plan_refresh_key(
-    key_id: ServerKeyId, reports: Mapping[NodeId, InventoryEntry], rng: Rng
+    key_id: ServerKeyId,
+    reports: Mapping[NodeId, InventoryEntry],
+    rng: Rng,
+    cluster: frozenset[NodeId] = frozenset(),
 ) -> KeyPlan | str:
     """The refresh of one key: its chosen version (as for a node set change), re-dealt by t+1
     of its holders to exactly the nodes it lists, each with a fresh id number; or the text
-    of why the key is skipped (its reports disagree, or a node it lists does not hold it)."""
+    of why the key is skipped (its reports disagree, or a node it lists does not hold it:
+    the text names the nodes of `cluster`, the nodes that reported, without it)."""
     name = f"key 0x{key_id.hex()}"
     first = next(iter(reports.values()))
     if any((e.threshold, e.public) != (first.threshold, first.public) for e in reports.values()):
@@ -239,9 +243,11 @@ def plan_refresh_key(
         return f"{name}: no node reports a version of it"
     version, holders = choose_version(held)
     if version.nodes != len(holders):
+        without = (set(reports) | cluster) - holders
+        others = f" (nodes without it: {_names(without)})" if without else ""
         return (
             f"{name}: its version lists {version.nodes} nodes and {len(holders)} of them hold "
-            "it here; refresh it when they are back, or run a node set change"
+            f"it here{others}; refresh it when they are back, or run a node set change"
         )
     t = first.threshold
     listed = sorted(holders)

@@ -302,7 +302,9 @@ class RefreshSession(Session):
         share = self.settings.keys.get(key_id)
         version = share.version(message.version) if share is not None else None
         if version is None:
-            return self._skip(key_id, "no longer holds the refreshed version")
+            return self._skip(
+                key_id, f"no longer holds the refreshed version (a subshare from {short(sender)})"
+            )
         if not self._claim(key_id):
             return self._skip(key_id, "another session is writing the key")
         new = self._keys.receive(sender, message)

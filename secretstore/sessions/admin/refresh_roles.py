@@ -20,7 +20,15 @@ from secretstore.sessions.admin.refresh import (
     RefreshSettings,
 )
 from secretstore.sessions.admin.share_change import KeyFault
-from secretstore.sessions.base import Deadline, Effect, Send, SessionContext, short
+from secretstore.sessions.base import (
+    Deadline,
+    Effect,
+    Send,
+    SessionContext,
+    TimeoutReports,
+    short,
+    timed_out_waiting_for,
+)
 from secretstore.sessions.signing_common import names
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import (
@@ -70,7 +78,7 @@ def plan_batch(
         if boundary is not None and key_id > boundary:
             break
         reports = inventory.reports(key_id)
-        outcome = plan_refresh_key(key_id, reports, rng)
+        outcome = plan_refresh_key(key_id, reports, rng, frozenset(counts))
         if isinstance(outcome, str):
             skipped.append((key_id, outcome))
         elif outcome.threshold == 0:
@@ -115,6 +123,8 @@ class RefreshMaster(RefreshSession):
         self._committed = False
         self._finished_nodes: set[NodeId] = set()
         self._launching = False
+        #: what the slaves whose clocks ran out first reported
+        self._timeouts = TimeoutReports()
 
     @property
     def phase(self) -> RefreshPhase:
@@ -144,7 +154,47 @@ class RefreshMaster(RefreshSession):
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
         if self.finished:
             return []
-        return self.fail(ProtocolViolation(short(sender), f"failed: {reason[:300]}"))
+        what = f"failed: {reason[:300]}{self.still_waiting(sender)}"
+        return self.fail(ProtocolViolation(short(sender), what))
+
+    def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
+        """A slave's clock ran out first (it names whom it waited for): its report is kept
+        until every node this one waits for has reported, then the refresh fails with all of
+        them; after the commit the slave is noted as finished."""
+        if self.finished:
+            return []
+        if self._committed:
+            self._finished_nodes.add(sender)
+            notice = self._notice(f"node {short(sender)} timed out: {reason[:200]}")
+            return [notice, *self._maybe_finish()]
+        self._timeouts.add(sender, reason)
+        if self._timeouts.cover(self.waiting_for() - {sender}):
+            return self._stalled()
+        return []
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The nodes whose answer the refresh waits for now: inventories, then the holders of
+        each key in flight that have not reported it (and the dealers of this node's own
+        subshares), then every node's RefreshFinished."""
+        if self._committed:
+            waiting = set(self.others - self._finished_nodes)
+        elif self._plans is None:
+            waiting = set(self.cluster - self._inventoried)
+        else:
+            waiting = set(self._keys.missing_dealers())
+            for refreshing in self._moving.values():
+                holders = dict(refreshing.plan.fresh)
+                waiting |= set(holders) - set(refreshing.moved)
+                key_id = refreshing.plan.key_id
+                mine = self.ctx.self_id in holders and self.ctx.self_id not in refreshing.moved
+                if mine and not self._keys.receiving(key_id):  # none of its subshares yet
+                    waiting |= set(refreshing.plan.dealers)
+        return frozenset(waiting) - {self.ctx.self_id}
+
+    def _stalled(self) -> list[Effect]:
+        error = timed_out_waiting_for(self.waiting_for(), self._timeouts)
+        what = f"{error.what}; the refresh made no progress in time ({self._text()})"
+        return self.fail(SessionTimeout(what, error.node))
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
@@ -159,7 +209,7 @@ class RefreshMaster(RefreshSession):
             self._finished_nodes |= set(silent)
             notice = self._notice(f"no RefreshFinished from {names(silent)}")
             return [notice, *self._maybe_finish()]
-        return self.fail(SessionTimeout(f"the refresh made no progress in time ({self._text()})"))
+        return self._stalled()
 
     def _skip(self, key_id: ServerKeyId, reason: str) -> list[Effect]:
         self._skip_here(key_id)
@@ -400,7 +450,9 @@ class RefreshSlave(RefreshSession):
     def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
         if self.finished or sender != self.master:
             return []
-        return [self._notice(f"the master ended the refresh: {reason[:200]}"), *self.finish()]
+        # nothing erased; the failure names the master, which may have given up for a cause
+        # it names itself
+        return self.fail(ProtocolViolation(short(sender), f"ended the refresh: {reason[:200]}"))
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         return self.on_peer_error(sender, str(error))
@@ -410,4 +462,12 @@ class RefreshSlave(RefreshSession):
             return []
         if self._committing is not None:
             return self._maybe_commit(anyway=True)
-        return self.fail(SessionTimeout("the refresh made no progress in time"))
+        error = timed_out_waiting_for(self.waiting_for())
+        what = f"{error.what}; the refresh made no progress in time"
+        return self.fail(SessionTimeout(what, error.node))
+
+    def waiting_for(self) -> frozenset[NodeId]:
+        """The master (its next deal, or the commit), and the dealers whose subshares of a
+        key this node has begun to receive are still missing (a dealer the master never
+        asked to deal is the master's doing)."""
+        return (self._keys.missing_dealers() | {self.master}) - {self.ctx.self_id}

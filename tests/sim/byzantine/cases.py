@@ -120,6 +120,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("delegated-broadcast-shadow-decryption", "master", 3, 1),
     Scenario("presign", "member", 3, 1),
     Scenario("presign", "master", 3, 1),
+    Scenario("refresh", "member", 3, 1),
+    Scenario("refresh", "master", 3, 1),
+    Scenario("delete", "member", 3, 1),
+    Scenario("delete", "master", 3, 1),
+    Scenario("tombstone-push", "master", 3, 1),
     # the slow sweep: other shapes (no spare node for ECDSA; t = 2)
     Scenario("generation", "member", 4, 2, slow=True),
     Scenario("store", "member", 4, 2, slow=True),

@@ -30,8 +30,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from secretstore.client.verify import DocumentKeyShadow
+from secretstore.crypto.admin import ALL_KEYS, sign_refresh
 from secretstore.crypto.bound import (
     BoundOperation,
+    delete_payload,
     generation_payload,
     sign_bound_request,
     signing_payload,
@@ -48,10 +50,20 @@ from secretstore.crypto.shadow_proofs import share_public
 from secretstore.crypto.shamir import reconstruct_secret
 from secretstore.errors import ShadowVerificationError
 from secretstore.sessions.admin.authority import ConfiguredAdmin
-from secretstore.sessions.admin.factories import admin_tables
+from secretstore.sessions.admin.delete import (
+    DeleteKey,
+    DeleteResult,
+    DeleteSettings,
+    delete_tables,
+    tombstone_fits,
+    tombstone_pushes,
+)
+from secretstore.sessions.admin.factories import admin_tables, refresh_tables
 from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
+from secretstore.sessions.admin.refresh import RefreshKeys, RefreshOutcome, RefreshSettings
 from secretstore.sessions.base import Fail, Finish, Send, short
 from secretstore.sessions.broadcast import PersonalShare, ServedByMembers
+from secretstore.sessions.claims import KeyClaims
 from secretstore.sessions.core import NodeCore
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
@@ -65,7 +77,7 @@ from secretstore.sessions.signing_ecdsa import SignEcdsa
 from secretstore.sessions.signing_presign import Presign
 from secretstore.sessions.signing_schnorr import SignSchnorr
 from secretstore.sessions.signing_slave import SigningSlave
-from secretstore.storage.model import KeyShare
+from secretstore.storage.model import KeyShare, Tombstone
 from secretstore.types import (
     Address,
     BlockRef,
@@ -83,7 +95,9 @@ from secretstore.wire.decryption import (
     DecryptionRequest,
 )
 from secretstore.wire.delegation import DelegatedDocumentKey, DelegatedRequest, DelegatedSignature
+from secretstore.wire.delete import DeleteKeyInit, TombstonePush
 from secretstore.wire.negotiation import CommonKeyData
+from secretstore.wire.refresh import RefreshGrant, RefreshScope
 from secretstore.wire.requester import RequesterProof, ServiceOrigin
 from secretstore.wire.signing import (
     EcdsaSignatureShare,
@@ -155,8 +169,7 @@ class World:
         return self.net.nodes[node].storage.get(key_id)
 
     def start_target(self) -> SessionId:
-        request = self.scenario.kind.request(self, earlier=False)
-        return self.net.start_session(self.scenario.master, request)
+        return self.scenario.kind.start(self, earlier=False)
 
 
 class RequesterRefused(AssertionError):
@@ -229,6 +242,11 @@ class Kind(ABC):
 
     @abstractmethod
     def request(self, world: World, *, earlier: bool) -> Any: ...
+
+    def start(self, world: World, *, earlier: bool) -> SessionId:
+        """Start the earlier or the target session (default: `request` on the master)."""
+        request = self.request(world, earlier=earlier)
+        return world.net.start_session(world.scenario.master, request)
 
     @abstractmethod
     def check_result(self, world: World, value: object) -> None:
@@ -952,6 +970,305 @@ class ReplacingChangeKind(NodeSetChangeKind):
         return frozenset(nodes[1:4] if earlier else (nodes[0], nodes[3], nodes[4]))
 
 
+# --- the key lifecycle: refresh, delete, tombstones -------------------------------------------
+
+#: a key the rogue holds while another session writes it there: it skips the key in a refresh
+BUSY_KEY = ServerKeyId(b"\x43" * 32)
+#: a key nobody deletes: no session of a delete may touch it
+KEPT_KEY = ServerKeyId(b"\x44" * 32)
+#: the unix time every node reads (a refresh grant's expiry is checked against it)
+NOW = 1_800_000_000.0
+EVERY_KEY = RefreshScope((), None, 256)
+
+
+def lifecycle_nodes(world: World, *, busy: bool = False) -> None:
+    """Every node runs the refresh, the delete and the tombstone push beside the client
+    sessions, with one table of key claims; `busy`: another session writes BUSY_KEY on the
+    rogue (it skips that key in a refresh)."""
+    net = world.net
+    for node_id, node in net.nodes.items():
+        claims = KeyClaims()
+        refresh = RefreshSettings(
+            ConfiguredAdmin(ADMIN.public),
+            node.storage,
+            claims,
+            lambda node_id=node_id: net.connected() - {node_id},  # type: ignore[misc]
+            lambda: NOW,
+        )
+        refresh_masters, refresh_slaves = refresh_tables(refresh)
+        delete_masters, delete_slaves = delete_tables(DeleteSettings(node.storage, claims))
+        node.core = NodeCore(
+            node.core.ctx,
+            node.storage,
+            {**MASTERS, **refresh_masters, **delete_masters},
+            net.recording({**SLAVES, **refresh_slaves, **delete_slaves}),
+            claims=claims,
+        )
+        if busy and node_id == world.rogue:
+            assert claims.claim(BUSY_KEY, SessionId(b"\x07" * 32))
+
+
+def refresh_grant(world: World) -> RefreshGrant:
+    expires = int(NOW + 600)
+    signature = sign_refresh(ADMIN.secret, sorted(world.net.order), expires, ALL_KEYS)
+    return RefreshGrant(expires, Hash256(ALL_KEYS), signature)
+
+
+def check_sharings(world: World, key_id: ServerKeyId) -> dict[bytes, dict[NodeId, Any]]:
+    """Each version of `key_id` honest nodes hold is one sharing of the dealt key (one record,
+    shares on its commitments, any t+1 honest holders give the secret), and some version t+1
+    honest nodes hold gives the key; returns the versions by hash and honest holder."""
+    dealt = world.keys[key_id]
+    by_version: dict[bytes, dict[NodeId, Any]] = {}
+    for node in world.honest:
+        share = world.share(node, key_id)
+        if share is not None:
+            for version in share.versions:
+                by_version.setdefault(version.hash, {})[node] = version
+    recoverable = False
+    for hash_, versions in by_version.items():
+        records = {(v.id_numbers, v.commitments) for v in versions.values()}
+        assert len(records) == 1, f"honest nodes hold version {hash_.hex()[:8]} differently"
+        for node, version in versions.items():
+            number = version.id_number(node)
+            assert number is not None, f"{short(node)} holds a version that does not list it"
+            if version.commitments is not None:
+                assert share_public(version.commitments, number) == Point.base_mul(
+                    version.secret_share
+                ), f"honest node {short(node)} holds a share off its version's commitments"
+        if len(versions) > dealt.threshold:
+            subset = sorted(versions)[: dealt.threshold + 1]
+            secret = reconstruct_secret(
+                dealt.threshold,
+                [versions[node].secret_share for node in subset],
+                [versions[node].id_number(node) for node in subset],  # type: ignore[misc]
+            )
+            assert secret == dealt.secret, "honest shares of one version give another key"
+            recoverable = True
+    assert recoverable, f"key {key_id.hex()[:8]}: no version t+1 honest nodes hold: it is lost"
+    return by_version
+
+
+class RefreshKind(Kind):
+    """A proactive refresh of every key on n nodes, all of which hold KEY and BUSY_KEY; the
+    earlier refresh re-deals both once, the target refresh again. Another session writes
+    BUSY_KEY on the rogue, so the rogue (a member) skips it (RefreshSkip) and the key keeps
+    its version. The rogue member is node n-1, a dealer of KEY in both refreshes (the seed is
+    chosen for it). Ground truth: a finished refresh names KEY refreshed and BUSY_KEY skipped,
+    and every honest holder holds a new version of KEY listing every holder; whatever the
+    outcome, every honest node keeps its record of each key with the same key data, each
+    version honest nodes hold is one sharing of the key, t+1 honest nodes hold one, and an
+    honest node that erased a version keeps only versions every honest node they list holds
+    (it erased on a new version confirmed to it)."""
+
+    name = "refresh"
+    request_type = RefreshKeys
+    earlier_always = True
+
+    def configure(self, world: World) -> None:
+        lifecycle_nodes(world, busy=True)
+
+    def prepare(self, world: World) -> None:
+        for key_id in (KEY, BUSY_KEY):
+            deal(world, key_id, world.scenario.t, with_document_key=key_id == KEY)
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        return RefreshKeys(EVERY_KEY, refresh_grant(world))
+
+    def selects_rogue(self, world: World, sid: SessionId) -> bool:
+        if world.rogue_is_master:
+            return True
+        dealt = {
+            m.session_id
+            for _, m in world.net.rogue_log
+            if isinstance(m, KeySubshare) and m.key_id == KEY
+        }
+        return {sid, world.earlier_sid} <= dealt
+
+    def check_result(self, world: World, value: object) -> None:
+        assert isinstance(value, RefreshOutcome), f"the master's result: {value!r}"
+        skipped = dict(value.skipped)
+        # (a key only the rogue reports is skipped too: it holds nothing honest nodes hold)
+        assert set(value.refreshed) <= {KEY, BUSY_KEY}, f"refreshed: {value.refreshed}"
+        assert not set(value.refreshed) & set(skipped), f"refreshed and skipped: {value}"
+        assert {KEY, BUSY_KEY} <= {*value.refreshed, *skipped}, f"a key left out: {value}"
+        if KEY in skipped:  # the rogue made it skip: the reason must say who
+            assert short(world.rogue) in skipped[KEY], f"a skip naming no rogue: {skipped[KEY]}"
+        for key_id in value.refreshed:
+            old = {v.hash for v in world.keys[key_id].shares[world.honest[0]].versions}
+            if key_id == KEY:
+                old |= {v.hash for n in world.honest for v in world.before[n].versions}  # type: ignore[union-attr]
+            newest = set()
+            for node in world.honest:
+                share = world.share(node, key_id)
+                assert share is not None, f"honest node {short(node)} lost a refreshed key"
+                newest.add(share.last_version().hash)
+                assert set(share.last_version().nodes) == set(world.net.order)
+            assert len(newest) == 1, "honest holders are on different newest versions"
+            assert not newest & old, "a refreshed key has no new version"
+
+    def check_storage(self, world: World, finished: bool) -> None:
+        for key_id in (KEY, BUSY_KEY):
+            dealt = world.keys[key_id]
+            versions = check_sharings(world, key_id)
+            for node in world.honest:
+                share = world.share(node, key_id)
+                assert share is not None, f"honest node {short(node)} lost its record of a key"
+                assert (share.public, share.threshold, share.author) == (
+                    dealt.public,
+                    dealt.threshold,
+                    REQUESTER.address,
+                ), f"honest node {short(node)} holds other key data"
+                first = dealt.shares[node]
+                assert (share.common_point, share.encrypted_point) == (
+                    first.common_point,
+                    first.encrypted_point,
+                ), f"honest node {short(node)} holds another document key"
+                before = world.before[node] if key_id == KEY else None
+                if before is None:
+                    continue
+                kept = {v.hash for v in share.versions}
+                if {v.hash for v in before.versions} <= kept:
+                    continue
+                for version in share.versions:  # it erased: on a confirmed new version only
+                    holders = set(version.nodes) & set(world.honest)
+                    assert holders <= set(versions[version.hash]), (
+                        f"honest node {short(node)} erased an old version of a key on a new "
+                        "version not every honest holder of it holds"
+                    )
+
+
+def delete_request(world: World, key_id: ServerKeyId) -> DeleteKey:
+    public = world.keys[key_id].public
+    bound = sign_bound_request(
+        REQUESTER.secret, BoundOperation.DELETE_KEY, key_id, delete_payload(public)
+    )
+    return DeleteKey(key_id, proof(key_id), bound)
+
+
+def check_deleted_or_kept(world: World, deleted: tuple[ServerKeyId, ...]) -> None:
+    """On every honest node: KEPT_KEY as dealt and never buried; each key of `deleted` (the
+    author's) as it was before the session, or erased with the author's tombstone of it."""
+    for node in world.honest:
+        storage = world.net.nodes[node].storage
+        assert world.share(node, KEPT_KEY) == world.keys[KEPT_KEY].shares[node], (
+            f"honest node {short(node)} changed a key the author did not delete"
+        )
+        assert storage.tombstone(KEPT_KEY) is None, (
+            f"honest node {short(node)} buried a key the author did not delete"
+        )
+        for key_id in deleted:
+            share = world.share(node, key_id)
+            tombstone = storage.tombstone(key_id)
+            if share is not None:
+                assert share == world.keys[key_id].shares[node], f"{short(node)}'s share changed"
+                continue
+            dealt = world.keys[key_id]
+            assert tombstone is not None, f"honest node {short(node)} erased a key, no tombstone"
+            assert (tombstone.public, tombstone.author) == (dealt.public, REQUESTER.address)
+            assert tombstone_fits(tombstone, dealt.shares[node]), (
+                f"honest node {short(node)} erased a key on a tombstone that is not the author's"
+            )
+
+
+#: a delete's or a push's key swapped for one the author did not delete
+_ANOTHER_KEY: Mapping[str, mutate.Semantic] = {
+    "a-key-the-author-did-not-delete": lambda value, ctx: KEPT_KEY
+}
+
+
+class DeleteKind(Kind):
+    """A threshold delete on n nodes, all of which hold KEY, EARLIER_KEY and KEPT_KEY: the
+    earlier session deletes EARLIER_KEY, the target KEY (both at the author's request).
+    Ground truth: a delete the honest master reports done has every honest node confirmed
+    and holding no share of KEY, so that at most the rogue's share is left (the key is dead);
+    a failed one erased nothing on an honest node; whatever the outcome, no honest node
+    touches KEPT_KEY, and an honest node that erased a key keeps the author's tombstone of it."""
+
+    name = "delete"
+    request_type = DeleteKey
+    semantic: ClassVar[Mapping[tuple[type, mutate.Path], Mapping[str, mutate.Semantic]]] = {
+        (DeleteKeyInit, ("key_id",)): _ANOTHER_KEY
+    }
+
+    def configure(self, world: World) -> None:
+        lifecycle_nodes(world)
+
+    def prepare(self, world: World) -> None:
+        for key_id in (KEY, EARLIER_KEY, KEPT_KEY):
+            deal(world, key_id, world.scenario.t, with_document_key=False)
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        return delete_request(world, EARLIER_KEY if earlier else KEY)
+
+    def check_result(self, world: World, value: object) -> None:
+        assert isinstance(value, DeleteResult), f"the master's result: {value!r}"
+        assert value.key_id == KEY
+        for node in world.honest:
+            assert node in value.confirmed, f"honest node {short(node)} is not confirmed"
+            assert world.share(node) is None, f"honest node {short(node)} kept a deleted key"
+
+    def check_storage(self, world: World, finished: bool) -> None:
+        check_deleted_or_kept(world, (KEY, EARLIER_KEY))
+        if not world.rogue_is_master and not finished:
+            for node in world.honest:
+                assert world.share(node) is not None, (
+                    f"a delete that failed erased the key on honest node {short(node)}"
+                )
+
+
+class TombstonePushKind(Kind):
+    """The rogue (node 0) pushes its tombstones to every other node, as a node does when a
+    link comes up: it erased KEY and EARLIER_KEY at the author's request while the others were
+    away (they still hold both, and KEPT_KEY). The earlier push carries EARLIER_KEY's
+    tombstone, the target push KEY's. A push has no other role: its receivers answer nothing.
+    Ground truth: an honest node erases a key only on the author's tombstone of it, keeping
+    that tombstone, and never touches KEPT_KEY; an honest push erases KEY everywhere."""
+
+    name = "tombstone-push"
+    request_type = DeleteKey
+    semantic: ClassVar[Mapping[tuple[type, mutate.Path], Mapping[str, mutate.Semantic]]] = {
+        (TombstonePush, ("tombstones", 0, "key_id")): _ANOTHER_KEY
+    }
+
+    def configure(self, world: World) -> None:
+        lifecycle_nodes(world)
+
+    def prepare(self, world: World) -> None:
+        for key_id in (KEY, EARLIER_KEY, KEPT_KEY):
+            dealt = deal(world, key_id, world.scenario.t, with_document_key=False)
+            if key_id != KEPT_KEY:
+                tombstone = self.tombstone(world, key_id)
+                assert world.net.rogue.storage.bury(key_id, tombstone)
+                assert tombstone_fits(tombstone, dealt.shares[world.rogue])
+
+    def tombstone(self, world: World, key_id: ServerKeyId) -> Tombstone:
+        request = delete_request(world, key_id)
+        public = world.keys[key_id].public
+        return Tombstone(key_id, public, REQUESTER.address, request.bound_signature)
+
+    def request(self, world: World, *, earlier: bool) -> Any:
+        raise NotImplementedError("a push starts no session on its sender")
+
+    def start(self, world: World, *, earlier: bool) -> SessionId:
+        net = world.net
+        rogue = net.rogue
+        sid = rogue.core.new_session_id()
+        net.target_sid = sid
+        if net.plan is not None:
+            net.plan.session_id = sid
+        tombstone = self.tombstone(world, EARLIER_KEY if earlier else KEY)
+        (push,) = tombstone_pushes([tombstone], lambda: sid)
+        net._apply(rogue, [Send(node, push) for node in world.honest])
+        return sid
+
+    def check_result(self, world: World, value: object) -> None:
+        raise AssertionError("the rogue pushes: no honest master")
+
+    def check_storage(self, world: World, finished: bool) -> None:
+        check_deleted_or_kept(world, (KEY, EARLIER_KEY))
+
+
 KINDS: Mapping[str, Kind] = {
     kind.name: kind
     for kind in (
@@ -975,6 +1292,9 @@ KINDS: Mapping[str, Kind] = {
         PresignKind(),
         NodeSetChangeKind(),
         ReplacingChangeKind(),
+        RefreshKind(),
+        DeleteKind(),
+        TombstonePushKind(),
     )
 }
 
@@ -1047,8 +1367,7 @@ def _build(scenario: Scenario, seed: int, rogue: int, *, earlier: bool = True) -
                     require_shadow_retrieval=kind.shadow_policy,
                 )
     if earlier or kind.earlier_always:
-        request = kind.request(world, earlier=True)
-        world.earlier_sid = net.start_session(scenario.master, request)
+        world.earlier_sid = kind.start(world, earlier=True)
         net.run()
         net.expire()
     for index, node in enumerate(net.nodes.values()):
