@@ -4,8 +4,6 @@ for the phase table)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreError, SessionTimeout
 from secretstore.sessions.admin.node_set_change import (
     PROGRESS_EVERY,
@@ -13,9 +11,9 @@ from secretstore.sessions.admin.node_set_change import (
     ChangePhase,
     NodeSetChange,
 )
-from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan
+from secretstore.sessions.admin.plan import ChangePlan, Inventory
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
-from secretstore.sessions.admin.redistribute import check_new_version
+from secretstore.sessions.admin.redistribute import KeyInFlight, check_new_version
 from secretstore.sessions.admin.share_change import KeyFault
 from secretstore.sessions.base import (
     Deadline,
@@ -43,14 +41,6 @@ from secretstore.wire.admin import (
 )
 
 
-@dataclass(slots=True)
-class _Move:
-    """The master's state of one key in flight."""
-
-    plan: KeyPlan
-    moved: dict[NodeId, KeyMoved] = field(default_factory=dict)
-
-
 class NodeSetChangeMaster(NodeSetChange):
     """The node the administrator asked: it plans the change and drives every key."""
 
@@ -69,7 +59,7 @@ class NodeSetChangeMaster(NodeSetChange):
         self._inventory = Inventory()
         self._plan: ChangePlan | None = None
         self._next = 0
-        self._moving: dict[ServerKeyId, _Move] = {}
+        self._moving: dict[ServerKeyId, KeyInFlight] = {}
         self._finished_nodes: set[NodeId] = set()
         self._timeouts = TimeoutReports()
         self._launching = False
@@ -233,7 +223,7 @@ class NodeSetChangeMaster(NodeSetChange):
         while len(self._moving) < limit and self._next < len(plan.moves):
             key = plan.moves[self._next]
             self._next += 1
-            self._moving[key.key_id] = _Move(key)
+            self._moving[key.key_id] = KeyInFlight(key)
             request = KeyDeal(
                 self.session_id,
                 key.key_id,
@@ -277,7 +267,7 @@ class NodeSetChangeMaster(NodeSetChange):
             return effects
         return effects + self._launch()
 
-    def _check_moved(self, move: _Move) -> None:
+    def _check_moved(self, move: KeyInFlight) -> None:
         """Every new holder reports the same new version, with the id numbers the plan gave,
         and the new share publics lie on one polynomial of degree t through the key."""
         plan = move.plan

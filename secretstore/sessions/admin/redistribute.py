@@ -14,12 +14,13 @@ report that the master (and, in a refresh, every node) makes before a key counts
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from secretstore.crypto.curve import ZERO, Point, Scalar
 from secretstore.crypto.hashing import keccak256
 from secretstore.crypto.rng import Rng
 from secretstore.errors import ProtocolViolation
-from secretstore.sessions.admin.plan import KeyReader
+from secretstore.sessions.admin.plan import KeyPlan, KeyReader
 from secretstore.sessions.admin.share_change import KeyFault, KeyReceipt, NewShare, deal
 from secretstore.sessions.base import short
 from secretstore.sessions.signing_common import locate_misfit, names, share_publics_fit
@@ -33,6 +34,14 @@ MAX_OPEN_RECEIPTS = 4096
 #: (key id, the dealt version's hash, a reader of this node's share) -> the nodes the new
 #: version lists
 NewSetOf = Callable[[ServerKeyId, Hash256, Callable[[], KeyShare | None]], frozenset[NodeId]]
+
+
+@dataclass(slots=True)
+class KeyInFlight:
+    """A master's state of one key it redistributes: its plan and the new holders' reports."""
+
+    plan: KeyPlan
+    moved: dict[NodeId, KeyMoved] = field(default_factory=dict)
 
 
 class Redistribution:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from secretstore.crypto.rng import Rng
 from secretstore.errors import (
     NodeDisconnected,
@@ -12,7 +10,7 @@ from secretstore.errors import (
     SessionTimeout,
 )
 from secretstore.sessions.admin.plan import Inventory, KeyPlan, plan_refresh_key
-from secretstore.sessions.admin.redistribute import check_new_version
+from secretstore.sessions.admin.redistribute import KeyInFlight, check_new_version
 from secretstore.sessions.admin.refresh import (
     RefreshOutcome,
     RefreshPhase,
@@ -47,14 +45,6 @@ from secretstore.wire.refresh import (
     RefreshScope,
     RefreshSkip,
 )
-
-
-@dataclass(slots=True)
-class _Refreshing:
-    """The master's state of one key in flight."""
-
-    plan: KeyPlan
-    moved: dict[NodeId, KeyMoved] = field(default_factory=dict)
 
 
 def plan_batch(
@@ -116,7 +106,7 @@ class RefreshMaster(RefreshSession):
         self._add_page(ctx.self_id, inventory, last=True)
         self._plans: list[KeyPlan] | None = None
         self._next = 0
-        self._moving: dict[ServerKeyId, _Refreshing] = {}
+        self._moving: dict[ServerKeyId, KeyInFlight] = {}
         self._refreshed: list[ServerKeyId] = []
         self._skipped: list[tuple[ServerKeyId, str]] = []
         self._next_after: ServerKeyId | None = None
@@ -299,7 +289,7 @@ class RefreshMaster(RefreshSession):
         while len(self._moving) < max(1, self.settings.keys_in_flight) and self._next < len(plans):
             plan = plans[self._next]
             self._next += 1
-            self._moving[plan.key_id] = _Refreshing(plan)
+            self._moving[plan.key_id] = KeyInFlight(plan)
             request = KeyDeal(
                 self.session_id,
                 plan.key_id,
