@@ -124,8 +124,13 @@ def test_the_contracts_three_nodes_form_the_cluster(world: ChainWorld) -> None:
         health = node.health()
         assert health is not None
         assert health["cluster_size"] == 3 and health["chain"]["trusted"] is True
-    outsider = world.outsider.health()
-    assert outsider is not None and outsider["isolated"] is True
+    # the outsider is not waited for above: it says so once it has read the set on chain
+    outsider = wait_until(
+        lambda: (h := world.outsider.health()) is not None and h.get("isolated") is True and h,
+        60.0,
+        "the outsider to find itself outside the key server set on chain",
+        world.cluster.logs(),
+    )
     assert outsider["connected"] == [] and outsider["ready"] is False
 
 
