@@ -5,7 +5,8 @@ with exponential backoff and jitter while the other is in the node set. An inbou
 from a known node is always accepted when there is none; when there is one already, the
 connection dialed by the smaller id wins, and between two such the newer one (the dialer only
 redials after losing its connection, e.g. when it restarted). Both ends apply the same rule, so
-they keep the same single connection.
+they keep the same single connection. With `dial_all` a node dials the smaller ids too: at once
+when it starts, later only after giving the rule's dial a moment.
 
 Inbound connections pass the admission policy (mesh/admission.py) before the handshake: pending
 handshakes are capped per source address and in total, with a reserve for the configured
@@ -248,12 +249,15 @@ class MeshTransport:
 
     async def _dial_loop(self, node: NodeId) -> None:
         attempt = 0
+        # The first dial goes at once: the peer's redials to a node that was down backed off
+        # (up to Backoff.maximum), so yielding to them would hold up a node that starts.
+        first = True
         while self._running and node in self._nodes:
             existing = self._connections.get(node)
             if existing is not None:
                 await existing.wait_closed()
                 attempt = 0
-            elif node < self._self_id and not await self._yield_to_rule_dialer(node):
+            elif node < self._self_id and not first and not await self._yield_to_rule_dialer(node):
                 continue
             else:
                 connection = await self._dial_once(node, attempt)
@@ -265,6 +269,7 @@ class MeshTransport:
                     attempt = 0 if lived > self._timings.response_timeout else attempt + 1
                 else:
                     attempt += 1
+            first = False
             if self._running:
                 await asyncio.sleep(self._backoff.delay(attempt, self._rng))
 
