@@ -10,7 +10,7 @@ _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 def parse_hex(text: str, length: int | None = None, what: str = "value") -> bytes:
     """Bytes from hex with or without 0x; `length` in bytes when fixed. Raises InvalidEncoding."""
     raw = text[2:] if text[:2] in ("0x", "0X") else text
-    if any(c not in _HEX_DIGITS for c in raw):
+    if not _HEX_DIGITS.issuperset(raw):
         raise InvalidEncoding(f"{what}: not hex")
     if len(raw) % 2:
         raise InvalidEncoding(f"{what}: odd number of hex digits")

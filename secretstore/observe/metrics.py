@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.registry import Collector
@@ -38,6 +38,8 @@ class NodeMetrics:
 
     def __init__(self, version: str, started_at: float) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        #: the labelled children recorded so far (see _child)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.sessions_started = Counter(
             "secretstore_sessions_started",
@@ -174,24 +176,33 @@ class NodeMetrics:
 
     # --- recording ------------------------------------------------------------------------
     def session_started(self, kind: str, master: bool) -> None:
-        self.sessions_started.labels(kind, role(master)).inc()
+        self._child(self.sessions_started, kind, role(master)).inc()
 
     def session_ended(self, kind: str, master: bool, error: str | None, seconds: float) -> None:
         """`error`: None for success, else the error label."""
         who = role(master)
         if error is None:
-            self.sessions_finished.labels(kind, who).inc()
+            self._child(self.sessions_finished, kind, who).inc()
         else:
-            self.sessions_failed.labels(kind, who, error).inc()
-        self.session_seconds.labels(kind, who).observe(seconds)
+            self._child(self.sessions_failed, kind, who, error).inc()
+        self._child(self.session_seconds, kind, who).observe(seconds)
 
     def frame(self, direction: str, size: int) -> None:
-        self.mesh_frames.labels(direction).inc()
-        self.mesh_bytes.labels(direction).inc(size)
+        self._child(self.mesh_frames, direction).inc()
+        self._child(self.mesh_bytes, direction).inc(size)
 
     def http_request(self, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route, str(status)).inc()
-        self.http_seconds.labels(route).observe(seconds)
+        self._child(self.http_requests, route, str(status)).inc()
+        self._child(self.http_seconds, route).observe(seconds)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: the label sets are few (routes, statuses,
+        session kinds, error names) and the hot path records several per request."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
 
 def _number(value: int | None) -> float:
