@@ -5,10 +5,14 @@ LevelDB's table files never change once written; its write-ahead log and MANIFES
 CURRENT is replaced atomically. A copy therefore takes CURRENT first, then the MANIFEST it
 names, then every other file. Writes during the copy are harmless: the copied log ends in a
 whole record or in a torn one, which recovery drops (that write is after the snapshot's point
-in time). A compaction during the copy can delete a file the copied MANIFEST still needs; the
-copy then lacks it. So every copy is opened as a key database (LevelDB's own recovery, which
-refuses missing files) before it is used, and a copy that fails is thrown away and made again,
-up to `attempts` times. The copy is the database as it was at some moment during the copy.
+in time). A memtable flush or a compaction during the copy is not: it appends to the MANIFEST
+and then deletes the log or tables it replaced, so the copy may lack a file the copied MANIFEST
+needs (recovery refuses it) or, worse, the log of writes acknowledged before the copy began
+(recovery does not notice: the flushed table is not in the copied MANIFEST). So a copy whose
+source MANIFEST grew or whose CURRENT changed while it was made is thrown away, every copy is
+opened as a key database (LevelDB's own recovery) before it is used, and a copy that fails
+either way is made again, up to `attempts` times. The copy is the database as it was at some
+moment during the copy.
 
 `snapshot_database` keeps its copy in a new directory, verified by reading and decoding every
 share in it. `open_database(path, snapshot=True)` opens a private copy next to the database and
@@ -71,13 +75,34 @@ def _copy_file(source: Path, target: Path) -> int:
             return writer.tell()
 
 
+class _ChangedDuringCopy(StorageError):
+    """The MANIFEST grew (a flush or compaction) or CURRENT changed while files were copied."""
+
+
+def _require_unchanged(source: Path, current: bytes, manifest: str, copied: int) -> None:
+    """The copied MANIFEST still describes the database: a memtable flush or a compaction
+    appends to it before it deletes the log or tables it replaces, so while it has not grown
+    every file it names was there through the copy (a log already copied may have been
+    superseded by one the copy also has). One that grew may leave the copy without the log
+    of writes acknowledged before it began, which recovery would not notice."""
+    try:
+        same = (source / "CURRENT").read_bytes() == current and (
+            os.stat(source / manifest).st_size == copied
+        )
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise _ChangedDuringCopy(f"{source} was flushed or compacted during the copy")
+
+
 def _copy_once(source: Path, target: Path) -> tuple[int, int]:
     """One copy attempt into the empty directory `target`: (files, bytes)."""
     current = (source / "CURRENT").read_bytes()
     manifest = current.decode("ascii", "replace").strip()
     if not manifest.startswith("MANIFEST-") or "/" in manifest:
         raise SnapshotError(f"{source}/CURRENT does not name a MANIFEST file")
-    size = _copy_file(source / manifest, target / manifest)
+    copied_manifest = _copy_file(source / manifest, target / manifest)
+    size = copied_manifest
     files = 1
     for entry in sorted(os.listdir(source)):
         if entry in _SKIPPED or entry in ("CURRENT", manifest) or entry.startswith("."):
@@ -86,6 +111,7 @@ def _copy_once(source: Path, target: Path) -> tuple[int, int]:
             continue
         size += _copy_file(source / entry, target / entry)
         files += 1
+    _require_unchanged(source, current, manifest, copied_manifest)
     fd = os.open(target / "CURRENT", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as writer:
         writer.write(current)
