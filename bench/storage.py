@@ -19,7 +19,7 @@ import plyvel
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.hashing import keccak256
 from secretstore.storage.codec import encode_key_share
-from secretstore.storage.leveldb import LevelDbKeyStorage, share_record_key
+from secretstore.storage.leveldb import COUNT_KEY, LevelDbKeyStorage, share_record_key
 from secretstore.storage.model import KeyShare
 from secretstore.types import Address, NodeId, ServerKeyId
 
@@ -70,6 +70,7 @@ def fill(path: Path, count: int, share: KeyShare) -> float:
         with db.write_batch() as batch:
             for i in range(first, min(first + 10_000, count)):
                 batch.put(share_record_key(key_id(i)), varied_record(share, i))
+    db.put(COUNT_KEY, str(count).encode())  # as LevelDbKeyStorage keeps it
     db.close()
     return time.perf_counter() - start
 

@@ -3,6 +3,7 @@
 Layout (DB schema version 1):
     b"\\x00meta/schema"          → the DB schema version in ASCII decimal (b"1")
     b"\\x00meta/" + name         → a small named value (`put_meta`; e.g. the refresh cursor)
+    b"\\x00count/shares"         → how many share records there are, in ASCII decimal
     b"\\x01share/" + key id (32) → the codec record of that key's KeyShare
     b"\\x02audit/" + u64 index   → an audit log entry (secretstore/audit/store.py)
     b"\\x03service/cursor/" + contract address (20) → the last block whose service requests
@@ -16,8 +17,12 @@ record stays 1.
 A directory holding a Parity Secret Store database (parity_db/layout.py) is refused with a
 message pointing to `secretstore import-parity`, never opened or written into.
 
-Opening reads the schema record and at most one other key, never the shares, so it takes
-the same time for an empty database as for one holding millions of keys.
+Opening reads the schema record, the count record and at most one other key, never the
+shares, so it takes the same time for an empty database as for one holding millions of keys.
+The count record is written in the same batch as every share record that adds or removes a
+key; a database without one (written before it existed) is counted once, when it is opened,
+and the count written. A tool that writes share records beside this class writes the count
+too (`COUNT_KEY`), or deletes it to have it counted again.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ SHARE_PREFIX: Final = b"\x01share/"
 TOMBSTONE_PREFIX: Final = b"\x04tomb/"
 #: The prefix of the named values (the schema record's name, "schema", is not one of them).
 META_PREFIX: Final = b"\x00meta/"
+#: The key of the count of share records.
+COUNT_KEY: Final = b"\x00count/shares"
 
 T = TypeVar("T")
 
@@ -89,6 +96,18 @@ def _open_db(path: Path) -> Any:
                 f"twice by this one): {text}"
             ) from exc
         raise StorageError(f"cannot open the key database {path}: {text}") from exc
+
+
+def _read_count(db: Any) -> int:
+    """The count record, or every share record counted (and the count written) when there
+    is none or it does not read."""
+    raw = db.get(COUNT_KEY)
+    if raw is not None and raw.isascii() and raw.isdigit() and len(raw) <= 19:
+        return int(raw)
+    with db.iterator(prefix=SHARE_PREFIX, include_value=False) as keys:
+        count = sum(1 for _ in keys)
+    db.put(COUNT_KEY, str(count).encode(), sync=True)
+    return count
 
 
 def _check_schema(db: Any, path: Path) -> None:
@@ -132,6 +151,8 @@ class LevelDbKeyStorage:
         db = _open_db(self._path)
         try:
             _check_schema(db, self._path)
+            #: how many share records there are (kept with every write that changes it)
+            self._count = _read_count(db)
         except plyvel.Error as exc:
             db.close()
             raise StorageError(
@@ -178,7 +199,10 @@ class LevelDbKeyStorage:
             self._cache.discard(key)
             if db.get(key) is not None:
                 raise ServerKeyAlreadyGenerated(f"server key 0x{key_id.hex()} is stored already")
-            db.put(key, record, sync=True)
+            with db.write_batch(sync=True) as batch:
+                batch.put(key, record)
+                batch.put(COUNT_KEY, str(self._count + 1).encode())
+            self._count += 1
 
     def update(self, key_id: ServerKeyId, share: KeyShare) -> None:
         key = share_record_key(key_id)
@@ -208,7 +232,10 @@ class LevelDbKeyStorage:
             self._cache.discard(key)
             if db.get(key) is None:
                 return False
-            db.delete(key, sync=True)
+            with db.write_batch(sync=True) as batch:
+                batch.delete(key)
+                batch.put(COUNT_KEY, str(self._count - 1).encode())
+            self._count -= 1
             return True
 
     def ids(self) -> Iterator[ServerKeyId]:
@@ -217,10 +244,9 @@ class LevelDbKeyStorage:
         return self._walk(keys)
 
     def count(self) -> int:
-        with self._lock, self._plyvel_errors("count keys"):
-            keys = self._require_open().iterator(prefix=SHARE_PREFIX, include_value=False)
-            with keys:
-                return sum(1 for _ in keys)
+        with self._lock:
+            self._require_open()
+            return self._count
 
     def _walk(self, keys: Any) -> Generator[ServerKeyId, None, None]:
         try:
@@ -249,6 +275,10 @@ class LevelDbKeyStorage:
             with db.write_batch(sync=True) as batch:
                 batch.put(TOMBSTONE_PREFIX + key_id, record)
                 batch.delete(key)
+                if had:
+                    batch.put(COUNT_KEY, str(self._count - 1).encode())
+            if had:
+                self._count -= 1
             return had
 
     def tombstone(self, key_id: ServerKeyId) -> Tombstone | None:

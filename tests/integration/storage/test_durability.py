@@ -16,8 +16,9 @@ import plyvel
 import pytest
 
 from secretstore.crypto.curve import Point, Scalar
-from secretstore.errors import CorruptRecord, StorageError
+from secretstore.errors import CorruptRecord, ServerKeyAlreadyGenerated, StorageError
 from secretstore.storage.leveldb import (
+    COUNT_KEY,
     DB_SCHEMA_VERSION,
     SCHEMA_KEY,
     SHARE_PREFIX,
@@ -135,6 +136,47 @@ def test_every_acknowledged_insert_survives_kill_9_mid_stream(
             assert storage.get(key_id) is not None
 
 
+def test_the_key_count_is_kept_with_every_write_and_survives_kill_9(
+    tmp_path: Path, child: list[subprocess.Popen[bytes]]
+) -> None:
+    path = tmp_path / "keys"
+    proc = _start_child(child, path, inserts=100_000)
+    acknowledged = [int(_read_line(proc).split()[1]) for _ in range(20)]
+    _kill_9(proc)  # mid-stream: the count must match whatever landed
+    with LevelDbKeyStorage(path) as storage:
+        stored = list(storage.ids())
+        assert storage.count() == len(stored) >= len(acknowledged)
+        extra = sample_key_id(10**6)
+        storage.insert(extra, sample_share(1))
+        with pytest.raises(ServerKeyAlreadyGenerated):  # a second insert changes nothing
+            storage.insert(extra, sample_share(1))
+        storage.update(extra, sample_share(2))
+        assert storage.count() == len(stored) + 1
+        assert storage.remove(stored[0]) and not storage.remove(stored[0])
+        assert storage.count() == len(stored)
+    with LevelDbKeyStorage(path) as storage:
+        assert storage.count() == len(stored) == len(list(storage.ids()))
+
+
+def test_a_database_without_a_count_record_is_counted_once_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    with LevelDbKeyStorage(path) as storage:
+        for i in range(7):
+            storage.insert(sample_key_id(i), sample_share(i))
+    for damaged in (None, b"not a number"):
+        db = _raw_db(path)
+        if damaged is None:
+            db.delete(COUNT_KEY)
+        else:
+            db.put(COUNT_KEY, damaged)
+        db.close()
+        with LevelDbKeyStorage(path) as storage:
+            assert storage.count() == 7
+        db = _raw_db(path)
+        assert db.get(COUNT_KEY) == b"7"
+        db.close()
+
+
 # --- one process at a time -----------------------------------------------------------------
 
 
@@ -175,7 +217,8 @@ def test_a_new_database_gets_the_schema_record(tmp_path: Path) -> None:
     db = _raw_db(tmp_path / "keys")
     try:
         assert db.get(SCHEMA_KEY) == str(DB_SCHEMA_VERSION).encode()
-        assert list(db.iterator(include_value=False)) == [SCHEMA_KEY]
+        assert list(db.iterator(include_value=False)) == [COUNT_KEY, SCHEMA_KEY]
+        assert db.get(COUNT_KEY) == b"0"
     finally:
         db.close()
 
@@ -223,8 +266,8 @@ def test_share_records_live_under_their_prefix(tmp_path: Path) -> None:
         keys = list(db.iterator(include_value=False))
     finally:
         db.close()
-    assert keys == [SCHEMA_KEY, SHARE_PREFIX + sample_key_id(1)]
-    assert share_record_key(sample_key_id(1)) == keys[1]
+    assert keys == [COUNT_KEY, SCHEMA_KEY, SHARE_PREFIX + sample_key_id(1)]
+    assert share_record_key(sample_key_id(1)) == keys[2]
     assert not SCHEMA_KEY.startswith(SHARE_PREFIX)
 
 
