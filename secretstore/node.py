@@ -353,6 +353,9 @@ class Node:
                     driver=self._driver,
                     membership=membership,
                 )
+            if self._watch is not None:
+                # who is missing, said before the first dial: a link may come up at once
+                self._watch.start(alone=len(nodes) == 1)
             await listening(
                 "secretstore.port",
                 "secretstore.interface",
@@ -394,8 +397,6 @@ class Node:
         except BaseException:
             await self.stop()
             raise
-        if self._watch is not None:
-            self._watch.start(alone=len(nodes) == 1)
         log.info("node %s started", short_node(self.node_id))
 
     async def stop(self) -> None:
