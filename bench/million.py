@@ -109,7 +109,7 @@ def measure(root: Path, keys: int, documents: int, requests: int) -> Figures:
         last.terminate()
         started = time.perf_counter()
         last.start()
-        wait_until(last.health, 120.0, f"{last.name} to answer /health", last.log_tail())
+        wait_until(last.health, 120.0, f"{last.name} to answer /health", last.log_tail)
         restart_http_s = time.perf_counter() - started
         cluster.wait_ready(timeout=120.0, nodes=[last])
         restart_ready_s = time.perf_counter() - started

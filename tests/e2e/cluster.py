@@ -62,15 +62,19 @@ def free_ports(count: int) -> list[int]:
     return chosen
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, logs: str = "") -> Any:
-    """Poll `condition` until it returns a true value (returned); AssertionError at timeout."""
+def wait_until(
+    condition: Callable[[], Any], timeout: float, what: str, logs: str | Callable[[], str] = ""
+) -> Any:
+    """Poll `condition` until it returns a true value (returned); AssertionError at timeout,
+    with `logs` (called then, when it is a function: the logs as they are at the timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs}")
+            text = logs() if callable(logs) else logs
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{text}")
         time.sleep(0.05)
 
 
@@ -216,7 +220,7 @@ class NodeProcess:
             lambda: regex.search(self.log_text()),
             timeout,
             f"{self.name} to log {pattern!r}",
-            self.log_tail(),
+            self.log_tail,
         )
         return match
 
@@ -275,7 +279,7 @@ class LocalCluster:
                     raise AssertionError(f"{node.name} exited while starting\n{self.logs()}")
             return all(node.is_ready() for node in chosen)
 
-        wait_until(ready, timeout, "the cluster to be ready", self.logs())
+        wait_until(ready, timeout, "the cluster to be ready", self.logs)
 
     def terminate_all(self) -> list[int]:
         """SIGTERM every running node, then their exit statuses."""

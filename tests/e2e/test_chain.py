@@ -81,7 +81,7 @@ class ChainWorld:
                     return False
             return True
 
-        wait_until(seen, timeout, f"block {block} on every node", self.cluster.logs())
+        wait_until(seen, timeout, f"block {block} on every node", self.cluster.logs)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_the_contracts_three_nodes_form_the_cluster(world: ChainWorld) -> None:
         lambda: (h := world.outsider.health()) is not None and h.get("isolated") is True and h,
         60.0,
         "the outsider to find itself outside the key server set on chain",
-        world.cluster.logs(),
+        world.cluster.logs,
     )
     assert outsider["connected"] == [] and outsider["ready"] is False
 
@@ -181,7 +181,7 @@ def test_a_stopped_chain_gives_clear_errors_then_the_node_recovers(world: ChainW
         lambda: all((n.health() or {}).get("chain", {}).get("trusted") for n in world.members),
         20,
         "every node to trust the chain again",
-        world.cluster.logs(),
+        world.cluster.logs,
     )
     world.seen_by_all(world.dev.block_number)
     status, body = http("GET", f"{second.url}/{key_id.hex()}/{signature}")
@@ -194,7 +194,7 @@ def _while_the_chain_is_down(world: ChainWorld, node: NodeProcess, url: str) -> 
         lambda: all(not (n.health() or {}).get("chain", {}).get("trusted") for n in world.members),
         15,
         "every node to notice the chain is gone",
-        world.cluster.logs(),
+        world.cluster.logs,
     )
     health = node.health()
     assert health is not None and "does not answer" in health["chain"]["problem"]
@@ -267,7 +267,7 @@ def migrate(world: ChainWorld, change: Callable[[], dict[str, object]], members:
         current = set(world.dev.call(world.deployment.server_set, abi.GET_CURRENT_KEY_SERVERS))
         return blocks[-1] if blocks and current == wanted else None
 
-    done = wait_until(completed, 60, "MigrationCompleted", world.cluster.logs())
+    done = wait_until(completed, 60, "MigrationCompleted", world.cluster.logs)
     took = time.monotonic() - started
     assert event_blocks(world, MIGRATION_STARTED, changed), "no startMigration was mined"
     size = len(members)
@@ -279,7 +279,7 @@ def migrate(world: ChainWorld, change: Callable[[], dict[str, object]], members:
                 return False
         return True
 
-    wait_until(serving, 30, f"{size} nodes serving", world.cluster.logs())
+    wait_until(serving, 30, f"{size} nodes serving", world.cluster.logs)
     return done - changed, took
 
 
@@ -407,13 +407,13 @@ async def test_a_migration_interrupted_by_a_killed_node_completes_after_a_retry(
             node.key.address for node in everyone
         }
 
-    wait_until(completed, 60, "the migration completed after a retry", world.cluster.logs())
+    wait_until(completed, 60, "the migration completed after a retry", world.cluster.logs)
     tail = master.log_text().split("sent startMigration")[-1]
     assert tail.count("running the node set change of migration") >= 2  # the retry
     wait_until(
         lambda: all((n.health() or {}).get("cluster_size") == 4 and n.is_ready() for n in everyone),
         30,
         "4 nodes serving",
-        world.cluster.logs(),
+        world.cluster.logs,
     )
     await check_every_key(everyone)

@@ -169,7 +169,7 @@ async def test_with_t_nodes_killed_the_key_dies_and_they_erase_when_back(
         lambda: all(len(node.connected()) == 2 for node in live),
         15.0,
         "the live nodes to see the others gone",
-        cluster.logs(),
+        cluster.logs,
     )
     async with KeyServerClient(live[1].url) as client:
         deleted = await client.delete_key(key, ALICE)

@@ -86,7 +86,7 @@ class World:
                     return False
             return True
 
-        wait_until(ready, 30.0, f"{size} nodes to be ready", self.cluster.logs())
+        wait_until(ready, 30.0, f"{size} nodes to be ready", self.cluster.logs)
 
     def node(self, index: int) -> NodeProcess:
         return self.cluster.nodes[index]

@@ -138,7 +138,7 @@ def test_status_metrics_and_the_cause_of_consensus_unreachable(
         lambda: not cluster[0].is_ready() and not cluster[1].is_ready(),
         10,
         "the others to notice",
-        cluster.logs(),
+        cluster.logs,
     )
     other_key = "0x" + "a2" * 32
     refused = secretstore(
@@ -264,7 +264,7 @@ def test_an_online_snapshot_restores_into_a_node_that_serves_its_share(
         lambda: cluster[0].connected() == {"0x" + cluster[1].node_id.hex()},
         30,
         "nodes 1 and 2 to connect",
-        cluster.logs(),
+        cluster.logs,
     )
     for key_id in keys[:3]:
         signed = secretstore(

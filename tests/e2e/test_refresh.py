@@ -205,7 +205,7 @@ async def test_the_schedule_refreshes_and_a_round_cut_short_resumes(
         lambda: leader.log_text().count(erased) > done_so_far,
         30.0,
         "a batch of the next round",
-        cluster.logs(),
+        cluster.logs,
     )
     assert frozen.process is not None
     frozen.process.send_signal(signal.SIGSTOP)
@@ -228,7 +228,7 @@ async def test_the_schedule_refreshes_and_a_round_cut_short_resumes(
         lambda: every_key.search(leader.log_text()[before_restart:]),
         60.0,
         "a round after the restart that refreshed every key",
-        cluster.logs(),
+        cluster.logs,
     )
     cluster.terminate_all()
     for node in cluster:

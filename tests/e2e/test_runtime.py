@@ -79,7 +79,7 @@ def test_five_nodes_form_a_full_mesh_and_a_killed_node_rejoins(
         lambda: all("0x" + victim.node_id.hex() not in n.connected() for n in survivors),
         10,
         "the others to notice the killed node",
-        cluster.logs(),
+        cluster.logs,
     )
     for node in survivors:
         node.wait_for_log(rf"node {victim.short_id}: disconnected")
@@ -186,14 +186,14 @@ def test_a_node_in_another_nodes_place_with_another_key_is_refused(
     # high's config, high's ports, high's place in the node list, but not high's key.
     impostor.write_config(cluster.addresses)
     impostor.start()
-    wait_until(impostor.health, 30, "the impostor to listen", impostor.log_tail())
+    wait_until(impostor.health, 30, "the impostor to listen", impostor.log_tail)
     low.start()  # their first dials to high's address reach the impostor: each is logged
     middle.start()
     wait_until(
         lambda: low.connected() == hex_ids([middle]) and middle.connected() == hex_ids([low]),
         30,
         "the two real nodes to connect",
-        cluster.logs(),
+        cluster.logs,
     )
     for node in (low, middle):
         node.wait_for_log(

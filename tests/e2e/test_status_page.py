@@ -53,7 +53,7 @@ async def test_the_status_page_on_a_phone(
     assert http("GET", f"{first.url}/server/{segments(1)}")[0] == 200
     assert http("GET", f"{first.url}/server/{segments(2)}")[0] == 404  # a failed session
     gone.kill()
-    wait_until(lambda: not first.is_ready(), 10, "the node to miss its peer", cluster.logs())
+    wait_until(lambda: not first.is_ready(), 10, "the node to miss its peer", cluster.logs)
 
     async with aiohttp.ClientSession() as session:
         page = await browser.page(session)

@@ -151,7 +151,7 @@ class NetCluster:
                     raise AssertionError(f"{node.name} exited\n{self.logs()}")
             return all(node.is_ready() for node in chosen)
 
-        wait_until(ready, timeout, "the cluster to be ready", self.logs())
+        wait_until(ready, timeout, "the cluster to be ready", self.logs)
         return time.monotonic() - began
 
     def kill_all(self) -> None:
