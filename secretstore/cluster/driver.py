@@ -110,6 +110,7 @@ class ClusterDriver:
         #: access answers the policy knew at once, fed back once the effects in hand are done
         self._answers: deque[tuple[SessionId, bool]] = deque()
         self._depth = 0
+        self._closed = False
         self._short_self = core.ctx.self_id[:4].hex()
         self.liveness = PeerLiveness(
             transport, core.peers_in_sessions, self._on_node_lost, response_timeout
@@ -215,12 +216,25 @@ class ClusterDriver:
             self._depth -= 1
 
     def _carry_out(self, effects: Iterable[CoreEffect]) -> None:
+        effects = list(effects)
         failed: dict[SessionId, SecretStoreError] = {}  # sessions whose write failed
+        # Messages of a session that ends here with a result someone here waits for (a
+        # master's closing messages) go out after that caller has run: its HTTP answer
+        # does not wait for them. In order, in the next turn of the loop.
+        answering = {
+            effect.session_id
+            for effect in effects
+            if isinstance(effect, Finish) and effect.session_id in self._results
+        }
+        later: list[Send] = []
         for effect in effects:
             if failed and self._replace_after_failure(effect, failed):
                 continue
             if isinstance(effect, Send):
-                self._send(effect)
+                if answering and _session_of(effect) in answering:
+                    later.append(effect)
+                else:
+                    self._send(effect)
             elif isinstance(effect, Persist):
                 try:
                     self._persist(effect)
@@ -261,7 +275,15 @@ class ClusterDriver:
                 self._spawn(self._check_origin(effect))
             elif isinstance(effect, OriginOutcome):
                 self._on_outcome(effect)
+        if later:
+            asyncio.get_running_loop().call_soon(self._send_all, later)
         self.liveness.sessions_changed()
+
+    def _send_all(self, sends: list[Send]) -> None:
+        if self._closed:
+            return
+        for effect in sends:
+            self._send(effect)
 
     def _persist(self, effect: Persist) -> None:
         if effect.create:
@@ -310,7 +332,7 @@ class ClusterDriver:
         """Effects of a session whose write failed are not carried out; a message it was about
         to send (which may announce the write) becomes a SessionError. True if handled."""
         if isinstance(effect, Send):
-            sid: SessionId = getattr(effect.message, "session_id", SessionId(b""))
+            sid = _session_of(effect)
             error = failed.get(sid)
             if error is not None:
                 self._send(Send(effect.to, SessionError(sid, str(error), kind_of(error))))
@@ -327,8 +349,7 @@ class ClusterDriver:
             return
         if effect.to in self.core.ctx.cluster_nodes:
             # Not connected (yet): held until the link comes up or the deadline passes.
-            sid: SessionId = getattr(effect.message, "session_id", SessionId(b""))
-            self.liveness.hold(effect.to, sid, payload)
+            self.liveness.hold(effect.to, _session_of(effect), payload)
         else:
             log.debug("node %s is not in the node set; message dropped", effect.to[:4].hex())
 
@@ -437,6 +458,7 @@ class ClusterDriver:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self._closed = True
         self.liveness.close()
         for timer in [*self._timers.values(), *self._wakes.values()]:
             timer.cancel()
@@ -447,3 +469,9 @@ class ClusterDriver:
         for future in self._results.values():
             if not future.done():
                 future.set_exception(SessionTimeout("the node is shutting down"))
+
+
+def _session_of(effect: Send) -> SessionId:
+    """The session a message belongs to (an empty id for one outside the sessions)."""
+    sid: SessionId = getattr(effect.message, "session_id", SessionId(b""))
+    return sid

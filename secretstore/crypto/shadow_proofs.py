@@ -111,7 +111,8 @@ class JobStatement:
     commitments: tuple[Point, ...]
     group: tuple[tuple[NodeId, Scalar], ...]
     shadow: bool
-    _base: Point = field(init=False, repr=False, compare=False)
+    #: a·C, made on first use (a master sends the job before it needs it)
+    _base: Point | None = field(init=False, default=None, repr=False, compare=False)
     _context: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -137,7 +138,6 @@ class JobStatement:
         if any(len(node) != 64 for node in nodes) or 0 in numbers:
             raise InvalidRequest("a member is a 64-byte node id with a nonzero id number")
         object.__setattr__(self, "group", group)
-        object.__setattr__(self, "_base", self.common_point * self.access_key)
         object.__setattr__(self, "_context", self._context_parts())
 
     @property
@@ -193,8 +193,14 @@ class JobStatement:
         return bytes(before), bytes(after)
 
     def proof_base(self) -> Point:
-        """``a·C``: the second base of every proof of the job (computed once)."""
-        return self._base
+        """``a·C``: the second base of every proof of the job (computed once, when first
+        asked for: a master makes the statement before it sends the job, and this point
+        multiplication need not delay the job)."""
+        base = self._base
+        if base is None:
+            base = self.common_point * self.access_key
+            object.__setattr__(self, "_base", base)
+        return base
 
 
 @dataclass(frozen=True, slots=True, repr=False)

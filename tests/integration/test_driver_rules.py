@@ -15,7 +15,10 @@ from collections.abc import Callable
 
 import pytest
 
+from secretstore.crypto.document import encrypt_secret
 from secretstore.crypto.ecies import ecies_decrypt
+from secretstore.crypto.keys import KeyPair
+from secretstore.crypto.rng import SeededRng
 from secretstore.errors import (
     AccessDenied,
     ChainUnavailable,
@@ -26,7 +29,8 @@ from secretstore.errors import (
 )
 from secretstore.sessions.base import Notice, short
 from secretstore.sessions.core import CoreEffect
-from secretstore.types import Address, BlockRef, ServerKeyId, SessionId
+from secretstore.types import Address, BlockRef, NodeId, ServerKeyId, SessionId
+from secretstore.wire import codec
 from tests.integration.cluster_builder import (
     REQUESTER,
     MemoryNode,
@@ -229,3 +233,32 @@ async def test_a_session_that_goes_on_past_its_timeout_is_ended_by_the_backstop(
         await asyncio.wait_for(master.server.generate_server_key(kid, signature(kid), 1), 5.0)
     assert len(calls) == 1
     await until(lambda: settled(nodes))
+
+
+async def test_a_master_answers_its_caller_before_it_sends_its_closing_messages() -> None:
+    """The messages that end a master's session at the others (ConsensusCompleted) wait for
+    the caller to have its result: a retrieval's HTTP answer is not delayed by them. They
+    still go out, and every member ends its session."""
+    network, nodes = await memory_cluster(3, seed=72)
+    master = nodes[0]
+    kid = key_id(72)
+    public = await master.server.generate_server_key(kid, signature(kid), 1)
+    stored = encrypt_secret(KeyPair.generate(SeededRng(72)).public, public, SeededRng(73))
+    await master.server.store_document_key(
+        kid, signature(kid), stored.common_point, stored.encrypted_point
+    )
+    await until(lambda: settled(nodes))
+    events: list[str] = []
+    transport = network.transport(master.node_id)
+    send = transport.send
+
+    def logged_send(node: NodeId, payload: bytes) -> bool:
+        events.append(type(codec.decode(payload)).__name__)
+        return send(node, payload)
+
+    transport.send = logged_send  # type: ignore[method-assign]
+    await master.server.retrieve_document_key_shadow(kid, signature(kid))
+    events.append("caller resumed")
+    await until(lambda: settled(nodes))
+    assert events[0] == "DecryptionRequest"  # the job, with the access request
+    assert events.index("caller resumed") < events.index("ConsensusCompleted"), events

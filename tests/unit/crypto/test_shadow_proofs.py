@@ -627,3 +627,14 @@ def test_a_plain_retrieval_that_lies_is_refused_naming_the_node_at_fault() -> No
     other = Point.base_mul(random_scalar(SeededRng(5)))
     with pytest.raises(ShadowVerificationError):  # the proofs are bound to the requester
         _plain_check(key, other, proofs)
+
+
+def test_the_proof_base_is_made_once_and_only_when_first_asked_for() -> None:
+    """A master makes the statement before it sends the job: the point multiplication of the
+    second base waits until a proof needs it, and is made once."""
+    key = deal(1, 3, seed=91)
+    statement = statement_for(key, key.nodes[:2], shadow=True, seed=91)
+    assert statement._base is None
+    base = statement.proof_base()
+    assert base == key.common_point * statement.access_key
+    assert statement.proof_base() is base
