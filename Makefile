@@ -89,6 +89,7 @@ bench: $(BENCH_STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/critical_path.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/node_set_change.py
 	$(BIN)/python bench/chain.py
@@ -103,6 +104,7 @@ bench-quick: $(BENCH_STAMP) $(NPM_STAMP)
 	$(BIN)/python bench/mesh.py --rounds 500
 	$(BIN)/python bench/cluster.py --rounds 1 --requests 50 --keys 5
 	$(BIN)/python bench/api.py --requests 200 --seconds 1 --gen5 10 --gen16 3 --gen32 0 --signs 30
+	$(BIN)/python bench/critical_path.py --requests 100
 	$(BIN)/python bench/audit.py --requests 20 --entries 100
 	$(BIN)/python bench/node_set_change.py --keys 20 --samples 10
 	$(BIN)/python bench/chain.py --requests 20
