@@ -5,8 +5,11 @@ nodes and the keys. Every node process runs with trace points: the functions bel
 wrapped to note when they start and end (the monotonic clock, which every process on one
 machine shares). The script then follows each retrieval from the request's bytes arriving at
 the master, through the job it sends, the member's answer, to the response written, and
-prints the median of every step (µs), for shadow and plain retrievals. The master's own part
-is computed while the member works (the last row, off the path).
+prints the median of every step (µs), for shadow and plain retrievals of keys with Feldman
+commitments (every answer proven: what a key generated here has) and for shadow retrievals of
+keys without them (schema-1 records, as imported from Parity: no proofs, the same receipts
+and audit entries), which shows what the proofs cost on the path. The master's own part is
+computed while the member works (the last row, off the path).
 
 The trace points cost about 1 µs each (a dozen per request on each side); the total is a
 little above bench/api.py's p50, which also counts the load generator's side.
@@ -31,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from secretstore.types import ServerKeyId
 
 TRACE_DIR_VARIABLE = "SECRETSTORE_BENCH_TRACE_DIR"
 
@@ -212,27 +216,47 @@ def main() -> None:
         sys.exit(run_node(sys.argv[2:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="retrievals of each kind")
-    parser.add_argument("--keys", type=int, default=8, help="document keys retrieved")
+    parser.add_argument("--keys", type=int, default=8, help="document keys of each kind")
     args = parser.parse_args()
 
-    import api  # bench/api.py: the cluster, the documents and the load generator
-
     import tests.e2e.cluster as e2e_cluster
-    from secretstore.crypto.keys import KeyPair
+    from bench import api  # the documents, the node options and the load generator
+    from secretstore.cli.cluster import DB_NAME
+    from secretstore.crypto.keys import KeyPair, sign_recoverable
     from secretstore.crypto.rng import OsRng
+    from secretstore.storage.leveldb import LevelDbKeyStorage
+    from tests.sim.dealer import deal_key
 
     e2e_cluster.NODE_COMMAND = (sys.executable, str(Path(__file__).resolve()), "node")
+    requester = KeyPair.generate(OsRng())
     with tempfile.TemporaryDirectory(prefix="bench-path-") as tmp:
         trace_dir = Path(tmp) / "trace"
         trace_dir.mkdir()
         os.environ[TRACE_DIR_VARIABLE] = str(trace_dir)
-        cluster = api.start_cluster(Path(tmp) / "cluster", 3, audit_sync=False)
+        cluster = e2e_cluster.LocalCluster(
+            Path(tmp) / "cluster", 3, seed=3, extra={**api.NODE_OPTIONS, "audit_sync": False}
+        )
+        # keys without commitments, dealt into every node's store before it starts
+        unproven: list[str] = []
+        stores = [LevelDbKeyStorage(node.directory / DB_NAME) for node in cluster]
+        for _ in range(args.keys):
+            kid = ServerKeyId(OsRng().random_bytes(32))
+            dealt = deal_key(OsRng(), [node.node_id for node in cluster], 1, with_commitments=False)
+            for node, store in zip(cluster, stores, strict=True):
+                store.insert(kid, dealt.shares[node.node_id])
+            unproven.append(f"{kid.hex()}/{sign_recoverable(requester.secret, kid).hex()}")
+        for store in stores:
+            store.close()
+        cluster.start()
         phases: list[tuple[str, int, int]] = []
         try:
-            paths = asyncio.run(
-                api.prepare_documents(cluster, KeyPair.generate(OsRng()), args.keys)
-            )
-            for kind, prefix in (("shadow", "/shadow/"), ("plain", "/")):
+            cluster.wait_ready(timeout=60.0)
+            proven = asyncio.run(api.prepare_documents(cluster, requester, args.keys))
+            for kind, prefix, paths in (
+                ("shadow", "/shadow/", proven),
+                ("plain", "/", proven),
+                ("shadow, no proofs", "/shadow/", unproven),
+            ):
                 urls = tuple(f"{node.url}{prefix}{path}" for path in paths for node in cluster)
                 begin = time.monotonic_ns()
                 api.run_load(api.LoadSpec("GET", urls, 1, args.requests, 0.0, 100))
@@ -242,11 +266,11 @@ def main() -> None:
         traces = read_traces(trace_dir)
     columns = {kind: list(retrievals(traces, begin, end)) for kind, begin, end in phases}
     width = max(len(step) for step in STEPS)
-    counts = "  ".join(f"{kind} ({len(rows)})".rjust(14) for kind, rows in columns.items())
+    counts = "  ".join(f"{kind} ({len(rows)})".rjust(22) for kind, rows in columns.items())
     print(f"{'median µs per step'.ljust(width)}  {counts}")
     for index, step in enumerate(STEPS):
         cells = "  ".join(
-            f"{statistics.median(row[index] for row in rows):14.1f}" if rows else " " * 14
+            f"{statistics.median(row[index] for row in rows):22.1f}" if rows else " " * 22
             for rows in columns.values()
         )
         print(f"{step.ljust(width)}  {cells}")
