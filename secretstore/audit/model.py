@@ -302,6 +302,14 @@ def _decode_facts(reader: _Reader) -> AuditFacts:
         raise CorruptRecord(f"audit entry: {exc}") from None
 
 
+def decode_facts_at(data: bytes, start: int = 0) -> tuple[AuditFacts, int]:
+    """The facts `encode_facts` wrote at `start` of `data`, and where they end; CorruptRecord
+    saying what is wrong otherwise."""
+    reader = _Reader(data)
+    reader.pos = start
+    return _decode_facts(reader), reader.pos
+
+
 def decode_entry(record: bytes) -> AuditEntry:
     """The entry a record holds; CorruptRecord saying what is wrong otherwise."""
     reader = _Reader(record)

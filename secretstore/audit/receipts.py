@@ -19,12 +19,14 @@ from secretstore.audit.model import (
     SIGNATURE_LENGTH,
     AuditFacts,
     Operation,
+    decode_facts_at,
+    encode_facts,
     entry_digest,
     receipt_digest,
 )
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import KeyPair, recover_public, sign_recoverable
-from secretstore.errors import CryptoError, ReceiptVerificationError
+from secretstore.errors import CorruptRecord, CryptoError, ReceiptVerificationError
 from secretstore.types import Address, NodeId
 
 
@@ -86,6 +88,28 @@ class ReleaseReceipts:
             if participant == node:
                 return signature
         return None
+
+
+def encode_receipts(receipts: ReleaseReceipts) -> bytes:
+    """The receipts as bytes (what a delegate relays to its origin, wire/delegation.py): the
+    facts as the receipts sign them, then every participant's signature in order."""
+    return encode_facts(receipts.facts) + b"".join(receipts.signatures)
+
+
+def decode_receipts(data: bytes) -> ReleaseReceipts:
+    """The receipts `encode_receipts` wrote; CorruptRecord saying what is wrong otherwise
+    (their signatures are not checked here: `verify_release_receipts` does)."""
+    facts, end = decode_facts_at(data)
+    count = len(facts.participants)
+    if len(data) - end != count * SIGNATURE_LENGTH:
+        raise CorruptRecord(
+            f"release receipts hold {len(data) - end} bytes of signatures for {count} "
+            f"participants, not {count * SIGNATURE_LENGTH}"
+        )
+    signatures = tuple(
+        data[at : at + SIGNATURE_LENGTH] for at in range(end, len(data), SIGNATURE_LENGTH)
+    )
+    return ReleaseReceipts(facts, signatures)
 
 
 def verify_release_receipts(

@@ -260,6 +260,8 @@ class ClusterDriver:
                 else:
                     self._answers.append((effect.session_id, known))
             elif isinstance(effect, Finish):
+                if effect.receipts is not None and effect.session_id in self._results:
+                    self._receipts[effect.session_id] = effect.receipts
                 self._settle(effect.session_id, result=effect.result)
             elif isinstance(effect, Fail):
                 self._settle(effect.session_id, error=effect.error)

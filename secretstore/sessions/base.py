@@ -114,10 +114,14 @@ class CheckAccess:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """The session ended well; `result` is what the master's caller receives (None on slaves)."""
+    """The session ended well; `result` is what the master's caller receives (None on slaves).
+    `receipts`: on a master that relays a release it took no part in (one a holder served for
+    it, sessions/jobs/delegation.py), every participant's receipt of it, checked already, for
+    the requester; a master that took part hands them on through its Record instead."""
 
     session_id: SessionId
     result: object
+    receipts: ReleaseReceipts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +244,11 @@ class Session(ABC):
         return []
 
     # --- helpers for subclasses ---------------------------------------------------------
-    def finish(self, result: object = None) -> list[Effect]:
+    def finish(
+        self, result: object = None, receipts: ReleaseReceipts | None = None
+    ) -> list[Effect]:
         self.finished = True
-        return [Finish(self.session_id, result)]
+        return [Finish(self.session_id, result, receipts)]
 
     def fail(self, error: SecretStoreError) -> list[Effect]:
         self.finished = True

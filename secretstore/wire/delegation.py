@@ -52,11 +52,15 @@ class DelegatedRequest:
 class DelegatedDocumentKey:
     """Delegate -> origin: the document key of a plain retrieval, and the job it came from
     with every participant's proof (`proofs`, None for a key without commitments), which the
-    origin checks before it relays the key."""
+    origin checks before it relays the key. `receipts`: every participant's receipt of the
+    release, encoded by audit/receipts.py `encode_receipts` (None from a delegate without an
+    audit log), which the origin checks and hands the requester as if it had collected them
+    itself; so in the two messages below."""
 
     session_id: SessionId
     document_key: Point
     proofs: PlainRetrievalProofs | None = None
+    receipts: bytes | None = None
 
 
 @message(0x0B02)
@@ -71,6 +75,7 @@ class DelegatedShadow:
     common_point: Point
     decrypt_shadows: tuple[bytes, ...]
     proofs: ShadowRetrievalProofs | None = None
+    receipts: bytes | None = None
 
 
 @message(0x0B03)
@@ -80,6 +85,7 @@ class DelegatedSignature:
 
     session_id: SessionId
     signature: bytes
+    receipts: bytes | None = None
 
 
 @message(0x0B04)

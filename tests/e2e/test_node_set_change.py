@@ -318,11 +318,23 @@ async def test_a_dead_node_is_replaced_and_its_replacement_gets_shares(world: Wo
         # a key whose newest version lists the dead node is still served before the change
         status, _ = await refused_request(session, replacement)
         assert status == 200  # the replacement holds nothing: a holder serves it (delegation)
-        client = KeyServerClient(replacement.url, session)
+        # the client wants every release's receipts: the holder that served each one relays
+        # them, and the replacement hands them on as if it had collected them
+        holders = [node.node_id for node in members if node is not replacement]
+        client = KeyServerClient(
+            replacement.url, session, nodes=[*holders, replacement.node_id], require_receipts=True
+        )
         key = key_id(3)  # a shadow retrieval, its proofs relayed and checked by the client
-        assert await client.retrieve_document_key_shadow(key, ALICE) == world.document_keys[key]
-        c, s = await client.sign_schnorr(key, ALICE, MESSAGE)
+        shadow = await client.retrieve_document_key_shadow_released(key, ALICE)
+        assert shadow.value == world.document_keys[key]
+        signed = await client.sign_schnorr_released(key, ALICE, MESSAGE)
+        c, s = signed.value
         assert verify_schnorr_signature(public_of(3), SchnorrSignature(c, s), MESSAGE)
+        for released in (shadow, signed):
+            assert released.receipts is not None
+            facts = released.receipts.facts
+            assert facts.master != replacement.node_id and facts.master in holders
+            assert replacement.node_id not in facts.participants
         assert await change(session, members[0], members) == (200, b"")
     await check_every_key(world)
     health = replacement.health()

@@ -11,10 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from secretstore.audit.model import Operation
+from secretstore.audit.receipts import ReleaseReceipts, decode_receipts, encode_receipts
+from secretstore.client.receipts import check_receipts
 from secretstore.crypto.curve import ONE, G, Scalar
 from secretstore.crypto.document import decrypt_with_shadow_coefficients
 from secretstore.crypto.ecies import ecies_decrypt
-from secretstore.crypto.keys import KeyPair, recover_public, sign_recoverable
+from secretstore.crypto.keys import KeyPair, address_of, recover_public, sign_recoverable
 from secretstore.crypto.rng import SeededRng
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.crypto.shadow import make_common_shadow_point
@@ -51,8 +54,12 @@ seeds = st.integers(0, 2**32)
 KEY = key_id(0)
 
 
-def world(seed: int, schedule: int, holders: list[int], n: int = 5, t: int = 1) -> AdminWorld:
-    return make_world(n, seed=seed, schedule=schedule, holders=holders, threshold=t, keys=1)
+def world(
+    seed: int, schedule: int, holders: list[int], n: int = 5, t: int = 1, audit: bool = False
+) -> AdminWorld:
+    return make_world(
+        n, seed=seed, schedule=schedule, holders=holders, threshold=t, keys=1, audit=audit
+    )
 
 
 def ask(world: AdminWorld, master: NodeId, request: object) -> Finish | Fail:
@@ -250,6 +257,93 @@ def test_the_origin_names_a_delegate_whose_answer_does_not_verify(lie: str) -> N
     outcome = ask(w, w.ids[4], RetrieveDocumentKey(KEY, signature(), shadow))
     assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
     assert outcome.error.node == short(liar[0]), outcome.error
+
+
+#: a release kind -> its request and its audited operation
+RELEASES: dict[str, tuple[Callable[[], object], Operation]] = {
+    "plain": (lambda: RetrieveDocumentKey(KEY, signature(), False), Operation.RETRIEVAL),
+    "shadow": (lambda: RetrieveDocumentKey(KEY, signature(), True), Operation.SHADOW_RETRIEVAL),
+    "schnorr": (lambda: SignSchnorr(KEY, signature(), MESSAGE), Operation.SCHNORR),
+    "ecdsa": (lambda: SignEcdsa(KEY, signature(), MESSAGE), Operation.ECDSA),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RELEASES))
+def test_a_delegated_release_hands_the_requester_every_participants_receipt(kind: str) -> None:
+    # the origin takes no part, yet the requester gets the receipts of those who did, as if
+    # it had asked the delegate: they name the delegate as master and only holders
+    w = world(13, 14, holders=[0, 1, 2], audit=True)
+    newcomer = w.ids[4]
+    request, operation = RELEASES[kind]
+    outcome = ask(w, newcomer, request())
+    assert isinstance(outcome, Finish), outcome
+    receipts = check_receipts(
+        outcome.receipts,
+        operation=operation,
+        key_id=KEY,
+        requester=address_of(REQUESTER.public),
+        message_hash=MESSAGE if kind in ("schnorr", "ecdsa") else None,
+        nodes=w.ids,
+        min_participants=3 if kind == "ecdsa" else 2,
+        require=True,
+    )
+    assert receipts is not None
+    holders = set(w.ids[:3])
+    assert receipts.facts.master in holders and set(receipts.facts.participants) <= holders
+    # and the delegate's own audit log has the release, the origin's has nothing of it
+    assert any(
+        r.facts.session_id == receipts.facts.session_id
+        for r in w.net.nodes[receipts.facts.master].records
+    )
+    assert not w.net.nodes[newcomer].records
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        "a member's receipt forged",
+        "a participant dropped",
+        "an earlier release's",
+        "bytes that do not decode",
+    ],
+)
+def test_the_origin_names_a_delegate_whose_receipts_do_not_verify(lie: str) -> None:
+    w = world(15, 16, holders=[0, 1, 2], audit=True)
+    newcomer = w.ids[4]
+    earlier: list[bytes] = []
+    liar: list[NodeId] = []
+
+    def tamper(sender: NodeId, to: NodeId, message: object) -> object:
+        if not isinstance(message, DelegatedShadow) or message.receipts is None:
+            return message
+        if not earlier:  # the first release goes through as it is
+            earlier.append(message.receipts)
+            return message
+        liar.append(sender)
+        receipts = decode_receipts(message.receipts)
+        facts, signatures = receipts.facts, receipts.signatures
+        if lie == "an earlier release's":
+            return replace(message, receipts=earlier[0])
+        if lie == "bytes that do not decode":
+            return replace(message, receipts=message.receipts[:-1])
+        if lie == "a participant dropped":
+            dropped = ReleaseReceipts(
+                replace(facts, participants=facts.participants[1:]), signatures[1:]
+            )
+            return replace(message, receipts=encode_receipts(dropped))
+        member = next(i for i, node in enumerate(facts.participants) if node != sender)
+        forged = list(signatures)
+        forged[member] = sign_recoverable(KeyPair.generate(SeededRng(b"forger")).secret, KEY)
+        return replace(message, receipts=encode_receipts(ReleaseReceipts(facts, tuple(forged))))
+
+    w.net.tamper = tamper
+    first = ask(w, newcomer, RetrieveDocumentKey(KEY, signature(), True))
+    assert isinstance(first, Finish) and first.receipts is not None
+    assert encode_receipts(first.receipts) == earlier[0]
+    outcome = ask(w, newcomer, RetrieveDocumentKey(KEY, signature(), True))
+    assert isinstance(outcome, Fail) and isinstance(outcome.error, ProtocolViolation)
+    assert outcome.error.node == short(liar[0]), outcome.error
+    assert "relayed receipts that do not" in str(outcome.error)
 
 
 @pytest.mark.parametrize("kind", ["schnorr", "shadow"])

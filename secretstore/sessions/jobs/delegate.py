@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from secretstore.audit.receipts import ReleaseReceipts, encode_receipts
 from secretstore.crypto.curve import Point
 from secretstore.crypto.ecdsa import signers_needed
 from secretstore.crypto.schnorr import SchnorrSignature
@@ -17,6 +18,7 @@ from secretstore.sessions.base import (
     Fail,
     Finish,
     Notice,
+    Record,
     Send,
     Session,
     SessionContext,
@@ -122,6 +124,8 @@ class DelegateSession(Session):
         self.inner = inner
         #: the type of the first message the inner session sent (its opening request)
         self._opening: type | None = None
+        #: every participant's receipt of the release, from the inner master's Record
+        self._receipts: ReleaseReceipts | None = None
 
     @property
     def participants(self) -> frozenset[NodeId]:
@@ -198,6 +202,8 @@ class DelegateSession(Session):
         """The inner session's effects; its result goes to the origin."""
         out: list[Effect] = []
         for effect in effects:
+            if isinstance(effect, Record) and effect.session_id == self.session_id:
+                self._receipts = effect.receipts or self._receipts
             if isinstance(effect, Finish) and effect.session_id == self.session_id:
                 out.append(Send(self.origin, self._result_message(effect.result)))
                 mine = effect.result if isinstance(effect.result, PersonalShare) else None
@@ -211,6 +217,7 @@ class DelegateSession(Session):
 
     def _result_message(self, result: object) -> object:
         sid = self.session_id
+        receipts = None if self._receipts is None else encode_receipts(self._receipts)
         if isinstance(result, PersonalShare):
             return DelegatedPersonal(sid, result.participants)
         if isinstance(result, ShadowResult):
@@ -220,15 +227,16 @@ class DelegateSession(Session):
                 result.common_point,
                 tuple(result.decrypt_shadows),
                 result.proofs,
+                receipts,
             )
         if isinstance(result, Point):
             inner = self.inner
             proofs = inner.plain_proofs if isinstance(inner, decryption.DecryptionMaster) else None
-            return DelegatedDocumentKey(sid, result, proofs)
+            return DelegatedDocumentKey(sid, result, proofs, receipts)
         if isinstance(result, SchnorrSignature):
-            return DelegatedSignature(sid, result.to_bytes())
+            return DelegatedSignature(sid, result.to_bytes(), receipts)
         assert isinstance(result, bytes)
-        return DelegatedSignature(sid, result)
+        return DelegatedSignature(sid, result, receipts)
 
 
 # --- factory -------------------------------------------------------------------------------

@@ -44,15 +44,23 @@ from dataclasses import replace
 from enum import Enum
 from typing import Any, TypeVar
 
+from secretstore.audit.model import Operation
+from secretstore.audit.receipts import (
+    ReleaseReceipts,
+    decode_receipts,
+    verify_release_receipts,
+)
 from secretstore.crypto.curve import Point
-from secretstore.crypto.keys import recover_public
+from secretstore.crypto.keys import address_of, recover_public
 from secretstore.crypto.schnorr import SchnorrSignature, verify_schnorr_signature
 from secretstore.crypto.shadow_proofs import verify_plain_retrieval, verify_shadow_answer
 from secretstore.errors import (
     ConsensusUnreachable,
+    CorruptRecord,
     CryptoError,
     InvalidRequest,
     ProtocolViolation,
+    ReceiptVerificationError,
     SecretStoreError,
     ServerKeyNotFound,
     SessionTimeout,
@@ -132,6 +140,8 @@ class ResolvingMaster(Session):
         self._proven_by: frozenset[NodeId] = frozenset()
         self._threshold: int | None = share.threshold if share is not None else None
         self._holders: frozenset[NodeId] = frozenset()
+        #: the version the delegate serves (its receipts must name it)
+        self._delegated_version: bytes | None = None
         self._checks = 0  # access checks the running inner session is owed
         self._stale = 0  # answers still to come for an abandoned inner session
 
@@ -374,6 +384,7 @@ class ResolvingMaster(Session):
         else:
             message_hash, bound = request.message_hash, request.bound_signature
         self._holders = frozenset(holders)
+        self._delegated_version = chosen.version
         message = DelegatedRequest(
             self.session_id,
             self.key_id,
@@ -393,9 +404,10 @@ class ResolvingMaster(Session):
         request = self.request
         try:
             result = self._relayed(request, message)
+            receipts = self._relayed_receipts(request, message)
         except SecretStoreError as exc:
             return self.fail(exc)
-        return self.finish(result)
+        return self.finish(result, receipts)
 
     def _relayed(self, request: ServedRequest, message: object) -> Any:
         delegate = self._delegate or self.ctx.self_id
@@ -474,6 +486,54 @@ class ResolvingMaster(Session):
             return message.signature
         raise ProtocolViolation(short(delegate), f"sent {type(message).__name__}")
 
+    def _relayed_receipts(self, request: ServedRequest, message: object) -> ReleaseReceipts | None:
+        """The receipts of a relayed release (None when the delegate sent none: it keeps no
+        audit log), checked as the requester will check them, and more: the delegate must be
+        their master, of this session and version, among the holders it was sent to and,
+        with proofs, exactly the nodes the proofs name. Receipts that fail are the
+        delegate's fault: it checked every participant's receipt (or should have)."""
+        encoded: bytes | None = getattr(message, "receipts", None)
+        if encoded is None:
+            return None
+        delegate = self._delegate or self.ctx.self_id
+        try:
+            receipts = decode_receipts(encoded)
+        except CorruptRecord as exc:
+            raise ProtocolViolation(
+                short(delegate), f"relayed receipts that do not decode: {exc}"
+            ) from None
+        threshold = self._threshold
+        assert threshold is not None
+        proofs = getattr(message, "proofs", None)
+        participants = None if proofs is None else [p.node for p in proofs.participants]
+        facts = receipts.facts
+        try:
+            requester = address_of(recover_public(request.requester_signature, self.key_id))
+        except CryptoError as exc:
+            raise InvalidRequest(f"the requester signature does not recover: {exc}") from None
+        try:
+            if facts.session_id != self.session_id:
+                raise ReceiptVerificationError(None, "the receipts are of another session")
+            if facts.key_version not in (None, self._delegated_version):
+                raise ReceiptVerificationError(None, "the receipts name another key version")
+            verify_release_receipts(
+                receipts,
+                operation=_operation_of(request),
+                key_id=self.key_id,
+                requester=requester,
+                message_hash=getattr(request, "message_hash", None),
+                nodes=self._holders,
+                master=delegate,
+                participants=participants,
+                min_participants=self.served.signers(threshold),
+            )
+        except ReceiptVerificationError as exc:
+            whose = "" if exc.node is None else f"node {exc.node[:10]}…: "
+            raise ProtocolViolation(
+                short(delegate), f"relayed receipts that do not verify ({whose}{exc.what})"
+            ) from None
+        return receipts
+
     def _unproven(self, delegate: NodeId, what: str) -> None:
         """A delegated answer without proofs is relayed only for a version no holder keeps
         the commitments of (a key record written before records kept them)."""
@@ -499,6 +559,13 @@ class ResolvingMaster(Session):
             raise ProtocolViolation(
                 short(delegate), f"relayed an answer that does not verify: {exc}"
             ) from None
+
+
+def _operation_of(request: ServedRequest) -> Operation:
+    """The audited operation of a request that can be delegated."""
+    if isinstance(request, RetrieveDocumentKey):
+        return Operation.SHADOW_RETRIEVAL if request.shadow else Operation.RETRIEVAL
+    return Operation.SCHNORR if isinstance(request, SignSchnorr) else Operation.ECDSA
 
 
 # --- factories -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ form round-trips and refuses malformed input."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -12,8 +13,14 @@ from hypothesis import given
 
 from secretstore.audit.jsonform import parse_receipts, receipts_header, receipts_json
 from secretstore.audit.model import AuditFacts, Operation, facts_of
-from secretstore.audit.receipts import NodeSigner, ReleaseReceipts, verify_release_receipts
-from secretstore.errors import InvalidEncoding, ReceiptVerificationError
+from secretstore.audit.receipts import (
+    NodeSigner,
+    ReleaseReceipts,
+    decode_receipts,
+    encode_receipts,
+    verify_release_receipts,
+)
+from secretstore.errors import CorruptRecord, InvalidEncoding, ReceiptVerificationError
 from secretstore.types import Address, NodeId, ServerKeyId, SessionId
 from tests.unit.audit.logs import NODES, REQUESTER, any_facts
 
@@ -118,6 +125,31 @@ def test_the_json_form_round_trips(facts: AuditFacts) -> None:
     header = receipts_header(receipts)
     assert header.isascii() and " " not in header and "\n" not in header
     assert parse_receipts(json.loads(header)) == receipts
+
+
+@given(any_facts())
+def test_the_binary_form_round_trips(facts: AuditFacts) -> None:
+    receipts = ReleaseReceipts(
+        facts, tuple(bytes([i % 256]) * 65 for i, _ in enumerate(facts.participants))
+    )
+    assert decode_receipts(encode_receipts(receipts)) == receipts
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda raw: raw[:-1], "bytes of signatures for 3 participants"),
+        (lambda raw: raw + bytes(65), "bytes of signatures for 3 participants"),
+        (lambda raw: raw[:40], "truncated"),
+        (lambda raw: b"\x63" + raw[1:], "unknown operation"),
+        (lambda raw: b"", "truncated"),
+    ],
+)
+def test_a_binary_form_that_does_not_decode_is_refused(
+    change: Callable[[bytes], bytes], match: str
+) -> None:
+    with pytest.raises(CorruptRecord, match=match):
+        decode_receipts(change(encode_receipts(signed(release()))))
 
 
 def test_the_json_names_its_fields() -> None:
