@@ -107,6 +107,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("delegated-schnorr", "master", 3, 1),
     Scenario("delegated-ecdsa", "member", 4, 1),
     Scenario("delegated-ecdsa", "master", 4, 1),
+    # every node keeps an audit log: the members' receipts, and the delegate's relay of them
+    Scenario("shadow-decryption-audited", "member", 3, 1),
+    Scenario("delegated-shadow-decryption-audited", "member", 4, 1),
+    Scenario("delegated-schnorr-audited", "member", 3, 1),
     Scenario("node-set-change", "member", 4, 1),
     Scenario("node-set-change", "master", 4, 1),
     Scenario("node-set-change", "member", 4, 1, provocation="blaming-a-dealer"),
@@ -473,6 +477,7 @@ def judge(world: World, sid: SessionId) -> str:
         if isinstance(outcome, Finish):
             try:
                 kind.check_result(world, outcome.result)
+                kind.check_receipts(world, outcome)
             except RequesterRefused:  # the requester's check named the rogue
                 verdict = "failed: the requester's check"
             finished = True

@@ -182,6 +182,7 @@ class ByzantineNetwork(RogueNetwork):
         rogue: int,
         access: AccessPolicy = allow_all,
         presignatures: int = 0,
+        audit: bool = False,
     ) -> None:
         #: (node, the initialising message) of every slave session opened, in order
         self.inits: list[tuple[NodeId, object]] = []
@@ -192,6 +193,7 @@ class ByzantineNetwork(RogueNetwork):
             seed=seed,
             access=access,
             presignatures=presignatures,
+            audit=audit,
         )
         self.rogue_index = rogue
         self.plan: FaultPlan | None = None

@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from secretstore.audit.model import Operation
+from secretstore.client.receipts import check_receipts
 from secretstore.client.verify import DocumentKeyShadow
 from secretstore.crypto.admin import ALL_KEYS, sign_refresh
 from secretstore.crypto.bound import (
@@ -206,6 +208,8 @@ class Kind(ABC):
     earlier_always = False
     #: every node keeps an ECDSA presigning pool of this depth per key (0: none)
     presignatures = 0
+    #: every node keeps an audit log: releases carry receipts, which the oracle checks
+    audit = False
 
     def configure(self, world: World) -> None:
         """Install what the nodes need beyond the client sessions (default: nothing)."""
@@ -251,6 +255,38 @@ class Kind(ABC):
     @abstractmethod
     def check_result(self, world: World, value: object) -> None:
         """The honest master's result is right (raise AssertionError otherwise)."""
+
+    def check_receipts(self, world: World, outcome: Finish) -> None:
+        """With audit logs: the receipts the honest master hands the requester (its Record's,
+        or a delegate's it relays on its Finish) pass the requester's check. Only a relay may
+        come without them: a delegate may keep no audit log, so dropping them is no lie the
+        origin can see (a requester that requires receipts refuses the answer)."""
+        if not self.audit:
+            return
+        records = world.net.nodes[world.master].records
+        receipts = outcome.receipts or next(
+            (r.receipts for r in records if r.session_id == outcome.session_id and r.receipts),
+            None,
+        )
+        if receipts is None:
+            assert isinstance(self, DelegatedKind), "an auditing master gave no receipts"
+            return
+        request = self.request(world, earlier=False)
+        if isinstance(request, RetrieveDocumentKey):
+            operation = Operation.SHADOW_RETRIEVAL if request.shadow else Operation.RETRIEVAL
+        else:
+            operation = Operation.SCHNORR if isinstance(request, SignSchnorr) else Operation.ECDSA
+        check_receipts(
+            receipts,
+            operation=operation,
+            key_id=KEY,
+            requester=REQUESTER.address,
+            message_hash=getattr(request, "message_hash", None),
+            nodes=world.net.order,
+            min_participants=world.scenario.t + 1,
+            session_id=outcome.session_id,
+            require=True,
+        )
 
     def check_storage(self, world: World, finished: bool) -> None:
         """What honest nodes hold of KEY afterwards (default: nothing changed)."""
@@ -441,11 +477,13 @@ class DecryptionKind(Kind):
         }
     }
 
-    def __init__(self, shadow: bool, *, commitments: bool = True) -> None:
+    def __init__(self, shadow: bool, *, commitments: bool = True, audit: bool = False) -> None:
         self.shadow = shadow
         self.commitments = commitments
+        self.audit = audit
         name = "shadow-decryption" if shadow else "decryption"
-        self.name = name if commitments else f"{name}-without-commitments"
+        name = name if commitments else f"{name}-without-commitments"
+        self.name = f"{name}-audited" if audit else name
 
     def selects(self, message: object) -> bool:
         if isinstance(message, DecryptionRequest):
@@ -719,9 +757,10 @@ class DelegatedKind(Kind):
     group_message = DelegatedRequest
     selects_in_earlier = True  # the origin picks a holder at random for each request
 
-    def __init__(self, inner: DecryptionKind | SigningKind) -> None:
+    def __init__(self, inner: DecryptionKind | SigningKind, *, audit: bool = False) -> None:
         self.inner = inner
-        self.name = f"delegated-{inner.name}"
+        self.audit = audit
+        self.name = f"delegated-{inner.name}" + ("-audited" if audit else "")
         self.binds = inner.binds
         self.shadow_policy = inner.shadow_policy
         self.request_type = inner.request_type
@@ -1286,6 +1325,9 @@ KINDS: Mapping[str, Kind] = {
         DelegatedKind(DecryptionKind(shadow=True)),
         DelegatedKind(SigningKind("schnorr")),
         DelegatedKind(SigningKind("ecdsa")),
+        DecryptionKind(shadow=True, audit=True),
+        DelegatedKind(DecryptionKind(shadow=True), audit=True),
+        DelegatedKind(SigningKind("schnorr"), audit=True),
         AskingAgainKind(),
         BroadcastKind(),
         DelegatedKind(BroadcastKind()),
@@ -1351,6 +1393,7 @@ def _build(scenario: Scenario, seed: int, rogue: int, *, earlier: bool = True) -
         rogue=rogue,
         access=kind.access,
         presignatures=kind.presignatures,
+        audit=kind.audit,
     )
     world = World(scenario, net)
     if scenario.provocation:
