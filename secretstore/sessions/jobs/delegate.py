@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from secretstore.audit.model import Operation
 from secretstore.audit.receipts import ReleaseReceipts, encode_receipts
 from secretstore.crypto.curve import Point
 from secretstore.crypto.ecdsa import signers_needed
@@ -74,6 +75,13 @@ def kind_of_request(request: ServedRequest) -> DelegationKind:
     if isinstance(request, SignSchnorr):
         return DelegationKind.SCHNORR
     return DelegationKind.ECDSA
+
+
+def operation_of(request: ServedRequest) -> Operation:
+    """The audited operation of a request that can be delegated (what its receipts name)."""
+    if isinstance(request, RetrieveDocumentKey):
+        return Operation.SHADOW_RETRIEVAL if request.shadow else Operation.RETRIEVAL
+    return Operation.SCHNORR if isinstance(request, SignSchnorr) else Operation.ECDSA
 
 
 def request_of(message: DelegatedRequest) -> ServedRequest:

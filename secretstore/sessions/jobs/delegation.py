@@ -44,7 +44,6 @@ from dataclasses import replace
 from enum import Enum
 from typing import Any, TypeVar
 
-from secretstore.audit.model import Operation
 from secretstore.audit.receipts import (
     ReleaseReceipts,
     decode_receipts,
@@ -82,7 +81,12 @@ from secretstore.sessions.broadcast import ServedByMembers
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.jobs import delegate
-from secretstore.sessions.jobs.delegate import SERVED, ServedRequest, kind_of_request
+from secretstore.sessions.jobs.delegate import (
+    SERVED,
+    ServedRequest,
+    kind_of_request,
+    operation_of,
+)
 from secretstore.sessions.key_version import NegotiatedVersion, VersionNegotiation
 from secretstore.sessions.signing_common import names
 from secretstore.sessions.signing_ecdsa import SignEcdsa
@@ -142,6 +146,8 @@ class ResolvingMaster(Session):
         self._holders: frozenset[NodeId] = frozenset()
         #: the version the delegate serves (its receipts must name it)
         self._delegated_version: bytes | None = None
+        #: the requester's public key, once recovered (`_requester_public`)
+        self._requester: Point | None = None
         self._checks = 0  # access checks the running inner session is owed
         self._stale = 0  # answers still to come for an abandoned inner session
 
@@ -507,10 +513,7 @@ class ResolvingMaster(Session):
         proofs = getattr(message, "proofs", None)
         participants = None if proofs is None else [p.node for p in proofs.participants]
         facts = receipts.facts
-        try:
-            requester = address_of(recover_public(request.requester_signature, self.key_id))
-        except CryptoError as exc:
-            raise InvalidRequest(f"the requester signature does not recover: {exc}") from None
+        requester = address_of(self._requester_public())
         try:
             if facts.session_id != self.session_id:
                 raise ReceiptVerificationError(None, "the receipts are of another session")
@@ -518,7 +521,7 @@ class ResolvingMaster(Session):
                 raise ReceiptVerificationError(None, "the receipts name another key version")
             verify_release_receipts(
                 receipts,
-                operation=_operation_of(request),
+                operation=operation_of(request),
                 key_id=self.key_id,
                 requester=requester,
                 message_hash=getattr(request, "message_hash", None),
@@ -544,28 +547,28 @@ class ResolvingMaster(Session):
                 f"{names(sorted(self._proven_by))} keep",
             )
 
+    def _requester_public(self) -> Point:
+        """The requester, recovered from its own signature over the key id (once: a relayed
+        answer and its receipts are both checked against it)."""
+        if self._requester is None:
+            try:
+                self._requester = recover_public(self.request.requester_signature, self.key_id)
+            except CryptoError as exc:
+                raise InvalidRequest(f"the requester signature does not recover: {exc}") from None
+        return self._requester
+
     def _checked(self, delegate: NodeId, check: Callable[[Point, Point], T]) -> T:
         """`check(requester public, server key public)` of a delegated answer, its failure
         the delegate's: it checked every participant's answer (or should have)."""
         public = self._public
         assert public is not None
-        try:
-            requester = recover_public(self.request.requester_signature, self.key_id)
-        except CryptoError as exc:
-            raise InvalidRequest(f"the requester signature does not recover: {exc}") from None
+        requester = self._requester_public()
         try:
             return check(requester, public)
         except ShadowVerificationError as exc:
             raise ProtocolViolation(
                 short(delegate), f"relayed an answer that does not verify: {exc}"
             ) from None
-
-
-def _operation_of(request: ServedRequest) -> Operation:
-    """The audited operation of a request that can be delegated."""
-    if isinstance(request, RetrieveDocumentKey):
-        return Operation.SHADOW_RETRIEVAL if request.shadow else Operation.RETRIEVAL
-    return Operation.SCHNORR if isinstance(request, SignSchnorr) else Operation.ECDSA
 
 
 # --- factories -------------------------------------------------------------------------------

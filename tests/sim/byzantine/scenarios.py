@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from secretstore.audit.model import Operation
 from secretstore.client.receipts import check_receipts
 from secretstore.client.verify import DocumentKeyShadow
 from secretstore.crypto.admin import ALL_KEYS, sign_refresh
@@ -70,6 +69,7 @@ from secretstore.sessions.core import NodeCore
 from secretstore.sessions.decryption import RetrieveDocumentKey, ShadowResult
 from secretstore.sessions.encryption import StoreDocumentKey
 from secretstore.sessions.generation import GenerateServerKey
+from secretstore.sessions.jobs.delegate import operation_of
 from secretstore.sessions.key_version import NegotiatedVersion, NegotiateKeyVersion
 from secretstore.sessions.origin import OriginClaim
 from secretstore.sessions.presign import Presignature
@@ -272,13 +272,9 @@ class Kind(ABC):
             assert isinstance(self, DelegatedKind), "an auditing master gave no receipts"
             return
         request = self.request(world, earlier=False)
-        if isinstance(request, RetrieveDocumentKey):
-            operation = Operation.SHADOW_RETRIEVAL if request.shadow else Operation.RETRIEVAL
-        else:
-            operation = Operation.SCHNORR if isinstance(request, SignSchnorr) else Operation.ECDSA
         check_receipts(
             receipts,
-            operation=operation,
+            operation=operation_of(request),
             key_id=KEY,
             requester=REQUESTER.address,
             message_hash=getattr(request, "message_hash", None),
