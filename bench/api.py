@@ -22,7 +22,8 @@ generator spent per request: 2 cores / (node µs + gen µs) bounds the throughpu
 Profiling: --profile DIR runs every node under cProfile (a .prof per node when it exits;
 --cpu-timer times it in process CPU time instead of wall time, which a CPU-starved node would
 charge to whatever it was doing); --py-spy EXE samples every node with py-spy while each
-scenario runs (collapsed stacks per node and scenario into DIR).
+scenario runs (collapsed stacks per node and scenario into DIR); --gc-stats DIR times every
+node's garbage collector (CPU time in collections, by generation), printed after the table.
 
 Run: .venv/bin/python bench/api.py [--requests 2000] [--seconds 5] [--clients 32] [--signs 300]
 (--no-retrieval --gen5 0 --gen16 0 runs the signing scenarios alone)
@@ -71,6 +72,27 @@ from secretstore.cli.node import main
 profiler = cProfile.Profile(*([time.process_time] if {cpu_timer!r} else []))
 code = profiler.runcall(main, sys.argv[1:])
 profiler.dump_stats(os.path.join({directory!r}, f"node-{{os.getpid()}}.prof"))
+sys.exit(code)
+"""
+#: A node process that times its garbage collector (CPU time in collections, by generation);
+#: one line per node is written to the directory when it exits.
+GC_TIMED_NODE = """
+import gc, os, sys, time
+from secretstore.cli.node import main
+spent, counts, started = [0.0, 0.0, 0.0], [0, 0, 0], time.process_time()
+def timed(phase, info):
+    if phase == "start":
+        spent[1] = time.process_time()
+    else:
+        pause = time.process_time() - spent[1]
+        spent[0] += pause
+        spent[2] = max(spent[2], pause)
+        counts[info["generation"]] += 1
+gc.callbacks.append(timed)
+code = main(sys.argv[1:])
+with open(os.path.join({directory!r}, f"gc-{{os.getpid()}}.txt"), "w") as out:
+    figures = (spent[0], spent[2], time.process_time() - started, *counts)
+    out.write(" ".join(str(figure) for figure in figures) + "\\n")
 sys.exit(code)
 """
 HEADER: tuple[str, ...] = ("scenario", "requests", "p50 ms", "p90 ms", "p99 ms", "req/s")
@@ -520,6 +542,7 @@ def main() -> None:
     parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval runs")
     parser.add_argument("--profile", type=Path, help="cProfile every node into this directory")
     parser.add_argument("--cpu-timer", action="store_true", help="cProfile in CPU time")
+    parser.add_argument("--gc-stats", type=Path, help="time every node's garbage collector")
     parser.add_argument("--py-spy", help="py-spy executable: sample every node (see --out)")
     parser.add_argument("--py-spy-options", default="--rate 200 --nonblocking")
     parser.add_argument("--out", type=Path, default=Path("."), help="py-spy output directory")
@@ -533,6 +556,10 @@ def main() -> None:
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         code = PROFILED_NODE.format(directory=str(args.profile.resolve()), cpu_timer=args.cpu_timer)
+        e2e_cluster.NODE_COMMAND = (sys.executable, "-c", code)
+    elif args.gc_stats is not None:
+        args.gc_stats.mkdir(parents=True, exist_ok=True)
+        code = GC_TIMED_NODE.format(directory=str(args.gc_stats.resolve()))
         e2e_cluster.NODE_COMMAND = (sys.executable, "-c", code)
     sampler = None
     if args.py_spy is not None:
@@ -553,6 +580,20 @@ def main() -> None:
         if args.signs > 0:
             bench.signing(args.signs, args.sign_keys)
     bench.print_table()
+    if args.gc_stats is not None:
+        print_gc_stats(args.gc_stats)
+
+
+def print_gc_stats(directory: Path) -> None:
+    """One line per node process of the run: its collections and their share of its CPU."""
+    for path in sorted(directory.glob("gc-*.txt")):
+        spent, longest, cpu, *counts = (float(word) for word in path.read_text().split())
+        share = 100 * spent / cpu if cpu > 0 else 0.0
+        print(
+            f"{path.stem}: collections by generation {'/'.join(f'{n:.0f}' for n in counts)}, "
+            f"{spent * 1000:.1f} ms in the collector of {cpu:.2f} s CPU ({share:.2f}%), "
+            f"the longest {longest * 1000:.2f} ms"
+        )
 
 
 if __name__ == "__main__":
