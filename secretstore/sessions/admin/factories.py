@@ -59,6 +59,32 @@ def _admin_key(
     return key
 
 
+def _slave_view(
+    ctx: SessionContext,
+    connected: frozenset[NodeId],
+    nodes: frozenset[NodeId],
+    *,
+    configured: bool = True,
+) -> frozenset[NodeId]:
+    """The node set a slave sees, to compare with the session's `nodes`: the configured nodes
+    it is `connected` to, and itself (`configured` False: `nodes` itself, the configuration
+    aside). NodeDisconnected unless it is connected to every node of `nodes` and (`configured`)
+    every configured node."""
+    self_id = ctx.self_id
+    connected = connected | {self_id}
+    if configured:
+        unreachable = (ctx.cluster_nodes - connected) | (nodes - connected)
+        view = ctx.cluster_nodes & connected | {self_id}
+    else:
+        unreachable = nodes - connected
+        view = nodes
+    if unreachable:
+        raise NodeDisconnected(
+            f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
+        )
+    return view
+
+
 def admin_tables(
     settings: AdminSettings,
 ) -> tuple[dict[type, MasterFactory], dict[type, SlaveFactory]]:
@@ -130,17 +156,8 @@ def admin_tables(
         check_admin_signatures(
             admin, old_set, new_set, message.old_signature, message.new_signature
         )
-        connected = settings.connected() | {self_id}
-        if message.migration_id is not None:
-            unreachable = old_set - connected
-            view = old_set
-        else:
-            unreachable = (ctx.cluster_nodes - connected) | (old_set - connected)
-            view = ctx.cluster_nodes & connected | {self_id}
-        if unreachable:
-            raise NodeDisconnected(
-                f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
-            )
+        configured = message.migration_id is None  # a migration's set is the contract's
+        view = _slave_view(ctx, settings.connected(), old_set, configured=configured)
         if view != old_set:
             raise ConsensusUnreachable(
                 f"node {short(self_id)} sees another node set: {len(view)} nodes, "
@@ -256,13 +273,7 @@ def refresh_tables(
             scope=message.scope,
             grant=message.grant,
         )
-        connected = settings.connected() | {self_id}
-        unreachable = (ctx.cluster_nodes - connected) | (cluster - connected)
-        if unreachable:
-            raise NodeDisconnected(
-                f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
-            )
-        view = ctx.cluster_nodes & connected | {self_id}
+        view = _slave_view(ctx, settings.connected(), cluster)
         if view != cluster:
             raise ConsensusUnreachable(
                 f"node {short(self_id)} sees another cluster: {len(view)} nodes, the refresh's "
