@@ -12,7 +12,7 @@ from secretstore.sessions.admin.node_set_change import (
     ChangePhase,
     NodeSetChange,
 )
-from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan
+from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan, inventory_messages
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
 from secretstore.sessions.admin.redistribute import KeyInFlight, check_new_version
 from secretstore.sessions.base import (
@@ -73,9 +73,8 @@ class NodeSetChangeMaster(KeyMovingMaster, NodeSetChange):
 
     # --- events ---------------------------------------------------------------------------
     def _on_drained(self) -> list[Effect]:
-        pages = read_inventory(self.settings.keys)
-        for i, page in enumerate(pages):
-            self._inventory.add(self.ctx.self_id, page, last=i == len(pages) - 1)
+        for page in inventory_messages(self.session_id, read_inventory(self.settings.keys)):
+            self._inventory.add(self.ctx.self_id, page.entries, last=page.last)
         return [self._touch(), *self._maybe_plan()]
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:

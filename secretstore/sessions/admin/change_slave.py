@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
 from secretstore.sessions.admin.node_set_change import ChangePhase, NodeSetChange
+from secretstore.sessions.admin.plan import inventory_messages
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
 from secretstore.sessions.base import Effect, Send, short, timed_out_waiting_for
 from secretstore.types import NodeId
 from secretstore.wire.admin import (
-    InventoryPage,
     KeyDeal,
     KeyMoved,
     KeySubshare,
@@ -28,12 +28,9 @@ class NodeSetChangeSlave(NodeSetChange):
         return ChangePhase.RUNNING
 
     def _on_drained(self) -> list[Effect]:
-        pages = read_inventory(self.settings.keys)
+        pages = inventory_messages(self.session_id, read_inventory(self.settings.keys))
         effects: list[Effect] = [Send(self.master, NodeSetChangeAccepted(self.session_id))]
-        effects += [
-            Send(self.master, InventoryPage(self.session_id, i, page, i == len(pages) - 1))
-            for i, page in enumerate(pages)
-        ]
+        effects += [Send(self.master, page) for page in pages]
         return [*effects, self._touch()]
 
     def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:

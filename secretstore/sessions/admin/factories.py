@@ -26,7 +26,7 @@ from secretstore.sessions.admin.authority import AdminAuthority, check_admin_sig
 from secretstore.sessions.admin.change_master import NodeSetChangeMaster
 from secretstore.sessions.admin.change_slave import NodeSetChangeSlave
 from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
-from secretstore.sessions.admin.plan import inventory_pages
+from secretstore.sessions.admin.plan import inventory_messages, inventory_pages
 from secretstore.sessions.admin.refresh import MAX_GRANT_LIFETIME, RefreshKeys, RefreshSettings
 from secretstore.sessions.admin.refresh_roles import RefreshMaster, RefreshSlave
 from secretstore.sessions.base import Deadline, Effect, Send, Session, SessionContext, short
@@ -34,7 +34,7 @@ from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.signing_common import names
 from secretstore.storage.model import KeyShare
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
-from secretstore.wire.admin import InventoryEntry, InventoryPage, NodeSetChangeInit
+from secretstore.wire.admin import InventoryEntry, NodeSetChangeInit
 from secretstore.wire.refresh import RefreshGrant, RefreshInit, RefreshScope
 
 
@@ -280,12 +280,9 @@ def refresh_tables(
                 f"has {len(cluster)}"
             )
         session = RefreshSlave(ctx, message.session_id, sender, settings, message)
-        pages = refresh_inventory(settings, message.scope)
+        pages = inventory_messages(message.session_id, refresh_inventory(settings, message.scope))
         effects: list[Effect] = [session._touch()]
-        effects += [
-            Send(sender, InventoryPage(message.session_id, i, page, i == len(pages) - 1))
-            for i, page in enumerate(pages)
-        ]
+        effects += [Send(sender, page) for page in pages]
         return session, effects
 
     return {RefreshKeys: start}, {RefreshInit: join}

@@ -32,7 +32,7 @@ from secretstore.crypto.shamir import random_id_numbers
 from secretstore.errors import ProtocolViolation
 from secretstore.sessions.base import short
 from secretstore.storage.model import KeyShare
-from secretstore.types import Hash256, NodeId, ServerKeyId
+from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import INVENTORY_PAGE_SIZE, InventoryEntry, InventoryPage, VersionHeld
 
 #: How many keys a refusal names (the rest are counted).
@@ -71,6 +71,14 @@ def inventory_pages(
     if page or not pages:
         pages.append(tuple(page))
     return pages
+
+
+def inventory_messages(
+    session_id: SessionId, pages: list[tuple[InventoryEntry, ...]]
+) -> list[InventoryPage]:
+    """`pages` (inventory_pages) as the messages of a session that carry them, numbered, the
+    last one marked."""
+    return [InventoryPage(session_id, i, page, i == len(pages) - 1) for i, page in enumerate(pages)]
 
 
 @dataclass(frozen=True, slots=True)
