@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -140,6 +140,37 @@ class Progress:
             self.stream.flush()
 
 
+async def call_showing_progress(
+    session: aiohttp.ClientSession,
+    url: str,
+    call: Coroutine[Any, Any, tuple[int, bytes]],
+    running: Callable[[ClusterView], dict[str, Any] | None],
+    out: IO[str],
+    *,
+    skip: tuple[type[Exception], ...],
+) -> tuple[int, bytes]:
+    """Run `call` (an admin request the node answers when all is done: its status and body)
+    while showing how far `running` of the node's /health says it is; a /health read that
+    raises one of `skip` shows nothing that time. aiohttp.ClientError if the call fails
+    (the progress line ended first)."""
+    progress = Progress(out)
+    task = asyncio.ensure_future(call)
+    try:
+        while not task.done():
+            with contextlib.suppress(*skip):
+                progress.show(running(await fetch_view(session, url)))
+            await asyncio.wait([task], timeout=POLL_INTERVAL)
+        answer = task.result()
+    except aiohttp.ClientError:
+        progress.end()
+        raise
+    finally:
+        if not task.done():
+            task.cancel()
+    progress.end()
+    return answer
+
+
 async def start_change(
     session: aiohttp.ClientSession,
     url: str,
@@ -180,22 +211,19 @@ async def change_node_set(
             file=out,
         )
         out.flush()
-        progress = Progress(out)
-        task = asyncio.ensure_future(start_change(session, url, old_set, new_set, admin))
+        call = start_change(session, url, old_set, new_set, admin)
         try:
-            while not task.done():
-                with contextlib.suppress(UsageError, SecretStoreError):
-                    progress.show((await fetch_view(session, url)).change)
-                await asyncio.wait([task], timeout=POLL_INTERVAL)
-            status, body = task.result()
+            status, body = await call_showing_progress(
+                session,
+                url,
+                call,
+                lambda view: view.change,
+                out,
+                skip=(UsageError, SecretStoreError),
+            )
         except aiohttp.ClientError as exc:
-            progress.end()
             print(f"the node did not answer: {connection_problem(exc)}", file=out)
             return EXIT_FAILED
-        finally:
-            if not task.done():
-                task.cancel()
-        progress.end()
     if status == 200:
         print(f"done: the node set is now {len(new_set)} nodes", file=out)
         return EXIT_OK

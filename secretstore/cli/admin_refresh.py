@@ -22,8 +22,7 @@ from secretstore.cli.account import UsageError
 from secretstore.cli.admin import (
     EXIT_FAILED,
     EXIT_OK,
-    POLL_INTERVAL,
-    Progress,
+    call_showing_progress,
     fetch_view,
     short,
 )
@@ -79,22 +78,13 @@ async def refresh_keys(
             ) as response:
                 return response.status, await response.read()
 
-        progress = Progress(out)
-        task = asyncio.ensure_future(call())
         try:
-            while not task.done():
-                with contextlib.suppress(UsageError):
-                    progress.show((await fetch_view(session, url)).refresh)
-                await asyncio.wait([task], timeout=POLL_INTERVAL)
-            status, answer = task.result()
+            status, answer = await call_showing_progress(
+                session, url, call(), lambda view: view.refresh, out, skip=(UsageError,)
+            )
         except aiohttp.ClientError as exc:
-            progress.end()
             print(f"the node did not answer: {exc}", file=out)
             return EXIT_FAILED
-        finally:
-            if not task.done():
-                task.cancel()
-        progress.end()
     text = answer.decode("utf-8", "replace")
     if status != 200:
         with contextlib.suppress(ValueError):

@@ -5,34 +5,30 @@ for the phase table)."""
 from __future__ import annotations
 
 from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreError, SessionTimeout
+from secretstore.sessions.admin.moving import KeyMovingMaster
 from secretstore.sessions.admin.node_set_change import (
     PROGRESS_EVERY,
     AdminSettings,
     ChangePhase,
     NodeSetChange,
 )
-from secretstore.sessions.admin.plan import ChangePlan, Inventory
+from secretstore.sessions.admin.plan import ChangePlan, Inventory, KeyPlan, inventory_messages
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
 from secretstore.sessions.admin.redistribute import KeyInFlight, check_new_version
-from secretstore.sessions.admin.share_change import KeyFault
 from secretstore.sessions.base import (
     Deadline,
     Effect,
-    Send,
     SessionContext,
     TimeoutReports,
     short,
     timed_out_waiting_for,
 )
-from secretstore.sessions.signing_common import names
 from secretstore.types import NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import (
     InventoryPage,
     KeyChangeFault,
-    KeyDeal,
     KeyMoved,
     KeySubshare,
-    NodeNumber,
     NodeSetChangeAccepted,
     NodeSetChangeCompleted,
     NodeSetChangeFinished,
@@ -41,7 +37,7 @@ from secretstore.wire.admin import (
 )
 
 
-class NodeSetChangeMaster(NodeSetChange):
+class NodeSetChangeMaster(KeyMovingMaster, NodeSetChange):
     """The node the administrator asked: it plans the change and drives every key."""
 
     def __init__(
@@ -54,8 +50,6 @@ class NodeSetChangeMaster(NodeSetChange):
         super().__init__(ctx, session_id, ctx.self_id, settings, init)
         self.ending = False
         self._accepted: set[NodeId] = set()
-        self._pages: dict[NodeId, int] = {}
-        self._inventoried: set[NodeId] = set()
         self._inventory = Inventory()
         self._plan: ChangePlan | None = None
         self._next = 0
@@ -64,12 +58,7 @@ class NodeSetChangeMaster(NodeSetChange):
         self._timeouts = TimeoutReports()
         self._launching = False
 
-    @property
-    def phase(self) -> ChangePhase:
-        if self.finished:
-            return ChangePhase.ENDED
-        if not self.drained:
-            return ChangePhase.DRAINING
+    def _running_phase(self) -> ChangePhase:
         if self.ending:
             return ChangePhase.WAITING_FOR_FINISH
         if self._plan is None:
@@ -84,9 +73,8 @@ class NodeSetChangeMaster(NodeSetChange):
 
     # --- events ---------------------------------------------------------------------------
     def _on_drained(self) -> list[Effect]:
-        for page in read_inventory(self.settings.keys):
-            self._inventory.add(self.ctx.self_id, page)
-        self._inventoried.add(self.ctx.self_id)
+        for page in inventory_messages(self.session_id, read_inventory(self.settings.keys)):
+            self._inventory.add(self.ctx.self_id, page.entries, last=page.last)
         return [self._touch(), *self._maybe_plan()]
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
@@ -97,12 +85,6 @@ class NodeSetChangeMaster(NodeSetChange):
             effects: list[Effect] = [self._notice(f"node {short(node)} left before it finished")]
             return effects + self._maybe_finish()
         return super().on_node_disconnected(node)
-
-    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        if self.finished:
-            return []
-        what = f"failed: {reason[:300]}{self.still_waiting(sender)}"
-        return self.fail(ProtocolViolation(short(sender), what))
 
     def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
         """A slave's clock ran out first: its report is kept until every node this one waits
@@ -123,15 +105,13 @@ class NodeSetChangeMaster(NodeSetChange):
         if self.ending:
             waiting = self.others - self._finished_nodes
         elif self._plan is None:
-            waiting = (self.others - self._accepted) | (self.old_set - self._inventoried)
+            waiting = (self.others - self._accepted) | (self.old_set - self._inventory.complete())
         else:
-            waiting = self._missing_dealers()
-            for move in self._moving.values():
-                waiting |= self.new_set - set(move.moved)
-                mine = self.ctx.self_id in self.new_set and self.ctx.self_id not in move.moved
-                if mine and not self._keys.receiving(move.plan.key_id):  # none of its subshares
-                    waiting |= frozenset(move.plan.dealers)
+            waiting = self._waiting_for_keys()
         return frozenset(waiting) - {self.ctx.self_id}
+
+    def _new_holders(self, plan: KeyPlan) -> frozenset[NodeId]:
+        return self.new_set
 
     def on_peer_refusal(self, sender: NodeId, error: SecretStoreError) -> list[Effect]:
         if self.finished:
@@ -146,9 +126,6 @@ class NodeSetChangeMaster(NodeSetChange):
     def _moved_here(self, moved: KeyMoved) -> list[Effect]:
         return self._on_moved(self.ctx.self_id, moved)
 
-    def _fault(self, fault: KeyFault) -> list[Effect]:
-        return self.fail(fault.violation())
-
     def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
         if isinstance(message, KeyMoved):
             return [self._touch(), *self._on_moved(sender, message)]
@@ -160,13 +137,7 @@ class NodeSetChangeMaster(NodeSetChange):
         if isinstance(message, InventoryPage):
             return [self._touch(), *self._on_page(sender, message)]
         if isinstance(message, KeyChangeFault):
-            what = message.what[:300]
-            culprits = names(message.culprits) or short(sender)
-            return self.fail(
-                ProtocolViolation(
-                    culprits, f"{what} (key 0x{message.key_id.hex()}, seen by {short(sender)})"
-                )
-            )
+            return self._reported_fault(sender, message)
         if isinstance(message, NodeSetChangeFinished) and self.ending:
             self._finished_nodes.add(sender)
             return self._maybe_finish()
@@ -175,19 +146,13 @@ class NodeSetChangeMaster(NodeSetChange):
     def _on_page(self, sender: NodeId, page: InventoryPage) -> list[Effect]:
         if sender not in self._accepted or self._plan is not None:
             raise ProtocolViolation(short(sender), "sent an inventory out of turn")
-        expected = self._pages.get(sender, 0)
-        if page.index < expected:
+        if not self._inventory.add_page(sender, page):
             return []  # the same page again
-        if page.index > expected or sender in self._inventoried:
-            raise ProtocolViolation(short(sender), f"sent inventory page {page.index} out of order")
-        self._pages[sender] = expected + 1
-        self._inventory.add(sender, page.entries)
-        if page.last:
-            self._inventoried.add(sender)
         return self._maybe_plan()
 
     def _maybe_plan(self) -> list[Effect]:
-        if not self.drained or self._accepted != self.others or self._inventoried != self.old_set:
+        complete = self._inventory.complete() == self.old_set
+        if not self.drained or self._accepted != self.others or not complete:
             return []
         plan = self._inventory.plan(self.new_set, self.ctx.rng)
         if plan.problems:
@@ -223,19 +188,7 @@ class NodeSetChangeMaster(NodeSetChange):
         while len(self._moving) < limit and self._next < len(plan.moves):
             key = plan.moves[self._next]
             self._next += 1
-            self._moving[key.key_id] = KeyInFlight(key)
-            request = KeyDeal(
-                self.session_id,
-                key.key_id,
-                key.version,
-                key.dealers,
-                tuple(NodeNumber(node, number) for node, number in key.fresh),
-            )
-            for dealer in key.dealers:
-                if dealer == self.ctx.self_id:
-                    effects += self._on_deal(self.ctx.self_id, request)
-                else:
-                    effects.append(Send(dealer, request))
+            effects += self._deal_key(key)
         return effects
 
     def _on_moved(self, sender: NodeId, moved: KeyMoved) -> list[Effect]:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from secretstore.errors import ProtocolViolation, SecretStoreError, SessionTimeout
 from secretstore.sessions.admin.node_set_change import ChangePhase, NodeSetChange
+from secretstore.sessions.admin.plan import inventory_messages
 from secretstore.sessions.admin.plan import inventory_pages as read_inventory
-from secretstore.sessions.admin.share_change import KeyFault
 from secretstore.sessions.base import Effect, Send, short, timed_out_waiting_for
 from secretstore.types import NodeId
 from secretstore.wire.admin import (
-    InventoryPage,
-    KeyChangeFault,
     KeyDeal,
     KeyMoved,
     KeySubshare,
@@ -26,21 +24,13 @@ from secretstore.wire.admin import (
 class NodeSetChangeSlave(NodeSetChange):
     """Every other node of the old set."""
 
-    @property
-    def phase(self) -> ChangePhase:
-        if self.finished:
-            return ChangePhase.ENDED
-        if not self.drained:
-            return ChangePhase.DRAINING
+    def _running_phase(self) -> ChangePhase:
         return ChangePhase.RUNNING
 
     def _on_drained(self) -> list[Effect]:
-        pages = read_inventory(self.settings.keys)
+        pages = inventory_messages(self.session_id, read_inventory(self.settings.keys))
         effects: list[Effect] = [Send(self.master, NodeSetChangeAccepted(self.session_id))]
-        effects += [
-            Send(self.master, InventoryPage(self.session_id, i, page, i == len(pages) - 1))
-            for i, page in enumerate(pages)
-        ]
+        effects += [Send(self.master, page) for page in pages]
         return [*effects, self._touch()]
 
     def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
@@ -56,7 +46,7 @@ class NodeSetChangeSlave(NodeSetChange):
         if sender != self.master:
             raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
         if isinstance(message, KeyDeal):
-            return [self._touch(), *self._on_deal(sender, message)]
+            return [self._touch(), *self._on_deal(message)]
         if isinstance(message, NodeSetChangeProgress):
             self.done, self.total = message.done, message.total
             return [self._touch()]
@@ -106,7 +96,3 @@ class NodeSetChangeSlave(NodeSetChange):
 
     def _moved_here(self, moved: KeyMoved) -> list[Effect]:
         return [Send(self.master, moved)]
-
-    def _fault(self, fault: KeyFault) -> list[Effect]:
-        report = KeyChangeFault(self.session_id, fault.key_id, fault.culprits, fault.what)
-        return [Send(self.master, report), *self.fail(fault.violation())]

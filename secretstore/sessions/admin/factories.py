@@ -26,7 +26,7 @@ from secretstore.sessions.admin.authority import AdminAuthority, check_admin_sig
 from secretstore.sessions.admin.change_master import NodeSetChangeMaster
 from secretstore.sessions.admin.change_slave import NodeSetChangeSlave
 from secretstore.sessions.admin.node_set_change import AdminSettings, ChangeNodeSet
-from secretstore.sessions.admin.plan import inventory_pages
+from secretstore.sessions.admin.plan import inventory_messages, inventory_pages
 from secretstore.sessions.admin.refresh import MAX_GRANT_LIFETIME, RefreshKeys, RefreshSettings
 from secretstore.sessions.admin.refresh_roles import RefreshMaster, RefreshSlave
 from secretstore.sessions.base import Deadline, Effect, Send, Session, SessionContext, short
@@ -34,7 +34,7 @@ from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.signing_common import names
 from secretstore.storage.model import KeyShare
 from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
-from secretstore.wire.admin import InventoryEntry, InventoryPage, NodeSetChangeInit
+from secretstore.wire.admin import InventoryEntry, NodeSetChangeInit
 from secretstore.wire.refresh import RefreshGrant, RefreshInit, RefreshScope
 
 
@@ -57,6 +57,32 @@ def _admin_key(
             "(admin_public is not set)"
         )
     return key
+
+
+def _slave_view(
+    ctx: SessionContext,
+    connected: frozenset[NodeId],
+    nodes: frozenset[NodeId],
+    *,
+    configured: bool = True,
+) -> frozenset[NodeId]:
+    """The node set a slave sees, to compare with the session's `nodes`: the configured nodes
+    it is `connected` to, and itself (`configured` False: `nodes` itself, the configuration
+    aside). NodeDisconnected unless it is connected to every node of `nodes` and (`configured`)
+    every configured node."""
+    self_id = ctx.self_id
+    connected = connected | {self_id}
+    if configured:
+        unreachable = (ctx.cluster_nodes - connected) | (nodes - connected)
+        view = ctx.cluster_nodes & connected | {self_id}
+    else:
+        unreachable = nodes - connected
+        view = nodes
+    if unreachable:
+        raise NodeDisconnected(
+            f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
+        )
+    return view
 
 
 def admin_tables(
@@ -130,17 +156,8 @@ def admin_tables(
         check_admin_signatures(
             admin, old_set, new_set, message.old_signature, message.new_signature
         )
-        connected = settings.connected() | {self_id}
-        if message.migration_id is not None:
-            unreachable = old_set - connected
-            view = old_set
-        else:
-            unreachable = (ctx.cluster_nodes - connected) | (old_set - connected)
-            view = ctx.cluster_nodes & connected | {self_id}
-        if unreachable:
-            raise NodeDisconnected(
-                f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
-            )
+        configured = message.migration_id is None  # a migration's set is the contract's
+        view = _slave_view(ctx, settings.connected(), old_set, configured=configured)
         if view != old_set:
             raise ConsensusUnreachable(
                 f"node {short(self_id)} sees another node set: {len(view)} nodes, "
@@ -256,25 +273,16 @@ def refresh_tables(
             scope=message.scope,
             grant=message.grant,
         )
-        connected = settings.connected() | {self_id}
-        unreachable = (ctx.cluster_nodes - connected) | (cluster - connected)
-        if unreachable:
-            raise NodeDisconnected(
-                f"node {short(self_id)} is not connected to {names(sorted(unreachable))}"
-            )
-        view = ctx.cluster_nodes & connected | {self_id}
+        view = _slave_view(ctx, settings.connected(), cluster)
         if view != cluster:
             raise ConsensusUnreachable(
                 f"node {short(self_id)} sees another cluster: {len(view)} nodes, the refresh's "
                 f"has {len(cluster)}"
             )
         session = RefreshSlave(ctx, message.session_id, sender, settings, message)
-        pages = refresh_inventory(settings, message.scope)
+        pages = inventory_messages(message.session_id, refresh_inventory(settings, message.scope))
         effects: list[Effect] = [session._touch()]
-        effects += [
-            Send(sender, InventoryPage(message.session_id, i, page, i == len(pages) - 1))
-            for i, page in enumerate(pages)
-        ]
+        effects += [Send(sender, page) for page in pages]
         return session, effects
 
     return {RefreshKeys: start}, {RefreshInit: join}

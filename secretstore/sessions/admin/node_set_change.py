@@ -29,7 +29,8 @@ while it runs there, and it waits (at most `drain_timeout`) for running ones to 
 | (master)                 | (a node lost now counts as finished) |                               |
 
 This module: the request, the settings, the part master and slaves share (dealing, receiving,
-erasing); change_master.py and change_slave.py: each role; factories.py: how a change starts.
+erasing); moving.py: what the change shares with the refresh; change_master.py and
+change_slave.py: each role; factories.py: how a change starts.
 
 Audit: every node records each key it deals or receives (NODE_SET_CHANGE: the dealers and
 the new set, the version redistributed, the administrator as requester) before its subshares
@@ -50,32 +51,23 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from secretstore.audit.model import Operation, facts_of
+from secretstore.audit.model import Operation
 from secretstore.crypto.curve import Point
 from secretstore.crypto.keys import address_of
-from secretstore.errors import (
-    HasActiveSessions,
-    NodeDisconnected,
-    ProtocolViolation,
-    SecretStoreError,
-)
+from secretstore.errors import HasActiveSessions, NodeDisconnected, ProtocolViolation
 from secretstore.sessions.admin.authority import AdminAuthority, signer_of
+from secretstore.sessions.admin.moving import KeyMovingSession
 from secretstore.sessions.admin.plan import KeyReader
-from secretstore.sessions.admin.redistribute import Redistribution
-from secretstore.sessions.admin.share_change import KeyFault
-from secretstore.sessions.audit import record
 from secretstore.sessions.base import (
-    Deadline,
     Effect,
-    Notice,
     Persist,
     Remove,
     Send,
-    Session,
     SessionContext,
     short,
 )
-from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
+from secretstore.storage.model import KeyShare
+from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import NO_KEY, KeyDeal, KeyMoved, KeySubshare, NodeSetChangeInit
 
 #: Parity keeps 64 keys in flight; so do we unless configured otherwise.
@@ -134,11 +126,13 @@ class ChangePhase(Enum):
     ENDED = "ended"
 
 
-class NodeSetChange(Session):
+class NodeSetChange(KeyMovingSession):
     """One node's part in a node set change (see the module docstring); the roles are
     NodeSetChangeMaster and NodeSetChangeSlave."""
 
     EXCLUSIVE = True
+    OPERATION = Operation.NODE_SET_CHANGE
+    NAME = "node set change"
 
     def __init__(
         self,
@@ -148,7 +142,7 @@ class NodeSetChange(Session):
         settings: AdminSettings,
         init: NodeSetChangeInit,
     ) -> None:
-        super().__init__(ctx, session_id, master, NO_KEY)
+        super().__init__(ctx, session_id, master, settings)
         self.settings = settings
         self.init = init
         self.old_set = frozenset(init.old_set)
@@ -157,23 +151,11 @@ class NodeSetChange(Session):
         #: True once this node's part ended with the whole change done (a slave: the master's
         #: Completed came; the master: every node finished); False while it runs or if it failed
         self.completed = False
-        self.done = 0
-        self.total: int | None = None
-        self._keys = Redistribution(
-            ctx.self_id,
-            session_id,
-            master=master,
-            keys=settings.keys,
-            rng=ctx.rng,
-            new_set_of=lambda key_id, version, share: self.new_set,
-        )
         #: a leaving node: key -> the new-set nodes that told it they wrote their new share
         self._confirmed: dict[ServerKeyId, set[NodeId]] = {}
-        #: keys this node has recorded in its audit log (once each, dealer or target)
-        self._audited: set[ServerKeyId] = set()
         admin = signer_of(init.new_signature, init.new_set)
-        #: the administrator who signed the change: the requester in the audit log
-        self.admin: Address | None = None if admin is None else address_of(admin)
+        if admin is not None:
+            self.admin = address_of(admin)
 
     # --- roles ----------------------------------------------------------------------------
     @abstractmethod
@@ -181,34 +163,35 @@ class NodeSetChange(Session):
         """This node has no other session left: start this role's part."""
 
     @abstractmethod
-    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
-        """A message of the change."""
-
-    @abstractmethod
     def _moved_here(self, moved: KeyMoved) -> list[Effect]:
         """This node wrote its new version of a key (the Persist is already among the
         effects): tell the master."""
-
-    @abstractmethod
-    def _fault(self, fault: KeyFault) -> list[Effect]:
-        """A node sent something wrong for one key."""
 
     @abstractmethod
     def _stalled(self) -> list[Effect]:
         """No progress for `stall_timeout`."""
 
     @property
+    def phase(self) -> ChangePhase:
+        if self.finished:
+            return ChangePhase.ENDED
+        if not self.drained:
+            return ChangePhase.DRAINING
+        return self._running_phase()
+
     @abstractmethod
-    def phase(self) -> ChangePhase: ...
+    def _running_phase(self) -> ChangePhase:
+        """This role's phase once the node has drained, while the change runs."""
 
     # --- state ----------------------------------------------------------------------------
     @property
     def participants(self) -> frozenset[NodeId]:
         return self.old_set
 
-    @property
-    def others(self) -> frozenset[NodeId]:
-        return self.old_set - {self.ctx.self_id}
+    def _new_version_nodes(
+        self, key_id: ServerKeyId, version: Hash256, share: Callable[[], KeyShare | None]
+    ) -> frozenset[NodeId]:
+        return self.new_set
 
     @property
     def removed(self) -> frozenset[NodeId]:
@@ -239,11 +222,6 @@ class NodeSetChange(Session):
         self.drained = True
         return self._guarded(self._on_drained)
 
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if self.finished:
-            return []
-        return self._guarded(lambda: self._dispatch(sender, message))
-
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
         if self.finished:
             return []
@@ -267,23 +245,10 @@ class NodeSetChange(Session):
         return self._stalled()
 
     # --- both: dealing, receiving, erasing ------------------------------------------------
-    def _guarded(self, step: Callable[[], list[Effect]]) -> list[Effect]:
-        try:
-            return step()
-        except KeyFault as fault:
-            return self._fault(fault)
-        except SecretStoreError as exc:
-            return self.fail(exc)
-
-    def _on_deal(self, sender: NodeId, request: KeyDeal) -> list[Effect]:
-        subshares = self._keys.deal(sender, request)
-        effects = self._audit_key(request.key_id, request.version, request.dealers)
-        for node, subshare in subshares:
-            if node == self.ctx.self_id:
-                effects += self._on_subshare(node, subshare)
-            else:
-                effects.append(Send(node, subshare))
-        return effects
+    def _on_deal(self, request: KeyDeal) -> list[Effect]:
+        subshares = self._keys.deal(self.master, request)
+        effects = self._audit_key(request.key_id, request.version, self._moved_to(request.dealers))
+        return effects + self._deal_out(subshares)
 
     def _on_subshare(self, sender: NodeId, message: KeySubshare) -> list[Effect]:
         new = self._keys.receive(sender, message)
@@ -291,7 +256,7 @@ class NodeSetChange(Session):
             return []
         key_id = message.key_id
         dealers = [number.node for number in message.dealer_numbers]
-        effects = self._audit_key(key_id, message.version, dealers)
+        effects = self._audit_key(key_id, message.version, self._moved_to(dealers))
         effects.append(Persist(self.session_id, key_id, new.record, new.create))
         # a leaving slave erases a key only once every new-set node but the master (which
         # has every KeyMoved) confirmed it to it
@@ -339,15 +304,7 @@ class NodeSetChange(Session):
                 ids.append(key_id)
         effects: list[Effect] = []
         for key_id in ids:
-            facts = facts_of(
-                Operation.DELETE,
-                key_id,
-                session_id=self.session_id,
-                master=self.master,
-                requester=self.admin,
-                participants=(self.ctx.self_id,),
-            )
-            effects += record(self.ctx, facts)[0]
+            effects += self._record(Operation.DELETE, key_id, (self.ctx.self_id,))
             effects.append(Remove(self.session_id, key_id))
         text = f"this node left the node set: {len(ids)} keys erased"
         if kept:
@@ -359,35 +316,16 @@ class NodeSetChange(Session):
         effects.append(self._notice(text))
         return effects
 
-    def _audit_key(
-        self, key_id: ServerKeyId, version: bytes, dealers: Iterable[NodeId]
-    ) -> list[Effect]:
-        """The audit entry of moving `key_id` (once per key on this node)."""
-        if key_id in self._audited:
-            return []
-        self._audited.add(key_id)
-        facts = facts_of(
-            Operation.NODE_SET_CHANGE,
-            key_id,
-            session_id=self.session_id,
-            master=self.master,
-            requester=self.admin,
-            participants=frozenset(dealers) | self.new_set,
-            key_version=version,
-        )
-        return record(self.ctx, facts)[0]
+    def _moved_to(self, dealers: Iterable[NodeId]) -> frozenset[NodeId]:
+        """The nodes of a key's move, as the audit log names them: its dealers and the new
+        set."""
+        return frozenset(dealers) | self.new_set
 
     # --- helpers --------------------------------------------------------------------------
     def _missing_dealers(self) -> frozenset[NodeId]:
         """The dealers whose subshares of a key this node has begun to receive are still
         missing."""
         return self._keys.missing_dealers()
-
-    def _touch(self) -> Deadline:
-        return Deadline(self.session_id, self.settings.stall_timeout)
-
-    def _notice(self, text: str) -> Notice:
-        return Notice(f"node set change {self.session_id[:4].hex()}: {text}")
 
     def _summary(self) -> str:
         added = len(self.new_set - self.old_set)

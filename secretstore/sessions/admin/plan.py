@@ -32,8 +32,8 @@ from secretstore.crypto.shamir import random_id_numbers
 from secretstore.errors import ProtocolViolation
 from secretstore.sessions.base import short
 from secretstore.storage.model import KeyShare
-from secretstore.types import Hash256, NodeId, ServerKeyId
-from secretstore.wire.admin import INVENTORY_PAGE_SIZE, InventoryEntry, VersionHeld
+from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
+from secretstore.wire.admin import INVENTORY_PAGE_SIZE, InventoryEntry, InventoryPage, VersionHeld
 
 #: How many keys a refusal names (the rest are counted).
 NAMED_PROBLEMS = 5
@@ -71,6 +71,14 @@ def inventory_pages(
     if page or not pages:
         pages.append(tuple(page))
     return pages
+
+
+def inventory_messages(
+    session_id: SessionId, pages: list[tuple[InventoryEntry, ...]]
+) -> list[InventoryPage]:
+    """`pages` (inventory_pages) as the messages of a session that carry them, numbered, the
+    last one marked."""
+    return [InventoryPage(session_id, i, page, i == len(pages) - 1) for i, page in enumerate(pages)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +125,39 @@ class Inventory:
     def __init__(self) -> None:
         self._keys: dict[ServerKeyId, dict[NodeId, InventoryEntry]] = {}
         self._last: dict[NodeId, ServerKeyId] = {}
+        #: node -> the index of the next page of its report
+        self._pages: dict[NodeId, int] = {}
+        self._complete: set[NodeId] = set()
 
-    def add(self, node: NodeId, entries: Iterable[InventoryEntry]) -> None:
-        """One page of `node`'s report; ProtocolViolation for keys out of order (a key
-        reported twice included)."""
-        last = self._last.get(node)
+    def add(self, node: NodeId, entries: Iterable[InventoryEntry], *, last: bool = False) -> None:
+        """One page of `node`'s report (`last`: its whole report is in); ProtocolViolation
+        for keys out of order (a key reported twice included)."""
+        previous = self._last.get(node)
         for entry in entries:
-            if last is not None and entry.key_id <= last:
+            if previous is not None and entry.key_id <= previous:
                 raise ProtocolViolation(short(node), "reported its keys out of order")
-            last = entry.key_id
+            previous = entry.key_id
             self._keys.setdefault(entry.key_id, {})[node] = entry
-        if last is not None:
-            self._last[node] = last
+        if previous is not None:
+            self._last[node] = previous
+        if last:
+            self._complete.add(node)
+
+    def add_page(self, node: NodeId, page: InventoryPage) -> bool:
+        """`node`'s next page (as `add`): False for the same page again, which changes
+        nothing; ProtocolViolation for a page out of order or after its last."""
+        expected = self._pages.get(node, 0)
+        if page.index < expected:
+            return False
+        if page.index > expected or node in self._complete:
+            raise ProtocolViolation(short(node), f"sent inventory page {page.index} out of order")
+        self._pages[node] = expected + 1
+        self.add(node, page.entries, last=page.last)
+        return True
+
+    def complete(self) -> frozenset[NodeId]:
+        """The nodes whose whole report is in."""
+        return frozenset(self._complete)
 
     def __len__(self) -> int:
         return len(self._keys)

@@ -36,6 +36,10 @@ bad message or subshare (ProtocolViolation naming the node), no progress for `st
 (SessionTimeout). A key cut short keeps its old version everywhere and, on the nodes that
 wrote it, the new one: both decrypt and sign (a session picks a version enough nodes hold);
 the next refresh re-deals it and erases both. So does one a crash cut short.
+
+This module: the request, the settings, the erase rule, the part master and slaves share
+(dealing, receiving, the commit); moving.py: what the refresh shares with the node set change;
+refresh_roles.py: each role.
 """
 
 from __future__ import annotations
@@ -46,29 +50,25 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from secretstore.audit.model import Operation, facts_of
+from secretstore.audit.model import Operation
 from secretstore.crypto.admin import refresh_signer
 from secretstore.crypto.keys import address_of
-from secretstore.errors import ProtocolViolation, SecretStoreError
+from secretstore.errors import ProtocolViolation
 from secretstore.sessions.admin.authority import AdminAuthority
+from secretstore.sessions.admin.moving import KeyMovingSession
 from secretstore.sessions.admin.plan import KeyReader
-from secretstore.sessions.admin.redistribute import Redistribution, check_new_version
+from secretstore.sessions.admin.redistribute import check_new_version
 from secretstore.sessions.admin.share_change import KeyFault
-from secretstore.sessions.audit import record
 from secretstore.sessions.base import (
-    Deadline,
     Effect,
-    Notice,
     Persist,
     Remove,
-    Send,
-    Session,
     SessionContext,
     short,
 )
 from secretstore.sessions.claims import KeyClaims
 from secretstore.storage.model import KeyShare
-from secretstore.types import Address, Hash256, NodeId, ServerKeyId, SessionId
+from secretstore.types import Hash256, NodeId, ServerKeyId, SessionId
 from secretstore.wire.admin import NO_KEY, KeyDeal, KeyMoved, KeySubshare
 from secretstore.wire.refresh import RefreshGrant, RefreshInit, RefreshScope
 
@@ -167,9 +167,12 @@ def erase_old_versions(
     return replace(share, versions=(version,))
 
 
-class RefreshSession(Session):
+class RefreshSession(KeyMovingSession):
     """One node's part in a refresh (see the module docstring); the roles are RefreshMaster
     and RefreshSlave (refresh_roles.py)."""
+
+    OPERATION = Operation.REFRESH
+    NAME = "refresh"
 
     def __init__(
         self,
@@ -179,43 +182,26 @@ class RefreshSession(Session):
         settings: RefreshSettings,
         init: RefreshInit,
     ) -> None:
-        super().__init__(ctx, session_id, master, NO_KEY)
+        super().__init__(ctx, session_id, master, settings)
         self.settings = settings
         self.init = init
         self.cluster = frozenset(init.cluster)
-        self.done = 0
-        self.total: int | None = None
         self.erased = 0
-        self._keys = Redistribution(
-            ctx.self_id,
-            session_id,
-            master=master,
-            keys=settings.keys,
-            rng=ctx.rng,
-            new_set_of=self._version_nodes,
-        )
         self._reports: dict[ServerKeyId, dict[NodeId, KeyMoved]] = {}
         self._skipped_here: set[ServerKeyId] = set()
-        self._audited: set[ServerKeyId] = set()
         #: the records this session wrote (the write of an event is carried out after it)
         self._written: dict[ServerKeyId, KeyShare] = {}
-        signer = None
-        if init.grant is not None:
+        if init.grant is not None:  # None: a refresh on the cluster's schedule
             signer = refresh_signer(
                 init.grant.signature, init.cluster, init.grant.expires, init.grant.keys
             )
-        #: the administrator who signed the refresh (None on the schedule): the audit
-        #: log's requester
-        self.admin: Address | None = None if signer is None else address_of(signer)
+            if signer is not None:
+                self.admin = address_of(signer)
 
     # --- roles ----------------------------------------------------------------------------
     @abstractmethod
     def _skip(self, key_id: ServerKeyId, reason: str) -> list[Effect]:
         """This node cannot take part in `key_id`'s refresh (the master is told)."""
-
-    @abstractmethod
-    def _fault(self, fault: KeyFault) -> list[Effect]:
-        """A node sent something wrong for one key."""
 
     def _moved(self, sender: NodeId, moved: KeyMoved) -> list[Effect]:
         """A new holder's report (also this node's own), kept for the commit."""
@@ -234,10 +220,6 @@ class RefreshSession(Session):
     def participants(self) -> frozenset[NodeId]:
         return self.cluster
 
-    @property
-    def others(self) -> frozenset[NodeId]:
-        return self.cluster - {self.ctx.self_id}
-
     def status(self) -> dict[str, Any]:
         """What /health shows of the refresh on this node."""
         return {
@@ -248,26 +230,12 @@ class RefreshSession(Session):
             "keys_done": self.done,
         }
 
-    def _version_nodes(
+    def _new_version_nodes(
         self, key_id: ServerKeyId, version: Hash256, share: Callable[[], KeyShare | None]
     ) -> frozenset[NodeId]:
         record = share()
         held = record.version(version) if record is not None else None
         return frozenset(held.nodes) if held is not None else frozenset()
-
-    # --- events ---------------------------------------------------------------------------
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if self.finished:
-            return []
-        try:
-            return self._dispatch(sender, message)
-        except KeyFault as fault:
-            return self._fault(fault)
-        except SecretStoreError as exc:
-            return self.fail(exc)
-
-    @abstractmethod
-    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]: ...
 
     # --- dealing and receiving ------------------------------------------------------------
     def _claim(self, key_id: ServerKeyId) -> bool:
@@ -287,13 +255,8 @@ class RefreshSession(Session):
             return self._skip(key_id, "another session is writing the key")
         subshares = self._keys.deal(self.master, request)
         effects: list[Effect] = [self._touch()]
-        effects += self._audit_key(key_id, request.version, version.nodes)
-        for node, subshare in subshares:
-            if node == self.ctx.self_id:
-                effects += self._on_subshare(node, subshare)
-            else:
-                effects.append(Send(node, subshare))
-        return effects
+        effects += self._audit_key(key_id, request.version, frozenset(version.nodes))
+        return effects + self._deal_out(subshares)
 
     def _on_subshare(self, sender: NodeId, message: KeySubshare) -> list[Effect]:
         key_id = message.key_id
@@ -313,7 +276,7 @@ class RefreshSession(Session):
         moved = self._keys.moved(key_id, new)
         self._written[key_id] = new.record
         effects: list[Effect] = [self._touch()]
-        effects += self._audit_key(key_id, message.version, version.nodes)
+        effects += self._audit_key(key_id, message.version, frozenset(version.nodes))
         effects.append(Persist(self.session_id, key_id, new.record, new.create))
         effects += self.broadcast(moved, self.cluster)
         return effects + self._moved(self.ctx.self_id, moved)
@@ -355,7 +318,7 @@ class RefreshSession(Session):
                 continue
             reports = self._reports[key_id]
             new_version = next(iter(reports.values())).version
-            effects += self._audit_key(key_id, new_version, reports)
+            effects += self._audit_key(key_id, new_version, frozenset(reports))
             if outcome is False:
                 effects.append(Remove(self.session_id, key_id))
             else:
@@ -363,29 +326,3 @@ class RefreshSession(Session):
                 effects.append(Persist(self.session_id, key_id, outcome, False))
             self.erased += 1
         return effects
-
-    # --- helpers --------------------------------------------------------------------------
-    def _audit_key(
-        self, key_id: ServerKeyId, version: bytes, holders: Iterable[NodeId]
-    ) -> list[Effect]:
-        """The audit entry of refreshing `key_id` (once per key on this node, before its
-        first subshare leaves or its new version is written)."""
-        if key_id in self._audited:
-            return []
-        self._audited.add(key_id)
-        facts = facts_of(
-            Operation.REFRESH,
-            key_id,
-            session_id=self.session_id,
-            master=self.master,
-            requester=self.admin,
-            participants=frozenset(holders),
-            key_version=version,
-        )
-        return record(self.ctx, facts)[0]
-
-    def _touch(self) -> Deadline:
-        return Deadline(self.session_id, self.settings.stall_timeout)
-
-    def _notice(self, text: str) -> Notice:
-        return Notice(f"refresh {self.session_id[:4].hex()}: {text}")

@@ -9,6 +9,7 @@ from secretstore.errors import (
     SecretStoreError,
     SessionTimeout,
 )
+from secretstore.sessions.admin.moving import KeyMovingMaster
 from secretstore.sessions.admin.plan import Inventory, KeyPlan, plan_refresh_key
 from secretstore.sessions.admin.redistribute import KeyInFlight, check_new_version
 from secretstore.sessions.admin.refresh import (
@@ -17,7 +18,6 @@ from secretstore.sessions.admin.refresh import (
     RefreshSession,
     RefreshSettings,
 )
-from secretstore.sessions.admin.share_change import KeyFault
 from secretstore.sessions.base import (
     Deadline,
     Effect,
@@ -36,7 +36,6 @@ from secretstore.wire.admin import (
     KeyDeal,
     KeyMoved,
     KeySubshare,
-    NodeNumber,
 )
 from secretstore.wire.refresh import (
     RefreshCommit,
@@ -86,7 +85,7 @@ def plan_batch(
     return plans, skipped, boundary
 
 
-class RefreshMaster(RefreshSession):
+class RefreshMaster(KeyMovingMaster, RefreshSession):
     """The node asked: it plans the batch, drives every key, commits."""
 
     def __init__(
@@ -99,11 +98,10 @@ class RefreshMaster(RefreshSession):
     ) -> None:
         super().__init__(ctx, session_id, ctx.self_id, settings, init)
         self._inventory = Inventory()
-        self._pages: dict[NodeId, int] = {}
         self._counts: dict[NodeId, int] = {}
         self._last: dict[NodeId, ServerKeyId] = {}
-        self._inventoried: set[NodeId] = set()
-        self._add_page(ctx.self_id, inventory, last=True)
+        self._inventory.add(ctx.self_id, inventory, last=True)
+        self._count(ctx.self_id, inventory)
         self._plans: list[KeyPlan] | None = None
         self._next = 0
         self._moving: dict[ServerKeyId, KeyInFlight] = {}
@@ -141,12 +139,6 @@ class RefreshMaster(RefreshSession):
             NodeDisconnected(f"node {short(node)} disconnected during the refresh ({self._text()})")
         )
 
-    def on_peer_error(self, sender: NodeId, reason: str) -> list[Effect]:
-        if self.finished:
-            return []
-        what = f"failed: {reason[:300]}{self.still_waiting(sender)}"
-        return self.fail(ProtocolViolation(short(sender), what))
-
     def on_peer_timeout(self, sender: NodeId, reason: str) -> list[Effect]:
         """A slave's clock ran out first (it names whom it waited for): its report is kept
         until every node this one waits for has reported, then the refresh fails with all of
@@ -169,17 +161,13 @@ class RefreshMaster(RefreshSession):
         if self._committed:
             waiting = set(self.others - self._finished_nodes)
         elif self._plans is None:
-            waiting = set(self.cluster - self._inventoried)
+            waiting = set(self.cluster - self._inventory.complete())
         else:
-            waiting = set(self._keys.missing_dealers())
-            for refreshing in self._moving.values():
-                holders = dict(refreshing.plan.fresh)
-                waiting |= set(holders) - set(refreshing.moved)
-                key_id = refreshing.plan.key_id
-                mine = self.ctx.self_id in holders and self.ctx.self_id not in refreshing.moved
-                if mine and not self._keys.receiving(key_id):  # none of its subshares yet
-                    waiting |= set(refreshing.plan.dealers)
+            waiting = set(self._waiting_for_keys())
         return frozenset(waiting) - {self.ctx.self_id}
+
+    def _new_holders(self, plan: KeyPlan) -> frozenset[NodeId]:
+        return frozenset(dict(plan.fresh))
 
     def _stalled(self) -> list[Effect]:
         error = timed_out_waiting_for(self.waiting_for(), self._timeouts)
@@ -205,9 +193,6 @@ class RefreshMaster(RefreshSession):
         self._skip_here(key_id)
         return self._on_skip(self.ctx.self_id, key_id, reason)
 
-    def _fault(self, fault: KeyFault) -> list[Effect]:
-        return self.fail(fault.violation())
-
     def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
         if isinstance(message, InventoryPage):
             return [self._touch(), *self._on_page(sender, message)]
@@ -218,41 +203,29 @@ class RefreshMaster(RefreshSession):
         if isinstance(message, RefreshSkip):
             return [self._touch(), *self._on_skip(sender, message.key_id, message.reason)]
         if isinstance(message, KeyChangeFault):
-            culprits = names(message.culprits) or short(sender)
-            return self.fail(
-                ProtocolViolation(
-                    culprits,
-                    f"{message.what[:300]} (key 0x{message.key_id.hex()}, seen by {short(sender)})",
-                )
-            )
+            return self._reported_fault(sender, message)
         if isinstance(message, RefreshFinished) and self._committed:
             self._finished_nodes.add(sender)
             return self._maybe_finish()
         raise ProtocolViolation(short(sender), f"sent {type(message).__name__} out of turn")
 
     # --- the inventory and the plan -------------------------------------------------------
-    def _add_page(self, node: NodeId, entries: tuple[InventoryEntry, ...], last: bool) -> None:
-        self._inventory.add(node, entries)
+    def _count(self, node: NodeId, entries: tuple[InventoryEntry, ...]) -> None:
+        """How many keys `node` reported, and its last (where a batch must end)."""
         self._counts[node] = self._counts.get(node, 0) + len(entries)
         if entries:
             self._last[node] = entries[-1].key_id
-        if last:
-            self._inventoried.add(node)
 
     def _on_page(self, sender: NodeId, page: InventoryPage) -> list[Effect]:
         if self._plans is not None:
             raise ProtocolViolation(short(sender), "sent an inventory out of turn")
-        expected = self._pages.get(sender, 0)
-        if page.index < expected:
-            return []
-        if page.index > expected or sender in self._inventoried:
-            raise ProtocolViolation(short(sender), f"sent inventory page {page.index} out of order")
-        self._pages[sender] = expected + 1
-        self._add_page(sender, page.entries, page.last)
+        if not self._inventory.add_page(sender, page):
+            return []  # the same page again
+        self._count(sender, page.entries)
         return self._maybe_plan()
 
     def _maybe_plan(self) -> list[Effect]:
-        if self._inventoried != self.cluster:
+        if self._inventory.complete() != self.cluster:
             return []
         plans, skipped, boundary = plan_batch(
             self._inventory, self._counts, self._last, self.init.scope, self.ctx.rng
@@ -289,21 +262,9 @@ class RefreshMaster(RefreshSession):
         while len(self._moving) < max(1, self.settings.keys_in_flight) and self._next < len(plans):
             plan = plans[self._next]
             self._next += 1
-            self._moving[plan.key_id] = KeyInFlight(plan)
-            request = KeyDeal(
-                self.session_id,
-                plan.key_id,
-                plan.version,
-                plan.dealers,
-                tuple(NodeNumber(node, number) for node, number in plan.fresh),
-            )
-            for dealer in plan.dealers:
-                if dealer == self.ctx.self_id:
-                    effects += self._on_deal(request)
-                    if self.finished:
-                        return effects
-                else:
-                    effects.append(Send(dealer, request))
+            effects += self._deal_key(plan)
+            if self.finished:
+                return effects
         return effects
 
     # --- keys -----------------------------------------------------------------------------
@@ -382,10 +343,6 @@ class RefreshSlave(RefreshSession):
     def _skip(self, key_id: ServerKeyId, reason: str) -> list[Effect]:
         self._skip_here(key_id)
         return [Send(self.master, RefreshSkip(self.session_id, key_id, reason[:300]))]
-
-    def _fault(self, fault: KeyFault) -> list[Effect]:
-        report = KeyChangeFault(self.session_id, fault.key_id, fault.culprits, fault.what)
-        return [Send(self.master, report), *self.fail(fault.violation())]
 
     def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
         if isinstance(message, KeySubshare):
