@@ -1,27 +1,59 @@
-"""Pieces both threshold signing sessions use: request checks, the nonce generations of one
+"""Pieces both threshold signing sessions (and the ECDSA presigning) use: the request and its
+checks, the session bases (a guarded session, a signing half), the nonce generations of one
 attempt, phases, and locating a share public that does not fit the server key."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
 
 from secretstore.audit.model import AuditFacts, Operation, facts_of
+from secretstore.crypto.bound import BoundOperation
 from secretstore.crypto.curve import ZERO, Point, Scalar, hash_to_point
 from secretstore.crypto.shamir import interpolate_point_at_zero
 from secretstore.errors import InvalidRequest, ProtocolViolation, SecretStoreError
-from secretstore.sessions.base import Send, SessionContext, short
+from secretstore.sessions.base import Effect, Send, Session, SessionContext, short
 from secretstore.sessions.dkg import DkgResult, DkgRun
 from secretstore.sessions.presign import PresignedNonces
-from secretstore.storage.model import KeyShareVersion
+from secretstore.storage.model import KeyShare, KeyShareVersion
 from secretstore.types import Address, BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.codec import AnyMessage
-from secretstore.wire.signing import NonceKind, SigningNonceMessage
+from secretstore.wire.signing import (
+    EcdsaSigningRequest,
+    NonceKind,
+    SchnorrSigningRequest,
+    SigningNonceMessage,
+)
 
 MESSAGE_HASH_LENGTH = 32
 #: How much of a peer's fault text goes into an error (the rest is dropped).
 MAX_REPORTED_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SigningRequest:
+    """What a request to sign carries, whichever the scheme (SignSchnorr, SignEcdsa).
+
+    `message_hash`: the 32 bytes to sign with server key `key_id`; `requester_signature`:
+    65 bytes r‖s‖v over `key_id` (the requester is recovered from it); `version`: the key
+    version hash to use, None for the master's newest; `bound_signature`: the requester's
+    signature over this very signing (crypto/bound.py), or None for Parity's form; `block`:
+    the chain block the access decisions are pinned to (None without a chain ACL).
+    """
+
+    key_id: ServerKeyId
+    requester_signature: bytes
+    message_hash: MessageHash
+    version: bytes | None = None
+    bound_signature: bytes | None = None
+    block: BlockRef | None = None
+
+
+#: The initialising message of a signing (a master's request to its candidates).
+SigningInit = SchnorrSigningRequest | EcdsaSigningRequest
 
 
 class SigningPhase(Enum):
@@ -165,6 +197,109 @@ class NonceRuns:
 
 #: The nonce generations of one signing attempt: run in the session, or a presignature's.
 Nonces = NonceRuns | PresignedNonces
+
+
+def feed_nonce_message(
+    nonces: Nonces, sender: NodeId, message: SigningNonceMessage
+) -> list[Effect]:
+    """Hand `sender`'s message of one nonce generation to it: the messages that follow
+    (raising as NonceRuns.on_message does)."""
+    return [*nonces.on_message(sender, message.kind, message.message)]
+
+
+# --- session bases ----------------------------------------------------------------------
+
+
+class GuardedSession(Session):
+    """A signing or presigning session half whose steps end it when they raise: a
+    SecretStoreError (a peer broke the protocol, or this node failed) becomes the session's
+    failure, and nothing reaches a session that ended."""
+
+    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
+        return self._guarded(lambda: self._dispatch(sender, message))
+
+    @abstractmethod
+    def _dispatch(self, sender: NodeId, message: object) -> list[Effect]:
+        """A message of this session (one that raises ends the session with the error)."""
+
+    def _guarded(self, step: Callable[[], list[Effect]]) -> list[Effect]:
+        if self.finished:
+            return []
+        try:
+            return step()
+        except SecretStoreError as exc:
+            return self.fail(exc)
+
+
+class SigningHalf(GuardedSession):
+    """What both halves of a signing (SigningMaster, SigningSlave) share: the nonce
+    generations of the running attempt, the phase they give, and the hand-over to the
+    subclass once they ended (`_on_nonces_done`, once per attempt).
+
+    What tells one scheme from the other on both halves (SchnorrSigning, EcdsaSigning):
+    `OPERATION`, `BOUND_OPERATION`, `_signers_needed` and `_nonce_specs`."""
+
+    #: what the audit log calls this signing
+    OPERATION: ClassVar[Operation]
+    #: what a requester's bound signature of this signing names (crypto/bound.py)
+    BOUND_OPERATION: ClassVar[BoundOperation]
+
+    threshold: int
+    #: the nonce generations of the running attempt, None while no group runs
+    nonces: Nonces | None
+    #: the id number of every holder of the key version
+    id_numbers: dict[NodeId, Scalar]
+
+    @classmethod
+    @abstractmethod
+    def _signers_needed(cls, share: KeyShare, key_id: ServerKeyId, holders: int) -> int:
+        """The group size of each attempt for a key of `holders` holders (raising
+        ConsensusUnreachable when the key has too few)."""
+
+    @abstractmethod
+    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
+        """The nonce generations of one attempt."""
+
+    @abstractmethod
+    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]:
+        """This node's generations of the running attempt ended."""
+
+    @abstractmethod
+    def _phase_before_nonces(self) -> SigningPhase:
+        """The phase while no generations run."""
+
+    @abstractmethod
+    def _job_phase(self) -> SigningPhase:
+        """The phase once the generations of the running attempt ended."""
+
+    @property
+    def phase(self) -> SigningPhase:
+        if self.finished:
+            return SigningPhase.ENDED
+        if self.nonces is None:
+            return self._phase_before_nonces()
+        if not self.nonces.done:
+            return SigningPhase.WAITING_FOR_NONCES
+        return self._job_phase()
+
+    def _nonce_runs(self, attempt: int, nodes: tuple[NodeId, ...]) -> NonceRuns:
+        """The nonce generations of `attempt` among `nodes` (not started yet)."""
+        return NonceRuns(
+            self.ctx,
+            self.session_id,
+            self.key_id,
+            attempt=attempt,
+            nodes=nodes,
+            id_numbers=self.id_numbers,
+            specs=self._nonce_specs(),
+        )
+
+    def _progress(self) -> list[Effect]:
+        nonces = self.nonces
+        if nonces is None or nonces.handled or not nonces.done:
+            return []
+        nonces.handled = True
+        return self._on_nonces_done(nonces)
 
 
 def culprit_of(error: SecretStoreError, nodes: Iterable[NodeId], fallback: NodeId) -> NodeId:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from secretstore.audit.model import Operation
-from secretstore.crypto.bound import BoundOperation, signing_payload
+from secretstore.crypto.bound import BoundOperation
 from secretstore.crypto.curve import G, Point, Scalar
 from secretstore.crypto.dleq import DleqProof, prove_equal_logs, verify_equal_logs
 from secretstore.crypto.ecdsa import (
@@ -46,30 +46,24 @@ from secretstore.crypto.ecdsa import (
 )
 from secretstore.crypto.keys import recover_public, sign_recoverable
 from secretstore.errors import ConsensusUnreachable, CryptoError, InvalidRequest, ProtocolViolation
-from secretstore.sessions.base import Effect, Send, Session, SessionContext, Wake, short
-from secretstore.sessions.consensus import (
-    AccessCheck,
-    GroupSelected,
-    recover_requester_of,
-    require_share,
-    select_version,
-)
+from secretstore.sessions.base import Effect, Send, SessionContext, Wake, short
+from secretstore.sessions.consensus import GroupSelected
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.dkg import DkgResult
 from secretstore.sessions.presign import Presignature, PresignedNonces, StoredNonce
-from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
     NonceRuns,
     Nonces,
     NonceSpec,
+    SigningHalf,
     SigningPhase,
-    check_message_hash,
+    SigningRequest,
     names,
 )
 from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare
-from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest, ConsensusResponse
 from secretstore.wire.signing import (
     EcdsaInversedNonceShare,
@@ -91,36 +85,40 @@ SIGNATURE_LENGTH = 65
 
 
 @dataclass(frozen=True, slots=True)
-class SignEcdsa:
-    """Request: sign `message_hash` (32 bytes, not zero mod n) with server key `key_id`.
-
-    `requester_signature`: 65 bytes r‖s‖v over `key_id`; `version`: the key version hash to
-    use, None for the master's newest; `bound_signature`: the requester's signature over
-    this very signing (crypto/bound.py), or None for Parity's form; `block`: the chain block
-    the access decisions are pinned to (None without a chain ACL).
-    Result: 65 bytes r‖s‖v (bytes).
-    """
-
-    key_id: ServerKeyId
-    requester_signature: bytes
-    message_hash: MessageHash
-    version: bytes | None = None
-    bound_signature: bytes | None = None
-    block: BlockRef | None = None
+class SignEcdsa(SigningRequest):
+    """Request: sign `message_hash` (32 bytes, not zero mod n) with server key `key_id` (the
+    fields as SigningRequest says). Result: 65 bytes r‖s‖v (bytes)."""
 
 
 def ecdsa_nonce_specs(threshold: int) -> dict[NonceKind, NonceSpec]:
     """The four nonce generations of an ECDSA attempt (or presignature)."""
-    return _specs(threshold)
-
-
-def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
     return {
         NonceKind.SIGNATURE_NONCE: NonceSpec(threshold),
         NonceKind.INVERSION_NONCE: NonceSpec(threshold),
         NonceKind.INVERSION_ZERO: NonceSpec(2 * threshold, zero_secret=True),
         NonceKind.SIGNATURE_ZERO: NonceSpec(2 * threshold, zero_secret=True),
     }
+
+
+class EcdsaSigning(SigningHalf):
+    """What makes a signing half (master or slave) an ECDSA one: its name in the audit log
+    and in a bound signature, groups of 2t+1, and the four nonce generations."""
+
+    OPERATION = Operation.ECDSA
+    BOUND_OPERATION = BoundOperation.SIGN_ECDSA
+
+    @classmethod
+    def _signers_needed(cls, share: KeyShare, key_id: ServerKeyId, holders: int) -> int:
+        needed = signers_needed(share.threshold)
+        if needed > holders:
+            raise ConsensusUnreachable(
+                f"ECDSA signing with threshold {share.threshold} needs {needed} holders of key "
+                f"0x{key_id.hex()}; it has {holders}"
+            )
+        return needed
+
+    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
+        return ecdsa_nonce_specs(self.threshold)
 
 
 def signature_mask(nonces: Nonces) -> DkgResult | StoredNonce:
@@ -158,17 +156,37 @@ def inverse_share_holds(
     return verify_equal_logs(proof, G, blinding_public, nonce_public, product, context=context)
 
 
+def inverse_share(nonces: Nonces) -> Scalar:
+    """This node's ``u = k·e + z`` of the ended generations `nonces`."""
+    k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
+    e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
+    z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
+    return compute_ecdsa_inversed_secret_coeff_share(k, e, z)
+
+
 def prove_inverse_share(
     ctx: SessionContext, nonces: NonceRuns, session_id: SessionId
 ) -> EcdsaInversedNonceShare:
     """This member's ``u = k·e + z`` of the ended generations, with its proof."""
     k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
     e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
-    z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
-    share = compute_ecdsa_inversed_secret_coeff_share(k, e, z)
     context = proof_context(b"u", session_id, nonces.attempt, ctx.self_id)
     proof = prove_equal_logs(e, G, Point.base_mul(k), ctx.rng, context=context)
-    return EcdsaInversedNonceShare(session_id, nonces.attempt, share, proof)
+    return EcdsaInversedNonceShare(session_id, nonces.attempt, inverse_share(nonces), proof)
+
+
+def masked_signature_share(
+    nonces: Nonces, inversed_nonce_coeff: Scalar, secret_share: Scalar, message_hash: bytes
+) -> Scalar:
+    """This node's ``σ'_i = w·e_i·(h + s_i·r) + z'_i`` of the ended generations `nonces`."""
+    return compute_ecdsa_partial_signature(
+        inversed_nonce_coeff,
+        nonces.result(NonceKind.INVERSION_NONCE).secret_share,
+        secret_share,
+        _nonce_public(nonces),
+        message_hash,
+        signature_zero_share=signature_mask(nonces).secret_share,
+    )
 
 
 def signature_share(
@@ -183,14 +201,7 @@ def signature_share(
     """This member's ``σ'_i = w·e_i·(h + s_i·r) + z'_i`` and its proof."""
     e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
     nonce_public = _nonce_public(nonces)
-    share = compute_ecdsa_partial_signature(
-        inversed_nonce_coeff,
-        e,
-        secret_share,
-        nonce_public,
-        message_hash,
-        signature_zero_share=signature_mask(nonces).secret_share,
-    )
+    share = masked_signature_share(nonces, inversed_nonce_coeff, secret_share, message_hash)
     own_public = Point.base_mul(secret_share)
     base = signature_base(inversed_nonce_coeff, nonce_public, message_hash, own_public)
     context = proof_context(b"s", session_id, nonces.attempt, ctx.self_id)
@@ -204,7 +215,7 @@ def _nonce_public(nonces: Nonces) -> Point:
     return public
 
 
-class EcdsaSigningMaster(SigningMaster):
+class EcdsaSigningMaster(EcdsaSigning, SigningMaster):
     """The master of an ECDSA signing (phases by what they wait for).
 
     | phase                    | on                                | next                       |
@@ -228,7 +239,6 @@ class EcdsaSigningMaster(SigningMaster):
     |                          |                                   |  naming the broken links   |
     """
 
-    OPERATION = Operation.ECDSA
     #: the group of the presignature this signing tried first (empty without one)
     _presigned_group: frozenset[NodeId] = frozenset()
     _inverse_shares: dict[NodeId, tuple[Scalar, DleqProof | None]]
@@ -238,13 +248,19 @@ class EcdsaSigningMaster(SigningMaster):
     def _init_message(self, access: AccessRequest) -> object:
         return EcdsaSigningRequest(self.session_id, self.key_id, access, self.message_hash)
 
-    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
-        return _specs(self.threshold)
-
     def _reset_job(self) -> None:
         self._inverse_shares = {}
         self._signature_shares = {}
         self._inversed_nonce_coeff = None
+
+    @classmethod
+    def _check_hash(cls, message_hash: MessageHash) -> None:
+        try:
+            message_hash_scalar(message_hash)
+        except CryptoError:
+            raise InvalidRequest(
+                "an ECDSA message hash cannot be zero modulo the curve order"
+            ) from None
 
     def _job_phase(self) -> SigningPhase:
         if self._inversed_nonce_coeff is None:
@@ -271,11 +287,7 @@ class EcdsaSigningMaster(SigningMaster):
         return self.complete(signature, group.nodes, group.attempt)
 
     def _on_nonces_done(self, nonces: Nonces) -> list[Effect]:
-        k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
-        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
-        z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
-        own = compute_ecdsa_inversed_secret_coeff_share(k, e, z)
-        self._inverse_shares[self.ctx.self_id] = (own, None)
+        self._inverse_shares[self.ctx.self_id] = (inverse_share(nonces), None)
         return self._try_invert(nonces)
 
     def _on_job_message(self, sender: NodeId, message: object) -> list[Effect] | None:
@@ -330,17 +342,7 @@ class EcdsaSigningMaster(SigningMaster):
         self._inversed_nonce_coeff = coeff
         request = EcdsaSignatureRequest(self.session_id, nonces.attempt, coeff)
         effects: list[Effect] = self.broadcast(request, nonces.nodes)
-        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
-        own = compute_ecdsa_partial_signature(
-            coeff,
-            e,
-            self.version.secret_share,
-            _nonce_public(nonces),
-            self.message_hash,
-            signature_zero_share=signature_mask(nonces).secret_share,
-        )
-        self._signature_shares[self.ctx.self_id] = (own, None)
-        return effects + self._try_sign(nonces)
+        return effects + self._sign_own(nonces, coeff)
 
     def _inverse_share_holds(self, nonces: Nonces, node: NodeId) -> bool:
         share, proof = self._inverse_shares[node]
@@ -394,15 +396,11 @@ class EcdsaSigningMaster(SigningMaster):
         coeff = self._inversed_nonce_coeff
         if coeff is None or self.ctx.self_id in self._signature_shares:
             return []
-        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
-        own = compute_ecdsa_partial_signature(
-            coeff,
-            e,
-            self.version.secret_share,
-            _nonce_public(nonces),
-            self.message_hash,
-            signature_zero_share=signature_mask(nonces).secret_share,
-        )
+        return self._sign_own(nonces, coeff)
+
+    def _sign_own(self, nonces: Nonces, coeff: Scalar) -> list[Effect]:
+        """Keep this node's own σ'_i (it needs no proof), then sign if every share is in."""
+        own = masked_signature_share(nonces, coeff, self.version.secret_share, self.message_hash)
         self._signature_shares[self.ctx.self_id] = (own, None)
         return self._try_sign(nonces)
 
@@ -458,7 +456,7 @@ class EcdsaSigningMaster(SigningMaster):
         return verify_equal_logs(proof, G, blinding_public, base, unmasked, context=context)
 
 
-class EcdsaSigningSlave(SigningSlave):
+class EcdsaSigningSlave(EcdsaSigning, SigningSlave):
     """A candidate of someone else's ECDSA signing.
 
     | phase                    | on                                   | next                      |
@@ -478,11 +476,14 @@ class EcdsaSigningSlave(SigningSlave):
     |                          | the master breaks the protocol       | ENDED: ProtocolViolation  |
     """
 
-    OPERATION = Operation.ECDSA
     _signature_request: EcdsaSignatureRequest | None
 
-    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
-        return _specs(self.threshold)
+    @classmethod
+    def _check_hash(cls, master: NodeId, message_hash: MessageHash) -> None:
+        try:
+            message_hash_scalar(message_hash)
+        except CryptoError:
+            raise ProtocolViolation(short(master), "asked to sign a zero message hash") from None
 
     def _reset_job(self) -> None:
         self._signature_request = None
@@ -574,91 +575,9 @@ class EcdsaSigningSlave(SigningSlave):
 # --- factories ---------------------------------------------------------------------------
 
 
-def _needed(share: KeyShare, key_id: ServerKeyId, holders: int) -> int:
-    needed = signers_needed(share.threshold)
-    if needed > holders:
-        raise ConsensusUnreachable(
-            f"ECDSA signing with threshold {share.threshold} needs {needed} holders of key "
-            f"0x{key_id.hex()}; it has {holders}"
-        )
-    return needed
-
-
-def start_ecdsa_signing(
-    ctx: SessionContext,
-    session_id: SessionId,
-    request: SignEcdsa,
-    share: KeyShare | None,
-    connected: frozenset[NodeId],
-) -> tuple[Session, list[Effect]]:
-    """Master factory. Raises InvalidRequest (signature, message hash), ServerKeyNotFound,
-    ConsensusUnreachable (the key has fewer than 2t+1 holders, or fewer are connected)."""
-    requester = recover_requester_of(request.requester_signature, request.key_id)
-    message_hash = check_message_hash(request.message_hash)
-    check_binding(
-        ctx,
-        requester,
-        request.bound_signature,
-        operation=BoundOperation.SIGN_ECDSA,
-        key_id=request.key_id,
-        payload=signing_payload(message_hash),
-    )
-    try:
-        message_hash_scalar(message_hash)
-    except CryptoError:
-        raise InvalidRequest(
-            "an ECDSA message hash cannot be zero modulo the curve order"
-        ) from None
-    held = require_share(share, request.key_id)
-    version = select_version(held, request.key_id, ctx.self_id, request.version)
-    session = EcdsaSigningMaster(
-        ctx,
-        session_id,
-        request.key_id,
-        share=held,
-        version=version,
-        requester=requester,
-        requester_signature=request.requester_signature,
-        message_hash=message_hash,
-        needed=_needed(held, request.key_id, len(version.nodes)),
-        connected=connected,
-        bound_signature=request.bound_signature,
-        block=request.block,
-    )
-    return session, session.start()
-
-
-def join_ecdsa_signing(
-    ctx: SessionContext, sender: NodeId, message: EcdsaSigningRequest, share: KeyShare | None
-) -> tuple[Session, list[Effect]]:
-    """Slave factory; the errors it raises reach the master as a SessionError."""
-    held = require_share(share, message.key_id)
-    check = AccessCheck.of(ctx, sender, message, held)
-    check_binding(
-        ctx,
-        check.requester,
-        message.access.bound_signature,
-        operation=BoundOperation.SIGN_ECDSA,
-        key_id=message.key_id,
-        payload=signing_payload(message.message_hash),
-    )
-    try:
-        message_hash_scalar(message.message_hash)
-    except CryptoError:
-        raise ProtocolViolation(short(sender), "asked to sign a zero message hash") from None
-    session = EcdsaSigningSlave(
-        ctx,
-        sender,
-        session_id=message.session_id,
-        key_id=message.key_id,
-        init=message,
-        share=held,
-        check=check,
-        message_hash=message.message_hash,
-        needed=_needed(held, message.key_id, len(check.version.nodes)),
-    )
-    return session, check.start()
-
+#: The master factory (SigningMaster.open) and the slave factory (SigningSlave.join).
+start_ecdsa_signing = EcdsaSigningMaster.open
+join_ecdsa_signing = EcdsaSigningSlave.join
 
 MASTERS: dict[type, MasterFactory] = {SignEcdsa: start_ecdsa_signing}
 SLAVES: dict[type, SlaveFactory] = {EcdsaSigningRequest: join_ecdsa_signing}

@@ -5,18 +5,19 @@ A member's SigningNodeLost says only that its own link to another member broke: 
 records the broken link and selects a group without both ends (AccessConsensus), so a member
 that reports everyone lost excludes itself, never an honest node.
 
-A subclass adds its signing steps through the hooks `_init_message`, `_nonce_specs`,
-`_reset_job`, `_on_nonces_done`, `_on_job_message`, `_job_phase` and `_missing` (see
-SchnorrSigningMaster and EcdsaSigningMaster).
+A subclass adds its signing steps through the hooks `_init_message`, `_reset_job`,
+`_on_nonces_done`, `_on_job_message`, `_job_phase`, `_missing` and `_check_hash` (see
+SchnorrSigningMaster and EcdsaSigningMaster); what tells the schemes apart on both halves
+(`OPERATION`, `BOUND_OPERATION`, `_signers_needed`, `_nonce_specs`) comes from its scheme's
+class (SchnorrSigning, EcdsaSigning). `open` is the master factory of every scheme.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
-from typing import ClassVar
 
-from secretstore.audit.model import AuditFacts, Operation
+from secretstore.audit.model import AuditFacts
+from secretstore.crypto.bound import signing_payload
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
 from secretstore.sessions.audit import master_record, receipt_problem
@@ -35,12 +36,18 @@ from secretstore.sessions.consensus import (
     Decision,
     GroupSelected,
     Requester,
+    recover_requester_of,
+    require_share,
+    select_version,
 )
+from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
-    NonceRuns,
     Nonces,
-    NonceSpec,
+    SigningHalf,
     SigningPhase,
+    SigningRequest,
+    check_message_hash,
+    feed_nonce_message,
     misfit_error,
     names,
     signing_facts,
@@ -49,7 +56,6 @@ from secretstore.storage.model import KeyShare, KeyShareVersion
 from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
 from secretstore.wire.consensus import AccessRequest, ConsensusResponse
 from secretstore.wire.signing import (
-    NonceKind,
     SigningFault,
     SigningNodeLost,
     SigningNonceMessage,
@@ -58,11 +64,8 @@ from secretstore.wire.signing import (
 )
 
 
-class SigningMaster(Session):
+class SigningMaster(SigningHalf):
     """Master half. `needed` nodes (the master among them) run each attempt."""
-
-    #: what the audit log calls this signing
-    OPERATION: ClassVar[Operation]
 
     def __init__(
         self,
@@ -106,8 +109,7 @@ class SigningMaster(Session):
         self.share_publics: dict[NodeId, Point] = {
             ctx.self_id: Point.base_mul(version.secret_share)
         }
-        #: the nonce generations of the running attempt, None while no group runs
-        self.nonces: Nonces | None = None
+        self.nonces = None
         #: what members that timed out first reported
         self._timeouts = TimeoutReports()
         #: the consensus failed on a member's timeout; the session ends once every node it
@@ -115,45 +117,72 @@ class SigningMaster(Session):
         self._doomed: SecretStoreError | None = None
         self._reset_job()
 
+    @classmethod
+    def open(
+        cls,
+        ctx: SessionContext,
+        session_id: SessionId,
+        request: SigningRequest,
+        share: KeyShare | None,
+        connected: frozenset[NodeId],
+    ) -> tuple[Session, list[Effect]]:
+        """The master factory: the session for a client's `request`, started. Raises
+        InvalidRequest (signature, message hash, binding), ServerKeyNotFound (no share of the
+        key or version here), ConsensusUnreachable (too few holders connected, or as
+        `_signers_needed` says)."""
+        requester = recover_requester_of(request.requester_signature, request.key_id)
+        message_hash = check_message_hash(request.message_hash)
+        check_binding(
+            ctx,
+            requester,
+            request.bound_signature,
+            operation=cls.BOUND_OPERATION,
+            key_id=request.key_id,
+            payload=signing_payload(message_hash),
+        )
+        cls._check_hash(message_hash)
+        held = require_share(share, request.key_id)
+        version = select_version(held, request.key_id, ctx.self_id, request.version)
+        session = cls(
+            ctx,
+            session_id,
+            request.key_id,
+            share=held,
+            version=version,
+            requester=requester,
+            requester_signature=request.requester_signature,
+            message_hash=message_hash,
+            needed=cls._signers_needed(held, request.key_id, len(version.nodes)),
+            connected=connected,
+            bound_signature=request.bound_signature,
+            block=request.block,
+        )
+        return session, session.start()
+
     # --- hooks --------------------------------------------------------------------------
+    @classmethod
+    def _check_hash(cls, message_hash: MessageHash) -> None:
+        """Raise InvalidRequest for a message hash this scheme cannot sign (any by default)."""
+
     @abstractmethod
     def _init_message(self, access: AccessRequest) -> object:
         """The initialising message sent to every candidate."""
-
-    @abstractmethod
-    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
-        """The nonce generations of one attempt."""
 
     @abstractmethod
     def _reset_job(self) -> None:
         """Set up (forget) the signing state of an attempt; also called on construction."""
 
     @abstractmethod
-    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]:
-        """This node's generations of the running attempt ended."""
-
-    @abstractmethod
     def _on_job_message(self, sender: NodeId, message: object) -> list[Effect] | None:
         """A session-specific message; None when the type is not one."""
-
-    @abstractmethod
-    def _job_phase(self) -> SigningPhase:
-        """The phase once the generations of the running attempt ended."""
 
     @abstractmethod
     def _missing(self, nonces: Nonces) -> list[NodeId]:
         """Members whose next answer has not come (for a timeout)."""
 
     # --- state ----------------------------------------------------------------------------
-    @property
-    def phase(self) -> SigningPhase:
-        if self.finished:
-            return SigningPhase.ENDED
-        if self.nonces is None:
-            return SigningPhase.WAITING_FOR_ACCESS
-        if not self.nonces.done:
-            return SigningPhase.WAITING_FOR_NONCES
-        return self._job_phase()
+    def _phase_before_nonces(self) -> SigningPhase:
+        return SigningPhase.WAITING_FOR_ACCESS
 
     @property
     def participants(self) -> frozenset[NodeId]:
@@ -183,14 +212,6 @@ class SigningMaster(Session):
         return self._guarded(lambda: self._follow(self.consensus.on_slow()))
 
     # --- events ---------------------------------------------------------------------------
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if self.finished:
-            return []
-        try:
-            return self._dispatch(sender, message)
-        except SecretStoreError as exc:
-            return self.fail(exc)
-
     def on_access_checked(self, allowed: bool) -> list[Effect]:
         if self.finished:
             return []
@@ -317,14 +338,6 @@ class SigningMaster(Session):
         return public
 
     # --- internals ------------------------------------------------------------------------
-    def _guarded(self, step: Callable[[], list[Effect]]) -> list[Effect]:
-        if self.finished:
-            return []
-        try:
-            return step()
-        except SecretStoreError as exc:
-            return self.fail(exc)
-
     def _on_access_answer(self, sender: NodeId, message: ConsensusResponse) -> list[Effect] | None:
         """Hook: a candidate's access answer, seen first by the subclass (ECDSA, when it is
         from a member of a presigned group); None to handle it as usual."""
@@ -345,9 +358,7 @@ class SigningMaster(Session):
             nonces = self.current(sender, message.attempt)
             if nonces is None:
                 return []
-            effects: list[Effect] = []
-            effects += nonces.on_message(sender, message.kind, message.message)
-            return effects + self._progress()
+            return feed_nonce_message(nonces, sender, message) + self._progress()
         if isinstance(message, SigningFault):
             if self.current(sender, message.attempt) is None:
                 return []
@@ -361,13 +372,6 @@ class SigningMaster(Session):
         if effects_or_none is None:
             raise ProtocolViolation(short(sender), f"sent {type(message).__name__}")
         return effects_or_none
-
-    def _progress(self) -> list[Effect]:
-        nonces = self.nonces
-        if nonces is None or nonces.handled or not nonces.done:
-            return []
-        nonces.handled = True
-        return self._on_nonces_done(nonces)
 
     def _on_link_lost(self, sender: NodeId, report: SigningNodeLost) -> list[Effect]:
         """A member can only know its own links: its report breaks the link sender–node (the
@@ -412,15 +416,7 @@ class SigningMaster(Session):
 
     def _begin(self, group: GroupSelected) -> list[Effect]:
         self._reset_job()
-        nonces = NonceRuns(
-            self.ctx,
-            self.session_id,
-            self.key_id,
-            attempt=group.attempt,
-            nodes=group.nodes,
-            id_numbers=self.id_numbers,
-            specs=self._nonce_specs(),
-        )
+        nonces = self._nonce_runs(group.attempt, group.nodes)
         self.nonces = nonces
         request = SigningNonceRequest(self.session_id, group.attempt, group.nodes)
         effects: list[Effect] = self.broadcast(request, group.nodes)

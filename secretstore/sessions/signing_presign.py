@@ -49,11 +49,7 @@ from itertools import pairwise
 
 from secretstore.crypto.curve import ZERO, Point, Scalar
 from secretstore.crypto.dleq import DleqProof
-from secretstore.crypto.ecdsa import (
-    compute_ecdsa_inversed_secret_coeff_from_shares,
-    compute_ecdsa_inversed_secret_coeff_share,
-    signers_needed,
-)
+from secretstore.crypto.ecdsa import compute_ecdsa_inversed_secret_coeff_from_shares, signers_needed
 from secretstore.crypto.shadow_proofs import share_public
 from secretstore.errors import (
     ConsensusUnreachable,
@@ -65,9 +61,17 @@ from secretstore.sessions.base import Effect, Send, Session, SessionContext, sho
 from secretstore.sessions.consensus import random_sample, require_share, select_version
 from secretstore.sessions.core import MasterFactory, SlaveFactory
 from secretstore.sessions.presign import Presignature, StoredNonce
-from secretstore.sessions.signing_common import NonceRuns, culprit_of, names, what_of
+from secretstore.sessions.signing_common import (
+    GuardedSession,
+    NonceRuns,
+    culprit_of,
+    feed_nonce_message,
+    names,
+    what_of,
+)
 from secretstore.sessions.signing_ecdsa import (
     ecdsa_nonce_specs,
+    inverse_share,
     inverse_share_holds,
     prove_inverse_share,
 )
@@ -157,7 +161,7 @@ def presignature_of(
     )
 
 
-class PresignMaster(Session):
+class PresignMaster(GuardedSession):
     """The master of one presigning (phase table in the module docstring)."""
 
     def __init__(
@@ -201,14 +205,6 @@ class PresignMaster(Session):
         )
         return self.broadcast(request, self.group)
 
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if self.finished:
-            return []
-        try:
-            return self._dispatch(sender, message)
-        except SecretStoreError as exc:
-            return self.fail(exc)
-
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
         return self.fail(ConsensusUnreachable(f"node {short(node)} of the group disconnected"))
 
@@ -230,9 +226,7 @@ class PresignMaster(Session):
         if isinstance(message, SigningNonceMessage) and nonces is not None:
             if message.attempt != ATTEMPT:
                 raise ProtocolViolation(short(sender), f"sent attempt {message.attempt}")
-            effects: list[Effect] = []
-            effects += nonces.on_message(sender, message.kind, message.message)
-            return effects + self._progress(nonces)
+            return feed_nonce_message(nonces, sender, message) + self._progress(nonces)
         if isinstance(message, EcdsaInversedNonceShare) and nonces is not None:
             known = self.inverse_shares.get(sender)
             if message.attempt != ATTEMPT or (
@@ -276,11 +270,7 @@ class PresignMaster(Session):
         if nonces.handled or not nonces.done:
             return []
         nonces.handled = True
-        k = nonces.result(NonceKind.SIGNATURE_NONCE).secret_share
-        e = nonces.result(NonceKind.INVERSION_NONCE).secret_share
-        z = nonces.result(NonceKind.INVERSION_ZERO).secret_share
-        own = compute_ecdsa_inversed_secret_coeff_share(k, e, z)
-        self.inverse_shares[self.ctx.self_id] = (own, None)
+        self.inverse_shares[self.ctx.self_id] = (inverse_share(nonces), None)
         return self._try_keep(nonces)
 
     def _try_keep(self, nonces: NonceRuns) -> list[Effect]:
@@ -320,7 +310,7 @@ class PresignMaster(Session):
         )
 
 
-class PresignSlave(Session):
+class PresignSlave(GuardedSession):
     """A member of another node's presigning (phase table in the module docstring)."""
 
     def __init__(
@@ -353,14 +343,6 @@ class PresignSlave(Session):
     @property
     def participants(self) -> frozenset[NodeId]:
         return frozenset(self.request.nodes)
-
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if self.finished:
-            return []
-        try:
-            return self._dispatch(sender, message)
-        except SecretStoreError as exc:
-            return self.fail(exc)
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
         if self.finished:
@@ -422,9 +404,7 @@ class PresignSlave(Session):
         self, nonces: NonceRuns, sender: NodeId, message: SigningNonceMessage
     ) -> list[Effect]:
         try:
-            effects: list[Effect] = []
-            effects += nonces.on_message(sender, message.kind, message.message)
-            return effects
+            return feed_nonce_message(nonces, sender, message)
         except SecretStoreError as exc:
             culprit = culprit_of(exc, nonces.nodes, sender)
             fault = SigningFault(self.session_id, ATTEMPT, culprit, what_of(exc))

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from secretstore.audit.model import Operation
-from secretstore.crypto.bound import BoundOperation, signing_payload
+from secretstore.crypto.bound import BoundOperation
 from secretstore.crypto.curve import Point, Scalar
 from secretstore.crypto.schnorr import (
     SchnorrSignature,
@@ -38,26 +38,20 @@ from secretstore.crypto.schnorr import (
 )
 from secretstore.crypto.shamir import lagrange_coefficient
 from secretstore.errors import ProtocolViolation
-from secretstore.sessions.base import Effect, Session, SessionContext, short
-from secretstore.sessions.consensus import (
-    AccessCheck,
-    recover_requester_of,
-    require_share,
-    select_version,
-)
+from secretstore.sessions.base import Effect, SessionContext, short
 from secretstore.sessions.core import MasterFactory, SlaveFactory
-from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
     Nonces,
     NonceSpec,
+    SigningHalf,
     SigningPhase,
-    check_message_hash,
+    SigningRequest,
     names,
 )
 from secretstore.sessions.signing_master import SigningMaster
 from secretstore.sessions.signing_slave import SigningSlave
 from secretstore.storage.model import KeyShare, KeyShareVersion
-from secretstore.types import BlockRef, MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import MessageHash, NodeId, ServerKeyId
 from secretstore.wire.consensus import AccessRequest
 from secretstore.wire.signing import NonceKind, SchnorrSignatureShare, SchnorrSigningRequest
 
@@ -65,27 +59,24 @@ __all__ = ["MASTERS", "SLAVES", "SchnorrSignature", "SignSchnorr"]
 
 
 @dataclass(frozen=True, slots=True)
-class SignSchnorr:
-    """Request: sign `message_hash` (32 bytes) with server key `key_id`.
-
-    `requester_signature`: 65 bytes r‖s‖v over `key_id` (the requester is recovered from
-    it); `version`: the key version hash to use, None for the master's newest;
-    `bound_signature`: the requester's signature over this very signing (crypto/bound.py),
-    or None for Parity's form; `block`: the chain block the access decisions are pinned to
-    (None without a chain ACL).
-    Result: SchnorrSignature.
-    """
-
-    key_id: ServerKeyId
-    requester_signature: bytes
-    message_hash: MessageHash
-    version: bytes | None = None
-    bound_signature: bytes | None = None
-    block: BlockRef | None = None
+class SignSchnorr(SigningRequest):
+    """Request: sign `message_hash` (32 bytes) with server key `key_id` (the fields as
+    SigningRequest says). Result: SchnorrSignature."""
 
 
-def _specs(threshold: int) -> dict[NonceKind, NonceSpec]:
-    return {NonceKind.SIGNATURE_NONCE: NonceSpec(threshold)}
+class SchnorrSigning(SigningHalf):
+    """What makes a signing half (master or slave) a Schnorr one: its name in the audit log
+    and in a bound signature, groups of t+1, and one nonce generation (threshold t)."""
+
+    OPERATION = Operation.SCHNORR
+    BOUND_OPERATION = BoundOperation.SIGN_SCHNORR
+
+    @classmethod
+    def _signers_needed(cls, share: KeyShare, key_id: ServerKeyId, holders: int) -> int:
+        return share.threshold + 1
+
+    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
+        return {NonceKind.SIGNATURE_NONCE: NonceSpec(self.threshold)}
 
 
 def _weight(version: KeyShareVersion, node: NodeId, nodes: tuple[NodeId, ...]) -> Scalar:
@@ -118,7 +109,7 @@ def compute_share(
     )
 
 
-class SchnorrSigningMaster(SigningMaster):
+class SchnorrSigningMaster(SchnorrSigning, SigningMaster):
     """The master of a Schnorr signing.
 
     | phase (waits for)            | on                             | next                         |
@@ -140,14 +131,10 @@ class SchnorrSigningMaster(SigningMaster):
     Shares may arrive before the master's own generation ended; they are kept.
     """
 
-    OPERATION = Operation.SCHNORR
     _shares: dict[NodeId, Scalar]
 
     def _init_message(self, access: AccessRequest) -> object:
         return SchnorrSigningRequest(self.session_id, self.key_id, access, self.message_hash)
-
-    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
-        return _specs(self.threshold)
 
     def _reset_job(self) -> None:
         self._shares = {}
@@ -215,7 +202,7 @@ class SchnorrSigningMaster(SigningMaster):
         )
 
 
-class SchnorrSigningSlave(SigningSlave):
+class SchnorrSigningSlave(SchnorrSigning, SigningSlave):
     """A candidate of someone else's Schnorr signing.
 
     | phase (waits for)         | on                                  | next                      |
@@ -234,11 +221,6 @@ class SchnorrSigningSlave(SigningSlave):
     Nonce messages of an attempt this node has not been asked for yet are kept until it is.
     """
 
-    OPERATION = Operation.SCHNORR
-
-    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]:
-        return _specs(self.threshold)
-
     def _reset_job(self) -> None:
         pass
 
@@ -256,72 +238,9 @@ class SchnorrSigningSlave(SigningSlave):
 # --- factories ---------------------------------------------------------------------------
 
 
-def start_schnorr_signing(
-    ctx: SessionContext,
-    session_id: SessionId,
-    request: SignSchnorr,
-    share: KeyShare | None,
-    connected: frozenset[NodeId],
-) -> tuple[Session, list[Effect]]:
-    """Master factory. Raises InvalidRequest (signature, message hash), ServerKeyNotFound (no
-    share of the key or version here), ConsensusUnreachable (fewer than t+1 holders
-    connected)."""
-    requester = recover_requester_of(request.requester_signature, request.key_id)
-    message_hash = check_message_hash(request.message_hash)
-    check_binding(
-        ctx,
-        requester,
-        request.bound_signature,
-        operation=BoundOperation.SIGN_SCHNORR,
-        key_id=request.key_id,
-        payload=signing_payload(message_hash),
-    )
-    held = require_share(share, request.key_id)
-    version = select_version(held, request.key_id, ctx.self_id, request.version)
-    session = SchnorrSigningMaster(
-        ctx,
-        session_id,
-        key_id=request.key_id,
-        share=held,
-        version=version,
-        requester=requester,
-        requester_signature=request.requester_signature,
-        message_hash=message_hash,
-        needed=held.threshold + 1,
-        connected=connected,
-        bound_signature=request.bound_signature,
-        block=request.block,
-    )
-    return session, session.start()
-
-
-def join_schnorr_signing(
-    ctx: SessionContext, sender: NodeId, message: SchnorrSigningRequest, share: KeyShare | None
-) -> tuple[Session, list[Effect]]:
-    """Slave factory; the errors it raises reach the master as a SessionError."""
-    held = require_share(share, message.key_id)
-    check = AccessCheck.of(ctx, sender, message, held)
-    check_binding(
-        ctx,
-        check.requester,
-        message.access.bound_signature,
-        operation=BoundOperation.SIGN_SCHNORR,
-        key_id=message.key_id,
-        payload=signing_payload(message.message_hash),
-    )
-    session = SchnorrSigningSlave(
-        ctx,
-        sender,
-        session_id=message.session_id,
-        key_id=message.key_id,
-        init=message,
-        share=held,
-        check=check,
-        message_hash=message.message_hash,
-        needed=held.threshold + 1,
-    )
-    return session, check.start()
-
+#: The master factory (SigningMaster.open) and the slave factory (SigningSlave.join).
+start_schnorr_signing = SchnorrSigningMaster.open
+join_schnorr_signing = SchnorrSigningSlave.join
 
 MASTERS: dict[type, MasterFactory] = {SignSchnorr: start_schnorr_signing}
 SLAVES: dict[type, SlaveFactory] = {SchnorrSigningRequest: join_schnorr_signing}

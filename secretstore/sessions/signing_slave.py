@@ -5,9 +5,10 @@ A loss report (SigningNodeLost) is about this node's own link only: sent when a 
 running attempt disconnects, or at once instead of starting an attempt whose group holds a
 peer this node lost earlier in the session.
 
-A subclass adds its signing steps through the hooks `_nonce_specs`, `_reset_job`,
-`_on_nonces_done`, `_on_job_message` and `_job_phase` (see SchnorrSigningSlave and
-EcdsaSigningSlave).
+A subclass adds its signing steps through the hooks `_reset_job`, `_on_nonces_done`,
+`_on_job_message`, `_job_phase` and `_check_hash` (see SchnorrSigningSlave and
+EcdsaSigningSlave); what tells the schemes apart comes from its scheme's class, as for the
+master (signing_master.py). `join` is the slave factory of every scheme.
 """
 
 from __future__ import annotations
@@ -15,28 +16,29 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import replace
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import Any
 
-from secretstore.audit.model import Operation
+from secretstore.crypto.bound import signing_payload
 from secretstore.crypto.curve import Point
 from secretstore.errors import ProtocolViolation, SecretStoreError
 from secretstore.sessions.audit import record
 from secretstore.sessions.base import Effect, Send, Session, SessionContext, lost_node, short
-from secretstore.sessions.consensus import AccessCheck, max_attempts
+from secretstore.sessions.consensus import AccessCheck, max_attempts, require_share
+from secretstore.sessions.requester import check_binding
 from secretstore.sessions.signing_common import (
-    NonceRuns,
     Nonces,
-    NonceSpec,
+    SigningHalf,
+    SigningInit,
     SigningPhase,
     culprit_of,
+    feed_nonce_message,
     signing_facts,
     what_of,
 )
 from secretstore.storage.model import KeyShare
-from secretstore.types import MessageHash, NodeId, ServerKeyId, SessionId
+from secretstore.types import MessageHash, NodeId
 from secretstore.wire.consensus import ConsensusCompleted
 from secretstore.wire.signing import (
-    NonceKind,
     SigningFault,
     SigningNodeLost,
     SigningNonceMessage,
@@ -49,57 +51,70 @@ from secretstore.wire.signing import (
 MESSAGES_PER_GENERATION = 3
 
 
-class SigningSlave(Session):
-    """Slave half: a candidate of someone else's signing session."""
-
-    #: what the audit log calls this signing
-    OPERATION: ClassVar[Operation]
+class SigningSlave(SigningHalf):
+    """Slave half: a candidate of someone else's signing session, which `init` (the master's
+    initialising message) names with its key and message hash."""
 
     def __init__(
         self,
         ctx: SessionContext,
         master: NodeId,
+        init: SigningInit,
         *,
-        session_id: SessionId,
-        key_id: ServerKeyId,
-        init: object,
         share: KeyShare,
         check: AccessCheck,
-        message_hash: MessageHash,
         needed: int,
     ) -> None:
-        super().__init__(ctx, session_id, master, key_id)
+        super().__init__(ctx, init.session_id, master, init.key_id)
         self._init = init
         self.share = share
         self.check = check
         self.version = check.version
         self.threshold = share.threshold
-        self.message_hash = message_hash
+        self.message_hash = init.message_hash
         self.needed = needed
         self.id_numbers = self.version.id_numbers_map()
-        self.nonces: Nonces | None = None
+        self.nonces = None
         self._request: SigningNonceRequest | None = None
         self._early: dict[int, list[tuple[NodeId, SigningNonceMessage]]] = {}
         #: peers this node lost its link to during the session (reported when grouped with)
         self._unreachable: set[NodeId] = set()
         self._reset_job()
 
+    @classmethod
+    def join(
+        cls, ctx: SessionContext, sender: NodeId, message: SigningInit, share: KeyShare | None
+    ) -> tuple[Session, list[Effect]]:
+        """The slave factory: this node's session for the master `sender`'s initialising
+        `message`, its access check started; the errors it raises reach the master as a
+        SessionError."""
+        held = require_share(share, message.key_id)
+        check = AccessCheck.of(ctx, sender, message, held)
+        check_binding(
+            ctx,
+            check.requester,
+            message.access.bound_signature,
+            operation=cls.BOUND_OPERATION,
+            key_id=message.key_id,
+            payload=signing_payload(message.message_hash),
+        )
+        cls._check_hash(sender, message.message_hash)
+        needed = cls._signers_needed(held, message.key_id, len(check.version.nodes))
+        session = cls(ctx, sender, message, share=held, check=check, needed=needed)
+        return session, check.start()
+
     # --- hooks --------------------------------------------------------------------------
-    @abstractmethod
-    def _nonce_specs(self) -> dict[NonceKind, NonceSpec]: ...
+    @classmethod
+    def _check_hash(cls, master: NodeId, message_hash: MessageHash) -> None:
+        """Raise ProtocolViolation naming `master` for a message hash this scheme cannot
+        sign (any by default)."""
 
     @abstractmethod
     def _reset_job(self) -> None: ...
 
     @abstractmethod
-    def _on_nonces_done(self, nonces: Nonces) -> list[Effect]: ...
-
-    @abstractmethod
     def _on_job_message(self, message: object) -> list[Effect] | None:
         """A session-specific message from the master; None when the type is not one."""
-
-    @abstractmethod
-    def _job_phase(self) -> SigningPhase: ...
 
     # --- state ----------------------------------------------------------------------------
     @property
@@ -107,17 +122,10 @@ class SigningSlave(Session):
         """The attempt of the latest nonce request (0 before the first)."""
         return 0 if self._request is None else self._request.attempt
 
-    @property
-    def phase(self) -> SigningPhase:
-        if self.finished:
-            return SigningPhase.ENDED
+    def _phase_before_nonces(self) -> SigningPhase:
         if self.check.allowed is None:
             return SigningPhase.WAITING_FOR_ACCESS_CHECK
-        if self.nonces is None:
-            return SigningPhase.WAITING_FOR_NONCE_REQUEST
-        if not self.nonces.done:
-            return SigningPhase.WAITING_FOR_NONCES
-        return self._job_phase()
+        return SigningPhase.WAITING_FOR_NONCE_REQUEST
 
     @property
     def participants(self) -> frozenset[NodeId]:
@@ -147,14 +155,6 @@ class SigningSlave(Session):
             public = Point.base_mul(self.version.secret_share)
             effects.append(Send(self.master, SigningSharePublic(self.session_id, public)))
         return effects
-
-    def on_message(self, sender: NodeId, message: object) -> list[Effect]:
-        if self.finished:
-            return []
-        try:
-            return self._dispatch(sender, message)
-        except SecretStoreError as exc:  # the master broke the protocol, or this node failed
-            return self.fail(exc)
 
     def on_node_disconnected(self, node: NodeId) -> list[Effect]:
         if self.finished:
@@ -240,15 +240,7 @@ class SigningSlave(Session):
                 Send(self.master, SigningNodeLost(self.session_id, request.attempt, node))
                 for node in lost
             ]
-        self.nonces = NonceRuns(
-            self.ctx,
-            self.session_id,
-            self.key_id,
-            attempt=request.attempt,
-            nodes=request.nodes,
-            id_numbers=self.id_numbers,
-            specs=self._nonce_specs(),
-        )
+        self.nonces = self._nonce_runs(request.attempt, request.nodes)
         effects: list[Effect] = []
         effects += self.nonces.start()
         for sender, message in early:
@@ -291,8 +283,7 @@ class SigningSlave(Session):
         if nonces is None:
             return []  # this node gave the attempt up
         try:
-            effects: list[Effect] = []
-            effects += nonces.on_message(sender, message.kind, message.message)
+            effects = feed_nonce_message(nonces, sender, message)
         except SecretStoreError as exc:
             self.nonces = None
             self._reset_job()
@@ -300,10 +291,3 @@ class SigningSlave(Session):
             fault = SigningFault(self.session_id, nonces.attempt, culprit, what_of(exc))
             return [Send(self.master, fault)]
         return effects + self._progress()
-
-    def _progress(self) -> list[Effect]:
-        nonces = self.nonces
-        if nonces is None or nonces.handled or not nonces.done:
-            return []
-        nonces.handled = True
-        return self._on_nonces_done(nonces)
