@@ -146,18 +146,16 @@ async def call_showing_progress(
     call: Coroutine[Any, Any, tuple[int, bytes]],
     running: Callable[[ClusterView], dict[str, Any] | None],
     out: IO[str],
-    *,
-    skip: tuple[type[Exception], ...],
 ) -> tuple[int, bytes]:
     """Run `call` (an admin request the node answers when all is done: its status and body)
     while showing how far `running` of the node's /health says it is; a /health read that
-    raises one of `skip` shows nothing that time. aiohttp.ClientError if the call fails
-    (the progress line ended first)."""
+    fails shows nothing that time (the request goes on on the node). aiohttp.ClientError if
+    the call fails (the progress line ended first)."""
     progress = Progress(out)
     task = asyncio.ensure_future(call)
     try:
         while not task.done():
-            with contextlib.suppress(*skip):
+            with contextlib.suppress(UsageError, SecretStoreError):
                 progress.show(running(await fetch_view(session, url)))
             await asyncio.wait([task], timeout=POLL_INTERVAL)
         answer = task.result()
@@ -219,7 +217,6 @@ async def change_node_set(
                 call,
                 lambda view: view.change,
                 out,
-                skip=(UsageError, SecretStoreError),
             )
         except aiohttp.ClientError as exc:
             print(f"the node did not answer: {connection_problem(exc)}", file=out)

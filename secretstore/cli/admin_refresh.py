@@ -26,6 +26,7 @@ from secretstore.cli.admin import (
     fetch_view,
     short,
 )
+from secretstore.client.http_client import connection_problem
 from secretstore.crypto.admin import keys_digest, sign_refresh
 from secretstore.crypto.keys import KeyPair
 from secretstore.encoding import parse_hex, to_hex
@@ -80,10 +81,10 @@ async def refresh_keys(
 
         try:
             status, answer = await call_showing_progress(
-                session, url, call(), lambda view: view.refresh, out, skip=(UsageError,)
+                session, url, call(), lambda view: view.refresh, out
             )
         except aiohttp.ClientError as exc:
-            print(f"the node did not answer: {exc}", file=out)
+            print(f"the node did not answer: {connection_problem(exc)}", file=out)
             return EXIT_FAILED
     text = answer.decode("utf-8", "replace")
     if status != 200:
