@@ -540,9 +540,10 @@ def main() -> None:
     parser.add_argument("--signs", type=int, default=300, help="signatures of each kind (0: none)")
     parser.add_argument("--sign-keys", type=int, default=4, help="server keys signed with")
     parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval runs")
-    parser.add_argument("--profile", type=Path, help="cProfile every node into this directory")
+    wrappers = parser.add_mutually_exclusive_group()
+    wrappers.add_argument("--profile", type=Path, help="cProfile every node into this directory")
+    wrappers.add_argument("--gc-stats", type=Path, help="time every node's garbage collector")
     parser.add_argument("--cpu-timer", action="store_true", help="cProfile in CPU time")
-    parser.add_argument("--gc-stats", type=Path, help="time every node's garbage collector")
     parser.add_argument("--py-spy", help="py-spy executable: sample every node (see --out)")
     parser.add_argument("--py-spy-options", default="--rate 200 --nonblocking")
     parser.add_argument("--out", type=Path, default=Path("."), help="py-spy output directory")
@@ -553,14 +554,17 @@ def main() -> None:
         help="audit_sync of the signing and generation clusters (retrieval runs both)",
     )
     args = parser.parse_args()
+    wrapped = None  # a node process that writes figures of its own into a directory
     if args.profile is not None:
+        wrapped = PROFILED_NODE.format(
+            directory=str(args.profile.resolve()), cpu_timer=args.cpu_timer
+        )
         args.profile.mkdir(parents=True, exist_ok=True)
-        code = PROFILED_NODE.format(directory=str(args.profile.resolve()), cpu_timer=args.cpu_timer)
-        e2e_cluster.NODE_COMMAND = (sys.executable, "-c", code)
     elif args.gc_stats is not None:
+        wrapped = GC_TIMED_NODE.format(directory=str(args.gc_stats.resolve()))
         args.gc_stats.mkdir(parents=True, exist_ok=True)
-        code = GC_TIMED_NODE.format(directory=str(args.gc_stats.resolve()))
-        e2e_cluster.NODE_COMMAND = (sys.executable, "-c", code)
+    if wrapped is not None:
+        e2e_cluster.NODE_COMMAND = (sys.executable, "-c", wrapped)
     sampler = None
     if args.py_spy is not None:
         args.out.mkdir(parents=True, exist_ok=True)
